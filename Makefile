@@ -1,0 +1,35 @@
+# The two set-up commands of the README:  `make run`  and  `make test`.
+# Everything they need is installed from the project's own files (pyproject.toml + uv.lock).
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+UV_VERSION := 0.13.9
+UV := var/tools/bin/uv
+VENV := .venv
+ADDR ?= 127.0.0.1:8000
+
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: install run test lint
+
+$(UV):
+	$(PYTHON) -m venv var/tools
+	var/tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+## install: the virtual environment, exactly as locked (two installs are identical)
+install: $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+
+## run: the platform on the embedded default (SQLite under var/, a worker), with demo data
+run: install
+	$(VENV)/bin/python manage.py migrate --noinput
+	$(VENV)/bin/python manage.py demo_setup
+	@echo "Open http://$(ADDR)/  (studio at /studio/, API docs at /api/docs/)"
+	$(VENV)/bin/python manage.py serve $(ADDR)
+
+## test: the whole suite on PostgreSQL and the local Kubernetes control plane (provisioned on demand)
+test: install lint
+	$(VENV)/bin/python -m tests.support.run $(ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .

@@ -1,0 +1,185 @@
+"""The PaaS Studio: the Django admin, branded, with permission-aware base classes.
+
+``ScopedModelAdmin`` takes its queryset from a selector (so no studio page can list what the user may
+not see; an object outside it is "not found", like a missing one) and routes saves and deletes
+through services. An ``ApplicationError`` from a service is shown on the form, with the input kept.
+"""
+
+from collections.abc import Callable
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpResponseRedirect
+
+from paas import authz
+from paas.errors import ApplicationError
+from paas.models import ApiToken, AuditEvent, WorkerHeartbeat
+
+
+class ScopedModelAdmin(admin.ModelAdmin):
+    """Base for every studio page of ours. Subclasses set ``selector`` (user -> queryset)."""
+
+    selector: Callable[..., QuerySet] | None = None
+
+    def get_queryset(self, request) -> QuerySet:
+        selector = type(self).selector
+        if selector is None:
+            raise NotImplementedError(f"{type(self).__name__} must set `selector`")
+        queryset = selector(request.user)
+        ordering = self.get_ordering(request)
+        return queryset.order_by(*ordering) if ordering else queryset
+
+    # Django's model permissions are not ours: object visibility comes from the selector and each
+    # action asks paas.authz through the methods below.
+    def has_module_permission(self, request) -> bool:
+        return self.admin_site.has_permission(request)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return self.admin_site.has_permission(request)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    # --- services instead of ORM writes -------------------------------------------------------------
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form_class = super().get_form(request, obj, change=change, **kwargs)
+        error: ApplicationError | None = getattr(request, "_studio_error", None)
+        if error is None:
+            return form_class
+
+        class FormWithServiceErrors(form_class):
+            def clean(self):
+                data = super().clean()
+                placed = False
+                for field, field_errors in error.fields.items():
+                    for message in field_errors:
+                        self.add_error(field if field in self.fields else None, message)
+                        placed = True
+                if not placed:
+                    self.add_error(None, error.message)
+                return data
+
+        return FormWithServiceErrors
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ApplicationError as exc:
+            # Render the same form again with the service's errors; nothing the user typed is lost.
+            request._studio_error = exc
+            return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except ApplicationError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return HttpResponseRedirect(request.path.rsplit("/delete/", 1)[0] + "/change/")
+
+    def delete_model(self, request, obj):
+        self.service_delete(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            try:
+                self.service_delete(request, obj)
+            except ApplicationError as exc:
+                self.message_user(request, f"{obj}: {exc.message}", messages.ERROR)
+
+    def service_delete(self, request, obj) -> None:
+        raise NotImplementedError(f"{type(self).__name__} does not delete")
+
+    def save_related(self, request, form, formsets, change):
+        # Relations are written by the services; Django's m2m/inline saving would bypass them.
+        pass
+
+    def log_addition(self, request, obj, message):
+        return None  # the audit trail records every change; Django's admin log is not used
+
+    def log_change(self, request, obj, message):
+        return None
+
+    def log_deletions(self, request, queryset):
+        return None
+
+    def log_deletion(self, request, obj, object_repr):
+        return None
+
+
+class AuditEventAdminBase(ScopedModelAdmin):
+    """Read-only audit trail; the filters are defined by tenancy (which knows orgs and projects)."""
+
+    list_display = ["created_at", "actor_repr", "org", "project", "client", "action", "target_repr"]
+    search_fields = ["action", "actor_repr", "target_repr", "request_id"]
+    date_hierarchy = "created_at"
+    list_select_related = ["org", "project"]
+    readonly_fields = [f.name for f in AuditEvent._meta.fields]
+    show_full_result_count = False
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(ScopedModelAdmin):
+    """Your own API tokens: create one (shown once) or revoke."""
+
+    selector = staticmethod(lambda user: ApiToken.objects.filter(user=user))
+    list_display = ["name", "hint", "created_at", "expires_at", "last_used_at", "revoked_at"]
+    fields = ["name", "expires_in_days"]
+    actions = ["revoke"]
+
+    def hint(self, obj) -> str:
+        return f"gpaas_{obj.prefix}_…"
+
+    def has_add_permission(self, request) -> bool:
+        return self.admin_site.has_permission(request)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        from django import forms
+
+        class TokenForm(forms.ModelForm):
+            expires_in_days = forms.IntegerField(min_value=1, initial=90, label="Expires in (days)")
+
+            class Meta:
+                model = ApiToken
+                fields = ["name"]
+
+        kwargs["form"] = TokenForm
+        kwargs["fields"] = ["name", "expires_in_days"]
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def save_model(self, request, obj, form, change):
+        from paas.services import api_token_create
+
+        api_token, token = api_token_create(
+            actor=request.user,
+            name=form.cleaned_data["name"],
+            expires_in_days=form.cleaned_data["expires_in_days"],
+        )
+        obj.pk = api_token.pk
+        self.message_user(request, f"Your new token (shown once, store it now): {token}", messages.WARNING)
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke(self, request, queryset):
+        from paas.services import api_token_revoke
+
+        for api_token in queryset:
+            api_token_revoke(actor=request.user, api_token=api_token)
+        self.message_user(request, "Revoked.")
+
+
+@admin.register(WorkerHeartbeat)
+class WorkerHeartbeatAdmin(ScopedModelAdmin):
+    selector = staticmethod(
+        lambda user: (
+            WorkerHeartbeat.objects.all() if authz.is_operator(user) else WorkerHeartbeat.objects.none()
+        )
+    )
+    list_display = ["cluster", "seen_at"]
+
+    def has_module_permission(self, request) -> bool:
+        return authz.is_operator(request.user)

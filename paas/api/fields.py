@@ -1,0 +1,17 @@
+from collections.abc import Callable
+
+from rest_framework import serializers
+
+
+class ScopedPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
+    """A reference by id, resolved only among the objects the requesting user may see.
+
+    An id the user may not see is reported exactly like one that does not exist.
+    """
+
+    def __init__(self, *, selector: Callable, **kwargs):
+        self.selector = selector
+        super().__init__(**kwargs)
+
+    def get_queryset(self):
+        return self.selector(self.context["request"].user)

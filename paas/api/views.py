@@ -1,0 +1,67 @@
+from django.http import JsonResponse
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status
+from rest_framework.response import Response
+
+from paas import selectors, services
+from paas.api.viewsets import ScopedGenericViewSet
+from paas.models import ApiToken
+
+
+class ApiTokenSerializer(serializers.ModelSerializer):
+    token_hint = serializers.SerializerMethodField()
+    is_active = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = ApiToken
+        fields = [
+            "id",
+            "name",
+            "token_hint",
+            "created_at",
+            "expires_at",
+            "last_used_at",
+            "revoked_at",
+            "is_active",
+        ]
+
+    def get_token_hint(self, obj) -> str:
+        return f"gpaas_{obj.prefix}_…"
+
+
+class ApiTokenCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    expires_in_days = serializers.IntegerField(min_value=1, default=90)
+
+
+class ApiTokenCreatedSerializer(ApiTokenSerializer):
+    token = serializers.CharField(read_only=True, help_text="Shown once; store it now.")
+
+    class Meta(ApiTokenSerializer.Meta):
+        fields = [*ApiTokenSerializer.Meta.fields, "token"]
+
+
+class ApiTokenViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, ScopedGenericViewSet
+):
+    """Your personal API tokens. The token is returned once, at creation; DELETE revokes it."""
+
+    selector = staticmethod(selectors.api_token_list_for)
+    serializer_class = ApiTokenSerializer
+
+    @extend_schema(request=ApiTokenCreateSerializer, responses={201: ApiTokenCreatedSerializer})
+    def create(self, request):
+        serializer = ApiTokenCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        api_token, token = services.api_token_create(actor=request.user, **serializer.validated_data)
+        data = ApiTokenSerializer(api_token).data | {"token": token}
+        return Response(data, status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance):
+        services.api_token_revoke(actor=self.request.user, api_token=instance)
+
+
+def healthz(request):
+    """Database and worker heartbeat; 200 when both are fine, 503 otherwise."""
+    report = selectors.health()
+    return JsonResponse(report, status=200 if report["ok"] else 503)

@@ -1,0 +1,158 @@
+"""The audit trail: write an event inside the service's transaction; verify the hash chains.
+
+Every service that changes state calls :func:`audit_log` before it returns, inside its own
+``transaction.atomic`` block, so the change and its event commit or roll back together.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC
+
+from django.db import connection
+from django.db.models import Model
+
+from paas import context
+from paas.models import AuditEvent
+
+GENESIS_HASH = "0" * 64
+PLATFORM_CHAIN = 0
+_LOCK_CLASS = 0x41554454  # "AUDT": advisory-lock namespace for the audit chains
+
+
+def _canonical(event: AuditEvent) -> bytes:
+    payload = {
+        "chain": event.chain,
+        "seq": event.seq,
+        "created_at": event.created_at.astimezone(UTC).isoformat(timespec="microseconds"),
+        "actor_id": event.actor_id,
+        "actor_repr": event.actor_repr,
+        "org_id": event.org_id,
+        "project_id": event.project_id,
+        "client": event.client,
+        "action": event.action,
+        "target_type": event.target_type,
+        "target_id": event.target_id,
+        "target_repr": event.target_repr,
+        "details": event.details,
+        "request_id": event.request_id,
+        "prev_hash": event.prev_hash,
+    }
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+def compute_hash(event: AuditEvent) -> str:
+    return hashlib.sha256(_canonical(event)).hexdigest()
+
+
+def _lock_chain(chain: int) -> None:
+    """Serialise writers of one chain until commit (PostgreSQL); SQLite's writers are serial already."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_CLASS, chain])
+
+
+def _json_safe(details: dict) -> dict:
+    # Round-trip so the hash covers exactly what the JSON column will give back.
+    return json.loads(json.dumps(details, default=str))
+
+
+def audit_log(
+    *,
+    actor,
+    action: str,
+    target: Model | None = None,
+    target_type: str = "",
+    target_id: str | int = "",
+    target_repr: str = "",
+    org=None,
+    project=None,
+    details: dict | None = None,
+) -> AuditEvent:
+    """Append one event for a state change. Must be called inside the change's transaction.
+
+    ``org`` and ``project`` scope the event (and choose its chain); when only ``project`` is given its
+    org is used. ``target`` fills the target fields from a model instance.
+    """
+    if not connection.in_atomic_block:
+        raise RuntimeError("audit_log must run inside the transaction of the change it records")
+    if project is not None and org is None:
+        org = project.org
+    if target is not None:
+        target_type = target_type or target._meta.label_lower
+        target_id = target_id or target.pk
+        target_repr = target_repr or str(target)
+    ctx = context.current()
+    chain = org.pk if org is not None else PLATFORM_CHAIN
+    _lock_chain(chain)
+    last = AuditEvent.objects.filter(chain=chain).order_by("-seq").values_list("seq", "hash").first()
+    seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
+    is_user = actor is not None and getattr(actor, "is_authenticated", False)
+    event = AuditEvent(
+        chain=chain,
+        seq=seq,
+        actor=actor if is_user else None,
+        actor_repr=(actor.email or actor.get_username()) if is_user else "system",
+        org=org,
+        project=project,
+        client=ctx.client,
+        action=action,
+        target_type=target_type,
+        target_id=str(target_id),
+        target_repr=target_repr[:255],
+        details=_json_safe(details or {}),
+        request_id=ctx.request_id,
+        prev_hash=prev_hash,
+    )
+    event.hash = compute_hash(event)
+    event.save(force_insert=True)
+    return event
+
+
+@dataclass(frozen=True)
+class BrokenLink:
+    chain: int
+    seq: int
+    event_id: int | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"chain {self.chain}, seq {self.seq}" + (
+            f" (event id {self.event_id})" if self.event_id else ""
+        )
+        return f"{where}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    chains: int
+    events: int
+    broken: list[BrokenLink]
+
+    @property
+    def ok(self) -> bool:
+        return not self.broken
+
+
+def audit_verify(*, chunk_size: int = 2000) -> VerifyResult:
+    """Walk every chain in order; report the first broken link of each chain."""
+    chains = list(AuditEvent.objects.order_by().values_list("chain", flat=True).distinct())
+    broken: list[BrokenLink] = []
+    total = 0
+    for chain in sorted(chains):
+        expected_seq, prev_hash = 1, GENESIS_HASH
+        for event in AuditEvent.objects.filter(chain=chain).order_by("seq").iterator(chunk_size=chunk_size):
+            total += 1
+            if event.seq != expected_seq:
+                broken.append(
+                    BrokenLink(chain, expected_seq, None, f"event missing (next present is seq {event.seq})")
+                )
+                break
+            if event.prev_hash != prev_hash:
+                broken.append(BrokenLink(chain, event.seq, event.pk, "previous-hash link does not match"))
+                break
+            if compute_hash(event) != event.hash:
+                broken.append(BrokenLink(chain, event.seq, event.pk, "content does not match its hash"))
+                break
+            expected_seq, prev_hash = expected_seq + 1, event.hash
+    return VerifyResult(chains=len(chains), events=total, broken=broken)

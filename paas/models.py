@@ -1,0 +1,134 @@
+"""Cross-cutting records: the audit trail, personal API tokens and worker heartbeats."""
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from paas.context import Client
+
+
+class AuditEvent(models.Model):
+    """One state change, append-only and hash-chained.
+
+    Events form one chain per organization (``chain`` = org id; 0 for platform-level events such as
+    operator actions outside any org or a user's own API tokens). ``seq`` counts 1, 2, ... inside a chain
+    and ``hash`` covers the event's content and the previous event's hash, so altering, removing or
+    reordering a row breaks the chain (``manage.py audit_verify``). On PostgreSQL a trigger refuses
+    UPDATE and DELETE on this table.
+
+    Org, project and actor are plain ids without foreign-key constraints: the trail outlives what it
+    describes, and a cascade must never reach it.
+    """
+
+    chain = models.BigIntegerField("chain", db_index=True)
+    seq = models.BigIntegerField("sequence")
+    created_at = models.DateTimeField("time", default=timezone.now, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name="actor",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    actor_repr = models.CharField("actor name", max_length=254, blank=True)
+    org = models.ForeignKey(
+        "tenancy.Organization",
+        verbose_name="organization",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    project = models.ForeignKey(
+        "tenancy.Project",
+        verbose_name="project",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    client = models.CharField("client", max_length=16, choices=Client.choices)
+    action = models.CharField("action", max_length=64, db_index=True)
+    target_type = models.CharField("target type", max_length=64)
+    target_id = models.CharField("target id", max_length=64, blank=True)
+    target_repr = models.CharField("target", max_length=255, blank=True)
+    details = models.JSONField("details", default=dict, blank=True)
+    request_id = models.CharField("request id", max_length=64, blank=True)
+    prev_hash = models.CharField("previous hash", max_length=64)
+    hash = models.CharField("hash", max_length=64, unique=True)
+
+    class Meta:
+        verbose_name = "audit event"
+        verbose_name_plural = "audit events"
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["chain", "seq"], name="paas_auditevent_chain_seq_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["org", "created_at"], name="paas_audit_org_time_idx"),
+            models.Index(fields=["project", "created_at"], name="paas_audit_project_time_idx"),
+        ]
+
+    def __str__(self) -> str:
+        actor = self.actor_repr or "system"
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {actor} {self.action} {self.target_repr}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and not kwargs.get("force_insert"):
+            raise RuntimeError("Audit events are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise RuntimeError("Audit events are append-only.")
+
+
+class ApiToken(models.Model):
+    """A personal API token: shown once at creation, stored only as a SHA-256 digest.
+
+    The presented token is ``gpaas_<prefix>_<secret>``; ``prefix`` finds the row, the digest of the whole
+    token is compared in constant time. Tokens always expire and can be revoked.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name="user", on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField("name", max_length=100)
+    prefix = models.CharField("prefix", max_length=12, unique=True)
+    digest = models.CharField("digest", max_length=64)
+    created_at = models.DateTimeField("created", auto_now_add=True)
+    expires_at = models.DateTimeField("expires")
+    last_used_at = models.DateTimeField("last used", null=True, blank=True)
+    revoked_at = models.DateTimeField("revoked", null=True, blank=True)
+
+    class Meta:
+        verbose_name = "API token"
+        verbose_name_plural = "API tokens"
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "name"], name="paas_apitoken_user_name_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} (gpaas_{self.prefix}_…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None and self.expires_at > timezone.now()
+
+
+class WorkerHeartbeat(models.Model):
+    """The last time a worker cluster ran its heartbeat schedule; /healthz reads the newest one."""
+
+    cluster = models.CharField("worker cluster", max_length=100, unique=True)
+    seen_at = models.DateTimeField("last seen")
+
+    class Meta:
+        verbose_name = "worker heartbeat"
+        verbose_name_plural = "worker heartbeats"
+
+    def __str__(self) -> str:
+        return f"{self.cluster} @ {self.seen_at:%H:%M:%S}"

@@ -1,0 +1,16 @@
+"""The suite's profile: PostgreSQL only (DATABASE_URL is provided by tests/support/run.py)."""
+
+from django.core.exceptions import ImproperlyConfigured
+
+from .base import *  # noqa: F403
+from .base import DATABASES, env
+
+SECRET_KEY = "test-only-secret-key-not-for-production-0123456789abcdefghijklmnopqrstuvwxyz"  # noqa: S105
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed; never outside tests
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql" and not env("PAAS_ALLOW_SQLITE_TESTS"):
+    raise ImproperlyConfigured(
+        "The suite runs on PostgreSQL only. Run it with `make test`, which provisions PostgreSQL, "
+        "or set DATABASE_URL=postgres://..."
+    )

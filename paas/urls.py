@@ -1,0 +1,23 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import SimpleRouter
+
+from paas.api import views as core_api
+
+router = SimpleRouter()
+router.register("tokens", core_api.ApiTokenViewSet, basename="api-token")
+
+api_v1 = [
+    *router.urls,
+    path("", include("tenancy.api.urls")),
+]
+
+urlpatterns = [
+    path("studio/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("healthz", core_api.healthz, name="healthz"),
+    path("", include("tenancy.urls")),
+]

@@ -1,0 +1,475 @@
+"""Studio pages for tenancy; every save and delete goes through tenancy.services."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.urls import reverse
+from django.utils.html import format_html
+
+from paas import authz
+from paas.admin import AuditEventAdminBase, ScopedModelAdmin
+from paas.context import Client
+from paas.models import AuditEvent
+from tenancy import selectors, services
+from tenancy.models import Invitation, Organization, Project, Quota, RoleAssignment, User
+from tenancy.roles import Role
+
+
+def _administered_orgs(user) -> QuerySet:
+    return authz.filter_for(user, "administer_organization", Organization.objects.all())
+
+
+# --- organizations ----------------------------------------------------------------------------------
+
+
+class OrganizationOnboardForm(forms.ModelForm):
+    admin_first_name = forms.CharField(label="Admin first name", max_length=150)
+    admin_last_name = forms.CharField(label="Admin last name", max_length=150)
+    admin_email = forms.EmailField(
+        label="Admin email", help_text="Receives an invitation to sign up as org admin."
+    )
+
+    class Meta:
+        model = Organization
+        fields = ["name", "display_name"]
+
+
+@admin.register(Organization)
+class OrganizationAdmin(ScopedModelAdmin):
+    selector = staticmethod(selectors.org_list_for)
+    list_display = ["name", "display_name", "is_active", "created_at", "quota_link"]
+    list_filter = ["is_active"]
+    search_fields = ["name", "display_name"]
+
+    def quota_link(self, obj):
+        url = reverse("admin:tenancy_quota_change", args=[obj.quota.pk])
+        return format_html('<a href="{}">Quota</a>', url)
+
+    quota_link.short_description = "Quota"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("quota")
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = OrganizationOnboardForm
+            kwargs["fields"] = ["name", "display_name", "admin_first_name", "admin_last_name", "admin_email"]
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["name", "display_name", "admin_first_name", "admin_last_name", "admin_email"]
+        return ["name", "display_name", "is_active", "created_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return []
+        readonly = ["name", "created_at"]
+        if not authz.is_operator(request.user):
+            readonly.append("is_active")
+        return readonly
+
+    def has_add_permission(self, request) -> bool:
+        return authz.is_operator(request.user)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        if obj is None:
+            return self.admin_site.has_permission(request)
+        return authz.has_perm(request.user, "change_organization", obj)
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        if change:
+            services.org_update(
+                actor=request.user,
+                org=obj,
+                display_name=data["display_name"],
+                is_active=data.get("is_active") if "is_active" in data else None,
+            )
+        else:
+            org, invitation, _token = services.org_onboard(
+                actor=request.user,
+                name=data["name"],
+                display_name=data["display_name"],
+                admin_email=data["admin_email"],
+                admin_first_name=data["admin_first_name"],
+                admin_last_name=data["admin_last_name"],
+            )
+            obj.pk = org.pk
+            self.message_user(request, f"Invitation sent to {invitation.email}.", messages.SUCCESS)
+
+
+# --- projects ---------------------------------------------------------------------------------------
+
+
+@admin.register(Project)
+class ProjectAdmin(ScopedModelAdmin):
+    selector = staticmethod(selectors.project_list_for)
+    list_display = ["name", "display_name", "org", "kind", "owner", "created_at"]
+    list_filter = ["kind"]
+    search_fields = ["name", "display_name", "org__name"]
+    list_select_related = ["org", "owner"]
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["org", "name", "display_name", "description"]
+        return ["org", "name", "kind", "owner", "display_name", "description", "created_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else ["org", "name", "kind", "owner", "created_at"]
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "org":
+            kwargs["queryset"] = _administered_orgs(request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def has_add_permission(self, request) -> bool:
+        return _administered_orgs(request.user).exists()
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        if obj is None:
+            return self.has_add_permission(request)
+        return authz.has_perm(request.user, "change_project", obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        if obj is None:
+            return self.has_add_permission(request)
+        return authz.has_perm(request.user, "delete_project", obj) and obj.kind == Project.Kind.TEAM
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        if change:
+            services.project_update(
+                actor=request.user,
+                project=obj,
+                display_name=data["display_name"],
+                description=data["description"],
+            )
+        else:
+            project = services.project_create(
+                actor=request.user,
+                org=data["org"],
+                name=data["name"],
+                display_name=data["display_name"],
+                description=data["description"],
+            )
+            obj.pk = project.pk
+
+    def service_delete(self, request, obj):
+        services.project_delete(actor=request.user, project=obj)
+
+
+# --- users and roles --------------------------------------------------------------------------------
+
+
+class RoleAssignmentInline(admin.TabularInline):
+    model = RoleAssignment
+    fk_name = "user"
+    fields = ["role", "org", "project", "created_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def get_queryset(self, request):
+        return selectors.role_assignment_list_for(request.user)
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return True
+
+
+@admin.register(User)
+class UserAdmin(ScopedModelAdmin):
+    selector = staticmethod(selectors.user_list_for)
+    list_display = ["username", "email", "first_name", "last_name", "source", "is_active", "last_login"]
+    list_filter = ["source", "is_active"]
+    search_fields = ["username", "email", "first_name", "last_name"]
+    inlines = [RoleAssignmentInline]
+    fields = [
+        "username",
+        "email",
+        "first_name",
+        "last_name",
+        "source",
+        "is_active",
+        "last_login",
+        "date_joined",
+    ]
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = ["username", "email", "source", "last_login", "date_joined"]
+        if not authz.is_operator(request.user):
+            readonly.append("is_active")
+        if obj is not None and not (authz.is_operator(request.user) or obj.pk == request.user.pk):
+            readonly += ["first_name", "last_name"]
+        return readonly
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        if obj is None:
+            return True
+        return authz.is_operator(request.user) or obj.pk == request.user.pk
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        services.user_update(
+            actor=request.user,
+            user=User.objects.get(pk=obj.pk),
+            first_name=data.get("first_name"),
+            last_name=data.get("last_name"),
+            is_active=data.get("is_active"),
+        )
+
+
+class RoleAssignmentForm(forms.ModelForm):
+    class Meta:
+        model = RoleAssignment
+        fields = ["user", "role", "org", "project"]
+
+
+@admin.register(RoleAssignment)
+class RoleAssignmentAdmin(ScopedModelAdmin):
+    selector = staticmethod(selectors.role_assignment_list_for)
+    list_display = ["user", "role", "org", "project", "created_at", "created_by"]
+    list_filter = ["role"]
+    search_fields = ["user__username", "user__email", "org__name", "project__name"]
+    list_select_related = ["user", "org", "project", "created_by"]
+    form = RoleAssignmentForm
+
+    def get_fields(self, request, obj=None):
+        return (
+            ["user", "role", "org", "project"]
+            if obj is None
+            else ["user", "role", "org", "project", "created_at"]
+        )
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else ["user", "role", "org", "project", "created_at"]
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "user":
+            kwargs["queryset"] = selectors.user_list_for(request.user)
+        elif db_field.name == "org":
+            kwargs["queryset"] = _administered_orgs(request.user)
+        elif db_field.name == "project":
+            kwargs["queryset"] = Project.objects.filter(
+                org__in=_administered_orgs(request.user)
+            ).select_related("org")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_choice_field(self, db_field, request, **kwargs):
+        if db_field.name == "role" and not authz.is_operator(request.user):
+            kwargs["choices"] = [c for c in Role.choices if c[0] != Role.OPERATOR]
+        return super().formfield_for_choice_field(db_field, request, **kwargs)
+
+    def has_add_permission(self, request) -> bool:
+        return _administered_orgs(request.user).exists()
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        if obj is None:
+            return self.has_add_permission(request)
+        if obj.role == Role.OPERATOR:
+            return authz.is_operator(request.user)
+        return authz.has_perm(request.user, "administer_organization", obj.org)
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        assignment = services.role_assign(
+            actor=request.user,
+            user=data["user"],
+            role=data["role"],
+            org=data.get("org"),
+            project=data.get("project"),
+        )
+        obj.pk = assignment.pk
+
+    def service_delete(self, request, obj):
+        services.role_revoke(actor=request.user, assignment=obj)
+
+
+# --- invitations ------------------------------------------------------------------------------------
+
+
+@admin.register(Invitation)
+class InvitationAdmin(ScopedModelAdmin):
+    selector = staticmethod(selectors.invitation_list_for)
+    list_display = ["email", "org", "project", "role", "status", "created_at", "expires_at", "invited_by"]
+    list_filter = ["role"]
+    search_fields = ["email", "org__name"]
+    list_select_related = ["org", "project", "invited_by"]
+    actions = ["revoke"]
+
+    def get_fields(self, request, obj=None):
+        base = ["org", "project", "email", "first_name", "last_name", "role"]
+        return (
+            base
+            if obj is None
+            else [*base, "status", "created_at", "expires_at", "invited_by", "accepted_at"]
+        )
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else self.get_fields(request, obj)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "org":
+            kwargs["queryset"] = _administered_orgs(request.user)
+        elif db_field.name == "project":
+            kwargs["queryset"] = Project.objects.filter(
+                org__in=_administered_orgs(request.user)
+            ).select_related("org")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_choice_field(self, db_field, request, **kwargs):
+        if db_field.name == "role":
+            kwargs["choices"] = [c for c in Role.choices if c[0] != Role.OPERATOR]
+        return super().formfield_for_choice_field(db_field, request, **kwargs)
+
+    def has_add_permission(self, request) -> bool:
+        return _administered_orgs(request.user).exists()
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        invitation, _token = services.invitation_create(
+            actor=request.user,
+            org=data["org"],
+            project=data.get("project"),
+            email=data["email"],
+            role=data["role"],
+            first_name=data["first_name"],
+            last_name=data["last_name"],
+        )
+        obj.pk = invitation.pk
+        self.message_user(request, f"Invitation emailed to {invitation.email}.", messages.SUCCESS)
+
+    @admin.action(description="Revoke the selected pending invitations")
+    def revoke(self, request, queryset):
+        for invitation in queryset:
+            try:
+                services.invitation_revoke(actor=request.user, invitation=invitation)
+            except Exception as exc:  # ApplicationError: report per row and carry on
+                self.message_user(request, f"{invitation.email}: {exc}", messages.WARNING)
+
+
+# --- quotas -----------------------------------------------------------------------------------------
+
+
+class QuotaForm(forms.ModelForm):
+    gpu_model_limits = forms.CharField(
+        label="Per-GPU-model limits",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="One per line: GPU model = count, e.g. NVIDIA-H100-80GB-HBM3 = 8",
+    )
+
+    class Meta:
+        model = Quota
+        fields = list(Quota.LIMIT_FIELDS)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["gpu_model_limits"].initial = "\n".join(
+                f"{row.gpu_model} = {row.gpus}" for row in self.instance.gpu_models.all()
+            )
+
+    def clean_gpu_model_limits(self) -> dict[str, int]:
+        limits: dict[str, int] = {}
+        for number, line in enumerate(self.cleaned_data["gpu_model_limits"].splitlines(), start=1):
+            if not line.strip():
+                continue
+            model, sep, count = line.partition("=")
+            if not sep or not model.strip() or not count.strip().isdigit():
+                raise forms.ValidationError(f"Line {number}: write 'GPU model = count'.")
+            if model.strip() in limits:
+                raise forms.ValidationError(f"Line {number}: {model.strip()} appears twice.")
+            limits[model.strip()] = int(count.strip())
+        return limits
+
+
+@admin.register(Quota)
+class QuotaAdmin(ScopedModelAdmin):
+    selector = staticmethod(selectors.quota_list_for)
+    form = QuotaForm
+    list_display = ["__str__", *Quota.LIMIT_FIELDS, "updated_at"]
+    list_select_related = ["org", "project__org"]
+    search_fields = ["org__name", "project__name", "project__org__name"]
+
+    def get_fields(self, request, obj=None):
+        return [*Quota.LIMIT_FIELDS, "gpu_model_limits"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        if obj is None:
+            return self.admin_site.has_permission(request)
+        if obj.org_id:
+            return authz.is_operator(request.user)
+        return authz.has_perm(request.user, "administer_organization", obj.project.org)
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        services.quota_update(
+            actor=request.user,
+            quota=obj,
+            gpu_models=data["gpu_model_limits"],
+            **{field: data[field] for field in Quota.LIMIT_FIELDS},
+        )
+
+
+# --- audit trail ------------------------------------------------------------------------------------
+
+
+class _ScopedFilter(admin.SimpleListFilter):
+    """A list filter whose choices are only what the user may see (no other tenant's names)."""
+
+    def queryset(self, request, queryset):
+        return queryset.filter(**{self.field: self.value()}) if self.value() else queryset
+
+
+class OrgFilter(_ScopedFilter):
+    title, parameter_name, field = "organization", "org", "org_id"
+
+    def lookups(self, request, model_admin):
+        return [
+            (o.pk, str(o)) for o in authz.filter_for(request.user, "view_audit", Organization.objects.all())
+        ]
+
+
+class ProjectFilter(_ScopedFilter):
+    title, parameter_name, field = "project", "project", "project_id"
+
+    def lookups(self, request, model_admin):
+        orgs = authz.filter_for(request.user, "view_audit", Organization.objects.all())
+        return [(p.pk, str(p)) for p in Project.objects.filter(org__in=orgs).select_related("org")]
+
+
+class UserFilter(_ScopedFilter):
+    title, parameter_name, field = "user", "user", "actor_id"
+
+    def lookups(self, request, model_admin):
+        return [(u.pk, str(u)) for u in selectors.user_list_for(request.user)]
+
+
+class ClientFilter(_ScopedFilter):
+    title, parameter_name, field = "client", "client", "client"
+
+    def lookups(self, request, model_admin):
+        return Client.choices
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(AuditEventAdminBase):
+    selector = staticmethod(selectors.audit_event_list_for)
+    list_filter = [
+        OrgFilter,
+        ProjectFilter,
+        UserFilter,
+        ClientFilter,
+        ("created_at", admin.DateFieldListFilter),
+    ]
+
+    def has_module_permission(self, request) -> bool:
+        return selectors.audit_event_list_for(request.user).exists() or authz.is_operator(request.user)

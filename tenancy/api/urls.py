@@ -1,0 +1,15 @@
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from tenancy.api import views
+
+router = SimpleRouter()
+router.register("orgs", views.OrganizationViewSet, basename="org")
+router.register("projects", views.ProjectViewSet, basename="project")
+router.register("role-assignments", views.RoleAssignmentViewSet, basename="role-assignment")
+router.register("invitations", views.InvitationViewSet, basename="invitation")
+router.register("quotas", views.QuotaViewSet, basename="quota")
+router.register("users", views.UserViewSet, basename="user")
+router.register("audit-events", views.AuditEventViewSet, basename="audit-event")
+
+urlpatterns = [path("me/", views.MeView.as_view(), name="me"), *router.urls]

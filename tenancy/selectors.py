@@ -1,0 +1,106 @@
+"""Every permission-filtered read in tenancy. Lists go through ``paas.authz.filter_for``."""
+
+from django.db.models import Q, QuerySet
+
+from paas import authz
+from paas.models import AuditEvent
+from tenancy.models import Invitation, Organization, Project, Quota, RoleAssignment, User
+
+
+def org_list_for(user) -> QuerySet[Organization]:
+    """Orgs the user may see: operators all; org admins and PaaS admins theirs; members their own."""
+    visible = authz.permission_q(user, "view_organization", Organization)
+    if not authz.is_operator(user) and authz.is_active_user(user):
+        visible |= Q(pk__in=RoleAssignment.objects.filter(user=user).values("org_id"))
+    return Organization.objects.filter(visible).distinct()
+
+
+def org_get_for(user, pk) -> Organization:
+    return authz.get_visible(org_list_for(user), pk)
+
+
+def administered_org_ids(user) -> QuerySet:
+    return authz.filter_for(user, "administer_organization", Organization.objects.all()).values("pk")
+
+
+def project_list_for(user) -> QuerySet[Project]:
+    return authz.filter_for(user, "view_project", Project.objects.select_related("org", "owner"))
+
+
+def project_get_for(user, pk) -> Project:
+    return authz.get_visible(project_list_for(user), pk)
+
+
+def role_assignment_list_for(user) -> QuerySet[RoleAssignment]:
+    """Operators see all; org admins their org's; everyone their own."""
+    base = RoleAssignment.objects.select_related("user", "org", "project")
+    if authz.is_operator(user):
+        return base
+    if not authz.is_active_user(user):
+        return base.none()
+    return base.filter(Q(user=user) | Q(org__in=administered_org_ids(user)))
+
+
+def role_assignment_get_for(user, pk) -> RoleAssignment:
+    return authz.get_visible(role_assignment_list_for(user), pk)
+
+
+def invitation_list_for(user) -> QuerySet[Invitation]:
+    base = Invitation.objects.select_related("org", "project", "invited_by")
+    if authz.is_operator(user):
+        return base
+    return base.filter(org__in=administered_org_ids(user))
+
+
+def invitation_get_for(user, pk) -> Invitation:
+    return authz.get_visible(invitation_list_for(user), pk)
+
+
+def quota_list_for(user) -> QuerySet[Quota]:
+    """Org quotas to those who see the org's admin side; project quotas to those who see the project."""
+    base = Quota.objects.select_related("org", "project__org").prefetch_related("gpu_models")
+    if authz.is_operator(user):
+        return base
+    org_side = authz.permission_q(user, "view_organization", Organization, prefix="org__")
+    project_side = authz.permission_q(user, "view_project", Project, prefix="project__")
+    return base.filter((Q(org__isnull=False) & org_side) | (Q(project__isnull=False) & project_side))
+
+
+def quota_get_for(user, pk) -> Quota:
+    return authz.get_visible(quota_list_for(user), pk)
+
+
+def user_list_for(user) -> QuerySet[User]:
+    """Operators see every user; org admins the members of their orgs; everyone themselves."""
+    if authz.is_operator(user):
+        return User.objects.all()
+    if not authz.is_active_user(user):
+        return User.objects.none()
+    members = RoleAssignment.objects.filter(org__in=administered_org_ids(user)).values("user_id")
+    return User.objects.filter(Q(pk=user.pk) | Q(pk__in=members))
+
+
+def user_get_for(user, pk) -> User:
+    return authz.get_visible(user_list_for(user), pk)
+
+
+def audit_event_list_for(user) -> QuerySet[AuditEvent]:
+    """Operators see every event; org admins their orgs' events; others none."""
+    if authz.is_operator(user):
+        return AuditEvent.objects.all()
+    orgs = authz.filter_for(user, "view_audit", Organization.objects.all()).values("pk")
+    return AuditEvent.objects.filter(org__in=orgs)
+
+
+def audit_event_get_for(user, pk) -> AuditEvent:
+    return authz.get_visible(audit_event_list_for(user), pk)
+
+
+def workspaces_for(user) -> QuerySet[Project]:
+    """The projects a user works in (their role assignments), personal first: the portal's switcher."""
+    return (
+        Project.objects.filter(role_assignments__user=user, org__is_active=True)
+        .select_related("org")
+        .distinct()
+        .order_by("kind", "org__name", "name")
+    )

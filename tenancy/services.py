@@ -1,0 +1,711 @@
+"""Every write in tenancy: one transaction each, permission checked, audit event written inside it."""
+
+import hashlib
+import secrets
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.auth import password_validation
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.mail import send_mail
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
+from django.utils.text import slugify
+from guardian.shortcuts import assign_perm, remove_perm
+
+from paas import authz
+from paas.audit import audit_log
+from paas.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from tenancy.models import GpuModelQuota, Invitation, Organization, Project, Quota, RoleAssignment, User
+from tenancy.roles import ORG_PERMISSIONS, ORG_ROLES, PROJECT_PERMISSIONS, PROJECT_ROLES, STUDIO_ROLES, Role
+
+# --- helpers ----------------------------------------------------------------------------------------
+
+
+def _validate_slug(field: str, value: str) -> str:
+    value = (value or "").strip()
+    if not value:
+        raise ValidationFailed(
+            f"{field.capitalize()} is required.", fields={field: "This field is required."}
+        )
+    try:
+        Organization._meta.get_field("name").run_validators(value)
+    except DjangoValidationError as exc:
+        raise ValidationFailed(f"Invalid {field}.", fields={field: exc.messages}) from exc
+    if len(value) > 63:
+        raise ValidationFailed(f"Invalid {field}.", fields={field: "At most 63 characters."})
+    return value
+
+
+def _normalise_email(field: str, email: str) -> str:
+    email = (email or "").strip()
+    try:
+        validate_email(email)
+    except DjangoValidationError as exc:
+        raise ValidationFailed("Invalid email address.", fields={field: exc.messages}) from exc
+    local, _, domain = email.rpartition("@")
+    return f"{local}@{domain.lower()}"
+
+
+def _token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _sync_object_perms(user: User, obj: Organization | Project) -> None:
+    """Make the user's guardian permissions on ``obj`` exactly what their role assignments grant."""
+    if isinstance(obj, Organization):
+        roles = RoleAssignment.objects.filter(user=user, org=obj, project__isnull=True).values_list(
+            "role", flat=True
+        )
+        table = ORG_PERMISSIONS
+    else:
+        roles = RoleAssignment.objects.filter(user=user, project=obj).values_list("role", flat=True)
+        table = PROJECT_PERMISSIONS
+    wanted: set[str] = set().union(*(table.get(role, set()) for role in roles))
+    from guardian.shortcuts import get_user_perms
+
+    held = set(get_user_perms(user, obj))
+    for codename in wanted - held:
+        assign_perm(codename, user, obj)
+    for codename in held - wanted:
+        remove_perm(codename, user, obj)
+    authz.forget(user)
+
+
+def _sync_flags(user: User) -> None:
+    """Keep Django's flags in step with roles: operators are superusers; studio roles are staff."""
+    is_operator = RoleAssignment.objects.filter(user=user, role=Role.OPERATOR).exists()
+    is_staff = is_operator or RoleAssignment.objects.filter(user=user, role__in=STUDIO_ROLES).exists()
+    if user.is_superuser != is_operator or user.is_staff != is_staff:
+        user.is_superuser, user.is_staff = is_operator, is_staff
+        user.save(update_fields=["is_superuser", "is_staff"])
+    authz.forget(user)
+
+
+def is_member(user: User, org: Organization) -> bool:
+    return RoleAssignment.objects.filter(user=user, org=org).exists()
+
+
+def _unique_project_name(org: Organization, base: str) -> str:
+    base = (slugify(base) or "workspace")[:55].strip("-") or "workspace"
+    name, n = base, 1
+    while Project.objects.filter(org=org, name=name).exists():
+        n += 1
+        name = f"{base}-{n}"
+    return name
+
+
+def _ensure_personal_project(*, actor: User | None, user: User, org: Organization) -> Project:
+    project = Project.objects.filter(org=org, owner=user, kind=Project.Kind.PERSONAL).first()
+    if project:
+        return project
+    project = Project.objects.create(
+        org=org,
+        name=_unique_project_name(org, f"personal-{user.username}"),
+        display_name=f"{user.get_full_name() or user.username}'s workspace",
+        kind=Project.Kind.PERSONAL,
+        owner=user,
+    )
+    Quota.objects.create(project=project)
+    RoleAssignment.objects.create(
+        user=user, role=Role.WORKSPACE_ADMIN, org=org, project=project, created_by=actor
+    )
+    _sync_object_perms(user, project)
+    audit_log(
+        actor=actor,
+        action="project.create",
+        target=project,
+        project=project,
+        details={"kind": project.kind, "owner": user.email, "reason": "personal workspace"},
+    )
+    return project
+
+
+# --- organizations ----------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def org_onboard(
+    *,
+    actor: User,
+    name: str,
+    display_name: str = "",
+    admin_email: str,
+    admin_first_name: str,
+    admin_last_name: str,
+) -> tuple[Organization, Invitation, str]:
+    """Create a tenant with its quota row and invite its first admin (the reference's onboarding).
+
+    Returns the org, the invitation and its token (emailed; callers other than tests never show it).
+    """
+    authz.require_operator(actor, message="Only platform operators may create organizations.")
+    name = _validate_slug("name", name)
+    errors = {}
+    if not (admin_first_name or "").strip():
+        errors["admin_first_name"] = "The first admin's first name is required."
+    if not (admin_last_name or "").strip():
+        errors["admin_last_name"] = "The first admin's last name is required."
+    admin_email = _normalise_email("admin_email", admin_email)
+    if Organization.objects.filter(name=name).exists():
+        errors["name"] = f"An organization named {name!r} already exists."
+    if errors:
+        raise ValidationFailed("The organization could not be created.", fields=errors)
+    org = Organization.objects.create(name=name, display_name=(display_name or "").strip() or name)
+    Quota.objects.create(org=org)
+    audit_log(
+        actor=actor, action="org.create", target=org, org=org, details={"display_name": org.display_name}
+    )
+    invitation, token = invitation_create(
+        actor=actor,
+        org=org,
+        email=admin_email,
+        role=Role.ORG_ADMIN,
+        first_name=admin_first_name.strip(),
+        last_name=admin_last_name.strip(),
+    )
+    return org, invitation, token
+
+
+@transaction.atomic
+def org_update(
+    *, actor: User, org: Organization, display_name: str | None = None, is_active: bool | None = None
+):
+    authz.require(actor, "change_organization", org)
+    changes = {}
+    if display_name is not None:
+        display_name = display_name.strip()
+        if not display_name:
+            raise ValidationFailed(
+                "Display name is required.", fields={"display_name": "This field is required."}
+            )
+        if display_name != org.display_name:
+            changes["display_name"] = [org.display_name, display_name]
+            org.display_name = display_name
+    if is_active is not None and is_active != org.is_active:
+        authz.require_operator(
+            actor, message="Only platform operators may activate or deactivate organizations."
+        )
+        changes["is_active"] = [org.is_active, is_active]
+        org.is_active = is_active
+    if changes:
+        org.save()
+        audit_log(actor=actor, action="org.update", target=org, org=org, details={"changes": changes})
+    return org
+
+
+# --- projects ---------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def project_create(
+    *, actor: User, org: Organization, name: str, display_name: str = "", description: str = ""
+) -> Project:
+    """Create a team workspace (personal ones are created for users as they join)."""
+    authz.require(actor, "administer_organization", org, message="Only org admins may create projects.")
+    name = _validate_slug("name", name)
+    if Project.objects.filter(org=org, name=name).exists():
+        raise ValidationFailed(
+            "The project could not be created.",
+            fields={"name": f"A project named {name!r} already exists in {org.name}."},
+        )
+    project = Project.objects.create(
+        org=org, name=name, display_name=(display_name or "").strip() or name, description=description or ""
+    )
+    Quota.objects.create(project=project)
+    audit_log(
+        actor=actor, action="project.create", target=project, project=project, details={"kind": project.kind}
+    )
+    return project
+
+
+@transaction.atomic
+def project_update(
+    *, actor: User, project: Project, display_name: str | None = None, description: str | None = None
+) -> Project:
+    authz.require(actor, "change_project", project, message="Only org admins may change projects.")
+    changes = {}
+    if display_name is not None:
+        display_name = display_name.strip()
+        if not display_name:
+            raise ValidationFailed(
+                "Display name is required.", fields={"display_name": "This field is required."}
+            )
+        if display_name != project.display_name:
+            changes["display_name"] = [project.display_name, display_name]
+            project.display_name = display_name
+    if description is not None and description != project.description:
+        changes["description"] = [project.description, description]
+        project.description = description
+    if changes:
+        project.save()
+        audit_log(
+            actor=actor,
+            action="project.update",
+            target=project,
+            project=project,
+            details={"changes": changes},
+        )
+    return project
+
+
+@transaction.atomic
+def project_delete(*, actor: User, project: Project) -> None:
+    authz.require(actor, "delete_project", project, message="Only org admins may delete projects.")
+    if project.kind == Project.Kind.PERSONAL:
+        raise Conflict("A personal workspace cannot be deleted; it belongs to its owner's membership.")
+    audit_log(
+        actor=actor,
+        action="project.delete",
+        target=project,
+        project=project,
+        details={"name": project.name, "display_name": project.display_name},
+    )
+    members = list(User.objects.filter(role_assignments__project=project).distinct())
+    project.delete()
+    for user in members:
+        _sync_flags(user)
+
+
+# --- roles ------------------------------------------------------------------------------------------
+
+
+def _check_scope(role: str, org: Organization | None, project: Project | None) -> None:
+    if role not in Role.values:
+        raise ValidationFailed("Unknown role.", fields={"role": f"Choose one of: {', '.join(Role.values)}."})
+    if role == Role.OPERATOR:
+        if org or project:
+            raise ValidationFailed(
+                "The operator role is platform-wide.", fields={"role": "Give no org or project."}
+            )
+        return
+    if project is not None and org is not None and project.org_id != org.pk:
+        raise ValidationFailed(
+            "The project is not in that organization.", fields={"project": "Not in this org."}
+        )
+    if role in PROJECT_ROLES and role not in ORG_ROLES and project is None:
+        raise ValidationFailed("This role is held on a project.", fields={"project": "Choose the project."})
+    if role == Role.ORG_ADMIN and project is not None:
+        raise ValidationFailed(
+            "The org admin role is held on the organization.", fields={"project": "Leave empty."}
+        )
+    if org is None and project is None:
+        raise ValidationFailed(
+            "This role is held in an organization.", fields={"org": "Choose the organization."}
+        )
+
+
+@transaction.atomic
+def role_assign(
+    *, actor: User, user: User, role: str, org: Organization | None = None, project: Project | None = None
+) -> RoleAssignment:
+    """Give ``user`` the role at the scope; grants the role's object permissions."""
+    _check_scope(role, org, project)
+    if project is not None:
+        org = project.org
+    if role == Role.OPERATOR:
+        authz.require_operator(actor, message="Only operators may appoint operators.")
+    else:
+        authz.require(actor, "administer_organization", org, message="Only org admins may assign roles.")
+        if not authz.is_operator(actor) and not is_member(user, org):
+            raise ValidationFailed(
+                "That user is not a member of this organization; invite them by email instead.",
+                fields={"user": "Not a member of this organization."},
+            )
+    existing = RoleAssignment.objects.filter(user=user, role=role, org=org, project=project).first()
+    if existing:
+        raise Conflict(f"{user} already holds {existing.get_role_display()} there.")
+    first_in_org = org is not None and not is_member(user, org)
+    try:
+        with transaction.atomic():
+            assignment = RoleAssignment.objects.create(
+                user=user, role=role, org=org, project=project, created_by=actor
+            )
+    except IntegrityError as exc:
+        raise Conflict(f"{user} already holds that role there.") from exc
+    if project is not None:
+        _sync_object_perms(user, project)
+    elif org is not None:
+        _sync_object_perms(user, org)
+    _sync_flags(user)
+    audit_log(
+        actor=actor,
+        action="role.assign",
+        target=assignment,
+        org=org,
+        project=project,
+        details={"user": user.email, "role": role},
+    )
+    if first_in_org:
+        _ensure_personal_project(actor=actor, user=user, org=org)
+    return assignment
+
+
+@transaction.atomic
+def role_revoke(*, actor: User, assignment: RoleAssignment) -> None:
+    user, org, project, role = assignment.user, assignment.org, assignment.project, assignment.role
+    if role == Role.OPERATOR:
+        authz.require_operator(actor, message="Only operators may remove operators.")
+        if RoleAssignment.objects.filter(role=Role.OPERATOR).count() <= 1:
+            raise Conflict("This is the last operator; appoint another before removing it.")
+    else:
+        authz.require(actor, "administer_organization", org, message="Only org admins may remove roles.")
+        if (
+            role == Role.ORG_ADMIN
+            and RoleAssignment.objects.filter(role=Role.ORG_ADMIN, org=org).count() <= 1
+        ):
+            raise Conflict(f"This is the last org admin of {org}; appoint another before removing it.")
+        if project is not None and project.kind == Project.Kind.PERSONAL and project.owner_id == user.pk:
+            raise Conflict("The owner of a personal workspace keeps its workspace admin role.")
+    audit_log(
+        actor=actor,
+        action="role.revoke",
+        target=assignment,
+        org=org,
+        project=project,
+        details={"user": user.email, "role": role},
+    )
+    assignment.delete()
+    if project is not None:
+        _sync_object_perms(user, project)
+    elif org is not None:
+        _sync_object_perms(user, org)
+    _sync_flags(user)
+
+
+# --- invitations ------------------------------------------------------------------------------------
+
+
+def _send_invitation_email(invitation_id: int, token: str) -> None:
+    invitation = (
+        Invitation.objects.select_related("org", "project", "invited_by").filter(pk=invitation_id).first()
+    )
+    if invitation is None or invitation.status != "pending":
+        return
+    context = {
+        "invitation": invitation,
+        "accept_url": f"{settings.PAAS_BASE_URL.rstrip('/')}/invitations/{token}/",
+    }
+    send_mail(
+        subject=f"You are invited to {invitation.org} on the GPU PaaS",
+        message=render_to_string("tenancy/invitation_email.txt", context),
+        from_email=None,
+        recipient_list=[invitation.email],
+    )
+
+
+@transaction.atomic
+def invitation_create(
+    *,
+    actor: User,
+    org: Organization,
+    email: str,
+    role: str,
+    project: Project | None = None,
+    first_name: str = "",
+    last_name: str = "",
+) -> tuple[Invitation, str]:
+    """Invite someone by email; returns the invitation and its token (only ever sent by email)."""
+    authz.require(actor, "administer_organization", org, message="Only org admins may invite users.")
+    email = _normalise_email("email", email)
+    if role == Role.OPERATOR:
+        raise ValidationFailed(
+            "Operators are appointed, not invited.", fields={"role": "Choose an org or project role."}
+        )
+    _check_scope(role, org, project)
+    pending = Invitation.objects.filter(
+        org=org,
+        email__iexact=email,
+        role=role,
+        project=project,
+        accepted_at__isnull=True,
+        revoked_at__isnull=True,
+        expires_at__gt=timezone.now(),
+    )
+    if pending.exists():
+        raise Conflict(f"{email} already has a pending invitation for this role.")
+    token = secrets.token_urlsafe(32)
+    invitation = Invitation.objects.create(
+        org=org,
+        project=project,
+        email=email,
+        first_name=first_name,
+        last_name=last_name,
+        role=role,
+        token_digest=_token_digest(token),
+        expires_at=timezone.now() + timedelta(hours=settings.INVITATION_TTL_HOURS),
+        invited_by=actor,
+    )
+    audit_log(
+        actor=actor,
+        action="invitation.create",
+        target=invitation,
+        org=org,
+        project=project,
+        details={"email": email, "role": role, "expires_at": invitation.expires_at.isoformat()},
+    )
+    transaction.on_commit(lambda: _send_invitation_email(invitation.pk, token))
+    return invitation, token
+
+
+@transaction.atomic
+def invitation_revoke(*, actor: User, invitation: Invitation) -> Invitation:
+    authz.require(
+        actor, "administer_organization", invitation.org, message="Only org admins may revoke invitations."
+    )
+    if invitation.status != "pending":
+        raise Conflict(f"This invitation is already {invitation.status}.")
+    invitation.revoked_at = timezone.now()
+    invitation.save(update_fields=["revoked_at"])
+    audit_log(
+        actor=actor,
+        action="invitation.revoke",
+        target=invitation,
+        org=invitation.org,
+        project=invitation.project,
+        details={"email": invitation.email},
+    )
+    return invitation
+
+
+def invitation_for_token(token: str) -> Invitation:
+    """The invitation a token opens; unknown tokens look like missing ones."""
+    invitation = (
+        Invitation.objects.select_related("org", "project")
+        .filter(token_digest=_token_digest(token or ""))
+        .first()
+    )
+    if invitation is None:
+        raise NotFound("This invitation link is not valid.")
+    return invitation
+
+
+@transaction.atomic
+def invitation_accept(
+    *,
+    token: str,
+    user: User | None = None,
+    username: str = "",
+    password: str = "",
+    first_name: str = "",
+    last_name: str = "",
+) -> User:
+    """Accept an invitation, as the signed-in ``user`` or by creating a local account."""
+    invitation = invitation_for_token(token)
+    invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+    if invitation.status != "pending":
+        raise ValidationFailed(
+            f"This invitation is {invitation.status}.", code=f"invitation_{invitation.status}"
+        )
+    if not invitation.org.is_active:
+        raise ValidationFailed("This organization is not active.")
+    if user is not None and user.is_authenticated:
+        if user.email.lower() != invitation.email.lower():
+            raise Forbidden(f"This invitation is for {invitation.email}; sign in as that user to accept it.")
+    else:
+        if User.objects.filter(email__iexact=invitation.email).exists():
+            raise ValidationFailed(
+                f"An account for {invitation.email} exists already; sign in and open the link again.",
+                code="sign_in_required",
+            )
+        user = _local_user_create(
+            username=username,
+            email=invitation.email,
+            password=password,
+            first_name=first_name or invitation.first_name,
+            last_name=last_name or invitation.last_name,
+        )
+        audit_log(
+            actor=user,
+            action="user.create",
+            target=user,
+            org=invitation.org,
+            details={"source": "invitation"},
+        )
+    first_in_org = not is_member(user, invitation.org)
+    if not RoleAssignment.objects.filter(
+        user=user, role=invitation.role, org=invitation.org, project=invitation.project
+    ).exists():
+        assignment = RoleAssignment.objects.create(
+            user=user,
+            role=invitation.role,
+            org=invitation.org,
+            project=invitation.project,
+            created_by=invitation.invited_by,
+        )
+        _sync_object_perms(user, invitation.project or invitation.org)
+        _sync_flags(user)
+        audit_log(
+            actor=user,
+            action="role.assign",
+            target=assignment,
+            org=invitation.org,
+            project=invitation.project,
+            details={"user": user.email, "role": invitation.role, "via": "invitation"},
+        )
+    invitation.accepted_at = timezone.now()
+    invitation.accepted_by = user
+    invitation.save(update_fields=["accepted_at", "accepted_by"])
+    audit_log(
+        actor=user,
+        action="invitation.accept",
+        target=invitation,
+        org=invitation.org,
+        project=invitation.project,
+        details={"email": invitation.email, "role": invitation.role},
+    )
+    if first_in_org:
+        _ensure_personal_project(actor=user, user=user, org=invitation.org)
+    return user
+
+
+# --- users ------------------------------------------------------------------------------------------
+
+
+def _local_user_create(*, username: str, email: str, password: str, first_name: str, last_name: str) -> User:
+    errors: dict[str, list[str]] = {}
+    username = (username or "").strip()
+    if not username:
+        errors["username"] = ["This field is required."]
+    else:
+        try:
+            User._meta.get_field("username").run_validators(username)
+        except DjangoValidationError as exc:
+            errors["username"] = exc.messages
+        if User.objects.filter(username__iexact=username).exists():
+            errors["username"] = ["That username is taken."]
+    candidate = User(username=username, email=email, first_name=first_name, last_name=last_name)
+    try:
+        password_validation.validate_password(password or "", candidate)
+    except DjangoValidationError as exc:
+        errors["password"] = exc.messages
+    if errors:
+        raise ValidationFailed("The account could not be created.", fields=errors)
+    candidate.set_password(password)
+    candidate.save()
+    return candidate
+
+
+@transaction.atomic
+def user_update(
+    *,
+    actor: User,
+    user: User,
+    first_name: str | None = None,
+    last_name: str | None = None,
+    is_active: bool | None = None,
+) -> User:
+    """Edit a user's name (self, or an operator) or (de)activate the account (operators only)."""
+    if actor.pk != user.pk:
+        authz.require_operator(actor, message="Only operators may edit other users' accounts.")
+    changes = {}
+    for field, value in (("first_name", first_name), ("last_name", last_name)):
+        if value is not None and value.strip() != getattr(user, field):
+            changes[field] = [getattr(user, field), value.strip()]
+            setattr(user, field, value.strip())
+    if is_active is not None and is_active != user.is_active:
+        authz.require_operator(actor, message="Only operators may activate or deactivate accounts.")
+        if actor.pk == user.pk:
+            raise ValidationFailed(
+                "You cannot deactivate your own account.", fields={"is_active": "Not yourself."}
+            )
+        changes["is_active"] = [user.is_active, is_active]
+        user.is_active = is_active
+    if changes:
+        user.save()
+        audit_log(actor=actor, action="user.update", target=user, details={"changes": changes})
+    return user
+
+
+# --- quotas -----------------------------------------------------------------------------------------
+
+
+def _check_quota_limits(quota: Quota, limits: dict, gpu_models: dict[str, int] | None) -> None:
+    errors: dict[str, str] = {}
+    for field, value in limits.items():
+        if value is not None and Decimal(str(value)) < 0:
+            errors[field] = "Must be zero or more (leave empty for unlimited)."
+    if gpu_models:
+        for model, count in gpu_models.items():
+            if not model or count is None or int(count) < 0:
+                errors["gpu_models"] = "Each GPU model needs a name and a count of zero or more."
+    if errors:
+        raise ValidationFailed("Invalid quota.", fields=errors)
+    if quota.project_id:
+        org_quota = quota.project.org.quota
+        for field, value in limits.items():
+            ceiling = getattr(org_quota, field)
+            if value is not None and ceiling is not None and Decimal(str(value)) > Decimal(str(ceiling)):
+                errors[field] = f"Cannot exceed the organization's limit of {ceiling}."
+            if value is None and ceiling is not None:
+                errors[field] = f"The organization is limited to {ceiling}; set a limit of at most that."
+        org_models = {row.gpu_model: row.gpus for row in org_quota.gpu_models.all()}
+        for model, count in (gpu_models or {}).items():
+            if model in org_models and int(count) > org_models[model]:
+                errors["gpu_models"] = (
+                    f"{model}: cannot exceed the organization's limit of {org_models[model]}."
+                )
+    if errors:
+        raise ValidationFailed("The quota exceeds the organization's quota.", fields=errors)
+
+
+@transaction.atomic
+def quota_update(*, actor: User, quota: Quota, gpu_models: dict[str, int] | None = None, **limits) -> Quota:
+    """Set limits (``None`` = unlimited). Org quotas: operators. Project quotas: org admins."""
+    unknown = set(limits) - set(Quota.LIMIT_FIELDS)
+    if unknown:
+        raise ValidationFailed("Unknown quota fields.", fields={name: "Unknown field." for name in unknown})
+    quota = Quota.objects.select_for_update().select_related("org", "project__org").get(pk=quota.pk)
+    if quota.org_id:
+        authz.require_operator(actor, message="Only platform operators set an organization's quota.")
+    else:
+        authz.require(
+            actor, "administer_organization", quota.project.org, message="Only org admins set project quotas."
+        )
+    _check_quota_limits(quota, limits, gpu_models)
+    before = {field: _plain(getattr(quota, field)) for field in Quota.LIMIT_FIELDS}
+    before["gpu_models"] = {row.gpu_model: row.gpus for row in quota.gpu_models.all()}
+    for field, value in limits.items():
+        setattr(quota, field, value)
+    quota.save()
+    if gpu_models is not None:
+        quota.gpu_models.exclude(gpu_model__in=list(gpu_models)).delete()
+        for model, count in gpu_models.items():
+            GpuModelQuota.objects.update_or_create(
+                quota=quota, gpu_model=model, defaults={"gpus": int(count)}
+            )
+    after = {field: _plain(getattr(quota, field)) for field in Quota.LIMIT_FIELDS}
+    after["gpu_models"] = {row.gpu_model: row.gpus for row in quota.gpu_models.all()}
+    changes = {key: [before[key], after[key]] for key in after if before[key] != after[key]}
+    if changes:
+        audit_log(
+            actor=actor,
+            action="quota.update",
+            target=quota,
+            org=quota.owning_org,
+            project=quota.project,
+            details={"changes": changes},
+        )
+    return quota
+
+
+def _plain(value):
+    return str(value) if isinstance(value, Decimal) else value
+
+
+@transaction.atomic
+def operator_bootstrap(*, user: User) -> RoleAssignment:
+    """Make ``user`` an operator without an acting operator: only while the platform has none."""
+    if RoleAssignment.objects.filter(role=Role.OPERATOR).exists() and not user.is_superuser:
+        raise Forbidden("The platform has an operator already; ask an operator to appoint you.")
+    assignment, _ = RoleAssignment.objects.get_or_create(user=user, role=Role.OPERATOR)
+    _sync_flags(user)
+    audit_log(
+        actor=None,
+        action="role.assign",
+        target=assignment,
+        details={"user": user.email, "role": "operator", "via": "bootstrap"},
+    )
+    return assignment

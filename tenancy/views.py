@@ -1,0 +1,62 @@
+"""Pages of tenancy reachable without the studio: accepting an invitation."""
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods
+
+from paas.errors import ApplicationError, NotFound
+from tenancy import services
+from tenancy.forms import InvitationAcceptForm
+from tenancy.models import User
+
+
+@require_http_methods(["GET", "POST"])
+def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        invitation = services.invitation_for_token(token)
+    except NotFound:
+        return render(request, "tenancy/invitation_invalid.html", status=404)
+    signed_in = request.user.is_authenticated
+    has_account = User.objects.filter(email__iexact=invitation.email).exists()
+    form = InvitationAcceptForm(
+        request.POST or None, initial={"first_name": invitation.first_name, "last_name": invitation.last_name}
+    )
+    error = ""
+    if request.method == "POST" and invitation.status == "pending":
+        try:
+            if signed_in:
+                services.invitation_accept(token=token, user=request.user)
+                messages.success(request, f"You joined {invitation.org}.")
+                return redirect("/")
+            if form.is_valid():
+                data = form.cleaned_data
+                user = services.invitation_accept(
+                    token=token,
+                    username=data["username"],
+                    password=data["password"],
+                    first_name=data["first_name"],
+                    last_name=data["last_name"],
+                )
+                login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+                messages.success(request, f"Welcome! You joined {invitation.org}.")
+                return redirect("/")
+        except ApplicationError as exc:
+            error = exc.message
+            for field, field_errors in exc.fields.items():
+                for message in field_errors:
+                    form.add_error(field if field in form.fields else None, message)
+    return render(
+        request,
+        "tenancy/invitation_accept.html",
+        {
+            "invitation": invitation,
+            "form": form,
+            "error": error,
+            "signed_in": signed_in,
+            "has_account": has_account,
+            "login_url": f"{reverse('admin:login')}?next={request.path}",
+        },
+    )

@@ -1,0 +1,87 @@
+import os
+from dataclasses import dataclass, field
+
+import pytest
+from rest_framework.test import APIClient
+
+from tenancy import services
+from tenancy.models import Organization, Project, User
+from tenancy.roles import Role
+from tests.factories import PASSWORD, UserFactory, make_operator, make_org
+
+pytest_plugins = (
+    ["tests.localkube.pytest_plugin"]
+    if os.path.exists(os.path.join(os.path.dirname(__file__), "localkube", "pytest_plugin.py"))
+    else []
+)
+
+
+@pytest.fixture
+def api():
+    """An API client; ``api.as_user(user)`` authenticates it as that user (session-less)."""
+
+    class Client(APIClient):
+        def as_user(self, user):
+            self.force_authenticate(user=user)
+            return self
+
+    return Client()
+
+
+@dataclass
+class Tenant:
+    org: Organization
+    project: Project
+    spare_project: Project
+    users: dict[str, User] = field(default_factory=dict)
+
+
+@dataclass
+class World:
+    operator: User
+    a: Tenant
+    b: Tenant
+    outsider: User
+
+
+ROLE_NAMES = [
+    "org_admin",
+    "paas_admin_org",
+    "paas_admin_project",
+    "workspace_admin",
+    "collaborator_rw",
+    "collaborator_ro",
+]
+
+
+def _tenant(operator: User, name: str) -> Tenant:
+    org, admin = make_org(operator=operator, name=name)
+    project = services.project_create(actor=admin, org=org, name="team", display_name="Team")
+    spare = services.project_create(actor=admin, org=org, name="spare", display_name="Spare")
+    users = {"org_admin": admin}
+    for role_name in ROLE_NAMES[1:]:
+        users[role_name] = UserFactory(username=f"{name}-{role_name.replace('_', '-')}")
+    services.role_assign(actor=operator, user=users["paas_admin_org"], role=Role.PAAS_ADMIN, org=org)
+    services.role_assign(
+        actor=operator, user=users["paas_admin_project"], role=Role.PAAS_ADMIN, project=project
+    )
+    for role in (Role.WORKSPACE_ADMIN, Role.COLLABORATOR_RW, Role.COLLABORATOR_RO):
+        services.role_assign(actor=operator, user=users[role.value], role=role, project=project)
+    return Tenant(org=org, project=project, spare_project=spare, users=users)
+
+
+@pytest.fixture
+def world(db) -> World:
+    """Two tenants A and B, each with one user per role on its org or its 'team' project."""
+    operator = make_operator(username="op")
+    return World(
+        operator=operator,
+        a=_tenant(operator, "orga"),
+        b=_tenant(operator, "orgb"),
+        outsider=UserFactory(username="outsider"),
+    )
+
+
+@pytest.fixture
+def password() -> str:
+    return PASSWORD

@@ -1,0 +1,53 @@
+"""Test data. Users come from factory_boy; orgs, projects and roles are built through the services
+so that tests see exactly what the platform produces (quota rows, permissions, audit events)."""
+
+import factory
+from factory.django import DjangoModelFactory
+
+from tenancy import services
+from tenancy.models import User
+from tenancy.roles import Role
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+class UserFactory(DjangoModelFactory):
+    class Meta:
+        model = User
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
+    first_name = factory.Faker("first_name")
+    last_name = factory.Faker("last_name")
+    password = factory.PostGenerationMethodCall("set_password", PASSWORD)
+
+    @factory.post_generation
+    def _save(obj, create, extracted, **kwargs):
+        if create:
+            obj.save()
+
+
+def make_operator(**kwargs) -> User:
+    user = UserFactory(**kwargs)
+    services.operator_bootstrap(user=user) if not User.objects.filter(is_superuser=True).exists() else None
+    if not user.is_superuser:
+        existing = User.objects.filter(is_superuser=True).exclude(pk=user.pk).first()
+        services.role_assign(actor=existing, user=user, role=Role.OPERATOR)
+    user.refresh_from_db()
+    return user
+
+
+def make_org(*, operator: User, name: str, admin: User | None = None):
+    """An org onboarded by the operator, its first admin accepted; returns (org, admin)."""
+    admin = admin or UserFactory(username=f"{name}-admin", email=f"admin@{name}.example.com")
+    org, _invitation, token = services.org_onboard(
+        actor=operator,
+        name=name,
+        display_name=name.title(),
+        admin_email=admin.email,
+        admin_first_name="First",
+        admin_last_name="Admin",
+    )
+    services.invitation_accept(token=token, user=admin)
+    return org, admin

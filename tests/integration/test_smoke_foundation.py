@@ -1,0 +1,3 @@
+def test_world_builds(world):
+    assert world.a.org.quota is not None
+    assert world.a.users["org_admin"].is_staff
