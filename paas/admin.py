@@ -82,6 +82,17 @@ class ScopedModelAdmin(admin.ModelAdmin):
             self.message_user(request, exc.message, messages.ERROR)
             return HttpResponseRedirect(request.path.rsplit("/delete/", 1)[0] + "/change/")
 
+    def fresh(self, obj):
+        """The object as stored: ModelAdmin has already copied the form's values onto ``obj``, and a
+        service must compare the request against the database, not against itself."""
+        return type(obj)._default_manager.get(pk=obj.pk)
+
+    def get_deleted_objects(self, objs, request):
+        # What a delete cascades to is the service's business (and it is checked there), not Django's
+        # per-model delete permissions, which our roles do not use.
+        deleted, model_count, _perms_needed, protected = super().get_deleted_objects(objs, request)
+        return deleted, model_count, set(), protected
+
     def delete_model(self, request, obj):
         self.service_delete(request, obj)
 

@@ -8,6 +8,9 @@ class PaasConfig(AppConfig):
     name = "paas"
     verbose_name = "Platform core"
 
+    def ready(self) -> None:
+        from paas.api import schema  # noqa: F401  (registers the OpenAPI authentication extension)
+
 
 class StudioAdminConfig(admin_apps.AdminConfig):
     """Installs the branded studio site in place of Django's default admin site."""

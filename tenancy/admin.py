@@ -82,7 +82,7 @@ class OrganizationAdmin(ScopedModelAdmin):
         if change:
             services.org_update(
                 actor=request.user,
-                org=obj,
+                org=self.fresh(obj),
                 display_name=data["display_name"],
                 is_active=data.get("is_active") if "is_active" in data else None,
             )
@@ -141,7 +141,7 @@ class ProjectAdmin(ScopedModelAdmin):
         if change:
             services.project_update(
                 actor=request.user,
-                project=obj,
+                project=self.fresh(obj),
                 display_name=data["display_name"],
                 description=data["description"],
             )
@@ -219,7 +219,7 @@ class UserAdmin(ScopedModelAdmin):
         data = form.cleaned_data
         services.user_update(
             actor=request.user,
-            user=User.objects.get(pk=obj.pk),
+            user=self.fresh(obj),
             first_name=data.get("first_name"),
             last_name=data.get("last_name"),
             is_active=data.get("is_active"),

@@ -130,7 +130,10 @@ class Project(models.Model):
 class OrganizationUserObjectPermission(UserObjectPermissionBase):
     """guardian: object permissions on organizations, with a real foreign key."""
 
-    content_object = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    # guardian finds this table through the reverse relation, so it must not be hidden ("+").
+    content_object = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="user_object_permissions"
+    )
 
     class Meta(UserObjectPermissionBase.Meta):
         verbose_name = "organization permission"
@@ -140,7 +143,9 @@ class OrganizationUserObjectPermission(UserObjectPermissionBase):
 class ProjectUserObjectPermission(UserObjectPermissionBase):
     """guardian: object permissions on projects, with a real foreign key."""
 
-    content_object = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    content_object = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="user_object_permissions"
+    )
 
     class Meta(UserObjectPermissionBase.Meta):
         verbose_name = "project permission"
@@ -306,6 +311,7 @@ class Quota(models.Model):
     class Meta:
         verbose_name = "quota"
         verbose_name_plural = "quotas"
+        ordering = ["id"]
         constraints = [
             models.CheckConstraint(
                 condition=(

@@ -657,13 +657,15 @@ def quota_update(*, actor: User, quota: Quota, gpu_models: dict[str, int] | None
     unknown = set(limits) - set(Quota.LIMIT_FIELDS)
     if unknown:
         raise ValidationFailed("Unknown quota fields.", fields={name: "Unknown field." for name in unknown})
-    quota = Quota.objects.select_for_update().select_related("org", "project__org").get(pk=quota.pk)
     if quota.org_id:
         authz.require_operator(actor, message="Only platform operators set an organization's quota.")
     else:
         authz.require(
             actor, "administer_organization", quota.project.org, message="Only org admins set project quotas."
         )
+    quota = (
+        Quota.objects.select_for_update(of=("self",)).select_related("org", "project__org").get(pk=quota.pk)
+    )
     _check_quota_limits(quota, limits, gpu_models)
     before = {field: _plain(getattr(quota, field)) for field in Quota.LIMIT_FIELDS}
     before["gpu_models"] = {row.gpu_model: row.gpus for row in quota.gpu_models.all()}

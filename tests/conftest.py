@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 import pytest
 from rest_framework.test import APIClient
 
+from paas import authz
 from tenancy import services
 from tenancy.models import Organization, Project, User
 from tenancy.roles import Role
@@ -22,6 +23,7 @@ def api():
 
     class Client(APIClient):
         def as_user(self, user):
+            authz.forget(user)
             self.force_authenticate(user=user)
             return self
 
@@ -70,9 +72,7 @@ def _tenant(operator: User, name: str) -> Tenant:
     return Tenant(org=org, project=project, spare_project=spare, users=users)
 
 
-@pytest.fixture
-def world(db) -> World:
-    """Two tenants A and B, each with one user per role on its org or its 'team' project."""
+def _build_world() -> World:
     operator = make_operator(username="op")
     return World(
         operator=operator,
@@ -80,6 +80,40 @@ def world(db) -> World:
         b=_tenant(operator, "orgb"),
         outsider=UserFactory(username="outsider"),
     )
+
+
+def _reload(world: World) -> World:
+    """Fresh Python objects for each test: nothing a test changes in memory leaks into the next."""
+
+    def tenant(t: Tenant) -> Tenant:
+        return Tenant(
+            org=Organization.objects.get(pk=t.org.pk),
+            project=Project.objects.get(pk=t.project.pk),
+            spare_project=Project.objects.get(pk=t.spare_project.pk),
+            users={key: User.objects.get(pk=u.pk) for key, u in t.users.items()},
+        )
+
+    return World(
+        operator=User.objects.get(pk=world.operator.pk),
+        a=tenant(world.a),
+        b=tenant(world.b),
+        outsider=User.objects.get(pk=world.outsider.pk),
+    )
+
+
+@pytest.fixture(scope="session")
+def _session_world(django_db_setup, django_db_blocker) -> World:
+    # Built once and committed; every test using `world` runs in a transaction that is rolled back.
+    with django_db_blocker.unblock():
+        return _build_world()
+
+
+@pytest.fixture
+def world(_session_world, db) -> World:
+    """Two tenants A and B, each with one user per role on its org or its 'team' project."""
+    if not User.objects.filter(pk=_session_world.operator.pk).exists():
+        return _build_world()  # a transactional test flushed the database: build it inside this test
+    return _reload(_session_world)
 
 
 @pytest.fixture

@@ -2,7 +2,16 @@ from rest_framework import serializers
 
 from paas.api.fields import ScopedPrimaryKeyRelatedField
 from tenancy import selectors
-from tenancy.models import GpuModelQuota, Invitation, Organization, Project, Quota, RoleAssignment, User
+from tenancy.models import (
+    GpuModelQuota,
+    Invitation,
+    Organization,
+    Project,
+    Quota,
+    RoleAssignment,
+    User,
+    slug_validator,
+)
 from tenancy.roles import Role
 
 
@@ -16,7 +25,9 @@ class OrganizationSerializer(serializers.ModelSerializer):
 class OrganizationOnboardSerializer(serializers.Serializer):
     """Operator onboarding: the org and its first admin, who receives an invitation."""
 
-    name = serializers.CharField(max_length=63, help_text="Lowercase letters, digits and hyphens; unique.")
+    name = serializers.CharField(
+        max_length=63, validators=[slug_validator], help_text="Lowercase letters, digits and hyphens; unique."
+    )
     display_name = serializers.CharField(max_length=200, required=False, allow_blank=True)
     admin_first_name = serializers.CharField(max_length=150)
     admin_last_name = serializers.CharField(max_length=150)
@@ -31,6 +42,7 @@ class ProjectSerializer(serializers.ModelSerializer):
         model = Project
         fields = ["id", "org", "name", "display_name", "description", "kind", "owner", "created_at"]
         read_only_fields = ["id", "kind", "owner", "created_at"]
+        extra_kwargs = {"display_name": {"required": False, "allow_blank": True}}
         validators = []  # uniqueness is the service's rule, with its own message
 
 

@@ -1,0 +1,175 @@
+"""The role matrix through the API: every role of DESIGN against every tenancy action.
+
+Each row says which roles may do the action on tenant A; everyone else must be refused with 403
+(they can see the object but not act) or 404 (they cannot see it). The operator may do everything.
+"""
+
+import pytest
+
+from paas.models import AuditEvent
+
+ALL = {
+    "operator",
+    "org_admin",
+    "paas_admin_org",
+    "paas_admin_project",
+    "workspace_admin",
+    "collaborator_rw",
+    "collaborator_ro",
+    "outsider",
+}
+MEMBERS = ALL - {"outsider"}
+
+
+def _user(world, who):
+    if who == "operator":
+        return world.operator
+    if who == "outsider":
+        return world.b.users["org_admin"]  # an admin of another org is an outsider to A
+    return world.a.users[who]
+
+
+def _org_view(api, w):
+    return api.get(f"/api/v1/orgs/{w.a.org.pk}/")
+
+
+def _org_update(api, w):
+    return api.patch(f"/api/v1/orgs/{w.a.org.pk}/", {"display_name": "Renamed"})
+
+
+def _org_create(api, w):
+    return api.post(
+        "/api/v1/orgs/",
+        {"name": "neworg", "admin_first_name": "N", "admin_last_name": "O", "admin_email": "n@o.example.com"},
+    )
+
+
+def _project_view(api, w):
+    return api.get(f"/api/v1/projects/{w.a.project.pk}/")
+
+
+def _project_create(api, w):
+    return api.post("/api/v1/projects/", {"org": w.a.org.pk, "name": "created", "display_name": "Created"})
+
+
+def _project_update(api, w):
+    return api.patch(f"/api/v1/projects/{w.a.project.pk}/", {"description": "changed"})
+
+
+def _project_delete(api, w):
+    return api.delete(f"/api/v1/projects/{w.a.spare_project.pk}/")
+
+
+def _role_assign(api, w):
+    member = w.a.users["collaborator_ro"]
+    return api.post(
+        "/api/v1/role-assignments/", {"user": member.pk, "role": "collaborator_rw", "project": w.a.project.pk}
+    )
+
+
+def _role_revoke(api, w):
+    assignment = w.a.users["collaborator_ro"].role_assignments.get(project=w.a.project)
+    return api.delete(f"/api/v1/role-assignments/{assignment.pk}/")
+
+
+def _invite(api, w):
+    return api.post(
+        "/api/v1/invitations/",
+        {
+            "org": w.a.org.pk,
+            "email": "newbie@example.com",
+            "role": "collaborator_ro",
+            "project": w.a.project.pk,
+        },
+    )
+
+
+def _quota_view_project(api, w):
+    return api.get(f"/api/v1/quotas/{w.a.project.quota.pk}/")
+
+
+def _quota_update_project(api, w):
+    return api.patch(f"/api/v1/quotas/{w.a.project.quota.pk}/", {"gpus": 4})
+
+
+def _quota_view_org(api, w):
+    return api.get(f"/api/v1/quotas/{w.a.org.quota.pk}/")
+
+
+def _quota_update_org(api, w):
+    return api.patch(f"/api/v1/quotas/{w.a.org.quota.pk}/", {"gpus": 32})
+
+
+def _audit_view(api, w):
+    event = AuditEvent.objects.filter(org=w.a.org).first()
+    return api.get(f"/api/v1/audit-events/{event.pk}/")
+
+
+MATRIX = [
+    ("org.view", _org_view, MEMBERS),
+    ("org.update", _org_update, {"operator", "org_admin"}),
+    ("org.create", _org_create, {"operator"}),
+    ("project.view", _project_view, MEMBERS),
+    ("project.create", _project_create, {"operator", "org_admin"}),
+    ("project.update", _project_update, {"operator", "org_admin"}),
+    ("project.delete", _project_delete, {"operator", "org_admin"}),
+    ("role.assign", _role_assign, {"operator", "org_admin"}),
+    ("role.revoke", _role_revoke, {"operator", "org_admin"}),
+    ("invitation.create", _invite, {"operator", "org_admin"}),
+    ("quota.view_project", _quota_view_project, MEMBERS),
+    ("quota.update_project", _quota_update_project, {"operator", "org_admin"}),
+    ("quota.view_org", _quota_view_org, {"operator", "org_admin", "paas_admin_org"}),
+    ("quota.update_org", _quota_update_org, {"operator"}),
+    ("audit.view", _audit_view, {"operator", "org_admin"}),
+]
+
+
+@pytest.mark.parametrize("who", sorted(ALL))
+@pytest.mark.parametrize(("action", "call", "allowed"), MATRIX, ids=[row[0] for row in MATRIX])
+def test_role_matrix(world, api, who, action, call, allowed):
+    before = AuditEvent.objects.count()
+    response = call(api.as_user(_user(world, who)), world)
+    if who in allowed:
+        assert response.status_code in (200, 201, 204), (action, who, response.status_code, response.content)
+        if action.split(".")[1].startswith(("update", "create", "delete", "assign", "revoke")):
+            assert AuditEvent.objects.count() > before, f"{action} by {who} wrote no audit event"
+    elif response.status_code == 400:
+        # An object referenced in the body that the user may not see is "does not exist", like a missing one.
+        fields = response.json()["error"]["fields"]
+        assert any("does not exist" in m for messages in fields.values() for m in messages), response.content
+        assert AuditEvent.objects.count() == before
+    else:
+        assert response.status_code in (403, 404), (action, who, response.status_code, response.content)
+        assert AuditEvent.objects.count() == before, f"refused {action} by {who} still wrote an audit event"
+        assert "error" in response.json()
+
+
+def test_project_list_shows_exactly_what_each_role_may_see(world, api):
+    a_team = world.a.project
+    every_project_of_a = set(world.a.org.projects.all())
+    expectations = {
+        "org_admin": every_project_of_a,
+        "paas_admin_org": every_project_of_a,
+        "paas_admin_project": {a_team},
+        "workspace_admin": {a_team},
+        "collaborator_rw": {a_team},
+        "collaborator_ro": {a_team},
+    }
+    for who, expected in expectations.items():
+        user = world.a.users[who]
+        names = {
+            (p["org"], p["name"])
+            for p in api.as_user(user).get("/api/v1/projects/?page_size=500").json()["results"]
+        }
+        expected_names = {(p.org_id, p.name) for p in expected}
+        personal = {(world.a.org.pk, p.name) for p in user.personal_projects.all()}
+        assert names == expected_names | personal, who
+
+
+def test_audit_list_is_org_scoped(world, api):
+    admin_a = world.a.users["org_admin"]
+    events = api.as_user(admin_a).get("/api/v1/audit-events/?page_size=500").json()["results"]
+    assert events and {e["org"] for e in events} == {world.a.org.pk}
+    assert api.as_user(world.a.users["workspace_admin"]).get("/api/v1/audit-events/").json()["count"] == 0
+    every = api.as_user(world.operator).get("/api/v1/audit-events/?page_size=500").json()
+    assert {world.a.org.pk, world.b.org.pk} <= {e["org"] for e in every["results"]}

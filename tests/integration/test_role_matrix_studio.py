@@ -1,0 +1,153 @@
+"""The role matrix through the PaaS Studio (the Django admin): what each role sees and may do."""
+
+import pytest
+
+from paas.models import AuditEvent
+from tenancy.models import Project, RoleAssignment
+
+STUDIO_ROLES = {"operator", "org_admin", "paas_admin_org", "paas_admin_project"}
+NOT_STUDIO = ["workspace_admin", "collaborator_rw", "collaborator_ro"]
+
+
+def _login(client, world, who):
+    user = world.operator if who == "operator" else world.a.users[who]
+    client.force_login(user)
+    return user
+
+
+@pytest.mark.parametrize("who", NOT_STUDIO)
+def test_end_users_do_not_enter_the_studio(world, client, who):
+    """End-user roles have no studio (the developer hub is theirs)."""
+    _login(client, world, who)
+    response = client.get("/studio/")
+    assert response.status_code == 302 and "/studio/login/" in response.url
+    assert client.get(f"/studio/tenancy/project/{world.a.project.pk}/change/").status_code == 302
+
+
+@pytest.mark.parametrize("who", sorted(STUDIO_ROLES))
+def test_studio_index_lists_only_allowed_sections(world, client, who):
+    _login(client, world, who)
+    page = client.get("/studio/").content.decode()
+    assert "PaaS Studio" in page
+    assert ("/studio/django_q/" in page) == (who == "operator"), "only operators see the worker queues"
+    assert ("/studio/paas/auditevent/" in page) == (who in {"operator", "org_admin"})
+
+
+EXPECTED = {
+    # (page, method) -> roles allowed
+    "org_add_page": {"operator"},
+    "org_change_post": {"operator", "org_admin"},
+    "project_add_post": {"operator", "org_admin"},
+    "project_change_post": {"operator", "org_admin"},
+    "project_delete_post": {"operator", "org_admin"},
+    "role_add_post": {"operator", "org_admin"},
+    "role_delete_post": {"operator", "org_admin"},
+    "invitation_add_post": {"operator", "org_admin"},
+    "org_quota_post": {"operator"},
+    "project_quota_post": {"operator", "org_admin"},
+}
+
+
+def _do(client, world, action):
+    a = world.a
+    if action == "org_add_page":
+        return client.get("/studio/tenancy/organization/add/"), None
+    if action == "org_change_post":
+        r = client.post(f"/studio/tenancy/organization/{a.org.pk}/change/", {"display_name": "New name"})
+        return r, lambda: a.org.__class__.objects.get(pk=a.org.pk).display_name == "New name"
+    if action == "project_add_post":
+        data = {"org": a.org.pk, "name": "studio-made", "display_name": "Studio made", "description": ""}
+        r = client.post("/studio/tenancy/project/add/", data)
+        return r, lambda: Project.objects.filter(org=a.org, name="studio-made").exists()
+    if action == "project_change_post":
+        r = client.post(
+            f"/studio/tenancy/project/{a.project.pk}/change/", {"display_name": "X", "description": "d"}
+        )
+        return r, lambda: Project.objects.get(pk=a.project.pk).description == "d"
+    if action == "project_delete_post":
+        r = client.post(f"/studio/tenancy/project/{a.spare_project.pk}/delete/", {"post": "yes"})
+        return r, lambda: not Project.objects.filter(pk=a.spare_project.pk).exists()
+    if action == "role_add_post":
+        data = {
+            "user": a.users["collaborator_ro"].pk,
+            "role": "collaborator_rw",
+            "org": a.org.pk,
+            "project": a.project.pk,
+        }
+        r = client.post("/studio/tenancy/roleassignment/add/", data)
+        return r, lambda: RoleAssignment.objects.filter(
+            user=a.users["collaborator_ro"], role="collaborator_rw"
+        ).exists()
+    if action == "role_delete_post":
+        ra = RoleAssignment.objects.get(user=a.users["collaborator_ro"], project=a.project)
+        r = client.post(f"/studio/tenancy/roleassignment/{ra.pk}/delete/", {"post": "yes"})
+        return r, lambda: not RoleAssignment.objects.filter(pk=ra.pk).exists()
+    if action == "invitation_add_post":
+        data = {
+            "org": a.org.pk,
+            "project": "",
+            "email": "new@example.com",
+            "first_name": "N",
+            "last_name": "U",
+            "role": "org_admin",
+        }
+        r = client.post("/studio/tenancy/invitation/add/", data)
+        return r, lambda: a.org.invitations.filter(email="new@example.com").exists()
+    limits = {
+        "gpus": "5",
+        "cpu_cores": "",
+        "memory_gib": "",
+        "storage_gib": "",
+        "instances": "",
+        "gpu_model_limits": "",
+    }
+    quota = a.org.quota if action == "org_quota_post" else a.project.quota
+    r = client.post(f"/studio/tenancy/quota/{quota.pk}/change/", limits)
+    return r, lambda: quota.__class__.objects.get(pk=quota.pk).gpus == 5
+
+
+@pytest.mark.parametrize("who", sorted(STUDIO_ROLES))
+@pytest.mark.parametrize("action", sorted(EXPECTED))
+def test_studio_role_matrix(world, client, who, action):
+    _login(client, world, who)
+    before = AuditEvent.objects.count()
+    response, happened = _do(client, world, action)
+    allowed = who in EXPECTED[action]
+    if happened is None:  # a page view
+        assert (response.status_code == 200) == allowed, (who, action, response.status_code)
+        return
+    assert happened() == allowed, (who, action, response.status_code)
+    assert (AuditEvent.objects.count() > before) == allowed
+    if allowed:
+        assert response.status_code == 302, response.content.decode()[:2000]
+    else:
+        assert response.status_code in (302, 403), (who, action, response.status_code)
+
+
+def test_studio_shows_service_errors_on_the_form_and_keeps_input(world, client):
+    client.force_login(world.a.users["org_admin"])
+    response = client.post(
+        "/studio/tenancy/project/add/",
+        {"org": world.a.org.pk, "name": "team", "display_name": "Typed by hand", "description": "kept"},
+    )
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "already exists" in page and "Typed by hand" in page and "kept" in page
+
+
+def test_studio_refuses_project_quota_above_org_quota(world, client):
+    from tenancy.services import quota_update
+
+    quota_update(actor=world.operator, quota=world.a.org.quota, gpus=8)
+    client.force_login(world.a.users["org_admin"])
+    limits = {
+        "gpus": "9",
+        "cpu_cores": "",
+        "memory_gib": "",
+        "storage_gib": "",
+        "instances": "",
+        "gpu_model_limits": "NVIDIA-H100-80GB-HBM3 = 2",
+    }
+    response = client.post(f"/studio/tenancy/quota/{world.a.project.quota.pk}/change/", limits)
+    assert response.status_code == 200
+    assert "exceed the organization&#x27;s limit of 8" in response.content.decode()
