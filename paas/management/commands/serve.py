@@ -15,6 +15,8 @@ class Command(BaseCommand):
     def handle(self, *args, addrport: str, **options):
         worker = subprocess.Popen([sys.executable, "manage.py", "qcluster"])
         self.stdout.write(f"Worker started (pid {worker.pid}).")
+        # runserver does not handle SIGTERM; turn it into a normal exit so the worker is stopped too.
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
         try:
             call_command("runserver", addrport, use_reloader=False)
         finally:
