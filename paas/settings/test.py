@@ -3,13 +3,13 @@
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import DATABASES, env
+from .base import DATABASES
 
 SECRET_KEY = "test-only-secret-key-not-for-production-0123456789abcdefghijklmnopqrstuvwxyz"  # noqa: S105
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed; never outside tests
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 
-if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql" and not env("PAAS_ALLOW_SQLITE_TESTS"):
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured(
         "The suite runs on PostgreSQL only. Run it with `make test`, which provisions PostgreSQL, "
         "or set DATABASE_URL=postgres://..."
