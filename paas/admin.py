@@ -8,6 +8,7 @@ through services. An ``ApplicationError`` from a service is shown on the form, w
 from collections.abc import Callable
 
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpResponseRedirect
 
@@ -20,6 +21,7 @@ class ScopedModelAdmin(admin.ModelAdmin):
     """Base for every studio page of ours. Subclasses set ``selector`` (user -> queryset)."""
 
     selector: Callable[..., QuerySet] | None = None
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def get_queryset(self, request) -> QuerySet:
         selector = type(self).selector

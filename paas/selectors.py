@@ -24,7 +24,7 @@ def health() -> dict:
         report["database"] = {"ok": False, "error": exc.__class__.__name__}
         report["ok"] = False
         return report
-    newest = WorkerHeartbeat.objects.order_by("-seen_at").first()
+    newest = WorkerHeartbeat.objects.filter(cluster=settings.Q_CLUSTER["name"]).order_by("-seen_at").first()
     if newest is not None:
         age = (timezone.now() - newest.seen_at).total_seconds()
         report["worker"] = {

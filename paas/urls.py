@@ -11,6 +11,7 @@ router.register("tokens", core_api.ApiTokenViewSet, basename="api-token")
 api_v1 = [
     *router.urls,
     path("", include("tenancy.api.urls")),
+    path("", include("inventory.api.urls")),
 ]
 
 urlpatterns = [

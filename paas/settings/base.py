@@ -193,7 +193,8 @@ API_TOKEN_MAX_DAYS = env_int("API_TOKEN_MAX_DAYS", 365)
 # --- Background work (django-q2, ORM broker) --------------------------------------------------------
 # DESIGN: retry > timeout > the longest task; attempts bounded.
 Q_CLUSTER = {
-    "name": env("PAAS_WORKER_CLUSTER", "default"),
+    # Agents' workers keep this name and set Q_CLUSTER_NAME=agent-<name> (django-q2's multi-queue).
+    "name": "default",
     "orm": "default",
     "workers": env_int("PAAS_WORKERS", 2),
     "timeout": env_int("PAAS_TASK_TIMEOUT", 600),
@@ -207,6 +208,9 @@ Q_CLUSTER = {
 }
 # How old the newest worker heartbeat may be before /healthz calls the worker down.
 WORKER_HEARTBEAT_MAX_AGE_SECONDS = env_int("WORKER_HEARTBEAT_MAX_AGE_SECONDS", 180)
+
+# Secrets at rest (kubeconfigs, cloud credentials): Fernet keys, newest first, comma-separated.
+PAAS_ENCRYPTION_KEYS = env_list("PAAS_ENCRYPTION_KEYS")
 
 # Demo data, each step a dotted path run in order by `manage.py demo_setup`. Later apps append theirs.
 DEMO_SEEDERS = ["tenancy.demo.seed"]

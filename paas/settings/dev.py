@@ -3,7 +3,7 @@
 import secrets
 
 from .base import *  # noqa: F403
-from .base import VAR_DIR, env
+from .base import VAR_DIR, env, env_list
 
 DEBUG = True
 
@@ -18,4 +18,17 @@ def _dev_secret_key() -> str:
     return path.read_text().strip()
 
 
+def _dev_encryption_keys() -> list[str]:
+    """Generate a development encryption key once into var/ (production must set its own)."""
+    path = VAR_DIR / "encryption_keys"
+    if not path.exists():
+        from cryptography.fernet import Fernet
+
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(Fernet.generate_key().decode())
+        path.chmod(0o600)
+    return [key.strip() for key in path.read_text().split(",") if key.strip()]
+
+
 SECRET_KEY = env("SECRET_KEY") or _dev_secret_key()
+PAAS_ENCRYPTION_KEYS = env_list("PAAS_ENCRYPTION_KEYS") or _dev_encryption_keys()

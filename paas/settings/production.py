@@ -9,6 +9,13 @@ SECRET_KEY = env("SECRET_KEY")
 if not SECRET_KEY or len(SECRET_KEY) < 50:
     raise ImproperlyConfigured("SECRET_KEY must be set (at least 50 random characters) in production.")
 
+from .base import PAAS_ENCRYPTION_KEYS  # noqa: E402
+
+if not PAAS_ENCRYPTION_KEYS:
+    raise ImproperlyConfigured(
+        "PAAS_ENCRYPTION_KEYS must be set in production (comma-separated Fernet keys, newest first)."
+    )
+
 DEBUG = False
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", True) else None

@@ -6,6 +6,11 @@ from .base import *  # noqa: F403
 from .base import DATABASES
 
 SECRET_KEY = "test-only-secret-key-not-for-production-0123456789abcdefghijklmnopqrstuvwxyz"  # noqa: S105
+# Two keys: the suite encrypts with the first and proves it still reads what the second encrypted.
+PAAS_ENCRYPTION_KEYS = [
+    "rXSl0q2Qm0a6Pp6YgFZ0vK8yFhB5CkHqS5rH3ZkqQ1w=",
+    "mT0W2-0oB1zrpbF9Q8mB1yB9O8b9qP3oM0xW7U6Z6nY=",
+]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed; never outside tests
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 

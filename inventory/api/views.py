@@ -1,0 +1,197 @@
+"""Inventory API: operators write; org admins and PaaS admins read what their orgs may use."""
+
+from django.db.models import Q
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from inventory import selectors, services
+from inventory.api.serializers import (
+    AgentSerializer,
+    ClusterSerializer,
+    DatacenterAgentSerializer,
+    DatacenterSerializer,
+    MigChangeSerializer,
+    NodeSerializer,
+    StorageSerializer,
+)
+from inventory.models import DatacenterAgent
+from paas import authz
+from paas.api.viewsets import ScopedGenericViewSet, ScopedReadOnlyViewSet
+from paas.errors import NotFound
+
+
+class _WriteMixin:
+    """create/update/destroy through the service functions named on the viewset."""
+
+    create_service = update_service = delete_service = None
+    target_kwarg = ""
+
+    def _data(self, partial=False, instance=None) -> dict:
+        serializer = self.get_serializer(instance, data=self.request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        return dict(serializer.validated_data)
+
+    def create(self, request):
+        obj = type(self).create_service(actor=request.user, **self.prepare(self._data()))
+        return Response(
+            self.get_serializer(self.get_queryset().get(pk=obj.pk)).data, status=status.HTTP_201_CREATED
+        )
+
+    def partial_update(self, request, pk=None):
+        instance = self.get_object()
+        data = self.prepare(self._data(partial=True, instance=instance), update=True)
+        type(self).update_service(actor=request.user, **{self.target_kwarg: instance}, **data)
+        return Response(self.get_serializer(self.get_queryset().get(pk=instance.pk)).data)
+
+    def destroy(self, request, pk=None):
+        type(self).delete_service(actor=request.user, **{self.target_kwarg: self.get_object()})
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def prepare(self, data: dict, update: bool = False) -> dict:
+        return data
+
+
+class DatacenterViewSet(_WriteMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedGenericViewSet):
+    selector = staticmethod(selectors.datacenter_list_for)
+    serializer_class = DatacenterSerializer
+    filterset_fields = ["kind", "provider", "infrastructure_type"]
+    create_service = staticmethod(services.datacenter_create)
+    update_service = staticmethod(services.datacenter_update)
+    delete_service = staticmethod(services.datacenter_delete)
+    target_kwarg = "datacenter"
+
+    def prepare(self, data, update=False):
+        if update:
+            data.pop("name", None)  # the name is immutable
+        return data
+
+
+class ClusterViewSet(_WriteMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedGenericViewSet):
+    """Clusters. The kubeconfig (or server, CA and token) is write-only: it is never returned."""
+
+    selector = staticmethod(selectors.cluster_list_for)
+    serializer_class = ClusterSerializer
+    filterset_fields = ["datacenter", "status", "tenancy"]
+    create_service = staticmethod(services.cluster_register)
+    update_service = staticmethod(services.cluster_update)
+    delete_service = staticmethod(services.cluster_delete)
+    target_kwarg = "cluster"
+
+    def prepare(self, data, update=False):
+        if "server_url" in data:
+            data["server"] = data.pop("server_url")
+        if update:
+            data.pop("name", None)
+            for field in ("server", "ca_data", "token"):
+                data.pop(field, None)
+        return data
+
+    @extend_schema(request=None, responses={202: None})
+    @action(detail=True, methods=["post"])
+    def refresh(self, request, pk=None):
+        """Check reachability and sync the nodes now (on the cluster's agent)."""
+        cluster = self.get_object()
+        authz.require_operator(request.user)
+        services.enqueue_for_cluster(cluster, "inventory.tasks.cluster_refresh", cluster.pk)
+        return Response({"queued_on": services.queue_for_cluster(cluster)}, status=status.HTTP_202_ACCEPTED)
+
+
+class NodeViewSet(ScopedReadOnlyViewSet):
+    selector = staticmethod(selectors.node_list_for)
+    serializer_class = NodeSerializer
+    filterset_fields = ["cluster", "gpu_product", "mig_strategy", "schedulable"]
+
+
+class MigChangeViewSet(mixins.CreateModelMixin, ScopedReadOnlyViewSet):
+    """GPU partitioning: request a MIG configuration for nodes and follow it to success or failure."""
+
+    selector = staticmethod(selectors.mig_change_list_for)
+    serializer_class = MigChangeSerializer
+    filterset_fields = ["cluster", "state"]
+
+    def create(self, request):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        change = services.mig_change_request(actor=request.user, **serializer.validated_data)
+        return Response(self.get_serializer(change).data, status=status.HTTP_201_CREATED)
+
+
+class StorageViewSet(_WriteMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedGenericViewSet):
+    selector = staticmethod(selectors.storage_list_for)
+    serializer_class = StorageSerializer
+    filterset_fields = ["kind"]
+    create_service = staticmethod(services.storage_create)
+    update_service = staticmethod(services.storage_update)
+    delete_service = staticmethod(services.storage_delete)
+    target_kwarg = "storage"
+
+    def prepare(self, data, update=False):
+        if update:
+            data.pop("name", None)
+        return data
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "visible_in",
+                str,
+                description="A datacenter id: its storage plus open storage. 'none': open storage only.",
+            )
+        ]
+    )
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    def filter_queryset(self, queryset):
+        queryset = super().filter_queryset(queryset)
+        visible_in = self.request.query_params.get("visible_in")
+        if visible_in is None or self.action != "list":
+            return queryset
+        if visible_in in ("", "none"):
+            return selectors.storage_for_datacenter(queryset, None)
+        datacenter = authz.get_visible(selectors.datacenter_list_for(self.request.user), visible_in)
+        return selectors.storage_for_datacenter(queryset, datacenter)
+
+
+class AgentViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, ScopedGenericViewSet
+):
+    selector = staticmethod(selectors.agent_list_for)
+    serializer_class = AgentSerializer
+
+    def create(self, request):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        agent = services.agent_create(actor=request.user, **serializer.validated_data)
+        return Response(
+            self.get_serializer(self.get_queryset().get(pk=agent.pk)).data, status=status.HTTP_201_CREATED
+        )
+
+    def perform_destroy(self, instance):
+        services.agent_delete(actor=self.request.user, agent=instance)
+
+
+class DatacenterAgentViewSet(mixins.ListModelMixin, ScopedGenericViewSet):
+    """Global settings: which agent serves each datacenter. POST sets it; DELETE (by datacenter id) unsets."""
+
+    selector = staticmethod(
+        lambda user: DatacenterAgent.objects.filter(
+            Q(agent__in=selectors.agent_list_for(user))
+        ).select_related("datacenter", "agent")
+    )
+    serializer_class = DatacenterAgentSerializer
+
+    def create(self, request):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        mapping = services.datacenter_agent_set(actor=request.user, **serializer.validated_data)
+        return Response(self.get_serializer(mapping).data, status=status.HTTP_201_CREATED)
+
+    def destroy(self, request, pk=None):
+        mapping = authz.get_visible(self.get_queryset(), pk)
+        if mapping is None:
+            raise NotFound()
+        services.datacenter_agent_set(actor=request.user, datacenter=mapping.datacenter, agent=None)
+        return Response(status=status.HTTP_204_NO_CONTENT)
