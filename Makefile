@@ -29,6 +29,7 @@ run: install
 
 ## test: the whole suite on PostgreSQL and the local Kubernetes control plane (provisioned on demand)
 test: install lint
+	$(VENV)/bin/python -m tests.localkube build
 	$(VENV)/bin/python -m tests.support.run $(ARGS)
 
 lint: install

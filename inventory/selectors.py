@@ -5,9 +5,14 @@ datacenter and storage (names and types; never credentials), shared clusters and
 dedicated to their orgs, and those clusters' nodes. Agents are operators' business.
 """
 
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, Concat
 
+from inventory.matchmaker import ClusterCapacity, NodeCapacity, Placement, PlacementRequest, place
 from inventory.models import Agent, Cluster, Datacenter, MigChange, Node, Storage
 from paas import authz
 from paas.models import WorkerHeartbeat
@@ -74,3 +79,86 @@ def agent_list_for(user) -> QuerySet[Agent]:
 def mig_change_list_for(user) -> QuerySet[MigChange]:
     base = MigChange.objects.select_related("cluster", "requested_by")
     return base if authz.is_operator(user) else base.none()
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """What the platform has already placed on one cluster (instances' resource groups)."""
+
+    gpus: Mapping[str, int] = field(default_factory=dict)  # per gpu_product
+    mig: Mapping[str, int] = field(default_factory=dict)  # per MIG profile
+    cpu_millis: int = 0
+    memory_bytes: int = 0
+
+
+def cluster_capacities(*, reserved: Mapping[int, Reservation] | None = None) -> list[ClusterCapacity]:
+    """Every cluster as the matchmaker sees it: allocatable of its synced nodes minus ``reserved``.
+
+    Reservations are per cluster (the platform places namespaces on clusters, the scheduler places
+    pods on nodes), so they reduce the cluster's totals; the largest free chunk on one node is capped
+    at what remains of the product. Two queries, whatever the number of clusters and nodes.
+    """
+    reserved = reserved or {}
+    nodes_by_cluster: dict[int, list[NodeCapacity]] = defaultdict(list)
+    fields = (
+        "cluster_id",
+        "name",
+        "gpu_product",
+        "gpu_count",
+        "allocatable_gpus",
+        "allocatable_mig",
+        "allocatable_cpu_millis",
+        "allocatable_memory_bytes",
+        "schedulable",
+    )
+    for row in Node.objects.order_by().values_list(*fields):
+        cluster_id, name, product, count, gpus, mig_free, cpu, memory, schedulable = row
+        nodes_by_cluster[cluster_id].append(
+            NodeCapacity(
+                name=name,
+                gpu_product=product,
+                gpus_free=gpus,
+                mig_free=mig_free or {},
+                cpu_millis_free=cpu,
+                memory_bytes_free=memory,
+                schedulable=schedulable,
+                gpus_total=count,
+            )
+        )
+    capacities = []
+    clusters = Cluster.objects.order_by("name").values_list(
+        "pk", "name", "datacenter__name", "status", "dedicated_org_id"
+    )
+    for pk, name, datacenter, status, dedicated_org_id in clusters:
+        capacity = ClusterCapacity.from_nodes(
+            name,
+            nodes_by_cluster.get(pk, []),
+            datacenter=datacenter,
+            dedicated_org_id=dedicated_org_id,
+            reachable=status in (Cluster.Status.REACHABLE, Cluster.Status.DEGRADED),
+        )
+        if pk in reserved:
+            capacity = _minus(capacity, reserved[pk])
+        capacities.append(capacity)
+    return capacities
+
+
+def _minus(capacity: ClusterCapacity, used: Reservation) -> ClusterCapacity:
+    gpus = {p: max(n - used.gpus.get(p, 0), 0) for p, n in capacity.gpus_free.items()}
+    mig = {p: max(n - used.mig.get(p, 0), 0) for p, n in capacity.mig_free.items()}
+    largest = {p: min(n, gpus.get(p, 0)) for p, n in capacity.largest_node_gpus_free.items()}
+    return replace(
+        capacity,
+        gpus_free=gpus,
+        mig_free=mig,
+        largest_node_gpus_free=largest,
+        cpu_millis_free=max(capacity.cpu_millis_free - used.cpu_millis, 0),
+        memory_bytes_free=max(capacity.memory_bytes_free - used.memory_bytes, 0),
+    )
+
+
+def placement_for(
+    request: PlacementRequest, *, reserved: Mapping[int, Reservation] | None = None
+) -> Placement:
+    """Where the matchmaker would place ``request`` now, with its explanation."""
+    return place(request, cluster_capacities(reserved=reserved))

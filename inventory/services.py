@@ -328,35 +328,20 @@ def cluster_sync_nodes(*, cluster_id: int) -> int:
         existing = {node.name: node for node in Node.objects.select_for_update().filter(cluster=cluster)}
         to_create, to_update = [], []
         for fact in facts:
-            values = {
-                "gpu_product": fact.gpu_product,
-                "gpu_count": fact.gpu_count,
-                "gpu_memory_mib": fact.gpu_memory_mib,
-                "mig_capable": fact.mig_capable,
-                "mig_strategy": fact.mig_strategy,
-                "mig_config": fact.mig_config,
-                "mig_config_state": fact.mig_config_state,
-                "allocatable_cpu_millis": fact.allocatable_cpu_millis,
-                "allocatable_memory_bytes": fact.allocatable_memory_bytes,
-                "allocatable_gpus": fact.allocatable_gpus,
-                "allocatable_mig": fact.allocatable_mig,
-                "ready": fact.ready,
-                "schedulable": fact.schedulable,
-                "labels": fact.labels,
-                "synced_at": now,
-            }
+            values = {field: getattr(fact, field) for field in NODE_SYNC_FIELDS}
             node = existing.pop(fact.name, None)
             if node is None:
-                to_create.append(Node(cluster=cluster, name=fact.name, **values))
-            else:
+                to_create.append(Node(cluster=cluster, name=fact.name, synced_at=now, **values))
+            elif any(getattr(node, field) != value for field, value in values.items()):
                 for field, value in values.items():
                     setattr(node, field, value)
                 to_update.append(node)
         Node.objects.bulk_create(to_create, batch_size=500)
-        if to_update:
-            Node.objects.bulk_update(to_update, [f for f in NODE_SYNC_FIELDS], batch_size=500)
+        if to_update:  # only nodes whose observed state changed are rewritten
+            Node.objects.bulk_update(to_update, NODE_SYNC_FIELDS, batch_size=500)
         if existing:
             Node.objects.filter(pk__in=[node.pk for node in existing.values()]).delete()
+        Node.objects.filter(cluster=cluster).update(synced_at=now)
         Cluster.objects.filter(pk=cluster_id).update(last_seen_at=now)
     return len(facts)
 
@@ -376,7 +361,6 @@ NODE_SYNC_FIELDS = (
     "ready",
     "schedulable",
     "labels",
-    "synced_at",
 )
 
 

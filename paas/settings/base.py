@@ -205,6 +205,9 @@ Q_CLUSTER = {
     "save_limit": 1000,
     "poll": 0.5,
     "label": "Background tasks",
+    # Per-queue overrides for agents' workers (Q_CLUSTER_NAME=agent-<name>); none needed so far, but
+    # django-q2 requires the key whenever a worker runs under another queue name.
+    "ALT_CLUSTERS": {},
 }
 # How old the newest worker heartbeat may be before /healthz calls the worker down.
 WORKER_HEARTBEAT_MAX_AGE_SECONDS = env_int("WORKER_HEARTBEAT_MAX_AGE_SECONDS", 180)

@@ -367,3 +367,40 @@ def test_storage_and_datacenter_validation(world, api):
     )
     assert dc.status_code == 201 and dc.json()["has_credentials"] and "arn:aws" not in dc.content.decode()
     assert Storage.objects.count() == 0
+
+
+def test_matchmaker_places_on_synced_capacity_and_explains(registered, world, kubeconfig):
+    from inventory.matchmaker import PlacementRequest, ResourceGroup
+    from inventory.selectors import Reservation, cluster_capacities, placement_for
+
+    # A second cluster, unreachable: never chosen, always explained.
+    dead = yaml.safe_load(kubeconfig)
+    dead["clusters"][0]["cluster"]["server"] = "https://127.0.0.1:1"
+    gone = services.cluster_register(actor=world.operator, name="gone", kubeconfig=yaml.safe_dump(dead))
+    tasks.cluster_refresh(gone.pk)
+
+    eight = PlacementRequest(
+        groups=(
+            ResourceGroup(
+                gpu_model="A100-SXM4-40GB", gpu_count=8, cpu_millis=64_000, memory_bytes=512 * 2**30
+            ),
+        )
+    )
+    placement = placement_for(eight)
+    assert placement.cluster == "local"
+    assert "gone" in placement.explain() and "unreachable" in placement.explain()
+    too_many = PlacementRequest(groups=(ResourceGroup(gpu_model="A100-SXM4-40GB", gpu_count=64),))
+    refused = placement_for(too_many)
+    assert refused.cluster is None
+    assert "needs 64 nvidia.com/gpu of A100-SXM4-40GB, 16 free" in refused.explain()
+    mig = PlacementRequest(groups=(ResourceGroup(mig_profile="1g.10gb", mig_count=60),))
+    assert placement_for(mig).cluster == "local"  # 56 + 16 slices of 1g.10gb over the two MIG nodes
+    # What the platform already placed is not free any more.
+    reserved = {registered.pk: Reservation(gpus={"A100-SXM4-40GB": 12})}
+    assert (
+        "needs 8 nvidia.com/gpu of A100-SXM4-40GB, 4 free"
+        in placement_for(eight, reserved=reserved).explain()
+    )
+    assert {c.name for c in cluster_capacities()} == {"local", "gone"}
+    pinned = PlacementRequest(groups=eight.groups, datacenter="elsewhere")
+    assert placement_for(pinned).cluster is None
