@@ -6,6 +6,7 @@ UV_VERSION := 0.13.9
 UV := var/tools/bin/uv
 VENV := .venv
 ADDR ?= 127.0.0.1:8000
+DEMO_CLUSTER ?= 1
 
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
@@ -23,7 +24,14 @@ install: $(UV)
 ## run: the platform on the embedded default (SQLite under var/, a worker), with demo data
 run: install
 	$(VENV)/bin/python manage.py migrate --noinput
-	$(VENV)/bin/python manage.py demo_setup
+	@rm -f var/demo-kubeconfig.path
+	@if [ "$(DEMO_CLUSTER)" = "1" ] && command -v go >/dev/null 2>&1; then \
+	  echo "Starting the demo Kubernetes cluster (built from source the first time: ~12 min; DEMO_CLUSTER=0 skips)"; \
+	  $(VENV)/bin/python -m tests.localkube stop --name demo --dir var/demo-cluster >/dev/null 2>&1 || true; \
+	  $(VENV)/bin/python -m tests.localkube start --name demo --kata --dir var/demo-cluster > var/demo-kubeconfig.path \
+	    || { echo "The demo cluster did not start; the platform runs without capacity."; rm -f var/demo-kubeconfig.path; }; \
+	fi
+	PAAS_DEMO_KUBECONFIG="$$(cat var/demo-kubeconfig.path 2>/dev/null)" $(VENV)/bin/python manage.py demo_setup
 	@echo "Open http://$(ADDR)/  (studio at /studio/, API docs at /api/docs/)"
 	$(VENV)/bin/python manage.py serve $(ADDR)
 

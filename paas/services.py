@@ -96,3 +96,39 @@ def worker_heartbeat_record(*, cluster: str) -> WorkerHeartbeat:
         cluster=cluster, defaults={"seen_at": timezone.now()}
     )
     return heartbeat
+
+
+@transaction.atomic
+def secrets_rotate(*, actor=None) -> dict[str, int]:
+    """Re-encrypt every stored secret (each ``EncryptedTextField`` column) with the newest key.
+
+    Works on the stored tokens directly, so clear values never pass through Python objects that
+    could be logged. Returns the number of values re-encrypted per ``app.model.field``.
+    """
+    from django.apps import apps
+    from django.db import connection
+
+    from paas import secrets
+    from paas.fields import EncryptedTextField
+
+    counts: dict[str, int] = {}
+    with connection.cursor() as cursor:
+        for model in apps.get_models():
+            for field in model._meta.concrete_fields:
+                if not isinstance(field, EncryptedTextField):
+                    continue
+                table, column, pk = (
+                    connection.ops.quote_name(model._meta.db_table),
+                    connection.ops.quote_name(field.column),
+                    connection.ops.quote_name(model._meta.pk.column),
+                )
+                cursor.execute(f"SELECT {pk}, {column} FROM {table} WHERE {column} <> ''")  # noqa: S608
+                rows = cursor.fetchall()
+                for row_pk, token in rows:
+                    cursor.execute(
+                        f"UPDATE {table} SET {column} = %s WHERE {pk} = %s",  # noqa: S608
+                        [secrets.rotate(token), row_pk],
+                    )
+                counts[f"{model._meta.label_lower}.{field.name}"] = len(rows)
+    audit_log(actor=actor, action="secrets.rotate", target_type="platform", details={"rotated": counts})
+    return counts
