@@ -8,6 +8,7 @@ through services. An ``ApplicationError`` from a service is shown on the form, w
 from collections.abc import Callable
 
 from django.contrib import admin, messages
+from django.contrib.auth.models import Group
 from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpResponseRedirect
@@ -196,3 +197,7 @@ class WorkerHeartbeatAdmin(ScopedModelAdmin):
 
     def has_module_permission(self, request) -> bool:
         return authz.is_operator(request.user)
+
+
+# Roles are ours (tenancy.RoleAssignment, mirrored into object permissions); Django's groups are unused.
+admin.site.unregister(Group)
