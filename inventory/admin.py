@@ -377,6 +377,7 @@ class MigChangeAdmin(OperatorWritesAdmin):
 
 class StorageForm(forms.ModelForm):
     new_credentials = _secret_field("Credentials (bucket access keys)")
+    bucket_endpoint = forms.URLField(label="bucket endpoint", required=False, assume_scheme="https")
 
     class Meta:
         model = Storage
