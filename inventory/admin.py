@@ -10,7 +10,7 @@ from django.utils.html import format_html
 from inventory import mig, selectors, services
 from inventory.models import Agent, Cluster, Datacenter, DatacenterAgent, MigChange, Node, Storage
 from paas import authz
-from paas.admin import ScopedModelAdmin
+from paas.admin import ScopedModelAdmin, secret_field
 
 
 class OperatorWritesAdmin(ScopedModelAdmin):
@@ -18,6 +18,9 @@ class OperatorWritesAdmin(ScopedModelAdmin):
 
     def has_module_permission(self, request) -> bool:
         return authz.is_operator(request.user) or self.get_queryset(request).exists()
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return self.has_module_permission(request)
 
     def has_add_permission(self, request) -> bool:
         return authz.is_operator(request.user)
@@ -27,16 +30,6 @@ class OperatorWritesAdmin(ScopedModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return authz.is_operator(request.user)
-
-
-def _secret_field(label: str, *, required: bool = False, help_text: str = "") -> forms.CharField:
-    return forms.CharField(
-        label=label,
-        required=required,
-        strip=False,
-        widget=forms.Textarea(attrs={"rows": 6, "autocomplete": "off", "spellcheck": "false"}),
-        help_text=help_text or "Write-only: stored encrypted and never shown again. Leave empty to keep.",
-    )
 
 
 class ListTextField(forms.CharField):
@@ -50,7 +43,7 @@ class ListTextField(forms.CharField):
 
 
 class DatacenterForm(forms.ModelForm):
-    new_credentials = _secret_field("Credentials (cloud credentials or SSH keys)")
+    new_credentials = secret_field("Credentials (cloud credentials or SSH keys)")
     clear_credentials = forms.BooleanField(label="Remove the stored credentials", required=False)
     instance_types = ListTextField(required=False, help_text="Comma-separated, e.g. p4d.24xlarge")
     gpu_types = ListTextField(required=False, help_text="Comma-separated, e.g. A100, H100")
@@ -115,7 +108,7 @@ class DatacenterAdmin(OperatorWritesAdmin):
 
 
 class ClusterForm(forms.ModelForm):
-    new_kubeconfig = _secret_field(
+    new_kubeconfig = secret_field(
         "Kubeconfig",
         help_text="Write-only: stored encrypted and never shown again. Required when adding; "
         "leave empty to keep the stored one.",
@@ -192,8 +185,10 @@ class ClusterAdmin(OperatorWritesAdmin):
     ]
     list_filter = ["status", "tenancy", "datacenter"]
     search_fields = ["name", "display_name", "server"]
-    inlines = [NodeInline]
     actions = ["refresh"]
+
+    def get_inlines(self, request, obj):
+        return [NodeInline] if obj else []  # nodes come from the sync, after registration
 
     @admin.display(description="status")
     def status_badge(self, obj):
@@ -376,7 +371,7 @@ class MigChangeAdmin(OperatorWritesAdmin):
 
 
 class StorageForm(forms.ModelForm):
-    new_credentials = _secret_field("Credentials (bucket access keys)")
+    new_credentials = secret_field("Credentials (bucket access keys)")
     bucket_endpoint = forms.URLField(label="bucket endpoint", required=False, assume_scheme="https")
 
     class Meta:

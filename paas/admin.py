@@ -7,6 +7,7 @@ through services. An ``ApplicationError`` from a service is shown on the form, w
 
 from collections.abc import Callable
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.models import Group
 from django.db import models
@@ -16,6 +17,24 @@ from django.http import HttpResponseRedirect
 from paas import authz
 from paas.errors import ApplicationError
 from paas.models import ApiToken, AuditEvent, WorkerHeartbeat
+
+
+class WriteOnlyTextarea(forms.Textarea):
+    """A textarea for secrets: it never renders a value, not even the one just submitted."""
+
+    def format_value(self, value):
+        return None
+
+
+def secret_field(label: str, *, required: bool = False, help_text: str = "") -> forms.CharField:
+    """A write-only form field for a secret (kubeconfig, credentials)."""
+    return forms.CharField(
+        label=label,
+        required=required,
+        strip=False,
+        widget=WriteOnlyTextarea(attrs={"rows": 6, "autocomplete": "off", "spellcheck": "false"}),
+        help_text=help_text or "Write-only: stored encrypted and never shown again. Leave empty to keep.",
+    )
 
 
 class ScopedModelAdmin(admin.ModelAdmin):
