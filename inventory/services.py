@@ -15,7 +15,7 @@ from django_q.tasks import async_task
 from inventory import kube, mig
 from inventory.models import Agent, Cluster, Datacenter, DatacenterAgent, MigChange, Node, Storage
 from paas import authz
-from paas.audit import audit_log
+from paas.audit import apply_changes, audit_log
 from paas.errors import Conflict, ValidationFailed
 from tenancy.models import Organization, slug_validator
 
@@ -139,9 +139,7 @@ def datacenter_update(*, actor, datacenter: Datacenter, credentials: str | None 
         raise ValidationFailed("Unknown fields.", fields={k: "Unknown field." for k in unknown})
     merged = {field: getattr(datacenter, field) for field in DATACENTER_FIELDS} | data
     _check_datacenter(merged)
-    changes = {k: [getattr(datacenter, k), v] for k, v in data.items() if getattr(datacenter, k) != v}
-    for field, value in data.items():
-        setattr(datacenter, field, value)
+    changes = apply_changes(datacenter, data)
     if credentials is not None:
         changes["credentials"] = "replaced" if credentials else "cleared"
         datacenter.credentials = credentials
@@ -248,15 +246,7 @@ def cluster_update(*, actor, cluster: Cluster, kubeconfig: str | None = None, **
     if unknown:
         raise ValidationFailed("Unknown fields.", fields={k: "Unknown field." for k in unknown})
     _check_tenancy(data.get("tenancy", cluster.tenancy), data.get("dedicated_org", cluster.dedicated_org))
-    changes = {}
-    for field, value in data.items():
-        before = getattr(cluster, field)
-        if before != value:
-            changes[field] = [
-                str(before) if before is not None else None,
-                str(value) if value is not None else None,
-            ]
-            setattr(cluster, field, value)
+    changes = apply_changes(cluster, data)
     if kubeconfig:
         kubeconfig = _resolve_kubeconfig(kubeconfig, "", "", "", cluster.name)
         cluster.kubeconfig = kubeconfig
@@ -583,9 +573,7 @@ def storage_update(*, actor, storage: Storage, credentials: str | None = None, *
     merged = {f: getattr(storage, f) for f in ("kind", "storage_class", "bucket_endpoint", "bucket_name")}
     merged |= {k: v for k, v in data.items() if k != "datacenter"}
     _check_storage(**merged)
-    changes = {k: [str(getattr(storage, k)), str(v)] for k, v in data.items() if getattr(storage, k) != v}
-    for field, value in data.items():
-        setattr(storage, field, value)
+    changes = apply_changes(storage, data)
     if credentials is not None:
         storage.credentials = credentials
         changes["credentials"] = "replaced" if credentials else "cleared"

@@ -156,3 +156,23 @@ def audit_verify(*, chunk_size: int = 2000) -> VerifyResult:
                 break
             expected_seq, prev_hash = expected_seq + 1, event.hash
     return VerifyResult(chains=len(chains), events=total, broken=broken)
+
+
+def apply_changes(obj: Model, data: dict) -> dict:
+    """Set ``data`` on ``obj``; return the changes as ``{field: [before, after]}`` for an audit event.
+
+    Related objects are recorded by their string form; only fields whose value differs are set.
+    """
+    changes = {}
+    for field, value in data.items():
+        before = getattr(obj, field)
+        if before != value:
+            changes[field] = [_plain(before), _plain(value)]
+            setattr(obj, field, value)
+    return changes
+
+
+def _plain(value):
+    if value is None or isinstance(value, bool | int | float | str | list | dict):
+        return value
+    return str(value)

@@ -19,6 +19,23 @@ def _administered_orgs(user) -> QuerySet:
     return authz.filter_for(user, "administer_organization", Organization.objects.all())
 
 
+class AdministeredScopeAdmin(ScopedModelAdmin):
+    """Pages whose forms pick a user, org or project: only those in orgs the user administers."""
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        orgs = _administered_orgs(request.user)
+        if db_field.name == "user":
+            kwargs["queryset"] = selectors.user_list_for(request.user)
+        elif db_field.name == "org":
+            kwargs["queryset"] = orgs
+        elif db_field.name == "project":
+            kwargs["queryset"] = Project.objects.filter(org__in=orgs).select_related("org")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def has_add_permission(self, request) -> bool:
+        return _administered_orgs(request.user).exists()
+
+
 # --- organizations ----------------------------------------------------------------------------------
 
 
@@ -103,7 +120,7 @@ class OrganizationAdmin(ScopedModelAdmin):
 
 
 @admin.register(Project)
-class ProjectAdmin(ScopedModelAdmin):
+class ProjectAdmin(AdministeredScopeAdmin):
     selector = staticmethod(selectors.project_list_for)
     list_display = ["name", "display_name", "org", "kind", "owner", "created_at"]
     list_filter = ["kind"]
@@ -117,14 +134,6 @@ class ProjectAdmin(ScopedModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [] if obj is None else ["org", "name", "kind", "owner", "created_at"]
-
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        if db_field.name == "org":
-            kwargs["queryset"] = _administered_orgs(request.user)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
-
-    def has_add_permission(self, request) -> bool:
-        return _administered_orgs(request.user).exists()
 
     def has_change_permission(self, request, obj=None) -> bool:
         if obj is None:
@@ -233,7 +242,7 @@ class RoleAssignmentForm(forms.ModelForm):
 
 
 @admin.register(RoleAssignment)
-class RoleAssignmentAdmin(ScopedModelAdmin):
+class RoleAssignmentAdmin(AdministeredScopeAdmin):
     selector = staticmethod(selectors.role_assignment_list_for)
     list_display = ["user", "role", "org", "project", "created_at", "created_by"]
     list_filter = ["role"]
@@ -251,24 +260,10 @@ class RoleAssignmentAdmin(ScopedModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         return [] if obj is None else ["user", "role", "org", "project", "created_at"]
 
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        if db_field.name == "user":
-            kwargs["queryset"] = selectors.user_list_for(request.user)
-        elif db_field.name == "org":
-            kwargs["queryset"] = _administered_orgs(request.user)
-        elif db_field.name == "project":
-            kwargs["queryset"] = Project.objects.filter(
-                org__in=_administered_orgs(request.user)
-            ).select_related("org")
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
-
     def formfield_for_choice_field(self, db_field, request, **kwargs):
         if db_field.name == "role" and not authz.is_operator(request.user):
             kwargs["choices"] = [c for c in Role.choices if c[0] != Role.OPERATOR]
         return super().formfield_for_choice_field(db_field, request, **kwargs)
-
-    def has_add_permission(self, request) -> bool:
-        return _administered_orgs(request.user).exists()
 
     def has_delete_permission(self, request, obj=None) -> bool:
         if obj is None:
@@ -296,7 +291,7 @@ class RoleAssignmentAdmin(ScopedModelAdmin):
 
 
 @admin.register(Invitation)
-class InvitationAdmin(ScopedModelAdmin):
+class InvitationAdmin(AdministeredScopeAdmin):
     selector = staticmethod(selectors.invitation_list_for)
     list_display = ["email", "org", "project", "role", "status", "created_at", "expires_at", "invited_by"]
     list_filter = ["role"]
@@ -315,22 +310,10 @@ class InvitationAdmin(ScopedModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         return [] if obj is None else self.get_fields(request, obj)
 
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        if db_field.name == "org":
-            kwargs["queryset"] = _administered_orgs(request.user)
-        elif db_field.name == "project":
-            kwargs["queryset"] = Project.objects.filter(
-                org__in=_administered_orgs(request.user)
-            ).select_related("org")
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
-
     def formfield_for_choice_field(self, db_field, request, **kwargs):
         if db_field.name == "role":
             kwargs["choices"] = [c for c in Role.choices if c[0] != Role.OPERATOR]
         return super().formfield_for_choice_field(db_field, request, **kwargs)
-
-    def has_add_permission(self, request) -> bool:
-        return _administered_orgs(request.user).exists()
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data

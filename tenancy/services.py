@@ -17,7 +17,7 @@ from django.utils.text import slugify
 from guardian.shortcuts import assign_perm, remove_perm
 
 from paas import authz
-from paas.audit import audit_log
+from paas.audit import apply_changes, audit_log
 from paas.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from tenancy.models import GpuModelQuota, Invitation, Organization, Project, Quota, RoleAssignment, User
 from tenancy.roles import ORG_PERMISSIONS, ORG_ROLES, PROJECT_PERMISSIONS, PROJECT_ROLES, STUDIO_ROLES, Role
@@ -37,6 +37,15 @@ def _validate_slug(field: str, value: str) -> str:
         raise ValidationFailed(f"Invalid {field}.", fields={field: exc.messages}) from exc
     if len(value) > 63:
         raise ValidationFailed(f"Invalid {field}.", fields={field: "At most 63 characters."})
+    return value
+
+
+def _required_text(field: str, value: str) -> str:
+    value = (value or "").strip()
+    if not value:
+        raise ValidationFailed(
+            f"{field.replace('_', ' ').capitalize()} is required.", fields={field: "This field is required."}
+        )
     return value
 
 
@@ -174,16 +183,11 @@ def org_update(
     *, actor: User, org: Organization, display_name: str | None = None, is_active: bool | None = None
 ):
     authz.require(actor, "change_organization", org)
-    changes = {}
-    if display_name is not None:
-        display_name = display_name.strip()
-        if not display_name:
-            raise ValidationFailed(
-                "Display name is required.", fields={"display_name": "This field is required."}
-            )
-        if display_name != org.display_name:
-            changes["display_name"] = [org.display_name, display_name]
-            org.display_name = display_name
+    changes = (
+        apply_changes(org, {"display_name": _required_text("display_name", display_name)})
+        if (display_name is not None)
+        else {}
+    )
     if is_active is not None and is_active != org.is_active:
         authz.require_operator(
             actor, message="Only platform operators may activate or deactivate organizations."
@@ -226,19 +230,12 @@ def project_update(
     *, actor: User, project: Project, display_name: str | None = None, description: str | None = None
 ) -> Project:
     authz.require(actor, "change_project", project, message="Only org admins may change projects.")
-    changes = {}
+    data = {}
     if display_name is not None:
-        display_name = display_name.strip()
-        if not display_name:
-            raise ValidationFailed(
-                "Display name is required.", fields={"display_name": "This field is required."}
-            )
-        if display_name != project.display_name:
-            changes["display_name"] = [project.display_name, display_name]
-            project.display_name = display_name
-    if description is not None and description != project.description:
-        changes["description"] = [project.description, description]
-        project.description = description
+        data["display_name"] = _required_text("display_name", display_name)
+    if description is not None:
+        data["description"] = description
+    changes = apply_changes(project, data)
     if changes:
         project.save()
         audit_log(

@@ -408,8 +408,15 @@ def test_matchmaker_places_on_synced_capacity_and_explains(registered, world, ku
 
 def test_studio_registers_clusters_and_shows_errors_on_the_form(world, client, kubeconfig):
     client.force_login(world.operator)
-    form = {"name": "studio-made", "display_name": "Studio made", "datacenter": "", "labels": "{}",
-            "tenancy": "shared", "dedicated_org": "", "new_kubeconfig": "not: [a kubeconfig"}
+    form = {
+        "name": "studio-made",
+        "display_name": "Studio made",
+        "datacenter": "",
+        "labels": "{}",
+        "tenancy": "shared",
+        "dedicated_org": "",
+        "new_kubeconfig": "not: [a kubeconfig",
+    }
     bad = client.post("/studio/inventory/cluster/add/", form)
     page = bad.content.decode()
     assert bad.status_code == 200 and "Not valid YAML" in page and "Studio made" in page
@@ -419,7 +426,12 @@ def test_studio_registers_clusters_and_shows_errors_on_the_form(world, client, k
     cluster = Cluster.objects.get(name="studio-made")
     assert cluster.kubeconfig.reveal() == kubeconfig
     tasks.cluster_refresh(cluster.pk)
-    mig_form = {"cluster": cluster.pk, "node_names": "gpu-h100-0", "node_selector": "", "config": "all-1g.5gb"}
+    mig_form = {
+        "cluster": cluster.pk,
+        "node_names": "gpu-h100-0",
+        "node_selector": "",
+        "config": "all-1g.5gb",
+    }
     refused = client.post("/studio/inventory/migchange/add/", mig_form)
     assert refused.status_code == 200 and "is not valid for gpu-h100-0" in refused.content.decode()
     # An org admin reads the cluster card but cannot change it.
