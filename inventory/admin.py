@@ -11,12 +11,15 @@ from inventory import mig, selectors, services
 from inventory.models import Agent, Cluster, Datacenter, DatacenterAgent, MigChange, Node, Storage
 from paas import authz
 from paas.admin import ScopedModelAdmin, secret_field
+from tenancy.selectors import administers_any_org
 
 
 class OperatorWritesAdmin(ScopedModelAdmin):
     """Visible to whoever the selector lets see rows; only operators change anything."""
 
     def has_module_permission(self, request) -> bool:
+        if not administers_any_org(request.user):
+            return False  # PaaS admins see the catalog sections and nothing else
         return authz.is_operator(request.user) or self.get_queryset(request).exists()
 
     def has_view_permission(self, request, obj=None) -> bool:

@@ -132,6 +132,9 @@ class ScopedModelAdmin(admin.ModelAdmin):
         # Relations are written by the services; Django's m2m/inline saving would bypass them.
         pass
 
+    def construct_change_message(self, request, form, formsets, add=False):
+        return []  # the audit trail records changes; inline rows are written by services, not formsets
+
     def log_addition(self, request, obj, message):
         return None  # the audit trail records every change; Django's admin log is not used
 

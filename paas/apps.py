@@ -9,7 +9,12 @@ class PaasConfig(AppConfig):
     verbose_name = "Platform core"
 
     def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+
+        from paas import authz
         from paas.api import schema  # noqa: F401  (registers the OpenAPI authentication extension)
+
+        post_migrate.connect(authz.clear_caches, dispatch_uid="paas.authz.clear_caches")
 
 
 class StudioAdminConfig(admin_apps.AdminConfig):

@@ -11,9 +11,12 @@ constant number of queries whatever the user's roles. ``get_for`` is the only wa
 by id: a missing object and one the user may not see both raise :class:`paas.errors.NotFound`.
 """
 
+from functools import cache
+
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import Model, Q, QuerySet
+from django.db.models.expressions import RawSQL
 from guardian.core import ObjectPermissionChecker
 from guardian.models import UserObjectPermissionBase
 from guardian.utils import get_user_obj_perms_model
@@ -63,30 +66,75 @@ def has_perm(user, perm: str, obj: Model) -> bool:
     return False
 
 
-def _direct_object_ids(user, model: type[Model], codename: str) -> QuerySet:
+_permission_ids: dict[tuple[str, str], int | None] = {}
+
+
+def _permission_id(model: type[Model], codename: str) -> int | None:
+    """The id of a model permission, cached (cleared after every migrate: a flush recreates them)."""
+    key = (model._meta.label_lower, codename)
+    if key not in _permission_ids:
+        content_type = ContentType.objects.get_for_model(model)
+        _permission_ids[key] = (
+            Permission.objects.filter(content_type=content_type, codename=codename)
+            .values_list("pk", flat=True)
+            .first()
+        )
+    return _permission_ids[key]
+
+
+def clear_caches(**kwargs) -> None:
+    _permission_ids.clear()
+
+
+@cache
+def _perms_model(model: type[Model]) -> tuple[type[Model], bool]:
+    """guardian's object-permission table for ``model`` and whether it has a real foreign key (cached:
+    guardian walks the model's fields to find it)."""
     perm_model = get_user_obj_perms_model(model)
-    rows = perm_model.objects.filter(user=user, permission__codename=codename)
-    if issubclass(perm_model, UserObjectPermissionBase) and not perm_model.objects.is_generic():
-        return rows.values("content_object_id")
-    content_type = ContentType.objects.get_for_model(model)
-    return rows.filter(content_type=content_type).values("object_pk")
+    direct = issubclass(perm_model, UserObjectPermissionBase) and not perm_model.objects.is_generic()
+    return perm_model, direct
+
+
+def _permission_sql(user, model: type[Model], codename: str) -> tuple[str, list]:
+    """SQL selecting the ids of ``model`` rows on which ``user`` holds ``codename``: direct grants
+    plus those implied by a permission on a parent (``authz_parents``), recursively."""
+    table = model._meta.db_table
+    pk = model._meta.pk.column
+    perm_model, direct = _perms_model(model)
+    perm_table = perm_model._meta.db_table
+    if direct:
+        clauses = [
+            f"t.{pk} IN (SELECT g.content_object_id FROM {perm_table} g "
+            f"WHERE g.user_id = %s AND g.permission_id = %s)"
+        ]
+        params: list = [user.pk, _permission_id(model, codename)]
+    else:
+        clauses = [
+            f"CAST(t.{pk} AS text) IN (SELECT g.object_pk FROM {perm_table} g WHERE g.user_id = %s "
+            f"AND g.permission_id = %s AND g.content_type_id = %s)"
+        ]
+        params = [user.pk, _permission_id(model, codename), ContentType.objects.get_for_model(model).pk]
+    for attribute, parent_perm in getattr(model, "authz_parents", {}).get(codename, []):
+        field = model._meta.get_field(attribute)
+        sub_sql, sub_params = _permission_sql(user, field.related_model, parent_perm)
+        clauses.append(f"t.{field.column} IN ({sub_sql})")
+        params += sub_params
+    # Identifiers come from model metadata; every value is a parameter.
+    return f"SELECT t.{pk} FROM {table} t WHERE " + " OR ".join(clauses), params
 
 
 def permission_q(user, perm: str, model: type[Model], *, prefix: str = "") -> Q:
     """A filter matching the objects of ``model`` on which ``user`` holds ``perm``.
 
-    ``prefix`` lets a caller filter another model through a relation (e.g. ``"project__"``).
+    ``prefix`` lets a caller filter another model through a relation (e.g. ``"project__"``). The
+    condition is one SQL subquery: cheap to build on every request, whatever the role structure.
     """
     if not is_active_user(user):
         return Q(pk__in=[])
     if is_operator(user):
         return Q()
-    codename = _codename(perm)
-    condition = Q(**{f"{prefix}pk__in": _direct_object_ids(user, model, codename)})
-    for attribute, parent_perm in getattr(model, "authz_parents", {}).get(codename, []):
-        parent_model = model._meta.get_field(attribute).related_model
-        condition |= permission_q(user, parent_perm, parent_model, prefix=f"{prefix}{attribute}__")
-    return condition
+    sql, params = _permission_sql(user, model, _codename(perm))
+    return Q(**{f"{prefix}pk__in": RawSQL(sql, params)})
 
 
 def filter_for(user, perm: str, queryset: QuerySet) -> QuerySet:

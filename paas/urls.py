@@ -12,6 +12,7 @@ api_v1 = [
     *router.urls,
     path("", include("tenancy.api.urls")),
     path("", include("inventory.api.urls")),
+    path("", include("catalog.api.urls")),
 ]
 
 urlpatterns = [

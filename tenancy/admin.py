@@ -19,7 +19,17 @@ def _administered_orgs(user) -> QuerySet:
     return authz.filter_for(user, "administer_organization", Organization.objects.all())
 
 
-class AdministeredScopeAdmin(ScopedModelAdmin):
+class TenancyAdmin(ScopedModelAdmin):
+    """Tenancy pages are for operators and org admins only (separation of duties)."""
+
+    def has_module_permission(self, request) -> bool:
+        return selectors.administers_any_org(request.user)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return selectors.administers_any_org(request.user)
+
+
+class AdministeredScopeAdmin(TenancyAdmin):
     """Pages whose forms pick a user, org or project: only those in orgs the user administers."""
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
@@ -52,7 +62,7 @@ class OrganizationOnboardForm(forms.ModelForm):
 
 
 @admin.register(Organization)
-class OrganizationAdmin(ScopedModelAdmin):
+class OrganizationAdmin(TenancyAdmin):
     selector = staticmethod(selectors.org_list_for)
     list_display = ["name", "display_name", "is_active", "created_at", "quota_link"]
     list_filter = ["is_active"]
@@ -194,7 +204,7 @@ class RoleAssignmentInline(admin.TabularInline):
 
 
 @admin.register(User)
-class UserAdmin(ScopedModelAdmin):
+class UserAdmin(TenancyAdmin):
     selector = staticmethod(selectors.user_list_for)
     list_display = ["username", "email", "first_name", "last_name", "source", "is_active", "last_login"]
     list_filter = ["source", "is_active"]
@@ -375,7 +385,7 @@ class QuotaForm(forms.ModelForm):
 
 
 @admin.register(Quota)
-class QuotaAdmin(ScopedModelAdmin):
+class QuotaAdmin(TenancyAdmin):
     selector = staticmethod(selectors.quota_list_for)
     form = QuotaForm
     list_display = ["__str__", *Quota.LIMIT_FIELDS, "updated_at"]

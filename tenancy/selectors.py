@@ -104,3 +104,9 @@ def workspaces_for(user) -> QuerySet[Project]:
         .distinct()
         .order_by("kind", "org__name", "name")
     )
+
+
+def administers_any_org(user) -> bool:
+    """Operators and org admins: who may open the tenancy and inventory sections of the studio (a
+    PaaS admin sees the catalog sections and nothing else)."""
+    return authz.is_operator(user) or administered_org_ids(user).exists()

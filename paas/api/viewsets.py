@@ -21,7 +21,7 @@ class ScopedViewSetMixin:
         if selector is None:
             raise NotImplementedError(f"{type(self).__name__} must set `selector`")
         if getattr(self, "swagger_fake_view", False):  # schema generation: no user, no rows
-            return self.get_serializer_class().Meta.model.objects.none()
+            return type(self).serializer_class.Meta.model.objects.none()
         return selector(self.request.user)
 
     def get_object(self):

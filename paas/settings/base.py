@@ -113,6 +113,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Per-process cache (catalog pages keyed by the catalog generation: never stale across processes).
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "paas",
+        "OPTIONS": {"MAX_ENTRIES": 5000},
+    }
+}
+
 # --- Auth -----------------------------------------------------------------------------------------
 AUTH_USER_MODEL = "tenancy.User"
 AUTHENTICATION_BACKENDS = [
@@ -187,6 +196,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "SharingEnum": "catalog.models.Sharing",
+        "SystemSharingEnum": "catalog.models.SystemSharing",
+    },
 }
 API_TOKEN_MAX_DAYS = env_int("API_TOKEN_MAX_DAYS", 365)
 
@@ -216,7 +229,7 @@ WORKER_HEARTBEAT_MAX_AGE_SECONDS = env_int("WORKER_HEARTBEAT_MAX_AGE_SECONDS", 1
 PAAS_ENCRYPTION_KEYS = env_list("PAAS_ENCRYPTION_KEYS")
 
 # Demo data, each step a dotted path run in order by `manage.py demo_setup`. Later apps append theirs.
-DEMO_SEEDERS = ["tenancy.demo.seed", "inventory.demo.seed"]
+DEMO_SEEDERS = ["tenancy.demo.seed", "inventory.demo.seed", "catalog.demo.seed"]
 
 LOGGING = {
     "version": 1,

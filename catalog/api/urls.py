@@ -1,0 +1,24 @@
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from catalog.api import views
+
+router = SimpleRouter()
+router.register("templates", views.TemplateViewSet, basename="template")
+router.register("template-versions", views.TemplateVersionViewSet, basename="template-version")
+router.register("compute-profiles", views.ComputeProfileViewSet, basename="compute-profile")
+router.register("service-profiles", views.ServiceProfileViewSet, basename="service-profile")
+
+urlpatterns = [
+    path(
+        "projects/<int:project_id>/catalog/compute-profiles/",
+        views.ProjectCatalogView.as_view(),
+        name="project-compute-catalog",
+    ),
+    path(
+        "projects/<int:project_id>/catalog/service-profiles/",
+        views.ServiceCatalogView.as_view(),
+        name="project-service-catalog",
+    ),
+    *router.urls,
+]

@@ -1,0 +1,267 @@
+"""Catalog API: templates, versions, compute and service profiles (with clone and sharing), and the
+catalog a project sees. Querysets come from selectors; writes go through services."""
+
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import Count, Window
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, mixins, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+from rest_framework.utils.urls import remove_query_param, replace_query_param
+
+from catalog import selectors, services
+from catalog.api.serializers import (
+    CatalogComputeSerializer,
+    CatalogServiceSerializer,
+    CloneSerializer,
+    ComputeProfileSerializer,
+    ServiceProfileSerializer,
+    ShareSerializer,
+    TemplateSerializer,
+    TemplateVersionSerializer,
+)
+from catalog.models import ComputeProfile, ServiceProfile, TemplateVersion
+from paas.api.viewsets import ScopedGenericViewSet
+from paas.errors import NotFound, ValidationFailed
+
+
+def _valid(serializer_class, request, **kwargs) -> dict:
+    serializer = serializer_class(data=request.data, context={"request": request}, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+class ShareMixin:
+    @extend_schema(request=ShareSerializer)
+    @action(detail=True, methods=["post"])
+    def share(self, request, pk=None):
+        """Share with none, all or selected projects of the org (system items: orgs, operators only)."""
+        item = self.get_object()
+        data = _valid(ShareSerializer, request)
+        services.item_share(
+            actor=request.user,
+            item=item,
+            sharing=data["sharing"],
+            projects=data.get("projects", []),
+            orgs=data.get("orgs", []),
+        )
+        return Response(self.get_serializer(self.get_queryset().get(pk=item.pk)).data)
+
+
+class TemplateViewSet(ShareMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedGenericViewSet):
+    selector = staticmethod(selectors.template_list_for)
+    serializer_class = TemplateSerializer
+    filterset_fields = ["project", "sharing"]
+
+    def create(self, request):
+        data = _valid(TemplateSerializer, request)
+        template = services.template_create(
+            actor=request.user,
+            project=data.get("project"),
+            name=data["name"],
+            display_name=data.get("display_name", ""),
+            description=data.get("description", ""),
+        )
+        return Response(self.get_serializer(template).data, status=status.HTTP_201_CREATED)
+
+    def destroy(self, request, pk=None):
+        services.template_delete(actor=request.user, template=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TemplateVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedGenericViewSet):
+    """Template versions. Drafts change with PATCH; POST …/publish/ validates and freezes one."""
+
+    selector = staticmethod(
+        lambda user: TemplateVersion.objects.filter(
+            template__in=selectors.template_list_for(user)
+        ).select_related("template")
+    )
+    serializer_class = TemplateVersionSerializer
+    filterset_fields = ["template", "state"]
+
+    def create(self, request):
+        data = _valid(TemplateVersionSerializer, request)
+        version = services.template_version_create(actor=request.user, **data)
+        return Response(self.get_serializer(version).data, status=status.HTTP_201_CREATED)
+
+    def partial_update(self, request, pk=None):
+        version = self.get_object()
+        data = _valid(TemplateVersionSerializer, request, partial=True)
+        data.pop("template", None)
+        data.pop("version", None)
+        version = services.template_version_update(actor=request.user, version=version, **data)
+        return Response(self.get_serializer(version).data)
+
+    @extend_schema(request=None)
+    @action(detail=True, methods=["post"])
+    def publish(self, request, pk=None):
+        version = services.template_version_publish(actor=request.user, version=self.get_object())
+        return Response(self.get_serializer(version).data)
+
+
+class ProfileViewSet(ShareMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedGenericViewSet):
+    model = None
+    search_fields = ["name", "display_name"]
+
+    def filter_queryset(self, queryset):
+        queryset = super().filter_queryset(queryset)
+        query = self.request.query_params.get("q")
+        if query:
+            from django.db.models import Q
+
+            queryset = queryset.filter(Q(name__icontains=query) | Q(display_name__icontains=query))
+        return queryset
+
+    def _write_data(self, partial: bool) -> dict:
+        data = _valid(self.serializer_class, self.request, partial=partial)
+        if "resource_groups" in data:
+            data["resource_groups"] = [dict(group) for group in data["resource_groups"]]
+        return data
+
+    def create(self, request):
+        data = self._write_data(partial=False)
+        with transaction.atomic():
+            profile = services.profile_create(
+                actor=request.user, model=self.model, project=data.pop("project", None), **data
+            )
+        return Response(
+            self.get_serializer(self.get_queryset().get(pk=profile.pk)).data, status=status.HTTP_201_CREATED
+        )
+
+    def partial_update(self, request, pk=None):
+        profile = self.get_object()
+        data = self._write_data(partial=True)
+        data.pop("project", None)
+        updated = services.profile_update(actor=request.user, profile=profile, **data)
+        return Response(self.get_serializer(self.get_queryset().get(pk=updated.pk)).data)
+
+    def destroy(self, request, pk=None):
+        services.profile_delete(actor=request.user, profile=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=CloneSerializer)
+    @action(detail=True, methods=["post"])
+    def clone(self, request, pk=None):
+        profile = self.get_object()
+        data = _valid(CloneSerializer, request)
+        clone = services.profile_clone(actor=request.user, profile=profile, **data)
+        return Response(
+            self.get_serializer(self.get_queryset().get(pk=clone.pk)).data, status=status.HTTP_201_CREATED
+        )
+
+
+class ComputeProfileViewSet(ProfileViewSet):
+    model = ComputeProfile
+    selector = staticmethod(selectors.compute_profile_list_for)
+    serializer_class = ComputeProfileSerializer
+    filterset_fields = ["project", "flavor", "published", "sharing"]
+
+
+class ServiceProfileViewSet(ProfileViewSet):
+    model = ServiceProfile
+    selector = staticmethod(selectors.service_profile_list_for)
+    serializer_class = ServiceProfileSerializer
+    filterset_fields = ["project", "service_type", "published", "sharing"]
+
+
+class ProjectCatalogView(generics.ListAPIView):
+    """The catalog a project sees: its own, inherited and system profiles, published only.
+
+    A hot read (every launch page): rows are read with ``values()`` and shaped here, one query for the
+    page and one for its resource groups, instead of model instances and nested serializers.
+    """
+
+    kind = ComputeProfile
+    FIELDS = (
+        "id",
+        "name",
+        "display_name",
+        "description",
+        "flavor",
+        "cost_currency",
+        "cost_amount",
+        "cost_period",
+        "icon_url",
+        "labels",
+    )
+
+    def get_serializer_class(self):
+        return CatalogComputeSerializer if self.kind is ComputeProfile else CatalogServiceSerializer
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return self.kind.objects.none()
+        return selectors.catalog_for_user(self.request.user, self.kind, self.kwargs["project_id"])
+
+    def list(self, request, *args, **kwargs):
+        """One query for the page, its total (a window count) and its resource groups (JSON).
+
+        Pages are cached under the catalog generation, which every catalog write bumps in its own
+        transaction: a cached page is never stale, and a warm read costs the project check only.
+        """
+        try:
+            number = max(int(request.query_params.get("page", 1)), 1)
+            size = min(max(int(request.query_params.get("page_size", 50)), 1), 500)
+        except ValueError as exc:
+            raise ValidationFailed("page and page_size are numbers.", fields={"page": "A number."}) from exc
+        project = selectors.catalog_project_for(request.user, self.kwargs["project_id"])
+        key = (
+            f"catalog:{self.kind._meta.model_name}:{project.pk}:{project.catalog_generation}:{number}:{size}"
+        )
+        page = cache.get(key)
+        if page is None:
+            page = self.read_page(project, number, size)
+            cache.set(key, page, timeout=3600)
+        total, rows = page
+        if not rows and number > 1:
+            raise NotFound("Invalid page.")
+        url = request.build_absolute_uri()
+        previous = None
+        if number > 1:
+            previous = (
+                replace_query_param(url, "page", number - 1)
+                if number > 2
+                else remove_query_param(url, "page")
+            )
+        return Response(
+            {
+                "count": total,
+                "next": replace_query_param(url, "page", number + 1) if number * size < total else None,
+                "previous": previous,
+                "results": rows,
+            }
+        )
+
+    def read_page(self, project, number: int, size: int) -> "tuple[int, list[dict]]":
+        start = (number - 1) * size
+        queryset = selectors.catalog_for(self.kind, project).annotate(
+            _total=Window(Count("pk")), **self.extra_columns()
+        )
+        rows = list(queryset.values(*self.FIELDS, "_total", *self.extra_columns())[start : start + size])
+        total = rows[0]["_total"] if rows else 0
+        for row in rows:
+            del row["_total"]
+            self.shape(row)
+        return total, rows
+
+    def extra_columns(self) -> dict:
+        return {"groups_json": selectors.resource_groups_json()}
+
+    def shape(self, row: dict) -> None:
+        row["cost_amount"] = f"{row['cost_amount']:f}"
+        row["resource_groups"] = row.pop("groups_json")
+
+
+class ServiceCatalogView(ProjectCatalogView):
+    kind = ServiceProfile
+    FIELDS = ("id", "name", "display_name", "description", "service_type", "icon_url", "readme", "labels")
+
+    def extra_columns(self) -> dict:
+        return {}
+
+    def shape(self, row: dict) -> None:
+        from catalog.readme import render_readme
+
+        row["readme_html"] = render_readme(row.pop("readme"))

@@ -1,0 +1,110 @@
+"""The system catalog shipped with the platform (catalog/system_catalog/catalog.yaml), loaded through
+the same services an operator uses: templates are created, validated and published; profiles are
+created and shared with every organization. Idempotent: what exists already is left as it is."""
+
+from pathlib import Path
+
+import yaml
+from django.db import transaction
+
+from catalog import services
+from catalog.models import ComputeProfile, EnvironmentTemplate, ServiceProfile, SystemSharing, TemplateVersion
+
+CATALOG = Path(__file__).resolve().parent / "system_catalog" / "catalog.yaml"
+
+COMPUTE_KEYS = {
+    "display_name",
+    "description",
+    "flavor",
+    "allocation_strategy",
+    "warm_pool_size",
+    "labels",
+    "annotations",
+    "icon_url",
+    "readme",
+    "published",
+    "input_values",
+}
+SERVICE_KEYS = {
+    "display_name",
+    "description",
+    "service_type",
+    "labels",
+    "annotations",
+    "extra_config",
+    "icon_url",
+    "readme",
+    "input_settings",
+    "output_settings",
+    "action_settings",
+    "published",
+}
+
+
+def load(*, actor, path: Path = CATALOG) -> list[str]:
+    spec = yaml.safe_load(path.read_text())
+    report: list[str] = []
+    versions: dict[tuple[str, str], TemplateVersion] = {}
+    with transaction.atomic():
+        for item in spec.get("templates", []):
+            template = EnvironmentTemplate.objects.filter(org__isnull=True, name=item["name"]).first()
+            if template is None:
+                template = services.template_create(
+                    actor=actor,
+                    project=None,
+                    name=item["name"],
+                    display_name=item.get("display_name", ""),
+                    description=item.get("description", ""),
+                )
+                services.item_share(actor=actor, item=template, sharing=SystemSharing.ALL)
+                report.append(f"template {template.name}")
+            for spec_version in item.get("versions", []):
+                version = template.versions.filter(version=spec_version["version"]).first()
+                if version is None:
+                    version = services.template_version_create(
+                        actor=actor,
+                        template=template,
+                        version=spec_version["version"],
+                        manifests=(path.parent / spec_version["manifests"]).read_text(),
+                        inputs=spec_version.get("inputs") or [],
+                        outputs=spec_version.get("outputs") or [],
+                        actions=spec_version.get("actions") or [],
+                        custom_resources=spec_version.get("custom_resources") or [],
+                        kubernetes_version=str(spec_version.get("kubernetes_version", "1.37.0")),
+                    )
+                if not version.is_published:
+                    version = services.template_version_publish(actor=actor, version=version)
+                    report.append(f"  published {version}")
+                versions[(template.name, version.version)] = version
+        for item in spec.get("compute_profiles", []):
+            if ComputeProfile.objects.filter(org__isnull=True, name=item["name"]).exists():
+                continue
+            cost = item.get("cost") or {}
+            profile = services.profile_create(
+                actor=actor,
+                model=ComputeProfile,
+                project=None,
+                name=item["name"],
+                template_version=versions[(item["template"], item["version"])],
+                resource_groups=item["resource_groups"],
+                cost_currency=cost.get("currency", "USD"),
+                cost_amount=str(cost.get("amount", "0")),
+                cost_period=cost.get("period", "hour"),
+                **{k: v for k, v in item.items() if k in COMPUTE_KEYS},
+            )
+            services.item_share(actor=actor, item=profile, sharing=SystemSharing.ALL)
+            report.append(f"compute profile {profile.name}")
+        for item in spec.get("service_profiles", []):
+            if ServiceProfile.objects.filter(org__isnull=True, name=item["name"]).exists():
+                continue
+            profile = services.profile_create(
+                actor=actor,
+                model=ServiceProfile,
+                project=None,
+                name=item["name"],
+                template_version=versions[(item["template"], item["version"])],
+                **{k: v for k, v in item.items() if k in SERVICE_KEYS},
+            )
+            services.item_share(actor=actor, item=profile, sharing=SystemSharing.ALL)
+            report.append(f"service profile {profile.name}")
+    return report
