@@ -267,7 +267,7 @@ class ResourceGroup(models.Model):
             else "no GPU"
         )
         return (
-            f"{accelerators}, {self.cpu_cores:g} CPU, {self.memory_gib} GiB, {self.storage_gib} GiB storage"
+            f"{accelerators}, {self.cpu_cores.normalize():f} CPU, {self.memory_gib} GiB, {self.storage_gib} GiB storage"
         )
 
 
