@@ -266,9 +266,8 @@ class ResourceGroup(models.Model):
             if self.mig_count
             else "no GPU"
         )
-        return (
-            f"{accelerators}, {self.cpu_cores.normalize():f} CPU, {self.memory_gib} GiB, {self.storage_gib} GiB storage"
-        )
+        cpu = f"{self.cpu_cores.normalize():f}"
+        return f"{accelerators}, {cpu} CPU, {self.memory_gib} GiB, {self.storage_gib} GiB storage"
 
 
 class ServiceProfile(Profile):
