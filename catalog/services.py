@@ -645,6 +645,37 @@ def profile_update(
     return profile
 
 
+def _copy_profile(profile, *, actor, **overrides):
+    """A new, unshared profile with the same configuration (resource groups, storage) and ``overrides``."""
+    model = type(profile)
+    copy = model.objects.get(pk=profile.pk)
+    groups = list(copy.resource_groups.all()) if model is ComputeProfile else []
+    storages = list(copy.storages.all()) if model is ServiceProfile else []
+    copy.pk, copy.id, copy._state.adding = None, None, True
+    copy.sharing, copy.system_sharing, copy.created_by = Sharing.NONE, SystemSharing.NONE, actor
+    for field, value in overrides.items():
+        setattr(copy, field, value)
+    copy.save()
+    ResourceGroup.objects.bulk_create(
+        [ResourceGroup(profile=copy, **{f: getattr(g, f) for f in GROUP_FIELDS}) for g in groups]
+    )
+    if storages:
+        copy.storages.set(storages)
+    return copy
+
+
+GROUP_FIELDS = (
+    "position",
+    "gpu_model",
+    "gpu_count",
+    "mig_profile",
+    "mig_count",
+    "cpu_cores",
+    "memory_gib",
+    "storage_gib",
+)
+
+
 def _tenant_copy(actor, system_profile, org: Organization | None):
     """The org's copy of a system profile, created from the original on the first edit."""
     if org is None:
@@ -659,19 +690,7 @@ def _tenant_copy(actor, system_profile, org: Organization | None):
     copy = model.objects.filter(org=org, origin=system_profile).first()
     if copy:
         return copy
-    original = model.objects.get(pk=system_profile.pk)
-    groups = list(original.resource_groups.all()) if model is ComputeProfile else []
-    storages = list(original.storages.all()) if model is ServiceProfile else []
-    copy = original
-    copy.pk, copy.id, copy._state.adding = None, None, True
-    copy.org, copy.project, copy.origin_id = org, None, system_profile.pk
-    copy.sharing, copy.system_sharing, copy.created_by = Sharing.NONE, SystemSharing.NONE, actor
-    copy.save()
-    for group in groups:
-        group.pk, group.profile = None, copy
-        group.save()
-    if storages:
-        copy.storages.set(storages)
+    copy = _copy_profile(system_profile, actor=actor, org=org, project=None, origin_id=system_profile.pk)
     _catalog_changed()
     audit_log(
         actor=actor,
@@ -703,21 +722,16 @@ def profile_clone(
     name = _slug("name", name)
     _name_free(model, name=name, project=target_project)
     _check_template_version(profile.template_version, target_project)
-    original = model.objects.get(pk=profile.pk)
-    groups = list(original.resource_groups.all()) if model is ComputeProfile else []
-    storages = list(original.storages.all()) if model is ServiceProfile else []
-    clone = original
-    clone.pk, clone.id, clone._state.adding = None, None, True
-    clone.org, clone.project, clone.origin_id, clone.name = target_project.org, target_project, None, name
-    clone.display_name = display_name or profile.display_name
-    clone.description = profile.description if description is None else description
-    clone.sharing, clone.system_sharing, clone.created_by = Sharing.NONE, SystemSharing.NONE, actor
-    clone.save()
-    for group in groups:
-        group.pk, group.profile = None, clone
-        group.save()
-    if storages:
-        clone.storages.set(storages)
+    clone = _copy_profile(
+        profile,
+        actor=actor,
+        org=target_project.org,
+        project=target_project,
+        origin_id=None,
+        name=name,
+        display_name=display_name or profile.display_name,
+        description=profile.description if description is None else description,
+    )
     _catalog_changed()
     audit_log(
         actor=actor,

@@ -12,33 +12,15 @@ from catalog.models import ComputeProfile, EnvironmentTemplate, ServiceProfile, 
 
 CATALOG = Path(__file__).resolve().parent / "system_catalog" / "catalog.yaml"
 
-COMPUTE_KEYS = {
-    "display_name",
-    "description",
-    "flavor",
-    "allocation_strategy",
-    "warm_pool_size",
-    "labels",
-    "annotations",
-    "icon_url",
-    "readme",
-    "published",
-    "input_values",
+# The profile fields catalog.yaml may set directly (the template version, prices and storage are
+# resolved by the loader).
+COMPUTE_KEYS = set(services.COMPUTE_FIELDS) - {
+    "template_version",
+    "cost_currency",
+    "cost_amount",
+    "cost_period",
 }
-SERVICE_KEYS = {
-    "display_name",
-    "description",
-    "service_type",
-    "labels",
-    "annotations",
-    "extra_config",
-    "icon_url",
-    "readme",
-    "input_settings",
-    "output_settings",
-    "action_settings",
-    "published",
-}
+SERVICE_KEYS = set(services.SERVICE_FIELDS) - {"template_version", "datacenter"}
 
 
 def load(*, actor, path: Path = CATALOG) -> list[str]:
