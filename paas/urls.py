@@ -13,6 +13,7 @@ api_v1 = [
     path("", include("tenancy.api.urls")),
     path("", include("inventory.api.urls")),
     path("", include("catalog.api.urls")),
+    path("", include("instances.api.urls")),
 ]
 
 urlpatterns = [

@@ -1,0 +1,89 @@
+"""Studio: operators and org admins see every instance of their scope (read-only) with its status,
+placement explanation and runs, and may retry a failed one."""
+
+from django.contrib import admin, messages
+from django.utils.html import format_html
+
+from instances import selectors, services
+from instances.models import ComputeInstance, Run
+from paas.admin import ScopedModelAdmin
+from paas.errors import ApplicationError
+from tenancy.selectors import administers_any_org
+
+
+class RunInline(admin.TabularInline):
+    model = Run
+    fields = ["kind", "attempt", "outcome", "message", "created_at", "started_at", "finished_at", "steps"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ["-created_at"]
+
+    @admin.display(description="log")
+    def steps(self, obj):
+        return format_html(
+            "<pre style='white-space:pre-wrap;max-width:60em'>{}</pre>",
+            "\n".join(f"{e['time'][11:19]} {e['message']}" for e in obj.log[-30:]),
+        )
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return True
+
+
+@admin.register(ComputeInstance)
+class ComputeInstanceAdmin(ScopedModelAdmin):
+    selector = staticmethod(selectors.instance_list_for)
+    list_display = ["name", "project", "owner", "state", "cluster", "gpus", "created_at", "ready_at"]
+    list_filter = ["state", "cluster"]
+    search_fields = ["name", "project__name", "owner__email", "namespace"]
+    inlines = [RunInline]
+    actions = ["retry"]
+    fields = [
+        "name",
+        "project",
+        "owner",
+        "description",
+        "state",
+        "state_reason",
+        "cluster",
+        "namespace",
+        "explanation",
+        "outputs",
+        "gpus",
+        "gpus_by_model",
+        "mig_slices",
+        "cpu_millis",
+        "memory_gib",
+        "storage_gib",
+        "created_at",
+        "ready_at",
+        "deleted_at",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="placement explanation")
+    def explanation(self, obj):
+        return format_html(
+            "<pre style='white-space:pre-wrap;max-width:60em'>{}</pre>", obj.placement.get("explanation", "")
+        )
+
+    def has_module_permission(self, request) -> bool:
+        return administers_any_org(request.user)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return administers_any_org(request.user)
+
+    @admin.action(description="Retry (redeploy) the selected instances")
+    def retry(self, request, queryset):
+        for instance in queryset:
+            try:
+                services.instance_retry(actor=request.user, instance=instance)
+                self.message_user(request, f"{instance}: redeploy queued.", messages.SUCCESS)
+            except ApplicationError as exc:
+                self.message_user(request, f"{instance}: {exc.message}", messages.ERROR)

@@ -1,0 +1,82 @@
+from rest_framework import serializers
+
+from catalog.models import ComputeProfile
+from instances.models import Collaborator, ComputeInstance, Run
+from paas.api.fields import ScopedPrimaryKeyRelatedField
+from tenancy.selectors import project_list_for
+
+
+def _profiles(user):
+    return ComputeProfile.objects.all()  # the launch service checks the workspace's catalog
+
+
+class RunSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Run
+        fields = [
+            "id",
+            "kind",
+            "attempt",
+            "outcome",
+            "message",
+            "log",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+
+
+class InstanceSerializer(serializers.ModelSerializer):
+    project = ScopedPrimaryKeyRelatedField(selector=project_list_for)
+    profile = ScopedPrimaryKeyRelatedField(selector=_profiles, write_only=True)
+    profile_name = serializers.CharField(source="snapshot.name", read_only=True, default="")
+    owner = serializers.CharField(source="owner.email", read_only=True)
+    cluster = serializers.CharField(source="cluster.name", read_only=True, default=None)
+    placement_explanation = serializers.CharField(source="placement.explanation", read_only=True, default="")
+    price = serializers.JSONField(source="snapshot.price", read_only=True, default=None)
+    latest_run = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ComputeInstance
+        fields = [
+            "id",
+            "project",
+            "name",
+            "description",
+            "profile",
+            "profile_name",
+            "owner",
+            "state",
+            "state_reason",
+            "cluster",
+            "namespace",
+            "placement_explanation",
+            "outputs",
+            "gpus",
+            "gpus_by_model",
+            "mig_slices",
+            "cpu_millis",
+            "memory_gib",
+            "storage_gib",
+            "price",
+            "created_at",
+            "ready_at",
+            "deleted_at",
+            "latest_run",
+        ]
+        read_only_fields = [f for f in fields if f not in ("project", "name", "description", "profile")]
+        validators = []
+
+    def get_latest_run(self, obj) -> dict | None:
+        run = obj.runs.order_by("-created_at").first()
+        return RunSerializer(run).data if run else None
+
+
+class CollaboratorSerializer(serializers.ModelSerializer):
+    email = serializers.EmailField(source="user.email")
+    user = serializers.IntegerField(source="user.pk", read_only=True)
+
+    class Meta:
+        model = Collaborator
+        fields = ["user", "email", "added_at"]
+        read_only_fields = ["user", "added_at"]

@@ -1,0 +1,84 @@
+"""Compute instances API: launch, inspect, retry, delete, collaborators, kubeconfig, workspace summary."""
+
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from instances import selectors, services
+from instances.api.serializers import CollaboratorSerializer, InstanceSerializer, RunSerializer
+from paas.api.viewsets import ScopedGenericViewSet
+from tenancy.models import User
+
+
+class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedGenericViewSet):
+    selector = staticmethod(selectors.instance_list_for)
+    serializer_class = InstanceSerializer
+    filterset_fields = ["project", "state"]
+
+    def create(self, request):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        instance = services.instance_launch(actor=request.user, **serializer.validated_data)
+        return Response(self.get_serializer(instance).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={202: RunSerializer})
+    def destroy(self, request, pk=None):
+        run = services.instance_delete(actor=request.user, instance=self.get_object())
+        return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses={202: RunSerializer})
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        run = services.instance_retry(actor=request.user, instance=self.get_object())
+        return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses=RunSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def runs(self, request, pk=None):
+        return Response(RunSerializer(self.get_object().runs.all()[:50], many=True).data)
+
+    @extend_schema(request=CollaboratorSerializer, responses=CollaboratorSerializer(many=True))
+    @action(detail=True, methods=["get", "post"])
+    def collaborators(self, request, pk=None):
+        instance = self.get_object()
+        if request.method == "POST":
+            serializer = CollaboratorSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            services.collaborator_add(
+                actor=request.user, instance=instance, email=serializer.validated_data["user"]["email"]
+            )
+        return Response(CollaboratorSerializer(instance.collaborators.select_related("user"), many=True).data)
+
+    @extend_schema(request=None, responses={204: None})
+    @action(detail=True, methods=["delete"], url_path=r"collaborators/(?P<user_id>\d+)")
+    def remove_collaborator(self, request, pk=None, user_id=None):
+        instance = self.get_object()
+        user = User.objects.filter(pk=user_id).first()
+        if user is None or not instance.collaborators.filter(user=user).exists():
+            from paas.errors import NotFound
+
+            raise NotFound("No such collaborator.")
+        services.collaborator_remove(actor=request.user, instance=instance, user=user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None, responses={(200, "application/yaml"): OpenApiTypes.STR})
+    @action(detail=True, methods=["post"])
+    def kubeconfig(self, request, pk=None):
+        """A kubeconfig with a short-lived token for your own identity in the instance's namespace."""
+        text = services.kubeconfig_issue(actor=request.user, instance=self.get_object())
+        response = HttpResponse(text, content_type="application/yaml")
+        response["Content-Disposition"] = 'attachment; filename="kubeconfig.yaml"'
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+class WorkspaceSummaryView(APIView):
+    """Instances by state and resources in use against the workspace quota (the landing page)."""
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request, project_id):
+        return Response(selectors.workspace_summary(request.user, project_id))

@@ -1,0 +1,154 @@
+"""Compute instances (launched compute profiles), their runs and collaborators.
+
+An instance keeps a *snapshot* of the profile it was launched from (spec, template version, inputs,
+price): later edits or the deletion of the profile never change it. Its resource totals are kept in
+columns so that quota usage is re-summed in SQL under the quota row locks.
+"""
+
+from django.db import models
+from django.db.models import Q
+from guardian.models import UserObjectPermissionBase
+
+from catalog.models import ComputeProfile
+from instances.states import State
+from inventory.models import Cluster
+from tenancy.models import Organization, Project, User
+
+
+class ComputeInstance(models.Model):
+    org = models.ForeignKey(
+        Organization, verbose_name="organization", on_delete=models.PROTECT, related_name="compute_instances"
+    )
+    project = models.ForeignKey(
+        Project, verbose_name="workspace", on_delete=models.PROTECT, related_name="compute_instances"
+    )
+    name = models.CharField("name", max_length=63, help_text="A DNS label, unique in the workspace.")
+    description = models.TextField("description", blank=True)
+    owner = models.ForeignKey(User, verbose_name="launched by", on_delete=models.PROTECT, related_name="+")
+    profile = models.ForeignKey(
+        ComputeProfile,
+        verbose_name="compute profile",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="instances",
+        help_text="Empty once the profile is deleted; the snapshot remains.",
+    )
+    snapshot = models.JSONField("profile snapshot", default=dict)
+    state = models.CharField(
+        "state", max_length=16, choices=State.choices, default=State.PENDING, db_index=True
+    )
+    state_reason = models.TextField("state detail", blank=True)
+    cluster = models.ForeignKey(
+        Cluster,
+        verbose_name="cluster",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="instances",
+    )
+    namespace = models.CharField("namespace", max_length=63, blank=True)
+    placement = models.JSONField("placement explanation", default=dict, blank=True)
+    outputs = models.JSONField("outputs", default=dict, blank=True)
+    # resource totals of the snapshot (quota usage is summed from these)
+    gpus = models.PositiveIntegerField("GPUs", default=0)
+    gpus_by_model = models.JSONField("GPUs by model", default=dict, blank=True)
+    mig_slices = models.JSONField("MIG slices", default=dict, blank=True)
+    cpu_millis = models.PositiveBigIntegerField("CPU (millicores)", default=0)
+    memory_gib = models.PositiveIntegerField("memory (GiB)", default=0)
+    storage_gib = models.PositiveIntegerField("storage (GiB)", default=0)
+    created_at = models.DateTimeField("launched", auto_now_add=True)
+    ready_at = models.DateTimeField("ready since", null=True, blank=True)
+    deleted_at = models.DateTimeField("deleted", null=True, blank=True)
+
+    # Workspace readers see every instance of the workspace; workspace admins manage them. The owner
+    # and collaborators hold the instance's own permissions (including its kubeconfig).
+    authz_parents = {
+        "view_computeinstance": [("project", "view_instances")],
+        "delete_computeinstance": [("project", "manage_instances")],
+        "change_computeinstance": [("project", "manage_instances")],
+    }
+
+    class Meta:
+        verbose_name = "compute instance"
+        verbose_name_plural = "compute instances"
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "name"],
+                condition=~Q(state="deleted"),
+                name="instances_name_unique_in_project",
+            ),
+        ]
+        indexes = [models.Index(fields=["project", "state"], name="instances_project_state_idx")]
+        permissions = [("use_instance", "Use the instance as its owner does (collaborator)")]
+
+    def __str__(self) -> str:
+        return f"{self.project}/{self.name}"
+
+
+class ComputeInstanceUserObjectPermission(UserObjectPermissionBase):
+    """guardian: per-instance permissions (instance collaborators)."""
+
+    content_object = models.ForeignKey(
+        ComputeInstance, on_delete=models.CASCADE, related_name="user_object_permissions"
+    )
+
+
+class Collaborator(models.Model):
+    """A user with the owner's access to one instance (granted as the ``use_instance`` permission)."""
+
+    instance = models.ForeignKey(
+        ComputeInstance, verbose_name="instance", on_delete=models.CASCADE, related_name="collaborators"
+    )
+    user = models.ForeignKey(User, verbose_name="user", on_delete=models.CASCADE, related_name="+")
+    added_by = models.ForeignKey(
+        User, verbose_name="added by", null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    added_at = models.DateTimeField("added", auto_now_add=True)
+
+    class Meta:
+        verbose_name = "collaborator"
+        verbose_name_plural = "collaborators"
+        constraints = [
+            models.UniqueConstraint(fields=["instance", "user"], name="instances_collaborator_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} on {self.instance}"
+
+
+class Run(models.Model):
+    """One attempt of an operation on an instance, with its log of steps and Kubernetes events."""
+
+    class Kind(models.TextChoices):
+        DEPLOY = "deploy", "Deploy"
+        RETRY = "retry", "Retry"
+        DELETE = "delete", "Delete"
+
+    class Outcome(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    instance = models.ForeignKey(
+        ComputeInstance, verbose_name="instance", on_delete=models.CASCADE, related_name="runs"
+    )
+    kind = models.CharField("kind", max_length=16, choices=Kind.choices)
+    attempt = models.PositiveIntegerField("attempt", default=0)
+    outcome = models.CharField("outcome", max_length=16, choices=Outcome.choices, default=Outcome.QUEUED)
+    message = models.TextField("message", blank=True)
+    log = models.JSONField("log", default=list, blank=True)
+    created_at = models.DateTimeField("queued", auto_now_add=True)
+    started_at = models.DateTimeField("started", null=True, blank=True)
+    finished_at = models.DateTimeField("finished", null=True, blank=True)
+    heartbeat_at = models.DateTimeField("last heartbeat", null=True, blank=True)
+
+    class Meta:
+        verbose_name = "run"
+        verbose_name_plural = "runs"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} of {self.instance} ({self.get_outcome_display()})"

@@ -1,0 +1,26 @@
+"""django-q2 entry points for instances: take ids, call the deployer/services; idempotent."""
+
+from instances import deployer, services
+from paas.context import Client, client_context
+
+
+def run_execute(run_id: int) -> str:
+    with client_context(client=Client.TASK):
+        return deployer.execute(run_id)
+
+
+def access_refresh(instance_id: int) -> None:
+    """Re-apply the namespace's access objects after collaborators changed."""
+    with client_context(client=Client.TASK):
+        services.access_apply(instance_id=instance_id)
+
+
+def identity_remove(instance_id: int, username: str) -> None:
+    with client_context(client=Client.TASK):
+        services.identity_remove(instance_id=instance_id, username=username)
+
+
+def reconcile() -> int:
+    """Scheduled: re-drive runs whose worker died (a killed worker, a lost task)."""
+    with client_context(client=Client.TASK):
+        return services.reconcile()

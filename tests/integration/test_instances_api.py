@@ -1,0 +1,142 @@
+"""The instances API: launch, see, collaborate and refuse, per role and across tenants."""
+
+import pytest
+from django.utils import timezone
+
+from catalog import services as catalog_services
+from catalog.models import ComputeProfile
+from instances.models import ComputeInstance
+from inventory.models import Cluster, Node
+from paas.models import AuditEvent
+from tenancy import services as tenancy_services
+
+KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: c, context: {cluster: c, user: u}}]
+current-context: c
+"""
+
+
+@pytest.fixture
+def launchable(world):
+    admin = world.a.users["org_admin"]
+    template = catalog_services.template_create(actor=admin, project=world.a.project, name="ns")
+    version = catalog_services.template_version_create(
+        actor=admin,
+        template=template,
+        version="v1",
+        manifests="apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  a: b\n",
+    )
+    version = catalog_services.template_version_publish(actor=admin, version=version)
+    profile = catalog_services.profile_create(
+        actor=admin,
+        model=ComputeProfile,
+        project=world.a.project,
+        name="one-gpu",
+        template_version=version,
+        published=True,
+        resource_groups=[
+            {
+                "gpu_model": "A100-SXM4-40GB",
+                "gpu_count": 1,
+                "cpu_cores": "4",
+                "memory_gib": 16,
+                "storage_gib": 10,
+            }
+        ],
+    )
+    cluster = Cluster.objects.create(
+        name="api-c",
+        display_name="c",
+        kubeconfig=KUBECONFIG,
+        status="reachable",
+        server="https://127.0.0.1:1",
+    )
+    Node.objects.create(
+        cluster=cluster,
+        name="n",
+        gpu_product="A100-SXM4-40GB",
+        gpu_count=8,
+        allocatable_gpus=8,
+        allocatable_cpu_millis=96_000,
+        allocatable_memory_bytes=1024 * 2**30,
+        ready=True,
+        schedulable=True,
+        synced_at=timezone.now(),
+    )
+    return profile
+
+
+def test_launch_and_see_through_the_api(world, api, launchable):
+    owner = world.a.users["workspace_admin"]
+    client = api.as_user(owner)
+    made = client.post(
+        "/api/v1/instances/", {"project": world.a.project.pk, "name": "dev", "profile": launchable.pk}
+    )
+    assert made.status_code == 201, made.content
+    body = made.json()
+    assert body["state"] == "pending" and body["cluster"] == "api-c" and body["profile_name"] == "one-gpu"
+    assert "Placed on cluster api-c" in body["placement_explanation"]
+    assert body["latest_run"]["kind"] == "deploy"
+    assert AuditEvent.objects.filter(action="instance.launch", target_id=str(body["id"])).exists()
+    again = client.post(
+        "/api/v1/instances/", {"project": world.a.project.pk, "name": "dev", "profile": launchable.pk}
+    )
+    assert again.status_code == 400 and "exists" in again.json()["error"]["fields"]["name"][0]
+    # Read-only collaborators see it but cannot launch, delete or get a kubeconfig.
+    reader = api.as_user(world.a.users["collaborator_ro"])
+    assert reader.get(f"/api/v1/instances/{body['id']}/").status_code == 200
+    assert (
+        reader.post(
+            "/api/v1/instances/", {"project": world.a.project.pk, "name": "x", "profile": launchable.pk}
+        ).status_code
+        == 403
+    )
+    assert reader.delete(f"/api/v1/instances/{body['id']}/").status_code == 403
+    assert reader.post(f"/api/v1/instances/{body['id']}/kubeconfig/").status_code == 403
+    # Another tenant sees nothing, and every id is a 404.
+    outsider = api.as_user(world.b.users["org_admin"])
+    assert outsider.get("/api/v1/instances/").json()["count"] == 0
+    for method in ("get", "delete"):
+        assert getattr(outsider, method)(f"/api/v1/instances/{body['id']}/").status_code == 404
+    assert outsider.post(f"/api/v1/instances/{body['id']}/retry/").status_code == 404
+    # The org admin sees every instance of the org (the studio too).
+    assert api.as_user(world.a.users["org_admin"]).get("/api/v1/instances/").json()["count"] == 1
+    summary = client.get(f"/api/v1/projects/{world.a.project.pk}/summary/").json()
+    assert summary["instances"]["pending"] == 1 and summary["in_use"]["gpus"] == 1
+
+
+def test_quota_refusal_names_the_limit(world, api, launchable):
+    tenancy_services.quota_update(actor=world.operator, quota=world.a.org.quota, gpus=0)
+    refused = api.as_user(world.a.users["workspace_admin"]).post(
+        "/api/v1/instances/", {"project": world.a.project.pk, "name": "big", "profile": launchable.pk}
+    )
+    assert refused.status_code == 409
+    error = refused.json()["error"]
+    assert error["code"] == "quota_exceeded" and "Organization quota of 0 GPUs" in error["message"]
+    assert not ComputeInstance.objects.filter(name="big").exists()
+
+
+def test_collaborators_gain_and_lose_access(world, api, launchable):
+    owner = world.a.users["workspace_admin"]
+    client = api.as_user(owner)
+    instance = client.post(
+        "/api/v1/instances/", {"project": world.a.project.pk, "name": "shared", "profile": launchable.pk}
+    ).json()
+    friend = world.a.users["paas_admin_org"]  # an org member without access to the project's instances
+    assert api.as_user(friend).get(f"/api/v1/instances/{instance['id']}/").status_code == 404
+    added = api.as_user(owner).post(
+        f"/api/v1/instances/{instance['id']}/collaborators/", {"email": friend.email}
+    )
+    assert added.status_code == 200 and added.json()[0]["email"] == friend.email
+    assert api.as_user(friend).get(f"/api/v1/instances/{instance['id']}/").status_code == 200
+    removed = api.as_user(owner).delete(f"/api/v1/instances/{instance['id']}/collaborators/{friend.pk}/")
+    assert removed.status_code == 204
+    assert api.as_user(friend).get(f"/api/v1/instances/{instance['id']}/").status_code == 404
+    stranger = api.as_user(owner).post(
+        f"/api/v1/instances/{instance['id']}/collaborators/", {"email": "new@example.com"}
+    )
+    assert stranger.status_code == 200 and stranger.json() == []  # invited to the workspace first
+    assert world.a.org.invitations.filter(email="new@example.com").exists()
