@@ -94,6 +94,7 @@ def test_deploy_baseline_idempotence_access_and_delete(live, api):
     with pytest.raises(ApiException) as refused:
         tenant_core.create_namespaced_service(instance.namespace, nodeport)
     assert refused.value.status == 403
+    _multi_tenancy_checks(tenant, instance.namespace)
 
     # A collaborator gains access (and a kubeconfig), then loses it.
     friend = world.a.users["collaborator_rw"]
@@ -103,7 +104,9 @@ def test_deploy_baseline_idempotence_access_and_delete(live, api):
         api.as_user(friend).post(f"/api/v1/instances/{instance.pk}/kubeconfig/").content.decode()
     )
     friend_core = k8s.CoreV1Api(_tenant_api(friend_kubeconfig))
-    assert friend_core.list_namespaced_pod(instance.namespace).items == []
+    assert [pod.metadata.name for pod in friend_core.list_namespaced_pod(instance.namespace).items] == [
+        "fine"
+    ]
     services.collaborator_remove(actor=world.a.users["workspace_admin"], instance=instance, user=friend)
     services.access_apply(instance_id=instance.pk)
     services.identity_remove(
@@ -129,6 +132,131 @@ def test_deploy_baseline_idempotence_access_and_delete(live, api):
     summary = owner_api.get(f"/api/v1/projects/{world.a.project.pk}/summary/").json()
     assert summary["in_use"]["gpus"] == 0 and summary["instances"]["deleted"] == 1
     assert instance.runs.count() == 3
+
+
+def _pod(name: str, **spec) -> dict:
+    container = {
+        "name": "c",
+        "image": "registry.example/app:1",
+        "securityContext": {
+            "runAsNonRoot": True,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "resources": {"limits": {"cpu": "1", "memory": "1Gi"}},
+    }
+    container.update(spec.pop("container", {}))
+    return {
+        "metadata": {"name": name},
+        "spec": {"runtimeClassName": "kata", "containers": [container], **spec},
+    }
+
+
+def _multi_tenancy_checks(tenant, namespace: str) -> None:
+    """Checks from the Kubernetes Multi-Tenancy Benchmarks, with the tenant's own kubeconfig."""
+    core, rbac = k8s.CoreV1Api(tenant), k8s.RbacAuthorizationV1Api(tenant)
+    networking = k8s.NetworkingV1Api(tenant)
+    refused_calls = {
+        "list cluster roles": lambda: rbac.list_cluster_role(),
+        "list persistent volumes": lambda: core.list_persistent_volume(),
+        "modify its RoleBinding": lambda: rbac.patch_namespaced_role_binding(
+            "paas-tenant", namespace, {"metadata": {"labels": {"x": "y"}}}
+        ),
+        "create a RoleBinding": lambda: rbac.create_namespaced_role_binding(
+            namespace,
+            {
+                "metadata": {"name": "escalate"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"},
+                "subjects": [{"kind": "Group", "name": "system:authenticated"}],
+            },
+        ),
+        "delete its NetworkPolicy": lambda: networking.delete_namespaced_network_policy(
+            "paas-default-deny", namespace
+        ),
+        "privileged pod": lambda: core.create_namespaced_pod(
+            namespace, _pod("priv", container={"securityContext": {"privileged": True}})
+        ),
+        "hostPath volume": lambda: core.create_namespaced_pod(
+            namespace, _pod("hostpath", volumes=[{"name": "h", "hostPath": {"path": "/etc"}}])
+        ),
+        "hostNetwork": lambda: core.create_namespaced_pod(namespace, _pod("hostnet", hostNetwork=True)),
+        "pod without the sandbox runtime": lambda: core.create_namespaced_pod(
+            namespace, {**_pod("nokata"), "spec": {**_pod("nokata")["spec"], "runtimeClassName": None}}
+        ),
+        "pod over the GPU quota": lambda: core.create_namespaced_pod(
+            namespace,
+            _pod(
+                "greedy",
+                container={"resources": {"limits": {"cpu": "1", "memory": "1Gi", "nvidia.com/gpu": "2"}}},
+            ),
+        ),
+    }
+    for what, call in refused_calls.items():
+        with pytest.raises(ApiException) as refused:
+            call()
+        assert refused.value.status in (403, 422), (what, refused.value.status, refused.value.body)
+    # ... while a well-formed pod within quota is admitted (the checks above are not refusing everything).
+    core.create_namespaced_pod(
+        namespace,
+        _pod(
+            "fine", container={"resources": {"limits": {"cpu": "1", "memory": "1Gi", "nvidia.com/gpu": "1"}}}
+        ),
+    )
+
+
+def test_failures_retry_with_backoff_then_fail_with_the_reason(live, kube_cluster):
+    world = live["world"]
+    instance = services.instance_launch(
+        actor=world.a.users["workspace_admin"],
+        project=world.a.project,
+        name="doomed",
+        profile=live["profile"],
+    )
+    dead = yaml.safe_load(Path(kube_cluster.kubeconfig_path).read_text())
+    dead["clusters"][0]["cluster"]["server"] = "https://127.0.0.1:1"
+    from inventory.models import Cluster
+
+    cluster = Cluster.objects.get(pk=instance.cluster_id)
+    cluster.kubeconfig = yaml.safe_dump(dead)
+    cluster.save()
+    run = instance.runs.get()
+    assert [deployer.execute(run.pk) for _ in range(3)] == ["retrying", "retrying", "failed"]
+    instance.refresh_from_db()
+    assert instance.state == "failed" and "Cannot reach the API server" in instance.state_reason
+    assert Run.objects.get(pk=run.pk).attempt == 3
+    from django_q.models import Schedule
+
+    assert (
+        Schedule.objects.filter(
+            func="instances.tasks.run_execute", name__startswith=f"retry run {run.pk}"
+        ).count()
+        == 2
+    )
+
+
+def test_a_deleted_profile_does_not_break_its_instances(live):
+    world = live["world"]
+    instance = _launch(live, name="keeper")
+    from catalog.services import profile_delete
+
+    profile_delete(actor=world.operator, profile=live["profile"])
+    retry = services.instance_retry(actor=world.a.users["workspace_admin"], instance=instance)
+    assert deployer.execute(retry.pk) == "ready"  # the snapshot still deploys
+    instance.refresh_from_db()
+    assert instance.profile is None and instance.state == "ready"
+
+
+def test_the_studio_shows_instances_with_placement_and_runs(live, client):
+    world = live["world"]
+    instance = _launch(live, name="visible")
+    client.force_login(world.a.users["org_admin"])
+    page = client.get(f"/studio/instances/computeinstance/{instance.pk}/change/").content.decode()
+    assert "Placed on cluster local" in page and "isolation baseline" in page
+    client.force_login(world.b.users["org_admin"])
+    assert (
+        client.get(f"/studio/instances/computeinstance/{instance.pk}/change/").status_code == 302
+    )  # not found
 
 
 def test_a_run_whose_worker_died_is_redriven_to_ready(live):
