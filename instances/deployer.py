@@ -6,6 +6,7 @@ import logging
 import time
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -20,7 +21,6 @@ log = logging.getLogger(__name__)
 GIB = 2**30
 MAX_ATTEMPTS = 3
 READY_TIMEOUT = 120  # seconds a deploy waits for its objects to become ready
-STALE_AFTER = timedelta(minutes=5)
 # Baseline objects that are cluster-scoped: the platform (never a template) creates these.
 CLUSTER_SCOPED_BASELINE = frozenset(
     {"Namespace", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
@@ -280,9 +280,9 @@ def _failed(run: Run, instance: ComputeInstance, step: RunLog, exc: Exception) -
 
 def stale_runs():
     """Runs whose worker died: running without a heartbeat, or queued long ago and never taken."""
-    now = timezone.now()
-    return Run.objects.filter(
-        outcome=Run.Outcome.RUNNING, heartbeat_at__lt=now - STALE_AFTER
-    ) | Run.objects.filter(
-        outcome=Run.Outcome.QUEUED, created_at__lt=now - STALE_AFTER, started_at__isnull=True
+    # No heartbeat (a step written) for this long means the worker died (settings.INSTANCE_RUN_STALE_SECONDS).
+    stale = timezone.now() - timedelta(seconds=settings.INSTANCE_RUN_STALE_SECONDS)
+    running = Run.objects.filter(outcome=Run.Outcome.RUNNING, heartbeat_at__lt=stale)
+    return running | Run.objects.filter(
+        outcome=Run.Outcome.QUEUED, created_at__lt=stale, started_at__isnull=True
     )

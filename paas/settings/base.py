@@ -222,6 +222,8 @@ Q_CLUSTER = {
     # django-q2 requires the key whenever a worker runs under another queue name.
     "ALT_CLUSTERS": {},
 }
+# A running deploy/delete whose worker has not written for this long is re-driven by the reconcile.
+INSTANCE_RUN_STALE_SECONDS = env_int("INSTANCE_RUN_STALE_SECONDS", 300)
 # How old the newest worker heartbeat may be before /healthz calls the worker down.
 WORKER_HEARTBEAT_MAX_AGE_SECONDS = env_int("WORKER_HEARTBEAT_MAX_AGE_SECONDS", 180)
 

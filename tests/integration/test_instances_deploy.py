@@ -278,3 +278,104 @@ def test_a_run_whose_worker_died_is_redriven_to_ready(live):
     assert deployer.execute(run.pk) == "ready"
     instance.refresh_from_db()
     assert instance.state == "ready" and Run.objects.get(pk=run.pk).attempt == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_killing_the_worker_mid_deploy_then_restarting_ends_ready(kube_cluster, settings):
+    """A real `manage.py qcluster` is SIGKILLed while it deploys; the reconcile re-drives the run and a
+    new worker brings the instance to ready."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from django.conf import settings as django_settings
+
+    from catalog import services as catalog_services
+    from tenancy import services as tenancy_services
+    from tenancy.roles import Role
+    from tests.factories import UserFactory, make_operator, make_org
+
+    operator = make_operator(username="killer-op")
+    org, admin = make_org(operator=operator, name="killers")
+    project = tenancy_services.project_create(actor=admin, org=org, name="lab")
+    owner = UserFactory(username="killer-owner")
+    tenancy_services.role_assign(actor=operator, user=owner, role=Role.WORKSPACE_ADMIN, project=project)
+    registered = inventory_services.cluster_register(
+        actor=operator, name="local-kill", kubeconfig=Path(kube_cluster.kubeconfig_path).read_text()
+    )
+    inventory_tasks.cluster_refresh(registered.pk)
+    template = catalog_services.template_create(actor=admin, project=project, name="slow")
+    # Forty ConfigMaps: enough work for the kill to land while the worker is still applying.
+    manifests = "\n---\n".join(
+        f'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: part-{i}\ndata:\n  n: "{i}"' for i in range(40)
+    )
+    version = catalog_services.template_version_create(
+        actor=admin, template=template, version="v1", manifests=manifests
+    )
+    version = catalog_services.template_version_publish(actor=admin, version=version)
+    profile = catalog_services.profile_create(
+        actor=admin,
+        model=ComputeProfile,
+        project=project,
+        name="cpu",
+        template_version=version,
+        published=True,
+        resource_groups=[{"cpu_cores": "1", "memory_gib": 1, "storage_gib": 1}],
+    )
+    db = django_settings.DATABASES["default"]
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "paas.settings.test",
+        "PAAS_WORKERS": "1",
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+    }
+    root = Path(__file__).resolve().parents[2]
+
+    def worker():
+        return subprocess.Popen(
+            [sys.executable, "manage.py", "qcluster"],
+            cwd=root,
+            env=env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    caught = None
+    for attempt in range(5):  # a deploy can finish before the kill lands; try again then
+        first = worker()
+        instance = services.instance_launch(
+            actor=owner, project=project, name=f"victim-{attempt}", profile=profile
+        )
+        run = instance.runs.get()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and Run.objects.get(pk=run.pk).outcome == Run.Outcome.QUEUED:
+            time.sleep(0.02)
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=30)
+        if Run.objects.get(pk=run.pk).outcome == Run.Outcome.RUNNING:
+            caught = (instance, run)
+            break
+    assert caught, "the worker always finished before it could be killed"
+    instance, run = caught
+    assert ComputeInstance.objects.get(pk=instance.pk).state == "provisioning"
+    settings.INSTANCE_RUN_STALE_SECONDS = 0  # the dead worker wrote its last heartbeat in the past
+    time.sleep(0.1)
+    assert services.reconcile() >= 1
+    second = worker()
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and ComputeInstance.objects.get(pk=instance.pk).state != "ready":
+            time.sleep(0.2)
+    finally:
+        second.terminate()  # the cluster's sentinel stops its own workers
+        try:
+            second.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(second.pid, signal.SIGKILL)
+            second.wait(timeout=30)
+    instance.refresh_from_db()
+    assert instance.state == "ready", Run.objects.get(pk=run.pk).log
+    assert Run.objects.get(pk=run.pk).attempt >= 2
