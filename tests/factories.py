@@ -51,3 +51,32 @@ def make_org(*, operator: User, name: str, admin: User | None = None):
     )
     services.invitation_accept(token=token, user=admin)
     return org, admin
+
+
+def make_profile(
+    *,
+    actor,
+    project,
+    manifests: str,
+    resource_groups: list[dict],
+    name: str = "profile",
+    template: str = "tpl",
+):
+    """A published compute profile in ``project`` backed by a freshly published template version."""
+    from catalog import services as catalog_services
+    from catalog.models import ComputeProfile
+
+    created = catalog_services.template_create(actor=actor, project=project, name=template)
+    version = catalog_services.template_version_create(
+        actor=actor, template=created, version="v1", manifests=manifests
+    )
+    version = catalog_services.template_version_publish(actor=actor, version=version)
+    return catalog_services.profile_create(
+        actor=actor,
+        model=ComputeProfile,
+        project=project,
+        name=name,
+        template_version=version,
+        published=True,
+        resource_groups=resource_groups,
+    )

@@ -67,15 +67,13 @@ def main() -> int:
         get_internal_wsgi_application,
     )
 
-    from catalog import services as catalog_services
-    from catalog.models import ComputeProfile
     from instances.models import ComputeInstance
     from inventory import services as inventory_services
     from inventory import tasks as inventory_tasks
     from paas.services import api_token_create
     from tenancy import services as tenancy_services
     from tenancy.roles import Role
-    from tests.factories import UserFactory, make_operator, make_org
+    from tests.factories import UserFactory, make_operator, make_org, make_profile
     from tests.localkube import LocalCluster
     from tests.localkube.inventory import A100_40GB, NodeSpec
 
@@ -90,18 +88,12 @@ def main() -> int:
             actor=operator, name="local", kubeconfig=Path(cluster.kubeconfig_path).read_text()
         )
         inventory_tasks.cluster_refresh(registered.pk)
-        template = catalog_services.template_create(actor=admin, project=project, name="agent")
-        version = catalog_services.template_version_create(
-            actor=admin, template=template, version="v1", manifests=MANIFESTS
-        )
-        version = catalog_services.template_version_publish(actor=admin, version=version)
-        profile = catalog_services.profile_create(
+        profile = make_profile(
             actor=admin,
-            model=ComputeProfile,
             project=project,
+            manifests=MANIFESTS,
             name="one-gpu",
-            template_version=version,
-            published=True,
+            template="agent",
             resource_groups=[
                 {
                     "gpu_model": "A100-SXM4-40GB",

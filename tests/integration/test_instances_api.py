@@ -3,13 +3,13 @@
 import pytest
 from django.utils import timezone
 
-from catalog import services as catalog_services
-from catalog.models import ComputeProfile
 from instances.models import ComputeInstance
 from inventory.models import Cluster, Node
 from paas.models import AuditEvent
 from tenancy import services as tenancy_services
+from tests.factories import make_profile
 
+MANIFESTS = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  a: b\n"
 KUBECONFIG = """apiVersion: v1
 kind: Config
 clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
@@ -21,22 +21,12 @@ current-context: c
 
 @pytest.fixture
 def launchable(world):
-    admin = world.a.users["org_admin"]
-    template = catalog_services.template_create(actor=admin, project=world.a.project, name="ns")
-    version = catalog_services.template_version_create(
-        actor=admin,
-        template=template,
-        version="v1",
-        manifests="apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  a: b\n",
-    )
-    version = catalog_services.template_version_publish(actor=admin, version=version)
-    profile = catalog_services.profile_create(
-        actor=admin,
-        model=ComputeProfile,
+    profile = make_profile(
+        actor=world.a.users["org_admin"],
         project=world.a.project,
         name="one-gpu",
-        template_version=version,
-        published=True,
+        template="ns",
+        manifests=MANIFESTS,
         resource_groups=[
             {
                 "gpu_model": "A100-SXM4-40GB",

@@ -292,10 +292,9 @@ def test_killing_the_worker_mid_deploy_then_restarting_ends_ready(kube_cluster, 
 
     from django.conf import settings as django_settings
 
-    from catalog import services as catalog_services
     from tenancy import services as tenancy_services
     from tenancy.roles import Role
-    from tests.factories import UserFactory, make_operator, make_org
+    from tests.factories import UserFactory, make_operator, make_org, make_profile
 
     operator = make_operator(username="killer-op")
     org, admin = make_org(operator=operator, name="killers")
@@ -306,22 +305,16 @@ def test_killing_the_worker_mid_deploy_then_restarting_ends_ready(kube_cluster, 
         actor=operator, name="local-kill", kubeconfig=Path(kube_cluster.kubeconfig_path).read_text()
     )
     inventory_tasks.cluster_refresh(registered.pk)
-    template = catalog_services.template_create(actor=admin, project=project, name="slow")
     # Forty ConfigMaps: enough work for the kill to land while the worker is still applying.
     manifests = "\n---\n".join(
         f'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: part-{i}\ndata:\n  n: "{i}"' for i in range(40)
     )
-    version = catalog_services.template_version_create(
-        actor=admin, template=template, version="v1", manifests=manifests
-    )
-    version = catalog_services.template_version_publish(actor=admin, version=version)
-    profile = catalog_services.profile_create(
+    profile = make_profile(
         actor=admin,
-        model=ComputeProfile,
         project=project,
+        manifests=manifests,
         name="cpu",
-        template_version=version,
-        published=True,
+        template="slow",
         resource_groups=[{"cpu_cores": "1", "memory_gib": 1, "storage_gib": 1}],
     )
     db = django_settings.DATABASES["default"]

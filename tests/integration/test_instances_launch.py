@@ -7,7 +7,6 @@ from django.db import connection
 from django.utils import timezone
 
 from catalog import services as catalog_services
-from catalog.models import ComputeProfile
 from instances.models import ComputeInstance, Run
 from instances.services import instance_launch
 from inventory.models import Cluster, Node
@@ -15,7 +14,7 @@ from paas.audit import audit_verify
 from paas.errors import Conflict, ValidationFailed
 from tenancy import services as tenancy_services
 from tenancy.roles import Role
-from tests.factories import UserFactory, make_operator, make_org
+from tests.factories import UserFactory, make_operator, make_org, make_profile
 
 MANIFESTS = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ instance.name }}-info\ndata:\n  a: b\n"
 KUBECONFIG = """apiVersion: v1
@@ -33,18 +32,12 @@ def _setup(name: str):
     project = tenancy_services.project_create(actor=admin, org=org, name="lab")
     owner = UserFactory(username=f"{name}-owner")
     tenancy_services.role_assign(actor=operator, user=owner, role=Role.WORKSPACE_ADMIN, project=project)
-    template = catalog_services.template_create(actor=admin, project=project, name="ns")
-    version = catalog_services.template_version_create(
-        actor=admin, template=template, version="v1", manifests=MANIFESTS
-    )
-    version = catalog_services.template_version_publish(actor=admin, version=version)
-    profile = catalog_services.profile_create(
+    profile = make_profile(
         actor=admin,
-        model=ComputeProfile,
         project=project,
+        manifests=MANIFESTS,
         name="one-gpu",
-        template_version=version,
-        published=True,
+        template="ns",
         resource_groups=[
             {
                 "gpu_model": "A100-SXM4-40GB",
