@@ -6,17 +6,15 @@ from django.utils.html import format_html
 
 from instances import selectors, services
 from instances.models import ComputeInstance, Run
-from paas.admin import ScopedModelAdmin
+from paas.admin import ReadOnlyInline, ScopedModelAdmin
 from paas.errors import ApplicationError
 from tenancy.selectors import administers_any_org
 
 
-class RunInline(admin.TabularInline):
+class RunInline(ReadOnlyInline):
     model = Run
     fields = ["kind", "attempt", "outcome", "message", "created_at", "started_at", "finished_at", "steps"]
     readonly_fields = fields
-    extra = 0
-    can_delete = False
     ordering = ["-created_at"]
 
     @admin.display(description="log")
@@ -25,15 +23,6 @@ class RunInline(admin.TabularInline):
             "<pre style='white-space:pre-wrap;max-width:60em'>{}</pre>",
             "\n".join(f"{e['time'][11:19]} {e['message']}" for e in obj.log[-30:]),
         )
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        return True
 
 
 @admin.register(ComputeInstance)

@@ -10,7 +10,7 @@ from django.utils.html import format_html
 from inventory import mig, selectors, services
 from inventory.models import Agent, Cluster, Datacenter, DatacenterAgent, MigChange, Node, Storage
 from paas import authz
-from paas.admin import ScopedModelAdmin, secret_field
+from paas.admin import ReadOnlyInline, ScopedModelAdmin, secret_field
 from tenancy.selectors import administers_any_org
 
 
@@ -128,7 +128,7 @@ class ClusterForm(forms.ModelForm):
         return data
 
 
-class NodeInline(admin.TabularInline):
+class NodeInline(ReadOnlyInline):
     model = Node
     fields = [
         "name",
@@ -143,8 +143,6 @@ class NodeInline(admin.TabularInline):
         "schedulable",
     ]
     readonly_fields = fields
-    extra = 0
-    can_delete = False
     show_change_link = False
 
     @admin.display(description="MIG slices")
@@ -158,15 +156,6 @@ class NodeInline(admin.TabularInline):
     @admin.display(description="memory (GiB)")
     def memory(self, obj):
         return f"{obj.allocatable_memory_bytes / 2**30:.0f}"
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        return True
 
 
 @admin.register(Cluster)

@@ -148,6 +148,22 @@ class ScopedModelAdmin(admin.ModelAdmin):
         return None
 
 
+class ReadOnlyInline(admin.TabularInline):
+    """An inline that only shows rows (they are written by services or observed from clusters)."""
+
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return True
+
+
 class AuditEventAdminBase(ScopedModelAdmin):
     """Read-only audit trail; the filters are defined by tenancy (which knows orgs and projects)."""
 

@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from paas import authz
-from paas.admin import AuditEventAdminBase, ScopedModelAdmin
+from paas.admin import AuditEventAdminBase, ReadOnlyInline, ScopedModelAdmin
 from paas.context import Client
 from paas.models import AuditEvent
 from tenancy import selectors, services
@@ -181,26 +181,15 @@ class ProjectAdmin(AdministeredScopeAdmin):
 # --- users and roles --------------------------------------------------------------------------------
 
 
-class RoleAssignmentInline(admin.TabularInline):
+class RoleAssignmentInline(ReadOnlyInline):
     model = RoleAssignment
     fk_name = "user"
     fields = ["role", "org", "project", "created_at"]
     readonly_fields = fields
-    extra = 0
-    can_delete = False
     show_change_link = True
 
     def get_queryset(self, request):
         return selectors.role_assignment_list_for(request.user)
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        return True
 
 
 @admin.register(User)

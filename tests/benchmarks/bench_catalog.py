@@ -7,7 +7,6 @@ median time of the catalog endpoint against a trivial authenticated DRF endpoint
 run (target: at most 3x). Data is bulk-inserted into a fresh ``gpupaas_bench`` database.
 """
 
-import os
 import random
 import statistics
 import sys
@@ -15,22 +14,9 @@ import time
 
 
 def main() -> int:
-    from tests.support import postgres
+    from tests.benchmarks._db import fresh_database
 
-    base = postgres.ensure().rsplit("/", 1)[0]
-    os.environ["DATABASE_URL"] = f"{base}/gpupaas_bench"
-    os.environ["DJANGO_SETTINGS_MODULE"] = "paas.settings.test"
-    import psycopg
-
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS gpupaas_bench")
-        conn.execute("CREATE DATABASE gpupaas_bench")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    fresh_database()
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext, override_settings

@@ -45,22 +45,9 @@ def pct(values, q):
 
 
 def main() -> int:
-    from tests.support import postgres
+    from tests.benchmarks._db import fresh_database
 
-    base = postgres.ensure().rsplit("/", 1)[0]
-    db_url = f"{base}/gpupaas_bench"
-    os.environ.update(DATABASE_URL=db_url, DJANGO_SETTINGS_MODULE="paas.settings.test")
-    import psycopg
-
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS gpupaas_bench")
-        conn.execute("CREATE DATABASE gpupaas_bench")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    db_url = fresh_database()
     from django.core.servers.basehttp import (
         ThreadedWSGIServer,
         WSGIRequestHandler,

@@ -9,7 +9,6 @@ PostgreSQL). Prints the time of the first sync (inserts) and of a re-sync (updat
 and in all. The benchmark database is created fresh (``gpupaas_bench``) on the suite's PostgreSQL.
 """
 
-import os
 import statistics
 import sys
 import time
@@ -36,22 +35,9 @@ def _nodes():
 
 
 def main() -> int:
-    from tests.support import postgres
+    from tests.benchmarks._db import fresh_database
 
-    base = postgres.ensure().rsplit("/", 1)[0]
-    os.environ["DATABASE_URL"] = f"{base}/gpupaas_bench"
-    os.environ["DJANGO_SETTINGS_MODULE"] = "paas.settings.test"
-    import psycopg
-
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS gpupaas_bench")
-        conn.execute("CREATE DATABASE gpupaas_bench")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    fresh_database()
     from inventory import services
     from inventory.models import Node
     from tests.factories import make_operator
