@@ -7,6 +7,7 @@ runs. As root, the Debian package is installed when missing and the server runs 
 to install.
 """
 
+import contextlib
 import glob
 import os
 import shutil
@@ -81,6 +82,37 @@ def _start() -> int:
         bin_dir = _bin_dir()
         if bin_dir is None:
             sys.exit("Installing PostgreSQL did not provide initdb; set DATABASE_URL instead.")
+    try:
+        return _start_server(bin_dir)
+    except subprocess.CalledProcessError:
+        # A previous run's server was killed (a session ends by killing its processes): stop what is left
+        # of it, drop the stale lock and try again; as a last resort start from a new (throwaway) cluster.
+        _kill_leftovers()
+        (DATA_DIR / "postmaster.pid").unlink(missing_ok=True)
+        try:
+            return _start_server(bin_dir)
+        except subprocess.CalledProcessError:
+            print("PostgreSQL would not start from the old test cluster; creating a new one.", flush=True)
+            shutil.rmtree(DATA_DIR, ignore_errors=True)
+            return _start_server(bin_dir)
+
+
+def _kill_leftovers() -> None:
+    """SIGKILL postgres processes still running from our data directory (orphans of a killed server)."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "postgres" in cmdline and str(DATA_DIR) in cmdline:
+            with contextlib.suppress(OSError):
+                os.kill(int(proc.name), 9)
+    time.sleep(0.5)
+
+
+def _start_server(bin_dir: Path) -> int:
     if not (DATA_DIR / "PG_VERSION").exists():
         shutil.rmtree(DATA_DIR, ignore_errors=True)
         DATA_DIR.mkdir(parents=True)
