@@ -3,7 +3,6 @@
 import re
 from decimal import Decimal, InvalidOperation
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -24,7 +23,8 @@ from inventory.selectors import storage_for_datacenter
 from paas import authz
 from paas.audit import apply_changes, audit_log
 from paas.errors import Conflict, Forbidden, ValidationFailed
-from tenancy.models import Organization, Project, slug_validator
+from tenancy.models import Organization, Project
+from tenancy.validation import clean_slug
 
 LABEL_KEY = re.compile(
     r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
@@ -67,17 +67,6 @@ def _require_action(actor, item, action: str) -> None:
         raise Forbidden(f"You may not {action} this {kind}.")
 
 
-def _slug(field: str, value: str) -> str:
-    value = (value or "").strip()
-    try:
-        slug_validator(value)
-    except DjangoValidationError as exc:
-        raise ValidationFailed("Invalid input.", fields={field: exc.messages}) from exc
-    if not value or len(value) > 63:
-        raise ValidationFailed("Invalid input.", fields={field: "1 to 63 characters."})
-    return value
-
-
 def _name_free(model, *, name: str, project: Project | None, exclude_pk=None) -> None:
     qs = (
         model.objects.filter(name=name, project=project)
@@ -118,7 +107,7 @@ def template_create(
     *, actor, project: Project | None, name: str, display_name: str = "", description: str = ""
 ) -> EnvironmentTemplate:
     _require_manage(actor, project)
-    name = _slug("name", name)
+    name = clean_slug("name", name)
     _name_free(EnvironmentTemplate, name=name, project=project)
     template = EnvironmentTemplate.objects.create(
         org=project.org if project else None,
@@ -157,7 +146,7 @@ def template_version_create(
 ) -> TemplateVersion:
     """Add a draft version (publish it to make it usable)."""
     _require_action(actor, template, "edit")
-    version = _slug("version", version)
+    version = clean_slug("version", version)
     if template.versions.filter(version=version).exists():
         raise ValidationFailed(
             "Invalid input.", fields={"version": f"{template.name} already has {version}."}
@@ -564,7 +553,7 @@ def profile_create(
 ):
     """Create a compute or service profile in a project (or, for operators, the system catalog)."""
     _require_manage(actor, project)
-    name = _slug("name", name)
+    name = clean_slug("name", name)
     _name_free(model, name=name, project=project)
     unknown = set(data) - set(_fields_of(model))
     if unknown:
@@ -719,7 +708,7 @@ def profile_clone(
     _require_action(actor, profile, "clone")
     _require_manage(actor, target_project)
     model = type(profile)
-    name = _slug("name", name)
+    name = clean_slug("name", name)
     _name_free(model, name=name, project=target_project)
     _check_template_version(profile.template_version, target_project)
     clone = _copy_profile(

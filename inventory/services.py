@@ -6,7 +6,6 @@ import time
 from collections.abc import Callable
 
 from django.conf import settings
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.utils import timezone
 from django_q.models import Schedule
@@ -17,22 +16,12 @@ from inventory.models import Agent, Cluster, Datacenter, DatacenterAgent, MigCha
 from paas import authz
 from paas.audit import apply_changes, audit_log
 from paas.errors import Conflict, ValidationFailed
-from tenancy.models import Organization, slug_validator
+from tenancy.models import Organization
+from tenancy.validation import clean_slug
 
 log = logging.getLogger(__name__)
 
 GFD = kube.GFD
-
-
-def _slug(field: str, value: str) -> str:
-    value = (value or "").strip()
-    if not value:
-        raise ValidationFailed("Invalid input.", fields={field: "This field is required."})
-    try:
-        slug_validator(value)
-    except DjangoValidationError as exc:
-        raise ValidationFailed("Invalid input.", fields={field: exc.messages}) from exc
-    return value
 
 
 def _unique(model, field: str, value: str, exclude_pk=None) -> None:
@@ -116,7 +105,7 @@ def _check_datacenter(data: dict) -> None:
 @transaction.atomic
 def datacenter_create(*, actor, name: str, credentials: str = "", **data) -> Datacenter:
     authz.require_operator(actor)
-    name = _slug("name", name)
+    name = clean_slug("name", name)
     _unique(Datacenter, "name", name)
     data.setdefault("display_name", name)
     _check_datacenter(data)
@@ -207,7 +196,7 @@ def cluster_register(
 ) -> Cluster:
     """Register a cluster; its reachability check and node sync are enqueued for its agent."""
     authz.require_operator(actor)
-    name = _slug("name", name)
+    name = clean_slug("name", name)
     _unique(Cluster, "name", name)
     _check_tenancy(tenancy, dedicated_org)
     kubeconfig = _resolve_kubeconfig(kubeconfig, server, ca_data, token, name)
@@ -542,7 +531,7 @@ def storage_create(
     credentials: str = "",
 ) -> Storage:
     authz.require_operator(actor)
-    name = _slug("name", name)
+    name = clean_slug("name", name)
     _unique(Storage, "name", name)
     _check_storage(kind, storage_class, bucket_endpoint, bucket_name)
     storage = Storage.objects.create(
@@ -596,7 +585,7 @@ def storage_delete(*, actor, storage: Storage) -> None:
 @transaction.atomic
 def agent_create(*, actor, name: str, datacenter: Datacenter | None = None) -> Agent:
     authz.require_operator(actor)
-    name = _slug("name", name)
+    name = clean_slug("name", name)
     _unique(Agent, "name", name)
     agent = Agent.objects.create(name=name, datacenter=datacenter)
     Schedule.objects.create(

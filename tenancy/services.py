@@ -21,23 +21,9 @@ from paas.audit import apply_changes, audit_log
 from paas.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from tenancy.models import GpuModelQuota, Invitation, Organization, Project, Quota, RoleAssignment, User
 from tenancy.roles import ORG_PERMISSIONS, ORG_ROLES, PROJECT_PERMISSIONS, PROJECT_ROLES, STUDIO_ROLES, Role
+from tenancy.validation import clean_slug
 
 # --- helpers ----------------------------------------------------------------------------------------
-
-
-def _validate_slug(field: str, value: str) -> str:
-    value = (value or "").strip()
-    if not value:
-        raise ValidationFailed(
-            f"{field.capitalize()} is required.", fields={field: "This field is required."}
-        )
-    try:
-        Organization._meta.get_field("name").run_validators(value)
-    except DjangoValidationError as exc:
-        raise ValidationFailed(f"Invalid {field}.", fields={field: exc.messages}) from exc
-    if len(value) > 63:
-        raise ValidationFailed(f"Invalid {field}.", fields={field: "At most 63 characters."})
-    return value
 
 
 def _required_text(field: str, value: str) -> str:
@@ -151,7 +137,7 @@ def org_onboard(
     Returns the org, the invitation and its token (emailed; callers other than tests never show it).
     """
     authz.require_operator(actor, message="Only platform operators may create organizations.")
-    name = _validate_slug("name", name)
+    name = clean_slug("name", name)
     errors = {}
     if not (admin_first_name or "").strip():
         errors["admin_first_name"] = "The first admin's first name is required."
@@ -209,7 +195,7 @@ def project_create(
 ) -> Project:
     """Create a team workspace (personal ones are created for users as they join)."""
     authz.require(actor, "administer_organization", org, message="Only org admins may create projects.")
-    name = _validate_slug("name", name)
+    name = clean_slug("name", name)
     if Project.objects.filter(org=org, name=name).exists():
         raise ValidationFailed(
             "The project could not be created.",
