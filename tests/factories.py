@@ -80,3 +80,49 @@ def make_profile(
         published=True,
         resource_groups=resource_groups,
     )
+
+
+# A kubeconfig whose API server does not exist: for tests that place but never deploy.
+DEAD_KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: c, context: {cluster: c, user: u}}]
+current-context: c
+"""
+ONE_A100 = [
+    {"gpu_model": "A100-SXM4-40GB", "gpu_count": 1, "cpu_cores": "4", "memory_gib": 16, "storage_gib": 10}
+]
+
+
+def make_synced_cluster(*, name: str, nodes: int = 1):
+    """A reachable cluster as the inventory sync would leave it: ``nodes`` schedulable 8x A100 nodes."""
+    from django.utils import timezone
+
+    from inventory.models import Cluster, Node
+
+    cluster = Cluster.objects.create(
+        name=name,
+        display_name=name,
+        kubeconfig=DEAD_KUBECONFIG,
+        server="https://127.0.0.1:1",
+        status="reachable",
+    )
+    Node.objects.bulk_create(
+        [
+            Node(
+                cluster=cluster,
+                name=f"n{i}",
+                gpu_product="A100-SXM4-40GB",
+                gpu_count=8,
+                allocatable_gpus=8,
+                allocatable_cpu_millis=96_000,
+                allocatable_memory_bytes=1024 * 2**30,
+                ready=True,
+                schedulable=True,
+                synced_at=timezone.now(),
+            )
+            for i in range(nodes)
+        ]
+    )
+    return cluster

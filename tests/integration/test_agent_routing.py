@@ -11,16 +11,9 @@ from django.conf import settings
 from django_q.models import OrmQ
 
 from inventory import services
-from tests.factories import make_operator
+from tests.factories import DEAD_KUBECONFIG, make_operator
 
 ROOT = Path(__file__).resolve().parents[2]
-KUBECONFIG = """apiVersion: v1
-kind: Config
-clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
-users: [{name: u, user: {token: t}}]
-contexts: [{name: c, context: {cluster: c, user: u}}]
-current-context: c
-"""
 
 
 def _worker(queue: str) -> subprocess.Popen:
@@ -52,8 +45,8 @@ def test_tasks_reach_only_the_agent_of_the_clusters_datacenter(tmp_path):
     agent_a = services.agent_create(actor=op, name="dc-a", datacenter=dc_a)
     services.agent_create(actor=op, name="everywhere")
     services.datacenter_agent_set(actor=op, datacenter=dc_a, agent=agent_a)
-    in_a = services.cluster_register(actor=op, name="in-a", datacenter=dc_a, kubeconfig=KUBECONFIG)
-    in_b = services.cluster_register(actor=op, name="in-b", datacenter=dc_b, kubeconfig=KUBECONFIG)
+    in_a = services.cluster_register(actor=op, name="in-a", datacenter=dc_a, kubeconfig=DEAD_KUBECONFIG)
+    in_b = services.cluster_register(actor=op, name="in-b", datacenter=dc_b, kubeconfig=DEAD_KUBECONFIG)
     assert services.queue_for_cluster(in_a) == "agent-dc-a"
     assert services.queue_for_cluster(in_b) == "agent-everywhere"  # dc-b is not mapped: a global agent
     OrmQ.objects.all().delete()  # the registrations' own refresh tasks are not this test's business

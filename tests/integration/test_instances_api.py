@@ -1,22 +1,13 @@
 """The instances API: launch, see, collaborate and refuse, per role and across tenants."""
 
 import pytest
-from django.utils import timezone
 
 from instances.models import ComputeInstance
-from inventory.models import Cluster, Node
 from paas.models import AuditEvent
 from tenancy import services as tenancy_services
-from tests.factories import make_profile
+from tests.factories import ONE_A100, make_profile, make_synced_cluster
 
 MANIFESTS = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  a: b\n"
-KUBECONFIG = """apiVersion: v1
-kind: Config
-clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
-users: [{name: u, user: {token: t}}]
-contexts: [{name: c, context: {cluster: c, user: u}}]
-current-context: c
-"""
 
 
 @pytest.fixture
@@ -27,35 +18,9 @@ def launchable(world):
         name="one-gpu",
         template="ns",
         manifests=MANIFESTS,
-        resource_groups=[
-            {
-                "gpu_model": "A100-SXM4-40GB",
-                "gpu_count": 1,
-                "cpu_cores": "4",
-                "memory_gib": 16,
-                "storage_gib": 10,
-            }
-        ],
+        resource_groups=ONE_A100,
     )
-    cluster = Cluster.objects.create(
-        name="api-c",
-        display_name="c",
-        kubeconfig=KUBECONFIG,
-        status="reachable",
-        server="https://127.0.0.1:1",
-    )
-    Node.objects.create(
-        cluster=cluster,
-        name="n",
-        gpu_product="A100-SXM4-40GB",
-        gpu_count=8,
-        allocatable_gpus=8,
-        allocatable_cpu_millis=96_000,
-        allocatable_memory_bytes=1024 * 2**30,
-        ready=True,
-        schedulable=True,
-        synced_at=timezone.now(),
-    )
+    make_synced_cluster(name="api-c")
     return profile
 
 

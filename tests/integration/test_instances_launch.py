@@ -4,26 +4,18 @@ import threading
 
 import pytest
 from django.db import connection
-from django.utils import timezone
 
 from catalog import services as catalog_services
 from instances.models import ComputeInstance, Run
 from instances.services import instance_launch
-from inventory.models import Cluster, Node
+from inventory.models import Node
 from paas.audit import audit_verify
 from paas.errors import Conflict, ValidationFailed
 from tenancy import services as tenancy_services
 from tenancy.roles import Role
-from tests.factories import UserFactory, make_operator, make_org, make_profile
+from tests.factories import ONE_A100, UserFactory, make_operator, make_org, make_profile, make_synced_cluster
 
 MANIFESTS = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ instance.name }}-info\ndata:\n  a: b\n"
-KUBECONFIG = """apiVersion: v1
-kind: Config
-clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
-users: [{name: u, user: {token: t}}]
-contexts: [{name: c, context: {cluster: c, user: u}}]
-current-context: c
-"""
 
 
 def _setup(name: str):
@@ -38,40 +30,9 @@ def _setup(name: str):
         manifests=MANIFESTS,
         name="one-gpu",
         template="ns",
-        resource_groups=[
-            {
-                "gpu_model": "A100-SXM4-40GB",
-                "gpu_count": 1,
-                "cpu_cores": "4",
-                "memory_gib": 16,
-                "storage_gib": 10,
-            }
-        ],
+        resource_groups=ONE_A100,
     )
-    cluster = Cluster.objects.create(
-        name=f"{name}-c",
-        display_name="c",
-        kubeconfig=KUBECONFIG,
-        server="https://127.0.0.1:1",
-        status="reachable",
-    )
-    Node.objects.bulk_create(
-        [
-            Node(
-                cluster=cluster,
-                name=f"n{i}",
-                gpu_product="A100-SXM4-40GB",
-                gpu_count=8,
-                allocatable_gpus=8,
-                allocatable_cpu_millis=96_000,
-                allocatable_memory_bytes=1024 * 2**30,
-                ready=True,
-                schedulable=True,
-                synced_at=timezone.now(),
-            )
-            for i in range(10)
-        ]
-    )
+    cluster = make_synced_cluster(name=f"{name}-c", nodes=10)
     return operator, admin, project, owner, profile, cluster
 
 
