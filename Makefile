@@ -11,7 +11,7 @@ DEMO_CLUSTER ?= 1
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install run test lint
+.PHONY: install run test lint vendor
 
 $(UV):
 	$(PYTHON) -m venv var/tools
@@ -42,3 +42,12 @@ test: install lint
 
 lint: install
 	$(VENV)/bin/ruff check .
+
+## vendor: refresh the portal's front-end packages from the npm registry (exact versions in
+## frontend/package-lock.json) into paas/static/vendor/, which is committed: nothing loads from a CDN
+vendor:
+	cd frontend && npm ci --no-audit --no-fund
+	cp frontend/node_modules/@picocss/pico/css/pico.min.css paas/static/vendor/pico.min.css
+	cp frontend/node_modules/@picocss/pico/LICENSE.md paas/static/vendor/pico.LICENSE.md
+	cp frontend/node_modules/htmx.org/dist/htmx.min.js paas/static/vendor/htmx.min.js
+	cp frontend/node_modules/htmx.org/LICENSE paas/static/vendor/htmx.LICENSE
