@@ -45,3 +45,26 @@ def render_readme(text: str) -> str:
         url_schemes={"http", "https", "mailto"},
         link_rel="noopener noreferrer nofollow",
     )
+
+
+def render_readmes(texts: list[str]) -> list[str]:
+    """Render many readmes, reusing earlier renders from the cache (keyed by the text's digest, so an
+    edited readme is never served stale): a catalog page of many cards renders each text once."""
+    import hashlib
+
+    from django.core.cache import cache
+
+    keys = [f"readme:{hashlib.sha256(t.encode()).hexdigest()}" if t else "" for t in texts]
+    cached = cache.get_many([k for k in keys if k])
+    fresh = {}
+    out = []
+    for key, text in zip(keys, texts, strict=True):
+        if not key:
+            out.append("")
+            continue
+        if key not in cached and key not in fresh:
+            fresh[key] = render_readme(text)
+        out.append(cached.get(key, fresh.get(key)))
+    if fresh:
+        cache.set_many(fresh, timeout=24 * 3600)
+    return out

@@ -1,6 +1,8 @@
 """Permission-filtered reads of compute instances."""
 
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import CharField, Count, QuerySet, Sum
+from django.db.models.fields.json import KT
+from django.db.models.functions import Coalesce
 
 from instances.models import ComputeInstance, Run
 from instances.states import ACTIVE, State
@@ -20,6 +22,43 @@ def instance_list_for(user) -> QuerySet[ComputeInstance]:
 
 def instance_get_for(user, pk) -> ComputeInstance:
     return authz.get_visible(instance_list_for(user), pk)
+
+
+def _listing(queryset: QuerySet[ComputeInstance]) -> QuerySet[ComputeInstance]:
+    """Rows for list pages: without the (large) snapshot, with the size's display name annotated."""
+    return queryset.defer("snapshot", "placement", "outputs").annotate(
+        size=Coalesce("profile__display_name", KT("snapshot__display_name"), output_field=CharField())
+    )
+
+
+def instance_list_in(user, project: Project) -> QuerySet[ComputeInstance]:
+    """The instances of one workspace the user may see, newest first (list pages; filter further)."""
+    return _listing(instance_list_for(user).filter(project=project)).order_by("-created_at", "-pk")
+
+
+def instance_recent_in(user, project: Project, *, limit: int = 5) -> QuerySet[ComputeInstance]:
+    return instance_list_in(user, project).exclude(state=State.DELETED)[:limit]
+
+
+def instance_shared_with(user) -> QuerySet[ComputeInstance]:
+    """Instances other people added the user to as collaborator (in any workspace), not deleted."""
+    return (
+        _listing(instance_list_for(user).filter(collaborators__user=user))
+        .exclude(state=State.DELETED)
+        .order_by("-created_at", "-pk")
+    )
+
+
+def instance_detail_for(user, pk) -> ComputeInstance:
+    """One instance with what its page shows (collaborators and recent runs prefetched)."""
+    from django.db.models import Prefetch
+
+    from instances.models import Collaborator
+
+    queryset = instance_list_for(user).prefetch_related(
+        Prefetch("collaborators", queryset=Collaborator.objects.select_related("user").order_by("added_at")),
+    )
+    return authz.get_visible(queryset, pk)
 
 
 def run_list_for(user, instance: ComputeInstance) -> QuerySet[Run]:

@@ -153,6 +153,25 @@ def placement_request(profile: ComputeProfile, org_id: int) -> PlacementRequest:
 # --- launch -----------------------------------------------------------------------------------------
 
 
+def instance_name_check(*, project: Project, name: str) -> str:
+    """The name, stripped, if it may name a new instance in the workspace (the launch checks it again
+    under the quota lock; the portal's first step asks early)."""
+    name = (name or "").strip()
+    if not DNS_LABEL.match(name):
+        raise ValidationFailed(
+            "Invalid name.",
+            fields={
+                "name": "Lowercase letters, digits and hyphens, at most 63, "
+                "starting and ending with a letter or digit."
+            },
+        )
+    if ComputeInstance.objects.filter(project=project, name=name).exclude(state=State.DELETED).exists():
+        raise ValidationFailed(
+            "Invalid name.", fields={"name": f"An instance named {name!r} exists in this workspace already."}
+        )
+    return name
+
+
 @transaction.atomic
 def instance_launch(
     *, actor, project: Project, name: str, profile: ComputeProfile, description: str = ""
@@ -167,15 +186,7 @@ def instance_launch(
     authz.require(
         actor, "manage_instances", project, message="You may not launch instances in this workspace."
     )
-    name = (name or "").strip()
-    if not DNS_LABEL.match(name):
-        raise ValidationFailed(
-            "Invalid name.",
-            fields={
-                "name": "Lowercase letters, digits and hyphens, at most 63, "
-                "starting and ending with a letter or digit."
-            },
-        )
+    name = instance_name_check(project=project, name=name)
     if not catalog_for(ComputeProfile, project).filter(pk=profile.pk).exists():
         raise ValidationFailed(
             "That compute profile is not in this workspace's catalog.",
@@ -188,10 +199,7 @@ def instance_launch(
         .filter(Q(project=project) | Q(org_id=project.org_id))
         .order_by("project_id")
     }
-    if ComputeInstance.objects.filter(project=project, name=name).exclude(state=State.DELETED).exists():
-        raise ValidationFailed(
-            "Invalid name.", fields={"name": f"An instance named {name!r} exists in this workspace already."}
-        )
+    instance_name_check(project=project, name=name)  # again, now that launches here are serialised
     want = profile_totals(profile)
     problems = []
     for quota in sorted(quotas.values(), key=lambda q: q.project_id is None):

@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
 from paas.api import views as core_api
+from tenancy import views as tenancy_views
 
 router = SimpleRouter()
 router.register("tokens", core_api.ApiTokenViewSet, basename="api-token")
@@ -22,5 +23,9 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("healthz", core_api.healthz, name="healthz"),
+    # The developer hub (portal).
+    path("logout/", tenancy_views.logout_local, name="logout"),
+    path("", include("instances.urls")),
+    path("", include("catalog.urls")),
     path("", include("tenancy.urls")),
 ]

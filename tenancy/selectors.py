@@ -110,3 +110,18 @@ def administers_any_org(user) -> bool:
     """Operators and org admins: who may open the tenancy and inventory sections of the studio (a
     PaaS admin sees the catalog sections and nothing else)."""
     return authz.is_operator(user) or administered_org_ids(user).exists()
+
+
+def workspace_activity(user, project: Project, *, limit: int = 10) -> QuerySet[AuditEvent]:
+    """The latest audit events of one workspace, for the people who work in it (the landing page).
+
+    The caller has already reached ``project`` through ``project_get_for``; this re-checks the view
+    permission so no page can show another workspace's activity by passing the wrong project.
+    """
+    if not authz.has_perm(user, "view_project", project):
+        return AuditEvent.objects.none()
+    return (
+        AuditEvent.objects.filter(project=project)
+        .select_related("actor")
+        .order_by("-created_at", "-pk")[:limit]
+    )

@@ -1,12 +1,12 @@
 from django.urls import path
-from django.views.generic import RedirectView
 
 from tenancy import views
 
 app_name = "tenancy"
 
 urlpatterns = [
+    path("login/", views.PortalLoginView.as_view(), name="login"),
     path("invitations/<str:token>/", views.invitation_accept, name="invitation-accept"),
-    # The developer hub (portal) arrives with its own issue; until then the home is the studio.
-    path("", RedirectView.as_view(url="/studio/", permanent=False), name="home"),
+    path("w/<int:project_id>/", views.workspace, name="workspace"),
+    path("", views.home, name="home"),
 ]

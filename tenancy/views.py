@@ -1,14 +1,18 @@
-"""Pages of tenancy reachable without the studio: accepting an invitation."""
+"""Tenancy pages of the developer hub: sign-in, the home redirect, a workspace's landing page, and
+accepting an invitation."""
 
 from django.contrib import messages
-from django.contrib.auth import login
+from django.contrib.auth import login, logout
+from django.contrib.auth.views import LoginView
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
+from instances import selectors as instance_selectors
 from paas.errors import ApplicationError, NotFound
-from tenancy import services
+from paas.portal import SESSION_WORKSPACE, portal_page, use_workspace, workspace_permissions
+from tenancy import selectors, services
 from tenancy.forms import InvitationAcceptForm
 from tenancy.models import User
 
@@ -57,6 +61,64 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
             "error": error,
             "signed_in": signed_in,
             "has_account": has_account,
-            "login_url": f"{reverse('admin:login')}?next={request.path}",
+            "login_url": f"{reverse('tenancy:login')}?next={request.path}",
         },
     )
+
+
+class PortalLoginView(LoginView):
+    """Password sign-in for local accounts, beside the single sign-on button when SSO is configured."""
+
+    template_name = "tenancy/login.html"
+    redirect_authenticated_user = True
+
+
+@require_http_methods(["POST"])
+def logout_local(request: HttpRequest) -> HttpResponse:
+    logout(request)
+    return redirect("tenancy:login")
+
+
+@portal_page
+def home(request: HttpRequest) -> HttpResponse:
+    """``/``: the workspace used last, else the first one (personal first); else say what to do."""
+    workspaces = selectors.workspaces_for(request.user)
+    remembered = request.session.get(SESSION_WORKSPACE)
+    target = (remembered and workspaces.filter(pk=remembered).first()) or workspaces.first()
+    if target is not None:
+        return redirect("tenancy:workspace", target.pk)
+    return render(request, "tenancy/no_workspace.html", {"nav": "home"})
+
+
+@portal_page
+def workspace(request: HttpRequest, project_id: int) -> HttpResponse:
+    """The landing page of a workspace: what is active, resources in use against quota, activity."""
+    project = use_workspace(request, project_id)
+    summary = instance_selectors.workspace_summary(request.user, project.pk)
+    usage = [
+        _usage_row("GPUs", summary["in_use"]["gpus"], summary["quota"]["gpus"]),
+        _usage_row("CPU cores", summary["in_use"]["cpu_cores"], summary["quota"]["cpu_cores"]),
+        _usage_row("Memory (GiB)", summary["in_use"]["memory_gib"], summary["quota"]["memory_gib"]),
+        _usage_row("Storage (GiB)", summary["in_use"]["storage_gib"], summary["quota"]["storage_gib"]),
+        _usage_row("Instances", summary["in_use"]["instances"], summary["quota"]["instances"]),
+    ]
+    return render(
+        request,
+        "tenancy/workspace.html",
+        {
+            "nav": "home",
+            "project": project,
+            "summary": summary,
+            "usage": usage,
+            "states": [(state, n) for state, n in summary["instances"].items() if n and state != "deleted"],
+            "recent": instance_selectors.instance_recent_in(request.user, project, limit=5),
+            "activity": selectors.workspace_activity(request.user, project, limit=10),
+            "can": workspace_permissions(request.user, project),
+        },
+    )
+
+
+def _usage_row(label: str, used, limit) -> dict:
+    used = int(used) if float(used).is_integer() else round(float(used), 1)
+    percent = None if not limit else min(100, round(100 * float(used) / float(limit)))
+    return {"label": label, "used": used, "limit": limit, "percent": percent}

@@ -1,0 +1,25 @@
+"""Portal page of the service catalog: the service profiles a workspace may launch, as cards.
+
+(Launching services arrives with its own issue; the cards say what each service is.)
+"""
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from catalog.models import ServiceProfile
+from catalog.readme import render_readmes
+from catalog.selectors import catalog_for
+from paas.portal import portal_page, use_workspace
+
+
+@portal_page
+def service_catalog(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = use_workspace(request, project_id)
+    profiles = list(
+        catalog_for(ServiceProfile, project).only(
+            "id", "name", "display_name", "description", "icon_url", "readme", "service_type"
+        )
+    )
+    readmes = render_readmes([p.readme for p in profiles])
+    cards = [{"profile": p, "readme_html": html} for p, html in zip(profiles, readmes, strict=True)]
+    return render(request, "catalog/services.html", {"nav": "services", "project": project, "cards": cards})

@@ -1,0 +1,348 @@
+"""Portal pages of compute instances: the list, the three-step launch, the detail page and its actions.
+
+Every object is reached through a selector (404 when missing or not visible) and every change goes
+through ``instances.services``, which checks permissions again: a button the page hides because the
+user may not use it is refused by the server as well.
+"""
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_POST
+
+from catalog.models import ComputeProfile
+from catalog.selectors import catalog_for
+from instances import selectors, services
+from instances.filters import InstanceFilter
+from instances.forms import CollaboratorForm, InstanceNameForm, InstanceSizeForm
+from instances.models import ComputeInstance
+from instances.states import State
+from paas import authz
+from paas.errors import NotFound
+from paas.portal import FORM_ERRORS, apply_error, portal_page, use_workspace, workspace_permissions
+from tenancy.models import User
+
+PAGE_SIZE = 50
+LIVE_STATES = {State.PENDING, State.PROVISIONING, State.DELETING}
+
+
+# --- presentation helpers ---------------------------------------------------------------------------
+
+
+def specs(groups: list[dict]) -> list[str]:
+    """One line per resource a profile gives, summed over its resource groups."""
+    gpus: dict[str, int] = {}
+    migs: dict[str, int] = {}
+    cpu = memory = storage = 0.0
+    for g in groups:
+        if int(g.get("gpu_count") or 0):
+            gpus[g.get("gpu_model") or "GPU"] = gpus.get(g.get("gpu_model") or "GPU", 0) + int(g["gpu_count"])
+        if int(g.get("mig_count") or 0):
+            migs[g["mig_profile"]] = migs.get(g["mig_profile"], 0) + int(g["mig_count"])
+        cpu += float(g.get("cpu_cores") or 0)
+        memory += float(g.get("memory_gib") or 0)
+        storage += float(g.get("storage_gib") or 0)
+    lines = [f"{n} × {model} GPU" for model, n in gpus.items()]
+    lines += [f"{n} × MIG {profile} slice" for profile, n in migs.items()]
+    if not gpus and not migs:
+        lines.append("No GPU")
+    lines.append(f"{_num(cpu)} CPU cores")
+    lines.append(f"{_num(memory)} GiB memory")
+    if storage:
+        lines.append(f"{_num(storage)} GiB storage")
+    return lines
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _groups_of(profile: ComputeProfile) -> list[dict]:
+    return [
+        {
+            "gpu_model": g.gpu_model,
+            "gpu_count": g.gpu_count,
+            "mig_profile": g.mig_profile,
+            "mig_count": g.mig_count,
+            "cpu_cores": g.cpu_cores,
+            "memory_gib": g.memory_gib,
+            "storage_gib": g.storage_gib,
+        }
+        for g in profile.resource_groups.all()
+    ]
+
+
+def _duration(since) -> str:
+    seconds = int((timezone.now() - since).total_seconds())
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    if minutes:
+        return f"{minutes} min"
+    return f"{seconds} s"
+
+
+# --- list ---------------------------------------------------------------------------------------------
+
+
+@portal_page
+def instance_list(request: HttpRequest, project_id: int) -> HttpResponse:
+    from django.core.paginator import Paginator
+
+    project = use_workspace(request, project_id)
+    sizes = sorted(set(catalog_for(ComputeProfile, project).values_list("display_name", flat=True)))
+    filters = InstanceFilter(
+        request.GET or None,
+        queryset=selectors.instance_list_in(request.user, project),
+        sizes=sizes,
+        user=request.user,
+    )
+    page = Paginator(filters.qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "instances/list.html",
+        {
+            "nav": "instances",
+            "project": project,
+            "filters": filters,
+            "page": page,
+            "query": query.urlencode(),
+            "shared": selectors.instance_shared_with(request.user).exclude(project=project)[:20],
+            "can": workspace_permissions(request.user, project),
+        },
+    )
+
+
+# --- the three-step launch ------------------------------------------------------------------------------
+
+
+@portal_page
+@require_http_methods(["GET", "POST"])
+def instance_new(request: HttpRequest, project_id: int) -> HttpResponse:
+    """Step 1: name and description. Step 2: a size from the cards. Step 3: review, then launch.
+
+    The steps are plain forms carrying the earlier answers (works without JavaScript); the launch
+    itself is one service call that checks everything again under the workspace's quota lock.
+    """
+    project = use_workspace(request, project_id)
+    authz.require(request.user, "manage_instances", project, message="You may not launch instances here.")
+    profiles = list(catalog_for(ComputeProfile, project).prefetch_related("resource_groups"))
+    cards = [{"profile": p, "specs": specs(_groups_of(p))} for p in profiles]
+    data = request.POST if request.method == "POST" else None
+    name_form = InstanceNameForm(data)
+    size_form = InstanceSizeForm(data, profiles=profiles)
+    step, error = 1, ""
+    wanted = int(request.POST.get("step", "1")) if data and request.POST.get("step", "1").isdigit() else 1
+
+    if data is not None:
+        step = 1
+        if name_form.is_valid():
+            try:
+                name_form.cleaned_data["name"] = services.instance_name_check(
+                    project=project, name=name_form.cleaned_data["name"]
+                )
+                step = 2
+            except FORM_ERRORS as exc:
+                error = apply_error(name_form, exc)
+        if step == 2 and wanted >= 3:
+            if size_form.is_valid():
+                step = 3
+        elif step == 2:
+            size_form = InstanceSizeForm(
+                initial={"profile": request.POST.get("profile")}, profiles=profiles
+            )  # arriving at step 2 (or going back to it): no "choose a size" error yet
+        if step == 3 and wanted == 4:
+            profile = next(p for p in profiles if p.pk == size_form.cleaned_data["profile"])
+            try:
+                instance = services.instance_launch(
+                    actor=request.user,
+                    project=project,
+                    name=name_form.cleaned_data["name"],
+                    description=name_form.cleaned_data["description"],
+                    profile=profile,
+                )
+            except FORM_ERRORS as exc:
+                if "name" in exc.fields:
+                    step, error = 1, apply_error(name_form, exc)
+                elif "profile" in exc.fields:
+                    step, error = 2, apply_error(size_form, exc)
+                else:
+                    error = exc.message  # over quota or no capacity: the numbers and reasons, on step 3
+                    code = getattr(exc, "code", "")
+                    return _render_new(request, project, cards, name_form, size_form, 3, error, code)
+            else:
+                messages.success(request, f"Launching {instance.name}. It is being deployed now.")
+                return redirect("instances:detail", instance.pk)
+        if wanted < step:  # "Back" buttons
+            step = wanted
+    return _render_new(request, project, cards, name_form, size_form, step, error, "")
+
+
+def _render_new(request, project, cards, name_form, size_form, step, error, code) -> HttpResponse:
+    chosen = None
+    if step == 3:
+        chosen = next(c for c in cards if c["profile"].pk == size_form.cleaned_data["profile"])
+    from instances.selectors import workspace_summary
+
+    return render(
+        request,
+        "instances/new.html",
+        {
+            "nav": "instances",
+            "project": project,
+            "cards": cards,
+            "name_form": name_form,
+            "size_form": size_form,
+            "step": step,
+            "error": error,
+            "error_code": code,
+            "chosen": chosen,
+            "summary": workspace_summary(request.user, project.pk) if step >= 2 else None,
+            "steps": ["Name", "Size", "Launch"],
+        },
+        status=200 if not error else 409 if code else 400,
+    )
+
+
+# --- detail and actions ------------------------------------------------------------------------------
+
+
+def _detail_context(request: HttpRequest, instance: ComputeInstance) -> dict:
+    user = request.user
+    runs = list(instance.runs.order_by("-created_at", "-pk")[:5])
+    can_manage = authz.has_perm(user, "delete_computeinstance", instance)
+    return {
+        "instance": instance,
+        "project": instance.project,
+        "size": instance.snapshot.get("display_name") or instance.snapshot.get("name", ""),
+        "specs": specs(instance.snapshot.get("resource_groups", [])),
+        "price": instance.snapshot.get("price", {}),
+        "running_for": _duration(instance.ready_at)
+        if instance.state == State.READY and instance.ready_at
+        else "",
+        "runs": runs,
+        "run": runs[0] if runs else None,
+        "live": instance.state in LIVE_STATES,
+        "can_manage": can_manage and instance.state not in (State.DELETING, State.DELETED),
+        "can_use": authz.has_perm(user, "use_instance", instance) and instance.state == State.READY,
+        "collaborators": list(instance.collaborators.all()),
+    }
+
+
+@portal_page
+def instance_detail(request: HttpRequest, instance_id: int) -> HttpResponse:
+    instance = selectors.instance_detail_for(request.user, instance_id)
+    if authz.has_perm(request.user, "view_project", instance.project):
+        use_workspace(request, instance.project_id)
+    context = _detail_context(request, instance) | {
+        "nav": "instances",
+        "collaborator_form": CollaboratorForm(),
+    }
+    return render(request, "instances/detail.html", context)
+
+
+@portal_page
+def instance_status(request: HttpRequest, instance_id: int) -> HttpResponse:
+    """The live part of the detail page (htmx polls it while the instance is changing)."""
+    instance = selectors.instance_get_for(request.user, instance_id)
+    response = render(request, "instances/_status.html", _detail_context(request, instance))
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@portal_page
+@require_POST
+def instance_kubeconfig(request: HttpRequest, instance_id: int) -> HttpResponse:
+    instance = selectors.instance_get_for(request.user, instance_id)
+    try:
+        text = services.kubeconfig_issue(actor=request.user, instance=instance)
+    except FORM_ERRORS as exc:
+        messages.error(request, exc.message)
+        return redirect("instances:detail", instance.pk)
+    response = HttpResponse(text, content_type="application/yaml")
+    response["Content-Disposition"] = f'attachment; filename="kubeconfig-{instance.name}.yaml"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@portal_page
+@require_POST
+def collaborator_add(request: HttpRequest, instance_id: int) -> HttpResponse:
+    instance = selectors.instance_detail_for(request.user, instance_id)
+    form = CollaboratorForm(request.POST)
+    if form.is_valid():
+        try:
+            added = services.collaborator_add(
+                actor=request.user, instance=instance, email=form.cleaned_data["email"]
+            )
+        except FORM_ERRORS as exc:
+            error = apply_error(form, exc)
+        else:
+            email = form.cleaned_data["email"]
+            messages.success(
+                request,
+                f"{email} can now use {instance.name}."
+                if added
+                else f"{email} has no account yet: an invitation to this workspace was sent.",
+            )
+            return redirect(reverse("instances:detail", args=[instance.pk]) + "#collaborators")
+    else:
+        error = ""
+    context = _detail_context(request, instance) | {
+        "nav": "instances",
+        "collaborator_form": form,
+        "collaborator_error": error,
+    }
+    return render(request, "instances/detail.html", context, status=400)
+
+
+@portal_page
+@require_POST
+def collaborator_remove(request: HttpRequest, instance_id: int, user_id: int) -> HttpResponse:
+    instance = selectors.instance_get_for(request.user, instance_id)
+    user = User.objects.filter(pk=user_id, pk__in=instance.collaborators.values("user_id")).first()
+    if user is None:
+        raise NotFound("No such collaborator.")
+    try:
+        services.collaborator_remove(actor=request.user, instance=instance, user=user)
+    except FORM_ERRORS as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"{user.email} no longer has access to {instance.name}.")
+    return redirect(reverse("instances:detail", args=[instance.pk]) + "#collaborators")
+
+
+@portal_page
+@require_http_methods(["GET", "POST"])
+def instance_delete(request: HttpRequest, instance_id: int) -> HttpResponse:
+    """A confirmation page (type the name), then the irreversible delete."""
+    instance = selectors.instance_get_for(request.user, instance_id)
+    authz.require(
+        request.user, "delete_computeinstance", instance, message="You may not delete this instance."
+    )
+    error = ""
+    if request.method == "POST":
+        if request.POST.get("confirm_name", "").strip() != instance.name:
+            error = f"Type {instance.name} to confirm."
+        else:
+            try:
+                services.instance_delete(actor=request.user, instance=instance)
+            except FORM_ERRORS as exc:
+                error = exc.message
+            else:
+                messages.success(request, f"Deleting {instance.name}. Its resources are being released.")
+                return redirect("instances:detail", instance.pk)
+    return render(
+        request,
+        "instances/delete.html",
+        {"nav": "instances", "instance": instance, "project": instance.project, "error": error},
+        status=400 if error else 200,
+    )

@@ -1,0 +1,88 @@
+"""What every developer-hub (portal) page shares: sign-in, the current workspace, error mapping.
+
+Portal views are thin: they reach objects through selectors (missing and forbidden look alike: 404),
+change state through services, and show a service's ``ApplicationError`` on the page (field messages
+next to the fields, the rest at the top) instead of failing.
+"""
+
+from functools import wraps
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.forms import Form
+from django.http import Http404, HttpRequest
+from django.utils.functional import SimpleLazyObject
+
+from paas import authz
+from paas.errors import ApplicationError, Conflict, Forbidden, NotFound, ValidationFailed
+
+SESSION_WORKSPACE = "portal_workspace"
+# Service errors a page shows on its form; Forbidden and NotFound propagate to the 403 and 404 pages.
+FORM_ERRORS = (ValidationFailed, Conflict)
+
+
+def portal_page(view):
+    """Signed-in users only; a selector's NotFound becomes the site's 404 page, a service's Forbidden
+    its 403 page (pages hide what the user may not do; this is the server refusing it anyway)."""
+
+    @login_required
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs):
+        try:
+            return view(request, *args, **kwargs)
+        except NotFound as exc:
+            raise Http404(exc.message) from exc
+        except Forbidden as exc:
+            raise PermissionDenied(exc.message) from exc
+
+    return wrapper
+
+
+def use_workspace(request: HttpRequest, project_id) -> "Project":  # noqa: F821
+    """The workspace a page is about (404 unless the user may view it); remembered for ``/``."""
+    from tenancy.selectors import project_get_for
+
+    project = project_get_for(request.user, project_id)
+    request.workspace = project
+    if request.session.get(SESSION_WORKSPACE) != project.pk:
+        request.session[SESSION_WORKSPACE] = project.pk
+    return project
+
+
+def workspace_permissions(user, project) -> dict[str, bool]:
+    """What the signed-in user may do in a workspace: pages show only the buttons that work."""
+    return {
+        "launch": authz.has_perm(user, "manage_instances", project),
+        "view_instances": authz.has_perm(user, "view_instances", project),
+    }
+
+
+def apply_error(form: Form | None, exc: ApplicationError) -> str:
+    """Put a service error's field messages on the form; return what is left for the page top."""
+    unplaced = []
+    for field, messages in exc.fields.items():
+        for message in messages:
+            if form is not None and field in form.fields:
+                form.add_error(field, message)
+            else:
+                unplaced.append(message)
+    if not exc.fields or unplaced:
+        return exc.message if not unplaced else f"{exc.message} {' '.join(unplaced)}".strip()
+    return ""
+
+
+def portal(request: HttpRequest) -> dict:
+    """Template context for every page: the workspace switcher and the sign-in options."""
+    user = getattr(request, "user", None)
+    data = {
+        "oidc_enabled": getattr(settings, "OIDC_ENABLED", False),
+        "oidc_provider_name": getattr(settings, "OIDC_PROVIDER_NAME", "Single sign-on"),
+        "current_workspace": getattr(request, "workspace", None),
+    }
+    if user is not None and user.is_authenticated:
+        from tenancy.selectors import workspaces_for
+
+        # Lazy: pages that show no switcher cost no query.
+        data["workspaces"] = SimpleLazyObject(lambda: list(workspaces_for(user)))
+    return data
