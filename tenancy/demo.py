@@ -90,7 +90,7 @@ def seed() -> list[str]:
     return [
         f"Demo logins (password for all: {password}):",
         f"  operator / {password}   platform operator   -> /studio/",
-        f"  alice    / {password}   org admin of acme   -> /studio/",
-        f"  bob      / {password}   workspace admin of acme/research",
-        f"  carol    / {password}   read-only in research, read-write in inference",
+        f"  alice    / {password}   org admin of acme   -> /studio/ (and the developer hub at /)",
+        f"  bob      / {password}   workspace admin of acme/research   -> / (developer hub)",
+        f"  carol    / {password}   read-only in research, read-write in inference   -> /",
     ]

@@ -232,7 +232,7 @@ WORKER_HEARTBEAT_MAX_AGE_SECONDS = env_int("WORKER_HEARTBEAT_MAX_AGE_SECONDS", 1
 PAAS_ENCRYPTION_KEYS = env_list("PAAS_ENCRYPTION_KEYS")
 
 # Demo data, each step a dotted path run in order by `manage.py demo_setup`. Later apps append theirs.
-DEMO_SEEDERS = ["tenancy.demo.seed", "inventory.demo.seed", "catalog.demo.seed"]
+DEMO_SEEDERS = ["tenancy.demo.seed", "inventory.demo.seed", "catalog.demo.seed", "instances.demo.seed"]
 
 LOGGING = {
     "version": 1,
