@@ -5,3 +5,11 @@ class InstancesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "instances"
     verbose_name = "Instances"
+
+    def ready(self) -> None:
+        from instances import services
+        from tenancy.signals import invitation_accepted
+
+        invitation_accepted.connect(
+            services.invitation_accepted, dispatch_uid="instances.invitation_accepted"
+        )

@@ -152,3 +152,37 @@ class Run(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} of {self.instance} ({self.get_outcome_display()})"
+
+
+class CollaboratorInvitation(models.Model):
+    """Someone without an account invited to an instance: they become its collaborator when they
+    accept the workspace invitation sent to them (``instances.services.invitation_accepted``)."""
+
+    instance = models.ForeignKey(
+        ComputeInstance,
+        verbose_name="instance",
+        on_delete=models.CASCADE,
+        related_name="collaborator_invitations",
+    )
+    invitation = models.ForeignKey(
+        "tenancy.Invitation",
+        verbose_name="invitation",
+        on_delete=models.CASCADE,
+        related_name="instance_grants",
+    )
+    invited_by = models.ForeignKey(
+        User, verbose_name="invited by", null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField("invited", auto_now_add=True)
+
+    class Meta:
+        verbose_name = "collaborator invitation"
+        verbose_name_plural = "collaborator invitations"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["instance", "invitation"], name="instances_collaboratorinvitation_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.invitation.email} invited to {self.instance}"

@@ -93,3 +93,14 @@ def workspace_summary(user, project_id) -> dict:
             for v in [getattr(quota, field)]
         },
     }
+
+
+def instance_pending_invitations(instance: ComputeInstance) -> list:
+    """People invited to the instance by email who have not accepted yet (shown on its page)."""
+    from instances.models import CollaboratorInvitation
+
+    return list(
+        CollaboratorInvitation.objects.filter(
+            instance=instance, invitation__accepted_at__isnull=True, invitation__revoked_at__isnull=True
+        ).select_related("invitation")
+    )

@@ -309,7 +309,7 @@ def _require_manage(actor, instance: ComputeInstance) -> None:
 def collaborator_add(*, actor, instance: ComputeInstance, email: str):
     """Give someone the owner's access to this instance. Existing members of the org get it at once;
     anyone else is invited to the workspace as a read-only collaborator and then added."""
-    from instances.models import Collaborator
+    from instances.models import Collaborator, CollaboratorInvitation
     from tenancy.models import User
     from tenancy.roles import Role
     from tenancy.services import invitation_create, is_member
@@ -330,6 +330,7 @@ def collaborator_add(*, actor, instance: ComputeInstance, email: str):
                 role=Role.COLLABORATOR_RO,
                 project=instance.project,
             )
+            CollaboratorInvitation.objects.create(instance=instance, invitation=invitation, invited_by=actor)
             audit_log(
                 actor=actor,
                 action="instance.collaborator_invite",
@@ -351,6 +352,33 @@ def collaborator_add(*, actor, instance: ComputeInstance, email: str):
     )
     _refresh_access(instance)
     return collaborator
+
+
+def invitation_accepted(*, invitation, user, **kwargs) -> None:
+    """Receiver of ``tenancy.signals.invitation_accepted`` (inside the accept's transaction): someone
+    invited to instances by email becomes their collaborator now that they have an account."""
+    from instances.models import Collaborator, CollaboratorInvitation
+
+    grants = CollaboratorInvitation.objects.filter(invitation=invitation).select_related("instance__project")
+    for grant in grants:
+        instance = grant.instance
+        if instance.state in (State.DELETING, State.DELETED) or instance.owner_id == user.pk:
+            continue
+        _, created = Collaborator.objects.get_or_create(
+            instance=instance, user=user, defaults={"added_by": grant.invited_by}
+        )
+        if not created:
+            continue
+        _grant(user, instance)
+        audit_log(
+            actor=user,
+            action="instance.collaborator_add",
+            target=instance,
+            project=instance.project,
+            details={"user": user.email, "via": "invitation"},
+        )
+        _refresh_access(instance)
+    grants.delete()
 
 
 def _inviter(actor, instance):

@@ -237,15 +237,21 @@ def _detail_context(request: HttpRequest, instance: ComputeInstance) -> dict:
     }
 
 
+def _collaboration_context(instance: ComputeInstance, form: CollaboratorForm, error: str = "") -> dict:
+    return {
+        "nav": "instances",
+        "collaborator_form": form,
+        "collaborator_error": error,
+        "invited": selectors.instance_pending_invitations(instance),
+    }
+
+
 @portal_page
 def instance_detail(request: HttpRequest, instance_id: int) -> HttpResponse:
     instance = selectors.instance_detail_for(request.user, instance_id)
     if authz.has_perm(request.user, "view_project", instance.project):
         use_workspace(request, instance.project_id)
-    context = _detail_context(request, instance) | {
-        "nav": "instances",
-        "collaborator_form": CollaboratorForm(),
-    }
+    context = _detail_context(request, instance) | _collaboration_context(instance, CollaboratorForm())
     return render(request, "instances/detail.html", context)
 
 
@@ -296,11 +302,7 @@ def collaborator_add(request: HttpRequest, instance_id: int) -> HttpResponse:
             return redirect(reverse("instances:detail", args=[instance.pk]) + "#collaborators")
     else:
         error = ""
-    context = _detail_context(request, instance) | {
-        "nav": "instances",
-        "collaborator_form": form,
-        "collaborator_error": error,
-    }
+    context = _detail_context(request, instance) | _collaboration_context(instance, form, error)
     return render(request, "instances/detail.html", context, status=400)
 
 

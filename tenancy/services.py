@@ -21,6 +21,7 @@ from paas.audit import apply_changes, audit_log
 from paas.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from tenancy.models import GpuModelQuota, Invitation, Organization, Project, Quota, RoleAssignment, User
 from tenancy.roles import ORG_PERMISSIONS, ORG_ROLES, PROJECT_PERMISSIONS, PROJECT_ROLES, STUDIO_ROLES, Role
+from tenancy.signals import invitation_accepted
 from tenancy.validation import clean_slug
 
 # --- helpers ----------------------------------------------------------------------------------------
@@ -541,6 +542,7 @@ def invitation_accept(
     )
     if first_in_org:
         _ensure_personal_project(actor=user, user=user, org=invitation.org)
+    invitation_accepted.send(sender=Invitation, invitation=invitation, user=user)
     return user
 
 

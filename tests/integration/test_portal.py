@@ -312,3 +312,39 @@ def test_page_query_counts_do_not_grow_with_rows(lab, client):
     assert ComputeInstance.objects.filter(project=project).count() == 200
     assert small == large, (small, large)
     assert max(large.values()) <= 20, large
+
+
+def test_someone_without_an_account_is_invited_and_becomes_collaborator_on_accepting(
+    lab, client, django_capture_on_commit_callbacks
+):
+    from django.core import mail
+
+    from instances.models import Collaborator, CollaboratorInvitation
+    from tenancy.models import User
+
+    world, profile = lab
+    instance = _launch(world, profile)
+    c = _client(client, world.a.users["workspace_admin"])
+    with django_capture_on_commit_callbacks(execute=True):  # the email leaves once the invite commits
+        sent = c.post(f"/instances/{instance.pk}/collaborators/", {"email": "newcomer@example.com"})
+    assert sent.status_code == 302
+    assert b"newcomer@example.com" in c.get(f"/instances/{instance.pk}/").content  # listed as invited
+    link = next(line for line in mail.outbox[-1].body.splitlines() if "/invitations/" in line).strip()
+    token = link.rstrip("/").split("/invitations/")[1]
+    client.logout()
+    accepted = client.post(
+        f"/invitations/{token}/",
+        {
+            "username": "newcomer",
+            "password": "a-Long-enough-pass-42",
+            "password_again": "a-Long-enough-pass-42",
+            "first_name": "New",
+            "last_name": "Comer",
+        },
+    )
+    assert accepted.status_code == 302, accepted.content
+    newcomer = User.objects.get(username="newcomer")
+    assert Collaborator.objects.filter(instance=instance, user=newcomer).exists()
+    assert not CollaboratorInvitation.objects.exists()
+    assert client.get(f"/instances/{instance.pk}/").status_code == 200  # signed in by the accept page
+    assert AuditEvent.objects.filter(action="instance.collaborator_add", details__via="invitation").exists()
