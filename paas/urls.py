@@ -22,5 +22,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("healthz", core_api.healthz, name="healthz"),
+    path("", include("tenancy.sso_urls")),
     path("", include("tenancy.urls")),
 ]
