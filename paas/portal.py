@@ -7,7 +7,6 @@ next to the fields, the rest at the top) instead of failing.
 
 from functools import wraps
 
-from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.forms import Form
@@ -73,13 +72,10 @@ def apply_error(form: Form | None, exc: ApplicationError) -> str:
 
 
 def portal(request: HttpRequest) -> dict:
-    """Template context for every page: the workspace switcher and the sign-in options."""
+    """Template context for every page: the current workspace and the switcher's list (the sign-in
+    options come from ``tenancy.sso.template_context``)."""
     user = getattr(request, "user", None)
-    data = {
-        "oidc_enabled": getattr(settings, "OIDC_ENABLED", False),
-        "oidc_provider_name": getattr(settings, "OIDC_PROVIDER_NAME", "Single sign-on"),
-        "current_workspace": getattr(request, "workspace", None),
-    }
+    data = {"current_workspace": getattr(request, "workspace", None)}
     if user is not None and user.is_authenticated:
         from tenancy.selectors import workspaces_for
 

@@ -4,7 +4,6 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
 from paas.api import views as core_api
-from tenancy import views as tenancy_views
 
 router = SimpleRouter()
 router.register("tokens", core_api.ApiTokenViewSet, basename="api-token")
@@ -23,8 +22,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("healthz", core_api.healthz, name="healthz"),
-    # The developer hub (portal).
-    path("logout/", tenancy_views.logout_local, name="logout"),
+    # The developer hub (portal): sign-in/out and single sign-on, then the pages.
+    path("", include("tenancy.sso_urls")),
     path("", include("instances.urls")),
     path("", include("catalog.urls")),
     path("", include("tenancy.urls")),

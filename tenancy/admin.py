@@ -11,7 +11,7 @@ from paas.admin import AuditEventAdminBase, ReadOnlyInline, ScopedModelAdmin
 from paas.context import Client
 from paas.models import AuditEvent
 from tenancy import selectors, services
-from tenancy.models import Invitation, Organization, Project, Quota, RoleAssignment, User
+from tenancy.models import IdpGroupMapping, Invitation, Organization, Project, Quota, RoleAssignment, User
 from tenancy.roles import Role
 
 
@@ -184,7 +184,7 @@ class ProjectAdmin(AdministeredScopeAdmin):
 class RoleAssignmentInline(ReadOnlyInline):
     model = RoleAssignment
     fk_name = "user"
-    fields = ["role", "org", "project", "created_at"]
+    fields = ["role", "org", "project", "source", "created_at"]
     readonly_fields = fields
     show_change_link = True
 
@@ -205,13 +205,14 @@ class UserAdmin(TenancyAdmin):
         "first_name",
         "last_name",
         "source",
+        "idp_subject",
         "is_active",
         "last_login",
         "date_joined",
     ]
 
     def get_readonly_fields(self, request, obj=None):
-        readonly = ["username", "email", "source", "last_login", "date_joined"]
+        readonly = ["username", "email", "source", "idp_subject", "last_login", "date_joined"]
         if not authz.is_operator(request.user):
             readonly.append("is_active")
         if obj is not None and not (authz.is_operator(request.user) or obj.pk == request.user.pk):
@@ -243,8 +244,8 @@ class RoleAssignmentForm(forms.ModelForm):
 @admin.register(RoleAssignment)
 class RoleAssignmentAdmin(AdministeredScopeAdmin):
     selector = staticmethod(selectors.role_assignment_list_for)
-    list_display = ["user", "role", "org", "project", "created_at", "created_by"]
-    list_filter = ["role"]
+    list_display = ["user", "role", "org", "project", "source", "created_at", "created_by"]
+    list_filter = ["role", "source"]
     search_fields = ["user__username", "user__email", "org__name", "project__name"]
     list_select_related = ["user", "org", "project", "created_by"]
     form = RoleAssignmentForm
@@ -253,11 +254,11 @@ class RoleAssignmentAdmin(AdministeredScopeAdmin):
         return (
             ["user", "role", "org", "project"]
             if obj is None
-            else ["user", "role", "org", "project", "created_at"]
+            else ["user", "role", "org", "project", "source", "created_at"]
         )
 
     def get_readonly_fields(self, request, obj=None):
-        return [] if obj is None else ["user", "role", "org", "project", "created_at"]
+        return [] if obj is None else ["user", "role", "org", "project", "source", "created_at"]
 
     def formfield_for_choice_field(self, db_field, request, **kwargs):
         if db_field.name == "role" and not authz.is_operator(request.user):
@@ -335,6 +336,51 @@ class InvitationAdmin(AdministeredScopeAdmin):
                 services.invitation_revoke(actor=request.user, invitation=invitation)
             except Exception as exc:  # ApplicationError: report per row and carry on
                 self.message_user(request, f"{invitation.email}: {exc}", messages.WARNING)
+
+
+# --- single sign-on ---------------------------------------------------------------------------------
+
+
+@admin.register(IdpGroupMapping)
+class IdpGroupMappingAdmin(AdministeredScopeAdmin):
+    """Which IdP group gives which role; org admins manage their orgs' (applied at each sign-on)."""
+
+    selector = staticmethod(selectors.idp_mapping_list_for)
+    list_display = ["group", "org", "role", "project", "created_at", "created_by"]
+    list_filter = ["role"]
+    search_fields = ["group", "org__name", "project__name"]
+    list_select_related = ["org", "project", "created_by"]
+
+    def get_fields(self, request, obj=None):
+        base = ["org", "group", "role", "project"]
+        return base if obj is None else [*base, "created_at", "created_by"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else self.get_fields(request, obj)
+
+    def formfield_for_choice_field(self, db_field, request, **kwargs):
+        if db_field.name == "role":
+            kwargs["choices"] = [c for c in Role.choices if c[0] != Role.OPERATOR]
+        return super().formfield_for_choice_field(db_field, request, **kwargs)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        if obj is None:
+            return self.has_add_permission(request)
+        return authz.has_perm(request.user, "delete_idpgroupmapping", obj)
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        mapping = services.idp_mapping_create(
+            actor=request.user,
+            org=data["org"],
+            group=data["group"],
+            role=data["role"],
+            project=data.get("project"),
+        )
+        obj.pk = mapping.pk
+
+    def service_delete(self, request, obj):
+        services.idp_mapping_delete(actor=request.user, mapping=obj)
 
 
 # --- quotas -----------------------------------------------------------------------------------------

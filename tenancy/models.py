@@ -29,6 +29,14 @@ class User(AbstractUser):
 
     email = models.EmailField("email address", unique=True)
     source = models.CharField("source", max_length=8, choices=Source.choices, default=Source.LOCAL)
+    idp_subject = models.CharField(
+        "IdP subject",
+        max_length=255,
+        unique=True,
+        null=True,
+        blank=True,
+        help_text="The identity provider's stable id of this person (the sub claim); empty for local users.",
+    )
 
     class Meta:
         verbose_name = "user"
@@ -153,7 +161,15 @@ class ProjectUserObjectPermission(UserObjectPermissionBase):
 
 
 class RoleAssignment(models.Model):
-    """A user holds a role at a scope: the platform (operator), an org, or a project."""
+    """A user holds a role at a scope: the platform (operator), an org, or a project.
+
+    ``source`` says who manages it: people (``manual``, through the studio, the API or an invitation)
+    or the identity provider's groups (``idp``, created and removed by the sign-on group sync only).
+    """
+
+    class Source(models.TextChoices):
+        MANUAL = "manual", "Manual"
+        IDP = "idp", "IdP group"
 
     user = models.ForeignKey(
         User, verbose_name="user", on_delete=models.CASCADE, related_name="role_assignments"
@@ -175,6 +191,7 @@ class RoleAssignment(models.Model):
         on_delete=models.CASCADE,
         related_name="role_assignments",
     )
+    source = models.CharField("source", max_length=8, choices=Source.choices, default=Source.MANUAL)
     created_at = models.DateTimeField("created", auto_now_add=True)
     created_by = models.ForeignKey(
         User, verbose_name="created by", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -277,6 +294,81 @@ class Invitation(models.Model):
         if self.expires_at <= timezone.now():
             return "expired"
         return "pending"
+
+
+class IdpGroupMapping(models.Model):
+    """A group of the identity provider gives its members a role in an org (or one of its projects).
+
+    At each single sign-on the user's ``groups`` claim is matched against the mappings; the roles they
+    give are created as ``source=idp`` role assignments and those no longer given are removed.
+    """
+
+    org = models.ForeignKey(
+        Organization,
+        verbose_name="organization",
+        on_delete=models.CASCADE,
+        related_name="idp_group_mappings",
+    )
+    group = models.CharField("IdP group", max_length=255, help_text="The value in the groups claim.")
+    role = models.CharField("role", max_length=32, choices=Role.choices)
+    project = models.ForeignKey(
+        Project,
+        verbose_name="project",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="idp_group_mappings",
+        help_text="For project roles: the project (of this organization) the role is held on.",
+    )
+    created_at = models.DateTimeField("created", auto_now_add=True)
+    created_by = models.ForeignKey(
+        User, verbose_name="created by", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    # Org admins manage the mappings of their org (operators all).
+    authz_parents = {
+        "view_idpgroupmapping": [("org", "administer_organization")],
+        "add_idpgroupmapping": [("org", "administer_organization")],
+        "delete_idpgroupmapping": [("org", "administer_organization")],
+    }
+
+    class Meta:
+        verbose_name = "IdP group mapping"
+        verbose_name_plural = "IdP group mappings"
+        ordering = ["org__name", "group", "role", "project__name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    models.Q(role="org_admin", project__isnull=True)
+                    | models.Q(role="paas_admin")
+                    | models.Q(
+                        role__in=["workspace_admin", "collaborator_rw", "collaborator_ro"],
+                        project__isnull=False,
+                    )
+                ),
+                name="tenancy_idpgroupmapping_scope_matches_role",
+                violation_error_message=(
+                    "Org admin is held on the organization (no project); workspace admin and "
+                    "collaborator roles on a project; operator cannot come from a group."
+                ),
+            ),
+            models.UniqueConstraint(
+                fields=["org", "group", "role"],
+                condition=models.Q(project__isnull=True),
+                name="tenancy_idpgroupmapping_org_unique",
+                violation_error_message="This group already gives this role there.",
+            ),
+            models.UniqueConstraint(
+                fields=["org", "group", "role", "project"],
+                condition=models.Q(project__isnull=False),
+                name="tenancy_idpgroupmapping_project_unique",
+                violation_error_message="This group already gives this role there.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        scope = self.project or self.org
+        return f"{self.group} → {self.get_role_display()} @ {scope}"
 
 
 class Quota(models.Model):

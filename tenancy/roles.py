@@ -38,3 +38,6 @@ PROJECT_PERMISSIONS: dict[str, set[str]] = {
 
 # Roles that open the PaaS Studio (the Django admin) besides the operator.
 STUDIO_ROLES = {Role.ORG_ADMIN, Role.PAAS_ADMIN}
+
+# Roles held in a tenant (everything but operator): what invitations and IdP group mappings may give.
+TENANT_ROLE_CHOICES = [choice for choice in Role.choices if choice[0] != Role.OPERATOR]

@@ -4,7 +4,7 @@ from django.db.models import Q, QuerySet
 
 from paas import authz
 from paas.models import AuditEvent
-from tenancy.models import Invitation, Organization, Project, Quota, RoleAssignment, User
+from tenancy.models import IdpGroupMapping, Invitation, Organization, Project, Quota, RoleAssignment, User
 
 
 def org_list_for(user) -> QuerySet[Organization]:
@@ -54,6 +54,16 @@ def invitation_list_for(user) -> QuerySet[Invitation]:
 
 def invitation_get_for(user, pk) -> Invitation:
     return authz.get_visible(invitation_list_for(user), pk)
+
+
+def idp_mapping_list_for(user) -> QuerySet[IdpGroupMapping]:
+    """IdP group mappings: operators all; org admins their orgs'; nobody else any."""
+    base = IdpGroupMapping.objects.select_related("org", "project", "created_by")
+    return authz.filter_for(user, "view_idpgroupmapping", base)
+
+
+def idp_mapping_get_for(user, pk) -> IdpGroupMapping:
+    return authz.get_visible(idp_mapping_list_for(user), pk)
 
 
 def quota_list_for(user) -> QuerySet[Quota]:

@@ -2,7 +2,7 @@
 accepting an invitation."""
 
 from django.contrib import messages
-from django.contrib.auth import login, logout
+from django.contrib.auth import login
 from django.contrib.auth.views import LoginView
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -71,12 +71,6 @@ class PortalLoginView(LoginView):
 
     template_name = "tenancy/login.html"
     redirect_authenticated_user = True
-
-
-@require_http_methods(["POST"])
-def logout_local(request: HttpRequest) -> HttpResponse:
-    logout(request)
-    return redirect("tenancy:login")
 
 
 @portal_page

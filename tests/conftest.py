@@ -10,11 +10,14 @@ from tenancy.models import Organization, Project, User
 from tenancy.roles import Role
 from tests.factories import PASSWORD, UserFactory, make_operator, make_org
 
-pytest_plugins = (
-    ["tests.localkube.pytest_plugin"]
-    if os.path.exists(os.path.join(os.path.dirname(__file__), "localkube", "pytest_plugin.py"))
-    else []
-)
+pytest_plugins = [
+    "tests.support.oidc",  # the oidc_provider and oidc fixtures: a real OIDC provider process
+    *(
+        ["tests.localkube.pytest_plugin"]
+        if os.path.exists(os.path.join(os.path.dirname(__file__), "localkube", "pytest_plugin.py"))
+        else []
+    ),
+]
 
 
 @pytest.fixture

@@ -94,6 +94,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "tenancy.sso.template_context",
                 "paas.portal.portal",
             ],
         },
@@ -127,6 +128,8 @@ CACHES = {
 AUTH_USER_MODEL = "tenancy.User"
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
+    # Single sign-on; inert (answers no one) unless OIDC_ENABLED, so it never gets in a password's way.
+    "tenancy.sso.OidcBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
@@ -160,23 +163,39 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "GPU PaaS <no-reply@localhost>")
 PAAS_BASE_URL = env("PAAS_BASE_URL", "http://127.0.0.1:8000")
 INVITATION_TTL_HOURS = env_int("INVITATION_TTL_HOURS", 72)
 
-# --- Single sign-on (mozilla-django-oidc; wired into the portal by the developer-hub issue) -----------
+# --- Single sign-on (mozilla-django-oidc: authorization code flow with PKCE; see tenancy/sso.py) -------
+# Either OIDC_OP_DISCOVERY_URL (the provider's .well-known/openid-configuration: endpoints are read from
+# it on first use, cached for an hour, and never at start-up, so a provider that is down does not stop
+# the platform) or the endpoints one by one; an endpoint set explicitly wins over the discovered one.
 OIDC_RP_CLIENT_ID = env("OIDC_RP_CLIENT_ID", "")
 OIDC_RP_CLIENT_SECRET = env("OIDC_RP_CLIENT_SECRET", "")
 OIDC_RP_SIGN_ALGO = env("OIDC_RP_SIGN_ALGO", "RS256")
+OIDC_OP_DISCOVERY_URL = env("OIDC_OP_DISCOVERY_URL", "")
 OIDC_OP_AUTHORIZATION_ENDPOINT = env("OIDC_OP_AUTHORIZATION_ENDPOINT", "")
 OIDC_OP_TOKEN_ENDPOINT = env("OIDC_OP_TOKEN_ENDPOINT", "")
 OIDC_OP_USER_ENDPOINT = env("OIDC_OP_USER_ENDPOINT", "")
 OIDC_OP_JWKS_ENDPOINT = env("OIDC_OP_JWKS_ENDPOINT", "")
 OIDC_OP_LOGOUT_ENDPOINT = env("OIDC_OP_LOGOUT_ENDPOINT", "")
 OIDC_RP_SCOPES = env("OIDC_RP_SCOPES", "openid email profile")
+OIDC_TIMEOUT = env_int("OIDC_TIMEOUT", 10)  # seconds, for every call to the provider
+OIDC_GROUPS_CLAIM = env("OIDC_GROUPS_CLAIM", "groups")
+OIDC_DEFAULT_ORG = env("OIDC_DEFAULT_ORG", "")  # slug of the org that users without a mapped group join
+OIDC_PROVIDER_NAME = env("OIDC_PROVIDER_NAME", "Single sign-on")  # label of the sign-in buttons
+OIDC_API_TOKEN_CACHE_SECONDS = env_int("OIDC_API_TOKEN_CACHE_SECONDS", 60)  # bearer token → userinfo cache
 OIDC_USE_PKCE = True
-OIDC_ENABLED = bool(OIDC_RP_CLIENT_ID and OIDC_OP_AUTHORIZATION_ENDPOINT)
+OIDC_STORE_ID_TOKEN = True  # the id_token_hint of the provider's logout
+OIDC_OP_LOGOUT_URL_METHOD = "tenancy.sso.provider_logout_url"
+OIDC_CALLBACK_CLASS = "tenancy.sso.CallbackView"
+OIDC_AUTHENTICATE_CLASS = "tenancy.sso.AuthenticateView"
+OIDC_ENABLED = bool(OIDC_RP_CLIENT_ID and (OIDC_OP_DISCOVERY_URL or OIDC_OP_AUTHORIZATION_ENDPOINT))
+LOGIN_REDIRECT_URL_FAILURE = "/login/"
 
 # --- REST API ---------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "paas.api.authentication.ApiTokenAuthentication",
+        # The identity provider's access tokens (inert unless OIDC_ENABLED).
+        "tenancy.api.authentication.OidcBearerAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -200,6 +219,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "SharingEnum": "catalog.models.Sharing",
         "SystemSharingEnum": "catalog.models.SystemSharing",
+        "TenantRoleEnum": "tenancy.roles.TENANT_ROLE_CHOICES",
+        "SourceEnum": "tenancy.models.User.Source",
+        "RoleAssignmentSourceEnum": "tenancy.models.RoleAssignment.Source",
     },
 }
 API_TOKEN_MAX_DAYS = env_int("API_TOKEN_MAX_DAYS", 365)

@@ -2,7 +2,7 @@ import django_filters
 
 from paas.context import Client
 from paas.models import AuditEvent
-from tenancy.models import Invitation, Project, Quota, RoleAssignment
+from tenancy.models import IdpGroupMapping, Invitation, Project, Quota, RoleAssignment
 from tenancy.roles import Role
 
 
@@ -22,9 +22,19 @@ class ProjectFilter(django_filters.FilterSet):
 class RoleAssignmentFilter(django_filters.FilterSet):
     role = django_filters.ChoiceFilter(choices=Role.choices)
 
+    source = django_filters.ChoiceFilter(choices=RoleAssignment.Source.choices)
+
     class Meta:
         model = RoleAssignment
-        fields = ["user", "org", "project", "role"]
+        fields = ["user", "org", "project", "role", "source"]
+
+
+class IdpGroupMappingFilter(django_filters.FilterSet):
+    role = django_filters.ChoiceFilter(choices=Role.choices)
+
+    class Meta:
+        model = IdpGroupMapping
+        fields = ["org", "project", "group", "role"]
 
 
 class InvitationFilter(django_filters.FilterSet):

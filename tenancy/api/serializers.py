@@ -4,6 +4,7 @@ from paas.api.fields import ScopedPrimaryKeyRelatedField
 from tenancy import selectors
 from tenancy.models import (
     GpuModelQuota,
+    IdpGroupMapping,
     Invitation,
     Organization,
     Project,
@@ -12,7 +13,7 @@ from tenancy.models import (
     User,
     slug_validator,
 )
-from tenancy.roles import Role
+from tenancy.roles import TENANT_ROLE_CHOICES, Role
 
 
 class OrganizationSerializer(serializers.ModelSerializer):
@@ -63,9 +64,26 @@ class RoleAssignmentSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = RoleAssignment
-        fields = ["id", "user", "user_email", "role", "org", "project", "created_at", "created_by"]
-        read_only_fields = ["id", "created_at", "created_by"]
+        fields = ["id", "user", "user_email", "role", "org", "project", "source", "created_at", "created_by"]
+        read_only_fields = ["id", "source", "created_at", "created_by"]
         validators = []
+
+
+class IdpGroupMappingSerializer(serializers.ModelSerializer):
+    org = ScopedPrimaryKeyRelatedField(selector=selectors.org_list_for)
+    project = ScopedPrimaryKeyRelatedField(
+        selector=selectors.project_list_for, required=False, allow_null=True
+    )
+    group = serializers.CharField(
+        max_length=255, help_text="The value in the identity provider's groups claim."
+    )
+    role = serializers.ChoiceField(choices=TENANT_ROLE_CHOICES)
+
+    class Meta:
+        model = IdpGroupMapping
+        fields = ["id", "org", "group", "role", "project", "created_at", "created_by"]
+        read_only_fields = ["id", "created_at", "created_by"]
+        validators = []  # uniqueness and scope are the service's rules, with its own messages
 
 
 class InvitationSerializer(serializers.ModelSerializer):
@@ -73,7 +91,7 @@ class InvitationSerializer(serializers.ModelSerializer):
     project = ScopedPrimaryKeyRelatedField(
         selector=selectors.project_list_for, required=False, allow_null=True
     )
-    role = serializers.ChoiceField(choices=[c for c in Role.choices if c[0] != Role.OPERATOR])
+    role = serializers.ChoiceField(choices=TENANT_ROLE_CHOICES)
     status = serializers.CharField(read_only=True)
 
     class Meta:

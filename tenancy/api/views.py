@@ -12,6 +12,7 @@ from paas.models import AuditEvent
 from tenancy import selectors, services
 from tenancy.api import filters
 from tenancy.api.serializers import (
+    IdpGroupMappingSerializer,
     InvitationAcceptSerializer,
     InvitationSerializer,
     MeSerializer,
@@ -99,6 +100,26 @@ class RoleAssignmentViewSet(
 
     def perform_destroy(self, instance):
         services.role_revoke(actor=self.request.user, assignment=instance)
+
+
+class IdpGroupMappingViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, ScopedGenericViewSet
+):
+    """Single sign-on: which identity provider group gives which role. Org admins manage their orgs';
+    the roles follow at each member's next sign-on."""
+
+    selector = staticmethod(selectors.idp_mapping_list_for)
+    serializer_class = IdpGroupMappingSerializer
+    filterset_class = filters.IdpGroupMappingFilter
+
+    def create(self, request):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        mapping = services.idp_mapping_create(actor=request.user, **serializer.validated_data)
+        return Response(self.get_serializer(mapping).data, status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance):
+        services.idp_mapping_delete(actor=self.request.user, mapping=instance)
 
 
 class InvitationViewSet(

@@ -1,0 +1,61 @@
+"""The identity provider's access tokens as API credentials (``Authorization: Bearer <token>``).
+
+Listed after ``paas.api.authentication.ApiTokenAuthentication`` (our own ``gpaas_`` tokens) and inert
+unless single sign-on is enabled. The token is checked with the provider's userinfo endpoint (briefly
+cached); the person behind it is the same user as in the browser, through the same service.
+"""
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import exceptions, status
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+
+from paas.errors import ApplicationError
+from paas.services import TOKEN_PREFIX
+from tenancy import sso
+
+
+class IdentityProviderUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The identity provider cannot be reached to check your token; try again later."
+    default_code = "idp_unavailable"
+
+
+class OidcBearerAuthentication(BaseAuthentication):
+    def authenticate(self, request):
+        if not sso.is_enabled():
+            return None
+        parts = get_authorization_header(request).split()
+        if not parts or parts[0].lower() != b"bearer":
+            return None
+        if len(parts) != 2:
+            raise exceptions.AuthenticationFailed("Invalid Authorization header: expected 'Bearer <token>'.")
+        try:
+            token = parts[1].decode()
+        except UnicodeError as exc:
+            raise exceptions.AuthenticationFailed("Invalid token.") from exc
+        if token.startswith(TOKEN_PREFIX):
+            return None  # one of ours: ApiTokenAuthentication answers it
+        try:
+            user = sso.user_for_access_token(token)
+        except sso.InvalidAccessToken as exc:
+            raise exceptions.AuthenticationFailed("Invalid or expired access token.") from exc
+        except sso.ProviderUnavailable as exc:
+            raise IdentityProviderUnavailable() from exc
+        except ApplicationError as exc:
+            raise exceptions.AuthenticationFailed(exc.message) from exc
+        return user, token
+
+    def authenticate_header(self, request) -> str:
+        return 'Bearer realm="api"'
+
+
+class OidcBearerScheme(OpenApiAuthenticationExtension):
+    target_class = "tenancy.api.authentication.OidcBearerAuthentication"
+    name = "oidcAccessToken"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An access token of the single sign-on identity provider (when SSO is enabled).",
+        }
