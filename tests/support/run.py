@@ -1,4 +1,4 @@
-"""The suite's entry point (``make test``): provision PostgreSQL, then run pytest on it.
+"""The suite's entry point (``make test``): provision PostgreSQL and Chromium, then run pytest on them.
 
 The local Kubernetes control plane is built and started by the suite's own fixtures
 (tests/localkube) the first time a test needs it.
@@ -7,11 +7,16 @@ The local Kubernetes control plane is built and started by the suite's own fixtu
 import os
 import sys
 
-from tests.support import postgres
+from tests.support import chromium, postgres
 
 
 def main(argv: list[str]) -> int:
     os.environ["DATABASE_URL"] = postgres.ensure()
+    try:
+        # Debian's Chromium for the browser tests (tests/browser), installed here when missing.
+        os.environ[chromium.ENV] = chromium.ensure()
+    except chromium.ChromiumUnavailable as exc:
+        sys.exit(str(exc))
     os.environ["DJANGO_SETTINGS_MODULE"] = "paas.settings.test"
     import pytest
 
