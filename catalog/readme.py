@@ -1,7 +1,11 @@
 """Profile readmes: markdown rendered to HTML, then sanitised (no scripts, handlers or javascript: links)."""
 
+import re
+
 import markdown
 import nh3
+
+_HEADING = re.compile(r"<(/?)h([1-6])(?=[\s>])")
 
 ALLOWED_TAGS = {
     "a",
@@ -38,6 +42,8 @@ def render_readme(text: str) -> str:
     if not text:
         return ""
     html = markdown.markdown(text, extensions=["fenced_code", "tables"], output_format="html")
+    # A readme is shown under its page's or card's own title: its headings start two levels down.
+    html = _HEADING.sub(lambda m: f"<{m.group(1)}h{min(6, int(m.group(2)) + 2)}", html)
     return nh3.clean(
         html,
         tags=ALLOWED_TAGS,
