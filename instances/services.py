@@ -341,14 +341,23 @@ def collaborator_add(*, actor, instance: ComputeInstance, email: str):
             return None
     if user.pk == instance.owner_id or Collaborator.objects.filter(instance=instance, user=user).exists():
         raise Conflict(f"{user} has access to {instance.name} already.")
-    collaborator = Collaborator.objects.create(instance=instance, user=user, added_by=actor)
+    return _add_collaborator(actor=actor, instance=instance, user=user, added_by=actor)
+
+
+def _add_collaborator(*, actor, instance: ComputeInstance, user, added_by, via: str = ""):
+    """The collaborator row, their instance permissions, the audit event, and (on commit) their
+    access in the namespace."""
+    from instances.models import Collaborator
+
+    collaborator = Collaborator.objects.create(instance=instance, user=user, added_by=added_by)
     _grant(user, instance)
+    details = {"user": user.email} | ({"via": via} if via else {})
     audit_log(
         actor=actor,
         action="instance.collaborator_add",
         target=instance,
         project=instance.project,
-        details={"user": user.email},
+        details=details,
     )
     _refresh_access(instance)
     return collaborator
@@ -364,20 +373,11 @@ def invitation_accepted(*, invitation, user, **kwargs) -> None:
         instance = grant.instance
         if instance.state in (State.DELETING, State.DELETED) or instance.owner_id == user.pk:
             continue
-        _, created = Collaborator.objects.get_or_create(
-            instance=instance, user=user, defaults={"added_by": grant.invited_by}
-        )
-        if not created:
+        if Collaborator.objects.filter(instance=instance, user=user).exists():
             continue
-        _grant(user, instance)
-        audit_log(
-            actor=user,
-            action="instance.collaborator_add",
-            target=instance,
-            project=instance.project,
-            details={"user": user.email, "via": "invitation"},
+        _add_collaborator(
+            actor=user, instance=instance, user=user, added_by=grant.invited_by, via="invitation"
         )
-        _refresh_access(instance)
     grants.delete()
 
 

@@ -45,7 +45,11 @@ def seed() -> list[str]:
     users = {p[0]: _user(*p, password) for p in PEOPLE}
     operator = users["operator"]
     if not RoleAssignment.objects.filter(user=operator, role=Role.OPERATOR).exists():
-        services.operator_bootstrap(user=operator)
+        first = RoleAssignment.objects.filter(role=Role.OPERATOR).select_related("user").first()
+        if first is None:
+            services.operator_bootstrap(user=operator)
+        else:  # a platform with an operator already (demo data added later): they appoint the demo's
+            services.role_assign(actor=first.user, user=operator, role=Role.OPERATOR)
     org = Organization.objects.filter(name="acme").first()
     if org is None:
         org, _invitation, token = services.org_onboard(

@@ -356,20 +356,22 @@ def role_revoke(*, actor: User, assignment: RoleAssignment) -> None:
             raise Conflict(f"This is the last org admin of {org}; appoint another before removing it.")
         if project is not None and project.kind == Project.Kind.PERSONAL and project.owner_id == user.pk:
             raise Conflict("The owner of a personal workspace keeps its workspace admin role.")
-    audit_log(
-        actor=actor,
-        action="role.revoke",
-        target=assignment,
-        org=org,
-        project=project,
-        details={"user": user.email, "role": role},
-    )
+    _drop_assignment(actor=actor, assignment=assignment)
+
+
+def _drop_assignment(
+    *, actor: User | None, assignment: RoleAssignment, via: str = "", sync: bool = True
+) -> None:
+    """Delete a role assignment with its audit event; ``sync`` brings the user's object permissions and
+    flags in step at once (a caller dropping several for one user may sync once at the end)."""
+    user, org, project = assignment.user, assignment.org, assignment.project
+    details = {"user": user.email, "role": assignment.role} | ({"via": via} if via else {})
+    audit_log(actor=actor, action="role.revoke", target=assignment, org=org, project=project, details=details)
     assignment.delete()
-    if project is not None:
-        _sync_object_perms(user, project)
-    elif org is not None:
-        _sync_object_perms(user, org)
-    _sync_flags(user)
+    if sync:
+        if project is not None or org is not None:
+            _sync_object_perms(user, project or org)
+        _sync_flags(user)
 
 
 # --- invitations ------------------------------------------------------------------------------------
@@ -793,18 +795,7 @@ def idp_mapping_delete(*, actor: User, mapping: IdpGroupMapping) -> None:
         source=RoleAssignment.Source.IDP, role=role, org=org, project=project
     ).select_related("user")
     for assignment in granted:
-        user = assignment.user
-        audit_log(
-            actor=actor,
-            action="role.revoke",
-            target=assignment,
-            org=org,
-            project=project,
-            details={"user": user.email, "role": role, "via": "idp mapping deleted"},
-        )
-        assignment.delete()
-        _sync_object_perms(user, project or org)
-        _sync_flags(user)
+        _drop_assignment(actor=actor, assignment=assignment, via="idp mapping deleted")
 
 
 def _claim_groups(claims: dict) -> set[str]:
@@ -877,15 +868,7 @@ def _sync_idp_roles(user: User, mappings: list[IdpGroupMapping]) -> None:
     for key, assignment in held.items():
         if assignment.source == RoleAssignment.Source.IDP and key not in wanted:
             scope = assignment.project or assignment.org
-            audit_log(
-                actor=None,
-                action="role.revoke",
-                target=assignment,
-                org=assignment.org,
-                project=assignment.project,
-                details={"user": user.email, "role": assignment.role, "via": IDP_GROUP_SYNC},
-            )
-            assignment.delete()
+            _drop_assignment(actor=None, assignment=assignment, via=IDP_GROUP_SYNC, sync=False)
             touched[(type(scope).__name__, scope.pk)] = scope
     for key, entry in wanted.items():
         if key in held:
