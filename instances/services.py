@@ -72,7 +72,7 @@ def _usage(instances) -> dict:
     }
 
 
-def _check_quota(quota: Quota, usage: dict, want: dict, scope: str) -> list[str]:
+def _check_quota(quota: Quota, usage: dict, want: dict, scope: str, gpu_models: list) -> list[str]:
     problems = []
     asked = {
         "gpus": want["gpus"],
@@ -95,7 +95,7 @@ def _check_quota(quota: Quota, usage: dict, want: dict, scope: str) -> list[str]
                 f"{scope} quota of {_fmt(limit)} {label}: {_fmt(usage[field])} in use, "
                 f"this launch needs {_fmt(asked[field])}."
             )
-    for row in quota.gpu_models.all():
+    for row in gpu_models:
         need = want["gpus_by_model"].get(row.gpu_model, 0)
         used = usage["gpus_by_model"].get(row.gpu_model, 0)
         if need and used + need > row.gpus:
@@ -103,6 +103,26 @@ def _check_quota(quota: Quota, usage: dict, want: dict, scope: str) -> list[str]
                 f"{scope} quota of {row.gpus} {row.gpu_model} GPUs: {used} in use, this launch needs {need}."
             )
     return problems
+
+
+def quota_problems(*, project: Project, wants: dict, quotas: list[Quota] | None = None) -> dict[object, list]:
+    """For each key of ``wants`` (resources as ``profile_totals`` gives them), what the workspace's and
+    the org's quotas would refuse with today's usage: the launch's check (under its lock), and the
+    portal's warning on each size card before anyone presses Launch."""
+    if quotas is None:
+        quotas = list(Quota.objects.filter(Q(project=project) | Q(org_id=project.org_id)))
+    result: dict[object, list] = {key: [] for key in wants}
+    for quota in sorted(quotas, key=lambda q: q.project_id is None):
+        scope = "Workspace" if quota.project_id else "Organization"
+        instances = ComputeInstance.objects.filter(state__in=ACTIVE)
+        instances = (
+            instances.filter(project=project) if quota.project_id else instances.filter(org_id=project.org_id)
+        )
+        usage = _usage(instances)
+        gpu_models = list(quota.gpu_models.all())
+        for key, want in wants.items():
+            result[key] += _check_quota(quota, usage, want, scope, gpu_models)
+    return result
 
 
 def _fmt(value) -> str:
@@ -201,14 +221,9 @@ def instance_launch(
     }
     instance_name_check(project=project, name=name)  # again, now that launches here are serialised
     want = profile_totals(profile)
-    problems = []
-    for quota in sorted(quotas.values(), key=lambda q: q.project_id is None):
-        scope = "Workspace" if quota.project_id else "Organization"
-        instances = ComputeInstance.objects.filter(state__in=ACTIVE)
-        instances = (
-            instances.filter(project=project) if quota.project_id else instances.filter(org_id=project.org_id)
-        )
-        problems += _check_quota(quota, _usage(instances), want, scope)
+    problems = quota_problems(project=project, wants={profile.pk: want}, quotas=list(quotas.values()))[
+        profile.pk
+    ]
     if problems:
         raise Conflict("Over quota: " + " ".join(problems), code="quota_exceeded")
     placement = placement_for(placement_request(profile, project.org_id), reserved=_reservations())

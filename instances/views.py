@@ -135,7 +135,10 @@ def instance_new(request: HttpRequest, project_id: int) -> HttpResponse:
     project = use_workspace(request, project_id)
     authz.require(request.user, "manage_instances", project, message="You may not launch instances here.")
     profiles = list(catalog_for(ComputeProfile, project).prefetch_related("resource_groups"))
-    cards = [{"profile": p, "specs": specs(_groups_of(p))} for p in profiles]
+    over = services.quota_problems(
+        project=project, wants={p.pk: services.profile_totals(p) for p in profiles}
+    )
+    cards = [{"profile": p, "specs": specs(_groups_of(p)), "over_quota": over[p.pk]} for p in profiles]
     data = request.POST if request.method == "POST" else None
     name_form = InstanceNameForm(data)
     size_form = InstanceSizeForm(data, profiles=profiles)

@@ -126,6 +126,8 @@ def test_launch_errors_name_the_quota_numbers_and_capacity_reasons(lab, client):
     url = f"/w/{world.a.project.pk}/instances/new/"
     tenancy_services.quota_update(actor=world.a.users["org_admin"], quota=world.a.project.quota, gpus=1)
     _launch(world, profile, "first")
+    cards = c.post(url, {"name": "second", "step": "2"}).content.decode()  # warned before launching
+    assert "Over quota now." in cards and "Workspace quota of 1 GPUs: 1 in use" in cards
     over = c.post(url, {"name": "second", "profile": profile.pk, "step": "4"})
     assert over.status_code == 409
     text = over.content.decode()
