@@ -12,7 +12,9 @@ password logins and the suite's other tests never meet the provider. Endpoints c
 from the provider's discovery document (``OIDC_OP_DISCOVERY_URL``), read on first use and cached.
 """
 
+import base64
 import hashlib
+import json
 import logging
 import time
 from urllib.parse import urlencode
@@ -333,6 +335,31 @@ def template_context(request) -> dict:
 # --- API bearer tokens ------------------------------------------------------------------------------
 
 
+def _check_audience(token: str) -> None:
+    """Refuse a JWT access token issued to another client of the provider.
+
+    Userinfo says whose token it is, not for whom it was issued. Providers that issue JWT access
+    tokens (Keycloak, Okta, Entra ID, Auth0...) name the client in ``azp`` or ``aud``; such a token
+    must name ours. The payload is read here without its signature: it only ever refuses, and the
+    provider's userinfo endpoint is what accepts. Opaque tokens carry nothing to check.
+    """
+    parts = token.split(".")
+    if len(parts) != 3:
+        return
+    try:
+        padded = parts[1] + "=" * (-len(parts[1]) % 4)
+        payload = json.loads(base64.urlsafe_b64decode(padded))
+    except (ValueError, TypeError):
+        return  # not a JWT after all: opaque to us
+    if not isinstance(payload, dict):
+        return
+    audience = payload.get("aud", [])
+    audience = [audience] if isinstance(audience, str) else list(audience or [])
+    client = settings.OIDC_RP_CLIENT_ID
+    if payload.get("azp", client) != client or (audience and client not in audience and "azp" not in payload):
+        raise InvalidAccessToken("This access token was issued to another client.")
+
+
 def user_for_access_token(token: str):
     """The user an access token of the provider is for (just-in-time creation and group sync apply).
 
@@ -348,6 +375,7 @@ def user_for_access_token(token: str):
         user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
         if user is not None:
             return user
+    _check_audience(token)
     backend = OidcBackend()
     claims = backend.userinfo(token)
     if not backend.verify_claims(claims):

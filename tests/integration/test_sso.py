@@ -542,3 +542,28 @@ def test_api_answers_503_when_the_provider_is_unreachable(world, oidc, settings)
     response = APIClient().get("/api/v1/me/", HTTP_AUTHORIZATION="Bearer some-provider-token")
     assert response.status_code == 503, response.content
     assert response.json()["error"]["code"] == "idp_unavailable"
+
+
+def test_api_refuses_a_jwt_access_token_issued_to_another_client(world, oidc, settings):
+    """Userinfo cannot tell for whom a token was issued; a JWT access token says it (azp/aud)."""
+    import base64
+    import json
+
+    from rest_framework.test import APIClient
+
+    def jwt(payload: dict) -> str:
+        part = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()  # noqa: E731
+        return f"{part({'alg': 'RS256'})}.{part(payload)}.c2lnbmF0dXJl"
+
+    api = APIClient()
+    for payload in ({"azp": "another-client", "sub": "x"}, {"aud": ["another-client"], "sub": "x"}):
+        refused = api.get("/api/v1/me/", HTTP_AUTHORIZATION=f"Bearer {jwt(payload)}")
+        assert refused.status_code == 401, refused.content
+    from tenancy import sso
+
+    with pytest.raises(
+        sso.InvalidAccessToken, match="issued to another client"
+    ):  # before asking the provider
+        sso._check_audience(jwt({"azp": "another-client"}))
+    sso._check_audience(jwt({"azp": settings.OIDC_RP_CLIENT_ID, "aud": "api"}))  # ours: the provider decides
+    sso._check_audience(jwt({"aud": [settings.OIDC_RP_CLIENT_ID, "api"]}))
