@@ -20,7 +20,7 @@ from inventory.selectors import Reservation, placement_for
 from inventory.services import enqueue_for_cluster
 from paas import authz
 from paas.audit import audit_log
-from paas.errors import Conflict, ValidationFailed
+from paas.errors import Conflict, NotFound, ValidationFailed
 from tenancy.models import Project, Quota
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -559,3 +559,40 @@ def kubeconfig_issue(*, actor, instance: ComputeInstance) -> str:
     return kube.kubeconfig_for_token(
         kubeconfig, token=token, namespace=instance.namespace, user=actor.username
     )
+
+
+@transaction.atomic
+def output_reveal(*, actor, instance: ComputeInstance, name: str) -> str:
+    """The value of a secret output, read from its Secret in the namespace now (audited, never stored)."""
+    from inventory import kube
+
+    authz.require(
+        actor,
+        "use_instance",
+        instance,
+        message="Only the owner and collaborators of this instance see its secrets.",
+    )
+    reference = (instance.outputs or {}).get(name)
+    if not isinstance(reference, dict) or not reference.get("secret"):
+        raise NotFound("No such secret output.")
+    if instance.state != State.READY:
+        raise Conflict(f"{instance.name} is {instance.state}; its secrets are readable once it is ready.")
+    try:
+        value = kube.read_secret_key(
+            instance.cluster.kubeconfig.reveal(),
+            namespace=instance.namespace,
+            name=reference["name"],
+            key=reference["key"],
+        )
+    except kube.KubeUnreachable as exc:
+        raise Conflict(f"The cluster cannot be reached now: {exc}") from exc
+    if value is None:
+        raise Conflict(f"The secret behind {name!r} does not exist (yet) in the instance's namespace.")
+    audit_log(
+        actor=actor,
+        action="instance.output_reveal",
+        target=instance,
+        project=instance.project,
+        details={"output": name},
+    )
+    return value

@@ -17,4 +17,5 @@ urlpatterns = [
         name="collaborator-remove",
     ),
     path("instances/<int:instance_id>/delete/", views.instance_delete, name="delete"),
+    path("instances/<int:instance_id>/outputs/<str:name>/reveal/", views.output_reveal, name="output-reveal"),
 ]

@@ -237,7 +237,27 @@ def _detail_context(request: HttpRequest, instance: ComputeInstance) -> dict:
         "can_manage": can_manage and instance.state not in (State.DELETING, State.DELETED),
         "can_use": authz.has_perm(user, "use_instance", instance) and instance.state == State.READY,
         "collaborators": list(instance.collaborators.all()),
+        "outputs": _outputs(instance),
     }
+
+
+def _outputs(instance: ComputeInstance) -> list[dict]:
+    """The template's outputs with their values (secret ones as a reference, revealed on request)."""
+    described = {
+        o["name"]: o.get("description", "") for o in instance.snapshot.get("template", {}).get("outputs", [])
+    }
+    rows = []
+    for name, value in (instance.outputs or {}).items():
+        secret = isinstance(value, dict) and value.get("secret")
+        rows.append(
+            {
+                "name": name,
+                "description": described.get(name, ""),
+                "secret": bool(secret),
+                "value": "" if secret else value,
+            }
+        )
+    return rows
 
 
 def _collaboration_context(instance: ComputeInstance, form: CollaboratorForm, error: str = "") -> dict:
@@ -351,3 +371,24 @@ def instance_delete(request: HttpRequest, instance_id: int) -> HttpResponse:
         {"nav": "instances", "instance": instance, "project": instance.project, "error": error},
         status=400 if error else 200,
     )
+
+
+@portal_page
+@require_POST
+def output_reveal(request: HttpRequest, instance_id: int, name: str) -> HttpResponse:
+    """A secret output's value, read now (htmx swaps it into the page; without JavaScript, a page)."""
+    instance = selectors.instance_get_for(request.user, instance_id)
+    try:
+        value = services.output_reveal(actor=request.user, instance=instance, name=name)
+    except FORM_ERRORS as exc:
+        value, error = "", exc.message
+    else:
+        error = ""
+    template = "instances/_secret.html" if request.headers.get("HX-Request") else "instances/secret.html"
+    response = render(
+        request,
+        template,
+        {"instance": instance, "project": instance.project, "name": name, "value": value, "error": error},
+    )
+    response["Cache-Control"] = "no-store"
+    return response

@@ -76,6 +76,16 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedGe
         return response
 
 
+    @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT})
+    @action(detail=True, methods=["post"], url_path=r"outputs/(?P<name>[A-Za-z0-9_.-]+)/reveal")
+    def reveal_output(self, request, pk=None, name=None):
+        """The value of a secret output, read from the instance's namespace now (audited, never stored)."""
+        value = services.output_reveal(actor=request.user, instance=self.get_object(), name=name)
+        response = Response({"name": name, "value": value})
+        response["Cache-Control"] = "no-store"
+        return response
+
+
 class WorkspaceSummaryView(APIView):
     """Instances by state and resources in use against the workspace quota (the landing page)."""
 
