@@ -114,6 +114,7 @@ def instance_list(request: HttpRequest, project_id: int) -> HttpResponse:
             "project": project,
             "filters": filters,
             "page": page,
+            "live": any(i.state in LIVE_STATES for i in page.object_list),  # htmx refreshes the rows
             "query": query.urlencode(),
             "shared": selectors.instance_shared_with(request.user).exclude(project=project)[:20],
             "can": workspace_permissions(request.user, project),

@@ -166,6 +166,8 @@ def test_list_filters(lab, client):
     base = f"/w/{world.a.project.pk}/instances/"
     page = c.get(base).content.decode()
     assert "alpha" in page and "beta" in page and profile.display_name in page
+    assert 'hx-trigger="every 3s"' in page  # alpha is pending: the rows refresh themselves
+    assert 'hx-trigger="every 3s"' not in c.get(base, {"state": "ready"}).content.decode()
     assert "beta" not in c.get(base, {"state": "pending"}).content.decode()
     assert "alpha" not in c.get(base, {"q": "bet"}).content.decode()
     mine = c.get(base, {"mine": "on"}).content.decode()
