@@ -104,3 +104,19 @@ def instance_pending_invitations(instance: ComputeInstance) -> list:
             instance=instance, invitation__accepted_at__isnull=True, invitation__revoked_at__isnull=True
         ).select_related("invitation")
     )
+
+
+def workspaces_with_active_instances(user, *, exclude: Project | None = None) -> QuerySet[Project]:
+    """The user's workspaces (as the switcher lists them), each with its count of active instances."""
+    from django.db.models import Q
+
+    from tenancy.selectors import workspaces_for
+
+    workspaces = workspaces_for(user)
+    if exclude is not None:
+        workspaces = workspaces.exclude(pk=exclude.pk)
+    return workspaces.annotate(
+        active_instances=Count(
+            "compute_instances", filter=Q(compute_instances__state__in=ACTIVE), distinct=True
+        )
+    )

@@ -107,6 +107,7 @@ def workspace(request: HttpRequest, project_id: int) -> HttpResponse:
             "states": [(state, n) for state, n in summary["instances"].items() if n and state != "deleted"],
             "recent": instance_selectors.instance_recent_in(request.user, project, limit=5),
             "activity": selectors.workspace_activity(request.user, project, limit=10),
+            "others": instance_selectors.workspaces_with_active_instances(request.user, exclude=project),
             "can": workspace_permissions(request.user, project),
         },
     )

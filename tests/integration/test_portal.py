@@ -84,6 +84,7 @@ def test_landing_shows_usage_against_quota_and_recent_activity(lab, client):
     assert '1 <small class="muted">/ 4</small>' in page  # GPUs in use / quota
     assert "alpha" in page and "instance.launch" in page
     assert "New instance" not in page  # read-only collaborators cannot launch
+    assert "Your other workspaces" in page and "0 active instances" in page  # their private one
 
 
 # --- the three-step launch -----------------------------------------------------------------------------
