@@ -58,6 +58,33 @@ class OrganizationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Scop
         return serializer.validated_data
 
 
+class AuditEventSerializer(serializers.ModelSerializer):
+    user = serializers.IntegerField(source="actor_id", read_only=True)
+    user_email = serializers.CharField(source="actor_repr", read_only=True)
+
+    class Meta:
+        model = AuditEvent
+        fields = [
+            "id",
+            "created_at",
+            "user",
+            "user_email",
+            "org",
+            "project",
+            "client",
+            "action",
+            "target_type",
+            "target_id",
+            "target_repr",
+            "details",
+            "request_id",
+            "chain",
+            "seq",
+            "hash",
+            "prev_hash",
+        ]
+
+
 class ProjectViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, ScopedGenericViewSet
 ):
@@ -83,6 +110,13 @@ class ProjectViewSet(
 
     def perform_destroy(self, instance):
         services.project_delete(actor=self.request.user, project=instance)
+
+    @extend_schema(responses=AuditEventSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def activity(self, request, pk=None):
+        """The workspace's latest audit events (its landing page's "recent activity"), for its members."""
+        events = selectors.workspace_activity(request.user, self.get_object(), limit=50)
+        return Response(AuditEventSerializer(events, many=True).data)
 
 
 class RoleAssignmentViewSet(
@@ -183,33 +217,6 @@ class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedGeneri
         serializer.is_valid(raise_exception=True)
         user = services.user_update(actor=request.user, user=user, **serializer.validated_data)
         return Response(self.get_serializer(user).data)
-
-
-class AuditEventSerializer(serializers.ModelSerializer):
-    user = serializers.IntegerField(source="actor_id", read_only=True)
-    user_email = serializers.CharField(source="actor_repr", read_only=True)
-
-    class Meta:
-        model = AuditEvent
-        fields = [
-            "id",
-            "created_at",
-            "user",
-            "user_email",
-            "org",
-            "project",
-            "client",
-            "action",
-            "target_type",
-            "target_id",
-            "target_repr",
-            "details",
-            "request_id",
-            "chain",
-            "seq",
-            "hash",
-            "prev_hash",
-        ]
 
 
 class AuditEventViewSet(ScopedReadOnlyViewSet):

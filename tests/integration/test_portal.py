@@ -354,3 +354,13 @@ def test_someone_without_an_account_is_invited_and_becomes_collaborator_on_accep
     assert not CollaboratorInvitation.objects.exists()
     assert client.get(f"/instances/{instance.pk}/").status_code == 200  # signed in by the accept page
     assert AuditEvent.objects.filter(action="instance.collaborator_add", details__via="invitation").exists()
+
+
+def test_workspace_activity_in_the_api_as_on_the_landing_page(lab, api):
+    world, profile = lab
+    _launch(world, profile, "alpha")
+    url = f"/api/v1/projects/{world.a.project.pk}/activity/"
+    events = api.as_user(world.a.users["collaborator_ro"]).get(url)
+    assert events.status_code == 200
+    assert events.json()[0]["action"] == "instance.launch" and events.json()[0]["target_repr"].endswith("alpha")
+    assert api.as_user(world.b.users["workspace_admin"]).get(url).status_code == 404
