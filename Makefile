@@ -44,10 +44,14 @@ lint: install
 	$(VENV)/bin/ruff check .
 
 ## vendor: refresh the portal's front-end packages from the npm registry (exact versions in
-## frontend/package-lock.json) into paas/static/vendor/, which is committed: nothing loads from a CDN
+## frontend/package-lock.json) into paas/static/vendor/ (and axe-core, for the browser tests, into
+## tests/browser/vendor/); both are committed: nothing loads from a CDN
 vendor:
 	cd frontend && npm ci --no-audit --no-fund
 	cp frontend/node_modules/@picocss/pico/css/pico.min.css paas/static/vendor/pico.min.css
 	cp frontend/node_modules/@picocss/pico/LICENSE.md paas/static/vendor/pico.LICENSE.md
 	cp frontend/node_modules/htmx.org/dist/htmx.min.js paas/static/vendor/htmx.min.js
 	cp frontend/node_modules/htmx.org/LICENSE paas/static/vendor/htmx.LICENSE
+	mkdir -p tests/browser/vendor
+	cp frontend/node_modules/axe-core/axe.min.js tests/browser/vendor/axe.min.js
+	cp frontend/node_modules/axe-core/LICENSE tests/browser/vendor/axe.LICENSE

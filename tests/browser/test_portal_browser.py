@@ -107,7 +107,7 @@ def test_an_instance_from_launch_to_delete_in_the_browser(
     page.get_by_label("Description (optional)").fill("fine-tuning experiments")
     page.get_by_role("button", name="Next: choose a size").click()
     expect(page.locator('.steps li[aria-current="step"]')).to_have_text("2. Size")
-    small = page.locator("label.size-card", has_text="Small")
+    small = page.locator(".size-card", has_text="Small")
     expect(small).to_contain_text("1 × A100")
     expect(small).to_contain_text("USD per hour")
     small.click()

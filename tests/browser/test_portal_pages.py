@@ -1,0 +1,74 @@
+"""Every page of the developer hub, at desktop and phone width: axe-core's WCAG 2.1 A/AA rules
+(labels, names, contrast, landmarks...) find nothing, nothing is wider than the screen, and a
+screenshot of each is kept. axe-core is vendored from the npm registry (tests/browser/vendor/)."""
+
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from instances.models import ComputeInstance
+from instances.services import instance_launch
+from tests.browser.helpers import login
+
+AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
+WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+
+
+def axe_violations(page: Page) -> list[dict]:
+    page.add_script_tag(path=str(AXE))
+    return page.evaluate(
+        """async (tags) => {
+            const result = await axe.run(document, {runOnly: {type: "tag", values: tags}});
+            return result.violations.map(v => ({
+                rule: v.id, impact: v.impact, help: v.help,
+                where: v.nodes.slice(0, 3).map(n => n.target.join(" ") + " :: " + n.failureSummary),
+            }));
+        }""",
+        WCAG,
+    )
+
+
+def check(page: Page, shot, name: str) -> None:
+    expect(page.locator("h1")).to_have_count(1)
+    assert axe_violations(page) == [], name
+    width = page.evaluate("window.innerWidth")
+    assert page.evaluate("document.documentElement.scrollWidth") <= width, f"{name} is wider than {width}px"
+    shot(name, page)
+
+
+@pytest.mark.parametrize("phone", [False, True], ids=["desktop", "phone"])
+def test_every_page_passes_axe_and_fits_the_screen(platform, new_page, shot, phone):
+    team = platform.project
+    instance = instance_launch(
+        actor=platform.owner, project=team, name="sweep", profile=platform.profile, description="A test box."
+    )
+    ComputeInstance.objects.filter(pk=instance.pk).update(
+        state="ready",
+        namespace="i-sweep",
+        outputs={"where": "i-sweep", "token": {"secret": True, "name": "s", "key": "k"}},
+    )
+    page = new_page(phone=phone)
+    page.goto("/login/")
+    check(page, shot, "login")
+    login(page, platform.owner.username, platform.password, url="/login/")
+    for path, name in (
+        (f"/w/{team.pk}/", "landing"),
+        (f"/w/{team.pk}/instances/", "instances"),
+        (f"/w/{team.pk}/services/", "services"),
+        (f"/instances/{instance.pk}/", "detail"),
+        (f"/instances/{instance.pk}/delete/", "delete"),
+    ):
+        page.goto(path)
+        check(page, shot, name)
+    page.goto(f"/w/{team.pk}/")
+    page.locator("details.workspace-switcher summary").click()
+    check(page, shot, "switcher-open")
+    page.goto(f"/w/{team.pk}/instances/new/")
+    check(page, shot, "new-1")
+    page.get_by_label("Name", exact=True).fill("second")
+    page.get_by_role("button", name="Next: choose a size").click()
+    check(page, shot, "new-2")
+    page.locator(".size-card", has_text="Small").click()
+    page.get_by_role("button", name="Next: review").click()
+    check(page, shot, "new-3")
