@@ -6,6 +6,7 @@ user may not use it is refused by the server as well.
 """
 
 from django.contrib import messages
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -93,8 +94,6 @@ def _duration(since) -> str:
 
 @portal_page
 def instance_list(request: HttpRequest, project_id: int) -> HttpResponse:
-    from django.core.paginator import Paginator
-
     project = use_workspace(request, project_id)
     sizes = sorted(set(catalog_for(ComputeProfile, project).values_list("display_name", flat=True)))
     filters = InstanceFilter(
@@ -136,15 +135,13 @@ def instance_new(request: HttpRequest, project_id: int) -> HttpResponse:
     project = use_workspace(request, project_id)
     authz.require(request.user, "manage_instances", project, message="You may not launch instances here.")
     profiles = list(catalog_for(ComputeProfile, project).prefetch_related("resource_groups"))
-    over = services.quota_problems(
-        project=project, wants={p.pk: services.profile_totals(p) for p in profiles}
-    )
-    cards = [{"profile": p, "specs": specs(_groups_of(p)), "over_quota": over[p.pk]} for p in profiles]
+    cards = [{"profile": p, "specs": specs(_groups_of(p))} for p in profiles]
     data = request.POST if request.method == "POST" else None
     name_form = InstanceNameForm(data)
     size_form = InstanceSizeForm(data, profiles=profiles)
     step, error = 1, ""
-    wanted = int(request.POST.get("step", "1")) if data and request.POST.get("step", "1").isdigit() else 1
+    asked = request.POST.get("step", "1")
+    wanted = int(asked) if asked.isdigit() else 1  # the step the pressed button goes to
 
     if data is not None:
         step = 1
@@ -192,10 +189,13 @@ def instance_new(request: HttpRequest, project_id: int) -> HttpResponse:
 
 def _render_new(request, project, cards, name_form, size_form, step, error, code) -> HttpResponse:
     chosen = None
+    if step == 2:  # each card says what the quotas would refuse now (the launch checks it again)
+        over = services.quota_problems(
+            project=project, wants={c["profile"].pk: services.profile_totals(c["profile"]) for c in cards}
+        )
+        cards = [c | {"over_quota": over[c["profile"].pk]} for c in cards]
     if step == 3:
         chosen = next(c for c in cards if c["profile"].pk == size_form.cleaned_data["profile"])
-    from instances.selectors import workspace_summary
-
     return render(
         request,
         "instances/new.html",
@@ -209,7 +209,7 @@ def _render_new(request, project, cards, name_form, size_form, step, error, code
             "error": error,
             "error_code": code,
             "chosen": chosen,
-            "summary": workspace_summary(request.user, project.pk) if step >= 2 else None,
+            "summary": selectors.workspace_summary(request.user, project.pk) if step >= 2 else None,
             "steps": ["Name", "Size", "Launch"],
         },
         status=200 if not error else 409 if code else 400,

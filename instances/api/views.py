@@ -75,7 +75,6 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedGe
         response["Cache-Control"] = "no-store"
         return response
 
-
     @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT})
     @action(detail=True, methods=["post"], url_path=r"outputs/(?P<name>[A-Za-z0-9_.-]+)/reveal")
     def reveal_output(self, request, pk=None, name=None):

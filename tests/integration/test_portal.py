@@ -362,5 +362,7 @@ def test_workspace_activity_in_the_api_as_on_the_landing_page(lab, api):
     url = f"/api/v1/projects/{world.a.project.pk}/activity/"
     events = api.as_user(world.a.users["collaborator_ro"]).get(url)
     assert events.status_code == 200
-    assert events.json()[0]["action"] == "instance.launch" and events.json()[0]["target_repr"].endswith("alpha")
+    assert events.json()[0]["action"] == "instance.launch" and events.json()[0]["target_repr"].endswith(
+        "alpha"
+    )
     assert api.as_user(world.b.users["workspace_admin"]).get(url).status_code == 404
