@@ -7,8 +7,9 @@ cached); the person behind it is the same user as in the browser, through the sa
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions, status
-from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.authentication import BaseAuthentication
 
+from paas.api.authentication import bearer_token
 from paas.errors import ApplicationError
 from paas.services import TOKEN_PREFIX
 from tenancy import sso
@@ -24,15 +25,9 @@ class OidcBearerAuthentication(BaseAuthentication):
     def authenticate(self, request):
         if not sso.is_enabled():
             return None
-        parts = get_authorization_header(request).split()
-        if not parts or parts[0].lower() != b"bearer":
+        token = bearer_token(request)
+        if token is None:
             return None
-        if len(parts) != 2:
-            raise exceptions.AuthenticationFailed("Invalid Authorization header: expected 'Bearer <token>'.")
-        try:
-            token = parts[1].decode()
-        except UnicodeError as exc:
-            raise exceptions.AuthenticationFailed("Invalid token.") from exc
         if token.startswith(TOKEN_PREFIX):
             return None  # one of ours: ApiTokenAuthentication answers it
         try:
