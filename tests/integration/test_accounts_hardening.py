@@ -390,3 +390,31 @@ def test_only_operators_set_an_orgs_domains_and_each_domain_has_one_org(world):
     with pytest.raises(ValidationFailed):
         org_sso_domains_set(actor=world.operator, org=world.b.org, domains="not a domain")
     assert AuditEvent.objects.filter(action="org.sso_domains", org=world.a.org, actor=world.operator).exists()
+
+
+def test_studio_sets_domains_for_operators_only_and_creates_scoped_tokens(world, client):
+    a = world.a
+    client.force_login(world.operator)
+    url = f"/studio/tenancy/organization/{a.org.pk}/change/"
+    data = {"display_name": a.org.display_name, "is_active": "on", "sso_email_domains": "a-corp.example"}
+    assert client.post(url, data).status_code == 302
+    a.org.refresh_from_db()
+    assert a.org.sso_email_domains == "a-corp.example"
+    taken = client.post(
+        f"/studio/tenancy/organization/{world.b.org.pk}/change/",
+        {"display_name": world.b.org.display_name, "is_active": "on", "sso_email_domains": "a-corp.example"},
+    )
+    assert taken.status_code == 200 and b"belongs to" in taken.content
+    client.logout()
+    client.force_login(a.users["org_admin"])  # sees the field, cannot change it
+    assert b"a-corp.example" in client.get(url).content
+    client.post(url, {"display_name": a.org.display_name, "sso_email_domains": "evil.example"})
+    a.org.refresh_from_db()
+    assert a.org.sso_email_domains == "a-corp.example"
+    page = client.get("/studio/paas/apitoken/add/")
+    assert b"Read only" in page.content and b"never create another token" in page.content
+    made = client.post(
+        "/studio/paas/apitoken/add/", {"name": "studio-ro", "scope": "read-only", "expires_in_days": 7}
+    )
+    assert made.status_code == 302
+    assert ApiToken.objects.get(user=a.users["org_admin"], name="studio-ro").scope == "read-only"
