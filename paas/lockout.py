@@ -38,16 +38,34 @@ def lockout_message(request: HttpRequest) -> str:
     return f"Too many failed attempts from your address: sign-in is paused; {wait}."
 
 
+def _probe(request: HttpRequest) -> HttpRequest:
+    """What axes may see of an API request: address, agent, path; never its body or query string
+    (axes stores the GET and POST data of failures, and an API request may carry secrets)."""
+    probe = getattr(request, "_lockout_probe", None)
+    if probe is None:
+        probe = HttpRequest()
+        probe.method, probe.path, probe.path_info = request.method, request.path, request.path_info
+        probe.META = {
+            key: request.META[key]
+            for key in ("REMOTE_ADDR", "HTTP_USER_AGENT", "HTTP_ACCEPT")
+            if key in request.META
+        }
+        request._lockout_probe = probe
+    return probe
+
+
 def token_check_allowed(request: HttpRequest) -> None:
     """Raise ``TooManyAttempts`` while token authentication from this address is locked out."""
-    if not AxesProxyHandler.is_allowed(request, {"username": API_TOKEN_CREDENTIAL}):
-        raise TooManyAttempts(lockout_message(request))
+    probe = _probe(request)
+    if not AxesProxyHandler.is_allowed(probe, {"username": API_TOKEN_CREDENTIAL}):
+        raise TooManyAttempts(lockout_message(probe))
 
 
 def token_failed(request: HttpRequest) -> None:
-    """Count one failed token authentication from this address (axes' failure signal)."""
-    user_login_failed.send(sender=__name__, credentials={"username": API_TOKEN_CREDENTIAL}, request=request)
-    request.axes_locked_out = False  # the API answers for itself; the page middleware stays out of it
+    """Count one failed token authentication from this address (axes' failure signal). The probe, not
+    the request, goes to axes, so the page middleware never turns the API's answer into a page."""
+    probe = _probe(request)
+    user_login_failed.send(sender=__name__, credentials={"username": API_TOKEN_CREDENTIAL}, request=probe)
 
 
 def lockout_response(request: HttpRequest, original_response=None, credentials=None) -> HttpResponse:

@@ -156,6 +156,7 @@ AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_LOCKOUT_CALLABLE = "paas.lockout.lockout_response"
 AXES_ENABLE_ADMIN = False  # lockouts are lifted with `manage.py axes_reset`, not browsed in the studio
 AXES_VERBOSE = False
+AXES_DISABLE_ACCESS_LOG = True  # failures are kept (AccessAttempt), successful sign-ins are not logged
 # axes looks for its own middleware class; ours is a subclass (paas.lockout.LockoutMiddleware).
 SILENCED_SYSTEM_CHECKS = ["axes.W002"]
 LOGIN_URL = "/login/"
