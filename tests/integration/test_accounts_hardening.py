@@ -422,3 +422,18 @@ def test_studio_sets_domains_for_operators_only_and_creates_scoped_tokens(world,
     )
     assert made.status_code == 302
     assert ApiToken.objects.get(user=a.users["org_admin"], name="studio-ro").scope == "read-only"
+
+
+def test_provider_access_tokens_count_toward_the_same_lockout(world, oidc, fast_lockout):
+    _map(world.a, "acct-api")
+    oidc.set_user("api-user", email="api-user@corp.example", groups=["acct-api"])
+    access_token = oidc.issue_tokens("api-user")["access_token"]
+    good, bad = _bearer(access_token), _bearer(access_token[:-2] + "xx")
+    assert good.get("/api/v1/me/").status_code == 200
+    assert [bad.get("/api/v1/me/").status_code for _ in range(3)] == [401, 401, 401]
+    assert good.get("/api/v1/me/").status_code == 429
+    minted = good.post("/api/v1/tokens/", {"name": "from-idp"}, format="json")
+    assert minted.status_code == 429  # and once the lockout is over, a provider token mints nothing:
+    assert _poll(lambda: good.get("/api/v1/me/").status_code == 200)
+    refused = good.post("/api/v1/tokens/", {"name": "from-idp"}, format="json")
+    assert refused.status_code == 403 and not ApiToken.objects.filter(name="from-idp").exists()
