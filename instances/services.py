@@ -20,7 +20,7 @@ from inventory.selectors import Reservation, placement_for
 from inventory.services import enqueue_for_cluster
 from paas import authz
 from paas.audit import audit_log
-from paas.errors import Conflict, NotFound, ValidationFailed
+from paas.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from tenancy.models import Project, Quota
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -320,43 +320,66 @@ def _require_manage(actor, instance: ComputeInstance) -> None:
     authz.require(actor, "delete_computeinstance", instance, message="You may not change this instance.")
 
 
+class OutsiderRefused(Forbidden):
+    """Adding someone outside the org needs the right to invite to it (a form error on the page)."""
+
+
 @transaction.atomic
 def collaborator_add(*, actor, instance: ComputeInstance, email: str):
-    """Give someone the owner's access to this instance. Existing members of the org get it at once;
-    anyone else is invited to the workspace as a read-only collaborator and then added."""
+    """Give someone the owner's access to this instance.
+
+    A member of the org (matched on a verified email only) gets it at once. Anyone else, with an account
+    elsewhere on the platform or none, is invited to the workspace as a read-only collaborator and added
+    on accepting; only someone who may invite to the org (an org admin) may do that, in their own name.
+    The answer for an outsider is the same whether or not the address has an account: nothing here tells
+    a caller who is on the platform. Returns the new collaborator, or None when an invitation went out.
+    """
     from instances.models import Collaborator, CollaboratorInvitation
-    from tenancy.models import User
+    from tenancy.models import Invitation, User
     from tenancy.roles import Role
     from tenancy.services import invitation_create, is_member
 
     _require_manage(actor, instance)
-    user = User.objects.filter(email__iexact=(email or "").strip()).first()
-    if user is None or not is_member(user, instance.project.org):
-        if not authz.has_perm(actor, "administer_organization", instance.project.org) and user is not None:
-            raise ValidationFailed(
-                "That person is not a member of this organization.",
-                fields={"email": "Not a member of this organization; ask an org admin."},
-            )
-        if user is None:
-            invitation, _token = invitation_create(
-                actor=_inviter(actor, instance),
-                org=instance.project.org,
-                email=email,
-                role=Role.COLLABORATOR_RO,
-                project=instance.project,
-            )
-            CollaboratorInvitation.objects.create(instance=instance, invitation=invitation, invited_by=actor)
-            audit_log(
-                actor=actor,
-                action="instance.collaborator_invite",
-                target=instance,
-                project=instance.project,
-                details={"email": invitation.email},
-            )
-            return None
-    if user.pk == instance.owner_id or Collaborator.objects.filter(instance=instance, user=user).exists():
-        raise Conflict(f"{user} has access to {instance.name} already.")
-    return _add_collaborator(actor=actor, instance=instance, user=user, added_by=actor)
+    org = instance.project.org
+    email = (email or "").strip()
+    user = User.objects.filter(email__iexact=email, is_active=True, email_verified=True).first()
+    if user is not None and is_member(user, org):
+        if user.pk == instance.owner_id or Collaborator.objects.filter(instance=instance, user=user).exists():
+            raise Conflict(f"{user} has access to {instance.name} already.")
+        return _add_collaborator(actor=actor, instance=instance, user=user, added_by=actor)
+    if not authz.has_perm(actor, "administer_organization", org):
+        raise OutsiderRefused(
+            "Only an org admin can bring in someone from outside the organization.",
+            fields={"email": "Not a member of this organization: ask an org admin to invite them."},
+        )
+    invitation = (
+        Invitation.objects.filter(
+            org=org,
+            email__iexact=email,
+            role=Role.COLLABORATOR_RO,
+            project=instance.project,
+            accepted_at__isnull=True,
+            revoked_at__isnull=True,
+            expires_at__gt=timezone.now(),
+        )
+        .order_by("-created_at")
+        .first()
+    )
+    if invitation is None:
+        invitation, _token = invitation_create(
+            actor=actor, org=org, email=email, role=Role.COLLABORATOR_RO, project=instance.project
+        )
+    CollaboratorInvitation.objects.get_or_create(
+        instance=instance, invitation=invitation, defaults={"invited_by": actor}
+    )
+    audit_log(
+        actor=actor,
+        action="instance.collaborator_invite",
+        target=instance,
+        project=instance.project,
+        details={"email": invitation.email},
+    )
+    return None
 
 
 def _add_collaborator(*, actor, instance: ComputeInstance, user, added_by, via: str = ""):
@@ -394,22 +417,6 @@ def invitation_accepted(*, invitation, user, **kwargs) -> None:
             actor=user, instance=instance, user=user, added_by=grant.invited_by, via="invitation"
         )
     grants.delete()
-
-
-def _inviter(actor, instance):
-    """Invitations are an org admin's act; a workspace admin's request is sent in the org's name."""
-    from tenancy.models import RoleAssignment
-
-    if authz.has_perm(actor, "administer_organization", instance.project.org):
-        return actor
-    admin = (
-        RoleAssignment.objects.filter(org=instance.project.org, role="org_admin")
-        .select_related("user")
-        .first()
-    )
-    if admin is None:
-        raise ValidationFailed("Nobody can invite into this organization.", fields={"email": "No org admin."})
-    return admin.user
 
 
 @transaction.atomic

@@ -313,7 +313,7 @@ def collaborator_add(request: HttpRequest, instance_id: int) -> HttpResponse:
             added = services.collaborator_add(
                 actor=request.user, instance=instance, email=form.cleaned_data["email"]
             )
-        except FORM_ERRORS as exc:
+        except (*FORM_ERRORS, services.OutsiderRefused) as exc:
             error = apply_error(form, exc)
         else:
             email = form.cleaned_data["email"]
@@ -321,7 +321,8 @@ def collaborator_add(request: HttpRequest, instance_id: int) -> HttpResponse:
                 request,
                 f"{email} can now use {instance.name}."
                 if added
-                else f"{email} has no account yet: an invitation to this workspace was sent.",
+                else f"{email} is not a member of this organization yet: an invitation to this workspace "
+                "was sent.",
             )
             return redirect(reverse("instances:detail", args=[instance.pk]) + "#collaborators")
     else:

@@ -180,8 +180,8 @@ class ApiTokenAdmin(ScopedModelAdmin):
     """Your own API tokens: create one (shown once) or revoke."""
 
     selector = staticmethod(lambda user: ApiToken.objects.filter(user=user))
-    list_display = ["name", "hint", "created_at", "expires_at", "last_used_at", "revoked_at"]
-    fields = ["name", "expires_in_days"]
+    list_display = ["name", "scope", "hint", "created_at", "expires_at", "last_used_at", "revoked_at"]
+    fields = ["name", "scope", "expires_in_days"]
     actions = ["revoke"]
 
     def hint(self, obj) -> str:
@@ -198,10 +198,14 @@ class ApiTokenAdmin(ScopedModelAdmin):
 
             class Meta:
                 model = ApiToken
-                fields = ["name"]
+                fields = ["name", "scope"]
+                help_texts = {
+                    "scope": "Read only: the token may only read (GET). Read and write: it may do what you "
+                    "may. A token can never create another token."
+                }
 
         kwargs["form"] = TokenForm
-        kwargs["fields"] = ["name", "expires_in_days"]
+        kwargs["fields"] = ["name", "scope", "expires_in_days"]
         return super().get_form(request, obj, change=change, **kwargs)
 
     def save_model(self, request, obj, form, change):
@@ -211,6 +215,7 @@ class ApiTokenAdmin(ScopedModelAdmin):
             actor=request.user,
             name=form.cleaned_data["name"],
             expires_in_days=form.cleaned_data["expires_in_days"],
+            scope=form.cleaned_data["scope"],
         )
         obj.pk = api_token.pk
         self.message_user(request, f"Your new token (shown once, store it now): {token}", messages.WARNING)

@@ -46,3 +46,10 @@ class Forbidden(ApplicationError):
 class Conflict(ApplicationError):
     status = 409
     code = "conflict"
+
+
+class RateLimited(ApplicationError):
+    """Too many of these requests in a window (e.g. invitation emails); the message says when to retry."""
+
+    status = 429
+    code = "rate_limited"

@@ -86,17 +86,29 @@ class AuditEvent(models.Model):
         raise RuntimeError("Audit events are append-only.")
 
 
+class TokenScope(models.TextChoices):
+    """What an API token may do; each scope's rule is in ``paas.api.scopes``. Narrower scopes (say a
+    ``billing:read`` for an accounting tool) are a new choice here and a rule there."""
+
+    READ_WRITE = "read-write", "Read and write"
+    READ_ONLY = "read-only", "Read only"
+
+
 class ApiToken(models.Model):
     """A personal API token: shown once at creation, stored only as a SHA-256 digest.
 
     The presented token is ``gpaas_<prefix>_<secret>``; ``prefix`` finds the row, the digest of the whole
-    token is compared in constant time. Tokens always expire and can be revoked.
+    token is compared in constant time. Tokens always expire and can be revoked. ``scope`` bounds what a
+    request made with the token may do, whatever its user's roles allow.
     """
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, verbose_name="user", on_delete=models.CASCADE, related_name="api_tokens"
     )
     name = models.CharField("name", max_length=100)
+    scope = models.CharField(
+        "scope", max_length=32, choices=TokenScope.choices, default=TokenScope.READ_WRITE
+    )
     prefix = models.CharField("prefix", max_length=12, unique=True)
     digest = models.CharField("digest", max_length=64)
     created_at = models.DateTimeField("created", auto_now_add=True)

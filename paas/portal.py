@@ -14,11 +14,11 @@ from django.http import Http404, HttpRequest
 from django.utils.functional import SimpleLazyObject
 
 from paas import authz
-from paas.errors import ApplicationError, Conflict, Forbidden, NotFound, ValidationFailed
+from paas.errors import ApplicationError, Conflict, Forbidden, NotFound, RateLimited, ValidationFailed
 
 SESSION_WORKSPACE = "portal_workspace"
 # Service errors a page shows on its form; Forbidden and NotFound propagate to the 403 and 404 pages.
-FORM_ERRORS = (ValidationFailed, Conflict)
+FORM_ERRORS = (ValidationFailed, Conflict, RateLimited)
 
 
 def portal_page(view):

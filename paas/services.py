@@ -12,7 +12,7 @@ from django.utils import timezone
 from paas import authz
 from paas.audit import audit_log
 from paas.errors import Conflict, Forbidden, ValidationFailed
-from paas.models import ApiToken, WorkerHeartbeat
+from paas.models import ApiToken, TokenScope, WorkerHeartbeat
 
 TOKEN_PREFIX = "gpaas_"  # noqa: S105 - a public marker, not a secret
 
@@ -22,9 +22,27 @@ def _digest(token: str) -> str:
 
 
 @transaction.atomic
-def api_token_create(*, actor, name: str, expires_in_days: int = 90) -> tuple[ApiToken, str]:
-    """Create a personal token for ``actor``; the clear token is returned here and never again."""
+def api_token_create(
+    *,
+    actor,
+    name: str,
+    expires_in_days: int = 90,
+    scope: str = TokenScope.READ_WRITE,
+    via_token: bool = False,
+) -> tuple[ApiToken, str]:
+    """Create a personal token for ``actor``; the clear token is returned here and never again.
+
+    ``via_token``: the request was authenticated by a token (ours or the identity provider's). Tokens
+    never mint tokens: a leaked read-only or short-lived token must not become a lasting read-write one.
+    """
+    if via_token:
+        raise Forbidden(
+            "API tokens are created from a signed-in session (the developer hub or the studio), "
+            "not with another token."
+        )
     errors = {}
+    if scope not in TokenScope.values:
+        errors["scope"] = f"Choose one of: {', '.join(TokenScope.values)}."
     name = (name or "").strip()
     if not name:
         errors["name"] = "This field is required."
@@ -49,6 +67,7 @@ def api_token_create(*, actor, name: str, expires_in_days: int = 90) -> tuple[Ap
                 name=name,
                 prefix=prefix,
                 digest=_digest(token),
+                scope=scope,
                 expires_at=timezone.now() + timedelta(days=days),
             )
     except IntegrityError as exc:
@@ -57,7 +76,7 @@ def api_token_create(*, actor, name: str, expires_in_days: int = 90) -> tuple[Ap
         actor=actor,
         action="api_token.create",
         target=api_token,
-        details={"name": name, "expires_at": api_token.expires_at.isoformat()},
+        details={"name": name, "scope": scope, "expires_at": api_token.expires_at.isoformat()},
     )
     return api_token, token
 
@@ -73,8 +92,8 @@ def api_token_revoke(*, actor, api_token: ApiToken) -> ApiToken:
     return api_token
 
 
-def api_token_authenticate(token: str):
-    """The active user a presented token belongs to, or ``None``. Records its last use (not audited)."""
+def api_token_authenticate(token: str) -> ApiToken | None:
+    """The active token presented (with its active user), or ``None``. Records its last use (not audited)."""
     try:
         _, prefix, _secret = token.split("_", 2)
     except ValueError:
@@ -87,7 +106,7 @@ def api_token_authenticate(token: str):
     now = timezone.now()
     if api_token.last_used_at is None or now - api_token.last_used_at > timedelta(minutes=1):
         ApiToken.objects.filter(pk=api_token.pk).update(last_used_at=now)
-    return api_token.user
+    return api_token
 
 
 def worker_heartbeat_record(*, cluster: str) -> WorkerHeartbeat:

@@ -86,7 +86,7 @@ class OrganizationAdmin(TenancyAdmin):
     def get_fields(self, request, obj=None):
         if obj is None:
             return ["name", "display_name", "admin_first_name", "admin_last_name", "admin_email"]
-        return ["name", "display_name", "is_active", "created_at"]
+        return ["name", "display_name", "is_active", "sso_email_domains", "created_at"]
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
@@ -94,6 +94,7 @@ class OrganizationAdmin(TenancyAdmin):
         readonly = ["name", "created_at"]
         if not authz.is_operator(request.user):
             readonly.append("is_active")
+            readonly.append("sso_email_domains")
         return readonly
 
     def has_add_permission(self, request) -> bool:
@@ -113,6 +114,12 @@ class OrganizationAdmin(TenancyAdmin):
                 display_name=data["display_name"],
                 is_active=data.get("is_active") if "is_active" in data else None,
             )
+            if "sso_email_domains" in data:
+                from tenancy.sso_rules import org_sso_domains_set
+
+                org_sso_domains_set(
+                    actor=request.user, org=self.fresh(obj), domains=data["sso_email_domains"]
+                )
         else:
             org, invitation, _token = services.org_onboard(
                 actor=request.user,
@@ -344,6 +351,19 @@ class InvitationAdmin(AdministeredScopeAdmin):
 @admin.register(IdpGroupMapping)
 class IdpGroupMappingAdmin(AdministeredScopeAdmin):
     """Which IdP group gives which role; org admins manage their orgs' (applied at each sign-on)."""
+
+    # Shown above the form: how a group name is confined to the org (tenancy/sso_rules.py).
+    help_text = (
+        "A mapping applies to people whose identity provider sends this group. When operators have given "
+        "the organization its email domains, it applies only to people whose verified address is in "
+        "them, and people of those domains get roles from their own organization's mappings only."
+    )
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "group" and field is not None:
+            field.help_text = f"{db_field.help_text} {self.help_text}"
+        return field
 
     selector = staticmethod(selectors.idp_mapping_list_for)
     list_display = ["group", "org", "role", "project", "created_at", "created_by"]

@@ -37,6 +37,14 @@ class User(AbstractUser):
         blank=True,
         help_text="The identity provider's stable id of this person (the sub claim); empty for local users.",
     )
+    email_verified = models.BooleanField(
+        "email verified",
+        default=True,
+        help_text="Whether the address is proven to be this person's: local accounts proved it (invitation "
+        "link, or an operator made them); single sign-on users as their provider's email_verified claim "
+        "says at each sign-on (no claim: not verified). Invitations and collaborator grants match on "
+        "verified addresses only.",
+    )
 
     class Meta:
         verbose_name = "user"
@@ -57,6 +65,15 @@ class Organization(models.Model):
     display_name = models.CharField("display name", max_length=200)
     is_active = models.BooleanField("active", default=True)
     created_at = models.DateTimeField("created", auto_now_add=True)
+    sso_email_domains = models.CharField(
+        "single sign-on email domains",
+        max_length=1000,
+        blank=True,
+        help_text="Set by operators; comma-separated (acme.com, research.acme.com); each domain belongs to "
+        "one organization at most. A person signing on with a verified address in one of these domains "
+        "gets roles from this organization's IdP group mappings only, and this organization's mappings "
+        "apply only to such people: no other organization's mapping can pull them in.",
+    )
 
     authz_parents: dict = {}
 

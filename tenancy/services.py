@@ -21,6 +21,7 @@ from guardian.shortcuts import assign_perm, remove_perm
 from paas import authz
 from paas.audit import apply_changes, audit_log
 from paas.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from tenancy.invitation_limits import check_invitation_rate
 from tenancy.models import (
     GpuModelQuota,
     IdpGroupMapping,
@@ -33,6 +34,7 @@ from tenancy.models import (
 )
 from tenancy.roles import ORG_PERMISSIONS, ORG_ROLES, PROJECT_PERMISSIONS, PROJECT_ROLES, STUDIO_ROLES, Role
 from tenancy.signals import invitation_accepted
+from tenancy.sso_rules import confine_mappings, email_verified
 from tenancy.validation import clean_slug
 
 logger = logging.getLogger(__name__)
@@ -425,6 +427,7 @@ def invitation_create(
     )
     if pending.exists():
         raise Conflict(f"{email} already has a pending invitation for this role.")
+    check_invitation_rate(actor=actor, org=org)
     token = secrets.token_urlsafe(32)
     invitation = Invitation.objects.create(
         org=org,
@@ -503,6 +506,11 @@ def invitation_accept(
     if user is not None and user.is_authenticated:
         if user.email.lower() != invitation.email.lower():
             raise Forbidden(f"This invitation is for {invitation.email}; sign in as that user to accept it.")
+        if not user.email_verified:
+            raise Forbidden(
+                f"Your identity provider has not verified that {user.email} is yours, so invitations sent "
+                "to it cannot be accepted with this account; ask your administrator."
+            )
     else:
         if User.objects.filter(email__iexact=invitation.email).exists():
             raise ValidationFailed(
@@ -915,6 +923,7 @@ def _sso_provision(*, claims: dict) -> User:
     _lock_subject(subject)
     user = User.objects.filter(idp_subject=subject).first()
     changes: dict[str, list] = {}
+    verified = email_verified(claims)
     if user is None:
         holder = User.objects.filter(email__iexact=email).first()
         if holder is not None and holder.source != User.Source.IDP:
@@ -924,14 +933,22 @@ def _sso_provision(*, claims: dict) -> User:
             )
         if holder is not None and holder.idp_subject:
             raise Conflict(f"{email} belongs to another single sign-on identity; ask your administrator.")
+        if holder is not None and not verified:
+            raise Conflict(
+                f"An account already uses {email}, and your identity provider has not verified that this "
+                "address is yours; ask your administrator."
+            )
         if holder is not None:
             user = holder
             changes["idp_subject"] = [None, subject]
             user.idp_subject = subject
     if user is not None and not user.is_active:
         raise Forbidden("Your account is deactivated; ask your administrator.")
-    mappings = list(
-        IdpGroupMapping.objects.filter(group__in=_claim_groups(claims)).select_related("org", "project")
+    groups = _claim_groups(claims)
+    mappings = confine_mappings(
+        list(IdpGroupMapping.objects.filter(group__in=groups).select_related("org", "project")),
+        email=email,
+        verified=verified,
     )
     first_name, last_name = _sso_names(claims)
     if user is None:
@@ -944,6 +961,7 @@ def _sso_provision(*, claims: dict) -> User:
             last_name=last_name,
             source=User.Source.IDP,
             idp_subject=subject,
+            email_verified=verified,
         )
         user.set_unusable_password()
         user.save()
@@ -956,7 +974,7 @@ def _sso_provision(*, claims: dict) -> User:
     else:
         if User.objects.filter(email__iexact=email).exclude(pk=user.pk).exists():
             raise Conflict(f"Another account already uses {email}; ask your administrator.")
-        data = {"email": email}
+        data = {"email": email, "email_verified": verified}
         data.update({"first_name": first_name} if first_name else {})
         data.update({"last_name": last_name} if last_name else {})
         changes |= apply_changes(user, data)

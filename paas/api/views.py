@@ -5,7 +5,7 @@ from rest_framework.response import Response
 
 from paas import selectors, services
 from paas.api.viewsets import ScopedGenericViewSet
-from paas.models import ApiToken
+from paas.models import ApiToken, TokenScope
 
 
 class ApiTokenSerializer(serializers.ModelSerializer):
@@ -17,6 +17,7 @@ class ApiTokenSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "name",
+            "scope",
             "token_hint",
             "created_at",
             "expires_at",
@@ -32,6 +33,11 @@ class ApiTokenSerializer(serializers.ModelSerializer):
 class ApiTokenCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     expires_in_days = serializers.IntegerField(min_value=1, default=90)
+    scope = serializers.ChoiceField(
+        choices=TokenScope.choices,
+        default=TokenScope.READ_WRITE,
+        help_text="read-only tokens may only read (GET); read-write tokens may do what you may.",
+    )
 
 
 class ApiTokenCreatedSerializer(ApiTokenSerializer):
@@ -44,7 +50,8 @@ class ApiTokenCreatedSerializer(ApiTokenSerializer):
 class ApiTokenViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, ScopedGenericViewSet
 ):
-    """Your personal API tokens. The token is returned once, at creation; DELETE revokes it."""
+    """Your personal API tokens. The token is returned once, at creation; DELETE revokes it. Tokens are
+    created from a signed-in session only: a request authenticated by a token cannot create one."""
 
     selector = staticmethod(selectors.api_token_list_for)
     serializer_class = ApiTokenSerializer
@@ -53,7 +60,9 @@ class ApiTokenViewSet(
     def create(self, request):
         serializer = ApiTokenCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        api_token, token = services.api_token_create(actor=request.user, **serializer.validated_data)
+        api_token, token = services.api_token_create(
+            actor=request.user, via_token=request.auth is not None, **serializer.validated_data
+        )
         data = ApiTokenSerializer(api_token).data | {"token": token}
         return Response(data, status=status.HTTP_201_CREATED)
 

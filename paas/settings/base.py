@@ -6,6 +6,7 @@ variable; see the README's configuration table.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -61,6 +62,7 @@ INSTALLED_APPS = [
     "guardian",
     "django_q",
     "mozilla_django_oidc",
+    "axes",
     "paas",
     "tenancy",
     "inventory",
@@ -78,6 +80,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a password page's lockout into the "sign-in paused" page.
+    "paas.lockout.LockoutMiddleware",
 ]
 
 ROOT_URLCONF = "paas.urls"
@@ -127,6 +131,8 @@ CACHES = {
 # --- Auth -----------------------------------------------------------------------------------------
 AUTH_USER_MODEL = "tenancy.User"
 AUTHENTICATION_BACKENDS = [
+    # First: refuses every sign-in of a locked-out username from that address (paas/lockout.py).
+    "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
     # Single sign-on; inert (answers no one) unless OIDC_ENABLED, so it never gets in a password's way.
     "tenancy.sso.OidcBackend",
@@ -138,6 +144,21 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Login throttling (django-axes; paas/lockout.py): after LOGIN_FAILURE_LIMIT failed sign-ins of one
+# username from one address, that pair is locked out for LOGIN_LOCKOUT_MINUTES, even with the right
+# password; failed API token authentications count per address. Attempts during a lockout do not extend
+# it. Client addresses are REMOTE_ADDR (set AXES_IPWARE_* behind a reverse proxy).
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "paas.lockout.lockout_response"
+AXES_ENABLE_ADMIN = False  # lockouts are lifted with `manage.py axes_reset`, not browsed in the studio
+AXES_VERBOSE = False
+AXES_DISABLE_ACCESS_LOG = True  # failures are kept (AccessAttempt), successful sign-ins are not logged
+# axes looks for its own middleware class; ours is a subclass (paas.lockout.LockoutMiddleware).
+SILENCED_SYSTEM_CHECKS = ["axes.W002"]
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
 ANONYMOUS_USER_NAME = None  # guardian: no anonymous user row; anonymous requests have no object perms
@@ -162,6 +183,9 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "GPU PaaS <no-reply@localhost>")
 # The absolute base URL used in links that leave the platform (invitation emails).
 PAAS_BASE_URL = env("PAAS_BASE_URL", "http://127.0.0.1:8000")
 INVITATION_TTL_HOURS = env_int("INVITATION_TTL_HOURS", 72)
+# Invitation emails sent in the last hour: at most this many per inviting person and per organization.
+INVITATIONS_PER_HOUR_PER_ACTOR = env_int("INVITATIONS_PER_HOUR_PER_ACTOR", 20)
+INVITATIONS_PER_HOUR_PER_ORG = env_int("INVITATIONS_PER_HOUR_PER_ORG", 100)
 
 # --- Single sign-on (mozilla-django-oidc: authorization code flow with PKCE; see tenancy/sso.py) -------
 # Either OIDC_OP_DISCOVERY_URL (the provider's .well-known/openid-configuration: endpoints are read from

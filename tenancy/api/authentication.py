@@ -9,7 +9,8 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions, status
 from rest_framework.authentication import BaseAuthentication
 
-from paas.api.authentication import bearer_token
+from paas import lockout
+from paas.api.authentication import LockedOut, bearer_token
 from paas.errors import ApplicationError
 from paas.services import TOKEN_PREFIX
 from tenancy import sso
@@ -30,9 +31,14 @@ class OidcBearerAuthentication(BaseAuthentication):
             return None
         if token.startswith(TOKEN_PREFIX):
             return None  # one of ours: ApiTokenAuthentication answers it
+        try:  # failed token checks count per address, like ours (paas.lockout)
+            lockout.token_check_allowed(request._request)
+        except lockout.TooManyAttempts as exc:
+            raise LockedOut(exc.message) from exc
         try:
             user = sso.user_for_access_token(token)
         except sso.InvalidAccessToken as exc:
+            lockout.token_failed(request._request)
             raise exceptions.AuthenticationFailed("Invalid or expired access token.") from exc
         except sso.ProviderUnavailable as exc:
             raise IdentityProviderUnavailable() from exc

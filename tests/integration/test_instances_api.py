@@ -5,6 +5,7 @@ import pytest
 from instances.models import ComputeInstance
 from paas.models import AuditEvent
 from tenancy import services as tenancy_services
+from tenancy.roles import Role
 from tests.factories import ONE_A100, make_profile, make_synced_cluster
 
 MANIFESTS = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  a: b\n"
@@ -90,6 +91,13 @@ def test_collaborators_gain_and_lose_access(world, api, launchable):
     removed = api.as_user(owner).delete(f"/api/v1/instances/{instance['id']}/collaborators/{friend.pk}/")
     assert removed.status_code == 204
     assert api.as_user(friend).get(f"/api/v1/instances/{instance['id']}/").status_code == 404
+    refused = api.as_user(owner).post(  # a workspace admin may not invite outsiders
+        f"/api/v1/instances/{instance['id']}/collaborators/", {"email": "new@example.com"}
+    )
+    assert refused.status_code == 403 and not world.a.org.invitations.filter(email="new@example.com").exists()
+    tenancy_services.role_assign(
+        actor=world.a.users["org_admin"], user=owner, role=Role.ORG_ADMIN, org=world.a.org
+    )  # now they may invite
     stranger = api.as_user(owner).post(
         f"/api/v1/instances/{instance['id']}/collaborators/", {"email": "new@example.com"}
     )

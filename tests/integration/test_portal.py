@@ -11,6 +11,7 @@ from instances.models import ComputeInstance, Run
 from instances.services import instance_launch
 from paas.models import AuditEvent
 from tenancy import services as tenancy_services
+from tenancy.roles import Role
 from tests.factories import ONE_A100, PASSWORD, make_profile, make_synced_cluster
 
 MANIFESTS = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ instance.name }}-info\ndata:\n  a: b\n"
@@ -330,7 +331,11 @@ def test_someone_without_an_account_is_invited_and_becomes_collaborator_on_accep
 
     world, profile = lab
     instance = _launch(world, profile)
-    c = _client(client, world.a.users["workspace_admin"])
+    owner = world.a.users["workspace_admin"]
+    tenancy_services.role_assign(  # only someone who may invite to the org brings outsiders in
+        actor=world.a.users["org_admin"], user=owner, role=Role.ORG_ADMIN, org=world.a.org
+    )
+    c = _client(client, owner)
     with django_capture_on_commit_callbacks(execute=True):  # the email leaves once the invite commits
         sent = c.post(f"/instances/{instance.pk}/collaborators/", {"email": "newcomer@example.com"})
     assert sent.status_code == 302
