@@ -21,8 +21,8 @@ written: the application runs on a read-only root file system.
 
 The window: a transaction's events are checkpointed in its ``on_commit`` callback, before the request
 returns. Events a process committed and could not checkpoint (it died in between, or the store was
-unwritable, which is logged as an error) are covered by the ``audit checkpoint`` schedule within
-``PAAS_AUDIT_CHECKPOINT_MINUTES``; only those can be cut undetected, and only until it runs.
+unwritable, which is logged as an error) are covered by the ``audit checkpoint`` schedule (every five
+minutes, paas.tasks.audit_checkpoint); only those can be cut undetected, and only until it runs.
 """
 
 import contextlib
@@ -237,6 +237,7 @@ class _CheckpointAfterCommit:
 
     def __init__(self, chain: int):
         self.chain = chain
+        self.done = False
 
     def __eq__(self, other) -> bool:
         return isinstance(other, _CheckpointAfterCommit) and other.chain == self.chain
@@ -245,6 +246,7 @@ class _CheckpointAfterCommit:
         return hash((type(self), self.chain))
 
     def __call__(self) -> None:
+        self.done = True
         try:
             checkpoint_chain(self.chain)
         except CheckpointError as exc:
@@ -259,7 +261,7 @@ def checkpoint_on_commit(chain: int) -> None:
         return
     callback = _CheckpointAfterCommit(chain)
     pending = transaction.get_connection().run_on_commit
-    if any(entry[1] == callback for entry in pending):
+    if any(entry[1] == callback and not entry[1].done for entry in pending):
         return
     transaction.on_commit(callback, robust=True)
 
