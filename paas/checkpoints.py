@@ -266,6 +266,26 @@ def checkpoint_on_commit(chain: int) -> None:
     transaction.on_commit(callback, robust=True)
 
 
+def check_store(app_configs=None, **kwargs):
+    """System check (``manage.py check``, ``migrate``, server start): the store can be written."""
+    from django.core import checks
+
+    if not settings.PAAS_AUDIT_CHECKPOINT_KEY:
+        return [
+            checks.Warning(
+                "PAAS_AUDIT_CHECKPOINT_KEY is not set: audit chain heads are not checkpointed.",
+                id="paas.W001",
+            )
+        ]
+    try:
+        store = CheckpointStore()
+        with store.locked(0):
+            pass
+    except CheckpointError as exc:
+        return [checks.Error(str(exc), id="paas.E001")]
+    return []
+
+
 @dataclass(frozen=True)
 class CheckpointReport:
     checked: int

@@ -198,3 +198,6 @@ def test_an_unwritable_store_is_a_clear_error_not_a_crash(
         call_command("audit_verify", "--checkpoint")
     result = audit.audit_verify()
     assert result.ok and world.a.org.pk in result.unanchored
+    # `manage.py check` (and migrate, and the server's start) says so before anything is written.
+    [error] = checkpoints.check_store()
+    assert error.id == "paas.E001" and "is not writable" in error.msg
