@@ -206,9 +206,12 @@ class EnvironmentTemplateAdmin(CatalogAdmin):
         data = form.cleaned_data
         if change:
             # only descriptive fields; they are not part of a version
-            item = self.fresh(obj)
-            item.display_name, item.description = data["display_name"], data["description"]
-            item.save(update_fields=["display_name", "description", "updated_at"])
+            services.template_update(
+                actor=request.user,
+                template=self.fresh(obj),
+                display_name=data["display_name"],
+                description=data["description"],
+            )
         else:
             obj.pk = services.template_create(
                 actor=request.user,

@@ -128,6 +128,34 @@ def template_create(
     return template
 
 
+@transaction.atomic
+def template_update(
+    *, actor, template: EnvironmentTemplate, display_name: str | None = None, description: str | None = None
+) -> EnvironmentTemplate:
+    """Edit a template's descriptive fields (they belong to no version; the name never changes)."""
+    _require_action(actor, template, "edit")
+    data = {}
+    if display_name is not None:
+        display_name = display_name.strip() or template.name
+        if len(display_name) > EnvironmentTemplate._meta.get_field("display_name").max_length:
+            raise ValidationFailed("The template could not be saved.", fields={"display_name": "Too long."})
+        data["display_name"] = display_name
+    if description is not None:
+        data["description"] = description
+    changes = apply_changes(template, data)
+    if changes:
+        template.save(update_fields=[*changes, "updated_at"])
+        _catalog_changed()
+        audit_log(
+            actor=actor,
+            action="template.update",
+            target=template,
+            project=template.project,
+            details={"changes": changes},
+        )
+    return template
+
+
 VERSION_FIELDS = ("manifests", "inputs", "outputs", "actions", "custom_resources", "kubernetes_version")
 
 

@@ -251,10 +251,10 @@ class ClusterAdmin(OperatorWritesAdmin):
     def service_delete(self, request, obj):
         services.cluster_delete(actor=request.user, cluster=obj)
 
-    @admin.action(description="Check reachability and sync nodes now")
+    @admin.action(description="Check reachability and sync nodes now", permissions=["change"])
     def refresh(self, request, queryset):
         for cluster in queryset:
-            services.enqueue_for_cluster(cluster, "inventory.tasks.cluster_refresh", cluster.pk)
+            services.cluster_refresh_request(actor=request.user, cluster=cluster)
         self.message_user(request, f"Refresh queued for {queryset.count()} cluster(s).", messages.SUCCESS)
 
 
@@ -282,6 +282,9 @@ class NodeAdmin(OperatorWritesAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # a node leaves with the next sync; deleting the row here would only be undone
 
 
 class MigChangeForm(forms.ModelForm):

@@ -255,6 +255,15 @@ def cluster_delete(*, actor, cluster: Cluster) -> None:
     cluster.delete()
 
 
+@transaction.atomic
+def cluster_refresh_request(*, actor, cluster: Cluster) -> Cluster:
+    """An operator asks for a reachability check and node sync now (the studio's refresh action)."""
+    authz.require_operator(actor)
+    audit_log(actor=actor, action="cluster.refresh_request", target=cluster, details={"name": cluster.name})
+    enqueue_for_cluster(cluster, "inventory.tasks.cluster_refresh", cluster.pk)
+    return cluster
+
+
 def cluster_check(*, cluster_id: int) -> Cluster:
     """Probe the API server; record version, health and the sandbox runtime. Audits status flips."""
     cluster = Cluster.objects.get(pk=cluster_id)

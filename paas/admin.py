@@ -14,7 +14,7 @@ from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpResponseRedirect
 
-from paas import authz
+from paas import admin_queue, authz
 from paas.errors import ApplicationError
 from paas.models import ApiToken, AuditEvent, WorkerHeartbeat
 
@@ -244,3 +244,6 @@ class WorkerHeartbeatAdmin(ScopedModelAdmin):
 
 # Roles are ours (tenancy.RoleAssignment, mirrored into object permissions); Django's groups are unused.
 admin.site.unregister(Group)
+
+# The worker queues: django-q2's pages, read-only, with an audited resubmit (paas/admin_queue.py).
+admin_queue.register(admin.site)

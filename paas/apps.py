@@ -9,12 +9,14 @@ class PaasConfig(AppConfig):
     verbose_name = "Platform core"
 
     def ready(self) -> None:
+        from django.core import checks
         from django.db.models.signals import post_migrate
 
-        from paas import authz
+        from paas import authz, checkpoints
         from paas.api import schema  # noqa: F401  (registers the OpenAPI authentication extension)
 
         post_migrate.connect(authz.clear_caches, dispatch_uid="paas.authz.clear_caches")
+        checks.register(checkpoints.check_store)
 
 
 class StudioAdminConfig(admin_apps.AdminConfig):

@@ -4,13 +4,14 @@ Every service that changes state calls :func:`audit_log` before it returns, insi
 ``transaction.atomic`` block, so the change and its event commit or roll back together.
 """
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC
 
 from django.db import connection
-from django.db.models import Model
+from django.db.models import Max, Model
 
 from paas import context
 from paas.models import AuditEvent
@@ -106,6 +107,9 @@ def audit_log(
     )
     event.hash = compute_hash(event)
     event.save(force_insert=True)
+    from paas.checkpoints import checkpoint_on_commit  # the checkpoints build on this module
+
+    checkpoint_on_commit(chain)
     return event
 
 
@@ -128,14 +132,20 @@ class VerifyResult:
     chains: int
     events: int
     broken: list[BrokenLink]
+    checkpoints: int = 0  # chains whose head matched their signed checkpoint
+    unanchored: list[int] = dataclasses.field(default_factory=list)  # chains with no checkpoint yet
+    store_error: str = ""  # the checkpoint store could not be used
 
     @property
     def ok(self) -> bool:
         return not self.broken
 
 
-def audit_verify(*, chunk_size: int = 2000) -> VerifyResult:
-    """Walk every chain in order; report the first broken link of each chain."""
+def audit_verify(*, chunk_size: int = 2000, checkpoints: bool = True) -> VerifyResult:
+    """Walk every chain in order; report the first broken link of each chain.
+
+    Then compare each chain's head with its signed checkpoint (paas/checkpoints.py): a chain cut short
+    or rewritten (and re-hashed) is found there, though it verifies on its own."""
     chains = list(AuditEvent.objects.order_by().values_list("chain", flat=True).distinct())
     broken: list[BrokenLink] = []
     total = 0
@@ -155,7 +165,24 @@ def audit_verify(*, chunk_size: int = 2000) -> VerifyResult:
                 broken.append(BrokenLink(chain, event.seq, event.pk, "content does not match its hash"))
                 break
             expected_seq, prev_hash = expected_seq + 1, event.hash
-    return VerifyResult(chains=len(chains), events=total, broken=broken)
+    if not checkpoints:
+        return VerifyResult(chains=len(chains), events=total, broken=broken)
+    from paas.checkpoints import CheckpointError, verify_against_checkpoints
+
+    heads = dict(
+        AuditEvent.objects.order_by().values("chain").annotate(head=Max("seq")).values_list("chain", "head")
+    )
+    try:
+        report = verify_against_checkpoints(heads)
+    except CheckpointError as exc:
+        return VerifyResult(chains=len(chains), events=total, broken=broken, store_error=str(exc))
+    return VerifyResult(
+        chains=len(chains),
+        events=total,
+        broken=sorted(broken + report.broken, key=lambda link: (link.chain, link.seq)),
+        checkpoints=report.checked,
+        unanchored=report.unanchored,
+    )
 
 
 def apply_changes(obj: Model, data: dict) -> dict:

@@ -13,8 +13,9 @@ class AuditEvent(models.Model):
     Events form one chain per organization (``chain`` = org id; 0 for platform-level events such as
     operator actions outside any org or a user's own API tokens). ``seq`` counts 1, 2, ... inside a chain
     and ``hash`` covers the event's content and the previous event's hash, so altering, removing or
-    reordering a row breaks the chain (``manage.py audit_verify``). On PostgreSQL a trigger refuses
-    UPDATE and DELETE on this table.
+    reordering a row breaks the chain (``manage.py audit_verify``). On PostgreSQL triggers refuse
+    UPDATE, DELETE and TRUNCATE on this table; each chain's head is also checkpointed, signed, outside
+    the database (paas/checkpoints.py), so a cut tail or a re-hashed chain is found too.
 
     Org, project and actor are plain ids without foreign-key constraints: the trail outlives what it
     describes, and a cascade must never reach it.

@@ -151,3 +151,24 @@ def secrets_rotate(*, actor=None) -> dict[str, int]:
                 counts[f"{model._meta.label_lower}.{field.name}"] = len(rows)
     audit_log(actor=actor, action="secrets.rotate", target_type="platform", details={"rotated": counts})
     return counts
+
+
+@transaction.atomic
+def task_resubmit(*, actor, task) -> None:
+    """An operator puts a finished worker task (django-q2) back on its queue; a failure's record goes."""
+    from django_q.tasks import async_task
+
+    authz.require_operator(actor)
+    audit_log(
+        actor=actor,
+        action="task.resubmit",
+        target_type="django_q.task",
+        target_id=task.pk,
+        target_repr=task.name,
+        details={"func": task.func, "group": task.group or "", "success": bool(task.success)},
+    )
+    func, args, kwargs = task.func, task.args or (), task.kwargs or {}
+    options = {"hook": task.hook, "group": task.group, "cluster": task.cluster}
+    transaction.on_commit(lambda: async_task(func, *args, **options, **kwargs))
+    if not task.success:
+        type(task).objects.filter(pk=task.pk).delete()

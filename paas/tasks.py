@@ -12,3 +12,11 @@ def worker_heartbeat() -> None:
     for an agent's (each agent has a heartbeat schedule pinned to its queue).
     """
     services.worker_heartbeat_record(cluster=Conf.CLUSTER_NAME)
+
+
+def audit_checkpoint() -> None:
+    """Scheduled: checkpoint every audit chain's head, catching up on commits whose own on-commit
+    checkpoint never ran (a process that died right after committing, an unwritable store)."""
+    from paas.checkpoints import checkpoint_all
+
+    checkpoint_all()

@@ -1,3 +1,4 @@
+import itertools
 import os
 from dataclasses import dataclass, field
 
@@ -18,6 +19,36 @@ pytest_plugins = [
         else []
     ),
 ]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _flush_past_the_audit_truncate_trigger():
+    """Let the suite's own flush (TRUNCATE of every table after a transactional test) empty the audit
+    table: the flush runs with ``session_replication_role = replica`` (superuser-only; the suite's
+    role is one), under which the audit table's append-only triggers do not fire. The application's
+    role cannot do this, which tests/integration/test_audit_tamper.py proves."""
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    original = DatabaseOperations.execute_sql_flush
+
+    def execute_sql_flush(self, sql_list):
+        return original(self, ["SET LOCAL session_replication_role = replica", *sql_list])
+
+    DatabaseOperations.execute_sql_flush = execute_sql_flush
+    yield
+    DatabaseOperations.execute_sql_flush = original
+
+
+_checkpoint_stores = itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_audit_checkpoint_store(settings, tmp_path_factory):
+    """Each test its own (lazily created) audit checkpoint store: a flushed database must not meet the
+    checkpoints of chains an earlier test wrote."""
+    settings.PAAS_AUDIT_CHECKPOINT_DIR = str(
+        tmp_path_factory.getbasetemp() / "audit-checkpoints" / str(next(_checkpoint_stores))
+    )
 
 
 @pytest.fixture

@@ -277,6 +277,13 @@ WORKER_HEARTBEAT_MAX_AGE_SECONDS = env_int("WORKER_HEARTBEAT_MAX_AGE_SECONDS", 1
 # Secrets at rest (kubeconfigs, cloud credentials): Fernet keys, newest first, comma-separated.
 PAAS_ENCRYPTION_KEYS = env_list("PAAS_ENCRYPTION_KEYS")
 
+# Audit chain-head checkpoints (paas/checkpoints.py): signed with this key, which only the application
+# holds (HMAC-SHA256, at least 32 characters; required in production), and written to this directory,
+# a store the database role cannot reach (in production a mounted volume shared by every replica; it
+# is the only path the application writes, so the root file system may be read-only).
+PAAS_AUDIT_CHECKPOINT_KEY = env("PAAS_AUDIT_CHECKPOINT_KEY", "")
+PAAS_AUDIT_CHECKPOINT_DIR = env("PAAS_AUDIT_CHECKPOINT_DIR") or str(VAR_DIR / "audit-checkpoints")
+
 # Demo data, each step a dotted path run in order by `manage.py demo_setup`. Later apps append theirs.
 DEMO_SEEDERS = ["tenancy.demo.seed", "inventory.demo.seed", "catalog.demo.seed", "instances.demo.seed"]
 

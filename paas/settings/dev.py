@@ -30,5 +30,16 @@ def _dev_encryption_keys() -> list[str]:
     return [key.strip() for key in path.read_text().split(",") if key.strip()]
 
 
+def _dev_checkpoint_key() -> str:
+    """Generate the development audit-checkpoint signing key once into var/ (production sets its own)."""
+    path = VAR_DIR / "audit_checkpoint_key"
+    if not path.exists():
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
 SECRET_KEY = env("SECRET_KEY") or _dev_secret_key()
 PAAS_ENCRYPTION_KEYS = env_list("PAAS_ENCRYPTION_KEYS") or _dev_encryption_keys()
+PAAS_AUDIT_CHECKPOINT_KEY = env("PAAS_AUDIT_CHECKPOINT_KEY") or _dev_checkpoint_key()

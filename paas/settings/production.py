@@ -16,6 +16,14 @@ if not PAAS_ENCRYPTION_KEYS:
         "PAAS_ENCRYPTION_KEYS must be set in production (comma-separated Fernet keys, newest first)."
     )
 
+from .base import PAAS_AUDIT_CHECKPOINT_KEY  # noqa: E402
+
+if len(PAAS_AUDIT_CHECKPOINT_KEY) < 32:
+    raise ImproperlyConfigured(
+        "PAAS_AUDIT_CHECKPOINT_KEY must be set in production (at least 32 random characters): it signs "
+        "the audit chain-head checkpoints kept in PAAS_AUDIT_CHECKPOINT_DIR."
+    )
+
 DEBUG = False
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", True) else None

@@ -1,5 +1,9 @@
 """The suite's profile: PostgreSQL only (DATABASE_URL is provided by tests/support/run.py)."""
 
+import os
+import tempfile
+from pathlib import Path
+
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
@@ -11,6 +15,9 @@ PAAS_ENCRYPTION_KEYS = [
     "rXSl0q2Qm0a6Pp6YgFZ0vK8yFhB5CkHqS5rH3ZkqQ1w=",
     "mT0W2-0oB1zrpbF9Q8mB1yB9O8b9qP3oM0xW7U6Z6nY=",
 ]
+PAAS_AUDIT_CHECKPOINT_KEY = "test-only-audit-checkpoint-key-0123456789abcdef"
+# Worker processes the suite starts get their own store; tests/conftest.py gives each test a fresh one.
+PAAS_AUDIT_CHECKPOINT_DIR = str(Path(tempfile.gettempdir()) / "gpupaas-audit-checkpoints" / str(os.getpid()))
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed; never outside tests
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 

@@ -39,6 +39,7 @@ def test_check_deploy_passes_under_production_settings():
         SECRET_KEY="x" * 20 + os.urandom(24).hex(),
         ALLOWED_HOSTS="paas.example.com",
         PAAS_ENCRYPTION_KEYS="rXSl0q2Qm0a6Pp6YgFZ0vK8yFhB5CkHqS5rH3ZkqQ1w=",
+        PAAS_AUDIT_CHECKPOINT_KEY=os.urandom(24).hex(),
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
@@ -49,6 +50,13 @@ def test_production_refuses_to_start_without_its_secrets():
     assert result.returncode != 0 and "SECRET_KEY must be set" in result.stderr
     result = _manage("check", DJANGO_SETTINGS_MODULE="paas.settings.production", SECRET_KEY="k" * 60)
     assert result.returncode != 0 and "PAAS_ENCRYPTION_KEYS must be set" in result.stderr
+    result = _manage(
+        "check",
+        DJANGO_SETTINGS_MODULE="paas.settings.production",
+        SECRET_KEY="k" * 60,
+        PAAS_ENCRYPTION_KEYS="rXSl0q2Qm0a6Pp6YgFZ0vK8yFhB5CkHqS5rH3ZkqQ1w=",
+    )
+    assert result.returncode != 0 and "PAAS_AUDIT_CHECKPOINT_KEY must be set" in result.stderr
 
 
 def test_suite_settings_refuse_sqlite():
