@@ -5,7 +5,7 @@ class Migration(migrations.Migration):
     """API token scopes; every existing token becomes read-write (what it could do before)."""
 
     dependencies = [
-        ("paas", "0004_worker_heartbeat_schedule"),
+        ("paas", "0006_audit_checkpoint_schedule"),
     ]
 
     operations = [
