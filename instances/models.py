@@ -54,6 +54,16 @@ class ComputeInstance(models.Model):
     gpus = models.PositiveIntegerField("GPUs", default=0)
     gpus_by_model = models.JSONField("GPUs by model", default=dict, blank=True)
     mig_slices = models.JSONField("MIG slices", default=dict, blank=True)
+    # GPU quota usage, exact: sevenths of a GPU (a whole GPU is 7, a MIG slice Ng.* is N; inventory.mig)
+    gpu_units = models.PositiveIntegerField(
+        "GPU quota units", default=0, help_text="Sevenths of a GPU: whole GPUs count 7, a MIG slice Ng.* N."
+    )
+    mig_parents = models.JSONField(
+        "MIG parent GPU models",
+        default=dict,
+        blank=True,
+        help_text="Per MIG profile, the GPU models that may host its slices (what per-model limits count).",
+    )
     cpu_millis = models.PositiveBigIntegerField("CPU (millicores)", default=0)
     memory_gib = models.PositiveIntegerField("memory (GiB)", default=0)
     storage_gib = models.PositiveIntegerField("storage (GiB)", default=0)
