@@ -527,3 +527,7 @@ class AuditEventAdmin(AuditEventAdminBase):
 
     def has_module_permission(self, request) -> bool:
         return selectors.audit_event_list_for(request.user).exists() or authz.is_operator(request.user)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        # Only who may read an org's audit (operators, org admins): a PaaS admin gets 403, not a list.
+        return selectors.can_view_audit(request.user)

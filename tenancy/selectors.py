@@ -102,6 +102,12 @@ def audit_event_list_for(user) -> QuerySet[AuditEvent]:
     return AuditEvent.objects.filter(org__in=orgs)
 
 
+def can_view_audit(user) -> bool:
+    """Operators and whoever holds ``view_audit`` on an org (org admins; never a PaaS admin)."""
+    orgs = authz.filter_for(user, "view_audit", Organization.objects.all())
+    return authz.is_operator(user) or orgs.exists()
+
+
 def audit_event_get_for(user, pk) -> AuditEvent:
     return authz.get_visible(audit_event_list_for(user), pk)
 
