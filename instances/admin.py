@@ -59,7 +59,7 @@ class ComputeInstanceAdmin(ScopedModelAdmin):
     ]
     readonly_fields = fields
 
-    @admin.display(description="GPUs of quota (MIG slice Ng.* = N/7)")
+    @admin.display(description="GPUs of quota (MIG slice Ng.* = N/7 GPU)")
     def gpu_quota(self, obj) -> str:
         return format_gpus(obj.gpu_units)
 

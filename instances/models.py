@@ -54,9 +54,11 @@ class ComputeInstance(models.Model):
     gpus = models.PositiveIntegerField("GPUs", default=0)
     gpus_by_model = models.JSONField("GPUs by model", default=dict, blank=True)
     mig_slices = models.JSONField("MIG slices", default=dict, blank=True)
-    # GPU quota usage, exact: sevenths of a GPU (a whole GPU is 7, a MIG slice Ng.* is N; inventory.mig)
+    # GPU quota usage, exact: 28ths of a GPU (tenancy.gpu_units; a MIG slice Ng.* is N/7 GPU = 4N units)
     gpu_units = models.PositiveIntegerField(
-        "GPU quota units", default=0, help_text="Sevenths of a GPU: whole GPUs count 7, a MIG slice Ng.* N."
+        "GPU quota units",
+        default=0,
+        help_text="28ths of a GPU: a whole GPU counts 28, a MIG slice its fraction (1g.10gb = 1/7 = 4).",
     )
     mig_parents = models.JSONField(
         "MIG parent GPU models",

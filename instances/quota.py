@@ -3,8 +3,9 @@ refuses.
 
 The GPU unit: GPU quotas (an org's, a workspace's, and their per-GPU-model limits) are in GPUs. A whole
 GPU counts 1 and a MIG slice the fraction of its parent GPU its compute slices take, ``Ng.*`` = N/7
-(``inventory.mig``): no profile type escapes a GPU quota. Amounts are stored and compared as integer
-sevenths of a GPU (``ComputeInstance.gpu_units``), never floats; people see them with two decimals.
+(N/4 on four-slice GPUs; ``inventory.mig``): no profile type escapes a GPU quota. Amounts are stored
+and compared as integer 28ths of a GPU (``ComputeInstance.gpu_units``, ``tenancy.gpu_units``), never
+floats; people see them with two decimals and the exact fraction.
 
 A per-model limit counts the whole GPUs of that model plus the MIG slices whose parent GPU is of that
 model. A slice's parent is the GPU model of the nodes offering that slice on the cluster the instance
@@ -57,14 +58,14 @@ def profile_totals(profile: ComputeProfile, *, cluster_id: int | None = None) ->
 
 
 def model_units(model: str, gpus_by_model: dict, mig_slices: dict, mig_parents: dict) -> int:
-    """GPU units (sevenths) that count against a per-model limit of ``model``: its whole GPUs, and the
+    """GPU units that count against a per-model limit of ``model``: its whole GPUs, and the
     MIG slices whose parent may be of that model (when nobody knows a slice's parent, every model that
     can be partitioned into such slices counts it)."""
-    units = mig.COMPUTE_SLICES_PER_GPU * gpus_by_model.get(model, 0)
+    units = mig.UNITS_PER_GPU * gpus_by_model.get(model, 0)
     for profile, count in mig_slices.items():
         parents = mig_parents.get(profile) or ()
         if model in parents or (not parents and mig.offers(model, profile)):
-            units += mig.compute_slices(profile) * count
+            units += mig.slice_units(profile) * count
     return units
 
 
@@ -96,21 +97,18 @@ def usage(instances) -> dict:
 
 
 def _used_model_units(model: str, used: dict) -> int:
-    units = mig.COMPUTE_SLICES_PER_GPU * used["gpus_by_model"].get(model, 0)
+    units = mig.UNITS_PER_GPU * used["gpus_by_model"].get(model, 0)
     for (profile, parents), count in used["mig"].items():
         units += model_units(model, {}, {profile: count}, {profile: list(parents)})
     return units
 
 
-def format_gpus(units: int) -> str:
-    """``2``, or ``2.43 (17/7)`` when a fraction of a GPU is involved."""
-    text = mig.format_gpus(units)
-    return text if units % mig.COMPUTE_SLICES_PER_GPU == 0 else f"{text} ({units}/7)"
+format_gpus = mig.format_gpus_exact
 
 
 def _check_quota(quota: Quota, used: dict, want: dict, scope: str, gpu_models: list) -> list[str]:
     problems = []
-    limit_units = None if quota.gpus is None else quota.gpus * mig.COMPUTE_SLICES_PER_GPU
+    limit_units = None if quota.gpus is None else quota.gpus * mig.UNITS_PER_GPU
     if limit_units is not None and used["gpu_units"] + want["gpu_units"] > limit_units:
         problems.append(
             f"{scope} quota of {quota.gpus} GPUs: {format_gpus(used['gpu_units'])} in use, "
@@ -138,7 +136,7 @@ def _check_quota(quota: Quota, used: dict, want: dict, scope: str, gpu_models: l
     for row in gpu_models:
         need = model_units(row.gpu_model, want["gpus_by_model"], want["mig_slices"], want["mig_parents"])
         in_use = _used_model_units(row.gpu_model, used)
-        if need and in_use + need > row.gpus * mig.COMPUTE_SLICES_PER_GPU:
+        if need and in_use + need > row.gpus * mig.UNITS_PER_GPU:
             problems.append(
                 f"{scope} quota of {row.gpus} {row.gpu_model} GPUs: {format_gpus(in_use)} in use, "
                 f"this launch needs {format_gpus(need)}."

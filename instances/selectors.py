@@ -73,7 +73,8 @@ def workspace_summary(user, project_id) -> dict:
 
     For the people who work in the workspace (``view_instances``): a PaaS admin manages its catalog
     but does not see its activity (404, like a workspace they cannot see). GPUs in use count MIG slices
-    as sevenths of a GPU: ``gpu_units`` is exact, ``gpus`` the same amount with two decimals.
+    as fractions of a GPU: ``gpu_units`` is exact (28ths of a GPU), ``gpus`` the same amount with two
+    decimals.
     """
     from instances.quota import UNIT_NOTE
     from inventory import mig
@@ -94,7 +95,9 @@ def workspace_summary(user, project_id) -> dict:
         "project": project.pk,
         "instances": {state: by_state.get(state, 0) for state in State.values},
         "in_use": {
-            "gpus": int(mig.format_gpus(units)) if units % 7 == 0 else Decimal(mig.format_gpus(units)),
+            "gpus": int(mig.format_gpus(units))
+            if units % mig.UNITS_PER_GPU == 0
+            else Decimal(mig.format_gpus(units)),
             "gpu_units": units,
             "cpu_cores": (used["cpu"] or 0) / 1000,
             "memory_gib": used["memory"] or 0,

@@ -28,7 +28,7 @@ GIB = 2**30
 
 
 # --- resource arithmetic ----------------------------------------------------------------------------
-# What quotas count and refuse lives in instances.quota (GPU quotas count MIG slices as sevenths of a
+# What quotas count and refuse lives in instances.quota (GPU quotas count MIG slices as fractions of a
 # GPU); profile_totals and quota_problems are re-exported here for the views.
 
 

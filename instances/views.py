@@ -5,6 +5,8 @@ through ``instances.services``, which checks permissions again: a button the pag
 user may not use it is refused by the server as well.
 """
 
+from fractions import Fraction
+
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
@@ -20,7 +22,7 @@ from instances.filters import InstanceFilter
 from instances.forms import CollaboratorForm, InstanceNameForm, InstanceSizeForm
 from instances.models import ComputeInstance
 from instances.states import State
-from inventory.mig import compute_slices
+from inventory.mig import UNITS_PER_GPU, slice_units
 from paas import authz
 from paas.errors import NotFound
 from paas.portal import FORM_ERRORS, apply_error, portal_page, use_workspace, workspace_permissions
@@ -49,7 +51,7 @@ def specs(groups: list[dict]) -> list[str]:
     lines = [f"{n} × {model} GPU" for model, n in gpus.items()]
     lines += [  # the size card says what the slices count against a GPU quota (inventory.mig)
         f"{n} × MIG {profile} slice{'s' if n > 1 else ''} "
-        f"(counts {n * compute_slices(profile)}/7 GPU of quota)"
+        f"(counts {Fraction(n * slice_units(profile), UNITS_PER_GPU)} GPU of quota)"
         for profile, n in migs.items()
     ]
     if not gpus and not migs:

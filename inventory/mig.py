@@ -4,7 +4,7 @@
 import re
 from dataclasses import dataclass
 
-from tenancy.gpu_units import COMPUTE_SLICES_PER_GPU, UNIT_NOTE, format_gpus  # noqa: F401 (re-exported)
+from tenancy.gpu_units import UNIT_NOTE, UNITS_PER_GPU, format_gpus, format_gpus_exact  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -64,28 +64,33 @@ def slices(gpu_product: str, config: str, gpus: int) -> dict[str, int]:
 
 # --- the GPU quota unit -------------------------------------------------------------------------------
 #
-# GPU quotas are in GPUs. A whole GPU counts 1; a MIG slice counts the fraction of its parent GPU that
-# its compute slices take: ``Ng.*`` is N/7 of a GPU (every MIG-capable GPU the platform knows, A100
-# and H100, has seven compute slices: ``1g.10gb`` = 1/7, ``3g.40gb`` = 3/7, ``7g.80gb`` = 1 GPU).
-# Compute slices rather than memory slices (eight per GPU) because they are what a slice takes from
-# other tenants: a 1g.10gb slice makes one seventh of the GPU's SMs unusable for anyone else.
-# Quota arithmetic is exact: amounts are integer *sevenths of a GPU* ("GPU units"), never floats.
+# GPU quotas are in GPUs (tenancy.gpu_units: exact integer 28ths of a GPU). A MIG slice counts the
+# fraction of its parent GPU that its compute slices take: ``Ng.*`` is N/7 on the seven-slice GPUs
+# (A100, H100, H200, B200) and N/4 on the four-slice ones (A30, RTX PRO 6000). Compute slices rather
+# than memory slices because they are what a slice takes from everyone else: a 1g.10gb slice makes a
+# seventh of the GPU's SMs unusable for other tenants.
 
-# The unit itself (sevenths, their display) is tenancy's, beside the Quota model it measures.
-_COMPUTE = re.compile(r"^(?:nvidia\.com/)?(?:mig-)?(\d+)g\.")
+# Profiles of the four-slice GPUs (A30; RTX PRO 6000). ``1g.24gb`` also exists on H100 94/96 GB (1/7):
+# a name that may be either counts as the larger fraction, so no slice counts for less than it takes.
+FOUR_SLICE_PROFILES = frozenset({"1g.6gb", "2g.12gb", "4g.24gb", "1g.24gb", "2g.48gb", "4g.96gb"})
+_PROFILE = re.compile(r"^(?:nvidia\.com/)?(?:mig-)?((\d+)g\.\d+gb)")
 
 
-def compute_slices(mig_profile: str) -> int:
-    """The compute slices a MIG profile takes (``3g.40gb`` → 3). A name without one counts as a whole
-    GPU, so an odd name can never count for less than what it may take."""
-    match = _COMPUTE.match(mig_profile.strip())
-    return int(match.group(1)) if match else COMPUTE_SLICES_PER_GPU
+def slice_units(mig_profile: str) -> int:
+    """GPU units (28ths of a GPU) one slice of ``mig_profile`` takes (``3g.40gb`` → 12 = 3/7). A name
+    that does not parse counts as a whole GPU, so an odd name never counts for less than it may take."""
+    match = _PROFILE.match(mig_profile.strip())
+    if not match:
+        return UNITS_PER_GPU
+    slices = int(match.group(2))
+    per_gpu = 4 if match.group(1) in FOUR_SLICE_PROFILES else 7
+    return min(UNITS_PER_GPU, slices * UNITS_PER_GPU // per_gpu)
 
 
 def gpu_units(*, gpus: int = 0, mig_slices: dict[str, int] | None = None) -> int:
-    """Sevenths of a GPU: whole GPUs count seven each, each MIG slice its compute slices."""
-    return COMPUTE_SLICES_PER_GPU * gpus + sum(
-        compute_slices(profile) * count for profile, count in (mig_slices or {}).items()
+    """GPU units of whole GPUs plus MIG slices."""
+    return UNITS_PER_GPU * gpus + sum(
+        slice_units(profile) * count for profile, count in (mig_slices or {}).items()
     )
 
 

@@ -1,4 +1,4 @@
-"""GPU quotas count MIG slices: every instance gets its usage in sevenths of a GPU (``gpu_units``) and
+"""GPU quotas count MIG slices: every instance gets its usage in 28ths of a GPU (``gpu_units``) and
 the GPU models that may host its MIG slices (``mig_parents``), filled here for existing instances
 (from the nodes of the cluster each one was placed on)."""
 
@@ -44,7 +44,7 @@ class Migration(migrations.Migration):
             name="gpu_units",
             field=models.PositiveIntegerField(
                 default=0,
-                help_text="Sevenths of a GPU: whole GPUs count 7, a MIG slice Ng.* N.",
+                help_text="28ths of a GPU: a whole GPU counts 28, a MIG slice its fraction (1g.10gb = 1/7 = 4).",
                 verbose_name="GPU quota units",
             ),
         ),

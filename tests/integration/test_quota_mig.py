@@ -1,4 +1,4 @@
-"""GPU quotas count MIG slices (a slice Ng.* is N/7 of a GPU, summed exactly in sevenths): a MIG launch
+"""GPU quotas count MIG slices (a slice Ng.* is N/7 of a GPU, summed exactly in 28ths): a MIG launch
 counts against the org's and the workspace's GPU quota and per-model limits and is refused over them
 naming the unit; full GPUs and slices sum; the portal and the studio show the unit. And a PaaS admin
 manages profiles and templates but sees no workspace activity, usage, instances or audit."""
@@ -64,6 +64,23 @@ def sizes(world):
     return made
 
 
+def test_the_unit_is_exact_and_counts_every_slice_type():
+    from inventory.mig import gpu_units, slice_units
+    from tenancy.gpu_units import format_gpus_exact
+
+    assert [slice_units(p) for p in ("1g.10gb", "3g.40gb", "7g.80gb", "nvidia.com/mig-2g.20gb")] == [
+        4,
+        12,
+        28,
+        8,
+    ]
+    assert slice_units("4g.24gb") == 28 and slice_units("1g.6gb") == 7  # A30: four compute slices
+    assert slice_units("1g.24gb") == 7  # H100 96GB (1/7) or RTX PRO 6000 (1/4): the larger fraction
+    assert slice_units("not-a-slice") == 28  # an odd name never counts for less than a GPU
+    assert gpu_units(gpus=2, mig_slices={"1g.10gb": 3}) == 68
+    assert format_gpus_exact(68) == "2.43 (17/7)" and format_gpus_exact(56) == "2"
+
+
 def _launch(world, profile, name):
     return instance_launch(
         actor=world.a.users["workspace_admin"], project=world.a.project, name=name, profile=profile
@@ -73,7 +90,7 @@ def _launch(world, profile, name):
 def test_mig_launch_counts_against_the_org_gpu_quota_and_is_refused_over_it(world, sizes):
     tenancy_services.quota_update(actor=world.operator, quota=world.a.org.quota, gpus=1)
     six = _launch(world, sizes["big-slices"], "six")  # 2 x 3g.40gb = 6/7 GPU
-    assert (six.gpus, six.gpu_units, six.mig_parents) == (0, 6, {"3g.40gb": [A100_80]})
+    assert (six.gpus, six.gpu_units, six.mig_parents) == (0, 24, {"3g.40gb": [A100_80]})
     _launch(world, sizes["one-slice"], "seventh")  # 1/7: the quota of 1 GPU is now full
     with pytest.raises(Conflict) as over:
         _launch(world, sizes["one-slice"], "eighth")
@@ -85,14 +102,14 @@ def test_mig_launch_counts_against_the_org_gpu_quota_and_is_refused_over_it(worl
     assert not ComputeInstance.objects.filter(name__in=["eighth", "whole"]).exists()
     # Deleting frees the slices' share.
     ComputeInstance.objects.filter(name="six").update(state="deleted")
-    assert _launch(world, sizes["big-slices"], "again").gpu_units == 6
+    assert _launch(world, sizes["big-slices"], "again").gpu_units == 24
 
 
 def test_full_gpus_and_slices_sum_exactly_against_the_workspace_quota(world, sizes):
     for name, size in (("a", "full"), ("b", "big-slices"), ("c", "one-slice"), ("d", "one-slice")):
-        _launch(world, sizes[size], name)  # 7 + 6 + 1 + 1 = 15 sevenths
+        _launch(world, sizes[size], name)  # 7 + 6 + 1 + 1 = 15 sevenths of a GPU
     summary = workspace_summary(world.a.users["workspace_admin"], world.a.project.pk)
-    assert summary["in_use"]["gpu_units"] == 15 and summary["in_use"]["gpus"] == Decimal("2.14")
+    assert summary["in_use"]["gpu_units"] == 15 * 4 and summary["in_use"]["gpus"] == Decimal("2.14")
     assert UNIT_NOTE in summary["gpu_unit"]
     tenancy_services.quota_update(actor=world.operator, quota=world.a.org.quota, gpus=3)
     tenancy_services.quota_update(actor=world.a.users["org_admin"], quota=world.a.project.quota, gpus=3)
@@ -126,7 +143,7 @@ def test_existing_instances_get_their_units_from_the_data_migration(world, sizes
     migration.fill(apps, None)
     six.refresh_from_db()
     whole.refresh_from_db()
-    assert (six.gpu_units, six.mig_parents, whole.gpu_units) == (6, {"3g.40gb": [A100_80]}, 7)
+    assert (six.gpu_units, six.mig_parents, whole.gpu_units) == (24, {"3g.40gb": [A100_80]}, 28)
 
 
 def test_portal_shows_the_unit_on_the_landing_and_the_size_cards(world, sizes, client):
@@ -157,7 +174,7 @@ def test_studio_shows_quota_usage_in_the_unit(world, sizes, client):
     page = client.get(f"/studio/tenancy/quota/{world.a.org.quota.pk}/change/").content.decode()  # read-only
     assert "GPUs in use: 1.86 of 4." in page and "1g.10gb = 1/7 GPU" in page
     instances = client.get("/studio/instances/computeinstance/").content.decode()
-    assert "GPUs of quota (MIG slice Ng.* = N/7)" in instances and "0.86" in instances
+    assert "GPUs of quota (MIG slice Ng.* = N/7 GPU)" in instances and "0.86" in instances
 
 
 # --- a PaaS admin manages the catalog, not the workspace's work ------------------------------------------
