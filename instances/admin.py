@@ -8,6 +8,7 @@ from instances import selectors, services
 from instances.models import ComputeInstance, Run
 from paas.admin import ReadOnlyInline, ScopedModelAdmin
 from paas.errors import ApplicationError
+from tenancy.gpu_units import format_gpus
 from tenancy.selectors import administers_any_org
 
 
@@ -28,7 +29,7 @@ class RunInline(ReadOnlyInline):
 @admin.register(ComputeInstance)
 class ComputeInstanceAdmin(ScopedModelAdmin):
     selector = staticmethod(selectors.instance_list_for)
-    list_display = ["name", "project", "owner", "state", "cluster", "gpus", "created_at", "ready_at"]
+    list_display = ["name", "project", "owner", "state", "cluster", "gpu_quota", "created_at", "ready_at"]
     list_filter = ["state", "cluster"]
     search_fields = ["name", "project__name", "owner__email", "namespace"]
     inlines = [RunInline]
@@ -47,6 +48,8 @@ class ComputeInstanceAdmin(ScopedModelAdmin):
         "gpus",
         "gpus_by_model",
         "mig_slices",
+        "gpu_quota",
+        "mig_parents",
         "cpu_millis",
         "memory_gib",
         "storage_gib",
@@ -55,6 +58,10 @@ class ComputeInstanceAdmin(ScopedModelAdmin):
         "deleted_at",
     ]
     readonly_fields = fields
+
+    @admin.display(description="GPUs of quota (MIG slice Ng.* = N/7 GPU)")
+    def gpu_quota(self, obj) -> str:
+        return format_gpus(obj.gpu_units)
 
     @admin.display(description="placement explanation")
     def explanation(self, obj):

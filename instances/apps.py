@@ -7,9 +7,10 @@ class InstancesConfig(AppConfig):
     verbose_name = "Instances"
 
     def ready(self) -> None:
-        from instances import services
-        from tenancy.signals import invitation_accepted
+        from instances import quota, services
+        from tenancy.signals import invitation_accepted, quota_usage_annotations
 
         invitation_accepted.connect(
             services.invitation_accepted, dispatch_uid="instances.invitation_accepted"
         )
+        quota_usage_annotations.connect(quota.usage_annotations, dispatch_uid="instances.quota_usage")

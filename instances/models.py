@@ -54,6 +54,18 @@ class ComputeInstance(models.Model):
     gpus = models.PositiveIntegerField("GPUs", default=0)
     gpus_by_model = models.JSONField("GPUs by model", default=dict, blank=True)
     mig_slices = models.JSONField("MIG slices", default=dict, blank=True)
+    # GPU quota usage, exact: 28ths of a GPU (tenancy.gpu_units; a MIG slice Ng.* is N/7 GPU = 4N units)
+    gpu_units = models.PositiveIntegerField(
+        "GPU quota units",
+        default=0,
+        help_text="28ths of a GPU: a whole GPU counts 28, a MIG slice its fraction (1g.10gb = 1/7 = 4).",
+    )
+    mig_parents = models.JSONField(
+        "MIG parent GPU models",
+        default=dict,
+        blank=True,
+        help_text="Per MIG profile, the GPU models that may host its slices (what per-model limits count).",
+    )
     cpu_millis = models.PositiveBigIntegerField("CPU (millicores)", default=0)
     memory_gib = models.PositiveIntegerField("memory (GiB)", default=0)
     storage_gib = models.PositiveIntegerField("storage (GiB)", default=0)

@@ -1,5 +1,7 @@
 """Permission-filtered reads of compute instances."""
 
+from decimal import Decimal
+
 from django.db.models import CharField, Count, QuerySet, Sum
 from django.db.models.fields.json import KT
 from django.db.models.functions import Coalesce
@@ -7,6 +9,7 @@ from django.db.models.functions import Coalesce
 from instances.models import ComputeInstance, Run
 from instances.states import ACTIVE, State
 from paas import authz
+from paas.errors import NotFound
 from tenancy.models import Project
 
 
@@ -66,22 +69,36 @@ def run_list_for(user, instance: ComputeInstance) -> QuerySet[Run]:
 
 
 def workspace_summary(user, project_id) -> dict:
-    """Landing-page data: instances by state and resources in use against the workspace quota."""
+    """Landing-page data: instances by state and resources in use against the workspace quota.
+
+    For the people who work in the workspace (``view_instances``): a PaaS admin manages its catalog
+    but does not see its activity (404, like a workspace they cannot see). GPUs in use count MIG slices
+    as fractions of a GPU: ``gpu_units`` is exact (28ths of a GPU), ``gpus`` the same amount with two
+    decimals.
+    """
+    from instances.quota import UNIT_NOTE
+    from inventory import mig
     from tenancy.selectors import project_get_for
 
     project: Project = project_get_for(user, project_id)
+    if not authz.has_perm(user, "view_instances", project):
+        raise NotFound("No such project.")
     instances = ComputeInstance.objects.filter(project=project)
     by_state = dict(instances.values_list("state").annotate(n=Count("pk")).order_by())
     active = instances.filter(state__in=ACTIVE)
     used = active.aggregate(
-        gpus=Sum("gpus"), cpu=Sum("cpu_millis"), memory=Sum("memory_gib"), storage=Sum("storage_gib")
+        units=Sum("gpu_units"), cpu=Sum("cpu_millis"), memory=Sum("memory_gib"), storage=Sum("storage_gib")
     )
+    units = used["units"] or 0
     quota = project.quota
     return {
         "project": project.pk,
         "instances": {state: by_state.get(state, 0) for state in State.values},
         "in_use": {
-            "gpus": used["gpus"] or 0,
+            "gpus": int(mig.format_gpus(units))
+            if units % mig.UNITS_PER_GPU == 0
+            else Decimal(mig.format_gpus(units)),
+            "gpu_units": units,
             "cpu_cores": (used["cpu"] or 0) / 1000,
             "memory_gib": used["memory"] or 0,
             "storage_gib": used["storage"] or 0,
@@ -92,6 +109,7 @@ def workspace_summary(user, project_id) -> dict:
             for field in quota.LIMIT_FIELDS
             for v in [getattr(quota, field)]
         },
+        "gpu_unit": UNIT_NOTE,
     }
 
 
@@ -107,16 +125,25 @@ def instance_pending_invitations(instance: ComputeInstance) -> list:
 
 
 def workspaces_with_active_instances(user, *, exclude: Project | None = None) -> QuerySet[Project]:
-    """The user's workspaces (as the switcher lists them), each with its count of active instances."""
-    from django.db.models import Q
+    """The user's workspaces (as the switcher lists them), each with its count of active instances
+    (None where the user may not see them)."""
+    from django.db.models import Case, Q, When
 
     from tenancy.selectors import workspaces_for
 
     workspaces = workspaces_for(user)
     if exclude is not None:
         workspaces = workspaces.exclude(pk=exclude.pk)
+    # Counted only where the user may see the instances (a PaaS admin's workspaces show none).
+    viewable = list(
+        authz.filter_for(user, "view_instances", workspaces.order_by()).values_list("pk", flat=True)
+    )
     return workspaces.annotate(
-        active_instances=Count(
-            "compute_instances", filter=Q(compute_instances__state__in=ACTIVE), distinct=True
+        active_instances=Case(
+            When(
+                pk__in=viewable,
+                then=Count("compute_instances", filter=Q(compute_instances__state__in=ACTIVE), distinct=True),
+            ),
+            default=None,
         )
     )

@@ -3,16 +3,16 @@ runs, collaborators and delete. Workers call the ``*_execute`` functions through
 
 import re
 from collections import defaultdict
-from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import Q, Sum
+from django.db.models import Q
 from django.utils import timezone
 
 from catalog.models import ComputeProfile
 from catalog.selectors import catalog_for
 from catalog.services import profile_snapshot
 from instances.models import ComputeInstance, Run
+from instances.quota import profile_totals, quota_problems
 from instances.states import ACTIVE, State, can_move
 from inventory.matchmaker import PlacementRequest, ResourceGroup
 from inventory.models import Cluster
@@ -28,105 +28,8 @@ GIB = 2**30
 
 
 # --- resource arithmetic ----------------------------------------------------------------------------
-
-
-def profile_totals(profile: ComputeProfile) -> dict:
-    """The totals an instance of ``profile`` holds (what quotas count)."""
-    totals = {
-        "gpus": 0,
-        "gpus_by_model": defaultdict(int),
-        "mig_slices": defaultdict(int),
-        "cpu_millis": 0,
-        "memory_gib": 0,
-        "storage_gib": 0,
-    }
-    for group in profile.resource_groups.all():
-        totals["gpus"] += group.gpu_count
-        if group.gpu_count:
-            totals["gpus_by_model"][group.gpu_model] += group.gpu_count
-        if group.mig_count:
-            totals["mig_slices"][group.mig_profile] += group.mig_count
-        totals["cpu_millis"] += int(group.cpu_cores * 1000)
-        totals["memory_gib"] += group.memory_gib
-        totals["storage_gib"] += group.storage_gib
-    totals["gpus_by_model"], totals["mig_slices"] = dict(totals["gpus_by_model"]), dict(totals["mig_slices"])
-    return totals
-
-
-def _usage(instances) -> dict:
-    """Usage summed in SQL (plus per-model GPUs from the JSON column)."""
-    sums = instances.aggregate(
-        gpus=Sum("gpus"), cpu=Sum("cpu_millis"), memory=Sum("memory_gib"), storage=Sum("storage_gib")
-    )
-    by_model: dict[str, int] = defaultdict(int)
-    for row in instances.exclude(gpus_by_model={}).values_list("gpus_by_model", flat=True):
-        for model, count in row.items():
-            by_model[model] += count
-    return {
-        "gpus": sums["gpus"] or 0,
-        "cpu_cores": Decimal(sums["cpu"] or 0) / 1000,
-        "memory_gib": sums["memory"] or 0,
-        "storage_gib": sums["storage"] or 0,
-        "instances": instances.count(),
-        "gpus_by_model": dict(by_model),
-    }
-
-
-def _check_quota(quota: Quota, usage: dict, want: dict, scope: str, gpu_models: list) -> list[str]:
-    problems = []
-    asked = {
-        "gpus": want["gpus"],
-        "cpu_cores": Decimal(want["cpu_millis"]) / 1000,
-        "memory_gib": want["memory_gib"],
-        "storage_gib": want["storage_gib"],
-        "instances": 1,
-    }
-    labels = {
-        "gpus": "GPUs",
-        "cpu_cores": "CPU cores",
-        "memory_gib": "GiB of memory",
-        "storage_gib": "GiB of storage",
-        "instances": "instances",
-    }
-    for field, label in labels.items():
-        limit = getattr(quota, field)
-        if limit is not None and usage[field] + asked[field] > limit:
-            problems.append(
-                f"{scope} quota of {_fmt(limit)} {label}: {_fmt(usage[field])} in use, "
-                f"this launch needs {_fmt(asked[field])}."
-            )
-    for row in gpu_models:
-        need = want["gpus_by_model"].get(row.gpu_model, 0)
-        used = usage["gpus_by_model"].get(row.gpu_model, 0)
-        if need and used + need > row.gpus:
-            problems.append(
-                f"{scope} quota of {row.gpus} {row.gpu_model} GPUs: {used} in use, this launch needs {need}."
-            )
-    return problems
-
-
-def quota_problems(*, project: Project, wants: dict, quotas: list[Quota] | None = None) -> dict[object, list]:
-    """For each key of ``wants`` (resources as ``profile_totals`` gives them), what the workspace's and
-    the org's quotas would refuse with today's usage: the launch's check (under its lock), and the
-    portal's warning on each size card before anyone presses Launch."""
-    if quotas is None:
-        quotas = list(Quota.objects.filter(Q(project=project) | Q(org_id=project.org_id)))
-    result: dict[object, list] = {key: [] for key in wants}
-    for quota in sorted(quotas, key=lambda q: q.project_id is None):
-        scope = "Workspace" if quota.project_id else "Organization"
-        instances = ComputeInstance.objects.filter(state__in=ACTIVE)
-        instances = (
-            instances.filter(project=project) if quota.project_id else instances.filter(org_id=project.org_id)
-        )
-        usage = _usage(instances)
-        gpu_models = list(quota.gpu_models.all())
-        for key, want in wants.items():
-            result[key] += _check_quota(quota, usage, want, scope, gpu_models)
-    return result
-
-
-def _fmt(value) -> str:
-    return f"{Decimal(value).normalize():f}" if isinstance(value, Decimal) else str(value)
+# What quotas count and refuse lives in instances.quota (GPU quotas count MIG slices as fractions of a
+# GPU); profile_totals and quota_problems are re-exported here for the views.
 
 
 def _reservations() -> dict[int, Reservation]:
@@ -220,18 +123,20 @@ def instance_launch(
         .order_by("project_id")
     }
     instance_name_check(project=project, name=name)  # again, now that launches here are serialised
-    want = profile_totals(profile)
+    # Placed first: the parent GPU model of a MIG slice (what per-model limits count) is known once the
+    # cluster is. Over quota is said before "no capacity" all the same.
+    placement = placement_for(placement_request(profile, project.org_id), reserved=_reservations())
+    cluster = Cluster.objects.get(name=placement.cluster) if placement.cluster else None
+    want = profile_totals(profile, cluster_id=cluster.pk if cluster else None)
     problems = quota_problems(project=project, wants={profile.pk: want}, quotas=list(quotas.values()))[
         profile.pk
     ]
     if problems:
         raise Conflict("Over quota: " + " ".join(problems), code="quota_exceeded")
-    placement = placement_for(placement_request(profile, project.org_id), reserved=_reservations())
-    if placement.cluster is None:
+    if cluster is None:
         raise Conflict(
             "No cluster has capacity for this profile now. " + placement.explain(), code="no_capacity"
         )
-    cluster = Cluster.objects.get(name=placement.cluster)
     snapshot = profile_snapshot(profile) | {
         "profile_id": profile.pk,
         "name": profile.name,
@@ -269,7 +174,12 @@ def instance_launch(
         action="instance.launch",
         target=instance,
         project=project,
-        details={"profile": profile.name, "cluster": cluster.name, "gpus": want["gpus"]},
+        details={
+            "profile": profile.name,
+            "cluster": cluster.name,
+            "gpus": want["gpus"],
+            "gpu_units": want["gpu_units"],
+        },
     )
     enqueue_for_cluster(cluster, "instances.tasks.run_execute", run.pk)
     return instance

@@ -5,6 +5,8 @@ through ``instances.services``, which checks permissions again: a button the pag
 user may not use it is refused by the server as well.
 """
 
+from fractions import Fraction
+
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
@@ -20,6 +22,7 @@ from instances.filters import InstanceFilter
 from instances.forms import CollaboratorForm, InstanceNameForm, InstanceSizeForm
 from instances.models import ComputeInstance
 from instances.states import State
+from inventory.mig import UNITS_PER_GPU, slice_units
 from paas import authz
 from paas.errors import NotFound
 from paas.portal import FORM_ERRORS, apply_error, portal_page, use_workspace, workspace_permissions
@@ -46,7 +49,11 @@ def specs(groups: list[dict]) -> list[str]:
         memory += float(g.get("memory_gib") or 0)
         storage += float(g.get("storage_gib") or 0)
     lines = [f"{n} × {model} GPU" for model, n in gpus.items()]
-    lines += [f"{n} × MIG {profile} slice" for profile, n in migs.items()]
+    lines += [  # the size card says what the slices count against a GPU quota (inventory.mig)
+        f"{n} × MIG {profile} slice{'s' if n > 1 else ''} "
+        f"(counts {Fraction(n * slice_units(profile), UNITS_PER_GPU)} GPU of quota)"
+        for profile, n in migs.items()
+    ]
     if not gpus and not migs:
         lines.append("No GPU")
     lines.append(f"{_num(cpu)} CPU cores")

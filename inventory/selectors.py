@@ -12,7 +12,14 @@ from dataclasses import dataclass, field, replace
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, Concat
 
-from inventory.matchmaker import ClusterCapacity, NodeCapacity, Placement, PlacementRequest, place
+from inventory.matchmaker import (
+    ClusterCapacity,
+    NodeCapacity,
+    Placement,
+    PlacementRequest,
+    normalize_mig_profile,
+    place,
+)
 from inventory.models import Agent, Cluster, Datacenter, MigChange, Node, Storage
 from paas import authz
 from paas.models import WorkerHeartbeat
@@ -79,6 +86,23 @@ def agent_list_for(user) -> QuerySet[Agent]:
 def mig_change_list_for(user) -> QuerySet[MigChange]:
     base = MigChange.objects.select_related("cluster", "requested_by")
     return base if authz.is_operator(user) else base.none()
+
+
+def mig_parent_models(mig_profiles: list[str], *, cluster_id: int | None = None) -> dict[str, list[str]]:
+    """For each MIG profile, the GPU models (``nvidia.com/gpu.product``) of the nodes that offer slices
+    of it: on one cluster (where an instance was placed) or on any. Quotas count a slice against the
+    per-model limits of these models. One query."""
+    wanted = {normalize_mig_profile(p) for p in mig_profiles}
+    nodes = Node.objects.exclude(allocatable_mig={}).exclude(gpu_product="")
+    if cluster_id is not None:
+        nodes = nodes.filter(cluster_id=cluster_id)
+    parents: dict[str, set[str]] = defaultdict(set)
+    for product, allocatable in nodes.order_by().values_list("gpu_product", "allocatable_mig"):
+        for resource, count in (allocatable or {}).items():
+            profile = normalize_mig_profile(resource)
+            if profile in wanted and count:
+                parents[profile].add(product)
+    return {profile: sorted(models) for profile, models in parents.items()}
 
 
 @dataclass(frozen=True)

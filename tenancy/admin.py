@@ -11,8 +11,10 @@ from paas.admin import AuditEventAdminBase, ReadOnlyInline, ScopedModelAdmin
 from paas.context import Client
 from paas.models import AuditEvent
 from tenancy import selectors, services
+from tenancy.gpu_units import UNIT_NOTE, format_gpus
 from tenancy.models import IdpGroupMapping, Invitation, Organization, Project, Quota, RoleAssignment, User
 from tenancy.roles import Role
+from tenancy.signals import quota_usage_annotations
 
 
 def _administered_orgs(user) -> QuerySet:
@@ -411,12 +413,14 @@ class QuotaForm(forms.ModelForm):
         label="Per-GPU-model limits",
         required=False,
         widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="One per line: GPU model = count, e.g. NVIDIA-H100-80GB-HBM3 = 8",
+        help_text="One per line: GPU model = count, e.g. NVIDIA-H100-80GB-HBM3 = 8. A model's limit "
+        "counts its MIG slices too (1g.10gb = 1/7 GPU).",
     )
 
     class Meta:
         model = Quota
         fields = list(Quota.LIMIT_FIELDS)
+        help_texts = {"gpus": f"Whole GPUs. {UNIT_NOTE}."}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -443,12 +447,34 @@ class QuotaForm(forms.ModelForm):
 class QuotaAdmin(TenancyAdmin):
     selector = staticmethod(selectors.quota_list_for)
     form = QuotaForm
-    list_display = ["__str__", *Quota.LIMIT_FIELDS, "updated_at"]
+    list_display = ["__str__", "gpus_in_use", *Quota.LIMIT_FIELDS, "updated_at"]
     list_select_related = ["org", "project__org"]
     search_fields = ["org__name", "project__name", "project__org__name"]
 
     def get_fields(self, request, obj=None):
         return [*Quota.LIMIT_FIELDS, "gpu_model_limits"]
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        for _receiver, annotations in quota_usage_annotations.send(sender=Quota):
+            queryset = queryset.annotate(**annotations)
+        return queryset
+
+    @admin.display(description="GPUs in use (MIG slices count N/7: 1g.10gb = 1/7 GPU)")
+    def gpus_in_use(self, obj) -> str:
+        units = getattr(obj, "gpu_units_in_use", None)
+        if units is None:
+            return "-"
+        used = format_gpus(units)
+        return f"{used} of {obj.gpus}" if obj.gpus is not None else f"{used} (no limit)"
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        quota = self.get_queryset(request).filter(pk=object_id).first()
+        if quota is not None and getattr(quota, "gpu_units_in_use", None) is not None:
+            extra_context = (extra_context or {}) | {
+                "subtitle": f"GPUs in use: {self.gpus_in_use(quota)}. {UNIT_NOTE}."
+            }
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def has_change_permission(self, request, obj=None) -> bool:
         if obj is None:
@@ -521,3 +547,7 @@ class AuditEventAdmin(AuditEventAdminBase):
 
     def has_module_permission(self, request) -> bool:
         return selectors.audit_event_list_for(request.user).exists() or authz.is_operator(request.user)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        # Only who may read an org's audit (operators, org admins): a PaaS admin gets 403, not a list.
+        return selectors.can_view_audit(request.user)

@@ -102,6 +102,12 @@ def audit_event_list_for(user) -> QuerySet[AuditEvent]:
     return AuditEvent.objects.filter(org__in=orgs)
 
 
+def can_view_audit(user) -> bool:
+    """Operators and whoever holds ``view_audit`` on an org (org admins; never a PaaS admin)."""
+    orgs = authz.filter_for(user, "view_audit", Organization.objects.all())
+    return authz.is_operator(user) or orgs.exists()
+
+
 def audit_event_get_for(user, pk) -> AuditEvent:
     return authz.get_visible(audit_event_list_for(user), pk)
 
@@ -122,13 +128,19 @@ def administers_any_org(user) -> bool:
     return authz.is_operator(user) or administered_org_ids(user).exists()
 
 
+def can_see_workspace_activity(user, project: Project) -> bool:
+    return authz.has_perm(user, "view_instances", project)
+
+
 def workspace_activity(user, project: Project, *, limit: int = 10) -> QuerySet[AuditEvent]:
     """The latest audit events of one workspace, for the people who work in it (the landing page).
 
-    The caller has already reached ``project`` through ``project_get_for``; this re-checks the view
-    permission so no page can show another workspace's activity by passing the wrong project.
+    The caller has already reached ``project`` through ``project_get_for``; this checks that the user
+    works in it (``view_instances``: workspace admins, collaborators, org admins). A PaaS admin, who
+    may view the project to manage its catalog, sees no activity, nor can a page show another
+    workspace's activity by passing the wrong project.
     """
-    if not authz.has_perm(user, "view_project", project):
+    if not can_see_workspace_activity(user, project):
         return AuditEvent.objects.none()
     return (
         AuditEvent.objects.filter(project=project)

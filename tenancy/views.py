@@ -86,11 +86,25 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @portal_page
 def workspace(request: HttpRequest, project_id: int) -> HttpResponse:
-    """The landing page of a workspace: what is active, resources in use against quota, activity."""
+    """The landing page of a workspace: what is active, resources in use against quota, activity.
+
+    For the people who work in it; a PaaS admin of the workspace (who manages its catalog, not its
+    work) gets the page without any of that, pointing to the studio.
+    """
     project = use_workspace(request, project_id)
+    can = workspace_permissions(request.user, project)
+    context = {
+        "nav": "home",
+        "project": project,
+        "can": can,
+        "others": instance_selectors.workspaces_with_active_instances(request.user, exclude=project),
+    }
+    if not can["view_instances"]:
+        return render(request, "tenancy/workspace.html", context)
     summary = instance_selectors.workspace_summary(request.user, project.pk)
     usage = [
-        _usage_row("GPUs", summary["in_use"]["gpus"], summary["quota"]["gpus"]),
+        _usage_row("GPUs", summary["in_use"]["gpus"], summary["quota"]["gpus"])
+        | {"note": "MIG slices count as fractions of a GPU: 1g.10gb = 1/7 GPU"},
         _usage_row("CPU cores", summary["in_use"]["cpu_cores"], summary["quota"]["cpu_cores"]),
         _usage_row("Memory (GiB)", summary["in_use"]["memory_gib"], summary["quota"]["memory_gib"]),
         _usage_row("Storage (GiB)", summary["in_use"]["storage_gib"], summary["quota"]["storage_gib"]),
@@ -99,21 +113,18 @@ def workspace(request: HttpRequest, project_id: int) -> HttpResponse:
     return render(
         request,
         "tenancy/workspace.html",
-        {
-            "nav": "home",
-            "project": project,
+        context
+        | {
             "summary": summary,
             "usage": usage,
             "states": [(state, n) for state, n in summary["instances"].items() if n and state != "deleted"],
             "recent": instance_selectors.instance_recent_in(request.user, project, limit=5),
             "activity": selectors.workspace_activity(request.user, project, limit=10),
-            "others": instance_selectors.workspaces_with_active_instances(request.user, exclude=project),
-            "can": workspace_permissions(request.user, project),
         },
     )
 
 
 def _usage_row(label: str, used, limit) -> dict:
-    used = int(used) if float(used).is_integer() else round(float(used), 1)
+    used = int(used) if float(used).is_integer() else used if label == "GPUs" else round(float(used), 1)
     percent = None if not limit else min(100, round(100 * float(used) / float(limit)))
     return {"label": label, "used": used, "limit": limit, "percent": percent}

@@ -55,6 +55,7 @@ class InstanceSerializer(serializers.ModelSerializer):
             "gpus",
             "gpus_by_model",
             "mig_slices",
+            "gpu_units",
             "cpu_millis",
             "memory_gib",
             "storage_gib",

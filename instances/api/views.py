@@ -86,7 +86,9 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedGe
 
 
 class WorkspaceSummaryView(APIView):
-    """Instances by state and resources in use against the workspace quota (the landing page)."""
+    """Instances by state and resources in use against the workspace quota (the landing page), for the
+    people who work in the workspace (404 for a PaaS admin). GPUs count MIG slices as fractions:
+    ``gpu_units`` is exact (28ths of a GPU), ``gpus`` has two decimals."""
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request, project_id):

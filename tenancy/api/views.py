@@ -8,6 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from paas.api.viewsets import ScopedGenericViewSet, ScopedReadOnlyViewSet
+from paas.errors import NotFound
 from paas.models import AuditEvent
 from tenancy import selectors, services
 from tenancy.api import filters
@@ -114,8 +115,12 @@ class ProjectViewSet(
     @extend_schema(responses=AuditEventSerializer(many=True))
     @action(detail=True, methods=["get"])
     def activity(self, request, pk=None):
-        """The workspace's latest audit events (its landing page's "recent activity"), for its members."""
-        events = selectors.workspace_activity(request.user, self.get_object(), limit=50)
+        """The workspace's latest audit events (its landing page's "recent activity"), for the people who
+        work in it; 404 for a PaaS admin (who manages the workspace's catalog, not its work)."""
+        project = self.get_object()
+        if not selectors.can_see_workspace_activity(request.user, project):
+            raise NotFound("No such project.")
+        events = selectors.workspace_activity(request.user, project, limit=50)
         return Response(AuditEventSerializer(events, many=True).data)
 
 

@@ -19,6 +19,9 @@ ALL = {
     "outsider",
 }
 MEMBERS = ALL - {"outsider"}
+# Who works in workspace A (issue 11 part 7): a PaaS admin, org- or project-scoped, manages its
+# profiles and templates but no longer sees its activity or usage (before, viewing the project did).
+WORKERS = {"operator", "org_admin", "workspace_admin", "collaborator_rw", "collaborator_ro"}
 
 
 def _user(world, who):
@@ -100,6 +103,14 @@ def _quota_update_org(api, w):
     return api.patch(f"/api/v1/quotas/{w.a.org.quota.pk}/", {"gpus": 32})
 
 
+def _project_activity(api, w):
+    return api.get(f"/api/v1/projects/{w.a.project.pk}/activity/")
+
+
+def _project_summary(api, w):
+    return api.get(f"/api/v1/projects/{w.a.project.pk}/summary/")
+
+
 def _audit_view(api, w):
     event = AuditEvent.objects.filter(org=w.a.org).first()
     return api.get(f"/api/v1/audit-events/{event.pk}/")
@@ -121,6 +132,8 @@ MATRIX = [
     ("quota.view_org", _quota_view_org, {"operator", "org_admin", "paas_admin_org"}),
     ("quota.update_org", _quota_update_org, {"operator"}),
     ("audit.view", _audit_view, {"operator", "org_admin"}),
+    ("project.activity", _project_activity, WORKERS),
+    ("project.summary", _project_summary, WORKERS),
 ]
 
 

@@ -45,6 +45,9 @@ EXPECTED = {
     "invitation_add_post": {"operator", "org_admin"},
     "org_quota_post": {"operator"},
     "project_quota_post": {"operator", "org_admin"},
+    # A PaaS admin sees profiles and templates only (issue 11 part 7): the audit list was an empty 200.
+    "audit_list_page": {"operator", "org_admin"},
+    "instance_list_page": {"operator", "org_admin"},
 }
 
 
@@ -52,6 +55,10 @@ def _do(client, world, action):
     a = world.a
     if action == "org_add_page":
         return client.get("/studio/tenancy/organization/add/"), None
+    if action == "audit_list_page":
+        return client.get("/studio/paas/auditevent/"), None
+    if action == "instance_list_page":
+        return client.get("/studio/instances/computeinstance/"), None
     if action == "org_change_post":
         r = client.post(f"/studio/tenancy/organization/{a.org.pk}/change/", {"display_name": "New name"})
         return r, lambda: a.org.__class__.objects.get(pk=a.org.pk).display_name == "New name"

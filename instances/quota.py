@@ -1,0 +1,191 @@
+"""Quota arithmetic: what an instance of a profile holds, what a scope has in use, what its quota
+refuses.
+
+The GPU unit: GPU quotas (an org's, a workspace's, and their per-GPU-model limits) are in GPUs. A whole
+GPU counts 1 and a MIG slice the fraction of its parent GPU its compute slices take, ``Ng.*`` = N/7
+(N/4 on four-slice GPUs; ``inventory.mig``): no profile type escapes a GPU quota. Amounts are stored
+and compared as integer 28ths of a GPU (``ComputeInstance.gpu_units``, ``tenancy.gpu_units``), never
+floats; people see them with two decimals and the exact fraction.
+
+A per-model limit counts the whole GPUs of that model plus the MIG slices whose parent GPU is of that
+model. A slice's parent is the GPU model of the nodes offering that slice on the cluster the instance
+was placed on (``ComputeInstance.mig_parents``). Where several models there offer it, the scheduler may
+pick any of them, so the slice counts against each of their limits (never against none).
+"""
+
+from collections import defaultdict
+from decimal import Decimal
+
+from django.db.models import Q, Sum
+
+from catalog.models import ComputeProfile
+from instances.models import ComputeInstance
+from instances.states import ACTIVE
+from inventory import mig
+from inventory.selectors import mig_parent_models
+from tenancy.models import Project, Quota
+
+UNIT_NOTE = f"GPU quotas are in GPUs; {mig.UNIT_NOTE}."
+
+
+def profile_totals(profile: ComputeProfile, *, cluster_id: int | None = None) -> dict:
+    """The totals an instance of ``profile`` holds (what quotas count). ``mig_parents`` names the GPU
+    models its MIG slices may run on: on ``cluster_id`` (where it is placed) or, before placement, on
+    any cluster (which can only count a slice against more per-model limits, never fewer)."""
+    totals = {
+        "gpus": 0,
+        "gpus_by_model": defaultdict(int),
+        "mig_slices": defaultdict(int),
+        "cpu_millis": 0,
+        "memory_gib": 0,
+        "storage_gib": 0,
+    }
+    for group in profile.resource_groups.all():
+        totals["gpus"] += group.gpu_count
+        if group.gpu_count:
+            totals["gpus_by_model"][group.gpu_model] += group.gpu_count
+        if group.mig_count:
+            totals["mig_slices"][group.mig_profile] += group.mig_count
+        totals["cpu_millis"] += int(group.cpu_cores * 1000)
+        totals["memory_gib"] += group.memory_gib
+        totals["storage_gib"] += group.storage_gib
+    totals["gpus_by_model"], totals["mig_slices"] = dict(totals["gpus_by_model"]), dict(totals["mig_slices"])
+    totals["gpu_units"] = mig.gpu_units(gpus=totals["gpus"], mig_slices=totals["mig_slices"])
+    totals["mig_parents"] = (
+        mig_parent_models(list(totals["mig_slices"]), cluster_id=cluster_id) if totals["mig_slices"] else {}
+    )
+    return totals
+
+
+def model_units(model: str, gpus_by_model: dict, mig_slices: dict, mig_parents: dict) -> int:
+    """GPU units that count against a per-model limit of ``model``: its whole GPUs, and the
+    MIG slices whose parent may be of that model (when nobody knows a slice's parent, every model that
+    can be partitioned into such slices counts it)."""
+    units = mig.UNITS_PER_GPU * gpus_by_model.get(model, 0)
+    for profile, count in mig_slices.items():
+        parents = mig_parents.get(profile) or ()
+        if model in parents or (not parents and mig.offers(model, profile)):
+            units += mig.slice_units(profile) * count
+    return units
+
+
+def usage(instances) -> dict:
+    """Usage of the active ``instances``, summed in SQL (plus what per-model limits need from the JSON
+    columns, grouped so that a limit's check is a sum over few rows)."""
+    sums = instances.aggregate(
+        units=Sum("gpu_units"), cpu=Sum("cpu_millis"), memory=Sum("memory_gib"), storage=Sum("storage_gib")
+    )
+    by_model: dict[str, int] = defaultdict(int)
+    slices: dict[tuple[str, tuple[str, ...]], int] = defaultdict(int)  # (profile, parents) -> count
+    rows = instances.exclude(gpus_by_model={}, mig_slices={}).values_list(
+        "gpus_by_model", "mig_slices", "mig_parents"
+    )
+    for gpus_by_model, mig_slices, parents in rows:
+        for model, count in gpus_by_model.items():
+            by_model[model] += count
+        for profile, count in mig_slices.items():
+            slices[(profile, tuple(sorted((parents or {}).get(profile) or ())))] += count
+    return {
+        "gpu_units": sums["units"] or 0,
+        "cpu_cores": Decimal(sums["cpu"] or 0) / 1000,
+        "memory_gib": sums["memory"] or 0,
+        "storage_gib": sums["storage"] or 0,
+        "instances": instances.count(),
+        "gpus_by_model": dict(by_model),
+        "mig": dict(slices),
+    }
+
+
+def _used_model_units(model: str, used: dict) -> int:
+    units = mig.UNITS_PER_GPU * used["gpus_by_model"].get(model, 0)
+    for (profile, parents), count in used["mig"].items():
+        units += model_units(model, {}, {profile: count}, {profile: list(parents)})
+    return units
+
+
+format_gpus = mig.format_gpus_exact
+
+
+def _check_quota(quota: Quota, used: dict, want: dict, scope: str, gpu_models: list) -> list[str]:
+    problems = []
+    limit_units = None if quota.gpus is None else quota.gpus * mig.UNITS_PER_GPU
+    if limit_units is not None and used["gpu_units"] + want["gpu_units"] > limit_units:
+        problems.append(
+            f"{scope} quota of {quota.gpus} GPUs: {format_gpus(used['gpu_units'])} in use, "
+            f"this launch needs {format_gpus(want['gpu_units'])}."
+        )
+    asked = {
+        "cpu_cores": Decimal(want["cpu_millis"]) / 1000,
+        "memory_gib": want["memory_gib"],
+        "storage_gib": want["storage_gib"],
+        "instances": 1,
+    }
+    labels = {
+        "cpu_cores": "CPU cores",
+        "memory_gib": "GiB of memory",
+        "storage_gib": "GiB of storage",
+        "instances": "instances",
+    }
+    for field, label in labels.items():
+        limit = getattr(quota, field)
+        if limit is not None and used[field] + asked[field] > limit:
+            problems.append(
+                f"{scope} quota of {_fmt(limit)} {label}: {_fmt(used[field])} in use, "
+                f"this launch needs {_fmt(asked[field])}."
+            )
+    for row in gpu_models:
+        need = model_units(row.gpu_model, want["gpus_by_model"], want["mig_slices"], want["mig_parents"])
+        in_use = _used_model_units(row.gpu_model, used)
+        if need and in_use + need > row.gpus * mig.UNITS_PER_GPU:
+            problems.append(
+                f"{scope} quota of {row.gpus} {row.gpu_model} GPUs: {format_gpus(in_use)} in use, "
+                f"this launch needs {format_gpus(need)}."
+            )
+    return problems
+
+
+def quota_problems(*, project: Project, wants: dict, quotas: list[Quota] | None = None) -> dict[object, list]:
+    """For each key of ``wants`` (resources as ``profile_totals`` gives them), what the workspace's and
+    the org's quotas would refuse with today's usage: the launch's check (under its lock), and the
+    portal's warning on each size card before anyone presses Launch. A refusal that involves GPUs ends
+    with the unit's explanation."""
+    if quotas is None:
+        quotas = list(Quota.objects.filter(Q(project=project) | Q(org_id=project.org_id)))
+    result: dict[object, list] = {key: [] for key in wants}
+    for quota in sorted(quotas, key=lambda q: q.project_id is None):
+        scope = "Workspace" if quota.project_id else "Organization"
+        instances = ComputeInstance.objects.filter(state__in=ACTIVE)
+        instances = (
+            instances.filter(project=project) if quota.project_id else instances.filter(org_id=project.org_id)
+        )
+        used = usage(instances)
+        gpu_models = list(quota.gpu_models.all())
+        for key, want in wants.items():
+            result[key] += _check_quota(quota, used, want, scope, gpu_models)
+    for problems in result.values():
+        if any(" GPUs: " in problem for problem in problems):
+            problems.append(UNIT_NOTE)
+    return result
+
+
+def _fmt(value) -> str:
+    return f"{Decimal(value).normalize():f}" if isinstance(value, Decimal) else str(value)
+
+
+def usage_annotations(**kwargs) -> dict:
+    """Receiver of ``tenancy.signals.quota_usage_annotations``: the GPU units in use in each quota's
+    scope, as one subquery (the studio's quota list shows it beside the limit)."""
+    from django.db.models import IntegerField, OuterRef, Subquery
+    from django.db.models.functions import Coalesce
+
+    def used(scope: str):
+        rows = (
+            ComputeInstance.objects.filter(**{f"{scope}_id": OuterRef(f"{scope}_id")}, state__in=ACTIVE)
+            .order_by()
+            .values(f"{scope}_id")
+            .annotate(units=Sum("gpu_units"))
+            .values("units")
+        )
+        return Subquery(rows, output_field=IntegerField())
+
+    return {"gpu_units_in_use": Coalesce(used("org"), used("project"), 0)}
