@@ -16,11 +16,9 @@ instance gets an audit event naming what was repaired.
 from __future__ import annotations
 
 import logging
-from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
-from kubernetes.utils import parse_quantity
 
 from instances import baseline
 from instances.models import ComputeInstance
@@ -55,10 +53,7 @@ def _normalized(value: Any, quantities: bool) -> Any:
     if isinstance(value, list):
         return [_normalized(v, quantities) for v in value]
     if quantities and isinstance(value, (str, int)) and not isinstance(value, bool):
-        try:
-            return Decimal(parse_quantity(value))
-        except ValueError:
-            return value
+        return kube.quantity(value)
     return value
 
 

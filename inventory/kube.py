@@ -363,6 +363,14 @@ def ensure_objects(kubeconfig: str, objects: list[dict], *, field_manager: str =
     apply(kubeconfig, objects, field_manager=field_manager)
 
 
+def quantity(value: Any) -> Any:
+    """A Kubernetes quantity (``"1Gi"``, ``"500m"``, ``2``) as a Decimal; anything else unchanged."""
+    try:
+        return parse_quantity(value)
+    except (ValueError, TypeError):
+        return value
+
+
 def list_objects(kubeconfig: str, kinds: list[tuple[str, str]]) -> dict[tuple[str, str, str], dict]:
     """Every object of ``kinds`` (``(apiVersion, kind)``) in the cluster, one list call per kind:
     ``{(kind, namespace or "", name): object}``. A kind the cluster does not serve lists nothing."""
