@@ -13,7 +13,7 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from catalog import services as catalog_services
-from catalog.models import TemplateVersion
+from catalog.models import ComputeProfile, TemplateVersion
 from instances import deployer, drift, services, tasks
 from instances.models import ComputeInstance, Run
 from paas.errors import ValidationFailed
@@ -70,7 +70,9 @@ def test_hostile_objects_slipped_into_a_version_row_are_refused_at_apply(world, 
     version = benign_profile.template_version
     for index, (case, objects, expected) in enumerate(CASES):
         TemplateVersion.objects.filter(pk=version.pk).update(manifests=manifests(objects))
-        instance = _launch(world, benign_profile, f"h{index}")
+        profile = ComputeProfile.objects.get(pk=benign_profile.pk)  # as a request would load it
+        assert manifests(objects) in profile.template_version.manifests
+        instance = _launch(world, profile, f"h{index}")
         run = instance.runs.get()
         assert deployer.execute(run.pk) == "failed", case
         run.refresh_from_db()
