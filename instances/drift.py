@@ -109,7 +109,7 @@ def _quota_changes(desired: dict, live: dict) -> list[str]:
     return changes or ["spec"]
 
 
-def _release_old_manager(kubeconfig: str, applied: list[dict]) -> None:
+def _release_old_manager(kubeconfig: str, applied: list[dict]) -> list[dict]:
     """Objects applied before the baseline had a field manager of its own: let the old one go, so
     that fields the baseline drops later (a removed collaborator) really disappear."""
     stale = [
@@ -124,16 +124,16 @@ def _release_old_manager(kubeconfig: str, applied: list[dict]) -> None:
             for entry in obj["metadata"].get("managedFields") or []
         )
     ]
-    if stale:
-        kube.apply(kubeconfig, stale)  # an empty configuration: the old manager owns nothing any more
+    # An empty configuration: the old manager owns nothing any more. Returns the objects as stored then.
+    return kube.apply(kubeconfig, stale) if stale else []
 
 
 def apply_baseline(kubeconfig: str, objects: list[dict]) -> list[str]:
     """Apply ``objects`` (cluster-scoped and namespaced, each declaring where it goes) under the
     baseline's field manager; replace any that still differ afterwards. Returns what was replaced."""
     applied = kube.apply(kubeconfig, objects, field_manager=baseline.FIELD_MANAGER)
-    _release_old_manager(kubeconfig, applied)
     stored = {_key(obj): obj for obj in applied}
+    stored |= {_key(obj): obj for obj in _release_old_manager(kubeconfig, applied)}
     drifted = [obj for obj in objects if difference(obj, stored.get(_key(obj)))]
     return _replace(kubeconfig, drifted)
 

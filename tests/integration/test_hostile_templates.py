@@ -192,3 +192,51 @@ def test_reconcile_repairs_a_tampered_baseline_and_audits_it(
     assert event.details["namespace"] == namespace
     # Converged: the next check finds nothing.
     assert drift.baseline_repair(cluster_id=cluster.pk) == {}
+
+
+def test_an_instance_deployed_before_the_baseline_had_its_own_manager_converges(
+    world, kube_cluster, benign_profile
+):
+    """Baseline objects applied under the old shared field manager (before this change) are taken
+    over on the next apply: the old manager lets go, so what it alone set (here an extra quota
+    entry) disappears without a replace."""
+    from inventory import kube
+
+    instance = _launch(world, benign_profile, "legacy")
+    assert deployer.execute(instance.runs.get().pk) == "ready"
+    instance.refresh_from_db()
+    kubeconfig = instance.cluster.kubeconfig.reveal()
+    base = deployer.baseline_objects(instance, instance.namespace)
+    quota = next(o for o in base if o["kind"] == "ResourceQuota")
+    legacy = {**quota, "spec": {"hard": {**quota["spec"]["hard"], "requests.example.com/thing": "5"}}}
+    kube.apply(kubeconfig, [legacy])  # the old manager, as every deploy before used it
+    assert drift.apply_baseline(kubeconfig, base) == []
+    core = k8s.CoreV1Api(kube_cluster.api_client())
+    live = core.read_namespaced_resource_quota("paas-quota", instance.namespace)
+    assert "requests.example.com/thing" not in live.spec.hard
+    assert {e.manager for e in live.metadata.managed_fields if not e.subresource} == {"gpu-paas-baseline"}
+
+
+def test_the_baseline_check_skips_unreachable_clusters(world, django_capture_on_commit_callbacks):
+    """No cluster call for a cluster marked unreachable, and none that hangs for one that is."""
+    from django_q.models import OrmQ
+
+    from tests.factories import ONE_A100, make_synced_cluster
+
+    cluster = make_synced_cluster(name="far")  # its API server address refuses connections
+    profile = make_profile(
+        actor=world.a.users["org_admin"],
+        project=world.a.project,
+        manifests=manifests([]),
+        resource_groups=ONE_A100,
+    )
+    instance = _launch(world, profile, "far")
+    ComputeInstance.objects.filter(pk=instance.pk).update(state="ready", namespace="i-far-abc123")
+    assert drift.baseline_repair(cluster_id=cluster.pk) == {}  # unreachable in fact: skipped, logged
+    cluster.status = "unreachable"
+    cluster.save(update_fields=["status"])
+    before = OrmQ.objects.count()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.reconcile()
+    assert OrmQ.objects.count() == before  # marked unreachable: not even enqueued
+    assert drift.baseline_repair(cluster_id=cluster.pk) == {}
