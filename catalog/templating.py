@@ -71,6 +71,7 @@ from jinja2.sandbox import (
 )
 from kubernetes_validate.utils import all_versions
 
+from catalog import template_policy
 from catalog.cluster_scoped import CLUSTER_SCOPED_KINDS, CREATE_ONLY_KINDS, NAMESPACED_KINDS
 
 __all__ = [
@@ -1420,12 +1421,15 @@ def validate_objects(
     Refused: cluster-scoped kinds (built-in, or declared custom resources with scope Cluster),
     ``metadata.namespace`` other than ``namespace``, kinds that are neither built-ins of
     ``kubernetes_version`` nor declared custom resources, list/subresource/create-only kinds and
-    duplicates.  Built-ins are validated offline with ``kubernetes_validate`` (strict: unknown
-    fields are errors); custom resources are checked for shape only (no schema is available).
+    duplicates; then whatever :mod:`catalog.template_policy` refuses (kinds off its allow-list,
+    reserved names, platform labels, token Secrets, RBAC wider than the tenant's).  Built-ins are
+    validated offline with ``kubernetes_validate`` (strict: unknown fields are errors); custom
+    resources are checked for shape only (no schema is available).
     """
     declared = _declared_resources(custom_resources)
     problems: list[str] = []
     seen: set[tuple[str, str, str]] = set()
+    accepted: list[tuple[str, dict, bool]] = []
     for index, obj in enumerate(objects):
         label = _object_label(obj) or f"object {index + 1}"
         shape = _shape_problems(obj)
@@ -1440,10 +1444,13 @@ def validate_objects(
                 f"the instance's namespace ({namespace!r}): omit metadata.namespace"
             )
         problem, builtin = _kind_problem(api_version, kind, declared, kubernetes_version)
+        split = _split_api_version(api_version) or ("", "")
+        if not problem:
+            problem = template_policy.kind_problem(split[0], kind, builtin)
         if problem:
             problems.append(f"{label}: {problem}")
             continue
-        split = _split_api_version(api_version) or ("", "")
+        accepted.append((label, obj, builtin))
         identity = (split[0], kind, metadata["name"])
         if identity in seen:
             problems.append(f"{label}: defined more than once")
@@ -1452,6 +1459,7 @@ def validate_objects(
             problem = _schema_problem(obj, kubernetes_version)
             if problem:
                 problems.append(f"{label}: {problem}")
+    problems += template_policy.problems(accepted, namespace=namespace)
     if problems:
         raise TemplateError({"manifests": problems})
 

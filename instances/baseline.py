@@ -24,18 +24,30 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-MANAGED_BY = "gpu-paas"
-LABEL_PREFIX = "paas.gpu/"
+from paas.platform_owned import (  # noqa: F401  (re-exported: the baseline's vocabulary)
+    ALL_VERBS,
+    LABEL_MANAGED_BY,
+    LABEL_PREFIX,
+    MANAGED_BY,
+    READ_VERBS,
+    RESERVED_NAME_PREFIX,
+    TENANT_RULES,
+)
+
+#: The field manager of every baseline object (server-side apply, conflicts forced): applied after
+#: the template's objects (manager ``inventory.kube.FIELD_MANAGER``), so the baseline always wins.
+FIELD_MANAGER = "gpu-paas-baseline"
+
 LABEL_ORG = f"{LABEL_PREFIX}org"
 LABEL_PROJECT = f"{LABEL_PREFIX}project"
 LABEL_INSTANCE = f"{LABEL_PREFIX}instance"
 LABEL_INSTANCE_ID = f"{LABEL_PREFIX}instance-id"
-LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"  # set by the API server on every namespace
 
 PSA_LEVEL = "restricted"
 PSA_VERSION = "latest"
 
+# Every name below starts with RESERVED_NAME_PREFIX: templates may not take them (catalog.template_policy).
 QUOTA_NAME = "paas-quota"
 LIMIT_RANGE_NAME = "paas-defaults"
 DEFAULT_DENY = "paas-default-deny"
@@ -363,47 +375,6 @@ def network_policies(*, namespace: str, labels: Mapping[str, str] | None = None)
             },
         ),
     ]
-
-
-ALL_VERBS = ["get", "list", "watch", "create", "update", "patch", "delete"]
-READ_VERBS = ["get", "list", "watch"]
-
-#: What a tenant may do in its own namespace. Nothing on RBAC objects, quotas, limit ranges or
-#: network policies beyond reading them; nothing cluster-scoped (a Role cannot grant that anyway).
-TENANT_RULES: list[dict] = [
-    {
-        "apiGroups": [""],
-        "resources": ["pods", "services", "configmaps", "secrets", "persistentvolumeclaims"],
-        "verbs": ALL_VERBS,
-    },
-    {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get", "list", "watch"]},
-    {
-        "apiGroups": [""],
-        "resources": ["pods/exec", "pods/portforward", "pods/attach"],
-        "verbs": ["get", "create"],
-    },
-    {
-        "apiGroups": [""],
-        "resources": ["events", "serviceaccounts", "resourcequotas", "limitranges", "endpoints"],
-        "verbs": READ_VERBS,
-    },
-    {
-        "apiGroups": ["apps"],
-        "resources": ["deployments", "statefulsets", "replicasets", "daemonsets"],
-        "verbs": ALL_VERBS,
-    },
-    {
-        "apiGroups": ["apps"],
-        "resources": ["deployments/scale", "statefulsets/scale", "replicasets/scale"],
-        "verbs": ["get", "update", "patch"],
-    },
-    {"apiGroups": ["batch"], "resources": ["jobs", "cronjobs"], "verbs": ALL_VERBS},
-    {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"], "verbs": ALL_VERBS},
-    {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": READ_VERBS},
-    {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": ALL_VERBS},
-    {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": ALL_VERBS},
-    {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": READ_VERBS},
-]
 
 
 def access(*, namespace: str, users: Iterable[str], labels: Mapping[str, str] | None = None) -> list[dict]:

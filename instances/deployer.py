@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from catalog import templating
-from instances import baseline
+from instances import baseline, drift
 from instances.models import ComputeInstance, Run
 from instances.states import State
 from inventory import kube
@@ -123,12 +123,18 @@ def deploy(instance: ComputeInstance, step: RunLog) -> None:
     if instance.cluster.offers_sandbox_runtime:
         kube.ensure_objects(kubeconfig, baseline.sandbox_policy_objects())
     base = baseline_objects(instance, namespace)
-    platform_scoped = [o for o in base if o["kind"] in CLUSTER_SCOPED_BASELINE]
-    kube.ensure_objects(kubeconfig, platform_scoped)  # the namespace itself and its admission binding
-    kube.apply(kubeconfig, [o for o in base if o["kind"] not in CLUSTER_SCOPED_BASELINE], namespace=namespace)
+    # The baseline goes first (the namespace must exist, and the quota and policies must be in force
+    # before the first template pod is admitted) and again after the template, under its own field
+    # manager, so that nothing the template rendered outlives it.
+    drift.apply_baseline(kubeconfig, base)
     step(f"Applied the isolation baseline ({len(base)} objects) to namespace {namespace}.")
     kube.apply(kubeconfig, objects, namespace=namespace)
     step(f"Applied {len(objects)} template objects (server-side apply, field manager {kube.FIELD_MANAGER}).")
+    replaced = drift.apply_baseline(kubeconfig, base)
+    step(
+        f"Applied the isolation baseline again over the template (field manager {baseline.FIELD_MANAGER})"
+        + (f"; replaced {', '.join(replaced)}." if replaced else "; verified.")
+    )
     notes = kube.wait_ready(kubeconfig, namespace, timeout=READY_TIMEOUT)
     step("Ready." + (" " + "; ".join(notes) if notes else ""))
     outputs = read_outputs(instance, kubeconfig, namespace, context)

@@ -393,7 +393,7 @@ def instance_delete(*, actor, instance: ComputeInstance) -> Run:
 
 def access_apply(*, instance_id: int) -> None:
     """Apply the access part of the baseline (service accounts, role, binding) for current users."""
-    from instances import deployer
+    from instances import baseline, deployer
     from inventory import kube
 
     instance = ComputeInstance.objects.select_related("cluster", "org", "project", "owner").get(
@@ -406,7 +406,12 @@ def access_apply(*, instance_id: int) -> None:
         for o in deployer.baseline_objects(instance, instance.namespace)
         if o["kind"] in ("ServiceAccount", "Role", "RoleBinding")
     ]
-    kube.apply(instance.cluster.kubeconfig.reveal(), objects, namespace=instance.namespace)
+    kube.apply(
+        instance.cluster.kubeconfig.reveal(),
+        objects,
+        namespace=instance.namespace,
+        field_manager=baseline.FIELD_MANAGER,
+    )
 
 
 def identity_remove(*, instance_id: int, username: str) -> None:
@@ -424,7 +429,12 @@ def identity_remove(*, instance_id: int, username: str) -> None:
 
 
 def reconcile() -> int:
-    """Re-enqueue every stale run on its cluster's agent; ``execute`` picks up where it stopped."""
+    """Re-enqueue every stale run on its cluster's agent; ``execute`` picks up where it stopped.
+
+    Also enqueues, once per reachable cluster with ready instances, the check that repairs drift of
+    their isolation baselines (``instances.drift.baseline_repair``, on the cluster's agent).
+    Returns the number of runs re-driven.
+    """
     from instances import deployer
 
     count = 0
@@ -440,7 +450,18 @@ def reconcile() -> int:
             )
             enqueue_for_cluster(run.instance.cluster, "instances.tasks.run_execute", run.pk)
         count += 1
+    _enqueue_baseline_checks()
     return count
+
+
+def _enqueue_baseline_checks() -> None:
+    clusters = (
+        Cluster.objects.filter(instances__state=State.READY)
+        .exclude(status=Cluster.Status.UNREACHABLE)
+        .distinct()
+    )
+    for cluster in clusters:
+        enqueue_for_cluster(cluster, "instances.tasks.baseline_repair", cluster.pk)
 
 
 @transaction.atomic

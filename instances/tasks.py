@@ -24,3 +24,11 @@ def reconcile() -> int:
     """Scheduled: re-drive runs whose worker died (a killed worker, a lost task)."""
     with client_context(client=Client.TASK):
         return services.reconcile()
+
+
+def baseline_repair(cluster_id: int) -> dict:
+    """Enqueued by the reconcile per cluster: repair drift of the isolation baselines of ready instances."""
+    from instances import drift
+
+    with client_context(client=Client.TASK):
+        return drift.baseline_repair(cluster_id=cluster_id)

@@ -304,8 +304,17 @@ def _prepare(dynamic: DynamicClient, obj: dict, namespace: str | None) -> tuple[
     return resource, body
 
 
-def apply(kubeconfig: str, objects: list[dict], *, namespace: str | None = None) -> list[dict]:
-    """Server-side apply ``objects`` in order (field manager :data:`FIELD_MANAGER`, conflicts forced).
+def apply(
+    kubeconfig: str,
+    objects: list[dict],
+    *,
+    namespace: str | None = None,
+    field_manager: str = FIELD_MANAGER,
+    replace: bool = False,
+) -> list[dict]:
+    """Server-side apply ``objects`` in order (``field_manager``, default :data:`FIELD_MANAGER`,
+    conflicts forced). With ``replace`` each object is replaced whole instead (PUT, unconditional):
+    fields other managers added are dropped too (drift repair of platform-owned objects).
 
     With ``namespace``, namespaced objects are applied into it (an object declaring another
     namespace is refused) and cluster-scoped objects are refused; without it, objects are applied
@@ -326,13 +335,18 @@ def apply(kubeconfig: str, objects: list[dict], *, namespace: str | None = None)
                 prepared.append(_prepare(dynamic, obj, namespace))
             for resource, body in prepared:
                 current = body
-                result = resource.server_side_apply(
-                    body=body,
-                    name=body["metadata"]["name"],
-                    namespace=body["metadata"].get("namespace"),
-                    field_manager=FIELD_MANAGER,
-                    force_conflicts=True,
-                )
+                if replace:
+                    result = resource.replace(
+                        body=body, namespace=body["metadata"].get("namespace"), field_manager=field_manager
+                    )
+                else:
+                    result = resource.server_side_apply(
+                        body=body,
+                        name=body["metadata"]["name"],
+                        namespace=body["metadata"].get("namespace"),
+                        field_manager=field_manager,
+                        force_conflicts=True,
+                    )
                 applied.append(result.to_dict())
         except ApiException as exc:
             if _is_auth_failure(exc) or exc.status is None or not 400 <= exc.status < 500:
@@ -344,9 +358,38 @@ def apply(kubeconfig: str, objects: list[dict], *, namespace: str | None = None)
     return applied
 
 
-def ensure_objects(kubeconfig: str, objects: list[dict]) -> None:
+def ensure_objects(kubeconfig: str, objects: list[dict], *, field_manager: str = FIELD_MANAGER) -> None:
     """Server-side apply platform-owned objects (e.g. the sandbox admission policy), as :func:`apply`."""
-    apply(kubeconfig, objects)
+    apply(kubeconfig, objects, field_manager=field_manager)
+
+
+def quantity(value: Any) -> Any:
+    """A Kubernetes quantity (``"1Gi"``, ``"500m"``, ``2``) as a Decimal; anything else unchanged."""
+    try:
+        return parse_quantity(value)
+    except (ValueError, TypeError):
+        return value
+
+
+def list_objects(kubeconfig: str, kinds: list[tuple[str, str]]) -> dict[tuple[str, str, str], dict]:
+    """Every object of ``kinds`` (``(apiVersion, kind)``) in the cluster, one list call per kind:
+    ``{(kind, namespace or "", name): object}``. A kind the cluster does not serve lists nothing."""
+    found: dict[tuple[str, str, str], dict] = {}
+    with api_client(kubeconfig) as api:
+        try:
+            dynamic = _dynamic(api)
+            for api_version, kind in kinds:
+                try:
+                    resource = _resource(dynamic, api_version, kind)
+                except (ResourceNotFoundError, ResourceNotUniqueError):
+                    continue
+                for item in resource.get().to_dict().get("items") or []:
+                    metadata = item.get("metadata") or {}
+                    key = (kind, metadata.get("namespace") or "", metadata.get("name") or "")
+                    found[key] = {"apiVersion": api_version, "kind": kind, **item}
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _unreachable(exc) from exc
+    return found
 
 
 def delete_objects(kubeconfig: str, objects: list[dict]) -> None:

@@ -22,11 +22,7 @@ pytestmark = pytest.mark.kube
 
 
 @pytest.fixture
-def live(world, kube_cluster):
-    inventory_services_cluster = inventory_services.cluster_register(
-        actor=world.operator, name="local", kubeconfig=Path(kube_cluster.kubeconfig_path).read_text()
-    )
-    inventory_tasks.cluster_refresh(inventory_services_cluster.pk)
+def live(world, kube_cluster, registered_cluster):
     system.load(actor=world.operator)
     small = ComputeProfile.objects.get(org__isnull=True, name="small")
     return {"world": world, "profile": small, "core": k8s.CoreV1Api(kube_cluster.api_client())}

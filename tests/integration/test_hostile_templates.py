@@ -1,0 +1,242 @@
+"""The hostile template suite (issue 11, part 1): the baseline is the engine's, never the template's.
+
+For every attack class in tests/support/hostile_templates.py: publishing a template that tries it is
+refused with the object named; the same objects written straight into a version row are refused at
+apply (the deploy against the real local cluster fails with the reason, once, and nothing reaches the
+cluster). A template with a ServiceAccount and a narrow Role bound to it deploys. A live instance
+whose baseline was tampered with through the cluster admin's client is repaired by the reconcile's
+baseline check, and the audit trail names what was repaired.
+"""
+
+import pytest
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+
+from catalog import services as catalog_services
+from catalog.models import ComputeProfile, TemplateVersion
+from instances import deployer, drift, services, tasks
+from instances.models import ComputeInstance, Run
+from paas.errors import ValidationFailed
+from paas.models import AuditEvent
+from tests.factories import make_profile
+from tests.support.hostile_templates import CASES, NARROW_RBAC, manifests
+
+pytestmark = pytest.mark.kube
+
+CPU_ONLY = [{"cpu_cores": "1", "memory_gib": 1, "storage_gib": 1}]
+IDS = [case[0] for case in CASES]
+
+
+def _publish(world, text: str, name: str = "hostile"):
+    admin = world.a.users["org_admin"]
+    template = catalog_services.template_create(actor=admin, project=world.a.project, name=name)
+    version = catalog_services.template_version_create(
+        actor=admin, template=template, version="v1", manifests=text
+    )
+    return catalog_services.template_version_publish(actor=admin, version=version)
+
+
+@pytest.mark.parametrize(("objects", "expected"), [case[1:] for case in CASES], ids=IDS)
+def test_a_hostile_template_is_refused_at_publish_naming_the_object(world, objects, expected):
+    with pytest.raises(ValidationFailed) as refused:
+        _publish(world, manifests(objects))
+    assert expected in "\n".join(refused.value.fields["manifests"])
+    assert not TemplateVersion.objects.filter(state=TemplateVersion.State.PUBLISHED, template__name="hostile")
+
+
+def _launch(world, profile, name: str) -> ComputeInstance:
+    return services.instance_launch(
+        actor=world.a.users["workspace_admin"], project=world.a.project, name=name, profile=profile
+    )
+
+
+@pytest.fixture
+def benign_profile(world, registered_cluster):
+    """A published profile whose template version is harmless (what the hostile rows start from)."""
+    return make_profile(
+        actor=world.a.users["org_admin"],
+        project=world.a.project,
+        manifests=manifests([]),
+        name="cpu",
+        template="benign",
+        resource_groups=CPU_ONLY,
+    )
+
+
+def test_hostile_objects_slipped_into_a_version_row_are_refused_at_apply(world, kube_cluster, benign_profile):
+    """Every case, written straight into the published row (past publish): the deploy fails with the
+    reason on its first attempt, is not retried, and the namespace was never created."""
+    core = k8s.CoreV1Api(kube_cluster.api_client())
+    version = benign_profile.template_version
+    for index, (case, objects, expected) in enumerate(CASES):
+        TemplateVersion.objects.filter(pk=version.pk).update(manifests=manifests(objects))
+        profile = ComputeProfile.objects.get(pk=benign_profile.pk)  # as a request would load it
+        assert manifests(objects) in profile.template_version.manifests
+        instance = _launch(world, profile, f"h{index}")
+        run = instance.runs.get()
+        assert deployer.execute(run.pk) == "failed", case
+        run.refresh_from_db()
+        instance.refresh_from_db()
+        assert run.outcome == Run.Outcome.FAILED and run.attempt == 1, case
+        assert expected in run.message and expected in instance.state_reason, (case, run.message)
+        with pytest.raises(ApiException) as missing:
+            core.read_namespace(instance.namespace)
+        assert missing.value.status == 404, case  # nothing was applied
+        ComputeInstance.objects.filter(pk=instance.pk).update(state="deleted")  # frees its quota
+
+
+def test_a_service_account_with_a_narrow_role_bound_to_it_deploys(world, kube_cluster, registered_cluster):
+    profile = make_profile(
+        actor=world.a.users["org_admin"],
+        project=world.a.project,
+        manifests=manifests(NARROW_RBAC),
+        name="spark",
+        template="spark",
+        resource_groups=CPU_ONLY,
+    )
+    instance = _launch(world, profile, "spark")
+    run = instance.runs.get()
+    assert deployer.execute(run.pk) == "ready", Run.objects.get(pk=run.pk).log
+    instance.refresh_from_db()
+    rbac = k8s.RbacAuthorizationV1Api(kube_cluster.api_client())
+    role = rbac.read_namespaced_role("spark-driver", instance.namespace)
+    assert {r for rule in role.rules for r in rule.resources} == {
+        "pods",
+        "services",
+        "configmaps",
+        "pods/log",
+    }
+    binding = rbac.read_namespaced_role_binding("spark-driver", instance.namespace)
+    assert [(s.kind, s.name) for s in binding.subjects] == [("ServiceAccount", "spark-driver")]
+    core = k8s.CoreV1Api(kube_cluster.api_client())
+    assert core.read_namespaced_service_account("spark-driver", instance.namespace)
+    # The baseline went on again after the template, under its own field manager, and won.
+    quota = core.read_namespaced_resource_quota("paas-quota", instance.namespace)
+    assert {e.manager for e in quota.metadata.managed_fields if not e.subresource} == {"gpu-paas-baseline"}
+    assert any("again over the template" in step["message"] for step in Run.objects.get(pk=run.pk).log)
+
+
+def test_reconcile_repairs_a_tampered_baseline_and_audits_it(
+    world, kube_cluster, benign_profile, django_capture_on_commit_callbacks
+):
+    instance = _launch(world, benign_profile, "tampered")
+    assert deployer.execute(instance.runs.get().pk) == "ready"
+    instance.refresh_from_db()
+    namespace, cluster = instance.namespace, instance.cluster
+    api = kube_cluster.api_client()
+    core, networking = k8s.CoreV1Api(api), k8s.NetworkingV1Api(api)
+    rbac = k8s.RbacAuthorizationV1Api(api)
+    assert drift.baseline_repair(cluster_id=cluster.pk) == {}  # a fresh deploy has not drifted
+
+    # The cluster admin's client (anyone but the platform) tampers with the baseline: the GPU limit
+    # goes, the default-deny policy goes, an allow-all ingress rule is added to the DNS policy (a
+    # field the platform never set) and the tenant role is widened.
+    core.patch_namespaced_resource_quota(
+        "paas-quota",
+        namespace,
+        [{"op": "remove", "path": "/spec/hard/requests.nvidia.com~1gpu"}],
+    )
+    assert (
+        "requests.nvidia.com/gpu"
+        not in core.read_namespaced_resource_quota("paas-quota", namespace).spec.hard
+    )
+    networking.delete_namespaced_network_policy("paas-default-deny", namespace)
+    networking.patch_namespaced_network_policy(
+        "paas-allow-dns", namespace, {"spec": {"policyTypes": ["Egress", "Ingress"], "ingress": [{}]}}
+    )
+    rbac.patch_namespaced_role(
+        "paas-tenant",
+        namespace,
+        [
+            {
+                "op": "add",
+                "path": "/rules/-",
+                "value": {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
+            }
+        ],
+    )
+
+    # The periodic reconcile enqueues one baseline check for the cluster, on its agent's queue...
+    from django_q.models import OrmQ
+
+    before = OrmQ.objects.count()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.reconcile()
+    assert OrmQ.objects.count() == before + 1
+    # ...which the worker runs:
+    report = tasks.baseline_repair(cluster.pk)
+    repaired = report[instance.pk]
+    assert any(
+        item.startswith("ResourceQuota/paas-quota: changed (spec.hard[requests.nvidia.com/gpu] removed")
+        for item in repaired
+    ), repaired
+    assert "NetworkPolicy/paas-default-deny: missing" in repaired
+    assert any(item.startswith("NetworkPolicy/paas-allow-dns: changed") for item in repaired), repaired
+    assert any(item.startswith("Role/paas-tenant: changed (rules)") for item in repaired), repaired
+    assert len(repaired) == 4, repaired
+
+    # Read back: every object is as the platform wants it again.
+    assert (
+        core.read_namespaced_resource_quota("paas-quota", namespace).spec.hard["requests.nvidia.com/gpu"]
+        == "0"
+    )
+    deny = networking.read_namespaced_network_policy("paas-default-deny", namespace)
+    assert deny.spec.policy_types == ["Ingress", "Egress"] and not deny.spec.ingress
+    dns = networking.read_namespaced_network_policy("paas-allow-dns", namespace)
+    assert dns.spec.policy_types == ["Egress"] and not dns.spec.ingress
+    rules = rbac.read_namespaced_role("paas-tenant", namespace).rules
+    assert not [rule for rule in rules if "*" in rule.verbs]
+
+    event = AuditEvent.objects.get(action="instance.baseline_repaired", target_id=str(instance.pk))
+    assert event.actor_id is None and event.details["repaired"] == repaired
+    assert event.details["namespace"] == namespace
+    # Converged: the next check finds nothing.
+    assert drift.baseline_repair(cluster_id=cluster.pk) == {}
+
+
+def test_an_instance_deployed_before_the_baseline_had_its_own_manager_converges(
+    world, kube_cluster, benign_profile
+):
+    """Baseline objects applied under the old shared field manager (before this change) are taken
+    over on the next apply: the old manager lets go, so what it alone set (here an extra quota
+    entry) disappears without a replace."""
+    from inventory import kube
+
+    instance = _launch(world, benign_profile, "legacy")
+    assert deployer.execute(instance.runs.get().pk) == "ready"
+    instance.refresh_from_db()
+    kubeconfig = instance.cluster.kubeconfig.reveal()
+    base = deployer.baseline_objects(instance, instance.namespace)
+    quota = next(o for o in base if o["kind"] == "ResourceQuota")
+    legacy = {**quota, "spec": {"hard": {**quota["spec"]["hard"], "requests.example.com/thing": "5"}}}
+    kube.apply(kubeconfig, [legacy])  # the old manager, as every deploy before used it
+    assert drift.apply_baseline(kubeconfig, base) == []
+    core = k8s.CoreV1Api(kube_cluster.api_client())
+    live = core.read_namespaced_resource_quota("paas-quota", instance.namespace)
+    assert "requests.example.com/thing" not in live.spec.hard
+    assert {e.manager for e in live.metadata.managed_fields if not e.subresource} == {"gpu-paas-baseline"}
+
+
+def test_the_baseline_check_skips_unreachable_clusters(world, django_capture_on_commit_callbacks):
+    """No cluster call for a cluster marked unreachable, and none that hangs for one that is."""
+    from django_q.models import OrmQ
+
+    from tests.factories import ONE_A100, make_synced_cluster
+
+    cluster = make_synced_cluster(name="far")  # its API server address refuses connections
+    profile = make_profile(
+        actor=world.a.users["org_admin"],
+        project=world.a.project,
+        manifests=manifests([]),
+        resource_groups=ONE_A100,
+    )
+    instance = _launch(world, profile, "far")
+    ComputeInstance.objects.filter(pk=instance.pk).update(state="ready", namespace="i-far-abc123")
+    assert drift.baseline_repair(cluster_id=cluster.pk) == {}  # unreachable in fact: skipped, logged
+    cluster.status = "unreachable"
+    cluster.save(update_fields=["status"])
+    before = OrmQ.objects.count()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.reconcile()
+    assert OrmQ.objects.count() == before  # marked unreachable: not even enqueued
+    assert drift.baseline_repair(cluster_id=cluster.pk) == {}
