@@ -13,6 +13,9 @@ PAAS_ENCRYPTION_KEYS = [
 ]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed; never outside tests
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# The local cluster and the fake identity provider listen on 127.0.0.1; the outbound-policy tests turn
+# this off to see the refusals.
+PAAS_OUTBOUND_ALLOW_LOOPBACK = True
 
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured(
