@@ -37,6 +37,7 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import requests
 import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -81,6 +82,14 @@ class OutboundConnectionRefused(urllib3.exceptions.HTTPError):
 
     def __init__(self, reason: str):
         super().__init__(reason)
+        self.reason = reason
+
+
+class OutboundRequestRefused(requests.exceptions.ConnectionError):
+    """The same refusal met through :func:`checked_session` (a ``requests`` connection error)."""
+
+    def __init__(self, reason: str, **kwargs):
+        super().__init__(reason, **kwargs)
         self.reason = reason
 
 
@@ -360,8 +369,8 @@ def checked_pool_manager(*, purpose: str, **pool_kwargs) -> CheckedPoolManager:
 
 def checked_session(*, purpose: str):
     """A ``requests.Session`` under the policy: every connection (each redirect hop included) is
-    checked, the environment's proxies are ignored, and only http(s) is mounted."""
-    import requests
+    checked, the environment's proxies are ignored, and only http(s) is mounted. A refusal raises
+    :class:`OutboundRequestRefused`, a ``requests.ConnectionError``."""
     from requests.adapters import HTTPAdapter
 
     class CheckedAdapter(HTTPAdapter):
@@ -372,7 +381,10 @@ def checked_session(*, purpose: str):
 
         def send(self, request, *args, **kwargs):
             kwargs["proxies"] = {}
-            return super().send(request, *args, **kwargs)
+            try:
+                return super().send(request, *args, **kwargs)
+            except OutboundConnectionRefused as exc:
+                raise OutboundRequestRefused(exc.reason, request=request) from exc
 
     session = requests.Session()
     session.trust_env = False

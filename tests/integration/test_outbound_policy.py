@@ -327,3 +327,24 @@ def test_redirects_are_not_followed_and_tls_still_checks_the_name(redirector, se
     with pytest.raises(kube.KubeUnreachable, match="SSLError"):
         kube.probe(kubeconfig_for("127.0.0.1"))
     assert server.hits == ["/version/"] and not target_was_reached()
+
+
+# --- the identity provider --------------------------------------------------------------------------
+
+
+def test_identity_provider_calls_meet_the_policy(world, oidc, settings, caplog):
+    """The operator's provider is reached through the same policy: the suite's provider listens on
+    127.0.0.1, so with loopback refused neither the API nor the sign-in reaches it."""
+    from rest_framework.test import APIClient
+
+    from tenancy import sso
+
+    settings.PAAS_OUTBOUND_ALLOW_LOOPBACK = False
+    sso.clear_discovery_cache()
+    refused = APIClient().get("/api/v1/me/", HTTP_AUTHORIZATION="Bearer some-provider-token")
+    assert refused.status_code == 503, refused.content
+    assert "identity provider cannot be reached" in refused.json()["error"]["message"]
+    assert "The identity provider address is refused: 127.0.0.1 is a loopback address" in caplog.text
+    settings.PAAS_OUTBOUND_ALLOW_LOOPBACK = True  # the positive control: now it is asked, and says no
+    sso.clear_discovery_cache()
+    assert APIClient().get("/api/v1/me/", HTTP_AUTHORIZATION="Bearer some-provider-token").status_code == 401

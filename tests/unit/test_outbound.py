@@ -191,7 +191,7 @@ def test_a_followed_redirect_meets_the_policy_on_every_hop(strict, serve):
     target, target_hits = serve(host="127.0.0.2")
     start, start_hits = serve(redirect_to=f"{target}/metadata")
     session = outbound.checked_session(purpose="registry")
-    with pytest.raises(Refused, match=re.escape("127.0.0.2 is a loopback address")):
+    with pytest.raises(outbound.OutboundRequestRefused, match=re.escape("127.0.0.2 is a loopback address")):
         session.get(f"{start}/v2/", timeout=5)
     assert start_hits == ["/v2/"] and target_hits == []
     strict.PAAS_OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.0/8"]
