@@ -110,10 +110,11 @@ def api_client(kubeconfig: str) -> k8s.ApiClient:
     api.configuration.retries = urllib3.Retry(
         total=1, connect=1, read=0, redirect=0, raise_on_redirect=False, backoff_factor=0.2
     )
+    # The client built its pool manager already (from the kubeconfig's TLS settings, and any proxy of
+    # the environment): replaced by a checked one with the same TLS settings and retries (redirect=0).
     unchecked = api.rest_client.pool_manager
     api.rest_client.pool_manager = outbound.checked_pool_manager(
-        purpose=kubeconfig_policy.SERVER_PURPOSE,
-        **(unchecked.connection_pool_kw | {"retries": api.configuration.retries}),
+        purpose=kubeconfig_policy.SERVER_PURPOSE, **unchecked.connection_pool_kw
     )
     unchecked.clear()
     return api

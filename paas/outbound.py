@@ -360,8 +360,11 @@ class CheckedPoolManager(urllib3.PoolManager):
 
 def checked_pool_manager(*, purpose: str, **pool_kwargs) -> CheckedPoolManager:
     """A checked pool manager; ``pool_kwargs`` as for ``urllib3.PoolManager`` (TLS settings, retries)."""
-    pool_kwargs = {k: v for k, v in pool_kwargs.items() if not k.startswith("_proxy") and k != "proxy_url"}
+    # Proxy and SOCKS settings (``_proxy``, ``_socks_options``, ...) are dropped: no proxy, ever.
+    pool_kwargs = {k: v for k, v in pool_kwargs.items() if not k.startswith("_") and k != "proxy_url"}
     retries = pool_kwargs.get("retries")
+    if retries is None:
+        retries = urllib3.Retry.DEFAULT
     if isinstance(retries, urllib3.Retry):
         pool_kwargs["retries"] = retries.new(redirect=0, raise_on_redirect=False)
     return CheckedPoolManager(purpose=purpose, **pool_kwargs)
