@@ -165,11 +165,12 @@ def _resolve_kubeconfig(kubeconfig: str, server: str, ca_data: str, token: str, 
         kubeconfig = kube.kubeconfig_from_token(server=server, ca_data_b64=ca_data, token=token, name=name)
     # What the kubeconfig may carry and where its server may be: inventory/kubeconfig_policy.py and the
     # outbound-address policy (paas/outbound.py). Only the current context is stored.
+    field = "server" if server else "kubeconfig"
     try:
         data = kube.parse_kubeconfig(kubeconfig)
-        return kubeconfig_policy.vetted(kubeconfig, data, field="kubeconfig" if not server else "server")
+        return kubeconfig_policy.vetted(kubeconfig, data, field=field)
     except (kube.KubeconfigInvalid, kubeconfig_policy.KubeconfigRefused) as exc:
-        raise ValidationFailed("Invalid kubeconfig.", fields={"kubeconfig": str(exc)}) from exc
+        raise ValidationFailed("Invalid kubeconfig.", fields={field: str(exc)}) from exc
 
 
 def _check_tenancy(tenancy: str, dedicated_org: Organization | None) -> None:
