@@ -24,6 +24,9 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ResourceNotFoundError, ResourceNotUniqueError
 from kubernetes.utils import parse_quantity
 
+from inventory import kubeconfig_policy
+from paas import outbound
+
 TIMEOUT = (3, 10)  # connect, read (seconds)
 
 GFD = "nvidia.com/"
@@ -45,6 +48,10 @@ def parse_kubeconfig(text: str) -> dict:
         raise KubeconfigInvalid(f"Not valid YAML: {exc.__class__.__name__}.") from exc
     if not isinstance(data, dict) or data.get("kind", "Config") != "Config":
         raise KubeconfigInvalid("Not a kubeconfig (expected kind: Config).")
+    for kind in ("contexts", "clusters", "users"):
+        names = [e.get("name") for e in data.get(kind) or [] if isinstance(e, dict)]
+        if len(names) != len(set(names)):  # the client would use the first, our checks the last
+            raise KubeconfigInvalid(f"The kubeconfig has two {kind} with the same name.")
     contexts = {
         c.get("name"): c.get("context", {}) for c in data.get("contexts") or [] if isinstance(c, dict)
     }
@@ -88,9 +95,28 @@ def kubeconfig_from_token(*, server: str, ca_data_b64: str, token: str, name: st
 
 
 def api_client(kubeconfig: str) -> k8s.ApiClient:
+    """A client for the kubeconfig's current context, under the outbound-address policy.
+
+    Checked again here (each client): the kubeconfig's credential rules and the server's addresses as
+    they resolve now (:mod:`inventory.kubeconfig_policy`). Every connection then goes through
+    :func:`paas.outbound.checked_pool_manager`: resolved, checked and made to the checked address (TLS
+    still verifies the server's name), redirects never followed, no environment proxy.
+    """
     data = parse_kubeconfig(kubeconfig)
-    api = k8s_config.new_client_from_config_dict(data)
-    api.configuration.retries = urllib3.Retry(total=1, connect=1, read=0, backoff_factor=0.2)
+    refusal = kubeconfig_policy.connect_refusal(data)
+    if refusal:
+        raise KubeUnreachable(f"Not connecting: {refusal}")
+    api = k8s_config.new_client_from_config_dict(kubeconfig_policy.current_only(data))
+    api.configuration.retries = urllib3.Retry(
+        total=1, connect=1, read=0, redirect=0, raise_on_redirect=False, backoff_factor=0.2
+    )
+    # The client built its pool manager already (from the kubeconfig's TLS settings, and any proxy of
+    # the environment): replaced by a checked one with the same TLS settings and retries (redirect=0).
+    unchecked = api.rest_client.pool_manager
+    api.rest_client.pool_manager = outbound.checked_pool_manager(
+        purpose=kubeconfig_policy.SERVER_PURPOSE, **unchecked.connection_pool_kw
+    )
+    unchecked.clear()
     return api
 
 
@@ -99,6 +125,10 @@ def _unreachable(exc: Exception) -> KubeUnreachable:
         if exc.status in (401, 403):
             return KubeUnreachable(f"The cluster refused the credentials (HTTP {exc.status}).")
         return KubeUnreachable(f"The API server answered HTTP {exc.status} ({exc.reason}).")
+    if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
+        exc = exc.reason
+    if isinstance(exc, outbound.OutboundConnectionRefused):
+        return KubeUnreachable(f"Not connecting: {exc.reason}")
     return KubeUnreachable(f"Cannot reach the API server: {exc.__class__.__name__}.")
 
 
@@ -714,7 +744,7 @@ def issue_token(
 def kubeconfig_for_token(kubeconfig: str, *, token: str, namespace: str, user: str) -> str:
     """A kubeconfig for ``token`` with the same server and CA as ``kubeconfig``, defaulting to ``namespace``.
 
-    Self-contained: a CA given as a file in ``kubeconfig`` is embedded as data. Nothing of the
+    Self-contained (a registered kubeconfig embeds its CA; file paths are refused). Nothing of the
     original user's credentials is carried over.
     """
     data = parse_kubeconfig(kubeconfig)
@@ -724,10 +754,7 @@ def kubeconfig_for_token(kubeconfig: str, *, token: str, namespace: str, user: s
     cluster: dict[str, Any] = {"server": source["server"]}
     if source.get("certificate-authority-data"):
         cluster["certificate-authority-data"] = source["certificate-authority-data"]
-    elif source.get("certificate-authority"):
-        with open(source["certificate-authority"], "rb") as handle:
-            cluster["certificate-authority-data"] = base64.b64encode(handle.read()).decode()
-    for key in ("tls-server-name", "insecure-skip-tls-verify", "proxy-url"):
+    for key in ("tls-server-name",):  # a CA file, proxy-url or insecure-skip-tls-verify is refused
         if key in source:
             cluster[key] = source[key]
     context_name = f"{user}@{namespace}"

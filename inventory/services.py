@@ -11,7 +11,7 @@ from django.utils import timezone
 from django_q.models import Schedule
 from django_q.tasks import async_task
 
-from inventory import kube, mig
+from inventory import kube, kubeconfig_policy, mig
 from inventory.models import Agent, Cluster, Datacenter, DatacenterAgent, MigChange, Node, Storage
 from paas import authz
 from paas.audit import apply_changes, audit_log
@@ -163,11 +163,14 @@ def _resolve_kubeconfig(kubeconfig: str, server: str, ca_data: str, token: str, 
         if missing:
             raise ValidationFailed("The cluster needs a kubeconfig, or a server and a token.", fields=missing)
         kubeconfig = kube.kubeconfig_from_token(server=server, ca_data_b64=ca_data, token=token, name=name)
+    # What the kubeconfig may carry and where its server may be: inventory/kubeconfig_policy.py and the
+    # outbound-address policy (paas/outbound.py). Only the current context is stored.
+    field = "server" if server else "kubeconfig"
     try:
-        kube.parse_kubeconfig(kubeconfig)
-    except kube.KubeconfigInvalid as exc:
-        raise ValidationFailed("Invalid kubeconfig.", fields={"kubeconfig": str(exc)}) from exc
-    return kubeconfig
+        data = kube.parse_kubeconfig(kubeconfig)
+        return kubeconfig_policy.vetted(kubeconfig, data, field=field)
+    except (kube.KubeconfigInvalid, kubeconfig_policy.KubeconfigRefused) as exc:
+        raise ValidationFailed("Invalid kubeconfig.", fields={field: str(exc)}) from exc
 
 
 def _check_tenancy(tenancy: str, dedicated_org: Organization | None) -> None:

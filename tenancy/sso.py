@@ -34,7 +34,9 @@ from django.views.decorators.http import require_POST
 from django.views.generic import View
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
+from requests.auth import HTTPBasicAuth
 
+from paas import outbound
 from paas.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
@@ -68,7 +70,7 @@ def _discover(url: str) -> dict:
     if hit and now - hit[0] < DISCOVERY_TTL_SECONDS:
         return hit[1]
     try:
-        response = requests.get(url, timeout=settings.OIDC_TIMEOUT)
+        response = _provider_http().get(url, timeout=settings.OIDC_TIMEOUT)
         response.raise_for_status()
         document = response.json()
     except (requests.RequestException, ValueError) as exc:
@@ -76,6 +78,15 @@ def _discover(url: str) -> dict:
         raise ProviderUnavailable(f"The identity provider's configuration could not be read: {exc}") from exc
     _discovered[url] = (now, document)
     return document
+
+
+def _provider_http() -> requests.Session:
+    """Every call to the provider goes through the outbound-address policy (paas/outbound.py): no
+    environment proxy, http(s) only, each connection (redirect hops included) to a checked address.
+    The provider is the operator's choice, but its URLs (and its discovery document's) are still URLs
+    that could point at the platform's own host; a provider on loopback needs
+    PAAS_OUTBOUND_ALLOW_LOOPBACK (the suite's fake provider has it)."""
+    return outbound.checked_session(purpose="identity provider")
 
 
 def provider_config() -> dict:
@@ -172,7 +183,7 @@ class OidcBackend(OIDCAuthenticationBackend):
         except jwt.InvalidTokenError as exc:
             raise SuspiciousOperation(f"Malformed ID token: {exc}") from exc
         try:
-            response = requests.get(self.OIDC_OP_JWKS_ENDPOINT, timeout=settings.OIDC_TIMEOUT)
+            response = _provider_http().get(self.OIDC_OP_JWKS_ENDPOINT, timeout=settings.OIDC_TIMEOUT)
             response.raise_for_status()
             keys = response.json().get("keys", [])
         except (requests.RequestException, ValueError, AttributeError) as exc:
@@ -192,13 +203,28 @@ class OidcBackend(OIDCAuthenticationBackend):
         except jwt.PyJWKError as exc:
             raise SuspiciousOperation(f"Unusable signing key: {exc}") from exc
 
+    def get_token(self, payload):
+        """mozilla's token request, through the outbound-address policy (see :func:`_provider_http`)."""
+        auth = None
+        if self.get_settings("OIDC_TOKEN_USE_BASIC_AUTH", False):
+            auth = HTTPBasicAuth(payload.get("client_id"), payload.pop("client_secret", None))
+        response = _provider_http().post(
+            self.OIDC_OP_TOKEN_ENDPOINT,
+            data=payload,
+            auth=auth,
+            verify=self.get_settings("OIDC_VERIFY_SSL", True),
+            timeout=self.get_settings("OIDC_TIMEOUT", None),
+        )
+        self.raise_token_response_error(response)
+        return response.json()
+
     def get_userinfo(self, access_token, id_token=None, payload=None):
         return self.userinfo(access_token)
 
     def userinfo(self, access_token: str) -> dict:
         """The claims the provider gives for this access token; it says whether the token is valid."""
         try:
-            response = requests.get(
+            response = _provider_http().get(
                 provider_config()["userinfo_endpoint"],
                 headers={"Authorization": f"Bearer {access_token}"},
                 timeout=settings.OIDC_TIMEOUT,

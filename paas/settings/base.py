@@ -295,3 +295,10 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# The outbound-address policy (paas/outbound.py): addresses the platform connects out to (cluster API
+# servers today) may not be loopback, link-local, cloud metadata, unspecified or multicast addresses;
+# private ranges stay allowed. These settings widen or close it.
+PAAS_OUTBOUND_ALLOW_LOOPBACK = env_bool("PAAS_OUTBOUND_ALLOW_LOOPBACK", False)
+PAAS_OUTBOUND_ALLOWED_NETWORKS = env_list("PAAS_OUTBOUND_ALLOWED_NETWORKS")  # CIDRs, comma-separated
+PAAS_OUTBOUND_DENY_ALL = env_bool("PAAS_OUTBOUND_DENY_ALL", False)  # refuse every outbound address

@@ -3,9 +3,11 @@
 import secrets
 
 from .base import *  # noqa: F403
-from .base import VAR_DIR, env, env_list
+from .base import VAR_DIR, env, env_bool, env_list
 
 DEBUG = True
+# The demo's local cluster listens on 127.0.0.1 (production keeps loopback refused).
+PAAS_OUTBOUND_ALLOW_LOOPBACK = env_bool("PAAS_OUTBOUND_ALLOW_LOOPBACK", True)
 
 
 def _dev_secret_key() -> str:

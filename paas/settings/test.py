@@ -20,6 +20,9 @@ PAAS_AUDIT_CHECKPOINT_KEY = "test-only-audit-checkpoint-key-0123456789abcdef"
 PAAS_AUDIT_CHECKPOINT_DIR = str(Path(tempfile.gettempdir()) / "gpupaas-audit-checkpoints" / str(os.getpid()))
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed; never outside tests
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# The local cluster and the fake identity provider listen on 127.0.0.1; the outbound-policy tests turn
+# this off to see the refusals.
+PAAS_OUTBOUND_ALLOW_LOOPBACK = True
 
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured(
