@@ -28,7 +28,7 @@ class RunInline(ReadOnlyInline):
 @admin.register(ComputeInstance)
 class ComputeInstanceAdmin(ScopedModelAdmin):
     selector = staticmethod(selectors.instance_list_for)
-    list_display = ["name", "project", "owner", "state", "cluster", "gpus", "created_at", "ready_at"]
+    list_display = ["name", "project", "owner_shown", "state", "cluster", "gpus", "created_at", "ready_at"]
     list_filter = ["state", "cluster"]
     search_fields = ["name", "project__name", "owner__email", "namespace"]
     inlines = [RunInline]
@@ -37,6 +37,7 @@ class ComputeInstanceAdmin(ScopedModelAdmin):
         "name",
         "project",
         "owner",
+        "owner_left_at",
         "description",
         "state",
         "state_reason",
@@ -55,6 +56,10 @@ class ComputeInstanceAdmin(ScopedModelAdmin):
         "deleted_at",
     ]
     readonly_fields = fields
+
+    @admin.display(description="launched by", ordering="owner__email")
+    def owner_shown(self, obj):
+        return f"{obj.owner} (owner left)" if obj.owner_left_at else str(obj.owner)
 
     @admin.display(description="placement explanation")
     def explanation(self, obj):

@@ -7,9 +7,10 @@ class InstancesConfig(AppConfig):
     verbose_name = "Instances"
 
     def ready(self) -> None:
-        from instances import services
-        from tenancy.signals import invitation_accepted
+        from instances import access, services
+        from tenancy.signals import access_changed, invitation_accepted
 
         invitation_accepted.connect(
             services.invitation_accepted, dispatch_uid="instances.invitation_accepted"
         )
+        access_changed.connect(access.access_changed, dispatch_uid="instances.access_changed")

@@ -5,3 +5,11 @@ from django.dispatch import Signal
 # Sent inside ``services.invitation_accept``'s transaction with ``invitation`` and ``user``: receivers
 # that write must write their own audit events (they run in the same transaction).
 invitation_accepted = Signal()
+
+# Sent inside the transaction of every change that may take access away (a role dropped by hand, by an
+# IdP group sync or a mapping's deletion, a member removed from an org, a user or an org deactivated)
+# and of the matching reactivations, after the permissions were brought in step. Arguments: ``users``
+# (the users concerned, or None for everyone in ``org``), ``org`` (None: every org of ``users``) and
+# ``reason`` (words for the audit trail). Receivers re-check what those users may still reach, write
+# their own audit events and enqueue their cluster work on commit.
+access_changed = Signal()
