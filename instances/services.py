@@ -354,7 +354,8 @@ def collaborator_add(*, actor, instance: ComputeInstance, email: str):
                 details={"email": invitation.email},
             )
             return None
-    if user.pk == instance.owner_id or Collaborator.objects.filter(instance=instance, user=user).exists():
+    owner = user.pk == instance.owner_id and instance.owner_left_at is None  # a leaver may come back
+    if owner or Collaborator.objects.filter(instance=instance, user=user).exists():
         raise Conflict(f"{user} has access to {instance.name} already.")
     return _add_collaborator(actor=actor, instance=instance, user=user, added_by=actor)
 

@@ -194,6 +194,14 @@ def test_workspace_role_revoked_the_owner_leaves_and_the_instance_stays(live, ap
         retry = instance_services.instance_retry(actor=admin, instance=instance)
     assert deployer.execute(retry.pk) in ("ready", "finished already")
     assert account not in _accounts(live, instance)
+    # Back in the workspace, the leaver gets the instance again only when an admin adds them.
+    services.role_assign(
+        actor=world.a.users["org_admin"], user=owner, role=Role.COLLABORATOR_RW, project=world.a.project
+    )
+    assert api.as_user(owner).post(f"/api/v1/instances/{instance.pk}/kubeconfig/").status_code == 403
+    with run_tasks():
+        instance_services.collaborator_add(actor=admin, instance=instance, email=owner.email)
+    _kubeconfig(api, owner, instance)
     assert instance_services.instance_delete(actor=admin, instance=instance)
 
 
