@@ -423,3 +423,75 @@ def test_a_deactivated_orgs_admin_loses_api_and_studio_and_operators_keep_them(w
     # Org B is untouched; operators see A and may reactivate it.
     assert api.as_user(world.b.users["org_admin"]).get("/api/v1/projects/").json()["count"] >= 1
     assert api.as_user(world.operator).get(f"/api/v1/orgs/{world.a.org.pk}/").status_code == 200
+
+
+# --- the decisions, without a cluster ----------------------------------------------------------------------
+
+
+def _bare_instance(world, owner, name: str, *collaborators) -> ComputeInstance:
+    """An instance row (not placed on any cluster) with its owner's and collaborators' grants."""
+    instance = ComputeInstance.objects.create(
+        org=world.a.org, project=world.a.project, name=name, owner=owner, state="ready"
+    )
+    instance_services._grant(owner, instance)
+    for user in collaborators:
+        Collaborator.objects.create(instance=instance, user=user, added_by=owner)
+        instance_services._grant(user, instance)
+    return instance
+
+
+def test_who_loses_what_when_roles_go(world, api):
+    admin = world.a.users["org_admin"]
+    leaver = _member(world, "dec-leaver", (Role.WORKSPACE_ADMIN, world.a.project))
+    keeper = _member(
+        world, "dec-keeper", (Role.WORKSPACE_ADMIN, world.a.project), (Role.PAAS_ADMIN, world.a.org)
+    )
+    member = _member(world, "dec-member", (Role.COLLABORATOR_RO, world.a.project))
+    outsider = _member(world, "dec-outsider", (Role.COLLABORATOR_RW, world.a.project))
+    gone = _bare_instance(world, leaver, "dec-gone", member, outsider)
+    kept = _bare_instance(world, keeper, "dec-kept")
+
+    for user in (leaver, keeper, member):
+        assignment = RoleAssignment.objects.get(user=user, project=world.a.project)
+        services.role_revoke(actor=admin, assignment=assignment)
+    services.member_remove(actor=admin, org=world.a.org, user=outsider)
+
+    gone.refresh_from_db()
+    kept.refresh_from_db()
+    assert gone.owner_left_at is not None and kept.owner_left_at is None
+    # the collaborator still in the org keeps the instance; the one removed from the org does not
+    assert list(gone.collaborators.values_list("user__username", flat=True)) == ["dec-member"]
+    from instances.access import identities
+
+    assert identities(gone) == ["dec-member"] and identities(kept) == ["dec-keeper"]
+    for user, instance, status in (
+        (leaver, gone, 404),
+        (outsider, gone, 404),
+        (member, gone, 200),
+        (keeper, kept, 200),
+    ):
+        assert api.as_user(user).get(f"/api/v1/instances/{instance.pk}/").status_code == status, user
+    assert (
+        api.as_user(world.a.users["workspace_admin"])
+        .get(f"/api/v1/instances/{gone.pk}/")
+        .json()["owner_left_at"]
+    )
+    events = AuditEvent.objects.filter(target_id=str(gone.pk), action__startswith="instance.")
+    assert {(e.action, e.details["user"]) for e in events} == {
+        ("instance.owner_left", leaver.email),
+        ("instance.collaborator_remove", outsider.email),
+    }
+
+    # Deactivation keeps the grants dormant: nobody gets an identity, and reactivation restores them.
+    services.user_update(actor=world.operator, user=member, is_active=False)
+    assert identities(gone) == []
+    services.user_update(actor=world.operator, user=member, is_active=True)
+    assert identities(gone) == ["dec-member"]
+    services.org_update(actor=world.operator, org=world.a.org, is_active=False)
+    kept.refresh_from_db()
+    assert identities(kept) == [] and kept.owner_left_at is None
+    assert api.as_user(keeper).get(f"/api/v1/instances/{kept.pk}/").status_code == 404
+    services.org_update(actor=world.operator, org=world.a.org, is_active=True)
+    kept.refresh_from_db()
+    assert identities(kept) == ["dec-keeper"]
+    assert api.as_user(keeper).get(f"/api/v1/instances/{kept.pk}/").status_code == 200
