@@ -108,15 +108,21 @@ def _kubeconfig(api, user, instance, *, deadline: float = DEADLINE) -> k8s.CoreV
 
 
 def _refused_within(tenant: k8s.CoreV1Api, instance, *, deadline: float = DEADLINE) -> int:
-    """Poll until the old kubeconfig is refused (within ``deadline`` seconds); the status."""
+    """Poll until the old kubeconfig's token is dead (401: its ServiceAccount is gone), within
+    ``deadline`` seconds. A 403 on the way (the RoleBinding lost the subject first) is not enough: the
+    token itself must no longer authenticate. Returns the final status."""
     start = time.monotonic()
+    status = 200
     while True:
         try:
             tenant.list_namespaced_pod(instance.namespace)
+            status = 200
         except ApiException as exc:
-            return exc.status
+            status = exc.status
+            if status == 401:
+                return status
         if time.monotonic() - start > deadline:
-            pytest.fail(f"the old kubeconfig still works {deadline}s after the access was lost")
+            pytest.fail(f"the old kubeconfig still authenticates {deadline}s later (last status {status})")
         time.sleep(0.2)
 
 
