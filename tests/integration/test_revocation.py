@@ -36,7 +36,10 @@ from tenancy.models import RoleAssignment
 from tenancy.roles import Role
 from tests.factories import UserFactory
 
-DEADLINE = 20  # seconds within which an old kubeconfig must stop working
+# Seconds within which an old kubeconfig must stop working. RBAC refuses it (403) about a second after
+# the access task ran; the token itself dies (401) once the API server's token-authentication cache
+# (10 s for successes) forgets it: about 10 s in practice.
+DEADLINE = 30
 
 
 # --- fixtures and helpers ----------------------------------------------------------------------------
