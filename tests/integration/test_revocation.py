@@ -504,3 +504,27 @@ def test_who_loses_what_when_roles_go(world, api):
     kept.refresh_from_db()
     assert identities(kept) == ["dec-keeper"]
     assert api.as_user(keeper).get(f"/api/v1/instances/{kept.pk}/").status_code == 200
+
+
+def test_deleting_the_idp_mapping_that_gave_the_role_takes_the_instance(world, api, settings):
+    mapping = services.idp_mapping_create(
+        actor=world.a.users["org_admin"],
+        org=world.a.org,
+        project=world.a.project,
+        group="map-team",
+        role=Role.WORKSPACE_ADMIN,
+    )
+    owner = services.sso_login(
+        claims={
+            "sub": "idp-map-1",
+            "email": "idp-map@example.org",
+            "email_verified": True,
+            settings.OIDC_GROUPS_CLAIM: ["map-team"],
+        }
+    )
+    instance = _bare_instance(world, owner, "dec-mapped")
+    assert api.as_user(owner).get(f"/api/v1/instances/{instance.pk}/").status_code == 200
+    services.idp_mapping_delete(actor=world.a.users["org_admin"], mapping=mapping)
+    instance.refresh_from_db()
+    assert instance.owner_left_at is not None
+    assert api.as_user(owner).get(f"/api/v1/instances/{instance.pk}/").status_code == 404
