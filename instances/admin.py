@@ -29,7 +29,16 @@ class RunInline(ReadOnlyInline):
 @admin.register(ComputeInstance)
 class ComputeInstanceAdmin(ScopedModelAdmin):
     selector = staticmethod(selectors.instance_list_for)
-    list_display = ["name", "project", "owner", "state", "cluster", "gpu_quota", "created_at", "ready_at"]
+    list_display = [
+        "name",
+        "project",
+        "owner_shown",
+        "state",
+        "cluster",
+        "gpu_quota",
+        "created_at",
+        "ready_at",
+    ]
     list_filter = ["state", "cluster"]
     search_fields = ["name", "project__name", "owner__email", "namespace"]
     inlines = [RunInline]
@@ -38,6 +47,7 @@ class ComputeInstanceAdmin(ScopedModelAdmin):
         "name",
         "project",
         "owner",
+        "owner_left_at",
         "description",
         "state",
         "state_reason",
@@ -62,6 +72,10 @@ class ComputeInstanceAdmin(ScopedModelAdmin):
     @admin.display(description="GPUs of quota (MIG slice Ng.* = N/7 GPU)")
     def gpu_quota(self, obj) -> str:
         return format_gpus(obj.gpu_units)
+
+    @admin.display(description="launched by", ordering="owner__email")
+    def owner_shown(self, obj):
+        return f"{obj.owner} (owner left)" if obj.owner_left_at else str(obj.owner)
 
     @admin.display(description="placement explanation")
     def explanation(self, obj):

@@ -40,7 +40,10 @@ class RunLog:
 
 
 def _users(instance: ComputeInstance) -> list[str]:
-    return [instance.owner.username, *instance.collaborators.values_list("user__username", flat=True)]
+    # Only people who may still use it: not an owner who left, no deactivated account or org.
+    from instances.access import identities
+
+    return identities(instance)
 
 
 def _resources(instance: ComputeInstance) -> baseline.Resources:

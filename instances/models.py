@@ -72,6 +72,13 @@ class ComputeInstance(models.Model):
     created_at = models.DateTimeField("launched", auto_now_add=True)
     ready_at = models.DateTimeField("ready since", null=True, blank=True)
     deleted_at = models.DateTimeField("deleted", null=True, blank=True)
+    owner_left_at = models.DateTimeField(
+        "owner left",
+        null=True,
+        blank=True,
+        help_text="When the owner lost access (left the workspace or org): the instance stays, for the "
+        "workspace admins to keep or delete; the owner's access and ServiceAccount are gone.",
+    )
 
     # Workspace readers see every instance of the workspace; workspace admins manage them. The owner
     # and collaborators hold the instance's own permissions (including its kubeconfig).
@@ -97,6 +104,10 @@ class ComputeInstance(models.Model):
 
     def __str__(self) -> str:
         return f"{self.project}/{self.name}"
+
+    @property
+    def owner_left(self) -> bool:
+        return self.owner_left_at is not None
 
 
 class ComputeInstanceUserObjectPermission(UserObjectPermissionBase):

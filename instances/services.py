@@ -254,7 +254,8 @@ def collaborator_add(*, actor, instance: ComputeInstance, email: str):
     email = (email or "").strip()
     user = User.objects.filter(email__iexact=email, is_active=True, email_verified=True).first()
     if user is not None and is_member(user, org):
-        if user.pk == instance.owner_id or Collaborator.objects.filter(instance=instance, user=user).exists():
+        owner = user.pk == instance.owner_id and instance.owner_left_at is None  # a leaver may come back
+        if owner or Collaborator.objects.filter(instance=instance, user=user).exists():
             raise Conflict(f"{user} has access to {instance.name} already.")
         return _add_collaborator(actor=actor, instance=instance, user=user, added_by=actor)
     if not authz.has_perm(actor, "administer_organization", org):

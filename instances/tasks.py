@@ -20,6 +20,14 @@ def identity_remove(instance_id: int, username: str) -> None:
         services.identity_remove(instance_id=instance_id, username=username)
 
 
+def access_sync(instance_id: int) -> list[str]:
+    """Make the namespace's people exactly those who may use the instance now (revocation)."""
+    from instances import access
+
+    with client_context(client=Client.TASK):
+        return access.access_sync(instance_id=instance_id)
+
+
 def reconcile() -> int:
     """Scheduled: re-drive runs whose worker died (a killed worker, a lost task)."""
     with client_context(client=Client.TASK):

@@ -9,10 +9,16 @@ implies this permission on ``obj``" (an org admin may view every project of the 
 ``filter_for`` turns the same rules into a queryset filter built from subqueries, so a list costs a
 constant number of queries whatever the user's roles. ``get_for`` is the only way to reach one object
 by id: a missing object and one the user may not see both raise :class:`paas.errors.NotFound`.
+
+A deactivated organization (``TENANT_MODEL`` with ``is_active`` false) switches off every permission
+on it and on everything in it (objects with an ``org`` or a ``project`` in it), whatever roles people
+hold there; only operators still see it (and may reactivate it). Both ``has_perm`` and ``filter_for``
+apply the rule, so every portal page, studio page and API endpoint does.
 """
 
 from functools import cache
 
+from django.apps import apps
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import Model, Q, QuerySet
@@ -22,6 +28,9 @@ from guardian.models import UserObjectPermissionBase
 from guardian.utils import get_user_obj_perms_model
 
 from paas.errors import Forbidden, NotFound
+
+# The tenant model: paas names it (as settings name the user model) instead of importing tenancy.
+TENANT_MODEL = "tenancy.Organization"
 
 
 def _codename(perm: str) -> str:
@@ -50,12 +59,40 @@ def forget(user) -> None:
     user.__dict__.pop("_authz_checker", None)
 
 
+def in_inactive_org(obj: Model) -> bool:
+    """Does ``obj`` belong to a deactivated organization (or is it one)? Read from the object's own
+    relations, so it is as fresh as the object."""
+    if obj._meta.label == TENANT_MODEL:
+        return not obj.is_active
+    if getattr(obj, "org_id", None) is not None:
+        return not obj.org.is_active
+    project = getattr(obj, "project", None) if getattr(obj, "project_id", None) is not None else None
+    if project is not None and getattr(project, "org_id", None) is not None:
+        return not project.org.is_active
+    return False
+
+
+def _active_org_q(model: type[Model], prefix: str) -> Q:
+    """A filter dropping the objects of deactivated organizations (nothing for unscoped models)."""
+    inactive = apps.get_model(TENANT_MODEL).objects.filter(is_active=False).values("pk")
+    if model._meta.label == TENANT_MODEL:
+        return ~Q(**{f"{prefix}pk__in": inactive})
+    names = {f.name for f in model._meta.get_fields() if f.concrete}
+    if "org" in names:
+        return ~Q(**{f"{prefix}org__in": inactive})
+    if "project" in names:
+        return ~Q(**{f"{prefix}project__org__in": inactive})
+    return Q()
+
+
 def has_perm(user, perm: str, obj: Model) -> bool:
     """May ``user`` exercise ``perm`` (a codename of ``obj``'s model) on ``obj``?"""
     if not is_active_user(user):
         return False
     if is_operator(user):
         return True
+    if in_inactive_org(obj):
+        return False
     codename = _codename(perm)
     if _checker(user).has_perm(codename, obj):
         return True
@@ -134,7 +171,7 @@ def permission_q(user, perm: str, model: type[Model], *, prefix: str = "") -> Q:
     if is_operator(user):
         return Q()
     sql, params = _permission_sql(user, model, _codename(perm))
-    return Q(**{f"{prefix}pk__in": RawSQL(sql, params)})
+    return Q(**{f"{prefix}pk__in": RawSQL(sql, params)}) & _active_org_q(model, prefix)
 
 
 def filter_for(user, perm: str, queryset: QuerySet) -> QuerySet:

@@ -11,7 +11,7 @@ def org_list_for(user) -> QuerySet[Organization]:
     """Orgs the user may see: operators all; org admins and PaaS admins theirs; members their own."""
     visible = authz.permission_q(user, "view_organization", Organization)
     if not authz.is_operator(user) and authz.is_active_user(user):
-        visible |= Q(pk__in=RoleAssignment.objects.filter(user=user).values("org_id"))
+        visible |= Q(pk__in=RoleAssignment.objects.filter(user=user, org__is_active=True).values("org_id"))
     return Organization.objects.filter(visible).distinct()
 
 

@@ -33,7 +33,7 @@ from tenancy.models import (
     User,
 )
 from tenancy.roles import ORG_PERMISSIONS, ORG_ROLES, PROJECT_PERMISSIONS, PROJECT_ROLES, STUDIO_ROLES, Role
-from tenancy.signals import invitation_accepted
+from tenancy.signals import access_changed, invitation_accepted
 from tenancy.sso_rules import confine_mappings, email_verified
 from tenancy.validation import clean_slug
 
@@ -89,7 +89,11 @@ def _sync_object_perms(user: User, obj: Organization | Project) -> None:
 def _sync_flags(user: User) -> None:
     """Keep Django's flags in step with roles: operators are superusers; studio roles are staff."""
     is_operator = RoleAssignment.objects.filter(user=user, role=Role.OPERATOR).exists()
-    is_staff = is_operator or RoleAssignment.objects.filter(user=user, role__in=STUDIO_ROLES).exists()
+    # A deactivated org's roles open nothing: its admins lose the studio with it.
+    is_staff = (
+        is_operator
+        or RoleAssignment.objects.filter(user=user, role__in=STUDIO_ROLES, org__is_active=True).exists()
+    )
     if user.is_superuser != is_operator or user.is_staff != is_staff:
         user.is_superuser, user.is_staff = is_operator, is_staff
         user.save(update_fields=["is_superuser", "is_staff"])
@@ -199,6 +203,15 @@ def org_update(
     if changes:
         org.save()
         audit_log(actor=actor, action="org.update", target=org, org=org, details={"changes": changes})
+    if "is_active" in changes:
+        for member in User.objects.filter(role_assignments__org=org).distinct():
+            _sync_flags(member)
+        access_changed.send(
+            sender=Organization,
+            users=None,
+            org=org,
+            reason="organization " + ("reactivated" if org.is_active else "deactivated"),
+        )
     return org
 
 
@@ -374,6 +387,44 @@ def _drop_assignment(
         if project is not None or org is not None:
             _sync_object_perms(user, project or org)
         _sync_flags(user)
+        _access_shrank(user, org, via or "role revoked")
+
+
+def _access_shrank(user: User, org: Organization | None, reason: str) -> None:
+    """Tell the apps that follow access (instances) that ``user`` may have lost some in ``org``."""
+    access_changed.send(sender=RoleAssignment, users=[user], org=org, reason=reason)
+
+
+@transaction.atomic
+def member_remove(*, actor: User, org: Organization, user: User) -> int:
+    """Remove someone from an organization: every role they hold in it (their personal workspace's
+    included) goes, with what those roles gave (instances follow through ``access_changed``). The
+    personal workspace and its instances stay, for the org's admins. Returns how many roles went."""
+    authz.require(actor, "administer_organization", org, message="Only org admins may remove members.")
+    assignments = list(RoleAssignment.objects.filter(user=user, org=org).select_related("project"))
+    if not assignments:
+        raise ValidationFailed("Not a member.", fields={"user": f"{user} is not a member of {org}."})
+    if any(a.role == Role.ORG_ADMIN for a in assignments) and (
+        RoleAssignment.objects.filter(role=Role.ORG_ADMIN, org=org).exclude(user=user).count() == 0
+    ):
+        raise Conflict(f"This is the last org admin of {org}; appoint another before removing it.")
+    audit_log(
+        actor=actor,
+        action="org.member_remove",
+        target=user,
+        org=org,
+        details={"user": user.email, "roles": sorted(a.role for a in assignments)},
+    )
+    scopes = {}
+    for assignment in assignments:
+        scope = assignment.project or org
+        scopes[(type(scope).__name__, scope.pk)] = scope
+        _drop_assignment(actor=actor, assignment=assignment, via="removed from organization", sync=False)
+    for scope in scopes.values():
+        _sync_object_perms(user, scope)
+    _sync_flags(user)
+    _access_shrank(user, org, "removed from organization")
+    return len(assignments)
 
 
 # --- invitations ------------------------------------------------------------------------------------
@@ -624,6 +675,13 @@ def user_update(
     if changes:
         user.save()
         audit_log(actor=actor, action="user.update", target=user, details={"changes": changes})
+    if "is_active" in changes:
+        access_changed.send(
+            sender=User,
+            users=[user],
+            org=None,
+            reason="account " + ("reactivated" if user.is_active else "deactivated"),
+        )
     return user
 
 
@@ -873,11 +931,13 @@ def _sync_idp_roles(user: User, mappings: list[IdpGroupMapping]) -> None:
         for ra in RoleAssignment.objects.filter(user=user, org__isnull=False).select_related("org", "project")
     }
     touched: dict[tuple, Organization | Project] = {}
+    dropped: dict[tuple, Organization | Project] = {}
     for key, assignment in held.items():
         if assignment.source == RoleAssignment.Source.IDP and key not in wanted:
             scope = assignment.project or assignment.org
             _drop_assignment(actor=None, assignment=assignment, via=IDP_GROUP_SYNC, sync=False)
             touched[(type(scope).__name__, scope.pk)] = scope
+            dropped[(type(scope).__name__, scope.pk)] = scope
     for key, entry in wanted.items():
         if key in held:
             continue
@@ -907,6 +967,8 @@ def _sync_idp_roles(user: User, mappings: list[IdpGroupMapping]) -> None:
         _sync_object_perms(user, scope)
     if touched:
         _sync_flags(user)
+    for org_id in {scope.org_id if isinstance(scope, Project) else scope.pk for scope in dropped.values()}:
+        _access_shrank(user, Organization.objects.get(pk=org_id), IDP_GROUP_SYNC)
     for org in {entry["org"].pk: entry["org"] for entry in wanted.values()}.values():
         _ensure_personal_project(actor=None, user=user, org=org)
 

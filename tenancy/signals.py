@@ -10,3 +10,10 @@ invitation_accepted = Signal()
 # for a Quota queryset (instances answers ``gpu_units_in_use``: GPU quota units its active instances
 # hold in the quota's scope), so tenancy shows usage without importing what uses it.
 quota_usage_annotations = Signal()
+# Sent inside the transaction of every change that may take access away (a role dropped by hand, by an
+# IdP group sync or a mapping's deletion, a member removed from an org, a user or an org deactivated)
+# and of the matching reactivations, after the permissions were brought in step. Arguments: ``users``
+# (the users concerned, or None for everyone in ``org``), ``org`` (None: every org of ``users``) and
+# ``reason`` (words for the audit trail). Receivers re-check what those users may still reach, write
+# their own audit events and enqueue their cluster work on commit.
+access_changed = Signal()

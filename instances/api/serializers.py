@@ -46,6 +46,7 @@ class InstanceSerializer(serializers.ModelSerializer):
             "profile",
             "profile_name",
             "owner",
+            "owner_left_at",
             "state",
             "state_reason",
             "cluster",

@@ -23,6 +23,10 @@ class OrganizationSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "name", "created_at"]
 
 
+class MemberRemoveSerializer(serializers.Serializer):
+    user = ScopedPrimaryKeyRelatedField(selector=selectors.user_list_for)
+
+
 class OrganizationOnboardSerializer(serializers.Serializer):
     """Operator onboarding: the org and its first admin, who receives an invitation."""
 

@@ -16,6 +16,7 @@ from tenancy.api.serializers import (
     IdpGroupMappingSerializer,
     InvitationAcceptSerializer,
     InvitationSerializer,
+    MemberRemoveSerializer,
     MeSerializer,
     OrganizationOnboardSerializer,
     OrganizationSerializer,
@@ -52,6 +53,16 @@ class OrganizationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Scop
         data = self._valid(OrganizationSerializer, request.data, partial=True)
         org = services.org_update(actor=request.user, org=org, **data)
         return Response(OrganizationSerializer(org).data)
+
+    @extend_schema(request=MemberRemoveSerializer, responses={204: None})
+    @action(detail=True, methods=["post"], url_path="remove-member")
+    def remove_member(self, request, pk=None):
+        """Remove someone from the organization: every role they hold in it goes, and with them their
+        access to its instances (their ServiceAccounts are deleted, so their kubeconfigs stop working)."""
+        org = self.get_object()
+        data = self._valid(MemberRemoveSerializer, request.data)
+        services.member_remove(actor=request.user, org=org, user=data["user"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     def _valid(self, serializer_class, data, **kwargs) -> dict:
         serializer = serializer_class(data=data, context=self.get_serializer_context(), **kwargs)
