@@ -105,8 +105,19 @@ def baseline_objects(instance: ComputeInstance, namespace: str) -> list[dict]:
         labels=labels,
         resources=_resources(instance),
         users=_users(instance),
-        sandbox=instance.cluster.offers_sandbox_runtime,
     )
+
+
+def _require_guardrails(instance: ComputeInstance) -> None:
+    """The cluster's guardrails are current before a tenant namespace is made (installed now if not)."""
+    from inventory import guardrails
+    from inventory.services import cluster_guardrails_sync
+
+    record = instance.cluster.guardrails or {}
+    if record.get("version") != guardrails.GUARDRAILS_VERSION or record.get("error"):
+        record = cluster_guardrails_sync(cluster_id=instance.cluster_id).guardrails
+    if record.get("version") != guardrails.GUARDRAILS_VERSION or record.get("error"):
+        raise kube.KubeUnreachable(record.get("error") or "The cluster's guardrails are not installed.")
 
 
 def deploy(instance: ComputeInstance, step: RunLog) -> None:
@@ -120,8 +131,7 @@ def deploy(instance: ComputeInstance, step: RunLog) -> None:
         f"Rendered {len(objects)} objects from {instance.snapshot['template']['name']}@"
         f"{instance.snapshot['template']['version']}."
     )
-    if instance.cluster.offers_sandbox_runtime:
-        kube.ensure_objects(kubeconfig, baseline.sandbox_policy_objects())
+    _require_guardrails(instance)  # the cluster-wide rules (sandbox included) bind by the tenant labels
     base = baseline_objects(instance, namespace)
     platform_scoped = [o for o in base if o["kind"] in CLUSTER_SCOPED_BASELINE]
     kube.ensure_objects(kubeconfig, platform_scoped)  # the namespace itself and its admission binding
