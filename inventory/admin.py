@@ -119,7 +119,15 @@ class ClusterForm(forms.ModelForm):
 
     class Meta:
         model = Cluster
-        fields = ["name", "display_name", "datacenter", "labels", "tenancy", "dedicated_org", "ingress_domain"]
+        fields = [
+            "name",
+            "display_name",
+            "datacenter",
+            "labels",
+            "tenancy",
+            "dedicated_org",
+            "ingress_domain",
+        ]
 
     def clean(self):
         data = super().clean()

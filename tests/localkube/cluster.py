@@ -413,7 +413,7 @@ class LocalCluster:
                 f"--proxy-client-cert-file={p / 'front-proxy-client.crt'}",
                 f"--proxy-client-key-file={p / 'front-proxy-client.key'}",
                 "--authorization-mode=Node,RBAC",
-                "--enable-admission-plugins=NodeRestriction,PodSecurity,ValidatingAdmissionPolicy",
+                "--enable-admission-plugins=NodeRestriction,PodSecurity,ValidatingAdmissionPolicy,MutatingAdmissionPolicy",
                 f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
                 f"--service-account-key-file={p / 'sa.pub'}",
                 f"--service-account-signing-key-file={p / 'sa.key'}",
