@@ -186,7 +186,7 @@ def _rule(groups: list[str], resources: list[str], operations: list[str]) -> dic
 
 
 def _validating(
-    rule: str, rules: list[dict], validations: list[dict], *, conditions=(), variables=()
+    rule: str, rules: list[dict], validations: list[dict], *, conditions=(), variables=(), match=None
 ) -> list[dict]:
     name = PREFIX + rule
     spec: dict = {"failurePolicy": "Fail", "matchConstraints": {"resourceRules": rules}}
@@ -209,7 +209,7 @@ def _validating(
             "spec": {
                 "policyName": name,
                 "validationActions": ["Deny"],
-                "matchResources": _tenant_namespaces(),
+                "matchResources": _tenant_namespaces() if match is None else match,
             },
         },
     ]
@@ -300,7 +300,17 @@ def _namespace(platform: str) -> list[dict]:
                 ),
             }
         ],
-        conditions=_exempt(platform, controllers=True),
+        # Not bound by namespaceSelector: for an UPDATE of a Namespace that selector reads the NEW
+        # labels, so a patch dropping the tenant label would escape it. The stored labels decide.
+        conditions=[
+            {
+                "name": "tenant-namespace",
+                "expression": f"oldObject != null && has(oldObject.metadata.labels) && "
+                f"{_cel(LABEL_INSTANCE_ID)} in oldObject.metadata.labels",
+            },
+            *_exempt(platform, controllers=True),
+        ],
+        match={},
     )
 
 

@@ -316,7 +316,7 @@ def _require_guardrails_support(kubeconfig: str, *, field: str) -> None:
     """Refuse a cluster whose API server is too old to enforce the guardrails (unreachable: later)."""
     try:
         version = kube.server_version(kubeconfig)
-    except kube.KubeUnreachable:
+    except (kube.KubeUnreachable, kube.KubeconfigInvalid):
         return  # not reachable now: the refresh checks the version and records why it cannot install
     reason = guardrails.unsupported_reason(version)
     if reason:

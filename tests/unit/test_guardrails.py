@@ -34,6 +34,9 @@ def test_every_object_validates_strictly_against_kubernetes_1_37(sandbox, mutati
     bindings = {o["spec"]["policyName"] for o in objects if o["kind"].endswith("Binding")}
     assert policies == bindings
     for binding in (o for o in objects if o["kind"].endswith("Binding")):
+        if binding["metadata"]["name"] == g.PREFIX + "namespace":
+            assert binding["spec"]["matchResources"] == {}, "the stored labels decide (matchConditions)"
+            continue
         assert binding["spec"]["matchResources"]["namespaceSelector"] == {
             "matchExpressions": [{"key": "paas.gpu/instance-id", "operator": "Exists"}]
         }
@@ -60,8 +63,13 @@ def test_exemptions_are_the_platform_and_for_lifecycle_rules_the_cluster_control
         assert "matchConditions" not in by_name[g.PREFIX + rule]["spec"], "nobody is exempt"
     (ingress,) = by_name[g.PREFIX + "ingress-hosts"]["spec"]["matchConditions"]
     assert ingress["expression"] == '!(request.userInfo.username in ["kubernetes-admin"])'
+    tenant, _ = by_name[g.PREFIX + "namespace"]["spec"]["matchConditions"]
+    assert tenant["expression"] == (
+        "oldObject != null && has(oldObject.metadata.labels) && "
+        '"paas.gpu/instance-id" in oldObject.metadata.labels'
+    )
     for rule in ("namespace", "platform-objects"):
-        (condition,) = by_name[g.PREFIX + rule]["spec"]["matchConditions"]
+        condition = by_name[g.PREFIX + rule]["spec"]["matchConditions"][-1]
         assert '"kubernetes-admin"' in condition["expression"]
         assert 'startsWith("system:serviceaccount:kube-system:")' in condition["expression"]
     # an identity with quotes cannot break out of the CEL string
@@ -70,7 +78,7 @@ def test_exemptions_are_the_platform_and_for_lifecycle_rules_the_cluster_control
         o
         for o in sneaky
         if o["kind"] == "ValidatingAdmissionPolicy" and o["metadata"]["name"] == g.PREFIX + "namespace"
-    )["spec"]["matchConditions"][0]["expression"]
+    )["spec"]["matchConditions"][-1]["expression"]
     assert '"x\\"] || true || [\\""' in expression
     with pytest.raises(ValueError):
         g.manifests(platform_identity="", ingress_domain="a.b")
