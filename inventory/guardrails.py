@@ -44,8 +44,9 @@ rule                   threat it answers                                        
                        never overridden, and Pod Security refuses what asks for more
 =====================  ==========================================================  =================
 
-"Cluster controllers" are ``system:serviceaccount:kube-system:*`` and the control plane's own users
-(the namespace controller deletes a namespace's contents, the garbage collector removes dependents).
+"Cluster controllers" are ``system:serviceaccount:kube-system:*``, the control plane's own users and
+the kubelets (``system:node:*``): the namespace controller deletes a namespace's contents, the garbage
+collector removes dependents, a kubelet makes the final deletion of a pod.
 The platform's identity is learnt with a SelfSubjectReview at each refresh and is the only other
 exemption; it is exempt from the Ingress host rule because template Ingresses are rendered by the
 engine (the deployer offers :func:`instance_host_suffix` to templates), never from the rules about
@@ -100,6 +101,7 @@ RULE_POD_DEFAULTS = "pod-defaults"
 #: The control plane's own users that must never be blocked by the namespace/platform-object rules.
 SYSTEM_USERS = ("system:kube-controller-manager", "system:kube-scheduler", "system:apiserver")
 SYSTEM_SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:kube-system:"
+NODE_PREFIX = "system:node:"  # kubelets: the final deletion of a (possibly platform-labelled) pod
 
 _VERSION = re.compile(r"^v?(\d+)\.(\d+)")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -177,7 +179,8 @@ def _exempt(platform: str, *, controllers: bool) -> list[dict]:
     users = [platform, *(SYSTEM_USERS if controllers else ())]
     expression = f"!(request.userInfo.username in [{', '.join(_cel(u) for u in users)}])"
     if controllers:
-        expression += f" && !request.userInfo.username.startsWith({_cel(SYSTEM_SERVICE_ACCOUNT_PREFIX)})"
+        for prefix in (SYSTEM_SERVICE_ACCOUNT_PREFIX, NODE_PREFIX):
+            expression += f" && !request.userInfo.username.startsWith({_cel(prefix)})"
     return [{"name": "not-exempt", "expression": expression}]
 
 
