@@ -377,13 +377,32 @@ def _optional(condition: str, value: str) -> str:
 
 def _container_defaults(c: str, ct: str) -> str:
     sc = f"{c}.securityContext"
-    drop_all = ct + ".securityContext.capabilities{drop: [" + _cel("ALL") + "]}"
     escalation = _optional(f"has({sc}) && has({sc}.allowPrivilegeEscalation)", "false")
-    capabilities = _optional(f"has({sc}) && has({sc}.capabilities) && has({sc}.capabilities.drop)", drop_all)
-    return (
-        f"{ct}{{name: {c}.name, securityContext: {ct}.securityContext{{"
-        f"?allowPrivilegeEscalation: {escalation}, ?capabilities: {capabilities}}}}}"
-    )
+    security = f"{ct}.securityContext{{?allowPrivilegeEscalation: {escalation}}}"
+    return f"{ct}{{name: {c}.name, securityContext: {security}}}"
+
+
+def _drop_all_patches(o: str, pointer: str, t: str) -> str:
+    """A CEL list of JSON patches adding ``capabilities.drop: [ALL]`` to every container without a drop
+    list (an apply configuration may not set an atomic list such as ``drop``)."""
+
+    def for_list(field: str) -> str:
+        containers, ct = f"{o}.{field}", f"{t}.{field}.securityContext"
+        sc = f"{containers}[i].securityContext"
+        path = f'"{pointer}/{field}/" + string(i) + "/securityContext"'
+        drop = "[" + _cel("ALL") + "]"
+        capabilities = f"{ct}.capabilities{{drop: {drop}}}"
+        return (
+            f"lists.range(size({containers}))"
+            f".filter(i, !(has({sc}) && has({sc}.capabilities) && has({sc}.capabilities.drop)))"
+            f".map(i, !has({sc}) ? "
+            f'JSONPatch{{op: "add", path: {path}, value: {ct}{{capabilities: {capabilities}}}}} : '
+            f"!has({sc}.capabilities) ? "
+            f'JSONPatch{{op: "add", path: {path} + "/capabilities", value: {capabilities}}} : '
+            f'JSONPatch{{op: "add", path: {path} + "/capabilities/drop", value: {drop}}})'
+        )
+
+    return f"{for_list('containers')} + (has({o}.initContainers) ? {for_list('initContainers')} : [])"
 
 
 def _pod_spec_defaults(o: str, t: str, runtime_class: str | None) -> str:
@@ -437,6 +456,7 @@ def _pod_defaults(runtime_class: str | None) -> list[dict]:
         o = ".".join(["object", *path])
         t = ".".join(["Object", *path])
         expression = _wrap(path, _pod_spec_defaults(o, t, runtime_class))
+        drop_all = _drop_all_patches(o, "/" + "/".join(path), t)
         objects += [
             {
                 "apiVersion": API_VERSION,
@@ -447,7 +467,8 @@ def _pod_defaults(runtime_class: str | None) -> list[dict]:
                     "reinvocationPolicy": "IfNeeded",
                     "matchConstraints": {"resourceRules": rules},
                     "mutations": [
-                        {"patchType": "ApplyConfiguration", "applyConfiguration": {"expression": expression}}
+                        {"patchType": "ApplyConfiguration", "applyConfiguration": {"expression": expression}},
+                        {"patchType": "JSONPatch", "jsonPatch": {"expression": drop_all}},
                     ],
                 },
             },

@@ -96,10 +96,13 @@ def test_pod_defaults_only_fill_unset_fields():
         "cronjobs",
     }
     for policy in policies:
-        (mutation,) = policy["spec"]["mutations"]
-        expression = mutation["applyConfiguration"]["expression"]
-        for field in ("runAsNonRoot", "seccompProfile", "allowPrivilegeEscalation", "capabilities"):
+        apply, patch = policy["spec"]["mutations"]
+        expression = apply["applyConfiguration"]["expression"]
+        for field in ("runAsNonRoot", "seccompProfile", "allowPrivilegeEscalation"):
             assert f"?{field}: (has(" in expression, (policy["metadata"]["name"], field)
+        drop = patch["jsonPatch"]["expression"]
+        assert "has(object." in drop and ".capabilities.drop)))" in drop and 'drop: ["ALL"]' in drop
+        assert drop.count("(") == drop.count(")")
         assert "?runtimeClassName: (has(" in expression and 'optional.of("kata")' in expression
         assert expression.count("{") == expression.count("}")
     without_sandbox = every(mutating_defaults=True)
