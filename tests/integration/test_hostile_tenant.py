@@ -74,17 +74,19 @@ def target(live, kube_cluster):
     owner = live["world"].a.users["workspace_admin"]
     kubeconfig = services.kubeconfig_issue(actor=owner, instance=instance)
     tenant = k8s_config.new_client_from_config_dict(yaml.safe_load(kubeconfig))
-    cluster = Cluster.objects.get(pk=instance.cluster_id)
+    cluster = Cluster.objects.get(pk=instance.cluster_id)  # as refreshed: with its guardrails
+    admin = kube_cluster.api_client()
     yield {
+        **live,
         "instance": instance,
         "ns": instance.namespace,
         "tenant": tenant,
-        "admin": kube_cluster.api_client(),
+        "admin": admin,
         "suffix": guardrails.instance_host_suffix(cluster, instance.namespace),
         "cluster": cluster,
-        **live,
     }
     tenant.close()
+    admin.close()
 
 
 def test_the_cluster_records_its_guardrails(target, client, api):
