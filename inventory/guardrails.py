@@ -37,7 +37,8 @@ rule                   threat it answers                                        
                        restricted-compliant fields a pod leaves unset
                        (``runAsNonRoot``, ``allowPrivilegeEscalation: false``,
                        ``capabilities.drop: [ALL]``, ``seccompProfile:
-                       RuntimeDefault``, and the sandbox ``runtimeClassName``) are
+                       RuntimeDefault``, the sandbox ``runtimeClassName``: on bare
+                       Pods only if the class has no overhead/scheduling) are
                        filled in for Pods and the pod templates of Deployments,
                        StatefulSets, ReplicaSets, DaemonSets, Jobs and CronJobs, so
                        a plain ``kubectl run`` is admitted; an explicit choice is
@@ -449,13 +450,14 @@ _DEFAULT_TARGETS: tuple[tuple[str, list[dict], list[str]], ...] = (
 )
 
 
-def _pod_defaults(runtime_class: str | None) -> list[dict]:
+def _pod_defaults(runtime_class: str | None, *, bare_pods: bool) -> list[dict]:
     objects = []
     for suffix, rules, path in _DEFAULT_TARGETS:
         name = f"{PREFIX}{RULE_POD_DEFAULTS}-{suffix}"
         o = ".".join(["object", *path])
         t = ".".join(["Object", *path])
-        expression = _wrap(path, _pod_spec_defaults(o, t, runtime_class))
+        runtime = runtime_class if (bare_pods or suffix != "pods") else None
+        expression = _wrap(path, _pod_spec_defaults(o, t, runtime))
         drop_all = _drop_all_patches(o, "/" + "/".join(path), t)
         objects += [
             {
@@ -482,6 +484,12 @@ def _pod_defaults(runtime_class: str | None) -> list[dict]:
     return objects
 
 
+def runtime_class_defaultable(runtime_class: dict | None) -> bool:
+    """Whether a RuntimeClass (as read from the API) may be defaulted on a bare Pod by a mutating
+    policy: only without pod overhead and node scheduling, which the RuntimeClass plugin adds earlier."""
+    return bool(runtime_class) and not runtime_class.get("overhead") and not runtime_class.get("scheduling")
+
+
 def enforced_rules(*, sandbox: bool, mutating: bool) -> list[str]:
     """The names of the rules a cluster gets (what the studio shows)."""
     rules = [RULE_TOKEN_SECRETS, RULE_SERVICES, RULE_INGRESS_HOSTS, RULE_NAMESPACE, RULE_PLATFORM_OBJECTS]
@@ -498,8 +506,17 @@ def manifests(
     ingress_domain: str,
     sandbox_runtime_class: str | None = None,
     mutating_defaults: bool = False,
+    sandbox_default_for_pods: bool = True,
 ) -> list[dict]:
-    """Every admission object of the current version for one cluster, policies before bindings."""
+    """Every admission object of the current version for one cluster, policies before bindings.
+
+    ``sandbox_default_for_pods`` False: the sandbox runtime class is defaulted in workload templates
+    only, not on bare Pods. Mutating admission policies run after the RuntimeClass admission plugin,
+    which adds a class's pod overhead and node scheduling; a class that has either (see
+    :func:`runtime_class_defaultable`) cannot be defaulted on a Pod itself, only on templates (the
+    controllers' pods then name it from the start). Such bare Pods are refused with the sandbox rule's
+    message saying what to set.
+    """
     if not platform_identity:
         raise ValueError("The platform's identity is needed: it is the one exempt from the rules.")
     if sandbox_runtime_class is not None and not _DNS_LABEL.match(sandbox_runtime_class):
@@ -514,7 +531,7 @@ def manifests(
     if sandbox_runtime_class:
         objects += _sandbox(sandbox_runtime_class)
     if mutating_defaults:
-        objects += _pod_defaults(sandbox_runtime_class)
+        objects += _pod_defaults(sandbox_runtime_class, bare_pods=sandbox_default_for_pods)
     policies = [o for o in objects if not o["kind"].endswith("Binding")]
     return policies + [o for o in objects if o["kind"].endswith("Binding")]
 

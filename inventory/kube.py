@@ -766,3 +766,17 @@ def prune(kubeconfig: str, *, kinds, label_selector: str, keep: set[tuple[str, s
         except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise _unreachable(exc) from exc
     return deleted
+
+
+def runtime_class(kubeconfig: str, name: str) -> dict | None:
+    """A RuntimeClass as a dict (``handler``, ``overhead``, ``scheduling``), or None when absent."""
+    with api_client(kubeconfig) as api:
+        try:
+            found = k8s.NodeV1Api(api).read_runtime_class(name, _request_timeout=TIMEOUT)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _unreachable(exc) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _unreachable(exc) from exc
+    return api.sanitize_for_serialization(found)

@@ -325,7 +325,15 @@ def _require_guardrails_support(kubeconfig: str, *, field: str) -> None:
         )
 
 
-_GUARDRAIL_KEYS = ("version", "rules", "mutating_defaults", "platform_identity", "ingress_domain", "error")
+_GUARDRAIL_KEYS = (
+    "version",
+    "rules",
+    "mutating_defaults",
+    "sandbox_default_for_pods",
+    "platform_identity",
+    "ingress_domain",
+    "error",
+)
 
 
 def cluster_guardrails_sync(*, cluster_id: int) -> Cluster:
@@ -346,12 +354,16 @@ def cluster_guardrails_sync(*, cluster_id: int) -> Cluster:
                 kubeconfig, guardrails.API_VERSION, "MutatingAdmissionPolicy"
             )
             sandbox = guardrails.SANDBOX_RUNTIME_CLASS if cluster.offers_sandbox_runtime else None
+            bare_pods = bool(sandbox) and guardrails.runtime_class_defaultable(
+                kube.runtime_class(kubeconfig, sandbox)
+            )
             domain = guardrails.ingress_domain(cluster)
             objects = guardrails.manifests(
                 platform_identity=identity,
                 ingress_domain=domain,
                 sandbox_runtime_class=sandbox,
                 mutating_defaults=mutating,
+                sandbox_default_for_pods=bare_pods,
             )
             kube.ensure_objects(kubeconfig, objects)
             removed = kube.prune(
@@ -368,6 +380,7 @@ def cluster_guardrails_sync(*, cluster_id: int) -> Cluster:
                 version=guardrails.GUARDRAILS_VERSION,
                 rules=guardrails.enforced_rules(sandbox=bool(sandbox), mutating=mutating),
                 mutating_defaults=mutating,
+                sandbox_default_for_pods=bool(mutating and bare_pods),
                 platform_identity=identity,
                 ingress_domain=domain,
                 error="",

@@ -95,6 +95,7 @@ def test_the_cluster_records_its_guardrails(target, client, api):
     assert record["version"] == guardrails.GUARDRAILS_VERSION and record["error"] == ""
     assert record["rules"] == guardrails.enforced_rules(sandbox=True, mutating=True)
     assert record["mutating_defaults"] is True, "the local control plane serves MutatingAdmissionPolicy v1"
+    assert record["sandbox_default_for_pods"] is True, "the local kata class has no overhead/scheduling"
     assert record["platform_identity"] == kube.whoami(cluster.kubeconfig.reveal())
     registration = k8s.AdmissionregistrationV1Api(target["admin"])
     installed = {

@@ -132,3 +132,16 @@ def test_instance_host_suffix():
     for bad in ("*.example.com", "exa mple.com", "-x.com", "a" * 250):
         with pytest.raises(ValueError):
             g.check_ingress_domain(bad)
+
+
+def test_the_sandbox_class_is_defaulted_on_bare_pods_only_without_overhead_or_scheduling():
+    assert g.runtime_class_defaultable({"handler": "kata"})
+    assert not g.runtime_class_defaultable(None)
+    assert not g.runtime_class_defaultable({"handler": "kata", "overhead": {"podFixed": {"cpu": "250m"}}})
+    assert not g.runtime_class_defaultable({"handler": "kata", "scheduling": {"nodeSelector": {"k": "v"}}})
+    objects = every(sandbox_runtime_class="kata", mutating_defaults=True, sandbox_default_for_pods=False)
+    mutating = {o["metadata"]["name"]: o for o in objects if o["kind"] == "MutatingAdmissionPolicy"}
+    pods = mutating[g.PREFIX + "pod-defaults-pods"]["spec"]["mutations"][0]["applyConfiguration"]
+    assert "runtimeClassName" not in pods["expression"]
+    workloads = mutating[g.PREFIX + "pod-defaults-workloads"]["spec"]["mutations"][0]["applyConfiguration"]
+    assert 'optional.of("kata")' in workloads["expression"]
