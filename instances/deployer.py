@@ -111,7 +111,7 @@ def baseline_objects(instance: ComputeInstance, namespace: str) -> list[dict]:
 def _require_guardrails(instance: ComputeInstance) -> None:
     """The cluster's guardrails are current before a tenant namespace is made (installed now if not)."""
     from inventory import guardrails
-    from inventory.services import cluster_guardrails_sync
+    from inventory.guardrail_services import cluster_guardrails_sync
 
     record = instance.cluster.guardrails or {}
     if record.get("version") != guardrails.GUARDRAILS_VERSION or record.get("error"):

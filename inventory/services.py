@@ -11,7 +11,12 @@ from django.utils import timezone
 from django_q.models import Schedule
 from django_q.tasks import async_task
 
-from inventory import guardrails, kube, mig
+from inventory import kube, mig
+from inventory.guardrail_services import (
+    clean_ingress_domain,
+    cluster_guardrails_sync,
+    require_guardrails_support,
+)
 from inventory.models import Agent, Cluster, Datacenter, DatacenterAgent, MigChange, Node, Storage
 from paas import authz
 from paas.audit import apply_changes, audit_log
@@ -205,7 +210,7 @@ def cluster_register(
     _unique(Cluster, "name", name)
     _check_tenancy(tenancy, dedicated_org)
     kubeconfig = _resolve_kubeconfig(kubeconfig, server, ca_data, token, name)
-    _require_guardrails_support(kubeconfig, field="kubeconfig" if not server else "server")
+    require_guardrails_support(kubeconfig, field="kubeconfig" if not server else "server")
     cluster = Cluster.objects.create(
         name=name,
         display_name=display_name or name,
@@ -215,7 +220,7 @@ def cluster_register(
         labels=labels or {},
         tenancy=tenancy,
         dedicated_org=dedicated_org,
-        ingress_domain=_clean_ingress_domain(ingress_domain),
+        ingress_domain=clean_ingress_domain(ingress_domain),
     )
     audit_log(
         actor=actor,
@@ -243,11 +248,11 @@ def cluster_update(*, actor, cluster: Cluster, kubeconfig: str | None = None, **
         raise ValidationFailed("Unknown fields.", fields={k: "Unknown field." for k in unknown})
     _check_tenancy(data.get("tenancy", cluster.tenancy), data.get("dedicated_org", cluster.dedicated_org))
     if "ingress_domain" in data:
-        data["ingress_domain"] = _clean_ingress_domain(data["ingress_domain"])
+        data["ingress_domain"] = clean_ingress_domain(data["ingress_domain"])
     changes = apply_changes(cluster, data)
     if kubeconfig:
         kubeconfig = _resolve_kubeconfig(kubeconfig, "", "", "", cluster.name)
-        _require_guardrails_support(kubeconfig, field="kubeconfig")
+        require_guardrails_support(kubeconfig, field="kubeconfig")
         cluster.kubeconfig = kubeconfig
         cluster.server = kube.kubeconfig_server(kubeconfig)
         changes["kubeconfig"] = "replaced"
@@ -298,108 +303,6 @@ def cluster_check(*, cluster_id: int) -> Cluster:
             )
     if status != Cluster.Status.UNREACHABLE:
         cluster_guardrails_sync(cluster_id=cluster_id)
-        cluster.refresh_from_db()
-    return cluster
-
-
-# --- guardrails (cluster-wide admission policies, see inventory/guardrails.py) -------------------------
-
-
-def _clean_ingress_domain(domain: str) -> str:
-    try:
-        return guardrails.check_ingress_domain(domain)
-    except ValueError as exc:
-        raise ValidationFailed("Invalid ingress domain.", fields={"ingress_domain": str(exc)}) from exc
-
-
-def _require_guardrails_support(kubeconfig: str, *, field: str) -> None:
-    """Refuse a cluster whose API server is too old to enforce the guardrails (unreachable: later)."""
-    try:
-        version = kube.server_version(kubeconfig)
-    except (kube.KubeUnreachable, kube.KubeconfigInvalid):
-        return  # not reachable now: the refresh checks the version and records why it cannot install
-    reason = guardrails.unsupported_reason(version)
-    if reason:
-        raise ValidationFailed(
-            "The cluster cannot enforce the platform's guardrails.", fields={field: reason}
-        )
-
-
-_GUARDRAIL_KEYS = (
-    "version",
-    "rules",
-    "mutating_defaults",
-    "sandbox_default_for_pods",
-    "platform_identity",
-    "ingress_domain",
-    "error",
-)
-
-
-def cluster_guardrails_sync(*, cluster_id: int) -> Cluster:
-    """Install the current guardrails on the cluster (server-side apply), delete every other
-    platform-managed admission policy or binding (older versions, rules no longer wanted), and record
-    what the cluster enforces. Runs at every refresh; a change of the record is audited."""
-    cluster = Cluster.objects.get(pk=cluster_id)
-    kubeconfig = cluster.kubeconfig.reveal()
-    previous = dict(cluster.guardrails or {})
-    record: dict = {"checked_at": timezone.now().isoformat()}
-    reason = guardrails.unsupported_reason(cluster.kubernetes_version)
-    if reason:
-        record.update(version="", rules=[], mutating_defaults=False, error=reason)
-    else:
-        try:
-            identity = kube.whoami(kubeconfig)
-            mutating = guardrails.mutating_supported(cluster.kubernetes_version) and kube.serves(
-                kubeconfig, guardrails.API_VERSION, "MutatingAdmissionPolicy"
-            )
-            sandbox = guardrails.SANDBOX_RUNTIME_CLASS if cluster.offers_sandbox_runtime else None
-            bare_pods = bool(sandbox) and guardrails.runtime_class_defaultable(
-                kube.runtime_class(kubeconfig, sandbox)
-            )
-            domain = guardrails.ingress_domain(cluster)
-            objects = guardrails.manifests(
-                platform_identity=identity,
-                ingress_domain=domain,
-                sandbox_runtime_class=sandbox,
-                mutating_defaults=mutating,
-                sandbox_default_for_pods=bare_pods,
-            )
-            kube.ensure_objects(kubeconfig, objects)
-            removed = kube.prune(
-                kubeconfig,
-                kinds=guardrails.POLICY_KINDS,
-                label_selector=f"{guardrails.LABEL_MANAGED_BY}={guardrails.MANAGED_BY}",
-                keep=guardrails.names(objects),
-            )
-        except (kube.KubeUnreachable, kube.ApplyError) as exc:
-            record.update({k: previous.get(k) for k in _GUARDRAIL_KEYS if k in previous})
-            record["error"] = f"Could not install the guardrails: {exc}"[:1000]
-        else:
-            record.update(
-                version=guardrails.GUARDRAILS_VERSION,
-                rules=guardrails.enforced_rules(sandbox=bool(sandbox), mutating=mutating),
-                mutating_defaults=mutating,
-                sandbox_default_for_pods=bool(mutating and bare_pods),
-                platform_identity=identity,
-                ingress_domain=domain,
-                error="",
-            )
-            if removed:
-                record["removed"] = removed[:50]
-    with transaction.atomic():
-        cluster = Cluster.objects.select_for_update().get(pk=cluster_id)
-        Cluster.objects.filter(pk=cluster_id).update(guardrails=record)
-        before = {k: previous.get(k) for k in _GUARDRAIL_KEYS}
-        after = {k: record.get(k) for k in _GUARDRAIL_KEYS}
-        if before != after:
-            audit_log(
-                actor=None,
-                action="cluster.guardrails",
-                target=cluster,
-                org=cluster.dedicated_org,
-                details={"from": before, "to": after, "removed": record.get("removed", [])},
-            )
         cluster.refresh_from_db()
     return cluster
 
