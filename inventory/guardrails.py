@@ -378,7 +378,14 @@ def _optional(condition: str, value: str) -> str:
 
 def _container_defaults(c: str, ct: str) -> str:
     sc = f"{c}.securityContext"
-    escalation = _optional(f"has({sc}) && has({sc}.allowPrivilegeEscalation)", "false")
+    # Not with privileged or CAP_SYS_ADMIN: the API would refuse the pair (422) before Pod Security
+    # could refuse the privilege itself with its short message.
+    sys_admin = f"{sc}.capabilities.add.exists(a, a == 'SYS_ADMIN' || a == 'CAP_SYS_ADMIN')"
+    asks = (
+        f"has({sc}) && (has({sc}.allowPrivilegeEscalation) || (has({sc}.privileged) && {sc}.privileged) || "
+        f"(has({sc}.capabilities) && has({sc}.capabilities.add) && {sys_admin}))"
+    )
+    escalation = _optional(asks, "false")
     security = f"{ct}.securityContext{{?allowPrivilegeEscalation: {escalation}}}"
     return f"{ct}{{name: {c}.name, securityContext: {security}}}"
 

@@ -233,7 +233,8 @@ def test_apply_refuses_what_it_must_not_do(admin_kc: str, tenant: Tenant) -> Non
         )
 
     with pytest.raises(kube.ApplyError) as psa:
-        kube.apply(admin_kc, [pod("root", [{"name": "app", "image": PAUSE_IMAGE}])], namespace=ns)
+        as_root = {"name": "app", "image": PAUSE_IMAGE, "securityContext": {"runAsUser": 0}}
+        kube.apply(admin_kc, [pod("root", [as_root])], namespace=ns)  # unset fields are defaulted
     assert psa.value.status == 403 and psa.value.kind == "Pod" and psa.value.name == "root"
     assert str(psa.value).startswith("Pod/root: ")
     assert 'violates PodSecurity "restricted:latest"' in str(psa.value)

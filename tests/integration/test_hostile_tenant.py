@@ -357,6 +357,16 @@ def test_plain_workloads_are_admitted_with_restricted_defaults(target):
     assert error.status == 403 and "allowPrivilegeEscalation != false" in text
     for defaulted in ("runAsNonRoot", "seccompProfile", "capabilities"):
         assert defaulted not in text, f"only what the pod asked for is named, not {defaulted}"
+    privileged = {
+        "metadata": {"name": "privileged"},
+        "spec": {
+            "containers": [{"name": "c", "image": PLAIN_IMAGE, "securityContext": {"privileged": True}}]
+        },
+    }
+    error = refused(lambda: core.create_namespaced_pod(ns, privileged))
+    assert error.status == 403 and "privileged" in _message(error), (
+        "Pod Security, not a 422 from the defaults"
+    )
     as_root = {
         "metadata": {"name": "root"},
         "spec": {
