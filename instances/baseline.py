@@ -4,17 +4,15 @@ Per instance namespace: tenant labels; Pod Security Admission ``restricted`` (en
 a ResourceQuota (CPU, memory, GPUs or MIG slices, storage, object counts, no NodePorts and no load
 balancers); LimitRange defaults; NetworkPolicy default-deny with same-namespace traffic and DNS
 allowed; a ServiceAccount per user (the identity behind their TokenRequest kubeconfigs), one Role
-and one RoleBinding for them; and, where the cluster offers a sandbox runtime (Kata), a
-ValidatingAdmissionPolicyBinding that makes every pod of the namespace use it.
+and one RoleBinding for them. The cluster-wide admission rules (sandbox runtime, token Secrets,
+Service types, Ingress hosts, the namespace and platform objects themselves, pod defaults) are
+``inventory.guardrails``, bound to every namespace carrying :data:`LABEL_INSTANCE_ID`.
 
 Pure functions: no ``kubernetes`` client and no Django here (``inventory.kube`` applies the
 objects). Every object carries the tenant labels and ``app.kubernetes.io/managed-by: gpu-paas``.
 
-Two objects are cluster-scoped: the Namespace itself and the sandbox policy *binding* (bindings of
-admission policies are cluster-scoped even when they select one namespace). The policy they bind is
-platform-owned and exists once per cluster (:func:`sandbox_policy_objects`, applied with
-``inventory.kube.ensure_objects``); deleting an instance must delete its binding as well as its
-namespace (:func:`cluster_scoped_objects` lists what a namespace deletion leaves behind).
+One object is cluster-scoped: the Namespace itself (:func:`cluster_scoped_objects` lists what else a
+namespace deletion would leave behind: nothing today).
 """
 
 from __future__ import annotations
@@ -26,8 +24,12 @@ from dataclasses import dataclass, field
 
 from paas.platform_owned import (  # noqa: F401  (re-exported: the baseline's vocabulary)
     ALL_VERBS,
+    LABEL_INSTANCE,
+    LABEL_INSTANCE_ID,
     LABEL_MANAGED_BY,
+    LABEL_ORG,
     LABEL_PREFIX,
+    LABEL_PROJECT,
     MANAGED_BY,
     READ_VERBS,
     RESERVED_NAME_PREFIX,
@@ -38,10 +40,6 @@ from paas.platform_owned import (  # noqa: F401  (re-exported: the baseline's vo
 #: the template's objects (manager ``inventory.kube.FIELD_MANAGER``), so the baseline always wins.
 FIELD_MANAGER = "gpu-paas-baseline"
 
-LABEL_ORG = f"{LABEL_PREFIX}org"
-LABEL_PROJECT = f"{LABEL_PREFIX}project"
-LABEL_INSTANCE = f"{LABEL_PREFIX}instance"
-LABEL_INSTANCE_ID = f"{LABEL_PREFIX}instance-id"
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"  # set by the API server on every namespace
 
 PSA_LEVEL = "restricted"
@@ -54,8 +52,6 @@ DEFAULT_DENY = "paas-default-deny"
 ALLOW_SAME_NAMESPACE = "paas-allow-same-namespace"
 ALLOW_DNS = "paas-allow-dns"
 TENANT_ROLE = "paas-tenant"
-SANDBOX_POLICY = "paas-require-sandbox-runtime"
-SANDBOX_RUNTIME_CLASS = "kata"
 
 GPU_RESOURCE = "nvidia.com/gpu"
 MIG_PREFIX = "nvidia.com/mig-"
@@ -414,88 +410,23 @@ def access(*, namespace: str, users: Iterable[str], labels: Mapping[str, str] | 
     return objects
 
 
-def sandbox_policy_objects(*, runtime_class: str = SANDBOX_RUNTIME_CLASS) -> list[dict]:
-    """The cluster-wide, platform-owned policy: pods must use ``runtime_class``. Binds nothing by itself."""
-    if not _DNS_LABEL.match(runtime_class):
-        raise ValueError(f"{runtime_class!r} is not a RuntimeClass name")
-    return [
-        {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "ValidatingAdmissionPolicy",
-            "metadata": {"name": SANDBOX_POLICY, "labels": {LABEL_MANAGED_BY: MANAGED_BY}},
-            "spec": {
-                "failurePolicy": "Fail",
-                "matchConstraints": {
-                    "resourceRules": [
-                        {
-                            "apiGroups": [""],
-                            "apiVersions": ["v1"],
-                            "operations": ["CREATE", "UPDATE"],
-                            "resources": ["pods"],
-                        }
-                    ]
-                },
-                "validations": [
-                    {
-                        "expression": (
-                            "has(object.spec.runtimeClassName) && "
-                            f"object.spec.runtimeClassName == '{runtime_class}'"
-                        ),
-                        "message": (
-                            f"Pods in this namespace must run in the sandbox runtime: "
-                            f"set spec.runtimeClassName to '{runtime_class}'."
-                        ),
-                        "reason": "Forbidden",
-                    }
-                ],
-            },
-        }
-    ]
-
-
-def sandbox_binding_name(namespace: str) -> str:
-    return f"paas-sandbox-{_check_namespace(namespace)}"
-
-
-def sandbox_binding(namespace: str, *, labels: Mapping[str, str] | None = None) -> dict:
-    """Binds the sandbox policy to one namespace (a cluster-scoped object, deleted with the instance)."""
-    return {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicyBinding",
-        "metadata": _metadata(sandbox_binding_name(namespace), labels or {}),
-        "spec": {
-            "policyName": SANDBOX_POLICY,
-            "validationActions": ["Deny"],
-            "matchResources": {"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: namespace}}},
-        },
-    }
-
-
-def sandbox_policy(*, namespace: str, runtime_class: str = SANDBOX_RUNTIME_CLASS) -> list[dict]:
-    """The policy and the namespace's binding together (the policy is shared by every namespace)."""
-    return [*sandbox_policy_objects(runtime_class=runtime_class), sandbox_binding(namespace)]
-
-
 def baseline(
     *,
     namespace_name: str,
     labels: Mapping[str, str],
     resources: Resources,
     users: Iterable[str],
-    sandbox: bool,
     also_deny: Iterable[str] = (),
 ) -> list[dict]:
     """Every baseline object of an instance namespace, in apply order.
 
-    The Namespace first, then the sandbox binding and the quota before anything that lets the
-    tenant in (ServiceAccounts, Role, RoleBinding). With ``sandbox`` the cluster's sandbox policy
-    (:func:`sandbox_policy_objects`) must exist; it is not part of the per-instance objects.
+    The Namespace first, then the quota before anything that lets the tenant in (ServiceAccounts,
+    Role, RoleBinding). The sandbox runtime and the other cluster-wide rules are not per-instance
+    objects: ``inventory.guardrails`` binds them to every namespace carrying the tenant labels.
     """
     name = _check_namespace(namespace_name)
     labels = dict(labels)
     objects = [namespace(name=name, labels=labels)]
-    if sandbox:
-        objects.append(sandbox_binding(name, labels=labels))
     objects.append(resource_quota(namespace=name, resources=resources, labels=labels, also_deny=also_deny))
     objects.append(limit_range(namespace=name, labels=labels, resources=resources))
     objects.extend(network_policies(namespace=name, labels=labels))

@@ -21,10 +21,6 @@ log = logging.getLogger(__name__)
 GIB = 2**30
 MAX_ATTEMPTS = 3
 READY_TIMEOUT = 120  # seconds a deploy waits for its objects to become ready
-# Baseline objects that are cluster-scoped: the platform (never a template) creates these.
-CLUSTER_SCOPED_BASELINE = frozenset(
-    {"Namespace", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
-)  # a running run without heartbeat for this long lost its worker
 
 
 class RunLog:
@@ -108,8 +104,19 @@ def baseline_objects(instance: ComputeInstance, namespace: str) -> list[dict]:
         labels=labels,
         resources=_resources(instance),
         users=_users(instance),
-        sandbox=instance.cluster.offers_sandbox_runtime,
     )
+
+
+def _require_guardrails(instance: ComputeInstance) -> None:
+    """The cluster's guardrails are current before a tenant namespace is made (installed now if not)."""
+    from inventory import guardrails
+    from inventory.guardrail_services import cluster_guardrails_sync
+
+    record = instance.cluster.guardrails or {}
+    if record.get("version") != guardrails.GUARDRAILS_VERSION or record.get("error"):
+        record = cluster_guardrails_sync(cluster_id=instance.cluster_id).guardrails
+    if record.get("version") != guardrails.GUARDRAILS_VERSION or record.get("error"):
+        raise kube.KubeUnreachable(record.get("error") or "The cluster's guardrails are not installed.")
 
 
 def deploy(instance: ComputeInstance, step: RunLog) -> None:
@@ -123,8 +130,7 @@ def deploy(instance: ComputeInstance, step: RunLog) -> None:
         f"Rendered {len(objects)} objects from {instance.snapshot['template']['name']}@"
         f"{instance.snapshot['template']['version']}."
     )
-    if instance.cluster.offers_sandbox_runtime:
-        kube.ensure_objects(kubeconfig, baseline.sandbox_policy_objects())
+    _require_guardrails(instance)  # the cluster-wide rules (sandbox included) bind by the tenant labels
     base = baseline_objects(instance, namespace)
     # The baseline goes first (the namespace must exist, and the quota and policies must be in force
     # before the first template pod is admitted) and again after the template, under its own field
@@ -176,9 +182,9 @@ def delete(instance: ComputeInstance, step: RunLog, *, timeout: float = 120) -> 
     kubeconfig = instance.cluster.kubeconfig.reveal()
     namespace = namespace_for(instance)
     kube.delete_namespace(kubeconfig, namespace)
-    # The sandbox admission binding is cluster-scoped: it does not go with the namespace.
+    # Baseline objects a namespace deletion leaves behind (none today: the guardrails are cluster-wide).
     kube.delete_objects(kubeconfig, baseline.cluster_scoped_objects(baseline_objects(instance, namespace)))
-    step(f"Namespace {namespace} and its admission binding deletion requested.")
+    step(f"Namespace {namespace} deletion requested.")
     deadline = timezone.now() + timedelta(seconds=timeout)
     while kube.namespace_exists(kubeconfig, namespace):
         if timezone.now() > deadline:

@@ -119,7 +119,15 @@ class ClusterForm(forms.ModelForm):
 
     class Meta:
         model = Cluster
-        fields = ["name", "display_name", "datacenter", "labels", "tenancy", "dedicated_org"]
+        fields = [
+            "name",
+            "display_name",
+            "datacenter",
+            "labels",
+            "tenancy",
+            "dedicated_org",
+            "ingress_domain",
+        ]
 
     def clean(self):
         data = super().clean()
@@ -173,6 +181,7 @@ class ClusterAdmin(OperatorWritesAdmin):
         "node_count",
         "gpu_total",
         "offers_sandbox_runtime",
+        "guardrails_summary",
         "last_seen_at",
     ]
     list_filter = ["status", "tenancy", "datacenter"]
@@ -197,8 +206,25 @@ class ClusterAdmin(OperatorWritesAdmin):
     def gpu_total(self, obj):
         return obj.gpu_total
 
+    @admin.display(description="guardrails")
+    def guardrails_summary(self, obj):
+        """Which admission guardrails the cluster enforces (installed at each refresh)."""
+        record = obj.guardrails or {}
+        if record.get("error"):
+            return format_html('<strong style="color:#cf222e">{}</strong>', record["error"])
+        if not record.get("version"):
+            return "Not installed yet (next refresh)."
+        defaults = "pod defaults active" if record.get("mutating_defaults") else "no pod defaults (< 1.36)"
+        return format_html(
+            "v{}: {} — {}; exempt: {}",
+            record["version"],
+            ", ".join(record.get("rules") or []),
+            defaults,
+            record.get("platform_identity") or "?",
+        )
+
     def get_fields(self, request, obj=None):
-        base = ["name", "display_name", "datacenter", "labels", "tenancy", "dedicated_org"]
+        base = ["name", "display_name", "datacenter", "labels", "tenancy", "dedicated_org", "ingress_domain"]
         if not authz.is_operator(request.user):
             return [
                 *base,
@@ -207,6 +233,7 @@ class ClusterAdmin(OperatorWritesAdmin):
                 "status_message",
                 "kubernetes_version",
                 "offers_sandbox_runtime",
+                "guardrails_summary",
                 "last_checked_at",
                 "last_seen_at",
             ]
@@ -217,6 +244,7 @@ class ClusterAdmin(OperatorWritesAdmin):
                 "status_message",
                 "kubernetes_version",
                 "offers_sandbox_runtime",
+                "guardrails_summary",
                 "last_checked_at",
                 "last_seen_at",
             ]
@@ -232,6 +260,7 @@ class ClusterAdmin(OperatorWritesAdmin):
             "status_message",
             "kubernetes_version",
             "offers_sandbox_runtime",
+            "guardrails_summary",
             "last_checked_at",
             "last_seen_at",
         ]

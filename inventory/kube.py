@@ -770,3 +770,83 @@ def kubeconfig_for_token(kubeconfig: str, *, token: str, namespace: str, user: s
         "preferences": {},
     }
     return yaml.safe_dump(config, sort_keys=False)
+
+
+# ------------------------------------------------------------------------------ guardrails support
+def whoami(kubeconfig: str) -> str:
+    """The username the API server sees for this kubeconfig (SelfSubjectReview, Kubernetes 1.28+)."""
+    with api_client(kubeconfig) as api:
+        try:
+            review = k8s.AuthenticationV1Api(api).create_self_subject_review(
+                {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+                _request_timeout=TIMEOUT,
+            )
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _unreachable(exc) from exc
+    user = review.status.user_info if review.status else None
+    if not user or not user.username:
+        raise KubeUnreachable("The API server did not say who we are (SelfSubjectReview).")
+    return user.username
+
+
+def server_version(kubeconfig: str) -> str:
+    """The API server's git version (``v1.37.2``)."""
+    with api_client(kubeconfig) as api:
+        try:
+            return k8s.VersionApi(api).get_code(_request_timeout=TIMEOUT).git_version
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _unreachable(exc) from exc
+
+
+def serves(kubeconfig: str, api_version: str, kind: str) -> bool:
+    """Whether the API server serves ``kind`` at ``api_version`` (discovery)."""
+    with api_client(kubeconfig) as api:
+        try:
+            _resource(_dynamic(api), api_version, kind)
+        except (ResourceNotFoundError, ResourceNotUniqueError):
+            return False
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _unreachable(exc) from exc
+    return True
+
+
+def prune(kubeconfig: str, *, kinds, label_selector: str, keep: set[tuple[str, str]]) -> list[str]:
+    """Delete cluster-scoped objects of ``kinds`` ((apiVersion, kind) pairs) matching ``label_selector``
+    whose (kind, name) is not in ``keep``. Kinds the cluster does not serve are skipped. Returns
+    ``Kind/name`` of what was deleted."""
+    deleted: list[str] = []
+    with api_client(kubeconfig) as api:
+        try:
+            dynamic = _dynamic(api)
+            for api_version, kind in kinds:
+                try:
+                    resource = _resource(dynamic, api_version, kind)
+                except (ResourceNotFoundError, ResourceNotUniqueError):
+                    continue
+                for item in resource.get(label_selector=label_selector).items:
+                    name = item.metadata.name
+                    if (kind, name) in keep:
+                        continue
+                    try:
+                        resource.delete(name=name)
+                    except ApiException as exc:
+                        if exc.status != 404:
+                            raise
+                    deleted.append(f"{kind}/{name}")
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _unreachable(exc) from exc
+    return deleted
+
+
+def runtime_class(kubeconfig: str, name: str) -> dict | None:
+    """A RuntimeClass as a dict (``handler``, ``overhead``, ``scheduling``), or None when absent."""
+    with api_client(kubeconfig) as api:
+        try:
+            found = k8s.NodeV1Api(api).read_runtime_class(name, _request_timeout=TIMEOUT)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _unreachable(exc) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _unreachable(exc) from exc
+    return api.sanitize_for_serialization(found)

@@ -160,6 +160,20 @@ class Cluster(models.Model):
         default=False,
         help_text="Detected by the reachability check from the cluster's RuntimeClasses.",
     )
+    ingress_domain = models.CharField(
+        "ingress domain",
+        max_length=200,
+        blank=True,
+        help_text="Instance Ingress hosts must end in <namespace>.<this domain> (enforced by admission). "
+        "Empty: apps.<cluster name>.paas.internal.",
+    )
+    guardrails = models.JSONField(
+        "guardrails",
+        default=dict,
+        blank=True,
+        help_text="The admission policies installed on the cluster at the last refresh: version, "
+        "enforced rules, whether the mutating pod defaults are active, the platform identity exempt.",
+    )
     status = models.CharField("status", max_length=16, choices=Status.choices, default=Status.UNKNOWN)
     status_message = models.TextField("status detail", blank=True)
     kubernetes_version = models.CharField("Kubernetes version", max_length=32, blank=True)

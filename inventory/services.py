@@ -12,6 +12,11 @@ from django_q.models import Schedule
 from django_q.tasks import async_task
 
 from inventory import kube, kubeconfig_policy, mig
+from inventory.guardrail_services import (
+    clean_ingress_domain,
+    cluster_guardrails_sync,
+    require_guardrails_support,
+)
 from inventory.models import Agent, Cluster, Datacenter, DatacenterAgent, MigChange, Node, Storage
 from paas import authz
 from paas.audit import apply_changes, audit_log
@@ -196,13 +201,19 @@ def cluster_register(
     labels: dict | None = None,
     tenancy: str = Cluster.Tenancy.SHARED,
     dedicated_org: Organization | None = None,
+    ingress_domain: str = "",
 ) -> Cluster:
-    """Register a cluster; its reachability check and node sync are enqueued for its agent."""
+    """Register a cluster; its reachability check and node sync are enqueued for its agent.
+
+    A cluster that answers with a Kubernetes version that cannot enforce the guardrails (admission
+    policies, :mod:`inventory.guardrails`) is refused; one that does not answer yet is registered
+    and checked by the refresh (which installs the guardrails)."""
     authz.require_operator(actor)
     name = clean_slug("name", name)
     _unique(Cluster, "name", name)
     _check_tenancy(tenancy, dedicated_org)
     kubeconfig = _resolve_kubeconfig(kubeconfig, server, ca_data, token, name)
+    require_guardrails_support(kubeconfig, field="kubeconfig" if not server else "server")
     cluster = Cluster.objects.create(
         name=name,
         display_name=display_name or name,
@@ -212,6 +223,7 @@ def cluster_register(
         labels=labels or {},
         tenancy=tenancy,
         dedicated_org=dedicated_org,
+        ingress_domain=clean_ingress_domain(ingress_domain),
     )
     audit_log(
         actor=actor,
@@ -233,14 +245,17 @@ def cluster_register(
 def cluster_update(*, actor, cluster: Cluster, kubeconfig: str | None = None, **data) -> Cluster:
     """Change a cluster; a new kubeconfig replaces the stored one (write-only) and triggers a check."""
     authz.require_operator(actor)
-    allowed = {"display_name", "datacenter", "labels", "tenancy", "dedicated_org"}
+    allowed = {"display_name", "datacenter", "labels", "tenancy", "dedicated_org", "ingress_domain"}
     unknown = set(data) - allowed
     if unknown:
         raise ValidationFailed("Unknown fields.", fields={k: "Unknown field." for k in unknown})
     _check_tenancy(data.get("tenancy", cluster.tenancy), data.get("dedicated_org", cluster.dedicated_org))
+    if "ingress_domain" in data:
+        data["ingress_domain"] = clean_ingress_domain(data["ingress_domain"])
     changes = apply_changes(cluster, data)
     if kubeconfig:
         kubeconfig = _resolve_kubeconfig(kubeconfig, "", "", "", cluster.name)
+        require_guardrails_support(kubeconfig, field="kubeconfig")
         cluster.kubeconfig = kubeconfig
         cluster.server = kube.kubeconfig_server(kubeconfig)
         changes["kubeconfig"] = "replaced"
@@ -298,6 +313,9 @@ def cluster_check(*, cluster_id: int) -> Cluster:
                 org=cluster.dedicated_org,
                 details={"from": previous, "to": status, "message": message[:300]},
             )
+    if status != Cluster.Status.UNREACHABLE:
+        cluster_guardrails_sync(cluster_id=cluster_id)
+        cluster.refresh_from_db()
     return cluster
 
 

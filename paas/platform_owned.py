@@ -15,6 +15,12 @@ MANAGED_BY = "gpu-paas"
 LABEL_PREFIX = "paas.gpu/"
 LABEL_DOMAIN = LABEL_PREFIX.rstrip("/")
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+# The tenant labels of every instance namespace (and of the baseline objects in it); the cluster-wide
+# guardrails (inventory/guardrails.py) select tenant namespaces by LABEL_INSTANCE_ID.
+LABEL_ORG = f"{LABEL_PREFIX}org"
+LABEL_PROJECT = f"{LABEL_PREFIX}project"
+LABEL_INSTANCE = f"{LABEL_PREFIX}instance"
+LABEL_INSTANCE_ID = f"{LABEL_PREFIX}instance-id"
 
 #: Every object name starting with this is the platform's, in every kind (the baseline's quota,
 #: limit range, network policies, tenant role and binding, sandbox binding all use it).

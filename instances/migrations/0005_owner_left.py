@@ -4,15 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('instances', '0004_gpu_quota_units'),
+        ("instances", "0004_gpu_quota_units"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='computeinstance',
-            name='owner_left_at',
-            field=models.DateTimeField(blank=True, help_text="When the owner lost access (left the workspace or org): the instance stays, for the workspace admins to keep or delete; the owner's access and ServiceAccount are gone.", null=True, verbose_name='owner left'),
+            model_name="computeinstance",
+            name="owner_left_at",
+            field=models.DateTimeField(
+                blank=True,
+                help_text="When the owner lost access (left the workspace or org): the instance stays, for the workspace admins to keep or delete; the owner's access and ServiceAccount are gone.",
+                null=True,
+                verbose_name="owner left",
+            ),
         ),
     ]

@@ -24,14 +24,17 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from instances import baseline
-from inventory import kube
+from inventory import guardrails, kube
 from tests.localkube.helpers import bearer_token_client, unique_name, wait_for
+from tests.support import guardrails as installed_guardrails
 
 pytestmark = pytest.mark.kube
 
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
 GIB = 2**30
 USER = "alice@example.com"
+SANDBOX_POLICY = guardrails.PREFIX + guardrails.RULE_SANDBOX  # the cluster-wide, label-bound rule
+OTHER_RUNTIME = installed_guardrails.OTHER_RUNTIME
 RESOURCES = baseline.Resources(cpu_millis=8000, memory_bytes=16 * GIB, storage_bytes=50 * GIB, gpus=1)
 
 
@@ -58,10 +61,10 @@ def pod(name: str, containers: list[dict] | None = None, *, kata: bool = True, *
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": body}
 
 
-def deployment(name: str, *, replicas: int = 2, kata: bool = True) -> dict:
+def deployment(name: str, *, replicas: int = 2, kata: bool = True, runtime: str | None = None) -> dict:
     template_spec: dict[str, Any] = {"containers": [restricted_container()]}
-    if kata:
-        template_spec["runtimeClassName"] = "kata"
+    if kata or runtime:
+        template_spec["runtimeClassName"] = runtime or "kata"
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -110,22 +113,22 @@ class Tenant:
 
 
 def sandbox_enforced(core: client.CoreV1Api, namespace: str) -> bool:
-    """Whether the sandbox policy already denies (dry run) a compliant pod without Kata there."""
+    """Whether the sandbox policy already denies (dry run) a compliant pod of another runtime there."""
+    probe = pod(unique_name("probe"), kata=False, runtimeClassName=OTHER_RUNTIME)
     try:
-        core.create_namespaced_pod(namespace, pod(unique_name("probe"), kata=False), dry_run="All")
+        core.create_namespaced_pod(namespace, probe, dry_run="All")
     except ApiException as error:
-        return error.status in (403, 422) and baseline.SANDBOX_POLICY in error.body
+        return error.status in (403, 422) and SANDBOX_POLICY in error.body
     return False
 
 
 def launch(admin_kc: str, admin: client.ApiClient, instance: str, resources=RESOURCES) -> Tenant:
-    """What a launch does: the sandbox policy (once per cluster), the baseline, a user kubeconfig."""
+    """What a launch does: the guardrails (once per cluster), the baseline, a user kubeconfig."""
     namespace = baseline.namespace_name(org="mtb", project=unique_name("p"), instance=instance)
     labels = baseline.tenant_labels(org="mtb", project="p", instance=instance, instance_id=1)
-    objects = baseline.baseline(
-        namespace_name=namespace, labels=labels, resources=resources, users=[USER], sandbox=True
-    )
-    kube.ensure_objects(admin_kc, baseline.sandbox_policy_objects())
+    objects = baseline.baseline(namespace_name=namespace, labels=labels, resources=resources, users=[USER])
+    installed_guardrails.ensure_runtime_class(admin)
+    installed_guardrails.install(admin_kc)
     applied = kube.apply(admin_kc, objects)
     kube.wait_ready(admin_kc, namespace, timeout=30)
     wait_for(lambda: sandbox_enforced(client.CoreV1Api(admin), namespace), timeout=30, what="sandbox policy")
@@ -230,7 +233,8 @@ def test_apply_refuses_what_it_must_not_do(admin_kc: str, tenant: Tenant) -> Non
         )
 
     with pytest.raises(kube.ApplyError) as psa:
-        kube.apply(admin_kc, [pod("root", [{"name": "app", "image": PAUSE_IMAGE}])], namespace=ns)
+        as_root = {"name": "app", "image": PAUSE_IMAGE, "securityContext": {"runAsUser": 0}}
+        kube.apply(admin_kc, [pod("root", [as_root])], namespace=ns)  # unset fields are defaulted
     assert psa.value.status == 403 and psa.value.kind == "Pod" and psa.value.name == "root"
     assert str(psa.value).startswith("Pod/root: ")
     assert 'violates PodSecurity "restricted:latest"' in str(psa.value)
@@ -322,19 +326,21 @@ def test_tenant_deploys_a_sandboxed_restricted_workload(admin_kc: str, tenant: T
         == 2
     )
 
-    # A Deployment without the sandbox runtime never gets a pod: wait_ready says what is missing.
-    kube.apply(tenant.kubeconfig, [deployment("unsandboxed", replicas=1, kata=False)], namespace=ns)
+    # A Deployment asking for another runtime never gets a pod: wait_ready says what is missing.
+    kube.apply(
+        tenant.kubeconfig, [deployment("unsandboxed", replicas=1, runtime=OTHER_RUNTIME)], namespace=ns
+    )
     with pytest.raises(TimeoutError) as timeout:
         kube.wait_ready(tenant.kubeconfig, ns, timeout=5, poll=0.2)
     assert "Deployment unsandboxed: 0/1 ready" in str(timeout.value)
-    assert f"ValidatingAdmissionPolicy '{baseline.SANDBOX_POLICY}'" in str(timeout.value), "says why"
+    assert f"ValidatingAdmissionPolicy '{SANDBOX_POLICY}'" in str(timeout.value), "says why"
     assert "Deployment web" not in str(timeout.value)
 
     def failed_create() -> list[dict]:
         return [
             e
             for e in kube.events(admin_kc, ns)
-            if e["reason"] == "FailedCreate" and baseline.SANDBOX_POLICY in e["message"]
+            if e["reason"] == "FailedCreate" and SANDBOX_POLICY in e["message"]
         ]
 
     (event, *_) = wait_for(failed_create, timeout=30, what="FailedCreate event from the sandbox policy")
@@ -366,9 +372,7 @@ def test_tenant_cannot_touch_cluster_scoped_resources(tenant: Tenant) -> None:
             tenant.namespace, {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "privileged"}}}
         ),
         registration.list_validating_admission_policy,
-        lambda: registration.delete_validating_admission_policy_binding(
-            baseline.sandbox_binding_name(tenant.namespace)
-        ),
+        lambda: registration.delete_validating_admission_policy_binding(SANDBOX_POLICY),
         lambda: client.NodeV1Api(tenant.api).create_runtime_class(
             {"metadata": {"name": "x"}, "handler": "runc"}
         ),
@@ -468,9 +472,10 @@ def test_admission_rejects_what_would_break_isolation(tenant: Tenant) -> None:
     error = denied(lambda: core.create_namespaced_pod(ns, pod("hostnet", hostNetwork=True)))
     assert error.status == 403 and "host namespaces (hostNetwork=true)" in message(error)
 
-    error = denied(lambda: core.create_namespaced_pod(ns, pod("unsandboxed", kata=False)))
+    unsandboxed = pod("unsandboxed", kata=False, runtimeClassName=OTHER_RUNTIME)
+    error = denied(lambda: core.create_namespaced_pod(ns, unsandboxed))
     assert error.status == 403
-    assert f"ValidatingAdmissionPolicy '{baseline.SANDBOX_POLICY}'" in message(error)
+    assert f"ValidatingAdmissionPolicy '{SANDBOX_POLICY}'" in message(error)
     assert "spec.runtimeClassName to 'kata'" in message(error)
 
     def service(name: str, kind: str) -> dict:
@@ -483,7 +488,7 @@ def test_admission_rejects_what_would_break_isolation(tenant: Tenant) -> None:
     assert error.status == 403 and "exceeded quota: paas-quota" in message(error)
     assert "services.nodeports=1" in message(error)
     error = denied(lambda: core.create_namespaced_service(ns, service("lb", "LoadBalancer")))
-    assert error.status == 403 and "services.loadbalancers" in message(error)
+    assert error.status == 403 and "LoadBalancer are not allowed" in message(error), "guardrail before quota"
 
     error = denied(lambda: core.create_namespaced_pod(ns, gpu_pod("two-gpus", "nvidia.com/gpu", 2)))
     assert error.status == 403 and "exceeded quota: paas-quota" in message(error)
@@ -543,10 +548,10 @@ def test_read_field_and_read_secret_key(admin_kc: str, tenant: Tenant) -> None:
         admin_kc,
         api_version="admissionregistration.k8s.io/v1",
         kind="ValidatingAdmissionPolicyBinding",
-        name=baseline.sandbox_binding_name(ns),
+        name=SANDBOX_POLICY,
         namespace=None,
-        path="spec.matchResources.namespaceSelector.matchLabels",
-    ) == {"kubernetes.io/metadata.name": ns}
+        path="spec.matchResources.namespaceSelector.matchExpressions",
+    ) == [{"key": baseline.LABEL_INSTANCE_ID, "operator": "Exists"}]
     assert (
         kube.read_field(admin_kc, api_version="v1", kind="ConfigMap", name="nope", namespace=ns, path="data")
         is None
@@ -569,22 +574,8 @@ def test_delete_namespace_removes_everything(admin_kc: str, admin: client.ApiCli
         kube.wait_ready(doomed.kubeconfig, doomed.namespace, timeout=60)
     finally:
         doomed.api.close()
-    binding = baseline.sandbox_binding_name(doomed.namespace)
-
-    def binding_field() -> Any:
-        return kube.read_field(
-            admin_kc,
-            api_version="admissionregistration.k8s.io/v1",
-            kind="ValidatingAdmissionPolicyBinding",
-            name=binding,
-            namespace=None,
-            path="metadata.name",
-        )
-
-    assert binding_field() == binding
-    kube.delete_objects(admin_kc, baseline.cluster_scoped_objects(doomed.objects))
-    kube.delete_namespace(admin_kc, doomed.namespace)
-    assert binding_field() is None, "the cluster-scoped binding does not outlive the instance"
+    assert baseline.cluster_scoped_objects(doomed.objects) == [], "nothing per instance outside it"
+    kube.delete_namespace(admin_kc, doomed.namespace)  # the platform's identity: the guardrails let it
     started = time.monotonic()
     wait_for(lambda: not kube.namespace_exists(admin_kc, doomed.namespace), timeout=90, what="namespace gone")
     assert time.monotonic() - started < 90
@@ -595,7 +586,7 @@ def test_delete_namespace_removes_everything(admin_kc: str, admin: client.ApiCli
         admin_kc,
         api_version="admissionregistration.k8s.io/v1",
         kind="ValidatingAdmissionPolicy",
-        name=baseline.SANDBOX_POLICY,
+        name=SANDBOX_POLICY,
         namespace=None,
         path="metadata.name",
     )

@@ -11,32 +11,15 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
-from catalog import system
-from catalog.models import ComputeProfile
 from instances import deployer, services
 from instances.models import ComputeInstance, Run
 from inventory import services as inventory_services
 from inventory import tasks as inventory_tasks
+from tests.support.guardrails import OTHER_RUNTIME
+from tests.support.instances import launch_instance
 
 pytestmark = pytest.mark.kube
-
-
-@pytest.fixture
-def live(world, kube_cluster, registered_cluster):
-    system.load(actor=world.operator)
-    small = ComputeProfile.objects.get(org__isnull=True, name="small")
-    return {"world": world, "profile": small, "core": k8s.CoreV1Api(kube_cluster.api_client())}
-
-
-def _launch(live, name="dev"):
-    world = live["world"]
-    instance = services.instance_launch(
-        actor=world.a.users["workspace_admin"], project=world.a.project, name=name, profile=live["profile"]
-    )
-    run = instance.runs.get()
-    assert deployer.execute(run.pk) == "ready", Run.objects.get(pk=run.pk).log
-    instance.refresh_from_db()
-    return instance
+_launch = launch_instance  # the `live` fixture is in tests/integration/conftest.py
 
 
 def _tenant_api(kubeconfig_text: str):
@@ -197,8 +180,8 @@ def _multi_tenancy_checks(tenant, namespace: str) -> None:
             namespace, _pod("hostpath", volumes=[{"name": "h", "hostPath": {"path": "/etc"}}])
         ),
         "hostNetwork": lambda: core.create_namespaced_pod(namespace, _pod("hostnet", hostNetwork=True)),
-        "pod without the sandbox runtime": lambda: core.create_namespaced_pod(
-            namespace, {**_pod("nokata"), "spec": {**_pod("nokata")["spec"], "runtimeClassName": None}}
+        "pod asking for another runtime than the sandbox": lambda: core.create_namespaced_pod(
+            namespace, _pod("nokata", runtimeClassName=OTHER_RUNTIME)
         ),
         "pod over the GPU quota": lambda: core.create_namespaced_pod(
             namespace,

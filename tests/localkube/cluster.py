@@ -6,7 +6,8 @@ A cluster is five processes on free 127.0.0.1 ports, all state in one directory:
 
 The API server runs with client-certificate authentication (a throw-away CA), RBAC + Node
 authorization, service-account token signing (TokenRequest) and the default admission plugins
-plus PodSecurity and ValidatingAdmissionPolicy.  KWOK plays the kubelet of every node created
+plus PodSecurity, ValidatingAdmissionPolicy and MutatingAdmissionPolicy
+(``admissionregistration.k8s.io/v1``).  KWOK plays the kubelet of every node created
 from the inventory (:mod:`tests.localkube.inventory`).
 
 The cluster's directory holds ``state.json`` (pids, ports, server URL), so a cluster started
@@ -370,8 +371,13 @@ class LocalCluster:
                 "kube-controller-manager", "system:kube-controller-manager"
             ),
             "kube-scheduler.kubeconfig": ca.issue("kube-scheduler", "system:kube-scheduler"),
-            # KWOK impersonates every kubelet, so it gets admin rights rather than one node identity.
-            "kwok.kubeconfig": ca.issue("kwok", "kwok-controller", organizations=("system:masters",)),
+            # KWOK impersonates every kubelet, so it gets admin rights rather than one node identity;
+            # its user name is a kubelet's (system:node:...) as admission policies see it (the final
+            # deletion of a pod is the kubelet's), outside the system:nodes group that NodeRestriction
+            # and the Node authorizer would confine to one node.
+            "kwok.kubeconfig": ca.issue(
+                "kwok", "system:node:kwok-controller", organizations=("system:masters",)
+            ),
         }
         for filename, client in clients.items():
             pki.write_kubeconfig(workdir / filename, self.name, state.server, ca.pair, client)
@@ -413,7 +419,8 @@ class LocalCluster:
                 f"--proxy-client-cert-file={p / 'front-proxy-client.crt'}",
                 f"--proxy-client-key-file={p / 'front-proxy-client.key'}",
                 "--authorization-mode=Node,RBAC",
-                "--enable-admission-plugins=NodeRestriction,PodSecurity,ValidatingAdmissionPolicy",
+                "--enable-admission-plugins="
+                "NodeRestriction,PodSecurity,ValidatingAdmissionPolicy,MutatingAdmissionPolicy",
                 f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
                 f"--service-account-key-file={p / 'sa.pub'}",
                 f"--service-account-signing-key-file={p / 'sa.key'}",

@@ -25,8 +25,8 @@ CPU_ONLY = b.Resources(cpu_millis=500, memory_bytes=512 * 2**20, storage_bytes=G
 USERS = ["alice@example.com", "bob", "Carol.Smith+gpu@Example.org"]
 
 
-def full(resources=GPU, sandbox=True, users=USERS):
-    return b.baseline(namespace_name=NS, labels=LABELS, resources=resources, users=users, sandbox=sandbox)
+def full(resources=GPU, users=USERS):
+    return b.baseline(namespace_name=NS, labels=LABELS, resources=resources, users=users)
 
 
 def by_kind(objects, kind):
@@ -40,10 +40,9 @@ def one(objects, kind):
 
 # ----------------------------------------------------------------------------------- validation
 @pytest.mark.parametrize("resources", [GPU, MIG, CPU_ONLY], ids=["gpu", "mig", "cpu"])
-@pytest.mark.parametrize("sandbox", [True, False])
-def test_every_object_validates_strictly_against_kubernetes_1_37(resources, sandbox):
-    objects = full(resources, sandbox) + b.sandbox_policy_objects()
-    assert len(objects) >= 10
+def test_every_object_validates_strictly_against_kubernetes_1_37(resources):
+    objects = full(resources)
+    assert len(objects) >= 9
     for obj in objects:
         kubernetes_validate.validate(obj, "1.37.0", strict=True)
 
@@ -63,7 +62,6 @@ def test_apply_order_and_labels_on_every_object():
     objects = full()
     kinds = [obj["kind"] for obj in objects]
     assert kinds[0] == "Namespace"
-    assert kinds.index("ValidatingAdmissionPolicyBinding") < kinds.index("ServiceAccount")
     assert kinds.index("ResourceQuota") < kinds.index("RoleBinding")
     assert kinds.index("LimitRange") < kinds.index("RoleBinding")
     assert kinds.index("Role") < kinds.index("RoleBinding")
@@ -72,12 +70,12 @@ def test_apply_order_and_labels_on_every_object():
         assert labels["app.kubernetes.io/managed-by"] == "gpu-paas", obj["kind"]
         for key, value in LABELS.items():
             assert labels[key] == value, (obj["kind"], key)
-        if obj["kind"] in ("Namespace", "ValidatingAdmissionPolicyBinding"):
+        if obj["kind"] == "Namespace":
             assert "namespace" not in obj["metadata"]
         else:
             assert obj["metadata"]["namespace"] == NS, obj["kind"]
-    assert not by_kind(full(sandbox=False), "ValidatingAdmissionPolicyBinding")
-    assert not by_kind(objects, "ValidatingAdmissionPolicy"), "the policy is per cluster, not per instance"
+    assert not by_kind(objects, "ValidatingAdmissionPolicy"), "admission rules are per cluster (guardrails)"
+    assert not by_kind(objects, "ValidatingAdmissionPolicyBinding"), "bound by label, not per instance"
 
 
 def test_tenant_labels():
@@ -297,36 +295,16 @@ def test_service_accounts_and_binding_cover_every_user_once():
 
 
 # ------------------------------------------------------------------------------------- sandbox
-def test_sandbox_policy_and_binding():
-    (policy,) = b.sandbox_policy_objects()
-    assert policy["apiVersion"] == "admissionregistration.k8s.io/v1"
-    assert policy["metadata"]["name"] == "paas-require-sandbox-runtime"
-    assert "paramKind" not in policy["spec"]
-    (rule,) = policy["spec"]["matchConstraints"]["resourceRules"]
-    assert rule["resources"] == ["pods"] and set(rule["operations"]) == {"CREATE", "UPDATE"}
-    (validation,) = policy["spec"]["validations"]
-    assert "object.spec.runtimeClassName == 'kata'" in validation["expression"]
-    assert "kata" in validation["message"]
-    binding = b.sandbox_binding(NS)
-    assert binding["kind"] == "ValidatingAdmissionPolicyBinding"
-    assert binding["metadata"]["name"] == f"paas-sandbox-{NS}"
-    assert binding["spec"]["policyName"] == policy["metadata"]["name"]
-    assert binding["spec"]["validationActions"] == ["Deny"]
-    assert binding["spec"]["matchResources"]["namespaceSelector"] == {
-        "matchLabels": {"kubernetes.io/metadata.name": NS}
-    }
-    assert b.sandbox_policy(namespace=NS) == [policy, binding]
-    assert b.cluster_scoped_objects(full()) == [one(full(), "ValidatingAdmissionPolicyBinding")]
-    gvisor = b.sandbox_policy_objects(runtime_class="gvisor")[0]["spec"]["validations"][0]["expression"]
-    assert "== 'gvisor'" in gvisor
-    with pytest.raises(ValueError):
-        b.sandbox_policy_objects(runtime_class="kata' || true || '")
+def test_sandbox_is_cluster_wide_and_selected_by_the_tenant_labels():
+    """The sandbox rule is a guardrail bound to every namespace with the instance-id label."""
+    assert b.cluster_scoped_objects(full()) == []
+    namespace = one(full(), "Namespace")
+    assert namespace["metadata"]["labels"][b.LABEL_INSTANCE_ID] == "42"
 
 
-def _imports(path: str) -> set[str]:
-    tree = ast.parse(Path(path).read_text())
+def _imports(path) -> set[str]:
     imported = set()
-    for node in ast.walk(tree):
+    for node in ast.walk(ast.parse(Path(path).read_text())):
         if isinstance(node, ast.Import):
             imported |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
@@ -354,7 +332,6 @@ def test_every_baseline_object_name_is_reserved_for_the_platform():
         labels=b.tenant_labels(org="o", project="p", instance="x", instance_id=1),
         resources=b.Resources(cpu_millis=1000, memory_bytes=2**30, storage_bytes=2**30),
         users=["alice@example.com", "b"],
-        sandbox=True,
     )
     for obj in objects:
         if obj["kind"] == "Namespace":
