@@ -99,8 +99,14 @@ def kind_problem(group: str, kind: str, builtin: bool) -> str | None:
     return f"templates may not create {kind}: {reason} (allowed kinds: {allowed}, declared custom resources)"
 
 
-def problems(objects: Iterable[tuple[str, dict, bool]], *, namespace: str) -> list[str]:
-    """Every policy problem of ``objects`` (``(label, object, builtin)``, kinds already accepted)."""
+def problems(
+    objects: Iterable[tuple[str, dict, bool]], *, namespace: str, host_suffix: str | None = None
+) -> list[str]:
+    """Every policy problem of ``objects`` (``(label, object, builtin)``, kinds already accepted).
+
+    With ``host_suffix`` (the one the platform assigns to the instance: ``instance.host_suffix`` in
+    the render context) every Ingress host must be it or end in ``.<host_suffix>``.
+    """
     objects = list(objects)
     accounts = {o["metadata"]["name"] for _l, o, b in objects if b and _gk(o) == ("", "ServiceAccount")}
     roles = {o["metadata"]["name"] for _l, o, b in objects if b and _gk(o) == (RBAC_GROUP, "Role")}
@@ -112,11 +118,38 @@ def problems(objects: Iterable[tuple[str, dict, bool]], *, namespace: str) -> li
         group_kind = _gk(obj)
         if group_kind == (RBAC_GROUP, "Role"):
             found += [f"{label}: {problem}" for problem in role_problems(obj.get("rules"))]
+        elif group_kind == ("networking.k8s.io", "Ingress") and host_suffix:
+            found += [f"{label}: {problem}" for problem in ingress_problems(obj, host_suffix=host_suffix)]
         elif group_kind == (RBAC_GROUP, "RoleBinding"):
             found += [
                 f"{label}: {problem}"
                 for problem in binding_problems(obj, namespace=namespace, accounts=accounts, roles=roles)
             ]
+    return found
+
+
+def ingress_problems(obj: dict, *, host_suffix: str) -> list[str]:
+    """An Ingress may only serve hosts under the instance's suffix (another instance's host, or the
+    platform's own, would be taken over); a rule without a host or a default backend would catch every
+    host the ingress controller does not know."""
+    spec = obj.get("spec") or {}
+    hint = f"use a host under the instance's suffix ({{{{ instance.host_suffix }}}}: {host_suffix!r})"
+    found = []
+    if spec.get("defaultBackend"):
+        found.append(f"a default backend is not allowed (it would catch every host); {hint}")
+    hosts = []
+    for index, rule in enumerate(spec.get("rules") or []):
+        host = (rule or {}).get("host")
+        if not host:
+            found.append(f"rule {index + 1} has no host (it would catch every host); {hint}")
+        else:
+            hosts.append(host)
+    for tls in spec.get("tls") or []:
+        hosts += [h for h in (tls or {}).get("hosts") or [] if isinstance(h, str)]
+    for host in dict.fromkeys(hosts):
+        name = str(host).lower().rstrip(".")
+        if name != host_suffix and not name.endswith("." + host_suffix):
+            found.append(f"host {host!r} is not allowed; {hint}")
     return found
 
 

@@ -100,9 +100,12 @@ NAME_PATTERN = r"^[a-z_][a-z0-9_]{0,62}$"
 _NAME_RE = re.compile(NAME_PATTERN.replace("$", r"\Z"))
 
 SAMPLE_NAMESPACE = "sample-namespace"
+#: At publish, Ingress hosts must be under this suffix (at apply, under the instance's own).
+SAMPLE_HOST_SUFFIX = f"{SAMPLE_NAMESPACE}.apps.sample.paas.internal"
 SAMPLE_INSTANCE = {
     "name": "sample-instance",
     "namespace": SAMPLE_NAMESPACE,
+    "host_suffix": SAMPLE_HOST_SUFFIX,
     "project": "sample-project",
     "org": "sample-org",
     "owner": "sample-owner",
@@ -1415,6 +1418,7 @@ def validate_objects(
     namespace: str,
     kubernetes_version: str = DEFAULT_KUBERNETES_VERSION,
     custom_resources: Any = (),
+    host_suffix: str | None = None,
 ) -> None:
     """Refuse objects a template may not create; validate built-ins against the official schemas.
 
@@ -1422,7 +1426,8 @@ def validate_objects(
     ``metadata.namespace`` other than ``namespace``, kinds that are neither built-ins of
     ``kubernetes_version`` nor declared custom resources, list/subresource/create-only kinds and
     duplicates; then whatever :mod:`catalog.template_policy` refuses (kinds off its allow-list,
-    reserved names, platform labels, token Secrets, RBAC wider than the tenant's).  Built-ins are
+    reserved names, platform labels, token Secrets, RBAC wider than the tenant's, and with
+    ``host_suffix`` Ingress hosts outside it).  Built-ins are
     validated offline with ``kubernetes_validate`` (strict: unknown fields are errors); custom
     resources are checked for shape only (no schema is available).
     """
@@ -1459,7 +1464,7 @@ def validate_objects(
             problem = _schema_problem(obj, kubernetes_version)
             if problem:
                 problems.append(f"{label}: {problem}")
-    problems += template_policy.problems(accepted, namespace=namespace)
+    problems += template_policy.problems(accepted, namespace=namespace, host_suffix=host_suffix)
     if problems:
         raise TemplateError({"manifests": problems})
 
@@ -1497,6 +1502,7 @@ def check_version(
             namespace=SAMPLE_NAMESPACE,
             kubernetes_version=kubernetes_version,
             custom_resources=custom_resources,
+            host_suffix=SAMPLE_HOST_SUFFIX,
         )
         return objects
 

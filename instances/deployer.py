@@ -14,7 +14,7 @@ from catalog import templating
 from instances import baseline, drift
 from instances.models import ComputeInstance, Run
 from instances.states import State
-from inventory import kube
+from inventory import guardrails, kube
 from paas.audit import audit_log
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,8 @@ def _context(instance: ComputeInstance, namespace: str) -> dict:
         "instance": {
             "name": instance.name,
             "namespace": namespace,
+            # Ingress hosts must be this or under it (checked here and by the cluster's guardrails).
+            "host_suffix": guardrails.instance_host_suffix(instance.cluster, namespace),
             "project": instance.project.name,
             "org": instance.org.name,
             "owner": instance.owner.username,
@@ -84,7 +86,10 @@ def render(instance: ComputeInstance, namespace: str) -> tuple[list[dict], dict]
     context = _context(instance, namespace)
     objects = templating.parse(templating.render(template["manifests"], context))
     templating.validate_objects(
-        objects, namespace=namespace, custom_resources=template.get("custom_resources", [])
+        objects,
+        namespace=namespace,
+        custom_resources=template.get("custom_resources", []),
+        host_suffix=context["instance"]["host_suffix"],
     )
     return objects, context
 
@@ -109,7 +114,6 @@ def baseline_objects(instance: ComputeInstance, namespace: str) -> list[dict]:
 
 def _require_guardrails(instance: ComputeInstance) -> None:
     """The cluster's guardrails are current before a tenant namespace is made (installed now if not)."""
-    from inventory import guardrails
     from inventory.guardrail_services import cluster_guardrails_sync
 
     record = instance.cluster.guardrails or {}

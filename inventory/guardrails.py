@@ -18,7 +18,7 @@ rule                   threat it answers                                        
                        of the cluster (traffic interception, CVE-2020-8554);
                        ``ExternalName`` turns cluster DNS into a pointer anywhere;
                        ``LoadBalancer`` exposes the instance outside the platform
-``ingress-hosts``      an Ingress taking another instance's (or the studio's)       the platform
+``ingress-hosts``      an Ingress taking another instance's (or the studio's)       nobody
                        host name, or every host (no host / ``defaultBackend``):
                        hosts must end in ``<namespace>.<cluster ingress domain>``
                        (:func:`instance_host_suffix`)
@@ -49,9 +49,10 @@ rule                   threat it answers                                        
 the kubelets (``system:node:*``): the namespace controller deletes a namespace's contents, the garbage
 collector removes dependents, a kubelet makes the final deletion of a pod.
 The platform's identity is learnt with a SelfSubjectReview at each refresh and is the only other
-exemption; it is exempt from the Ingress host rule because template Ingresses are rendered by the
-engine (the deployer offers :func:`instance_host_suffix` to templates), never from the rules about
-content nobody needs (token Secrets, Service types, unsandboxed pods).
+exemption, from the namespace and platform-object rules only (it owns those objects); never from the
+rules about content nobody needs (token Secrets, Service types, unsandboxed pods) nor from the Ingress
+host rule (the deployer renders templates with :func:`instance_host_suffix` as ``instance.host_suffix``
+and refuses other hosts itself; this rule holds should a template slip past it).
 
 Every object is labelled :data:`LABEL_MANAGED_BY` and :data:`LABEL_GUARDRAILS_VERSION`; a sync
 applies the current set and deletes every platform-managed admission object not in it (older
@@ -75,7 +76,7 @@ from paas.platform_owned import (  # noqa: F401  (re-exported: the labels the gu
 )
 
 #: Bump when any manifest below changes: a sync replaces objects of other versions.
-GUARDRAILS_VERSION = "1"
+GUARDRAILS_VERSION = "2"
 
 LABEL_GUARDRAILS_VERSION = f"{LABEL_PREFIX}guardrails-version"
 
@@ -289,7 +290,8 @@ def _ingress_hosts(platform: str, domain: str) -> list[dict]:
                 "messageExpression": "'Ingress TLS hosts must be' + " + hint,
             },
         ],
-        conditions=_exempt(platform, controllers=False),
+        # Nobody is exempt: the deployer renders templates with ``instance.host_suffix`` and refuses
+        # other hosts itself, and this rule holds should a template slip past it.
         variables=[{"name": "suffix", "expression": f"request.namespace + '.' + {_cel(domain)}"}],
     )
 

@@ -17,11 +17,13 @@ def obj(api_version: str, kind: str, name: str, **fields) -> dict:
     return {"apiVersion": api_version, "kind": kind, "metadata": {"name": name}, **fields}
 
 
-def manifests(objects: list[dict]) -> str:
-    """YAML (JSON documents) of ``objects`` after a harmless ConfigMap."""
-    return "---\n".join(
+def manifests(objects: list[dict], *, suffix: str = "{{ instance.host_suffix }}") -> str:
+    """YAML (JSON documents) of ``objects`` after a harmless ConfigMap; ``{suffix}`` in a value becomes
+    ``suffix`` (by default the template expression of the instance's own Ingress host suffix)."""
+    text = "---\n".join(
         json.dumps(o) + "\n" for o in [obj("v1", "ConfigMap", "app-config", data={"a": "b"}), *objects]
     )
+    return text.replace("{suffix}", suffix)
 
 
 def service_account(name: str = "runner") -> dict:
@@ -95,6 +97,18 @@ _POD_SPEC = {
         }
     ]
 }
+
+_HTTP = {
+    "paths": [
+        {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}
+    ]
+}
+
+
+def _ingress(name: str, rules: list[dict], **spec) -> dict:
+    """An Ingress; ``{suffix}`` in a host stands for the instance's own suffix (rendered by the template)."""
+    return obj("networking.k8s.io/v1", "Ingress", name, spec={"rules": rules, **spec} if rules else spec)
+
 
 CASES: list[tuple[str, list[dict], str]] = [
     # The namespace's own controls, under the platform's names or any other.
@@ -381,6 +395,33 @@ CASES: list[tuple[str, list[dict], str]] = [
         "external-name",
         [obj("v1", "Service", "out", spec={"type": "ExternalName", "externalName": "example.com"})],
         "Service/out: a Service of type ExternalName",
+    ),
+    # Host names the instance was not given: another instance's, the platform's, or every host.
+    (
+        "ingress-foreign-host",
+        [_ingress("grab", [{"host": "studio.example.com", "http": _HTTP}])],
+        "Ingress/grab: host 'studio.example.com' is not allowed",
+    ),
+    (
+        "ingress-foreign-tls-host",
+        [
+            _ingress(
+                "grab-tls",
+                [{"host": "app.{suffix}", "http": _HTTP}],
+                tls=[{"hosts": ["app.{suffix}", "login.example.com"], "secretName": "cert"}],
+            )
+        ],
+        "Ingress/grab-tls: host 'login.example.com' is not allowed",
+    ),
+    (
+        "ingress-no-host",
+        [_ingress("catch-all", [{"http": _HTTP}])],
+        "Ingress/catch-all: rule 1 has no host",
+    ),
+    (
+        "ingress-default-backend",
+        [_ingress("fallback", [], defaultBackend=_HTTP["paths"][0]["backend"])],
+        "Ingress/fallback: a default backend is not allowed",
     ),
     (
         "pod-as-user",

@@ -35,6 +35,7 @@ NAMESPACE = "sample-namespace"
 INSTANCE = {
     "name": "sample-instance",
     "namespace": NAMESPACE,
+    "host_suffix": f"{NAMESPACE}.apps.sample.paas.internal",
     "project": "sample-project",
     "org": "sample-org",
     "owner": "owner@example.com",
@@ -1041,6 +1042,7 @@ def test_the_platform_engine_deploys_every_input_variant(template_name, number, 
                     namespace=NAMESPACE,
                     kubernetes_version=version["kubernetes_version"],
                     custom_resources=version["custom_resources"],
+                    host_suffix=INSTANCE["host_suffix"],
                 )
             except templating.TemplateError as exc:
                 errors.append(f"inputs={inputs_label} action={action_label}: {exc.errors}")

@@ -9,12 +9,34 @@ from paas.platform_owned import TENANT_RULES
 from tests.support.hostile_templates import CASES, NARROW_RBAC, manifests, obj, role
 
 NS = "i-org-proj-dev-abc123"
+SUFFIX = f"{NS}.apps.local.paas.internal"
 
 
 def refusal(objects: list[dict]) -> str:
     with pytest.raises(TemplateError) as info:
-        validate_objects(parse(manifests(objects)), namespace=NS)
+        validate_objects(parse(manifests(objects, suffix=SUFFIX)), namespace=NS, host_suffix=SUFFIX)
     return "\n".join(info.value.errors["manifests"])
+
+
+def test_ingress_hosts_under_the_instance_suffix_are_allowed():
+    backend = {"service": {"name": "web", "port": {"number": 80}}}
+    http = {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]}
+    ingress = obj(
+        "networking.k8s.io/v1",
+        "Ingress",
+        "web",
+        spec={
+            "rules": [{"host": "{suffix}", "http": http}, {"host": "lab.{suffix}", "http": http}],
+            "tls": [{"hosts": ["lab.{suffix}"], "secretName": "cert"}],
+        },
+    )
+    validate_objects(parse(manifests([ingress], suffix=SUFFIX)), namespace=NS, host_suffix=SUFFIX)
+    # Under another instance's suffix (a sibling namespace) is refused: a suffix match, not a substring.
+    other = "i-org-proj-other-def456.apps.local.paas.internal"
+    assert "host 'lab.i-org-proj-other" in refusal(
+        [ingress | {"spec": {"rules": [{"host": f"lab.{other}", "http": http}]}}]
+    )
+    assert "not allowed" in refusal([ingress | {"spec": {"rules": [{"host": f"x{SUFFIX}", "http": http}]}}])
 
 
 @pytest.mark.parametrize(("objects", "expected"), [case[1:] for case in CASES], ids=[c[0] for c in CASES])

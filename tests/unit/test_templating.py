@@ -8,6 +8,7 @@ import pytest
 from catalog import templating
 from catalog.cluster_scoped import CLUSTER_SCOPED_KINDS, CREATE_ONLY_KINDS, NAMESPACED_KINDS
 from catalog.templating import (
+    SAMPLE_HOST_SUFFIX,
     TemplateError,
     check_version,
     parse,
@@ -157,7 +158,7 @@ metadata:
   name: {{ name }}
 spec:
   rules:
-    - host: {{ name }}.{{ inputs.domain }}
+    - host: {{ name }}.{{ instance.host_suffix }}
       http:
         paths:
           - path: /
@@ -239,7 +240,7 @@ def test_valid_template_passes_and_returns_the_objects_rendered_with_defaults():
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "nginx:1.27"
     assert container["resources"]["limits"] == {"nvidia.com/gpu": 1, "memory": "64Gi"}
-    assert read_path(ingress, "spec.rules[0].host") == "sample-instance.sample"  # required, no default
+    assert read_path(ingress, "spec.rules[0].host") == "sample-instance." + SAMPLE_HOST_SUFFIX
     assert secret["stringData"] == {"password": "sample-secret", "config": "a: 1\nb: 2\n"}
     assert pvc["spec"]["resources"]["requests"]["storage"] == "100Gi"
 
@@ -260,6 +261,7 @@ def test_sample_context_uses_defaults_placeholders_and_samples():
     assert context["instance"] == {
         "name": "sample-instance",
         "namespace": "sample-namespace",
+        "host_suffix": "sample-namespace.apps.sample.paas.internal",
         "project": "sample-project",
         "org": "sample-org",
         "owner": "sample-owner",
