@@ -1,5 +1,7 @@
 """Studio pages for tenancy; every save and delete goes through tenancy.services."""
 
+import re
+
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
@@ -411,7 +413,8 @@ class QuotaForm(forms.ModelForm):
             if not line.strip():
                 continue
             model, sep, count = line.partition("=")
-            if not sep or not model.strip() or not count.strip().isdigit():
+            # ASCII digits: str.isdigit() also takes "²" (int() then fails) and "٣" (a surprise).
+            if not sep or not model.strip() or not re.fullmatch(r"[0-9]{1,9}", count.strip()):
                 raise forms.ValidationError(f"Line {number}: write 'GPU model = count'.")
             if model.strip() in limits:
                 raise forms.ValidationError(f"Line {number}: {model.strip()} appears twice.")

@@ -25,6 +25,8 @@ from catalog.models import ComputeProfile, ServiceProfile, TemplateVersion
 from paas.api.viewsets import ScopedGenericViewSet
 from paas.errors import NotFound, ValidationFailed
 
+MAX_OFFSET = 2**31  # rows skipped by the catalog's own pages (the cap keeps ?page=10**20 a 404)
+
 
 def _valid(serializer_class, request, **kwargs) -> dict:
     serializer = serializer_class(data=request.data, context={"request": request}, **kwargs)
@@ -206,6 +208,8 @@ class ProjectCatalogView(generics.ListAPIView):
             size = min(max(int(request.query_params.get("page_size", 50)), 1), 500)
         except ValueError as exc:
             raise ValidationFailed("page and page_size are numbers.", fields={"page": "A number."}) from exc
+        if (number - 1) * size > MAX_OFFSET:  # past any catalog, and past what SQL's OFFSET takes
+            raise NotFound("Invalid page.")
         project = selectors.catalog_project_for(request.user, self.kwargs["project_id"])
         key = (
             f"catalog:{self.kind._meta.model_name}:{project.pk}:{project.catalog_generation}:{number}:{size}"
