@@ -1027,6 +1027,17 @@ def _compile(source: Any, context: Mapping[str, Any] | None) -> tuple[Any, _Sand
         return None, None, ["the template must be a string"]
     if len(source) > MAX_TEMPLATE_CHARS:
         return None, None, [f"the template is larger than {MAX_TEMPLATE_CHARS // 1024} KiB"]
+    try:
+        return _compile_checked(source, context)
+    except RecursionError:
+        # Jinja's parser, our AST checks and its compiler recurse once per nesting level: thousands
+        # of "(" or nested blocks exhaust Python's stack. That is the author's error, said plainly.
+        return None, None, ["the template is nested too deeply (brackets, expressions or blocks)"]
+
+
+def _compile_checked(
+    source: str, context: Mapping[str, Any] | None
+) -> tuple[Any, _Sandbox | None, list[str]]:
     env = _Sandbox()
     try:
         ast = env.parse(source)

@@ -43,6 +43,19 @@ def test_deeply_nested_manifests_are_a_template_error(text):
     assert "nested more than 100 levels deep" in json.dumps(caught.value.errors)
 
 
+@pytest.mark.parametrize(
+    "source",
+    ["{{ " + "(" * DEEP + "1" + ")" * DEEP + " }}", "{% if x %}" * 2000 + "{% endif %}" * 2000],
+    ids=["expression", "blocks"],
+)
+def test_deeply_nested_jinja_is_a_template_error(source):
+    with pytest.raises(templating.TemplateError) as caught:
+        templating.check_version(manifests=source, inputs=[], outputs=[], actions=[], custom_resources=[])
+    assert caught.value.errors == {
+        "manifests": ["the template is nested too deeply (brackets, expressions or blocks)"]
+    }
+
+
 def test_nesting_within_the_limit_still_parses():
     nested = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata: {}\nextra: " + "[" * 90 + "]" * 90
     value, depth = templating.parse(nested)[0]["extra"], 1
