@@ -176,6 +176,12 @@ class ProjectAdmin(AdministeredScopeAdmin):
             )
             obj.pk = project.pk
 
+    def get_deleted_objects(self, objs, request):
+        # Whether a workspace may go is the service's rule (live instances refuse it, naming them; its
+        # profiles and deleted instances go with it), not Django's PROTECT check: the service says why.
+        deleted, model_count, perms_needed, _protected = super().get_deleted_objects(objs, request)
+        return deleted, model_count, perms_needed, []
+
     def service_delete(self, request, obj):
         services.project_delete(actor=request.user, project=obj)
 
