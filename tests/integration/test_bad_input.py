@@ -149,13 +149,26 @@ def test_portal_launch_step_with_odd_digits_is_not_a_500(world, client, step):
 
 
 @pytest.mark.parametrize(
-    "query", ["page=٣", "page_size=٣", "page=²", "page_size=²", "since=2026-01-01T00:00:00%2B17:40"]
+    ("query", "status"),
+    [("page=٣", 404), ("page=²", 404), ("page_size=٣", 400), ("page_size=²", 400), ("page_size=\uff13", 400)],
 )
-def test_api_query_parameters_with_odd_digits_and_offsets(world, api, query):
+def test_api_page_parameters_take_ascii_digits_only(world, api, query, status):
     client = api.as_user(world.a.users["org_admin"])
     for path in ("/api/v1/projects/", "/api/v1/audit-events/"):
         response = client.get(f"{path}?{query}")
-        assert response.status_code in (200, 400, 404), (path, query, response.content)
+        assert response.status_code == status, (path, query, response.content)
+    catalog = client.get(f"/api/v1/projects/{world.a.project.pk}/catalog/compute-profiles/?{query}")
+    assert catalog.status_code == 400 and catalog.json()["error"]["fields"], catalog.content
+
+
+@pytest.mark.parametrize("offset", ["%2B17:40", "-23:59"])
+def test_audit_time_filters_with_offsets_postgresql_refuses(world, api, offset):
+    client = api.as_user(world.a.users["org_admin"])
+    since, until = f"2026-01-01T00:00:00{offset}", "9999-12-31T23:00:00"
+    response = client.get(f"/api/v1/audit-events/?since={since}&until={until}")
+    assert response.status_code == 200, response.content
+    far = client.get(f"/api/v1/audit-events/?until=0001-01-01T00:00:00{offset.replace('-', '%2B')}")
+    assert far.status_code in (200, 400), far.content
 
 
 # --- absurd page numbers and page sizes ------------------------------------------------------------
@@ -170,6 +183,11 @@ ABSURD_PAGES = [
     "page_size=99999999999999999999",
     "page=9223372036854775807&page_size=500",
 ]
+
+
+def test_page_size_garbage_is_a_field_error(world, api):
+    response = api.as_user(world.a.users["org_admin"]).get("/api/v1/projects/?page_size=abc")
+    assert response.status_code == 400 and "page_size" in response.json()["error"]["fields"]
 
 
 @pytest.mark.parametrize("query", ABSURD_PAGES)
