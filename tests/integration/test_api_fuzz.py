@@ -37,7 +37,7 @@ from tests.factories import ONE_A100, make_profile, make_synced_cluster
 pytestmark = pytest.mark.fuzz
 
 SEED = 20261129
-EXAMPLES = int(os.environ.get("PAAS_FUZZ_EXAMPLES", "6"))  # per operation and kind (valid, invalid, real)
+EXAMPLES = int(os.environ.get("PAAS_FUZZ_EXAMPLES", "8"))  # per operation and kind (valid, invalid, real)
 MANIFESTS = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ instance.name }}-info\ndata:\n  a: b\n"
 
 
