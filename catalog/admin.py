@@ -6,16 +6,19 @@ import json
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.forms.fields import InvalidJSONInput
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from catalog import selectors, services
+from catalog import secret_inputs, selectors, services
 from catalog.models import ComputeProfile, EnvironmentTemplate, ResourceGroup, ServiceProfile, TemplateVersion
 from paas import authz
 from paas.admin import ScopedModelAdmin
 from paas.errors import ApplicationError
+from paas.jsondepth import MAX_DEPTH, too_deep
+from paas.secrets import MASK
 from tenancy.models import Organization, Project
 
 
@@ -32,6 +35,22 @@ class JSONText(forms.JSONField):
         if isinstance(value, str):
             return value
         return json.dumps(value, indent=2)
+
+    def bound_data(self, data, initial):
+        try:
+            return super().bound_data(data, initial)
+        except RecursionError:
+            return InvalidJSONInput(data)  # shown again as typed, with the error below
+
+    def to_python(self, value):
+        try:
+            data = super().to_python(value)
+        except RecursionError:
+            data = None  # the decoder gave up on the nesting: the same message as below
+        else:
+            if not too_deep(data):
+                return data
+        raise forms.ValidationError(f"JSON nested more than {MAX_DEPTH} levels deep.", code="invalid")
 
 
 class CatalogAdmin(ScopedModelAdmin):
@@ -439,7 +458,12 @@ class ComputeProfileForm(forms.ModelForm):
     icon_url = forms.URLField(label="icon URL", required=False, assume_scheme="https")
     labels = JSONText(required=False, initial=dict)
     annotations = JSONText(required=False, initial=dict)
-    input_values = JSONText(required=False, initial=dict, help_text="Values for the template's inputs.")
+    input_values = JSONText(
+        required=False,
+        initial=dict,
+        help_text="Values for the template's inputs. Secret inputs are stored encrypted and shown as "
+        f"{MASK}; leave the mask to keep a stored secret.",
+    )
 
     class Meta:
         model = ComputeProfile
@@ -462,6 +486,11 @@ class ComputeProfileForm(forms.ModelForm):
             "readme",
             "published",
         ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "input_values" in self.initial:  # write-only secrets: the form shows the mask, never a value
+            self.initial["input_values"] = secret_inputs.masked(self.initial["input_values"])
 
 
 @admin.register(ComputeProfile)

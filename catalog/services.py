@@ -7,7 +7,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from catalog import selectors
+from catalog import secret_inputs, selectors
 from catalog.models import (
     CatalogGeneration,
     ComputeProfile,
@@ -555,6 +555,8 @@ def profile_snapshot(profile) -> dict:
     """The profile as data (for audit details and for instances' launch snapshots)."""
     data = {f: getattr(profile, f) for f in _fields_of(type(profile))}
     data["template_version"] = str(profile.template_version)
+    if "input_values" in data:
+        data["input_values"] = secret_inputs.masked(data["input_values"])  # audit details show no secret
     if isinstance(profile, ComputeProfile):
         data["resource_groups"] = [
             {
@@ -592,6 +594,8 @@ def profile_create(
     groups = _validate_profile(
         model, data, project, resource_groups if model is ComputeProfile else None, storages
     )
+    if "input_values" in data:  # secret-typed inputs are stored encrypted
+        data["input_values"] = secret_inputs.seal(data["template_version"].inputs, data["input_values"])
     profile = model.objects.create(
         org=project.org if project else None, project=project, name=name, created_by=actor, **data
     )
@@ -640,6 +644,10 @@ def profile_update(
         resource_groups if model is ComputeProfile else None,
         storages if storages is not None else None,
     )
+    if "input_values" in merged and ("input_values" in data or "template_version" in data):
+        data["input_values"] = merged["input_values"] = secret_inputs.seal(
+            merged["template_version"].inputs, merged["input_values"], previous=current["input_values"]
+        )
     before = profile_snapshot(profile)
     apply_changes(profile, {k: merged[k] for k in data})
     profile.save()

@@ -73,6 +73,7 @@ from kubernetes_validate.utils import all_versions
 
 from catalog import template_policy
 from catalog.cluster_scoped import CLUSTER_SCOPED_KINDS, CREATE_ONLY_KINDS, NAMESPACED_KINDS
+from paas import yamlsafe
 
 __all__ = [
     "DEFAULT_KUBERNETES_VERSION",
@@ -1030,6 +1031,17 @@ def _compile(source: Any, context: Mapping[str, Any] | None) -> tuple[Any, _Sand
         return None, None, ["the template must be a string"]
     if len(source) > MAX_TEMPLATE_CHARS:
         return None, None, [f"the template is larger than {MAX_TEMPLATE_CHARS // 1024} KiB"]
+    try:
+        return _compile_checked(source, context)
+    except RecursionError:
+        # Jinja's parser, our AST checks and its compiler recurse once per nesting level: thousands
+        # of "(" or nested blocks exhaust Python's stack. That is the author's error, said plainly.
+        return None, None, ["the template is nested too deeply (brackets, expressions or blocks)"]
+
+
+def _compile_checked(
+    source: str, context: Mapping[str, Any] | None
+) -> tuple[Any, _Sandbox | None, list[str]]:
     env = _Sandbox()
     try:
         ast = env.parse(source)
@@ -1080,16 +1092,9 @@ def render(manifests: str, context: Mapping[str, Any], *, field: str = "manifest
 
 
 # ------------------------------------------------------------------------------------------ YAML
-class _YamlLoader(yaml.SafeLoader):
-    """Safe YAML without aliases (no expansion bombs) and without timestamps (they stay strings)."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise yaml.composer.ComposerError(
-                None, None, f"YAML aliases (*{event.anchor}) are not allowed", event.start_mark
-            )
-        return super().compose_node(parent, index)
+class _YamlLoader(yamlsafe.LimitedLoaderMixin, yaml.SafeLoader):
+    """Safe YAML without aliases (no expansion bombs), nested at most ``yamlsafe.MAX_DEPTH`` levels
+    (no stack exhaustion), and without timestamps (they stay strings)."""
 
 
 _YamlLoader.yaml_implicit_resolvers = {
@@ -1558,9 +1563,10 @@ def _coerce(kind: str, value: Any, options: list[str], *, strict: bool = False) 
             return value, None
         if isinstance(value, str) and not strict:
             text = value.strip()
-            if re.fullmatch(r"[+-]?\d{1,30}", text):
+            # ASCII digits only: int() and float() also take Arabic-Indic or fullwidth digits.
+            if re.fullmatch(r"[+-]?[0-9]{1,30}", text):
                 return int(text), None
-            if re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", text):
+            if re.fullmatch(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", text):
                 number = float(text)
                 if math.isfinite(number):
                     return number, None

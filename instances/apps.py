@@ -7,11 +7,17 @@ class InstancesConfig(AppConfig):
     verbose_name = "Instances"
 
     def ready(self) -> None:
-        from instances import access, quota, services
-        from tenancy.signals import access_changed, invitation_accepted, quota_usage_annotations
+        from instances import access, quota, receivers, services
+        from tenancy.signals import (
+            access_changed,
+            invitation_accepted,
+            project_deleting,
+            quota_usage_annotations,
+        )
 
         invitation_accepted.connect(
             services.invitation_accepted, dispatch_uid="instances.invitation_accepted"
         )
         quota_usage_annotations.connect(quota.usage_annotations, dispatch_uid="instances.quota_usage")
         access_changed.connect(access.access_changed, dispatch_uid="instances.access_changed")
+        project_deleting.connect(receivers.project_deleting, dispatch_uid="instances.project_deleting")

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from catalog import templating
+from catalog import secret_inputs, templating
 from instances import baseline, drift
 from instances.models import ComputeInstance, Run
 from instances.states import State
@@ -56,7 +56,9 @@ def _context(instance: ComputeInstance, namespace: str) -> dict:
     snapshot = instance.snapshot
     declared = snapshot["template"]["inputs"]
     given = {
-        k: v for k, v in (snapshot.get("input_values") or {}).items() if k in {i["name"] for i in declared}
+        k: v
+        for k, v in secret_inputs.unseal(snapshot.get("input_values")).items()  # secrets: clear only here
+        if k in {i["name"] for i in declared}
     }
     return {
         "inputs": templating.resolve_inputs(declared, given),
@@ -225,6 +227,9 @@ def execute(run_id: int) -> str:
         pk=run.instance_id
     )
     step = RunLog(run)
+    if run.attempt > MAX_ATTEMPTS:
+        # Only a worker that died mid-run (re-driven by the reconcile) gets here: stop re-driving it.
+        return _failed(run, instance, step, RunAbandoned(run.attempt - 1))
     step(f"Attempt {run.attempt} started.")
     try:
         if run.kind == Run.Kind.DELETE:
@@ -233,7 +238,33 @@ def execute(run_id: int) -> str:
             deploy(instance, step)
     except (kube.KubeUnreachable, kube.ApplyError, TimeoutError, templating.TemplateError) as exc:
         return _failed(run, instance, step, exc)
+    except Exception as exc:
+        # Anything else is a fault of ours or an answer we did not expect: the run fails with its reason
+        # (on the run, the instance and in the audit trail) instead of staying "running" for the
+        # reconcile to re-drive forever. Not retried: the same input meets the same error.
+        log.exception("Run %s (instance %s) failed on an unexpected error", run.pk, instance.pk)
+        return _failed(run, instance, step, UnexpectedError(exc))
     return _succeeded(run, instance, step)
+
+
+class RunAbandoned(Exception):
+    """A run whose worker stopped (killed, lost) in every attempt it was given."""
+
+    def __init__(self, attempts: int):
+        super().__init__(
+            f"The worker stopped during {attempts} attempts without finishing; the run is given up."
+        )
+
+
+class UnexpectedError(Exception):
+    """An exception the deployer does not expect, said in one short line (type and first line)."""
+
+    def __init__(self, exc: BaseException):
+        first_line = (str(exc).strip().splitlines() or [""])[0][:300]
+        super().__init__(
+            f"Unexpected error ({type(exc).__name__}{': ' + first_line if first_line else ''}); "
+            "the operators' log has the details."
+        )
 
 
 def _succeeded(run: Run, instance: ComputeInstance, step: RunLog) -> str:
@@ -265,7 +296,8 @@ def _failed(run: Run, instance: ComputeInstance, step: RunLog, exc: Exception) -
         else "; ".join(m for ms in exc.errors.values() for m in ms)
     )
     step(f"Attempt {run.attempt} failed: {message}", level="error")
-    if run.attempt < MAX_ATTEMPTS and not isinstance(exc, templating.TemplateError):
+    final = isinstance(exc, (templating.TemplateError, UnexpectedError, RunAbandoned))
+    if run.attempt < MAX_ATTEMPTS and not final:
         delay = 5 * 2 ** (run.attempt - 1)
         Run.objects.filter(pk=run.pk).update(outcome=Run.Outcome.QUEUED, message=message)
         from inventory.services import queue_for_cluster

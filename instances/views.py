@@ -148,7 +148,7 @@ def instance_new(request: HttpRequest, project_id: int) -> HttpResponse:
     size_form = InstanceSizeForm(data, profiles=profiles)
     step, error = 1, ""
     asked = request.POST.get("step", "1")
-    wanted = int(asked) if asked.isdigit() else 1  # the step the pressed button goes to
+    wanted = int(asked) if asked in ("1", "2", "3", "4") else 1  # where the button goes (4: launch)
 
     if data is not None:
         step = 1

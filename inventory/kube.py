@@ -25,7 +25,7 @@ from kubernetes.dynamic.exceptions import ResourceNotFoundError, ResourceNotUniq
 from kubernetes.utils import parse_quantity
 
 from inventory import kubeconfig_policy
-from paas import outbound
+from paas import outbound, yamlsafe
 
 TIMEOUT = (3, 10)  # connect, read (seconds)
 
@@ -36,16 +36,24 @@ class KubeUnreachable(Exception):
     """The cluster could not be reached or refused our credentials."""
 
 
+MAX_KUBECONFIG_CHARS = 1024 * 1024  # a real kubeconfig is a few KiB; embedded certificates included
+
+
 class KubeconfigInvalid(ValueError):
     """The kubeconfig text is not a usable kubeconfig."""
 
 
 def parse_kubeconfig(text: str) -> dict:
     """Validate a kubeconfig: YAML, a current context with a cluster (server) and a user."""
+    if len(text) > MAX_KUBECONFIG_CHARS:
+        raise KubeconfigInvalid(f"The kubeconfig is larger than {MAX_KUBECONFIG_CHARS // 1024} KiB.")
     try:
-        data = yaml.safe_load(text)
+        data = yamlsafe.safe_load(text)  # bounded nesting, no aliases: a crafted file is an error
     except yaml.YAMLError as exc:
-        raise KubeconfigInvalid(f"Not valid YAML: {exc.__class__.__name__}.") from exc
+        problem = getattr(exc, "problem", None)
+        ours = problem and ("nested more than" in problem or "aliases" in problem)  # our limits, said plainly
+        detail = f" ({problem})" if ours else ""
+        raise KubeconfigInvalid(f"Not valid YAML: {exc.__class__.__name__}{detail}.") from exc
     if not isinstance(data, dict) or data.get("kind", "Config") != "Config":
         raise KubeconfigInvalid("Not a kubeconfig (expected kind: Config).")
     for kind in ("contexts", "clusters", "users"):

@@ -1,6 +1,13 @@
+from functools import wraps
+
 from django.contrib import admin
+from django.http import HttpResponseBadRequest
 
 from paas import authz
+
+
+def _has_nul(query) -> bool:
+    return any("\x00" in key or any("\x00" in value for value in values) for key, values in query.lists())
 
 
 class StudioSite(admin.AdminSite):
@@ -14,3 +21,19 @@ class StudioSite(admin.AdminSite):
     def has_permission(self, request) -> bool:
         # Staff is kept in step with the studio roles (operator, org admin, PaaS admin) by the services.
         return authz.is_active_user(request.user) and request.user.is_staff
+
+    def admin_view(self, view, cacheable=False):
+        inner = super().admin_view(view, cacheable)
+
+        @wraps(inner)
+        def checked(request, *args, **kwargs):
+            # PostgreSQL text cannot hold NUL: a changelist filter such as ?state=%00 would reach the
+            # database and fail there. Django's forms refuse NUL in fields; the address is checked here.
+            if _has_nul(request.GET):
+                return HttpResponseBadRequest(
+                    "The address holds a NUL character (%00), which no filter or search can match.",
+                    content_type="text/plain; charset=utf-8",
+                )
+            return inner(request, *args, **kwargs)
+
+        return checked

@@ -1,5 +1,7 @@
 """Studio pages for tenancy; every save and delete goes through tenancy.services."""
 
+import re
+
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
@@ -182,6 +184,12 @@ class ProjectAdmin(AdministeredScopeAdmin):
                 description=data["description"],
             )
             obj.pk = project.pk
+
+    def get_deleted_objects(self, objs, request):
+        # Whether a workspace may go is the service's rule (live instances refuse it, naming them; its
+        # profiles and deleted instances go with it), not Django's PROTECT check: the service says why.
+        deleted, model_count, perms_needed, _protected = super().get_deleted_objects(objs, request)
+        return deleted, model_count, perms_needed, []
 
     def service_delete(self, request, obj):
         services.project_delete(actor=request.user, project=obj)
@@ -435,7 +443,8 @@ class QuotaForm(forms.ModelForm):
             if not line.strip():
                 continue
             model, sep, count = line.partition("=")
-            if not sep or not model.strip() or not count.strip().isdigit():
+            # ASCII digits: str.isdigit() also takes "²" (int() then fails) and "٣" (a surprise).
+            if not sep or not model.strip() or not re.fullmatch(r"[0-9]{1,9}", count.strip()):
                 raise forms.ValidationError(f"Line {number}: write 'GPU model = count'.")
             if model.strip() in limits:
                 raise forms.ValidationError(f"Line {number}: {model.strip()} appears twice.")

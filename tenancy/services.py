@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.mail import send_mail
 from django.core.validators import validate_email
 from django.db import IntegrityError, connection, transaction
+from django.db.models import ProtectedError
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.text import slugify
@@ -33,7 +34,7 @@ from tenancy.models import (
     User,
 )
 from tenancy.roles import ORG_PERMISSIONS, ORG_ROLES, PROJECT_PERMISSIONS, PROJECT_ROLES, STUDIO_ROLES, Role
-from tenancy.signals import access_changed, invitation_accepted
+from tenancy.signals import access_changed, invitation_accepted, project_deleting
 from tenancy.sso_rules import confine_mappings, email_verified
 from tenancy.validation import clean_slug
 
@@ -263,6 +264,18 @@ def project_update(
     return project
 
 
+def _still_holds(project: Project, protected) -> str:
+    counts: dict[str, int] = {}
+    for obj in protected:
+        meta = obj._meta
+        counts[str(meta.verbose_name_plural)] = counts.get(str(meta.verbose_name_plural), 0) + 1
+    what = ", ".join(f"{count} {noun}" for noun, count in sorted(counts.items()))
+    return (
+        f"The workspace {project.display_name or project.name} is still used by {what}: "
+        "delete or move them first."
+    )
+
+
 @transaction.atomic
 def project_delete(*, actor: User, project: Project) -> None:
     authz.require(actor, "delete_project", project, message="Only org admins may delete projects.")
@@ -275,8 +288,14 @@ def project_delete(*, actor: User, project: Project) -> None:
         project=project,
         details={"name": project.name, "display_name": project.display_name},
     )
+    project_deleting.send(sender=Project, project=project, actor=actor)  # instances refuse while live
     members = list(User.objects.filter(role_assignments__project=project).distinct())
-    project.delete()
+    try:
+        with transaction.atomic():
+            project.delete()
+    except ProtectedError as exc:
+        # Instances (and what else other apps keep in a workspace) protect it: say what is left.
+        raise Conflict(_still_holds(project, exc.protected_objects), code="project_not_empty") from exc
     for user in members:
         _sync_flags(user)
 

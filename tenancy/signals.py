@@ -17,3 +17,7 @@ quota_usage_annotations = Signal()
 # ``reason`` (words for the audit trail). Receivers re-check what those users may still reach, write
 # their own audit events and enqueue their cluster work on commit.
 access_changed = Signal()
+# Sent inside ``services.project_delete``'s transaction, before the workspace is deleted, with
+# ``project`` and ``actor``. A receiver refuses by raising an ``ApplicationError`` (the delete is
+# rolled back with a clear message) while the workspace still holds something live of its app.
+project_deleting = Signal()

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from catalog import selectors
+from catalog import secret_inputs, selectors
 from catalog.models import (
     ComputeProfile,
     EnvironmentTemplate,
@@ -154,6 +154,12 @@ class ProfileSerializerBase(ScopeMixin, serializers.ModelSerializer):
 
 class ComputeProfileSerializer(ProfileSerializerBase):
     resource_groups = ResourceGroupSerializer(many=True)
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        if "input_values" in data:  # write-only secrets: a secret-typed input shows the mask
+            data["input_values"] = secret_inputs.masked(data["input_values"])
+        return data
 
     class Meta:
         model = ComputeProfile

@@ -1,6 +1,8 @@
 """Catalog API: templates, versions, compute and service profiles (with clone and sharing), and the
 catalog a project sees. Querysets come from selectors; writes go through services."""
 
+import re
+
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Count, Window
@@ -24,6 +26,9 @@ from catalog.api.serializers import (
 from catalog.models import ComputeProfile, ServiceProfile, TemplateVersion
 from paas.api.viewsets import ScopedGenericViewSet
 from paas.errors import NotFound, ValidationFailed
+
+SIGNED_ASCII_NUMBER = re.compile(r"[+-]?[0-9]{1,19}")  # int() would also take "٣" and fullwidth digits
+MAX_OFFSET = 2**31  # rows skipped by the catalog's own pages (the cap keeps ?page=10**20 a 404)
 
 
 def _valid(serializer_class, request, **kwargs) -> dict:
@@ -201,11 +206,13 @@ class ProjectCatalogView(generics.ListAPIView):
         Pages are cached under the catalog generation, which every catalog write bumps in its own
         transaction: a cached page is never stale, and a warm read costs the project check only.
         """
-        try:
-            number = max(int(request.query_params.get("page", 1)), 1)
-            size = min(max(int(request.query_params.get("page_size", 50)), 1), 500)
-        except ValueError as exc:
-            raise ValidationFailed("page and page_size are numbers.", fields={"page": "A number."}) from exc
+        page, page_size = request.query_params.get("page", "1"), request.query_params.get("page_size", "50")
+        if not (SIGNED_ASCII_NUMBER.fullmatch(page) and SIGNED_ASCII_NUMBER.fullmatch(page_size)):
+            raise ValidationFailed("page and page_size are numbers.", fields={"page": "A number."})
+        number = max(int(page), 1)
+        size = min(max(int(page_size), 1), 500)
+        if (number - 1) * size > MAX_OFFSET:  # past any catalog, and past what SQL's OFFSET takes
+            raise NotFound("Invalid page.")
         project = selectors.catalog_project_for(request.user, self.kwargs["project_id"])
         key = (
             f"catalog:{self.kind._meta.model_name}:{project.pk}:{project.catalog_generation}:{number}:{size}"

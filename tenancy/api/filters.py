@@ -1,4 +1,8 @@
+from datetime import UTC
+
 import django_filters
+from django import forms
+from django_filters.fields import IsoDateTimeField
 
 from paas.context import Client
 from paas.models import AuditEvent
@@ -51,13 +55,32 @@ class QuotaFilter(django_filters.FilterSet):
         fields = ["org", "project"]
 
 
+class UtcIsoDateTimeField(IsoDateTimeField):
+    """An ISO 8601 time, normalised to UTC. Python takes offsets up to ±23:59 and years 1 to 9999;
+    PostgreSQL refuses offsets past ±15:59 and the conversion can leave Python's range: both are the
+    client's error, not the server's."""
+
+    def to_python(self, value):
+        parsed = super().to_python(value)
+        if parsed is not None and parsed.tzinfo is not None:
+            try:
+                parsed = parsed.astimezone(UTC)
+            except OverflowError as exc:
+                raise forms.ValidationError(self.error_messages["invalid"], code="invalid") from exc
+        return parsed
+
+
+class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField
+
+
 class AuditEventFilter(django_filters.FilterSet):
     """The reference's audit screen: project, user, client and time range (plus org and action)."""
 
     user = django_filters.NumberFilter(field_name="actor_id", label="Actor user id")
     client = django_filters.ChoiceFilter(choices=Client.choices)
-    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    since = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    until = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
     action = django_filters.CharFilter(lookup_expr="startswith")
     org = django_filters.NumberFilter(field_name="org_id")
     project = django_filters.NumberFilter(field_name="project_id")
