@@ -8,11 +8,13 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Prefetch, prefetch_related_objects
 from django.utils import timezone
 
+from catalog import selectors as catalog_selectors
 from catalog import templating
 from instances import baseline, drift
-from instances.models import ComputeInstance, Run
+from instances.models import Collaborator, ComputeInstance, Run
 from instances.states import State
 from inventory import kube
 from paas.audit import audit_log
@@ -39,8 +41,13 @@ class RunLog:
         Run.objects.filter(pk=self.run.pk).update(log=self.run.log, heartbeat_at=timezone.now())
 
 
+#: Collaborators with their users, in one query (``prefetch_related`` it when building many baselines).
+COLLABORATOR_USERS = Prefetch("collaborators", queryset=Collaborator.objects.select_related("user"))
+
+
 def _users(instance: ComputeInstance) -> list[str]:
-    return [instance.owner.username, *instance.collaborators.values_list("user__username", flat=True)]
+    prefetch_related_objects([instance], COLLABORATOR_USERS)  # a no-op when prefetched already
+    return [instance.owner.username, *(c.user.username for c in instance.collaborators.all())]
 
 
 def _resources(instance: ComputeInstance) -> baseline.Resources:
@@ -85,7 +92,10 @@ def render(instance: ComputeInstance, namespace: str) -> tuple[list[dict], dict]
     context = _context(instance, namespace)
     objects = templating.parse(templating.render(template["manifests"], context))
     templating.validate_objects(
-        objects, namespace=namespace, custom_resources=template.get("custom_resources", [])
+        objects,
+        namespace=namespace,
+        custom_resources=template.get("custom_resources", []),
+        allowed_custom_resources=catalog_selectors.allowed_custom_resource_kinds(),
     )
     return objects, context
 
