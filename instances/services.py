@@ -432,7 +432,8 @@ def reconcile() -> int:
     """Re-enqueue every stale run on its cluster's agent; ``execute`` picks up where it stopped.
 
     Also enqueues, once per reachable cluster with ready instances, the check that repairs drift of
-    their isolation baselines (``instances.drift.baseline_repair``, on the cluster's agent).
+    their isolation baselines (``instances.drift.baseline_repair``, on the cluster's agent), unless
+    one for that cluster is still waiting on the queue.
     Returns the number of runs re-driven.
     """
     from instances import deployer
