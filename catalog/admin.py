@@ -12,8 +12,15 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from catalog import secret_inputs, selectors, services
-from catalog.models import ComputeProfile, EnvironmentTemplate, ResourceGroup, ServiceProfile, TemplateVersion
+from catalog import custom_resources, secret_inputs, selectors, services
+from catalog.models import (
+    AllowedCustomResource,
+    ComputeProfile,
+    EnvironmentTemplate,
+    ResourceGroup,
+    ServiceProfile,
+    TemplateVersion,
+)
 from paas import authz
 from paas.admin import ScopedModelAdmin
 from paas.errors import ApplicationError
@@ -630,3 +637,37 @@ class ServiceProfileAdmin(ProfileAdmin):
             or "none"
         )
         return format_html("<p>Inputs: {}</p><p>Outputs: {}</p><p>Actions: {}</p>", inputs, outputs, actions)
+
+
+@admin.register(AllowedCustomResource)
+class AllowedCustomResourceAdmin(ScopedModelAdmin):
+    """The custom resource kinds templates may create: operators only (add and remove; no edits, a
+    different kind is a new entry). Org and PaaS admins read the list through the API."""
+
+    selector = staticmethod(selectors.allowed_custom_resource_list_for)
+    list_display = ["kind", "group", "description", "created_by", "created_at"]
+    search_fields = ["group", "kind", "description"]
+    fields = ["group", "kind", "description"]
+
+    def has_module_permission(self, request) -> bool:
+        return authz.is_operator(request.user)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return authz.is_operator(request.user)
+
+    def has_add_permission(self, request) -> bool:
+        return authz.is_operator(request.user)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return authz.is_operator(request.user)
+
+    def save_model(self, request, obj, form, change):
+        obj.pk = custom_resources.allowed_custom_resource_create(
+            actor=request.user,
+            group=form.cleaned_data["group"],
+            kind=form.cleaned_data["kind"],
+            description=form.cleaned_data.get("description", ""),
+        ).pk
+
+    def service_delete(self, request, obj):
+        custom_resources.allowed_custom_resource_delete(actor=request.user, entry=obj)

@@ -319,3 +319,37 @@ class CatalogGeneration(models.Model):
 
     def __str__(self) -> str:
         return str(self.value)
+
+
+class AllowedCustomResource(models.Model):
+    """A custom resource kind (API group and kind, any version) that templates may create.
+
+    Managed by platform operators only. A template declares the custom resources it renders under
+    ``custom_resources`` (version and scope: how its objects are checked), but may create an object of
+    a custom kind only while that kind is on this list: a custom resource is acted on by a controller
+    in the cluster, often with wide rights, so which ones tenants may drive is the operators' call.
+    Checked at publish and again at apply (``catalog.templating.validate_objects``).
+    """
+
+    group = models.CharField(
+        "API group", max_length=253, help_text="The custom resource's API group, e.g. ray.io."
+    )
+    kind = models.CharField("kind", max_length=63, help_text="The custom resource's kind, e.g. RayCluster.")
+    description = models.TextField(
+        "description", blank=True, help_text="What the kind is for and which controller acts on it."
+    )
+    created_by = models.ForeignKey(
+        User, verbose_name="allowed by", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField("allowed at", auto_now_add=True)
+
+    class Meta:
+        verbose_name = "allowed custom resource"
+        verbose_name_plural = "allowed custom resources"
+        ordering = ["group", "kind"]
+        constraints = [
+            models.UniqueConstraint(fields=["group", "kind"], name="catalog_allowedcr_unique_group_kind")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} ({self.group})"

@@ -11,6 +11,7 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 
 from catalog.models import (
+    AllowedCustomResource,
     CatalogGeneration,
     ComputeProfile,
     EnvironmentTemplate,
@@ -22,6 +23,7 @@ from catalog.models import (
 )
 from paas import authz
 from tenancy.models import Organization, Project
+from tenancy.selectors import administers_any_org
 
 PROFILE_MODELS = (ComputeProfile, ServiceProfile)
 
@@ -189,3 +191,25 @@ def allowed_actions(user, item) -> set[str]:
     if not isinstance(item, Profile):
         return set()  # system templates are read-only in tenants
     return {"edit"}
+
+
+# --- the operators' allow-list of custom resources ---------------------------------------------------
+
+
+def allowed_custom_resource_kinds() -> frozenset[tuple[str, str]]:
+    """The ``(group, kind)`` pairs templates may create (publish and apply check against it). Platform
+    configuration, not a user's read: no permission filter."""
+    return frozenset(AllowedCustomResource.objects.values_list("group", "kind"))
+
+
+def allowed_custom_resource_list_for(user) -> QuerySet[AllowedCustomResource]:
+    """Operators, org admins and PaaS admins (whoever writes templates) read the list, so they know
+    which custom resources their templates may use; nobody else."""
+    base = AllowedCustomResource.objects.select_related("created_by")
+    if authz.is_operator(user):
+        return base
+    if not authz.is_active_user(user):
+        return base.none()
+    if administers_any_org(user) or _managed_org_ids(user).exists():
+        return base
+    return base.none()

@@ -240,6 +240,7 @@ def template_version_publish(*, actor, version: TemplateVersion) -> TemplateVers
             actions=version.actions,
             custom_resources=version.custom_resources,
             kubernetes_version=version.kubernetes_version,
+            allowed_custom_resources=selectors.allowed_custom_resource_kinds(),
         )
     except templating.TemplateError as exc:
         raise ValidationFailed(f"{version} cannot be published.", fields=exc.errors) from exc

@@ -1,13 +1,14 @@
 """The system catalog shipped with the platform (catalog/system_catalog/catalog.yaml), loaded through
 the same services an operator uses: templates are created, validated and published; profiles are
-created and shared with every organization. Idempotent: what exists already is left as it is."""
+created and shared with every organization; the custom resource kinds its templates create are
+put on the operators' allow-list. Idempotent: what exists already is left as it is."""
 
 from pathlib import Path
 
 import yaml
 from django.db import transaction
 
-from catalog import services
+from catalog import custom_resources, services
 from catalog.models import ComputeProfile, EnvironmentTemplate, ServiceProfile, SystemSharing, TemplateVersion
 
 CATALOG = Path(__file__).resolve().parent / "system_catalog" / "catalog.yaml"
@@ -28,6 +29,13 @@ def load(*, actor, path: Path = CATALOG) -> list[str]:
     report: list[str] = []
     versions: dict[tuple[str, str], TemplateVersion] = {}
     with transaction.atomic():
+        # The custom resources the shipped templates create: loading the system catalog is an
+        # operator's act, and allowing these kinds is part of it (each addition audited).
+        for item in spec.get("allowed_custom_resources", []):
+            if custom_resources.allowed_custom_resource_ensure(
+                actor=actor, group=item["group"], kind=item["kind"], description=item.get("description", "")
+            ):
+                report.append(f"allowed custom resource {item['kind']} ({item['group']})")
         for item in spec.get("templates", []):
             template = EnvironmentTemplate.objects.filter(org__isnull=True, name=item["name"]).first()
             if template is None:

@@ -5,12 +5,16 @@ and scope checks, at publish (sample render) and again at apply (the real render
 straight into a version row are refused before anything is sent to the cluster). Pure library code.
 
 Kinds
-    Only the built-in kinds in :data:`ALLOWED_KINDS` (and namespaced custom resources the version
-    declares). Refused with their reason: the namespace's controls (ResourceQuota, LimitRange,
-    NetworkPolicy), hand-made Endpoints/EndpointSlices (they point a Service at any address, past
-    the network policies), DaemonSets (a pod on every node of a shared cluster, tolerating node
-    conditions: infrastructure, not an application), DRA claims (devices outside the GPU quota),
-    and everything else that is not an application object.
+    Only the built-in kinds in :data:`ALLOWED_KINDS`, and namespaced custom resources that the version
+    declares (``custom_resources``: version and scope, how the object is checked) *and* that an
+    operator has allowed (:class:`catalog.models.AllowedCustomResource`, passed in by the caller as
+    ``(group, kind)`` pairs): a custom resource is acted on by a controller in the cluster, often with
+    wide rights, so a template author may not pick which one tenants drive. Refused with their
+    reason: the namespace's controls (ResourceQuota, LimitRange, NetworkPolicy), hand-made
+    Endpoints/EndpointSlices (they point a Service at any address, past the network policies),
+    DaemonSets (a pod on every node of a shared cluster, tolerating node conditions: infrastructure,
+    not an application), DRA claims (devices outside the GPU quota), and everything else that is not
+    an application object.
 
 Objects
     No name the platform reserves (``paas-*`` in every kind, the per-user ServiceAccounts), no
@@ -32,7 +36,7 @@ RBAC, the one narrow exception
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from paas.platform_owned import TENANT_RULES, USER_ACCOUNT, platform_labels, reserved_name
@@ -90,13 +94,30 @@ _TENANT = [
 ]
 
 
-def kind_problem(group: str, kind: str, builtin: bool) -> str | None:
-    """Why a template may not create this (otherwise valid, namespaced) kind, or None."""
-    if not builtin or (group, kind) in ALLOWED_KINDS:
+def kind_problem(
+    group: str, kind: str, builtin: bool, allowed_custom: Collection[tuple[str, str]] = frozenset()
+) -> str | None:
+    """Why a template may not create this (otherwise valid, namespaced) kind, or None.
+
+    ``allowed_custom``: the ``(group, kind)`` pairs of the custom resources operators have allowed
+    (empty by default: a caller that forgets to pass them refuses every custom resource).
+    """
+    if not builtin:
+        if (group, kind) in allowed_custom:
+            return None
+        return (
+            f"the custom resource {kind} ({group}) is not on the platform's list of allowed custom "
+            "resources; an operator must allow the kind (studio: Allowed custom resources) before a "
+            "template may create it"
+        )
+    if (group, kind) in ALLOWED_KINDS:
         return None
     reason = REFUSED_KINDS.get((group, kind), "it is not an application object")
     allowed = ", ".join(sorted(k for _g, k in ALLOWED_KINDS))
-    return f"templates may not create {kind}: {reason} (allowed kinds: {allowed}, declared custom resources)"
+    return (
+        f"templates may not create {kind}: {reason} "
+        f"(allowed kinds: {allowed}, and the custom resources operators have allowed)"
+    )
 
 
 def problems(

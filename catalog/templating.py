@@ -35,7 +35,10 @@ Declarations (JSON-compatible)
     actions: ``[{"name", "description", "variables": [{"name", "type", "default", "description",
     "options"}]}]``; a template rendered for an action sees ``action = {"name", "variables"}``.
 
-    custom_resources: ``[{"apiVersion": "group/version", "kind", "scope": "Namespaced"|"Cluster"}]``.
+    custom_resources: ``[{"apiVersion": "group/version", "kind", "scope": "Namespaced"|"Cluster"}]``:
+    the scope declaration of the custom resources the manifests render. Declaring one is not enough to
+    create it: its group and kind must also be on the operators' allow-list (passed to
+    :func:`validate_objects` and :func:`check_version` as ``allowed_custom_resources``).
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ import threading
 import time
 import traceback
 import types
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from importlib import resources
 from typing import Any
 
@@ -81,6 +84,7 @@ __all__ = [
     "SAMPLE_NAMESPACE",
     "TemplateError",
     "check_version",
+    "custom_kind_errors",
     "parse",
     "read_path",
     "render",
@@ -1254,6 +1258,19 @@ def _builtin_groups() -> frozenset[str]:
     return frozenset(groups)
 
 
+def custom_kind_errors(group: Any, kind: Any) -> dict[str, str]:
+    """Field errors of a custom resource's (API group, kind), as the operators' allow-list takes it."""
+    errors = {}
+    dns = isinstance(group, str) and "." in group and len(group) <= 253 and _DNS_SUBDOMAIN_RE.match(group)
+    if not dns:
+        errors["group"] = f"The API group must be a DNS subdomain with a dot, e.g. ray.io (got {group!r})."
+    elif group in _builtin_groups():
+        errors["group"] = f"{group} is a built-in Kubernetes API group; only custom resources can be allowed."
+    if not isinstance(kind, str) or not _KIND_RE.match(kind):
+        errors["kind"] = f"The kind must be a CamelCase Kubernetes kind, e.g. RayCluster (got {kind!r})."
+    return errors
+
+
 def _declared_resources(custom_resources: Any) -> dict[tuple[str, str, str], str]:
     """(group, version, kind) -> scope of the well-formed custom resource declarations."""
     declared = {}
@@ -1301,7 +1318,8 @@ def _kind_problem(
             return f"{api_version} {kind} is not served by Kubernetes {minor}; use {', '.join(served)}", False
         return f"unknown kind {kind} in the built-in API group {group or 'core'} (Kubernetes {minor})", False
     return (
-        f"unknown kind {kind} ({api_version}); a custom resource must be declared in custom_resources",
+        f"unknown kind {kind} ({api_version}); a custom resource must be declared in custom_resources "
+        "(and allowed by an operator)",
         False,
     )
 
@@ -1424,6 +1442,7 @@ def validate_objects(
     kubernetes_version: str = DEFAULT_KUBERNETES_VERSION,
     custom_resources: Any = (),
     host_suffix: str | None = None,
+    allowed_custom_resources: Collection[tuple[str, str]] = frozenset(),
 ) -> None:
     """Refuse objects a template may not create; validate built-ins against the official schemas.
 
@@ -1431,8 +1450,10 @@ def validate_objects(
     ``metadata.namespace`` other than ``namespace``, kinds that are neither built-ins of
     ``kubernetes_version`` nor declared custom resources, list/subresource/create-only kinds and
     duplicates; then whatever :mod:`catalog.template_policy` refuses (kinds off its allow-list,
-    reserved names, platform labels, token Secrets, RBAC wider than the tenant's, and with
-    ``host_suffix`` Ingress hosts outside it).  Built-ins are
+    custom resources whose ``(group, kind)`` is not in ``allowed_custom_resources`` (the operators'
+    allow-list, :func:`catalog.selectors.allowed_custom_resource_kinds`), reserved names, platform
+    labels, token Secrets, RBAC wider than the tenant's, and with ``host_suffix`` Ingress hosts
+    outside it).  Built-ins are
     validated offline with ``kubernetes_validate`` (strict: unknown fields are errors); custom
     resources are checked for shape only (no schema is available).
     """
@@ -1456,7 +1477,7 @@ def validate_objects(
         problem, builtin = _kind_problem(api_version, kind, declared, kubernetes_version)
         split = _split_api_version(api_version) or ("", "")
         if not problem:
-            problem = template_policy.kind_problem(split[0], kind, builtin)
+            problem = template_policy.kind_problem(split[0], kind, builtin, allowed_custom_resources)
         if problem:
             problems.append(f"{label}: {problem}")
             continue
@@ -1483,6 +1504,7 @@ def check_version(
     actions: Any,
     custom_resources: Any,
     kubernetes_version: str = DEFAULT_KUBERNETES_VERSION,
+    allowed_custom_resources: Collection[tuple[str, str]] = frozenset(),
 ) -> list[dict]:
     """The publish-time check; returns the objects rendered with the defaults (a preview).
 
@@ -1508,6 +1530,7 @@ def check_version(
             kubernetes_version=kubernetes_version,
             custom_resources=custom_resources,
             host_suffix=SAMPLE_HOST_SUFFIX,
+            allowed_custom_resources=allowed_custom_resources,
         )
         return objects
 

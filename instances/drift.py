@@ -159,6 +159,7 @@ def baseline_repair(*, cluster_id: int) -> dict[int, list[str]]:
         ComputeInstance.objects.filter(cluster=cluster, state=State.READY)
         .exclude(namespace="")
         .select_related("cluster", "org", "project", "owner")
+        .prefetch_related(deployer.COLLABORATOR_USERS)  # the baselines' users: one query, not one each
     )
     if not instances or cluster.status == Cluster.Status.UNREACHABLE:
         return {}

@@ -17,7 +17,7 @@ from instances.states import ACTIVE, State, can_move
 from inventory.matchmaker import PlacementRequest, ResourceGroup
 from inventory.models import Cluster
 from inventory.selectors import Reservation, placement_for
-from inventory.services import enqueue_for_cluster
+from inventory.services import enqueue_for_cluster, queue_for_cluster
 from paas import authz
 from paas.audit import audit_log
 from paas.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -433,7 +433,8 @@ def reconcile() -> int:
     """Re-enqueue every stale run on its cluster's agent; ``execute`` picks up where it stopped.
 
     Also enqueues, once per reachable cluster with ready instances, the check that repairs drift of
-    their isolation baselines (``instances.drift.baseline_repair``, on the cluster's agent).
+    their isolation baselines (``instances.drift.baseline_repair``, on the cluster's agent), unless
+    one for that cluster is still waiting on the queue.
     Returns the number of runs re-driven.
     """
     from instances import deployer
@@ -455,14 +456,42 @@ def reconcile() -> int:
     return count
 
 
+BASELINE_REPAIR = "instances.tasks.baseline_repair"
+
+
 def _enqueue_baseline_checks() -> None:
-    clusters = (
+    """One baseline check per cluster, unless one is queued already and not yet started (a slow or
+    stopped agent would otherwise find a check per minute piled up on its queue)."""
+    clusters = list(
         Cluster.objects.filter(instances__state=State.READY)
         .exclude(status=Cluster.Status.UNREACHABLE)
         .distinct()
     )
+    queues = {cluster.pk: queue_for_cluster(cluster) for cluster in clusters}
+    waiting = waiting_tasks(BASELINE_REPAIR, queues=set(queues.values()))
     for cluster in clusters:
-        enqueue_for_cluster(cluster, "instances.tasks.baseline_repair", cluster.pk)
+        if (cluster.pk,) not in waiting:
+            enqueue_for_cluster(cluster, BASELINE_REPAIR, cluster.pk)
+
+
+def waiting_tasks(func: str, *, queues: set[str]) -> set[tuple]:
+    """The argument tuples of ``func`` tasks queued on ``queues`` and not yet started.
+
+    django-q2's ORM broker keeps a queued task as an ``OrmQ`` row whose ``lock`` is the time it was
+    queued; a worker that takes it moves ``lock`` into the future (by ``retry`` seconds) and deletes
+    the row when done. So a row whose lock has passed is waiting (or was taken by a worker that died
+    and will be delivered again). Payloads are signed pickles: each waiting row of these queues is
+    decoded (a queue holds a handful; this runs once a minute).
+    """
+    from django_q.models import OrmQ
+
+    rows = OrmQ.objects.filter(key__in=queues).filter(Q(lock__isnull=True) | Q(lock__lte=timezone.now()))
+    found = set()
+    for row in rows.only("payload"):
+        task = row.task
+        if task.get("func") == func:
+            found.add(tuple(task.get("args") or ()))
+    return found
 
 
 @transaction.atomic

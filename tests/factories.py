@@ -61,6 +61,7 @@ def make_profile(
     resource_groups: list[dict],
     name: str = "profile",
     template: str = "tpl",
+    custom_resources: list[dict] | None = None,
 ):
     """A published compute profile in ``project`` backed by a freshly published template version."""
     from catalog import services as catalog_services
@@ -68,7 +69,7 @@ def make_profile(
 
     created = catalog_services.template_create(actor=actor, project=project, name=template)
     version = catalog_services.template_version_create(
-        actor=actor, template=created, version="v1", manifests=manifests
+        actor=actor, template=created, version="v1", manifests=manifests, custom_resources=custom_resources
     )
     version = catalog_services.template_version_publish(actor=actor, version=version)
     return catalog_services.profile_create(

@@ -2,6 +2,7 @@ from rest_framework import serializers
 
 from catalog import secret_inputs, selectors
 from catalog.models import (
+    AllowedCustomResource,
     ComputeProfile,
     EnvironmentTemplate,
     ResourceGroup,
@@ -246,3 +247,17 @@ class CatalogServiceSerializer(serializers.ModelSerializer):
         from catalog.readme import render_readme
 
         return render_readme(obj.readme)
+
+
+class AllowedCustomResourceSerializer(serializers.ModelSerializer):
+    """A custom resource kind templates may create (any version of its API group)."""
+
+    group = serializers.CharField(max_length=253, help_text="API group, e.g. ray.io.")
+    kind = serializers.CharField(max_length=63, help_text="Kind, e.g. RayCluster.")
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    created_by = serializers.SlugRelatedField(read_only=True, slug_field="username")
+
+    class Meta:
+        model = AllowedCustomResource
+        fields = ["id", "group", "kind", "description", "created_by", "created_at"]
+        read_only_fields = ["id", "created_by", "created_at"]

@@ -8,6 +8,9 @@ router.register("templates", views.TemplateViewSet, basename="template")
 router.register("template-versions", views.TemplateVersionViewSet, basename="template-version")
 router.register("compute-profiles", views.ComputeProfileViewSet, basename="compute-profile")
 router.register("service-profiles", views.ServiceProfileViewSet, basename="service-profile")
+router.register(
+    "allowed-custom-resources", views.AllowedCustomResourceViewSet, basename="allowed-custom-resource"
+)
 
 urlpatterns = [
     path(

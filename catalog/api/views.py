@@ -1,5 +1,6 @@
-"""Catalog API: templates, versions, compute and service profiles (with clone and sharing), and the
-catalog a project sees. Querysets come from selectors; writes go through services."""
+"""Catalog API: templates, versions, compute and service profiles (with clone and sharing), the
+catalog a project sees, and the custom resources operators allow. Querysets come from selectors;
+writes go through services."""
 
 import re
 
@@ -12,8 +13,9 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
-from catalog import selectors, services
+from catalog import custom_resources, selectors, services
 from catalog.api.serializers import (
+    AllowedCustomResourceSerializer,
     CatalogComputeSerializer,
     CatalogServiceSerializer,
     CloneSerializer,
@@ -272,3 +274,26 @@ class ServiceCatalogView(ProjectCatalogView):
         from catalog.readme import render_readme
 
         row["readme_html"] = render_readme(row.pop("readme"))
+
+
+class AllowedCustomResourceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedGenericViewSet):
+    """The custom resource kinds templates may create. Operators add and remove them; org admins and
+    PaaS admins read the list (to know what their templates may use)."""
+
+    selector = staticmethod(selectors.allowed_custom_resource_list_for)
+    serializer_class = AllowedCustomResourceSerializer
+    filterset_fields = ["group", "kind"]
+
+    def create(self, request):
+        data = _valid(AllowedCustomResourceSerializer, request)
+        entry = custom_resources.allowed_custom_resource_create(
+            actor=request.user,
+            group=data["group"],
+            kind=data["kind"],
+            description=data.get("description", ""),
+        )
+        return Response(self.get_serializer(entry).data, status=status.HTTP_201_CREATED)
+
+    def destroy(self, request, pk=None):
+        custom_resources.allowed_custom_resource_delete(actor=request.user, entry=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)

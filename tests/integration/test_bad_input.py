@@ -142,9 +142,7 @@ def test_studio_quota_gpu_model_counts_take_ascii_digits_only(world, client, cou
 @pytest.mark.parametrize("step", ["²", "٣", "3" * 30, "-1", ""])
 def test_portal_launch_step_with_odd_digits_is_not_a_500(world, client, step):
     client.force_login(world.a.users["workspace_admin"])
-    response = client.post(
-        f"/w/{world.a.project.pk}/instances/new/", {"step": step, "name": "dev"}
-    )
+    response = client.post(f"/w/{world.a.project.pk}/instances/new/", {"step": step, "name": "dev"})
     assert response.status_code == 200
 
 

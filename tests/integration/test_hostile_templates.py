@@ -240,3 +240,116 @@ def test_the_baseline_check_skips_unreachable_clusters(world, django_capture_on_
         services.reconcile()
     assert OrmQ.objects.count() == before  # marked unreachable: not even enqueued
     assert drift.baseline_repair(cluster_id=cluster.pk) == {}
+
+
+# --- custom resources: only the kinds an operator has allowed ------------------------------------------
+CR_GROUP, CR_KIND, CR_PLURAL = "crtest.example.com", "Widget", "widgets"
+WIDGET = {"apiVersion": f"{CR_GROUP}/v1", "kind": CR_KIND, "scope": "Namespaced"}
+
+
+@pytest.fixture
+def widget_crd(kube_cluster):
+    """A namespaced CRD installed by the cluster admin for this test, removed after it."""
+    from tests.localkube.helpers import wait_for
+
+    extensions = k8s.ApiextensionsV1Api(kube_cluster.api_client())
+    name = f"{CR_PLURAL}.{CR_GROUP}"
+    extensions.create_custom_resource_definition(
+        {
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": name},
+            "spec": {
+                "group": CR_GROUP,
+                "scope": "Namespaced",
+                "names": {"plural": CR_PLURAL, "singular": "widget", "kind": CR_KIND},
+                "versions": [
+                    {
+                        "name": "v1",
+                        "served": True,
+                        "storage": True,
+                        "schema": {
+                            "openAPIV3Schema": {
+                                "type": "object",
+                                "x-kubernetes-preserve-unknown-fields": True,
+                            }
+                        },
+                    }
+                ],
+            },
+        }
+    )
+
+    def established():
+        crd = extensions.read_custom_resource_definition(name)
+        return any(c.type == "Established" and c.status == "True" for c in crd.status.conditions or [])
+
+    wait_for(established, what=f"CRD {name} established")
+    yield name
+
+    extensions.delete_custom_resource_definition(name)
+
+    def gone():
+        try:
+            extensions.read_custom_resource_definition(name)
+        except ApiException as exc:
+            return exc.status == 404
+        return False
+
+    wait_for(gone, timeout=60, what=f"CRD {name} removed")
+
+
+def test_a_custom_resource_deploys_only_while_an_operator_allows_its_kind(
+    world, kube_cluster, registered_cluster, widget_crd
+):
+    """Refused at publish while unlisted; allowed, it publishes and deploys (read back from the real
+    cluster); once the operator takes the kind off the list, the same published version is refused at
+    apply, before anything reaches the cluster."""
+    from catalog import custom_resources
+
+    admin = world.a.users["org_admin"]
+    text = manifests(
+        [{"apiVersion": f"{CR_GROUP}/v1", "kind": CR_KIND, "metadata": {"name": "w"}, "spec": {}}]
+    )
+    template = catalog_services.template_create(actor=admin, project=world.a.project, name="widgets")
+    version = catalog_services.template_version_create(
+        actor=admin, template=template, version="v1", manifests=text, custom_resources=[WIDGET]
+    )
+    with pytest.raises(ValidationFailed) as refused:
+        catalog_services.template_version_publish(actor=admin, version=version)
+    assert (
+        f"{CR_KIND}/w: the custom resource {CR_KIND} ({CR_GROUP}) is not on the platform's list of allowed "
+        "custom resources; an operator must allow the kind"
+    ) in "\n".join(refused.value.fields["manifests"])
+
+    entry = custom_resources.allowed_custom_resource_create(
+        actor=world.operator, group=CR_GROUP, kind=CR_KIND
+    )
+    profile = make_profile(
+        actor=admin,
+        project=world.a.project,
+        manifests=text,
+        name="widget",
+        template="widget",
+        resource_groups=CPU_ONLY,
+        custom_resources=[WIDGET],
+    )
+    instance = _launch(world, profile, "widget")
+    run = instance.runs.get()
+    assert deployer.execute(run.pk) == "ready", Run.objects.get(pk=run.pk).log
+    instance.refresh_from_db()
+    custom = k8s.CustomObjectsApi(kube_cluster.api_client())
+    live = custom.get_namespaced_custom_object(CR_GROUP, "v1", instance.namespace, CR_PLURAL, "w")
+    assert live["kind"] == CR_KIND
+
+    custom_resources.allowed_custom_resource_delete(actor=world.operator, entry=entry)
+    later = _launch(world, ComputeProfile.objects.get(pk=profile.pk), "widget2")
+    run = later.runs.get()
+    assert deployer.execute(run.pk) == "failed"
+    run.refresh_from_db()
+    assert f"the custom resource {CR_KIND} ({CR_GROUP}) is not on the platform's list" in run.message
+    assert run.attempt == 1
+    later.refresh_from_db()
+    with pytest.raises(ApiException) as missing:
+        k8s.CoreV1Api(kube_cluster.api_client()).read_namespace(later.namespace)
+    assert missing.value.status == 404  # nothing was applied

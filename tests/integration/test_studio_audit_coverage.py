@@ -20,6 +20,7 @@ from django.test import RequestFactory
 from django.utils import timezone
 from django_q.models import Failure, Schedule, Success
 
+from catalog import custom_resources
 from catalog import services as catalog_services
 from catalog.models import ServiceProfile
 from instances import services as instance_services
@@ -139,6 +140,7 @@ def samples(world) -> Samples:
     from paas.services import api_token_create
 
     token, _ = api_token_create(actor=admin_a, name="cov")
+    allowed_cr = custom_resources.allowed_custom_resource_create(actor=op, group="ray.io", kind="RayCluster")
     return Samples(
         objects={
             "inventory.cluster": cluster,
@@ -152,6 +154,7 @@ def samples(world) -> Samples:
             "catalog.templateversion": draft,
             "catalog.computeprofile": profile,
             "catalog.serviceprofile": service_profile,
+            "catalog.allowedcustomresource": allowed_cr,
             "tenancy.organization": a.org,
             "tenancy.project": a.spare_project,
             "tenancy.user": a.users["collaborator_ro"],
@@ -626,6 +629,23 @@ OPERATIONS = {
             {"name": "cloned-s", "target_project": str(w.a.project.pk)},
         ),
         "serviceprofile.clone",
+    ),
+    ("catalog.allowedcustomresource", "add"): (
+        "operator",
+        lambda c, w, s: _submit(
+            c, _add_url("catalog.allowedcustomresource"), {"group": "kubeflow.org", "kind": "PyTorchJob"}
+        ),
+        "custom_resource.allow",
+    ),
+    ("catalog.allowedcustomresource", "delete"): (
+        "operator",
+        lambda c, w, s: c.post(_url(s["catalog.allowedcustomresource"], "delete"), {"post": "yes"}),
+        "custom_resource.disallow",
+    ),
+    ("catalog.allowedcustomresource", "action:delete_selected"): (
+        "operator",
+        lambda c, w, s: _action(c, s["catalog.allowedcustomresource"], "delete_selected", post="yes"),
+        "custom_resource.disallow",
     ),
     ("instances.computeinstance", "action:retry"): (
         "operator",

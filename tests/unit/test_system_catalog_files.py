@@ -211,10 +211,27 @@ def _error_message(exc: BaseException) -> str:
 # --- catalog structure ------------------------------------------------------------------------------
 
 
-def test_catalog_has_exactly_the_three_sections():
-    assert set(CATALOG) == {"templates", "compute_profiles", "service_profiles"}
+def test_catalog_has_exactly_its_sections():
+    assert set(CATALOG) == {"allowed_custom_resources", "templates", "compute_profiles", "service_profiles"}
     for section in CATALOG.values():
         assert isinstance(section, list) and section
+
+
+def _allowed_kinds() -> frozenset[tuple[str, str]]:
+    return frozenset((item["group"], item["kind"]) for item in CATALOG["allowed_custom_resources"])
+
+
+def test_the_catalog_allows_exactly_the_custom_resources_its_templates_declare():
+    """A shipped template's custom resources are refused unless allowed; the catalog allows those and
+    no more (loading it is an operator's act: it should not widen the list beyond its own needs)."""
+    for item in CATALOG["allowed_custom_resources"]:
+        assert set(item) == {"group", "kind", "description"} and item["description"].strip(), item
+    declared = {
+        (resource["apiVersion"].split("/")[0], resource["kind"])
+        for _name, _number, version in VERSIONS
+        for resource in version["custom_resources"]
+    }
+    assert declared == _allowed_kinds()
 
 
 def _check_unique_slugs(items: list[dict], what: str) -> None:
@@ -1016,6 +1033,7 @@ def test_the_platform_engine_accepts_every_version(template_name, number, versio
         actions=version["actions"],
         custom_resources=version["custom_resources"],
         kubernetes_version=version["kubernetes_version"],
+        allowed_custom_resources=_allowed_kinds(),
     )
 
 
@@ -1043,6 +1061,7 @@ def test_the_platform_engine_deploys_every_input_variant(template_name, number, 
                     kubernetes_version=version["kubernetes_version"],
                     custom_resources=version["custom_resources"],
                     host_suffix=INSTANCE["host_suffix"],
+                    allowed_custom_resources=_allowed_kinds(),
                 )
             except templating.TemplateError as exc:
                 errors.append(f"inputs={inputs_label} action={action_label}: {exc.errors}")

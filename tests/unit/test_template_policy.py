@@ -82,15 +82,71 @@ def test_role_rule_shapes_and_non_resource_urls_are_refused():
     assert template_policy.role_problems([]) == []  # an empty Role grants nothing
 
 
+RAY = [{"apiVersion": "ray.io/v1", "kind": "RayCluster", "scope": "Namespaced"}]
+RAY_ALLOWED = frozenset({("ray.io", "RayCluster")})
+
+
 def test_custom_resources_may_not_take_platform_names_or_labels():
-    custom = [{"apiVersion": "ray.io/v1", "kind": "RayCluster", "scope": "Namespaced"}]
     objects = parse(manifests([obj("ray.io/v1", "RayCluster", "paas-ray")]))
     with pytest.raises(TemplateError) as info:
-        validate_objects(objects, namespace=NS, custom_resources=custom)
+        validate_objects(objects, namespace=NS, custom_resources=RAY, allowed_custom_resources=RAY_ALLOWED)
     assert "RayCluster/paas-ray: the name 'paas-ray' is reserved" in info.value.errors["manifests"][0]
     validate_objects(
-        parse(manifests([obj("ray.io/v1", "RayCluster", "ray")])), namespace=NS, custom_resources=custom
+        parse(manifests([obj("ray.io/v1", "RayCluster", "ray")])),
+        namespace=NS,
+        custom_resources=RAY,
+        allowed_custom_resources=RAY_ALLOWED,
     )
+
+
+# --- custom resources: declared by the version, allowed by an operator ------------------------------
+UNLISTED = (
+    "RayCluster/ray: the custom resource RayCluster (ray.io) is not on the platform's list of allowed "
+    "custom resources; an operator must allow the kind"
+)
+
+
+def test_a_declared_custom_resource_no_operator_allowed_is_refused_naming_the_object():
+    objects = parse(manifests([obj("ray.io/v1", "RayCluster", "ray")]))
+    for allowed in (frozenset(), frozenset({("ray.io", "RayJob"), ("example.com", "RayCluster")})):
+        with pytest.raises(TemplateError) as info:
+            validate_objects(objects, namespace=NS, custom_resources=RAY, allowed_custom_resources=allowed)
+        assert info.value.errors["manifests"][0].startswith(UNLISTED), info.value.errors
+    # the default (a caller that forgets the list) refuses too
+    with pytest.raises(TemplateError):
+        validate_objects(objects, namespace=NS, custom_resources=RAY)
+    # allowed for any version of the group: the declaration says which version is rendered
+    validate_objects(objects, namespace=NS, custom_resources=RAY, allowed_custom_resources=RAY_ALLOWED)
+
+
+def test_an_unlisted_custom_resource_is_refused_at_publish_and_a_listed_one_passes():
+    text = manifests([obj("ray.io/v1", "RayCluster", "ray")])
+    with pytest.raises(TemplateError) as info:
+        check_version(manifests=text, inputs=[], outputs=[], actions=[], custom_resources=RAY)
+    assert any(m.startswith(UNLISTED) for m in info.value.errors["manifests"]), info.value.errors
+    preview = check_version(
+        manifests=text,
+        inputs=[],
+        outputs=[],
+        actions=[],
+        custom_resources=RAY,
+        allowed_custom_resources=RAY_ALLOWED,
+    )
+    assert "RayCluster" in [o["kind"] for o in preview]
+
+
+def test_allowing_a_kind_does_not_lift_the_declaration_or_the_scope_rules():
+    """The allow-list adds a condition; it does not replace the declaration (version, scope)."""
+    objects = parse(manifests([obj("ray.io/v1", "RayCluster", "ray")]))
+    with pytest.raises(TemplateError) as info:
+        validate_objects(objects, namespace=NS, allowed_custom_resources=RAY_ALLOWED)
+    assert "must be declared in custom_resources" in info.value.errors["manifests"][0]
+    cluster_scoped = [dict(RAY[0], scope="Cluster")]
+    with pytest.raises(TemplateError) as info:
+        validate_objects(
+            objects, namespace=NS, custom_resources=cluster_scoped, allowed_custom_resources=RAY_ALLOWED
+        )
+    assert "cluster-scoped custom resource" in info.value.errors["manifests"][0]
 
 
 def test_allowed_kinds_pass_and_everything_else_namespaced_is_refused():
@@ -100,7 +156,8 @@ def test_allowed_kinds_pass_and_everything_else_namespaced_is_refused():
     for group, kind in NAMESPACED_KINDS - template_policy.ALLOWED_KINDS:
         problem = template_policy.kind_problem(group, kind, True)
         assert problem and problem.startswith(f"templates may not create {kind}: "), (group, kind)
-    assert template_policy.kind_problem("ray.io", "RayCluster", False) is None
+    assert template_policy.kind_problem("ray.io", "RayCluster", False, RAY_ALLOWED) is None
+    assert "an operator must allow" in template_policy.kind_problem("ray.io", "RayCluster", False)
 
 
 def test_a_role_within_the_tenant_rules_by_resource_names_is_allowed():

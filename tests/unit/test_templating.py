@@ -189,6 +189,13 @@ spec:
 """
 
 
+def _allowed(custom_resources) -> frozenset[tuple[str, str]]:
+    """Every declared kind allowed (the operators' allow-list is tested in test_template_policy.py)."""
+    return frozenset(
+        (str(r.get("apiVersion", "")).rpartition("/")[0], r.get("kind")) for r in custom_resources
+    )
+
+
 def check(manifests=MANIFESTS, inputs=INPUTS, outputs=OUTPUTS, actions=ACTIONS, custom_resources=()):
     return check_version(
         manifests=manifests,
@@ -196,6 +203,7 @@ def check(manifests=MANIFESTS, inputs=INPUTS, outputs=OUTPUTS, actions=ACTIONS, 
         outputs=outputs,
         actions=actions,
         custom_resources=list(custom_resources),
+        allowed_custom_resources=_allowed(custom_resources),
     )
 
 
@@ -602,12 +610,14 @@ def test_custom_resources_are_checked_for_shape_only():
         parse(doc("ray.io/v1", "RayCluster", spec={"anything": [1, {"goes": True}]})),
         namespace="ns",
         custom_resources=declared,
+        allowed_custom_resources=_allowed(declared),
     )
     with pytest.raises(TemplateError) as info:
         validate_objects(
             [{"apiVersion": "ray.io/v1", "kind": "RayCluster", "metadata": {}}],
             namespace="ns",
             custom_resources=declared,
+            allowed_custom_resources=_allowed(declared),
         )
     assert "metadata.name is required" in messages(info.value.errors)
 
