@@ -25,7 +25,7 @@ from kubernetes.client.exceptions import ApiException
 
 from catalog import system
 from catalog.models import ComputeProfile
-from instances import baseline, deployer
+from instances import baseline, deployer, drift
 from instances import services as instance_services
 from instances.models import Collaborator, ComputeInstance, Run
 from inventory import services as inventory_services
@@ -375,6 +375,36 @@ def test_a_removed_collaborator_without_the_workspace_is_refused_everywhere(live
     with run_tasks():
         instance_services.collaborator_remove(actor=owner, instance=instance, user=friend)
     assert _refused_within(old, instance) == 401
+    _refused_everywhere(api, client, friend, instance)
+
+
+@pytest.mark.kube
+def test_a_lost_access_task_is_made_up_by_the_drift_repair(live, api, client, run_tasks):
+    """The cluster's agent was down when the access task was queued (here: never run). The periodic
+    drift repair finds the person's ServiceAccount and deletes it, reporting it in its audit event."""
+    world = live["world"]
+    owner = world.a.users["workspace_admin"]
+    friend = _member(world, "rev-lost", (Role.COLLABORATOR_RW, world.a.project))
+    instance = _launch(live, owner)
+    with run_tasks():
+        instance_services.collaborator_add(actor=owner, instance=instance, email=friend.email)
+    old, owners = _kubeconfig(api, friend, instance), _kubeconfig(api, owner, instance)
+    account = baseline.service_account_name(friend.username)
+
+    # Removed from the org; the enqueued access task is lost (the on-commit callbacks never run).
+    services.member_remove(actor=world.a.users["org_admin"], org=world.a.org, user=friend)
+    assert not Task.objects.filter(func="instances.tasks.access_sync").exists()
+    old.list_namespaced_pod(instance.namespace)  # the hole: the old token still works
+    assert account in _accounts(live, instance)
+
+    report = drift.baseline_repair(cluster_id=instance.cluster_id)
+    assert f"ServiceAccount/{account}: no longer has access (deleted)" in report[instance.pk]
+    assert _refused_within(old, instance) == 401
+    assert account not in _accounts(live, instance)
+    owners.list_namespaced_pod(instance.namespace)  # the owner keeps theirs
+    event = AuditEvent.objects.filter(action="instance.baseline_repaired", target_id=str(instance.pk)).last()
+    assert event.details["revoked_accounts"] == [account]
+    assert drift.baseline_repair(cluster_id=instance.cluster_id) == {}  # nothing left to repair
     _refused_everywhere(api, client, friend, instance)
 
 
