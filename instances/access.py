@@ -14,8 +14,11 @@ group sync or a mapping's deletion; a member removed from the org; a user or an 
   brings them back, re-checked.
 
 Either way the cluster follows on commit: :func:`access_sync` (on the cluster's agent) re-applies the
-namespace's access objects for :func:`identities` only and deletes every other person's ServiceAccount,
-which kills every token ever issued for it (bound tokens die with their ServiceAccount).
+namespace's access objects for :func:`identities` only and deletes every other person's ServiceAccount
+(:func:`stale_accounts`), which kills every token ever issued for it (bound tokens die with their
+ServiceAccount). Should that task be lost, the periodic drift repair (``instances.drift``) deletes the
+same stale ServiceAccounts. Instance-collaborator invitations riding on workspace invitations that the
+change revoked (``revoked_invitations``) are dropped, audited.
 """
 
 from django.db.models import Q
