@@ -113,7 +113,7 @@ def catalog_project_for(user, project_id) -> Project:
     projects = Project.objects.only("id", "org_id").annotate(
         catalog_generation=Coalesce(Subquery(generation), 0)
     )
-    return authz.get_visible(authz.filter_for(user, "view_project", projects), project_id)
+    return authz.get_visible(authz.filter_for(user, "view_project", projects), project_id, user=user)
 
 
 def catalog_for_user(user, model: type[Model], project_id) -> QuerySet:

@@ -14,14 +14,17 @@ group sync or a mapping's deletion; a member removed from the org; a user or an 
   brings them back, re-checked.
 
 Either way the cluster follows on commit: :func:`access_sync` (on the cluster's agent) re-applies the
-namespace's access objects for :func:`identities` only and deletes every other person's ServiceAccount,
-which kills every token ever issued for it (bound tokens die with their ServiceAccount).
+namespace's access objects for :func:`identities` only and deletes every other person's ServiceAccount
+(:func:`stale_accounts`), which kills every token ever issued for it (bound tokens die with their
+ServiceAccount). Should that task be lost, the periodic drift repair (``instances.drift``) deletes the
+same stale ServiceAccounts. Instance-collaborator invitations riding on workspace invitations that the
+change revoked (``revoked_invitations``) are dropped, audited.
 """
 
 from django.db.models import Q
 from django.utils import timezone
 
-from instances.models import Collaborator, ComputeInstance
+from instances.models import Collaborator, CollaboratorInvitation, ComputeInstance
 from instances.states import State
 from inventory.services import enqueue_for_cluster
 from paas import authz
@@ -75,8 +78,10 @@ def _lose(user, instance: ComputeInstance, *, reason: str) -> None:
     )
 
 
-def access_changed(*, users=None, org=None, reason: str = "", **kwargs) -> None:
+def access_changed(*, users=None, org=None, reason: str = "", revoked_invitations=(), **kwargs) -> None:
     """Receiver of ``tenancy.signals.access_changed`` (inside the change's transaction)."""
+    if revoked_invitations:
+        _drop_collaborator_invitations(revoked_invitations, reason=reason)
     instances = ComputeInstance.objects.exclude(state=State.DELETED).select_related(
         "org", "project__org", "owner", "cluster"
     )
@@ -96,6 +101,22 @@ def access_changed(*, users=None, org=None, reason: str = "", **kwargs) -> None:
                 if user.is_active and not keeps_access(user, instance, collaborator=collaborator):
                     _lose(user, instance, reason=reason)
         sync_later(instance)
+
+
+def _drop_collaborator_invitations(invitation_ids, *, reason: str) -> None:
+    """The instance-collaborator invitations riding on revoked workspace invitations go, audited."""
+    grants = CollaboratorInvitation.objects.filter(invitation_id__in=invitation_ids).select_related(
+        "instance__project", "invitation"
+    )
+    for grant in grants:
+        audit_log(
+            actor=None,
+            action="instance.collaborator_invite_revoke",
+            target=grant.instance,
+            project=grant.instance.project,
+            details={"email": grant.invitation.email, "via": reason},
+        )
+    grants.delete()
 
 
 def sync_later(instance: ComputeInstance) -> None:
@@ -123,17 +144,45 @@ def access_sync(*, instance_id: int) -> list[str]:
             o for o in deployer.baseline_objects(instance, instance.namespace) if o["kind"] in ACCESS_KINDS
         ]
         kube.apply(kubeconfig, objects, namespace=instance.namespace)
-    wanted = {baseline.service_account_name(username) for username in identities(instance)}
     selector = f"{baseline.LABEL_INSTANCE_ID}={instance.pk},{baseline.LABEL_MANAGED_BY}={baseline.MANAGED_BY}"
     with kube.api_client(kubeconfig) as api:
         accounts = k8s.CoreV1Api(api).list_namespaced_service_account(
             instance.namespace, label_selector=selector
         )
-    stale = sorted(
-        a.metadata.name
-        for a in accounts.items
-        if a.metadata.name.startswith("u-") and a.metadata.name not in wanted
-    )
+        found = [api.sanitize_for_serialization(a) for a in accounts.items]
+    stale = stale_accounts(instance, found)
+    delete_accounts(kubeconfig, instance, stale)
+    return stale
+
+
+def stale_accounts(instance: ComputeInstance, accounts: list[dict]) -> list[str]:
+    """The names among ``accounts`` (ServiceAccounts of the instance's namespace, as dicts) that are a
+    person's account of this instance (the platform's labels, the per-user name pattern) and belong to
+    no one in :func:`identities`: people who lost their access. Sorted."""
+    from instances import baseline
+    from paas.platform_owned import USER_ACCOUNT
+
+    wanted = {baseline.service_account_name(username) for username in identities(instance)}
+    stale = []
+    for account in accounts:
+        metadata = account.get("metadata") or {}
+        labels = metadata.get("labels") or {}
+        name = metadata.get("name") or ""
+        if (
+            metadata.get("namespace", instance.namespace) == instance.namespace
+            and labels.get(baseline.LABEL_INSTANCE_ID) == str(instance.pk)
+            and labels.get(baseline.LABEL_MANAGED_BY) == baseline.MANAGED_BY
+            and USER_ACCOUNT.match(name)
+            and name not in wanted
+        ):
+            stale.append(name)
+    return sorted(stale)
+
+
+def delete_accounts(kubeconfig: str, instance: ComputeInstance, names: list[str]) -> None:
+    """Delete these ServiceAccounts of the instance's namespace (every token issued for them dies)."""
+    from inventory import kube
+
     kube.delete_objects(
         kubeconfig,
         [
@@ -142,7 +191,6 @@ def access_sync(*, instance_id: int) -> list[str]:
                 "kind": "ServiceAccount",
                 "metadata": {"name": name, "namespace": instance.namespace},
             }
-            for name in stale
+            for name in names
         ],
     )
-    return stale

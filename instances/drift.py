@@ -9,8 +9,10 @@ when the first pod is admitted) and again after them (so nothing a template rend
 ``instances.services.reconcile``): one list call per baseline kind for the whole cluster, every ready
 instance's desired baseline compared with what is live, and only the instances that drifted are
 repaired: missing objects are applied again, changed ones replaced whole (a PUT drops fields any
-other manager added, e.g. an ``ingress`` rule slipped into the default-deny policy). Each repaired
-instance gets an audit event naming what was repaired.
+other manager added, e.g. an ``ingress`` rule slipped into the default-deny policy). The per-user
+ServiceAccounts of people who no longer have access (``instances.access.stale_accounts``) are deleted
+too, should the access task queued when they lost it never have run. Each repaired instance gets an
+audit event naming what was repaired (``revoked_accounts``: the ServiceAccounts deleted).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 
 from django.db import transaction
 
-from instances import baseline
+from instances import access, baseline
 from instances.models import ComputeInstance
 from instances.states import State
 from inventory import kube
@@ -165,19 +167,30 @@ def baseline_repair(*, cluster_id: int) -> dict[int, list[str]]:
         return {}
     kubeconfig = cluster.kubeconfig.reveal()
     desired = {instance.pk: deployer.baseline_objects(instance, instance.namespace) for instance in instances}
-    kinds = sorted({(obj["apiVersion"], obj["kind"]) for objects in desired.values() for obj in objects})
+    kinds = sorted(
+        {(obj["apiVersion"], obj["kind"]) for objects in desired.values() for obj in objects}
+        | {("v1", "ServiceAccount")}  # listed even when no one may have one: stale ones must go
+    )
     try:
         live = kube.list_objects(kubeconfig, kinds)
     except kube.KubeUnreachable as exc:
         log.warning("baseline check of cluster %s skipped: %s", cluster.name, exc)
         return {}
+    accounts: dict[str, list[dict]] = {}
+    for (kind, namespace, _name), obj in live.items():
+        if kind == "ServiceAccount":
+            accounts.setdefault(namespace, []).append(obj)
     report: dict[int, list[str]] = {}
     for instance in instances:
         differences = {_key(obj): difference(obj, live.get(_key(obj))) for obj in desired[instance.pk]}
         drifted = [obj for obj in desired[instance.pk] if differences[_key(obj)]]
-        if not drifted:
+        # People who lost their access while the access task could not run (the agent was down, the
+        # task was lost): their ServiceAccounts, and with them every token issued, go now.
+        stale = access.stale_accounts(instance, accounts.get(instance.namespace, []))
+        if not drifted and not stale:
             continue
         found = [f"{_label(obj)}: {differences[_key(obj)]}" for obj in drifted]
+        found += [f"ServiceAccount/{name}: no longer has access (deleted)" for name in stale]
         if differences[("Namespace", "", instance.namespace)]:
             log.warning(
                 "instance %s: namespace %s is gone or changed: %s", instance.pk, instance.namespace, found
@@ -186,6 +199,8 @@ def baseline_repair(*, cluster_id: int) -> dict[int, list[str]]:
                 report[instance.pk] = [*found, "not repaired: the namespace is gone"]
                 continue
         try:
+            if stale:
+                access.delete_accounts(kubeconfig, instance, stale)
             missing = [obj for obj in drifted if differences[_key(obj)] == "missing"]
             if missing:
                 kube.apply(kubeconfig, missing, field_manager=baseline.FIELD_MANAGER)
@@ -204,7 +219,12 @@ def baseline_repair(*, cluster_id: int) -> dict[int, list[str]]:
                 action="instance.baseline_repaired",
                 target=instance,
                 project=instance.project,
-                details={"cluster": cluster.name, "namespace": instance.namespace, "repaired": found[:50]},
+                details={
+                    "cluster": cluster.name,
+                    "namespace": instance.namespace,
+                    "repaired": found[:50],
+                    "revoked_accounts": stale[:50],
+                },
             )
         log.warning("instance %s: baseline repaired: %s", instance.pk, "; ".join(found))
     return report

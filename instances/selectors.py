@@ -24,7 +24,7 @@ def instance_list_for(user) -> QuerySet[ComputeInstance]:
 
 
 def instance_get_for(user, pk) -> ComputeInstance:
-    return authz.get_visible(instance_list_for(user), pk)
+    return authz.get_visible(instance_list_for(user), pk, user=user)
 
 
 def _listing(queryset: QuerySet[ComputeInstance]) -> QuerySet[ComputeInstance]:
@@ -61,7 +61,7 @@ def instance_detail_for(user, pk) -> ComputeInstance:
     queryset = instance_list_for(user).prefetch_related(
         Prefetch("collaborators", queryset=Collaborator.objects.select_related("user").order_by("added_at")),
     )
-    return authz.get_visible(queryset, pk)
+    return authz.get_visible(queryset, pk, user=user)
 
 
 def run_list_for(user, instance: ComputeInstance) -> QuerySet[Run]:

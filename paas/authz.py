@@ -13,7 +13,9 @@ by id: a missing object and one the user may not see both raise :class:`paas.err
 A deactivated organization (``TENANT_MODEL`` with ``is_active`` false) switches off every permission
 on it and on everything in it (objects with an ``org`` or a ``project`` in it), whatever roles people
 hold there; only operators still see it (and may reactivate it). Both ``has_perm`` and ``filter_for``
-apply the rule, so every portal page, studio page and API endpoint does.
+apply the rule, so every portal page, studio page and API endpoint does. Reaching one of its objects by
+id, a member of the org (and no one else) is told why: ``OrgDeactivated`` (403 ``org_deactivated``)
+instead of the 404 (:func:`get_visible` and :func:`get_for` given the user).
 """
 
 from functools import cache
@@ -21,16 +23,19 @@ from functools import cache
 from django.apps import apps
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
 from django.db.models import Model, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from guardian.core import ObjectPermissionChecker
 from guardian.models import UserObjectPermissionBase
 from guardian.utils import get_user_obj_perms_model
 
-from paas.errors import Forbidden, NotFound
+from paas.errors import Forbidden, NotFound, OrgDeactivated
 
 # The tenant model: paas names it (as settings name the user model) instead of importing tenancy.
 TENANT_MODEL = "tenancy.Organization"
+# Who is a member of a tenant: a row of this model with ``user`` and ``org`` (any role, even dormant).
+MEMBERSHIP_MODEL = "tenancy.RoleAssignment"
 
 
 def _codename(perm: str) -> str:
@@ -179,22 +184,63 @@ def filter_for(user, perm: str, queryset: QuerySet) -> QuerySet:
     return queryset.filter(permission_q(user, perm, queryset.model))
 
 
-def get_visible(queryset: QuerySet, pk) -> Model:
-    """One object of an already permission-filtered queryset; missing and forbidden look alike (404)."""
+def org_of(obj: Model | None) -> Model | None:
+    """The organization ``obj`` belongs to (itself for an organization), if any."""
+    if obj is None:
+        return None
+    if obj._meta.label == TENANT_MODEL:
+        return obj
+    if getattr(obj, "org_id", None) is not None:
+        return obj.org
+    project = getattr(obj, "project", None) if getattr(obj, "project_id", None) is not None else None
+    if project is not None and getattr(project, "org_id", None) is not None:
+        return project.org
+    return None
+
+
+def refuse_if_deactivated(user, obj: Model | None) -> None:
+    """Raise :class:`OrgDeactivated` if ``obj`` is in a deactivated organization ``user`` is a member
+    of (a role there, dormant since the deactivation). Anyone else learns nothing: the caller goes on
+    to its 404."""
+    org = org_of(obj)
+    if org is None or org.is_active or not is_active_user(user) or is_operator(user):
+        return
+    if apps.get_model(MEMBERSHIP_MODEL).objects.filter(user=user, org=org).exists():
+        raise OrgDeactivated(str(org))
+
+
+def refuse_missing(user, queryset: QuerySet, pk) -> None:
+    """An object the filtered queryset did not find: a member of its deactivated org is told so."""
+    if user is None:
+        return
+    try:
+        obj = queryset.model._base_manager.filter(pk=pk).first()
+    except (ValueError, TypeError, ValidationError):
+        return
+    refuse_if_deactivated(user, obj)
+
+
+def get_visible(queryset: QuerySet, pk, *, user=None) -> Model:
+    """One object of an already permission-filtered queryset; missing and forbidden look alike (404).
+    Given the ``user``, an object of a deactivated org they are a member of is a 403 ``org_deactivated``."""
     try:
         return queryset.get(pk=pk)
-    except (queryset.model.DoesNotExist, ValueError, TypeError) as exc:
+    except (queryset.model.DoesNotExist, ValueError, TypeError, ValidationError) as exc:
+        refuse_missing(user, queryset, pk)
         raise NotFound(f"No such {queryset.model._meta.verbose_name}.") from exc
 
 
 def get_for(user, perm: str, queryset: QuerySet, pk) -> Model:
-    """Fetch one object the user may ``perm``; missing and forbidden both raise ``NotFound``."""
+    """Fetch one object the user may ``perm``; missing and forbidden both raise ``NotFound`` (but see
+    :func:`refuse_if_deactivated`)."""
     name = queryset.model._meta.verbose_name
     try:
         obj = queryset.get(pk=pk)
-    except (queryset.model.DoesNotExist, ValueError, TypeError) as exc:
+    except (queryset.model.DoesNotExist, ValueError, TypeError, ValidationError) as exc:
+        refuse_missing(user, queryset, pk)
         raise NotFound(f"No such {name}.") from exc
     if not has_perm(user, perm, obj):
+        refuse_if_deactivated(user, obj)
         raise NotFound(f"No such {name}.")
     return obj
 

@@ -43,6 +43,19 @@ class Forbidden(ApplicationError):
     code = "forbidden"
 
 
+class OrgDeactivated(Forbidden):
+    """The object belongs to a deactivated organization the user is a member of: say so (the user
+    knows their own org) instead of a bare 404. Never raised for an org the user is not in."""
+
+    code = "org_deactivated"
+
+    def __init__(self, org_name: str):
+        super().__init__(
+            f"Your organization {org_name} is deactivated; contact your provider.",
+        )
+        self.org_name = org_name
+
+
 class Conflict(ApplicationError):
     status = 409
     code = "conflict"

@@ -4,13 +4,16 @@ import re
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.db.models import QuerySet
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
 from paas import authz
 from paas.admin import AuditEventAdminBase, ReadOnlyInline, ScopedModelAdmin
 from paas.context import Client
+from paas.errors import ApplicationError
 from paas.models import AuditEvent
 from tenancy import selectors, services
 from tenancy.gpu_units import UNIT_NOTE, format_gpus
@@ -266,6 +269,7 @@ class RoleAssignmentAdmin(AdministeredScopeAdmin):
     search_fields = ["user__username", "user__email", "org__name", "project__name"]
     list_select_related = ["user", "org", "project", "created_by"]
     form = RoleAssignmentForm
+    actions = ["remove_from_org"]
 
     def get_fields(self, request, obj=None):
         return (
@@ -302,6 +306,47 @@ class RoleAssignmentAdmin(AdministeredScopeAdmin):
 
     def service_delete(self, request, obj):
         services.role_revoke(actor=request.user, assignment=obj)
+
+    @admin.action(description="Remove the selected people from the organization (every role there)")
+    def remove_from_org(self, request, queryset):
+        """``tenancy.services.member_remove`` for each (person, org) selected, after a confirm page."""
+        pairs = {}
+        for assignment in queryset.select_related("user", "org"):
+            if assignment.org_id is None:  # operators belong to no organization
+                self.message_user(request, f"{assignment}: not an organization role.", messages.WARNING)
+                continue
+            pairs[(assignment.user_id, assignment.org_id)] = (assignment.user, assignment.org)
+        if not pairs:
+            return None
+        if request.POST.get("confirm") != "yes":
+            rows = [
+                {
+                    "user": user,
+                    "org": org,
+                    "roles": sorted(
+                        f"{a.get_role_display()}" + (f" in {a.project.display_name}" if a.project else "")
+                        for a in RoleAssignment.objects.filter(user=user, org=org).select_related("project")
+                    ),
+                }
+                for user, org in pairs.values()
+            ]
+            context = {
+                **self.admin_site.each_context(request),
+                "title": "Remove from the organization?",
+                "rows": rows,
+                "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                "opts": self.model._meta,
+            }
+            return TemplateResponse(request, "admin/tenancy/roleassignment/remove_from_org.html", context)
+        for user, org in pairs.values():
+            try:
+                removed = services.member_remove(actor=request.user, org=org, user=user)
+            except ApplicationError as exc:
+                self.message_user(request, f"{user} ({org}): {exc.message}", messages.ERROR)
+            else:
+                self.message_user(request, f"{user} removed from {org} ({removed} roles).", messages.SUCCESS)
+        return None
 
 
 # --- invitations ------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ def org_list_for(user) -> QuerySet[Organization]:
 
 
 def org_get_for(user, pk) -> Organization:
-    return authz.get_visible(org_list_for(user), pk)
+    return authz.get_visible(org_list_for(user), pk, user=user)
 
 
 def administered_org_ids(user) -> QuerySet:
@@ -28,7 +28,7 @@ def project_list_for(user) -> QuerySet[Project]:
 
 
 def project_get_for(user, pk) -> Project:
-    return authz.get_visible(project_list_for(user), pk)
+    return authz.get_visible(project_list_for(user), pk, user=user)
 
 
 def role_assignment_list_for(user) -> QuerySet[RoleAssignment]:
@@ -42,7 +42,7 @@ def role_assignment_list_for(user) -> QuerySet[RoleAssignment]:
 
 
 def role_assignment_get_for(user, pk) -> RoleAssignment:
-    return authz.get_visible(role_assignment_list_for(user), pk)
+    return authz.get_visible(role_assignment_list_for(user), pk, user=user)
 
 
 def invitation_list_for(user) -> QuerySet[Invitation]:
@@ -53,7 +53,7 @@ def invitation_list_for(user) -> QuerySet[Invitation]:
 
 
 def invitation_get_for(user, pk) -> Invitation:
-    return authz.get_visible(invitation_list_for(user), pk)
+    return authz.get_visible(invitation_list_for(user), pk, user=user)
 
 
 def idp_mapping_list_for(user) -> QuerySet[IdpGroupMapping]:
@@ -63,7 +63,7 @@ def idp_mapping_list_for(user) -> QuerySet[IdpGroupMapping]:
 
 
 def idp_mapping_get_for(user, pk) -> IdpGroupMapping:
-    return authz.get_visible(idp_mapping_list_for(user), pk)
+    return authz.get_visible(idp_mapping_list_for(user), pk, user=user)
 
 
 def quota_list_for(user) -> QuerySet[Quota]:
@@ -77,7 +77,7 @@ def quota_list_for(user) -> QuerySet[Quota]:
 
 
 def quota_get_for(user, pk) -> Quota:
-    return authz.get_visible(quota_list_for(user), pk)
+    return authz.get_visible(quota_list_for(user), pk, user=user)
 
 
 def user_list_for(user) -> QuerySet[User]:
@@ -91,7 +91,7 @@ def user_list_for(user) -> QuerySet[User]:
 
 
 def user_get_for(user, pk) -> User:
-    return authz.get_visible(user_list_for(user), pk)
+    return authz.get_visible(user_list_for(user), pk, user=user)
 
 
 def audit_event_list_for(user) -> QuerySet[AuditEvent]:
@@ -109,7 +109,7 @@ def can_view_audit(user) -> bool:
 
 
 def audit_event_get_for(user, pk) -> AuditEvent:
-    return authz.get_visible(audit_event_list_for(user), pk)
+    return authz.get_visible(audit_event_list_for(user), pk, user=user)
 
 
 def workspaces_for(user) -> QuerySet[Project]:
@@ -120,6 +120,13 @@ def workspaces_for(user) -> QuerySet[Project]:
         .distinct()
         .order_by("kind", "org__name", "name")
     )
+
+
+def deactivated_orgs_of(user) -> QuerySet[Organization]:
+    """The deactivated organizations the user is a member of (their roles there lie dormant): the
+    portal tells them why they see nothing. Never anyone else's."""
+    orgs = Organization.objects.filter(is_active=False, role_assignments__user=user)
+    return orgs.distinct().order_by("name")
 
 
 def administers_any_org(user) -> bool:

@@ -409,9 +409,18 @@ def _drop_assignment(
         _access_shrank(user, org, via or "role revoked")
 
 
-def _access_shrank(user: User, org: Organization | None, reason: str) -> None:
-    """Tell the apps that follow access (instances) that ``user`` may have lost some in ``org``."""
-    access_changed.send(sender=RoleAssignment, users=[user], org=org, reason=reason)
+def _access_shrank(
+    user: User, org: Organization | None, reason: str, revoked_invitations: list[int] = ()
+) -> None:
+    """Tell the apps that follow access (instances) that ``user`` may have lost some in ``org``
+    (``revoked_invitations``: ids of the invitations to them revoked with it)."""
+    access_changed.send(
+        sender=RoleAssignment,
+        users=[user],
+        org=org,
+        reason=reason,
+        revoked_invitations=list(revoked_invitations),
+    )
 
 
 @transaction.atomic
@@ -442,8 +451,40 @@ def member_remove(*, actor: User, org: Organization, user: User) -> int:
     for scope in scopes.values():
         _sync_object_perms(user, scope)
     _sync_flags(user)
-    _access_shrank(user, org, "removed from organization")
+    revoked = _revoke_invitations_to(actor=actor, email=user.email, org=org, via="removed from organization")
+    _access_shrank(user, org, "removed from organization", revoked_invitations=revoked)
     return len(assignments)
+
+
+def _revoke_invitations_to(
+    *, actor: User | None, email: str, org: Organization | None, via: str
+) -> list[int]:
+    """Revoke the pending invitations addressed to ``email`` (in ``org``, or everywhere), so that no
+    old link brings someone back who was removed or deactivated; each revocation is audited. The
+    instance-collaborator invitations riding on them go with them (``access_changed`` receiver).
+    Returns the revoked invitations' ids."""
+    if not email:
+        return []
+    pending = Invitation.objects.select_for_update(of=("self",)).filter(
+        email__iexact=email, accepted_at__isnull=True, revoked_at__isnull=True
+    )
+    if org is not None:
+        pending = pending.filter(org=org)
+    now = timezone.now()
+    revoked = []
+    for invitation in pending.select_related("org", "project"):
+        invitation.revoked_at = now
+        invitation.save(update_fields=["revoked_at"])
+        audit_log(
+            actor=actor,
+            action="invitation.revoke",
+            target=invitation,
+            org=invitation.org,
+            project=invitation.project,
+            details={"email": invitation.email, "via": via},
+        )
+        revoked.append(invitation.pk)
+    return revoked
 
 
 # --- invitations ------------------------------------------------------------------------------------
@@ -695,11 +736,17 @@ def user_update(
         user.save()
         audit_log(actor=actor, action="user.update", target=user, details={"changes": changes})
     if "is_active" in changes:
+        revoked = (
+            []
+            if user.is_active
+            else _revoke_invitations_to(actor=actor, email=user.email, org=None, via="account deactivated")
+        )
         access_changed.send(
             sender=User,
             users=[user],
             org=None,
             reason="account " + ("reactivated" if user.is_active else "deactivated"),
+            revoked_invitations=revoked,
         )
     return user
 

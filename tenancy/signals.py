@@ -14,8 +14,9 @@ quota_usage_annotations = Signal()
 # IdP group sync or a mapping's deletion, a member removed from an org, a user or an org deactivated)
 # and of the matching reactivations, after the permissions were brought in step. Arguments: ``users``
 # (the users concerned, or None for everyone in ``org``), ``org`` (None: every org of ``users``) and
-# ``reason`` (words for the audit trail). Receivers re-check what those users may still reach, write
-# their own audit events and enqueue their cluster work on commit.
+# ``reason`` (words for the audit trail); ``revoked_invitations`` (ids of the pending invitations to
+# them revoked with the change: whatever rode on them goes too). Receivers re-check what those users
+# may still reach, write their own audit events and enqueue their cluster work on commit.
 access_changed = Signal()
 # Sent inside ``services.project_delete``'s transaction, before the workspace is deleted, with
 # ``project`` and ``actor``. A receiver refuses by raising an ``ApplicationError`` (the delete is

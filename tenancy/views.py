@@ -75,12 +75,16 @@ class PortalLoginView(LoginView):
 
 @portal_page
 def home(request: HttpRequest) -> HttpResponse:
-    """``/``: the workspace used last, else the first one (personal first); else say what to do."""
+    """``/``: the workspace used last, else the first one (personal first); else say why there is none
+    (every org of theirs deactivated) or what to do."""
     workspaces = selectors.workspaces_for(request.user)
     remembered = request.session.get(SESSION_WORKSPACE)
     target = (remembered and workspaces.filter(pk=remembered).first()) or workspaces.first()
     if target is not None:
         return redirect("tenancy:workspace", target.pk)
+    deactivated = list(selectors.deactivated_orgs_of(request.user))
+    if deactivated:
+        return render(request, "tenancy/org_deactivated.html", {"nav": "home", "orgs": deactivated})
     return render(request, "tenancy/no_workspace.html", {"nav": "home"})
 
 

@@ -18,3 +18,15 @@ class ScopedPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
 
     def get_queryset(self):
         return self.selector(self.context["request"].user)
+
+    def to_internal_value(self, data):
+        try:
+            return super().to_internal_value(data)
+        except serializers.ValidationError:
+            # A member of a deactivated org naming one of its objects is told so (403 org_deactivated).
+            from paas import authz
+
+            queryset = self.get_queryset()
+            if not isinstance(data, bool):
+                authz.refuse_missing(self.context["request"].user, queryset, data)
+            raise

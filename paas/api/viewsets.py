@@ -26,7 +26,7 @@ class ScopedViewSetMixin:
 
     def get_object(self):
         lookup = self.kwargs[self.lookup_url_kwarg or self.lookup_field]
-        obj = authz.get_visible(self.filter_queryset(self.get_queryset()), lookup)
+        obj = authz.get_visible(self.filter_queryset(self.get_queryset()), lookup, user=self.request.user)
         self.check_object_permissions(self.request, obj)
         return obj
 

@@ -25,7 +25,7 @@ from kubernetes.client.exceptions import ApiException
 
 from catalog import system
 from catalog.models import ComputeProfile
-from instances import baseline, deployer
+from instances import baseline, deployer, drift
 from instances import services as instance_services
 from instances.models import Collaborator, ComputeInstance, Run
 from inventory import services as inventory_services
@@ -133,16 +133,22 @@ def _accounts(live, instance) -> set[str]:
     return {a.metadata.name for a in live["core"].list_namespaced_service_account(instance.namespace).items}
 
 
-def _refused_everywhere(api, client, user, instance) -> None:
-    """API (404), portal (404, or the login page for an account that can no longer sign in) and studio
-    refuse the instance, and no new kubeconfig is issued."""
+def _refused_everywhere(api, client, user, instance, *, status: int = 404) -> None:
+    """API (404; 403 ``org_deactivated`` for a member of a deactivated org), portal (the same, or the
+    login page for an account that can no longer sign in) and studio refuse the instance, and no new
+    kubeconfig is issued."""
     rest = api.as_user(user)
-    assert rest.get(f"/api/v1/instances/{instance.pk}/").status_code == 404
+    for response in (
+        rest.get(f"/api/v1/instances/{instance.pk}/"),
+        rest.post(f"/api/v1/instances/{instance.pk}/kubeconfig/"),
+    ):
+        assert response.status_code == status, response.content
+        if status == 403:
+            assert response.json()["error"]["code"] == "org_deactivated"
     assert instance.pk not in {row["id"] for row in rest.get("/api/v1/instances/").json()["results"]}
-    assert rest.post(f"/api/v1/instances/{instance.pk}/kubeconfig/").status_code == 404
     client.force_login(user)
     page = client.get(f"/instances/{instance.pk}/")
-    assert page.status_code == 404 or (page.status_code == 302 and "/login/" in page["Location"]), page
+    assert page.status_code == status or (page.status_code == 302 and "/login/" in page["Location"]), page
     studio = client.get(f"/studio/instances/computeinstance/{instance.pk}/change/")
     assert studio.status_code == 302, studio.status_code  # to the login page, or "does not exist"
     client.logout()
@@ -312,15 +318,18 @@ def test_a_deactivated_org_can_do_nothing_until_reactivated(live, api, client, r
     assert not {a for a in _accounts(live, instance) if a.startswith("u-")}
     for user in (owner, org_admin, world.a.users["collaborator_ro"]):
         user.refresh_from_db()
-        _refused_everywhere(api, client, user, instance)
+        _refused_everywhere(api, client, user, instance, status=403)  # members are told why
+    _refused_everywhere(api, client, world.b.users["org_admin"], instance)  # others learn nothing
     org_admin.refresh_from_db()
     assert not org_admin.is_staff  # the studio is closed to the admins of a deactivated org
     rest = api.as_user(org_admin)
-    assert rest.get(f"/api/v1/orgs/{world.a.org.pk}/").status_code == 404
-    assert rest.get(f"/api/v1/projects/{world.a.project.pk}/").status_code == 404
-    assert rest.post(
-        "/api/v1/projects/", {"org": world.a.org.pk, "name": "x", "display_name": "X"}
-    ).status_code in (400, 404)
+    for response in (
+        rest.get(f"/api/v1/orgs/{world.a.org.pk}/"),
+        rest.get(f"/api/v1/projects/{world.a.project.pk}/"),
+        rest.post("/api/v1/projects/", {"org": world.a.org.pk, "name": "x", "display_name": "X"}),
+    ):
+        assert response.status_code == 403, response.content
+        assert response.json()["error"]["code"] == "org_deactivated"
     # Operators still see it, and reactivate it.
     client.force_login(world.operator)
     assert client.get(f"/studio/tenancy/organization/{world.a.org.pk}/change/").status_code == 200
@@ -369,6 +378,36 @@ def test_a_removed_collaborator_without_the_workspace_is_refused_everywhere(live
     _refused_everywhere(api, client, friend, instance)
 
 
+@pytest.mark.kube
+def test_a_lost_access_task_is_made_up_by_the_drift_repair(live, api, client, run_tasks):
+    """The cluster's agent was down when the access task was queued (here: never run). The periodic
+    drift repair finds the person's ServiceAccount and deletes it, reporting it in its audit event."""
+    world = live["world"]
+    owner = world.a.users["workspace_admin"]
+    friend = _member(world, "rev-lost", (Role.COLLABORATOR_RW, world.a.project))
+    instance = _launch(live, owner)
+    with run_tasks():
+        instance_services.collaborator_add(actor=owner, instance=instance, email=friend.email)
+    old, owners = _kubeconfig(api, friend, instance), _kubeconfig(api, owner, instance)
+    account = baseline.service_account_name(friend.username)
+
+    # Removed from the org; the enqueued access task is lost (the on-commit callbacks never run).
+    services.member_remove(actor=world.a.users["org_admin"], org=world.a.org, user=friend)
+    assert not Task.objects.filter(func="instances.tasks.access_sync").exists()
+    old.list_namespaced_pod(instance.namespace)  # the hole: the old token still works
+    assert account in _accounts(live, instance)
+
+    report = drift.baseline_repair(cluster_id=instance.cluster_id)
+    assert f"ServiceAccount/{account}: no longer has access (deleted)" in report[instance.pk]
+    assert _refused_within(old, instance) == 401
+    assert account not in _accounts(live, instance)
+    owners.list_namespaced_pod(instance.namespace)  # the owner keeps theirs
+    event = AuditEvent.objects.filter(action="instance.baseline_repaired", target_id=str(instance.pk)).last()
+    assert event.details["revoked_accounts"] == [account]
+    assert drift.baseline_repair(cluster_id=instance.cluster_id) == {}  # nothing left to repair
+    _refused_everywhere(api, client, friend, instance)
+
+
 # --- positive controls --------------------------------------------------------------------------------
 
 
@@ -411,7 +450,8 @@ def test_a_deactivated_orgs_admin_loses_api_and_studio_and_operators_keep_them(w
     rest = api.as_user(org_admin)
     assert rest.get("/api/v1/orgs/").json()["count"] == 0
     assert rest.get("/api/v1/projects/").json()["count"] == 0
-    assert rest.get(f"/api/v1/projects/{world.a.project.pk}/").status_code == 404
+    response = rest.get(f"/api/v1/projects/{world.a.project.pk}/")
+    assert response.status_code == 403 and response.json()["error"]["code"] == "org_deactivated"
     assert rest.get("/api/v1/audit-events/").json()["count"] == 0
     response = rest.post(
         "/api/v1/role-assignments/",
@@ -428,7 +468,8 @@ def test_a_deactivated_orgs_admin_loses_api_and_studio_and_operators_keep_them(w
     client.force_login(org_admin)
     assert client.get("/studio/").status_code == 302
     client.force_login(world.a.users["workspace_admin"])
-    assert client.get(f"/w/{world.a.project.pk}/instances/").status_code == 404
+    page = client.get(f"/w/{world.a.project.pk}/instances/")
+    assert page.status_code == 403 and "is deactivated; contact your provider" in page.content.decode()
     # Org B is untouched; operators see A and may reactivate it.
     assert api.as_user(world.b.users["org_admin"]).get("/api/v1/projects/").json()["count"] >= 1
     assert api.as_user(world.operator).get(f"/api/v1/orgs/{world.a.org.pk}/").status_code == 200
@@ -499,7 +540,7 @@ def test_who_loses_what_when_roles_go(world, api):
     services.org_update(actor=world.operator, org=world.a.org, is_active=False)
     kept.refresh_from_db()
     assert identities(kept) == [] and kept.owner_left_at is None
-    assert api.as_user(keeper).get(f"/api/v1/instances/{kept.pk}/").status_code == 404
+    assert api.as_user(keeper).get(f"/api/v1/instances/{kept.pk}/").status_code == 403  # org_deactivated
     services.org_update(actor=world.operator, org=world.a.org, is_active=True)
     kept.refresh_from_db()
     assert identities(kept) == ["dec-keeper"]

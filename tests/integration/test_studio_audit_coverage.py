@@ -342,6 +342,11 @@ OPERATIONS = {
         lambda c, w, s: _action(c, s["tenancy.roleassignment"], "delete_selected", post="yes"),
         "role.revoke",
     ),
+    ("tenancy.roleassignment", "action:remove_from_org"): (
+        "org_admin",
+        lambda c, w, s: _action(c, s["tenancy.roleassignment"], "remove_from_org", confirm="yes"),
+        "org.member_remove",
+    ),
     ("tenancy.invitation", "add"): (
         "org_admin",
         lambda c, w, s: _submit(
