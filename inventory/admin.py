@@ -70,6 +70,7 @@ class DatacenterForm(forms.ModelForm):
 @admin.register(Datacenter)
 class DatacenterAdmin(OperatorWritesAdmin):
     selector = staticmethod(selectors.datacenter_list_for)
+    service_error_fields = {"credentials": "new_credentials"}
     form = DatacenterForm
     list_display = [
         "name",
@@ -171,6 +172,7 @@ class ClusterAdmin(OperatorWritesAdmin):
     """The reference's cluster card: reachability, control plane health, nodes, GPUs."""
 
     selector = staticmethod(selectors.cluster_list_for)
+    service_error_fields = {"kubeconfig": "new_kubeconfig"}
     form = ClusterForm
     list_display = [
         "name",

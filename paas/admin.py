@@ -68,18 +68,24 @@ class ScopedModelAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
+    #: Service field names that the form calls otherwise (a write-only secret's ``new_...`` field), so
+    #: that a service's field error is shown beside the field the person filled in.
+    service_error_fields: dict[str, str] = {}
+
     # --- services instead of ORM writes -------------------------------------------------------------
     def get_form(self, request, obj=None, change=False, **kwargs):
         form_class = super().get_form(request, obj, change=change, **kwargs)
         error: ApplicationError | None = getattr(request, "_studio_error", None)
         if error is None:
             return form_class
+        renamed = self.service_error_fields
 
         class FormWithServiceErrors(form_class):
             def clean(self):
                 data = super().clean()
                 placed = False
                 for field, field_errors in error.fields.items():
+                    field = renamed.get(field, field)
                     for message in field_errors:
                         self.add_error(field if field in self.fields else None, message)
                         placed = True

@@ -154,6 +154,9 @@ def test_refused_at_registration_through_the_api_and_the_studio(
     page = client.post("/studio/inventory/cluster/add/", form)
     errors = re.findall(r'<ul class="errorlist[^>]*>.*?</ul>', html.unescape(page.content.decode()), re.S)
     assert page.status_code == 200 and any(expected in e for e in errors), errors
+    # Beside the field the operator filled in, not only at the top of the form.
+    field_errors = page.context["adminform"].form.errors.get("new_kubeconfig", [])
+    assert any(expected in message for message in field_errors), field_errors
     assert not Cluster.objects.filter(name="refused-studio").exists() and AuditEvent.objects.count() == before
     # The same kubeconfig replacing a registered cluster's: refused, the stored one kept.
     if not strict_only:
