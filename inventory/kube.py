@@ -409,18 +409,22 @@ def quantity(value: Any) -> Any:
         return value
 
 
+def _served(dynamic: DynamicClient, kinds):
+    """``(apiVersion, kind, resource)`` for each of ``kinds`` the cluster serves (others are skipped)."""
+    for api_version, kind in kinds:
+        try:
+            yield api_version, kind, _resource(dynamic, api_version, kind)
+        except (ResourceNotFoundError, ResourceNotUniqueError):
+            continue
+
+
 def list_objects(kubeconfig: str, kinds: list[tuple[str, str]]) -> dict[tuple[str, str, str], dict]:
     """Every object of ``kinds`` (``(apiVersion, kind)``) in the cluster, one list call per kind:
     ``{(kind, namespace or "", name): object}``. A kind the cluster does not serve lists nothing."""
     found: dict[tuple[str, str, str], dict] = {}
     with api_client(kubeconfig) as api:
         try:
-            dynamic = _dynamic(api)
-            for api_version, kind in kinds:
-                try:
-                    resource = _resource(dynamic, api_version, kind)
-                except (ResourceNotFoundError, ResourceNotUniqueError):
-                    continue
+            for api_version, kind, resource in _served(_dynamic(api), kinds):
                 for item in resource.get().to_dict().get("items") or []:
                     metadata = item.get("metadata") or {}
                     key = (kind, metadata.get("namespace") or "", metadata.get("name") or "")
@@ -825,12 +829,7 @@ def prune(kubeconfig: str, *, kinds, label_selector: str, keep: set[tuple[str, s
     deleted: list[str] = []
     with api_client(kubeconfig) as api:
         try:
-            dynamic = _dynamic(api)
-            for api_version, kind in kinds:
-                try:
-                    resource = _resource(dynamic, api_version, kind)
-                except (ResourceNotFoundError, ResourceNotUniqueError):
-                    continue
+            for _api_version, kind, resource in _served(_dynamic(api), kinds):
                 for item in resource.get(label_selector=label_selector).items:
                     name = item.metadata.name
                     if (kind, name) in keep:

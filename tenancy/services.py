@@ -470,21 +470,26 @@ def _revoke_invitations_to(
     )
     if org is not None:
         pending = pending.filter(org=org)
-    now = timezone.now()
     revoked = []
     for invitation in pending.select_related("org", "project"):
-        invitation.revoked_at = now
-        invitation.save(update_fields=["revoked_at"])
-        audit_log(
-            actor=actor,
-            action="invitation.revoke",
-            target=invitation,
-            org=invitation.org,
-            project=invitation.project,
-            details={"email": invitation.email, "via": via},
-        )
+        _revoke_invitation(actor=actor, invitation=invitation, via=via)
         revoked.append(invitation.pk)
     return revoked
+
+
+def _revoke_invitation(*, actor: User | None, invitation: Invitation, via: str = "") -> None:
+    """Mark ``invitation`` revoked (its link stops working) and audit it, in the caller's transaction."""
+    invitation.revoked_at = timezone.now()
+    invitation.save(update_fields=["revoked_at"])
+    details = {"email": invitation.email, **({"via": via} if via else {})}
+    audit_log(
+        actor=actor,
+        action="invitation.revoke",
+        target=invitation,
+        org=invitation.org,
+        project=invitation.project,
+        details=details,
+    )
 
 
 # --- invitations ------------------------------------------------------------------------------------
@@ -570,16 +575,7 @@ def invitation_revoke(*, actor: User, invitation: Invitation) -> Invitation:
     )
     if invitation.status != "pending":
         raise Conflict(f"This invitation is already {invitation.status}.")
-    invitation.revoked_at = timezone.now()
-    invitation.save(update_fields=["revoked_at"])
-    audit_log(
-        actor=actor,
-        action="invitation.revoke",
-        target=invitation,
-        org=invitation.org,
-        project=invitation.project,
-        details={"email": invitation.email},
-    )
+    _revoke_invitation(actor=actor, invitation=invitation)
     return invitation
 
 

@@ -10,36 +10,30 @@ DEBUG = True
 PAAS_OUTBOUND_ALLOW_LOOPBACK = env_bool("PAAS_OUTBOUND_ALLOW_LOOPBACK", True)
 
 
-def _dev_secret_key() -> str:
-    """Generate the development secret once and keep it in var/ so sessions survive restarts."""
-    path = VAR_DIR / "secret_key"
+def _generated_once(name: str, make) -> str:
+    """The text of ``var/<name>``, made by ``make()`` the first time (mode 0600): development secrets
+    survive restarts; production sets its own through the environment."""
+    path = VAR_DIR / name
     if not path.exists():
         VAR_DIR.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(50))
+        path.write_text(make())
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def _dev_secret_key() -> str:
+    return _generated_once("secret_key", lambda: secrets.token_urlsafe(50))
 
 
 def _dev_encryption_keys() -> list[str]:
-    """Generate a development encryption key once into var/ (production must set its own)."""
-    path = VAR_DIR / "encryption_keys"
-    if not path.exists():
-        from cryptography.fernet import Fernet
+    from cryptography.fernet import Fernet
 
-        VAR_DIR.mkdir(parents=True, exist_ok=True)
-        path.write_text(Fernet.generate_key().decode())
-        path.chmod(0o600)
-    return [key.strip() for key in path.read_text().split(",") if key.strip()]
+    text = _generated_once("encryption_keys", lambda: Fernet.generate_key().decode())
+    return [key.strip() for key in text.split(",") if key.strip()]
 
 
 def _dev_checkpoint_key() -> str:
-    """Generate the development audit-checkpoint signing key once into var/ (production sets its own)."""
-    path = VAR_DIR / "audit_checkpoint_key"
-    if not path.exists():
-        VAR_DIR.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    return _generated_once("audit_checkpoint_key", lambda: secrets.token_urlsafe(48))
 
 
 SECRET_KEY = env("SECRET_KEY") or _dev_secret_key()
