@@ -40,8 +40,10 @@ test: install lint
 	$(VENV)/bin/python -m tests.localkube build
 	$(VENV)/bin/python -m tests.support.run $(ARGS)
 
+## lint: ruff, and the layers contract (pyproject.toml [tool.importlinter]: a wrong-way import fails)
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 ## vendor: refresh the portal's front-end packages from the npm registry (exact versions in
 ## frontend/package-lock.json) into paas/static/vendor/ (and axe-core, for the browser tests, into

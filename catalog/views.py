@@ -9,7 +9,8 @@ from django.shortcuts import render
 from catalog.models import ServiceProfile
 from catalog.readme import render_readmes
 from catalog.selectors import catalog_for
-from paas.portal import portal_page, use_workspace
+from paas.portal import portal_page
+from tenancy.portal import use_workspace
 
 
 @portal_page

@@ -25,6 +25,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from instances.models import Collaborator, CollaboratorInvitation, ComputeInstance
+from instances.namespace import baseline_objects, identities
 from instances.states import State
 from inventory.services import enqueue_for_cluster
 from paas import authz
@@ -34,17 +35,30 @@ ACCESS_KINDS = ("ServiceAccount", "Role", "RoleBinding")
 LIVE_STATES = (State.READY, State.PROVISIONING, State.FAILED)
 
 
-def identities(instance: ComputeInstance) -> list[str]:
-    """The usernames that get a ServiceAccount (and so a kubeconfig) in the instance's namespace now:
-    the owner unless they left, and the collaborators; active accounts of an active org only."""
-    if not instance.org.is_active:
-        return []
-    users = []
-    if instance.owner_left_at is None and instance.owner.is_active:
-        users.append(instance.owner.username)
-    # Through ``all()`` so that a prefetch (``deployer.COLLABORATOR_USERS``) saves the query per instance.
-    users += [c.user.username for c in instance.collaborators.all() if c.user.is_active]
-    return users
+OWNER_PERMISSIONS = (
+    "view_computeinstance",
+    "change_computeinstance",
+    "delete_computeinstance",
+    "use_instance",
+)
+
+
+def grant(user, instance: ComputeInstance) -> None:
+    """The owner's permissions on this instance (its owner and each collaborator hold them)."""
+    from guardian.shortcuts import assign_perm
+
+    for codename in OWNER_PERMISSIONS:
+        assign_perm(codename, user, instance)
+    authz.forget(user)
+
+
+def revoke(user, instance: ComputeInstance) -> None:
+    """Take back what :func:`grant` gave."""
+    from guardian.shortcuts import remove_perm
+
+    for codename in OWNER_PERMISSIONS:
+        remove_perm(codename, user, instance)
+    authz.forget(user)
 
 
 def keeps_access(user, instance: ComputeInstance, *, collaborator: bool) -> bool:
@@ -59,9 +73,7 @@ def keeps_access(user, instance: ComputeInstance, *, collaborator: bool) -> bool
 
 def _lose(user, instance: ComputeInstance, *, reason: str) -> None:
     """Take the instance's own permissions from ``user`` for good (they no longer qualify)."""
-    from instances.services import _revoke
-
-    _revoke(user, instance)
+    revoke(user, instance)
     if instance.owner_id == user.pk:
         ComputeInstance.objects.filter(pk=instance.pk).update(owner_left_at=timezone.now())
         instance.owner_left_at = timezone.now()
@@ -130,7 +142,7 @@ def access_sync(*, instance_id: int) -> list[str]:
     every other person's ServiceAccount of this instance is deleted. Returns the deleted names."""
     from kubernetes import client as k8s
 
-    from instances import baseline, deployer
+    from instances import baseline
     from inventory import kube
 
     instance = ComputeInstance.objects.select_related("cluster", "org", "project", "owner").get(
@@ -140,9 +152,7 @@ def access_sync(*, instance_id: int) -> list[str]:
         return []
     kubeconfig = instance.cluster.kubeconfig.reveal()
     if instance.state in LIVE_STATES:
-        objects = [
-            o for o in deployer.baseline_objects(instance, instance.namespace) if o["kind"] in ACCESS_KINDS
-        ]
+        objects = [o for o in baseline_objects(instance, instance.namespace) if o["kind"] in ACCESS_KINDS]
         kube.apply(kubeconfig, objects, namespace=instance.namespace)
     selector = f"{baseline.LABEL_INSTANCE_ID}={instance.pk},{baseline.LABEL_MANAGED_BY}={baseline.MANAGED_BY}"
     with kube.api_client(kubeconfig) as api:

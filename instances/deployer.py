@@ -8,19 +8,21 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Prefetch, prefetch_related_objects
+from django.db.models import Q
 from django.utils import timezone
 
 from catalog import secret_inputs, templating
 from catalog import selectors as catalog_selectors
 from instances import baseline, drift
-from instances.models import Collaborator, ComputeInstance, Run
-from instances.states import State
+from instances.models import ComputeInstance, Run
+from instances.namespace import baseline_objects, namespace_for
+from instances.states import State, transition
 from inventory import guardrails, kube
+from inventory.models import Cluster
+from inventory.services import enqueue_for_cluster, queue_for_cluster
 from paas.audit import audit_log
 
 log = logging.getLogger(__name__)
-GIB = 2**30
 MAX_ATTEMPTS = 3
 READY_TIMEOUT = 120  # seconds a deploy waits for its objects to become ready
 
@@ -35,28 +37,6 @@ class RunLog:
         entry = {"time": timezone.now().isoformat(), "message": message, **extra}
         self.run.log = [*self.run.log, entry]
         Run.objects.filter(pk=self.run.pk).update(log=self.run.log, heartbeat_at=timezone.now())
-
-
-#: Collaborators with their users, in one query (``prefetch_related`` it when building many baselines).
-COLLABORATOR_USERS = Prefetch("collaborators", queryset=Collaborator.objects.select_related("user"))
-
-
-def _users(instance: ComputeInstance) -> list[str]:
-    # Only people who may still use it: not an owner who left, no deactivated account or org.
-    from instances.access import identities
-
-    prefetch_related_objects([instance], COLLABORATOR_USERS)  # a no-op when prefetched already
-    return identities(instance)
-
-
-def _resources(instance: ComputeInstance) -> baseline.Resources:
-    return baseline.Resources(
-        cpu_millis=instance.cpu_millis,
-        memory_bytes=instance.memory_gib * GIB,
-        storage_bytes=max(instance.storage_gib, 1) * GIB,
-        gpus=instance.gpus,
-        mig=instance.mig_slices,
-    )
 
 
 def _context(instance: ComputeInstance, namespace: str) -> dict:
@@ -102,24 +82,6 @@ def render(instance: ComputeInstance, namespace: str) -> tuple[list[dict], dict]
         allowed_custom_resources=catalog_selectors.allowed_custom_resource_kinds(),
     )
     return objects, context
-
-
-def namespace_for(instance: ComputeInstance) -> str:
-    return instance.namespace or baseline.namespace_name(
-        org=instance.org.name, project=instance.project.name, instance=instance.name, instance_id=instance.pk
-    )
-
-
-def baseline_objects(instance: ComputeInstance, namespace: str) -> list[dict]:
-    labels = baseline.tenant_labels(
-        org=instance.org.name, project=instance.project.name, instance=instance.name, instance_id=instance.pk
-    )
-    return baseline.baseline(
-        namespace_name=namespace,
-        labels=labels,
-        resources=_resources(instance),
-        users=_users(instance),
-    )
 
 
 def _require_guardrails(instance: ComputeInstance) -> None:
@@ -218,8 +180,6 @@ def _claim(run_id: int) -> Run | None:
         run.save(update_fields=["outcome", "attempt", "started_at", "heartbeat_at"])
         instance = ComputeInstance.objects.select_for_update().get(pk=run.instance_id)
         if run.kind != Run.Kind.DELETE and instance.state in (State.PENDING, State.FAILED, State.READY):
-            from instances.services import transition
-
             transition(
                 instance, State.PROVISIONING, f"Attempt {run.attempt} of {run.get_kind_display().lower()}."
             )
@@ -276,8 +236,6 @@ class UnexpectedError(Exception):
 
 
 def _succeeded(run: Run, instance: ComputeInstance, step: RunLog) -> str:
-    from instances.services import transition
-
     with transaction.atomic():
         instance = ComputeInstance.objects.select_for_update().get(pk=instance.pk)
         target = State.DELETED if run.kind == Run.Kind.DELETE else State.READY
@@ -296,8 +254,6 @@ def _succeeded(run: Run, instance: ComputeInstance, step: RunLog) -> str:
 def _failed(run: Run, instance: ComputeInstance, step: RunLog, exc: Exception) -> str:
     from django_q.tasks import schedule
 
-    from instances.services import transition
-
     message = (
         str(exc)
         if not isinstance(exc, templating.TemplateError)
@@ -308,8 +264,6 @@ def _failed(run: Run, instance: ComputeInstance, step: RunLog, exc: Exception) -
     if run.attempt < MAX_ATTEMPTS and not final:
         delay = 5 * 2 ** (run.attempt - 1)
         Run.objects.filter(pk=run.pk).update(outcome=Run.Outcome.QUEUED, message=message)
-        from inventory.services import queue_for_cluster
-
         schedule(
             "instances.tasks.run_execute",
             run.pk,
@@ -345,3 +299,100 @@ def stale_runs():
     return running | Run.objects.filter(
         outcome=Run.Outcome.QUEUED, created_at__lt=stale, started_at__isnull=True
     )
+
+
+# --- worker side of access and of the reconcile (the services enqueue these through instances.tasks) ---
+
+
+def access_apply(*, instance_id: int) -> None:
+    """Apply the access part of the baseline (service accounts, role, binding) for current users."""
+    instance = ComputeInstance.objects.select_related("cluster", "org", "project", "owner").get(
+        pk=instance_id
+    )
+    if not instance.namespace or instance.state not in (State.READY, State.PROVISIONING, State.FAILED):
+        return
+    objects = [
+        o
+        for o in baseline_objects(instance, instance.namespace)
+        if o["kind"] in ("ServiceAccount", "Role", "RoleBinding")
+    ]
+    kube.apply(
+        instance.cluster.kubeconfig.reveal(),
+        objects,
+        namespace=instance.namespace,
+        field_manager=baseline.FIELD_MANAGER,
+    )
+
+
+def identity_remove(*, instance_id: int, username: str) -> None:
+    """Worker side: delete a former collaborator's ServiceAccount (and so every token issued to it)."""
+    instance = ComputeInstance.objects.select_related("cluster").get(pk=instance_id)
+    account = {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": baseline.service_account_name(username), "namespace": instance.namespace},
+    }
+    kube.delete_objects(instance.cluster.kubeconfig.reveal(), [account])
+
+
+def reconcile() -> int:
+    """Re-enqueue every stale run on its cluster's agent; ``execute`` picks up where it stopped.
+
+    Also enqueues, once per reachable cluster with ready instances, the check that repairs drift of
+    their isolation baselines (``instances.drift.baseline_repair``, on the cluster's agent), unless
+    one for that cluster is still waiting on the queue.
+    Returns the number of runs re-driven.
+    """
+    count = 0
+    for run in stale_runs().select_related("instance__cluster"):
+        with transaction.atomic():
+            Run.objects.filter(pk=run.pk).update(outcome=Run.Outcome.QUEUED, heartbeat_at=timezone.now())
+            audit_log(
+                actor=None,
+                action="instance.reconcile",
+                target=run.instance,
+                project=run.instance.project,
+                details={"run": run.pk, "attempt": run.attempt},
+            )
+            enqueue_for_cluster(run.instance.cluster, "instances.tasks.run_execute", run.pk)
+        count += 1
+    _enqueue_baseline_checks()
+    return count
+
+
+BASELINE_REPAIR = "instances.tasks.baseline_repair"
+
+
+def _enqueue_baseline_checks() -> None:
+    """One baseline check per cluster, unless one is queued already and not yet started (a slow or
+    stopped agent would otherwise find a check per minute piled up on its queue)."""
+    clusters = list(
+        Cluster.objects.filter(instances__state=State.READY)
+        .exclude(status=Cluster.Status.UNREACHABLE)
+        .distinct()
+    )
+    queues = {cluster.pk: queue_for_cluster(cluster) for cluster in clusters}
+    waiting = waiting_tasks(BASELINE_REPAIR, queues=set(queues.values()))
+    for cluster in clusters:
+        if (cluster.pk,) not in waiting:
+            enqueue_for_cluster(cluster, BASELINE_REPAIR, cluster.pk)
+
+
+def waiting_tasks(func: str, *, queues: set[str]) -> set[tuple]:
+    """The argument tuples of ``func`` tasks queued on ``queues`` and not yet started.
+
+    django-q2's ORM broker keeps a queued task as an ``OrmQ`` row whose ``lock`` is the time it was
+    queued; a worker that takes it moves ``lock`` into the future (by ``retry`` seconds) and deletes
+    the row when done. So a row whose lock has passed is waiting (or was taken by a worker that died
+    and will be delivered again). Payloads are signed pickles: each waiting row of these queues is
+    decoded (a queue holds a handful; this runs once a minute).
+    """
+    from django_q.models import OrmQ
+
+    rows = OrmQ.objects.filter(key__in=queues).filter(Q(lock__isnull=True) | Q(lock__lte=timezone.now()))
+    found = set()
+    for row in rows.only("payload"):
+        task = row.task
+        if task.get("func") == func:
+            found.add(tuple(task.get("args") or ()))
+    return found

@@ -6,7 +6,7 @@ stored; the deployer calls it before the template's objects (so the quota and po
 when the first pod is admitted) and again after them (so nothing a template rendered outlives it).
 
 :func:`baseline_repair` is the periodic check of one cluster (enqueued per cluster by
-``instances.services.reconcile``): one list call per baseline kind for the whole cluster, every ready
+``instances.deployer.reconcile``): one list call per baseline kind for the whole cluster, every ready
 instance's desired baseline compared with what is live, and only the instances that drifted are
 repaired: missing objects are applied again, changed ones replaced whole (a PUT drops fields any
 other manager added, e.g. an ``ingress`` rule slipped into the default-deny policy). The per-user
@@ -24,6 +24,7 @@ from django.db import transaction
 
 from instances import access, baseline
 from instances.models import ComputeInstance
+from instances.namespace import COLLABORATOR_USERS, baseline_objects
 from instances.states import State
 from inventory import kube
 from inventory.models import Cluster
@@ -154,19 +155,17 @@ def baseline_repair(*, cluster_id: int) -> dict[int, list[str]]:
     unreachable cluster is skipped (the next reconcile tries again); an instance whose namespace is
     gone or terminating is reported but not repaired (recreating an empty namespace helps no one).
     """
-    from instances import deployer
-
     cluster = Cluster.objects.get(pk=cluster_id)
     instances = list(
         ComputeInstance.objects.filter(cluster=cluster, state=State.READY)
         .exclude(namespace="")
         .select_related("cluster", "org", "project", "owner")
-        .prefetch_related(deployer.COLLABORATOR_USERS)  # the baselines' users: one query, not one each
+        .prefetch_related(COLLABORATOR_USERS)  # the baselines' users: one query, not one each
     )
     if not instances or cluster.status == Cluster.Status.UNREACHABLE:
         return {}
     kubeconfig = cluster.kubeconfig.reveal()
-    desired = {instance.pk: deployer.baseline_objects(instance, instance.namespace) for instance in instances}
+    desired = {instance.pk: baseline_objects(instance, instance.namespace) for instance in instances}
     kinds = sorted(
         {(obj["apiVersion"], obj["kind"]) for objects in desired.values() for obj in objects}
         | {("v1", "ServiceAccount")}  # listed even when no one may have one: stale ones must go

@@ -11,13 +11,15 @@ from django.utils import timezone
 from catalog.models import ComputeProfile
 from catalog.selectors import catalog_for
 from catalog.services import profile_snapshot
+from instances import access
+from instances.launch_checks import launch_checks_run
 from instances.models import ComputeInstance, Run
 from instances.quota import profile_totals, quota_problems
-from instances.states import ACTIVE, State, can_move
+from instances.states import ACTIVE, State, transition
 from inventory.matchmaker import PlacementRequest, ResourceGroup
 from inventory.models import Cluster
 from inventory.selectors import Reservation, placement_for
-from inventory.services import enqueue_for_cluster, queue_for_cluster
+from inventory.services import enqueue_for_cluster
 from paas import authz
 from paas.audit import audit_log
 from paas.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -137,6 +139,8 @@ def instance_launch(
         raise Conflict(
             "No cluster has capacity for this profile now. " + placement.explain(), code="no_capacity"
         )
+    # Higher layers' rules (budgets, limits), under the same locks (instances.launch_checks).
+    launch_checks_run(actor=actor, project=project, profile=profile, cluster=cluster, totals=want)
     snapshot = profile_snapshot(profile) | {
         "profile_id": profile.pk,
         "name": profile.name,
@@ -168,7 +172,7 @@ def instance_launch(
         **want,
     )
     run = Run.objects.create(instance=instance, kind=Run.Kind.DEPLOY)
-    _grant(actor, instance)  # the owner's own access (and kubeconfig) to this instance
+    access.grant(actor, instance)  # the owner's own access (and kubeconfig) to this instance
     audit_log(
         actor=actor,
         action="instance.launch",
@@ -185,45 +189,7 @@ def instance_launch(
     return instance
 
 
-def transition(instance: ComputeInstance, target: str, reason: str = "") -> None:
-    """Move an instance to ``target`` if the state machine allows it (call inside a transaction)."""
-    if not can_move(instance.state, target):
-        raise Conflict(f"An instance cannot go from {instance.get_state_display()} to {State(target).label}.")
-    instance.state, instance.state_reason = target, reason
-    fields = ["state", "state_reason"]
-    if target == State.READY:
-        instance.ready_at = timezone.now()
-        fields.append("ready_at")
-    if target == State.DELETED:
-        instance.deleted_at = timezone.now()
-        fields.append("deleted_at")
-    instance.save(update_fields=fields)
-
-
 # --- collaborators, retry, delete -------------------------------------------------------------------
-
-OWNER_PERMISSIONS = (
-    "view_computeinstance",
-    "change_computeinstance",
-    "delete_computeinstance",
-    "use_instance",
-)
-
-
-def _grant(user, instance: ComputeInstance) -> None:
-    from guardian.shortcuts import assign_perm
-
-    for codename in OWNER_PERMISSIONS:
-        assign_perm(codename, user, instance)
-    authz.forget(user)
-
-
-def _revoke(user, instance: ComputeInstance) -> None:
-    from guardian.shortcuts import remove_perm
-
-    for codename in OWNER_PERMISSIONS:
-        remove_perm(codename, user, instance)
-    authz.forget(user)
 
 
 def _require_manage(actor, instance: ComputeInstance) -> None:
@@ -299,7 +265,7 @@ def _add_collaborator(*, actor, instance: ComputeInstance, user, added_by, via: 
     from instances.models import Collaborator
 
     collaborator = Collaborator.objects.create(instance=instance, user=user, added_by=added_by)
-    _grant(user, instance)
+    access.grant(user, instance)
     details = {"user": user.email} | ({"via": via} if via else {})
     audit_log(
         actor=actor,
@@ -338,7 +304,7 @@ def collaborator_remove(*, actor, instance: ComputeInstance, user) -> None:
     deleted, _ = Collaborator.objects.filter(instance=instance, user=user).delete()
     if not deleted:
         raise ValidationFailed("Not a collaborator.", fields={"user": f"{user} is not a collaborator."})
-    _revoke(user, instance)
+    access.revoke(user, instance)
     _forget_identity(instance, user)
     audit_log(
         actor=actor,
@@ -387,111 +353,6 @@ def instance_delete(*, actor, instance: ComputeInstance) -> Run:
     audit_log(actor=actor, action="instance.delete", target=instance, project=instance.project, details={})
     enqueue_for_cluster(instance.cluster, "instances.tasks.run_execute", run.pk)
     return run
-
-
-# --- worker-side helpers ----------------------------------------------------------------------------
-
-
-def access_apply(*, instance_id: int) -> None:
-    """Apply the access part of the baseline (service accounts, role, binding) for current users."""
-    from instances import baseline, deployer
-    from inventory import kube
-
-    instance = ComputeInstance.objects.select_related("cluster", "org", "project", "owner").get(
-        pk=instance_id
-    )
-    if not instance.namespace or instance.state not in (State.READY, State.PROVISIONING, State.FAILED):
-        return
-    objects = [
-        o
-        for o in deployer.baseline_objects(instance, instance.namespace)
-        if o["kind"] in ("ServiceAccount", "Role", "RoleBinding")
-    ]
-    kube.apply(
-        instance.cluster.kubeconfig.reveal(),
-        objects,
-        namespace=instance.namespace,
-        field_manager=baseline.FIELD_MANAGER,
-    )
-
-
-def identity_remove(*, instance_id: int, username: str) -> None:
-    """Worker side: delete a former collaborator's ServiceAccount (and so every token issued to it)."""
-    from instances import baseline
-    from inventory import kube
-
-    instance = ComputeInstance.objects.select_related("cluster").get(pk=instance_id)
-    account = {
-        "apiVersion": "v1",
-        "kind": "ServiceAccount",
-        "metadata": {"name": baseline.service_account_name(username), "namespace": instance.namespace},
-    }
-    kube.delete_objects(instance.cluster.kubeconfig.reveal(), [account])
-
-
-def reconcile() -> int:
-    """Re-enqueue every stale run on its cluster's agent; ``execute`` picks up where it stopped.
-
-    Also enqueues, once per reachable cluster with ready instances, the check that repairs drift of
-    their isolation baselines (``instances.drift.baseline_repair``, on the cluster's agent), unless
-    one for that cluster is still waiting on the queue.
-    Returns the number of runs re-driven.
-    """
-    from instances import deployer
-
-    count = 0
-    for run in deployer.stale_runs().select_related("instance__cluster"):
-        with transaction.atomic():
-            Run.objects.filter(pk=run.pk).update(outcome=Run.Outcome.QUEUED, heartbeat_at=timezone.now())
-            audit_log(
-                actor=None,
-                action="instance.reconcile",
-                target=run.instance,
-                project=run.instance.project,
-                details={"run": run.pk, "attempt": run.attempt},
-            )
-            enqueue_for_cluster(run.instance.cluster, "instances.tasks.run_execute", run.pk)
-        count += 1
-    _enqueue_baseline_checks()
-    return count
-
-
-BASELINE_REPAIR = "instances.tasks.baseline_repair"
-
-
-def _enqueue_baseline_checks() -> None:
-    """One baseline check per cluster, unless one is queued already and not yet started (a slow or
-    stopped agent would otherwise find a check per minute piled up on its queue)."""
-    clusters = list(
-        Cluster.objects.filter(instances__state=State.READY)
-        .exclude(status=Cluster.Status.UNREACHABLE)
-        .distinct()
-    )
-    queues = {cluster.pk: queue_for_cluster(cluster) for cluster in clusters}
-    waiting = waiting_tasks(BASELINE_REPAIR, queues=set(queues.values()))
-    for cluster in clusters:
-        if (cluster.pk,) not in waiting:
-            enqueue_for_cluster(cluster, BASELINE_REPAIR, cluster.pk)
-
-
-def waiting_tasks(func: str, *, queues: set[str]) -> set[tuple]:
-    """The argument tuples of ``func`` tasks queued on ``queues`` and not yet started.
-
-    django-q2's ORM broker keeps a queued task as an ``OrmQ`` row whose ``lock`` is the time it was
-    queued; a worker that takes it moves ``lock`` into the future (by ``retry`` seconds) and deletes
-    the row when done. So a row whose lock has passed is waiting (or was taken by a worker that died
-    and will be delivered again). Payloads are signed pickles: each waiting row of these queues is
-    decoded (a queue holds a handful; this runs once a minute).
-    """
-    from django_q.models import OrmQ
-
-    rows = OrmQ.objects.filter(key__in=queues).filter(Q(lock__isnull=True) | Q(lock__lte=timezone.now()))
-    found = set()
-    for row in rows.only("payload"):
-        task = row.task
-        if task.get("func") == func:
-            found.add(tuple(task.get("args") or ()))
-    return found
 
 
 @transaction.atomic

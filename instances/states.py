@@ -1,6 +1,11 @@
-"""The states of a compute instance and the transitions allowed between them, in one place."""
+"""The states of a compute instance, the transitions allowed between them and the one function that
+moves an instance (:func:`transition`, which publishes every change: ``instance_state_changed``)."""
 
 from django.db import models
+from django.utils import timezone
+
+from instances.signals import instance_state_changed
+from paas.errors import Conflict
 
 
 class State(models.TextChoices):
@@ -27,3 +32,24 @@ ACTIVE = frozenset({State.PENDING, State.PROVISIONING, State.READY, State.FAILED
 
 def can_move(current: str, target: str) -> bool:
     return target in TRANSITIONS.get(current, frozenset())
+
+
+def transition(instance, target: str, reason: str = "") -> None:
+    """Move an instance to ``target`` if the state machine allows it (call inside a transaction, with
+    the instance's row locked), then send ``instances.signals.instance_state_changed`` synchronously,
+    in that same transaction: a receiver sees the new state saved, and one that raises undoes it."""
+    if not can_move(instance.state, target):
+        raise Conflict(f"An instance cannot go from {instance.get_state_display()} to {State(target).label}.")
+    previous = instance.state
+    instance.state, instance.state_reason = target, reason
+    fields = ["state", "state_reason"]
+    if target == State.READY:
+        instance.ready_at = timezone.now()
+        fields.append("ready_at")
+    if target == State.DELETED:
+        instance.deleted_at = timezone.now()
+        fields.append("deleted_at")
+    instance.save(update_fields=fields)
+    instance_state_changed.send(
+        sender=type(instance), instance=instance, previous=previous, state=target, reason=reason
+    )

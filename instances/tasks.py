@@ -1,6 +1,6 @@
-"""django-q2 entry points for instances: take ids, call the deployer/services; idempotent."""
+"""django-q2 entry points for instances: take ids, call the worker side (deployer, access, drift)."""
 
-from instances import deployer, services
+from instances import deployer
 from paas.context import Client, client_context
 
 
@@ -12,12 +12,12 @@ def run_execute(run_id: int) -> str:
 def access_refresh(instance_id: int) -> None:
     """Re-apply the namespace's access objects after collaborators changed."""
     with client_context(client=Client.TASK):
-        services.access_apply(instance_id=instance_id)
+        deployer.access_apply(instance_id=instance_id)
 
 
 def identity_remove(instance_id: int, username: str) -> None:
     with client_context(client=Client.TASK):
-        services.identity_remove(instance_id=instance_id, username=username)
+        deployer.identity_remove(instance_id=instance_id, username=username)
 
 
 def access_sync(instance_id: int) -> list[str]:
@@ -31,7 +31,7 @@ def access_sync(instance_id: int) -> list[str]:
 def reconcile() -> int:
     """Scheduled: re-drive runs whose worker died (a killed worker, a lost task)."""
     with client_context(client=Client.TASK):
-        return services.reconcile()
+        return deployer.reconcile()
 
 
 def baseline_repair(cluster_id: int) -> dict:

@@ -5,6 +5,7 @@ from instances import views
 app_name = "instances"
 
 urlpatterns = [
+    path("w/<int:project_id>/", views.workspace, name="workspace"),
     path("w/<int:project_id>/instances/", views.instance_list, name="list"),
     path("w/<int:project_id>/instances/new/", views.instance_new, name="new"),
     path("instances/<int:instance_id>/", views.instance_detail, name="detail"),

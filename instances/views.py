@@ -1,4 +1,5 @@
-"""Portal pages of compute instances: the list, the three-step launch, the detail page and its actions.
+"""Portal pages of compute instances: a workspace's landing page (``/w/<id>/``), the list, the three-step
+launch, the detail page and its actions.
 
 Every object is reached through a selector (404 when missing or not visible) and every change goes
 through ``instances.services``, which checks permissions again: a button the page hides because the
@@ -25,8 +26,10 @@ from instances.states import State
 from inventory.mig import UNITS_PER_GPU, slice_units
 from paas import authz
 from paas.errors import NotFound
-from paas.portal import FORM_ERRORS, apply_error, portal_page, use_workspace, workspace_permissions
+from paas.portal import FORM_ERRORS, apply_error, portal_page, workspace_permissions
+from tenancy import selectors as tenancy_selectors
 from tenancy.models import User
+from tenancy.portal import use_workspace
 
 PAGE_SIZE = 50
 LIVE_STATES = {State.PENDING, State.PROVISIONING, State.DELETING}
@@ -401,3 +404,49 @@ def output_reveal(request: HttpRequest, instance_id: int, name: str) -> HttpResp
     )
     response["Cache-Control"] = "no-store"
     return response
+
+
+@portal_page
+def workspace(request: HttpRequest, project_id: int) -> HttpResponse:
+    """The landing page of a workspace: what is active, resources in use against quota, activity.
+
+    For the people who work in it; a PaaS admin of the workspace (who manages its catalog, not its
+    work) gets the page without any of that, pointing to the studio.
+    """
+    project = use_workspace(request, project_id)
+    can = workspace_permissions(request.user, project)
+    context = {
+        "nav": "home",
+        "project": project,
+        "can": can,
+        "others": selectors.workspaces_with_active_instances(request.user, exclude=project),
+    }
+    if not can["view_instances"]:
+        return render(request, "instances/workspace.html", context)
+    summary = selectors.workspace_summary(request.user, project.pk)
+    usage = [
+        _usage_row("GPUs", summary["in_use"]["gpus"], summary["quota"]["gpus"])
+        | {"note": "MIG slices count as fractions of a GPU: 1g.10gb = 1/7 GPU"},
+        _usage_row("CPU cores", summary["in_use"]["cpu_cores"], summary["quota"]["cpu_cores"]),
+        _usage_row("Memory (GiB)", summary["in_use"]["memory_gib"], summary["quota"]["memory_gib"]),
+        _usage_row("Storage (GiB)", summary["in_use"]["storage_gib"], summary["quota"]["storage_gib"]),
+        _usage_row("Instances", summary["in_use"]["instances"], summary["quota"]["instances"]),
+    ]
+    return render(
+        request,
+        "instances/workspace.html",
+        context
+        | {
+            "summary": summary,
+            "usage": usage,
+            "states": [(state, n) for state, n in summary["instances"].items() if n and state != "deleted"],
+            "recent": selectors.instance_recent_in(request.user, project, limit=5),
+            "activity": tenancy_selectors.workspace_activity(request.user, project, limit=10),
+        },
+    )
+
+
+def _usage_row(label: str, used, limit) -> dict:
+    used = int(used) if float(used).is_integer() else used if label == "GPUs" else round(float(used), 1)
+    percent = None if not limit else min(100, round(100 * float(used) / float(limit)))
+    return {"label": label, "used": used, "limit": limit, "percent": percent}

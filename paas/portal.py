@@ -1,4 +1,5 @@
-"""What every developer-hub (portal) page shares: sign-in, the current workspace, error mapping.
+"""What every developer-hub (portal) page shares: sign-in, permissions shown as buttons, error mapping
+(the current workspace and the switcher are tenancy's: ``tenancy.portal``).
 
 Portal views are thin: they reach objects through selectors (missing and forbidden look alike: 404),
 change state through services, and show a service's ``ApplicationError`` on the page (field messages
@@ -11,12 +12,10 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.forms import Form
 from django.http import Http404, HttpRequest
-from django.utils.functional import SimpleLazyObject
 
 from paas import authz
 from paas.errors import ApplicationError, Conflict, Forbidden, NotFound, RateLimited, ValidationFailed
 
-SESSION_WORKSPACE = "portal_workspace"
 # Service errors a page shows on its form; Forbidden and NotFound propagate to the 403 and 404 pages.
 FORM_ERRORS = (ValidationFailed, Conflict, RateLimited)
 
@@ -36,17 +35,6 @@ def portal_page(view):
             raise PermissionDenied(exc.message) from exc
 
     return wrapper
-
-
-def use_workspace(request: HttpRequest, project_id) -> "Project":  # noqa: F821
-    """The workspace a page is about (404 unless the user may view it); remembered for ``/``."""
-    from tenancy.selectors import project_get_for
-
-    project = project_get_for(request.user, project_id)
-    request.workspace = project
-    if request.session.get(SESSION_WORKSPACE) != project.pk:
-        request.session[SESSION_WORKSPACE] = project.pk
-    return project
 
 
 def workspace_permissions(user, project) -> dict[str, bool]:
@@ -69,16 +57,3 @@ def apply_error(form: Form | None, exc: ApplicationError) -> str:
     if not exc.fields or unplaced:
         return exc.message if not unplaced else f"{exc.message} {' '.join(unplaced)}".strip()
     return ""
-
-
-def portal(request: HttpRequest) -> dict:
-    """Template context for every page: the current workspace and the switcher's list (the sign-in
-    options come from ``tenancy.sso.template_context``)."""
-    user = getattr(request, "user", None)
-    data = {"current_workspace": getattr(request, "workspace", None)}
-    if user is not None and user.is_authenticated:
-        from tenancy.selectors import workspaces_for
-
-        # Lazy: pages that show no switcher cost no query.
-        data["workspaces"] = SimpleLazyObject(lambda: list(workspaces_for(user)))
-    return data

@@ -7,6 +7,5 @@ app_name = "tenancy"
 urlpatterns = [
     path("login/", views.PortalLoginView.as_view(), name="login"),
     path("invitations/<str:token>/", views.invitation_accept, name="invitation-accept"),
-    path("w/<int:project_id>/", views.workspace, name="workspace"),
     path("", views.home, name="home"),
 ]

@@ -1,5 +1,5 @@
-"""Tenancy pages of the developer hub: sign-in, the home redirect, a workspace's landing page, and
-accepting an invitation."""
+"""Tenancy pages of the developer hub: sign-in, the home redirect and accepting an invitation (a
+workspace's landing page shows its instances: ``instances.views.workspace``)."""
 
 from django.contrib import messages
 from django.contrib.auth import login
@@ -9,12 +9,12 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
-from instances import selectors as instance_selectors
 from paas.errors import ApplicationError, NotFound
-from paas.portal import SESSION_WORKSPACE, portal_page, use_workspace, workspace_permissions
+from paas.portal import portal_page
 from tenancy import selectors, services
 from tenancy.forms import InvitationAcceptForm
 from tenancy.models import User
+from tenancy.portal import SESSION_WORKSPACE
 
 
 @require_http_methods(["GET", "POST"])
@@ -81,54 +81,8 @@ def home(request: HttpRequest) -> HttpResponse:
     remembered = request.session.get(SESSION_WORKSPACE)
     target = (remembered and workspaces.filter(pk=remembered).first()) or workspaces.first()
     if target is not None:
-        return redirect("tenancy:workspace", target.pk)
+        return redirect("instances:workspace", target.pk)  # the landing page, in instances
     deactivated = list(selectors.deactivated_orgs_of(request.user))
     if deactivated:
         return render(request, "tenancy/org_deactivated.html", {"nav": "home", "orgs": deactivated})
     return render(request, "tenancy/no_workspace.html", {"nav": "home"})
-
-
-@portal_page
-def workspace(request: HttpRequest, project_id: int) -> HttpResponse:
-    """The landing page of a workspace: what is active, resources in use against quota, activity.
-
-    For the people who work in it; a PaaS admin of the workspace (who manages its catalog, not its
-    work) gets the page without any of that, pointing to the studio.
-    """
-    project = use_workspace(request, project_id)
-    can = workspace_permissions(request.user, project)
-    context = {
-        "nav": "home",
-        "project": project,
-        "can": can,
-        "others": instance_selectors.workspaces_with_active_instances(request.user, exclude=project),
-    }
-    if not can["view_instances"]:
-        return render(request, "tenancy/workspace.html", context)
-    summary = instance_selectors.workspace_summary(request.user, project.pk)
-    usage = [
-        _usage_row("GPUs", summary["in_use"]["gpus"], summary["quota"]["gpus"])
-        | {"note": "MIG slices count as fractions of a GPU: 1g.10gb = 1/7 GPU"},
-        _usage_row("CPU cores", summary["in_use"]["cpu_cores"], summary["quota"]["cpu_cores"]),
-        _usage_row("Memory (GiB)", summary["in_use"]["memory_gib"], summary["quota"]["memory_gib"]),
-        _usage_row("Storage (GiB)", summary["in_use"]["storage_gib"], summary["quota"]["storage_gib"]),
-        _usage_row("Instances", summary["in_use"]["instances"], summary["quota"]["instances"]),
-    ]
-    return render(
-        request,
-        "tenancy/workspace.html",
-        context
-        | {
-            "summary": summary,
-            "usage": usage,
-            "states": [(state, n) for state, n in summary["instances"].items() if n and state != "deleted"],
-            "recent": instance_selectors.instance_recent_in(request.user, project, limit=5),
-            "activity": selectors.workspace_activity(request.user, project, limit=10),
-        },
-    )
-
-
-def _usage_row(label: str, used, limit) -> dict:
-    used = int(used) if float(used).is_integer() else used if label == "GPUs" else round(float(used), 1)
-    percent = None if not limit else min(100, round(100 * float(used) / float(limit)))
-    return {"label": label, "used": used, "limit": limit, "percent": percent}

@@ -99,7 +99,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "tenancy.sso.template_context",
-                "paas.portal.portal",
+                "tenancy.portal.portal",
             ],
         },
     },

@@ -161,7 +161,7 @@ def test_reconcile_repairs_a_tampered_baseline_and_audits_it(
 
     before = OrmQ.objects.count()
     with django_capture_on_commit_callbacks(execute=True):
-        services.reconcile()
+        deployer.reconcile()
     assert OrmQ.objects.count() == before + 1
     # ...which the worker runs:
     report = tasks.baseline_repair(cluster.pk)
@@ -237,7 +237,7 @@ def test_the_baseline_check_skips_unreachable_clusters(world, django_capture_on_
     cluster.save(update_fields=["status"])
     before = OrmQ.objects.count()
     with django_capture_on_commit_callbacks(execute=True):
-        services.reconcile()
+        deployer.reconcile()
     assert OrmQ.objects.count() == before  # marked unreachable: not even enqueued
     assert drift.baseline_repair(cluster_id=cluster.pk) == {}
 

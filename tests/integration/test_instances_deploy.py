@@ -79,7 +79,7 @@ def test_deploy_baseline_idempotence_access_and_delete(live, api):
     # A collaborator gains access (and a kubeconfig), then loses it.
     friend = world.a.users["collaborator_rw"]
     services.collaborator_add(actor=world.a.users["workspace_admin"], instance=instance, email=friend.email)
-    services.access_apply(instance_id=instance.pk)
+    deployer.access_apply(instance_id=instance.pk)
     friend_kubeconfig = (
         api.as_user(friend).post(f"/api/v1/instances/{instance.pk}/kubeconfig/").content.decode()
     )
@@ -88,8 +88,8 @@ def test_deploy_baseline_idempotence_access_and_delete(live, api):
         "fine"
     ]
     services.collaborator_remove(actor=world.a.users["workspace_admin"], instance=instance, user=friend)
-    services.access_apply(instance_id=instance.pk)
-    services.identity_remove(
+    deployer.access_apply(instance_id=instance.pk)
+    deployer.identity_remove(
         instance_id=instance.pk, username=friend.username
     )  # as the worker does on commit
     assert _eventually_refused(lambda: friend_core.list_namespaced_pod(instance.namespace)) in (401, 403)
@@ -271,7 +271,7 @@ def test_a_run_whose_worker_died_is_redriven_to_ready(live):
         outcome=Run.Outcome.RUNNING, attempt=1, heartbeat_at=timezone.now() - timedelta(minutes=10)
     )
     ComputeInstance.objects.filter(pk=instance.pk).update(state="provisioning")
-    assert services.reconcile() == 1
+    assert deployer.reconcile() == 1
     assert Run.objects.get(pk=run.pk).outcome == Run.Outcome.QUEUED
     assert deployer.execute(run.pk) == "ready"
     instance.refresh_from_db()
@@ -353,7 +353,7 @@ def test_killing_the_worker_mid_deploy_then_restarting_ends_ready(kube_cluster, 
     assert ComputeInstance.objects.get(pk=instance.pk).state == "provisioning"
     settings.INSTANCE_RUN_STALE_SECONDS = 0  # the dead worker wrote its last heartbeat in the past
     time.sleep(0.1)
-    assert services.reconcile() >= 1
+    assert deployer.reconcile() >= 1
     second = worker()
     try:
         deadline = time.monotonic() + 90

@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_q.models import OrmQ
 
-from instances import drift, services
+from instances import deployer, drift, services
 from instances.models import Collaborator, ComputeInstance
 from tests.factories import make_profile, make_synced_cluster
 from tests.support.hostile_templates import manifests
@@ -50,13 +50,13 @@ def _checks_waiting() -> list[tuple]:
     return sorted(
         tuple(row.task["args"])
         for row in OrmQ.objects.all()
-        if row.task.get("func") == services.BASELINE_REPAIR
+        if row.task.get("func") == deployer.BASELINE_REPAIR
     )
 
 
 def _reconcile(capture) -> None:
     with capture(execute=True):
-        services.reconcile()
+        deployer.reconcile()
 
 
 def test_one_baseline_check_per_cluster_waits_at_a_time(world, django_capture_on_commit_callbacks):
@@ -91,9 +91,9 @@ def test_waiting_tasks_reads_only_the_given_queues_and_function(world, django_ca
     _ready_instances(world, near, 1, "n")
     _reconcile(django_capture_on_commit_callbacks)
     queue = settings.Q_CLUSTER["name"]
-    assert services.waiting_tasks(services.BASELINE_REPAIR, queues={queue}) == {(near.pk,)}
-    assert services.waiting_tasks(services.BASELINE_REPAIR, queues={"agent-elsewhere"}) == set()
-    assert services.waiting_tasks("instances.tasks.run_execute", queues={queue}) == set()
+    assert deployer.waiting_tasks(deployer.BASELINE_REPAIR, queues={queue}) == {(near.pk,)}
+    assert deployer.waiting_tasks(deployer.BASELINE_REPAIR, queues={"agent-elsewhere"}) == set()
+    assert deployer.waiting_tasks("instances.tasks.run_execute", queues={queue}) == set()
 
 
 def _repair_queries(cluster_pk: int) -> int:

@@ -25,7 +25,7 @@ from kubernetes.client.exceptions import ApiException
 
 from catalog import system
 from catalog.models import ComputeProfile
-from instances import baseline, deployer, drift
+from instances import access, baseline, deployer, drift
 from instances import services as instance_services
 from instances.models import Collaborator, ComputeInstance, Run
 from inventory import services as inventory_services
@@ -483,10 +483,10 @@ def _bare_instance(world, owner, name: str, *collaborators) -> ComputeInstance:
     instance = ComputeInstance.objects.create(
         org=world.a.org, project=world.a.project, name=name, owner=owner, state="ready"
     )
-    instance_services._grant(owner, instance)
+    access.grant(owner, instance)
     for user in collaborators:
         Collaborator.objects.create(instance=instance, user=user, added_by=owner)
-        instance_services._grant(user, instance)
+        access.grant(user, instance)
     return instance
 
 
