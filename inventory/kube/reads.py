@@ -331,6 +331,15 @@ def events(kubeconfig: str, namespace: str, *, limit: int = 50) -> list[dict]:
     return rows[-limit:] if limit > 0 else []
 
 
+def list_service_accounts(kubeconfig: str, namespace: str, *, label_selector: str) -> list[dict]:
+    """The namespace's ServiceAccounts matching ``label_selector``, as dicts (API errors propagate)."""
+    with api_client(kubeconfig) as api:
+        accounts = k8s.CoreV1Api(api).list_namespaced_service_account(
+            namespace, label_selector=label_selector
+        )
+        return [api.sanitize_for_serialization(a) for a in accounts.items]
+
+
 def namespace_exists(kubeconfig: str, name: str) -> bool:
     """Whether the namespace exists (a Terminating namespace still does)."""
     with api_client(kubeconfig) as api:
