@@ -140,8 +140,6 @@ def sync_later(instance: ComputeInstance) -> None:
 def access_sync(*, instance_id: int) -> list[str]:
     """Worker side: the namespace's ServiceAccounts, Role and RoleBinding for :func:`identities` only;
     every other person's ServiceAccount of this instance is deleted. Returns the deleted names."""
-    from kubernetes import client as k8s
-
     from instances import baseline
     from inventory import kube
 
@@ -155,11 +153,7 @@ def access_sync(*, instance_id: int) -> list[str]:
         objects = [o for o in baseline_objects(instance, instance.namespace) if o["kind"] in ACCESS_KINDS]
         kube.apply(kubeconfig, objects, namespace=instance.namespace)
     selector = f"{baseline.LABEL_INSTANCE_ID}={instance.pk},{baseline.LABEL_MANAGED_BY}={baseline.MANAGED_BY}"
-    with kube.api_client(kubeconfig) as api:
-        accounts = k8s.CoreV1Api(api).list_namespaced_service_account(
-            instance.namespace, label_selector=selector
-        )
-        found = [api.sanitize_for_serialization(a) for a in accounts.items]
+    found = kube.list_service_accounts(kubeconfig, instance.namespace, label_selector=selector)
     stale = stale_accounts(instance, found)
     delete_accounts(kubeconfig, instance, stale)
     return stale

@@ -20,6 +20,7 @@ from catalog.templating import (
     validate_declarations,
     validate_objects,
 )
+from catalog.templating.objects import _builtin_kinds, _schema_version
 
 # ------------------------------------------------------------------------------------- fixtures
 INPUTS = [
@@ -1013,7 +1014,7 @@ def test_every_built_in_kind_of_the_schemas_is_classified():
         ("policy", "Eviction"),
         ("authentication.k8s.io", "TokenRequest"),
     }
-    kinds = templating._builtin_kinds(templating.DEFAULT_KUBERNETES_VERSION)
+    kinds = _builtin_kinds(templating.DEFAULT_KUBERNETES_VERSION)
     assert len(kinds) > 150
     unclassified = {
         (group, kind)
@@ -1040,4 +1041,4 @@ def test_scope_lists_are_consistent():
 def test_schemas_used_are_the_pinned_kubernetes_version():
     files = resources.files("kubernetes_validate") / "kubernetes-json-schema" / "v1.37.0-local-strict"
     assert (files / "deployment-apps-v1.json").is_file()
-    assert templating._schema_version("1.37.0") == "1.37.0"
+    assert _schema_version("1.37.0") == "1.37.0"

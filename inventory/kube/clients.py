@@ -1,0 +1,243 @@
+"""Kubeconfigs and API clients: parsing and checking a kubeconfig, a client under the outbound
+policy, reachability (:func:`probe`), and kubeconfigs built for a token."""
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import urllib3
+import yaml
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic import DynamicClient
+
+from inventory import kubeconfig_policy
+from paas import outbound, yamlsafe
+
+TIMEOUT = (3, 10)  # connect, read (seconds)
+
+
+class KubeUnreachable(Exception):
+    """The cluster could not be reached or refused our credentials."""
+
+
+MAX_KUBECONFIG_CHARS = 1024 * 1024  # a real kubeconfig is a few KiB; embedded certificates included
+
+
+class KubeconfigInvalid(ValueError):
+    """The kubeconfig text is not a usable kubeconfig."""
+
+
+def parse_kubeconfig(text: str) -> dict:
+    """Validate a kubeconfig: YAML, a current context with a cluster (server) and a user."""
+    if len(text) > MAX_KUBECONFIG_CHARS:
+        raise KubeconfigInvalid(f"The kubeconfig is larger than {MAX_KUBECONFIG_CHARS // 1024} KiB.")
+    try:
+        data = yamlsafe.safe_load(text)  # bounded nesting, no aliases: a crafted file is an error
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None)
+        ours = problem and ("nested more than" in problem or "aliases" in problem)  # our limits, said plainly
+        detail = f" ({problem})" if ours else ""
+        raise KubeconfigInvalid(f"Not valid YAML: {exc.__class__.__name__}{detail}.") from exc
+    if not isinstance(data, dict) or data.get("kind", "Config") != "Config":
+        raise KubeconfigInvalid("Not a kubeconfig (expected kind: Config).")
+    for kind in ("contexts", "clusters", "users"):
+        names = [e.get("name") for e in data.get(kind) or [] if isinstance(e, dict)]
+        if len(names) != len(set(names)):  # the client would use the first, our checks the last
+            raise KubeconfigInvalid(f"The kubeconfig has two {kind} with the same name.")
+    contexts = {
+        c.get("name"): c.get("context", {}) for c in data.get("contexts") or [] if isinstance(c, dict)
+    }
+    current = data.get("current-context") or (next(iter(contexts)) if len(contexts) == 1 else None)
+    if not current or current not in contexts:
+        raise KubeconfigInvalid("The kubeconfig has no usable current-context.")
+    context = contexts[current]
+    clusters = {
+        c.get("name"): c.get("cluster", {}) for c in data.get("clusters") or [] if isinstance(c, dict)
+    }
+    users = {u.get("name"): u.get("user", {}) for u in data.get("users") or [] if isinstance(u, dict)}
+    cluster = clusters.get(context.get("cluster"))
+    if not cluster or not str(cluster.get("server", "")).startswith("https://"):
+        raise KubeconfigInvalid("The current context's cluster needs an https:// server.")
+    if context.get("user") not in users:
+        raise KubeconfigInvalid("The current context's user is missing.")
+    data["current-context"] = current
+    return data
+
+
+def kubeconfig_server(text: str) -> str:
+    data = parse_kubeconfig(text)
+    contexts = {c["name"]: c["context"] for c in data["contexts"]}
+    clusters = {c["name"]: c["cluster"] for c in data["clusters"]}
+    return clusters[contexts[data["current-context"]]["cluster"]]["server"]
+
+
+def kubeconfig_from_token(*, server: str, ca_data_b64: str, token: str, name: str = "cluster") -> str:
+    """Build a kubeconfig for a server, its CA (base64 PEM) and a bearer token."""
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": name, "cluster": {"server": server, "certificate-authority-data": ca_data_b64}}
+        ],
+        "users": [{"name": f"{name}-user", "user": {"token": token}}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": f"{name}-user"}}],
+        "current-context": name,
+    }
+    return yaml.safe_dump(config)
+
+
+def api_client(kubeconfig: str) -> k8s.ApiClient:
+    """A client for the kubeconfig's current context, under the outbound-address policy.
+
+    Checked again here (each client): the kubeconfig's credential rules and the server's addresses as
+    they resolve now (:mod:`inventory.kubeconfig_policy`). Every connection then goes through
+    :func:`paas.outbound.checked_pool_manager`: resolved, checked and made to the checked address (TLS
+    still verifies the server's name), redirects never followed, no environment proxy.
+    """
+    data = parse_kubeconfig(kubeconfig)
+    refusal = kubeconfig_policy.connect_refusal(data)
+    if refusal:
+        raise KubeUnreachable(f"Not connecting: {refusal}")
+    api = k8s_config.new_client_from_config_dict(kubeconfig_policy.current_only(data))
+    api.configuration.retries = urllib3.Retry(
+        total=1, connect=1, read=0, redirect=0, raise_on_redirect=False, backoff_factor=0.2
+    )
+    # The client built its pool manager already (from the kubeconfig's TLS settings, and any proxy of
+    # the environment): replaced by a checked one with the same TLS settings and retries (redirect=0).
+    unchecked = api.rest_client.pool_manager
+    api.rest_client.pool_manager = outbound.checked_pool_manager(
+        purpose=kubeconfig_policy.SERVER_PURPOSE, **unchecked.connection_pool_kw
+    )
+    unchecked.clear()
+    return api
+
+
+def _unreachable(exc: Exception) -> KubeUnreachable:
+    if isinstance(exc, ApiException):
+        if exc.status in (401, 403):
+            return KubeUnreachable(f"The cluster refused the credentials (HTTP {exc.status}).")
+        return KubeUnreachable(f"The API server answered HTTP {exc.status} ({exc.reason}).")
+    if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
+        exc = exc.reason
+    if isinstance(exc, outbound.OutboundConnectionRefused):
+        return KubeUnreachable(f"Not connecting: {exc.reason}")
+    return KubeUnreachable(f"Cannot reach the API server: {exc.__class__.__name__}.")
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    version: str
+    healthy: bool
+    health_detail: str
+    runtime_classes: tuple[str, ...]
+
+
+def probe(kubeconfig: str) -> ProbeResult:
+    """Reachability and control-plane health: /version, /readyz, RuntimeClasses."""
+    with api_client(kubeconfig) as api:
+        try:
+            version = k8s.VersionApi(api).get_code(_request_timeout=TIMEOUT).git_version
+            status, ready_text = _get_raw(api, "/readyz")
+            runtime = k8s.NodeV1Api(api).list_runtime_class(_request_timeout=TIMEOUT)
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _unreachable(exc) from exc
+    names = tuple(sorted(rc.metadata.name for rc in runtime.items))
+    return ProbeResult(
+        version=version, healthy=status == 200, health_detail=ready_text[:500], runtime_classes=names
+    )
+
+
+def _get_raw(api: k8s.ApiClient, path: str) -> tuple[int, str]:
+    """GET a non-resource path (e.g. /readyz) with the client's own authentication."""
+    method, url, headers, body, post_params = api.param_serialize(
+        "GET", path, header_params={"Accept": "text/plain"}, auth_settings=["BearerToken"]
+    )
+    try:
+        response = api.call_api(
+            method, url, header_params=headers, body=body, post_params=post_params, _request_timeout=TIMEOUT
+        )
+    except ApiException as exc:
+        if exc.status and exc.status >= 500:
+            return exc.status, exc.body or ""
+        raise
+    return response.status, (response.read() or b"").decode(errors="replace")
+
+
+def _dynamic(api: k8s.ApiClient) -> DynamicClient:
+    """A DynamicClient whose requests (discovery included) all have :data:`TIMEOUT`.
+
+    Discovery stays in memory for this client: the cache path cannot exist (a file under
+    /dev/null), so nothing is shared through the temporary directory between processes or clusters
+    (the client ignores failures to write it).
+    """
+    call_api = api.call_api
+
+    def call_with_timeout(*args, _request_timeout=None, **kwargs):
+        return call_api(*args, _request_timeout=_request_timeout or TIMEOUT, **kwargs)
+
+    api.call_api = call_with_timeout
+    return DynamicClient(api, cache_file=os.path.join(os.devnull, "no-discovery-cache"))
+
+
+def _resource(dynamic: DynamicClient, api_version: str, kind: str):
+    prefix = "apis" if "/" in api_version else "api"
+    return dynamic.resources.get(prefix=prefix, api_version=api_version, kind=kind)
+
+
+MIN_TOKEN_SECONDS = 600  # the API server's lower bound for TokenRequest expirationSeconds
+
+
+def issue_token(
+    kubeconfig: str, *, namespace: str, service_account: str, seconds: int = 3600, audience: str | None = None
+) -> tuple[str, datetime]:
+    """A bound token for a ServiceAccount (TokenRequest API): the token and when it expires.
+
+    Without ``audience`` the token is for the API server itself (what a kubeconfig needs).
+    """
+    if seconds < MIN_TOKEN_SECONDS:
+        raise ValueError(f"A token must live at least {MIN_TOKEN_SECONDS} seconds.")
+    spec: dict[str, Any] = {"expirationSeconds": int(seconds)}
+    if audience:
+        spec["audiences"] = [audience]
+    with api_client(kubeconfig) as api:
+        try:
+            response = k8s.CoreV1Api(api).create_namespaced_service_account_token(
+                service_account, namespace, {"spec": spec}, _request_timeout=TIMEOUT
+            )
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _unreachable(exc) from exc
+    return response.status.token, response.status.expiration_timestamp
+
+
+def kubeconfig_for_token(kubeconfig: str, *, token: str, namespace: str, user: str) -> str:
+    """A kubeconfig for ``token`` with the same server and CA as ``kubeconfig``, defaulting to ``namespace``.
+
+    Self-contained (a registered kubeconfig embeds its CA; file paths are refused). Nothing of the
+    original user's credentials is carried over.
+    """
+    data = parse_kubeconfig(kubeconfig)
+    contexts = {c["name"]: c["context"] for c in data["contexts"]}
+    cluster_name = contexts[data["current-context"]]["cluster"]
+    source = {c["name"]: c["cluster"] for c in data["clusters"]}[cluster_name]
+    cluster: dict[str, Any] = {"server": source["server"]}
+    if source.get("certificate-authority-data"):
+        cluster["certificate-authority-data"] = source["certificate-authority-data"]
+    for key in ("tls-server-name",):  # a CA file, proxy-url or insecure-skip-tls-verify is refused
+        if key in source:
+            cluster[key] = source[key]
+    context_name = f"{user}@{namespace}"
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": cluster_name, "cluster": cluster}],
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [
+            {"name": context_name, "context": {"cluster": cluster_name, "user": user, "namespace": namespace}}
+        ],
+        "current-context": context_name,
+        "preferences": {},
+    }
+    return yaml.safe_dump(config, sort_keys=False)

@@ -1,0 +1,393 @@
+"""Reads: nodes (and their labels), readiness of a namespace's workloads, fields and Secret keys of
+objects, events, and what the API server says about itself (whoami, version, RuntimeClasses)."""
+
+import base64
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import urllib3
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic.exceptions import ResourceNotFoundError, ResourceNotUniqueError
+from kubernetes.utils import parse_quantity
+
+from inventory.kube.clients import TIMEOUT, KubeUnreachable, _dynamic, _resource, _unreachable, api_client
+
+GFD = "nvidia.com/"
+
+
+@dataclass(frozen=True)
+class NodeFacts:
+    name: str
+    labels: dict[str, str]
+    gpu_product: str
+    gpu_count: int
+    gpu_memory_mib: int
+    mig_capable: bool
+    mig_strategy: str
+    mig_config: str
+    mig_config_state: str
+    allocatable_cpu_millis: int
+    allocatable_memory_bytes: int
+    allocatable_gpus: int
+    allocatable_mig: dict[str, int] = field(default_factory=dict)
+    ready: bool = False
+    schedulable: bool = False
+
+
+def _int(value, default: int = 0) -> int:
+    try:
+        return int(str(value))
+    except (TypeError, ValueError):
+        return default
+
+
+def node_facts(node) -> NodeFacts:
+    """Read one ``V1Node`` (GPU Feature Discovery labels and allocatable resources)."""
+    labels = dict(node.metadata.labels or {})
+    allocatable = dict(node.status.allocatable or {}) if node.status else {}
+    mig = {
+        key.removeprefix(f"{GFD}mig-"): int(parse_quantity(value))
+        for key, value in allocatable.items()
+        if key.startswith(f"{GFD}mig-")
+    }
+    conditions = {c.type: c.status for c in (node.status.conditions or [])} if node.status else {}
+    ready = conditions.get("Ready") == "True"
+    return NodeFacts(
+        name=node.metadata.name,
+        labels=labels,
+        gpu_product=labels.get(f"{GFD}gpu.product", ""),
+        gpu_count=_int(labels.get(f"{GFD}gpu.count")),
+        gpu_memory_mib=_int(labels.get(f"{GFD}gpu.memory")),
+        mig_capable=labels.get(f"{GFD}mig.capable", "false").lower() == "true",
+        mig_strategy=labels.get(f"{GFD}mig.strategy", ""),
+        mig_config=labels.get(f"{GFD}mig.config", ""),
+        mig_config_state=labels.get(f"{GFD}mig.config.state", ""),
+        allocatable_cpu_millis=int(parse_quantity(allocatable.get("cpu", "0")) * 1000),
+        allocatable_memory_bytes=int(parse_quantity(allocatable.get("memory", "0"))),
+        allocatable_gpus=int(parse_quantity(allocatable.get(f"{GFD}gpu", "0"))),
+        allocatable_mig=mig,
+        ready=ready,
+        schedulable=ready and not (node.spec and node.spec.unschedulable),
+    )
+
+
+def list_nodes(kubeconfig: str, *, label_selector: str = "") -> list[NodeFacts]:
+    with api_client(kubeconfig) as api:
+        try:
+            nodes = k8s.CoreV1Api(api).list_node(label_selector=label_selector, _request_timeout=TIMEOUT)
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _unreachable(exc) from exc
+    return [node_facts(node) for node in nodes.items]
+
+
+def label_nodes(kubeconfig: str, names: list[str], labels: dict[str, str]) -> None:
+    """Merge-patch labels onto nodes."""
+    with api_client(kubeconfig) as api:
+        core = k8s.CoreV1Api(api)
+        try:
+            for name in names:
+                core.patch_node(name, {"metadata": {"labels": labels}}, _request_timeout=TIMEOUT)
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _unreachable(exc) from exc
+
+
+def _shorten(text: str, limit: int = 300) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _pod_problem(pod) -> str:
+    """Why a pod is not ready, from its conditions and container states (empty when unknown)."""
+    status = pod.status
+    if status is None:
+        return ""
+    for condition in status.conditions or []:
+        if condition.type == "PodScheduled" and condition.status == "False":
+            return _shorten(f"{condition.reason}: {condition.message or ''}".rstrip(": "))
+    for container in [*(status.init_container_statuses or []), *(status.container_statuses or [])]:
+        waiting = container.state.waiting if container.state else None
+        if waiting and waiting.reason:
+            return _shorten(f"{container.name}: {waiting.reason} {waiting.message or ''}".rstrip())
+    return ""
+
+
+def _ready_notes(core: k8s.CoreV1Api, apps: k8s.AppsV1Api, batch: k8s.BatchV1Api, namespace: str):
+    """One readiness pass: (notes about what is ready, notes about what is not)."""
+    ready: list[str] = []
+    waiting: list[str] = []
+
+    def note(ok: bool, text: str) -> None:
+        (ready if ok else waiting).append(text)
+
+    kw = {"_request_timeout": TIMEOUT}
+    accounts = core.list_namespaced_service_account(namespace, field_selector="metadata.name=default", **kw)
+    note(
+        bool(accounts.items),
+        "ServiceAccount default: " + ("present" if accounts.items else "not created yet"),
+    )
+    for quota in core.list_namespaced_resource_quota(namespace, **kw).items:
+        hard = dict(quota.spec.hard or {}) if quota.spec else {}
+        computed = quota.status is not None and set(hard) <= set(quota.status.hard or {})
+        note(
+            computed,
+            f"ResourceQuota {quota.metadata.name}: " + ("in force" if computed else "not computed yet"),
+        )
+    for kind, items in (
+        ("Deployment", apps.list_namespaced_deployment(namespace, **kw).items),
+        ("StatefulSet", apps.list_namespaced_stateful_set(namespace, **kw).items),
+    ):
+        for item in items:
+            status = item.status
+            wanted = 1 if item.spec.replicas is None else item.spec.replicas
+            ready_count = (status.ready_replicas or 0) if status else 0
+            updated = (status.updated_replicas or 0) if status else 0
+            observed = bool(status) and (status.observed_generation or 0) >= (item.metadata.generation or 0)
+            ok = observed and ready_count == wanted and updated >= wanted
+            failure = next(
+                (
+                    c.message
+                    for c in (status.conditions or [] if status else [])
+                    if c.type == "ReplicaFailure" and c.status == "True"
+                ),
+                None,
+            )
+            detail = f" ({_shorten(failure)})" if failure and not ok else ""
+            note(ok, f"{kind} {item.metadata.name}: {ready_count}/{wanted} ready{detail}")
+    for item in apps.list_namespaced_daemon_set(namespace, **kw).items:
+        wanted = (item.status.desired_number_scheduled or 0) if item.status else 0
+        ready_count = (item.status.number_ready or 0) if item.status else 0
+        observed = bool(item.status) and (item.status.observed_generation or 0) >= (
+            item.metadata.generation or 0
+        )
+        note(
+            observed and ready_count == wanted,
+            f"DaemonSet {item.metadata.name}: {ready_count}/{wanted} ready",
+        )
+    for job in batch.list_namespaced_job(namespace, **kw).items:
+        conditions = {c.type: c for c in (job.status.conditions or [])} if job.status else {}
+        failed = conditions.get("Failed")
+        if failed is not None and failed.status == "True":
+            note(False, f"Job {job.metadata.name}: failed ({failed.reason}: {failed.message or ''})".rstrip())
+        else:
+            complete = "Complete" in conditions and conditions["Complete"].status == "True"
+            note(True, f"Job {job.metadata.name}: " + ("complete" if complete else "running"))
+    for pod in core.list_namespaced_pod(namespace, **kw).items:
+        owners = {ref.kind for ref in (pod.metadata.owner_references or []) if ref.controller}
+        phase = pod.status.phase if pod.status else "Unknown"
+        if pod.metadata.deletion_timestamp or "Job" in owners:
+            continue  # going away, or judged by its Job
+        if phase == "Failed" and owners:
+            continue  # a leftover (e.g. evicted) its controller replaces; the controller is judged
+        conditions = {c.type: c.status for c in (pod.status.conditions or [])} if pod.status else {}
+        ok = phase == "Succeeded" or (phase == "Running" and conditions.get("Ready") == "True")
+        state = "Ready" if ok and phase == "Running" else "not Ready" if phase == "Running" else ""
+        problem = "" if ok else _pod_problem(pod)
+        note(ok, f"Pod {pod.metadata.name}: {phase} {state}".rstrip() + (f" ({problem})" if problem else ""))
+    for claim in core.list_namespaced_persistent_volume_claim(namespace, **kw).items:
+        phase = claim.status.phase if claim.status else "Pending"
+        note(
+            True,
+            f"PersistentVolumeClaim {claim.metadata.name}: {phase}"
+            + ("" if phase == "Bound" else " (not waited for)"),
+        )
+    return ready, waiting
+
+
+def wait_ready(kubeconfig: str, namespace: str, *, timeout: float = 60, poll: float = 0.5) -> list[str]:
+    """Wait until the namespace's workloads are ready; return readiness notes.
+
+    Ready means: the ``default`` ServiceAccount exists and every ResourceQuota is computed (pods are
+    admitted only then); every Deployment and StatefulSet has ``replicas`` ready and up to date,
+    every DaemonSet its desired pods ready; no Job has failed; every other pod is Running and Ready
+    or Succeeded. PersistentVolumeClaims do not block (without a provisioner they stay Pending).
+    Raises ``TimeoutError`` naming what is not ready after ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    with api_client(kubeconfig) as api:
+        core, apps, batch = k8s.CoreV1Api(api), k8s.AppsV1Api(api), k8s.BatchV1Api(api)
+        while True:
+            try:
+                ready, waiting = _ready_notes(core, apps, batch, namespace)
+            except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+                raise _unreachable(exc) from exc
+            if not waiting:
+                return ready
+            if time.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"Not ready in namespace {namespace} after {timeout:g}s: " + "; ".join(waiting)
+                )
+            time.sleep(poll)
+
+
+_PATH_TOKEN = re.compile(r"""\.?([^.\[\]]+)|\[(\d+)\]|\[(["'])(.*?)\3\]""")
+
+
+def _path_steps(path: str) -> list[str | int]:
+    steps: list[str | int] = []
+    position = 0
+    while position < len(path):
+        match = _PATH_TOKEN.match(path, position)
+        if not match or match.end() == position:
+            raise ValueError(f"Cannot read the path {path!r} at position {position}.")
+        key, index, _quote, quoted = match.groups()
+        steps.append(int(index) if index is not None else key if key is not None else quoted)
+        position = match.end()
+    return steps
+
+
+def read_field(
+    kubeconfig: str, *, api_version: str, kind: str, name: str, namespace: str | None, path: str
+) -> Any:
+    """A field of an object by dotted path (``spec.rules[0].host``, ``metadata.labels["a.b/c"]``).
+
+    ``None`` when the object, the kind or the field does not exist.
+    """
+    steps = _path_steps(path)
+    with api_client(kubeconfig) as api:
+        try:
+            dynamic = _dynamic(api)
+            try:
+                resource = _resource(dynamic, api_version, kind)
+            except (ResourceNotFoundError, ResourceNotUniqueError):
+                return None
+            try:
+                value: Any = resource.get(
+                    name=name, namespace=namespace if resource.namespaced else None
+                ).to_dict()
+            except ApiException as exc:
+                if exc.status == 404:
+                    return None
+                raise
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _unreachable(exc) from exc
+    for step in steps:
+        if isinstance(step, int):
+            if not isinstance(value, list) or not -len(value) <= step < len(value):
+                return None
+            value = value[step]
+        else:
+            if not isinstance(value, dict) or step not in value:
+                return None
+            value = value[step]
+    return value
+
+
+def read_secret_key(kubeconfig: str, *, namespace: str, name: str, key: str) -> str | None:
+    """One value of a Secret, base64-decoded (UTF-8); ``None`` when the Secret or the key is missing."""
+    with api_client(kubeconfig) as api:
+        try:
+            secret = k8s.CoreV1Api(api).read_namespaced_secret(name, namespace, _request_timeout=TIMEOUT)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _unreachable(exc) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _unreachable(exc) from exc
+    value = (secret.data or {}).get(key)
+    return None if value is None else base64.b64decode(value).decode()
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def events(kubeconfig: str, namespace: str, *, limit: int = 50) -> list[dict]:
+    """The namespace's most recent events, oldest first.
+
+    Each as ``{"time", "type", "reason", "object", "message", "count"}``; ``time`` is an aware
+    datetime (the last occurrence), ``object`` is ``Kind/name``.
+    """
+    with api_client(kubeconfig) as api:
+        try:
+            items = k8s.CoreV1Api(api).list_namespaced_event(namespace, _request_timeout=TIMEOUT).items
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _unreachable(exc) from exc
+    rows = []
+    for event in items:
+        series_time = event.series.last_observed_time if event.series else None
+        when = (
+            series_time
+            or event.last_timestamp
+            or event.event_time
+            or event.first_timestamp
+            or event.metadata.creation_timestamp
+            or _EPOCH
+        )
+        involved = event.involved_object
+        rows.append(
+            {
+                "time": when,
+                "type": event.type or "",
+                "reason": event.reason or "",
+                "object": f"{involved.kind}/{involved.name}" if involved else "",
+                "message": (event.message or "").strip(),
+                "count": (event.series.count if event.series else event.count) or 1,
+            }
+        )
+    rows.sort(key=lambda row: row["time"])
+    return rows[-limit:] if limit > 0 else []
+
+
+def list_service_accounts(kubeconfig: str, namespace: str, *, label_selector: str) -> list[dict]:
+    """The namespace's ServiceAccounts matching ``label_selector``, as dicts (API errors propagate)."""
+    with api_client(kubeconfig) as api:
+        accounts = k8s.CoreV1Api(api).list_namespaced_service_account(
+            namespace, label_selector=label_selector
+        )
+        return [api.sanitize_for_serialization(a) for a in accounts.items]
+
+
+def namespace_exists(kubeconfig: str, name: str) -> bool:
+    """Whether the namespace exists (a Terminating namespace still does)."""
+    with api_client(kubeconfig) as api:
+        try:
+            k8s.CoreV1Api(api).read_namespace(name, _request_timeout=TIMEOUT)
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise _unreachable(exc) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _unreachable(exc) from exc
+    return True
+
+
+def whoami(kubeconfig: str) -> str:
+    """The username the API server sees for this kubeconfig (SelfSubjectReview, Kubernetes 1.28+)."""
+    with api_client(kubeconfig) as api:
+        try:
+            review = k8s.AuthenticationV1Api(api).create_self_subject_review(
+                {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+                _request_timeout=TIMEOUT,
+            )
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _unreachable(exc) from exc
+    user = review.status.user_info if review.status else None
+    if not user or not user.username:
+        raise KubeUnreachable("The API server did not say who we are (SelfSubjectReview).")
+    return user.username
+
+
+def server_version(kubeconfig: str) -> str:
+    """The API server's git version (``v1.37.2``)."""
+    with api_client(kubeconfig) as api:
+        try:
+            return k8s.VersionApi(api).get_code(_request_timeout=TIMEOUT).git_version
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _unreachable(exc) from exc
+
+
+def runtime_class(kubeconfig: str, name: str) -> dict | None:
+    """A RuntimeClass as a dict (``handler``, ``overhead``, ``scheduling``), or None when absent."""
+    with api_client(kubeconfig) as api:
+        try:
+            found = k8s.NodeV1Api(api).read_runtime_class(name, _request_timeout=TIMEOUT)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _unreachable(exc) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _unreachable(exc) from exc
+    return api.sanitize_for_serialization(found)
