@@ -16,6 +16,7 @@ from django.http import HttpResponseRedirect
 
 from paas import admin_queue, authz
 from paas.errors import ApplicationError
+from paas.forms import apply_error
 from paas.models import ApiToken, AuditEvent, WorkerHeartbeat
 
 
@@ -83,14 +84,9 @@ class ScopedModelAdmin(admin.ModelAdmin):
         class FormWithServiceErrors(form_class):
             def clean(self):
                 data = super().clean()
-                placed = False
-                for field, field_errors in error.fields.items():
-                    field = renamed.get(field, field)
-                    for message in field_errors:
-                        self.add_error(field if field in self.fields else None, message)
-                        placed = True
-                if not placed:
-                    self.add_error(None, error.message)
+                left = apply_error(self, error, renamed=renamed)
+                if left:
+                    self.add_error(None, left)
                 return data
 
         return FormWithServiceErrors
