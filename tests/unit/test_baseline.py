@@ -13,9 +13,9 @@ import kubernetes_validate
 import pytest
 
 from instances import baseline as b
+from paas.units import GIB
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-GIB = 2**30
 
 LABELS = b.tenant_labels(org="acme", project="team", instance="notebook", instance_id=42)
 NS = b.namespace_name(org="acme", project="team", instance="notebook")
