@@ -18,9 +18,9 @@ from instances.models import Collaborator, ComputeInstance, Run
 from instances.states import State
 from inventory import guardrails, kube
 from paas.audit import audit_log
+from paas.units import GIB
 
 log = logging.getLogger(__name__)
-GIB = 2**30
 MAX_ATTEMPTS = 3
 READY_TIMEOUT = 120  # seconds a deploy waits for its objects to become ready
 
