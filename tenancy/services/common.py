@@ -11,13 +11,7 @@ from guardian.shortcuts import assign_perm, remove_perm
 from paas import authz
 from paas.audit import audit_log
 from paas.errors import ValidationFailed
-from tenancy.models import (
-    Organization,
-    Project,
-    Quota,
-    RoleAssignment,
-    User,
-)
+from tenancy.models import Organization, Project, Quota, RoleAssignment, User
 from tenancy.roles import ORG_PERMISSIONS, ORG_ROLES, PROJECT_PERMISSIONS, PROJECT_ROLES, STUDIO_ROLES, Role
 
 

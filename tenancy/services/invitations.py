@@ -15,13 +15,7 @@ from paas import authz
 from paas.audit import audit_log
 from paas.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from tenancy.invitation_limits import check_invitation_rate
-from tenancy.models import (
-    Invitation,
-    Organization,
-    Project,
-    RoleAssignment,
-    User,
-)
+from tenancy.models import Invitation, Organization, Project, RoleAssignment, User
 from tenancy.roles import Role
 from tenancy.services.common import (
     _check_scope,

@@ -5,12 +5,7 @@ from django.db import transaction
 from paas import authz
 from paas.audit import apply_changes, audit_log
 from paas.errors import ValidationFailed
-from tenancy.models import (
-    Invitation,
-    Organization,
-    Quota,
-    User,
-)
+from tenancy.models import Invitation, Organization, Quota, User
 from tenancy.roles import Role
 from tenancy.services.common import _normalise_email, _required_text, _sync_flags
 from tenancy.services.invitations import invitation_create

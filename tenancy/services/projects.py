@@ -6,12 +6,7 @@ from django.db.models import ProtectedError
 from paas import authz
 from paas.audit import apply_changes, audit_log
 from paas.errors import Conflict, ValidationFailed
-from tenancy.models import (
-    Organization,
-    Project,
-    Quota,
-    User,
-)
+from tenancy.models import Organization, Project, Quota, User
 from tenancy.services.common import _required_text, _sync_flags
 from tenancy.signals import project_deleting
 from tenancy.validation import clean_slug

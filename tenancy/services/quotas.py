@@ -7,11 +7,7 @@ from django.db import transaction
 from paas import authz
 from paas.audit import audit_log
 from paas.errors import ValidationFailed
-from tenancy.models import (
-    GpuModelQuota,
-    Quota,
-    User,
-)
+from tenancy.models import GpuModelQuota, Quota, User
 
 
 def _check_quota_limits(quota: Quota, limits: dict, gpu_models: dict[str, int] | None) -> None:

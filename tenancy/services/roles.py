@@ -5,12 +5,7 @@ from django.db import IntegrityError, transaction
 from paas import authz
 from paas.audit import audit_log
 from paas.errors import Conflict, Forbidden, ValidationFailed
-from tenancy.models import (
-    Organization,
-    Project,
-    RoleAssignment,
-    User,
-)
+from tenancy.models import Organization, Project, RoleAssignment, User
 from tenancy.roles import Role
 from tenancy.services.common import (
     _check_scope,

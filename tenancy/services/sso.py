@@ -9,13 +9,7 @@ from django.db import IntegrityError, connection, transaction
 from paas import authz
 from paas.audit import apply_changes, audit_log
 from paas.errors import Conflict, Forbidden, ValidationFailed
-from tenancy.models import (
-    IdpGroupMapping,
-    Organization,
-    Project,
-    RoleAssignment,
-    User,
-)
+from tenancy.models import IdpGroupMapping, Organization, Project, RoleAssignment, User
 from tenancy.roles import ORG_ROLES, PROJECT_ROLES, Role
 from tenancy.services.common import (
     _ensure_personal_project,

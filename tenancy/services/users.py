@@ -5,9 +5,7 @@ from django.db import transaction
 from paas import authz
 from paas.audit import audit_log
 from paas.errors import ValidationFailed
-from tenancy.models import (
-    User,
-)
+from tenancy.models import User
 from tenancy.services.invitations import _revoke_invitations_to
 from tenancy.signals import access_changed
 
