@@ -5,11 +5,10 @@ single sign-on); every name other modules and tests use is importable from ``ten
 """
 
 from tenancy.models import Project
-from tenancy.services.common import is_member
+from tenancy.selectors import invitation_for_token, is_member  # reads, importable from here as before
 from tenancy.services.invitations import (
     invitation_accept,
     invitation_create,
-    invitation_for_token,
     invitation_revoke,
 )
 from tenancy.services.orgs import org_onboard, org_update

@@ -1,8 +1,6 @@
 """What the tenancy services share: input cleaning, permission and flag sync, personal workspaces,
 and role-scope checks."""
 
-import hashlib
-
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from django.utils.text import slugify
@@ -32,10 +30,6 @@ def _normalise_email(field: str, email: str) -> str:
         raise ValidationFailed("Invalid email address.", fields={field: exc.messages}) from exc
     local, _, domain = email.rpartition("@")
     return f"{local}@{domain.lower()}"
-
-
-def _token_digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _sync_object_perms(user: User, obj: Organization | Project) -> None:
@@ -71,10 +65,6 @@ def _sync_flags(user: User) -> None:
         user.is_superuser, user.is_staff = is_operator, is_staff
         user.save(update_fields=["is_superuser", "is_staff"])
     authz.forget(user)
-
-
-def is_member(user: User, org: Organization) -> bool:
-    return RoleAssignment.objects.filter(user=user, org=org).exists()
 
 
 def _unique_project_name(org: Organization, base: str) -> str:

@@ -13,18 +13,17 @@ from django.utils import timezone
 
 from paas import authz
 from paas.audit import audit_log
-from paas.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from paas.errors import Conflict, Forbidden, ValidationFailed
 from tenancy.invitation_limits import check_invitation_rate
 from tenancy.models import Invitation, Organization, Project, RoleAssignment, User
 from tenancy.roles import Role
+from tenancy.selectors import invitation_for_token, is_member, token_digest
 from tenancy.services.common import (
     _check_scope,
     _ensure_personal_project,
     _normalise_email,
     _sync_flags,
     _sync_object_perms,
-    _token_digest,
-    is_member,
 )
 from tenancy.signals import invitation_accepted
 
@@ -122,7 +121,7 @@ def invitation_create(
         first_name=first_name,
         last_name=last_name,
         role=role,
-        token_digest=_token_digest(token),
+        token_digest=token_digest(token),
         expires_at=timezone.now() + timedelta(hours=settings.INVITATION_TTL_HOURS),
         invited_by=actor,
     )
@@ -146,18 +145,6 @@ def invitation_revoke(*, actor: User, invitation: Invitation) -> Invitation:
     if invitation.status != "pending":
         raise Conflict(f"This invitation is already {invitation.status}.")
     _revoke_invitation(actor=actor, invitation=invitation)
-    return invitation
-
-
-def invitation_for_token(token: str) -> Invitation:
-    """The invitation a token opens; unknown tokens look like missing ones."""
-    invitation = (
-        Invitation.objects.select_related("org", "project")
-        .filter(token_digest=_token_digest(token or ""))
-        .first()
-    )
-    if invitation is None:
-        raise NotFound("This invitation link is not valid.")
     return invitation
 
 

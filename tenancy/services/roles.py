@@ -7,12 +7,12 @@ from paas.audit import audit_log
 from paas.errors import Conflict, Forbidden, ValidationFailed
 from tenancy.models import Organization, Project, RoleAssignment, User
 from tenancy.roles import Role
+from tenancy.selectors import is_member
 from tenancy.services.common import (
     _check_scope,
     _ensure_personal_project,
     _sync_flags,
     _sync_object_perms,
-    is_member,
 )
 from tenancy.services.invitations import _revoke_invitations_to
 from tenancy.signals import access_changed
