@@ -24,6 +24,7 @@ from catalog.models import (
 from paas import authz
 from paas.admin import ScopedModelAdmin
 from paas.errors import ApplicationError
+from paas.forms import apply_error
 from paas.jsondepth import MAX_DEPTH, too_deep
 from paas.secrets import MASK
 from tenancy.models import Organization, Project
@@ -180,10 +181,7 @@ class CatalogAdmin(ScopedModelAdmin):
                     orgs=targets if system else [],
                 )
             except ApplicationError as exc:
-                form.add_error(None, exc.message)
-                for messages_ in exc.fields.values():
-                    for message in messages_:
-                        form.add_error(None, message)
+                form.add_error(None, apply_error(None, exc))  # the form's fields are not the service's
             else:
                 self.message_user(request, f"Sharing of {item.name} saved.", messages.SUCCESS)
                 return redirect(reverse(f"admin:{item._meta.app_label}_{item._meta.model_name}_changelist"))
@@ -446,13 +444,8 @@ class ProfileAdmin(CatalogAdmin):
                     description=data["description"] or None,
                 )
             except ApplicationError as exc:
-                placed = False
-                for field, field_errors in exc.fields.items():
-                    for message in field_errors:
-                        form.add_error(field if field in form.fields else None, message)
-                        placed = True
-                if not placed:
-                    form.add_error(None, exc.message)
+                if left := apply_error(form, exc):
+                    form.add_error(None, left)
             else:
                 self.message_user(request, f"Cloned into {clone.project} as {clone.name}.", messages.SUCCESS)
                 return redirect(

@@ -22,7 +22,7 @@ from catalog.models import (
     SystemSharing,
     TemplateVersion,
 )
-from inventory.models import Datacenter, Storage
+from inventory.models import Storage
 from inventory.selectors import storage_for_datacenter
 from paas import authz
 from paas.audit import apply_changes, audit_log
@@ -787,8 +787,3 @@ def profile_delete(*, actor, profile) -> None:
         details={"name": profile.name, "snapshot": profile_snapshot(profile)},
     )
     profile.delete()
-
-
-def datacenter_storage_choices(datacenter: Datacenter | None):
-    """Storage a service profile may pick with ``datacenter`` (the reference's rule)."""
-    return storage_for_datacenter(Storage.objects.all(), datacenter)

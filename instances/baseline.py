@@ -35,6 +35,8 @@ from paas.platform_owned import (  # noqa: F401  (re-exported: the baseline's vo
     RESERVED_NAME_PREFIX,
     TENANT_RULES,
 )
+from paas.units import GIB
+from paas.validation import is_dns_label
 
 #: The field manager of every baseline object (server-side apply, conflicts forced): applied after
 #: the template's objects (manager ``inventory.kube.FIELD_MANAGER``), so the baseline always wins.
@@ -104,9 +106,8 @@ KNOWN_MIG_PROFILES: tuple[str, ...] = (
 DEFAULT_REQUEST_CPU_MILLIS = 100
 DEFAULT_REQUEST_MEMORY = 256 * 2**20
 DEFAULT_LIMIT_CPU_MILLIS = 1000
-DEFAULT_LIMIT_MEMORY = 2**30
+DEFAULT_LIMIT_MEMORY = GIB
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _MIG_PROFILE = re.compile(r"^[0-9]+g\.[0-9]+gb(\.[a-z0-9]+)?$")
 _DNS_SUBDOMAIN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
 _RESOURCE_NAME = re.compile(rf"^{_DNS_SUBDOMAIN}/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
@@ -216,7 +217,7 @@ def tenant_labels(*, org: str, project: str, instance: str, instance_id: int) ->
 
 
 def _check_namespace(name: str) -> str:
-    if not (isinstance(name, str) and len(name) <= 63 and _DNS_LABEL.match(name)):
+    if not is_dns_label(name):
         raise ValueError(f"{name!r} is not a valid namespace name (DNS-1123 label)")
     return name
 

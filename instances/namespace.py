@@ -6,8 +6,7 @@ from django.db.models import Prefetch, prefetch_related_objects
 
 from instances import baseline
 from instances.models import Collaborator, ComputeInstance
-
-GIB = 2**30
+from paas.units import GIB
 
 
 def identities(instance: ComputeInstance) -> list[str]:

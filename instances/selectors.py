@@ -6,7 +6,7 @@ from django.db.models import CharField, Count, QuerySet, Sum
 from django.db.models.fields.json import KT
 from django.db.models.functions import Coalesce
 
-from instances.models import ComputeInstance, Run
+from instances.models import ComputeInstance
 from instances.states import ACTIVE, State
 from paas import authz
 from paas.errors import NotFound
@@ -62,10 +62,6 @@ def instance_detail_for(user, pk) -> ComputeInstance:
         Prefetch("collaborators", queryset=Collaborator.objects.select_related("user").order_by("added_at")),
     )
     return authz.get_visible(queryset, pk, user=user)
-
-
-def run_list_for(user, instance: ComputeInstance) -> QuerySet[Run]:
-    return instance.runs.all()
 
 
 def workspace_summary(user, project_id) -> dict:

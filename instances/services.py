@@ -1,7 +1,6 @@
 """Every write on compute instances: launch (quota-safe, placed by the matchmaker), state changes,
 runs, collaborators and delete. Workers call the ``*_execute`` functions through ``instances.tasks``."""
 
-import re
 from collections import defaultdict
 
 from django.db import transaction
@@ -23,11 +22,9 @@ from inventory.services import enqueue_for_cluster
 from paas import authz
 from paas.audit import audit_log
 from paas.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from paas.units import GIB
+from paas.validation import is_dns_label
 from tenancy.models import Project, Quota
-
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-GIB = 2**30
-
 
 # --- resource arithmetic ----------------------------------------------------------------------------
 # What quotas count and refuse lives in instances.quota (GPU quotas count MIG slices as fractions of a
@@ -82,7 +79,7 @@ def instance_name_check(*, project: Project, name: str) -> str:
     """The name, stripped, if it may name a new instance in the workspace (the launch checks it again
     under the quota lock; the portal's first step asks early)."""
     name = (name or "").strip()
-    if not DNS_LABEL.match(name):
+    if not is_dns_label(name):
         raise ValidationFailed(
             "Invalid name.",
             fields={

@@ -26,7 +26,8 @@ from instances.states import State
 from inventory.mig import UNITS_PER_GPU, slice_units
 from paas import authz
 from paas.errors import NotFound
-from paas.portal import FORM_ERRORS, apply_error, portal_page, workspace_permissions
+from paas.forms import apply_error
+from paas.portal import FORM_ERRORS, portal_page, workspace_permissions
 from tenancy import selectors as tenancy_selectors
 from tenancy.models import User
 from tenancy.portal import use_workspace

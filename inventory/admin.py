@@ -11,6 +11,7 @@ from inventory import mig, selectors, services
 from inventory.models import Agent, Cluster, Datacenter, DatacenterAgent, MigChange, Node, Storage
 from paas import authz
 from paas.admin import ReadOnlyInline, ScopedModelAdmin, secret_field
+from paas.units import GIB
 from tenancy.selectors import administers_any_org
 
 
@@ -164,7 +165,7 @@ class NodeInline(ReadOnlyInline):
 
     @admin.display(description="memory (GiB)")
     def memory(self, obj):
-        return f"{obj.allocatable_memory_bytes / 2**30:.0f}"
+        return f"{obj.allocatable_memory_bytes / GIB:.0f}"
 
 
 @admin.register(Cluster)

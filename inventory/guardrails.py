@@ -74,6 +74,7 @@ from paas.platform_owned import (  # noqa: F401  (re-exported: the labels the gu
     LABEL_PROJECT,
     MANAGED_BY,
 )
+from paas.validation import is_dns_label
 
 #: Bump when any manifest below changes: a sync replaces objects of other versions.
 GUARDRAILS_VERSION = "2"
@@ -109,7 +110,6 @@ SYSTEM_SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:kube-system:"
 NODE_PREFIX = "system:node:"  # kubelets: the final deletion of a (possibly platform-labelled) pod
 
 _VERSION = re.compile(r"^v?(\d+)\.(\d+)")
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
@@ -531,7 +531,7 @@ def manifests(
     """
     if not platform_identity:
         raise ValueError("The platform's identity is needed: it is the one exempt from the rules.")
-    if sandbox_runtime_class is not None and not _DNS_LABEL.match(sandbox_runtime_class):
+    if sandbox_runtime_class is not None and not is_dns_label(sandbox_runtime_class):
         raise ValueError(f"{sandbox_runtime_class!r} is not a RuntimeClass name")
     objects = [
         *_token_secrets(),

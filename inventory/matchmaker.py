@@ -48,6 +48,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from paas.units import GIB
+
 __all__ = [
     "DEFAULT_NODE_GPU_SIZE",
     "FLAVORS",
@@ -68,7 +70,6 @@ DEFAULT_NODE_GPU_SIZE = 8
 
 GPU_RESOURCE = "nvidia.com/gpu"
 MIG_RESOURCE_PREFIX = "nvidia.com/mig-"
-GIB = 1 << 30
 SCHEMA_VERSION = 1
 
 _FILTERED_NOTE = "unreachable, other datacenter, not allowed, dedicated or flavor not offered"

@@ -14,8 +14,9 @@ from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpResponseRedirect
 
-from paas import admin_queue, authz
+from paas import admin_queue, authz, selectors
 from paas.errors import ApplicationError
+from paas.forms import apply_error
 from paas.models import ApiToken, AuditEvent, WorkerHeartbeat
 
 
@@ -83,14 +84,9 @@ class ScopedModelAdmin(admin.ModelAdmin):
         class FormWithServiceErrors(form_class):
             def clean(self):
                 data = super().clean()
-                placed = False
-                for field, field_errors in error.fields.items():
-                    field = renamed.get(field, field)
-                    for message in field_errors:
-                        self.add_error(field if field in self.fields else None, message)
-                        placed = True
-                if not placed:
-                    self.add_error(None, error.message)
+                left = apply_error(self, error, renamed=renamed)
+                if left:
+                    self.add_error(None, left)
                 return data
 
         return FormWithServiceErrors
@@ -185,7 +181,7 @@ class AuditEventAdminBase(ScopedModelAdmin):
 class ApiTokenAdmin(ScopedModelAdmin):
     """Your own API tokens: create one (shown once) or revoke."""
 
-    selector = staticmethod(lambda user: ApiToken.objects.filter(user=user))
+    selector = staticmethod(selectors.api_token_list_for)
     list_display = ["name", "scope", "hint", "created_at", "expires_at", "last_used_at", "revoked_at"]
     fields = ["name", "scope", "expires_in_days"]
     actions = ["revoke"]
@@ -237,11 +233,7 @@ class ApiTokenAdmin(ScopedModelAdmin):
 
 @admin.register(WorkerHeartbeat)
 class WorkerHeartbeatAdmin(ScopedModelAdmin):
-    selector = staticmethod(
-        lambda user: (
-            WorkerHeartbeat.objects.all() if authz.is_operator(user) else WorkerHeartbeat.objects.none()
-        )
-    )
+    selector = staticmethod(selectors.heartbeat_list_for)
     list_display = ["cluster", "seen_at"]
 
     def has_module_permission(self, request) -> bool:

@@ -10,11 +10,10 @@ from functools import wraps
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.forms import Form
 from django.http import Http404, HttpRequest
 
 from paas import authz
-from paas.errors import ApplicationError, Conflict, Forbidden, NotFound, RateLimited, ValidationFailed
+from paas.errors import Conflict, Forbidden, NotFound, RateLimited, ValidationFailed
 
 # Service errors a page shows on its form; Forbidden and NotFound propagate to the 403 and 404 pages.
 FORM_ERRORS = (ValidationFailed, Conflict, RateLimited)
@@ -43,17 +42,3 @@ def workspace_permissions(user, project) -> dict[str, bool]:
         "launch": authz.has_perm(user, "manage_instances", project),
         "view_instances": authz.has_perm(user, "view_instances", project),
     }
-
-
-def apply_error(form: Form | None, exc: ApplicationError) -> str:
-    """Put a service error's field messages on the form; return what is left for the page top."""
-    unplaced = []
-    for field, messages in exc.fields.items():
-        for message in messages:
-            if form is not None and field in form.fields:
-                form.add_error(field, message)
-            else:
-                unplaced.append(message)
-    if not exc.fields or unplaced:
-        return exc.message if not unplaced else f"{exc.message} {' '.join(unplaced)}".strip()
-    return ""

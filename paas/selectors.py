@@ -5,12 +5,18 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from paas import authz
 from paas.models import ApiToken, WorkerHeartbeat
 
 
 def api_token_list_for(user) -> QuerySet[ApiToken]:
     """A user's own tokens: nobody else's tokens are ever listed."""
     return ApiToken.objects.filter(user=user)
+
+
+def heartbeat_list_for(user) -> QuerySet[WorkerHeartbeat]:
+    """The workers' heartbeats: operators only."""
+    return WorkerHeartbeat.objects.all() if authz.is_operator(user) else WorkerHeartbeat.objects.none()
 
 
 def health() -> dict:

@@ -12,12 +12,10 @@ from django.db import models
 from django.db.models.functions import Lower
 from guardian.models import UserObjectPermissionBase
 
+from paas.validation import DNS_LABEL_MESSAGE, DNS_LABEL_PATTERN
 from tenancy.roles import Role
 
-slug_validator = RegexValidator(
-    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
-    "Use lowercase letters, digits and hyphens; start and end with a letter or digit.",
-)
+slug_validator = RegexValidator(DNS_LABEL_PATTERN, DNS_LABEL_MESSAGE)
 
 
 class User(AbstractUser):

@@ -1,10 +1,35 @@
 """Every permission-filtered read in tenancy. Lists go through ``paas.authz.filter_for``."""
 
+import hashlib
+
 from django.db.models import Q, QuerySet
 
 from paas import authz
+from paas.errors import NotFound
 from paas.models import AuditEvent
 from tenancy.models import IdpGroupMapping, Invitation, Organization, Project, Quota, RoleAssignment, User
+
+
+def is_member(user: User, org: Organization) -> bool:
+    """Whether ``user`` holds any role in ``org`` (on it or on one of its projects)."""
+    return RoleAssignment.objects.filter(user=user, org=org).exists()
+
+
+def token_digest(token: str) -> str:
+    """What an invitation keeps of its token (the token itself is only ever in the email)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def invitation_for_token(token: str) -> Invitation:
+    """The invitation a token opens; unknown tokens look like missing ones."""
+    invitation = (
+        Invitation.objects.select_related("org", "project")
+        .filter(token_digest=token_digest(token or ""))
+        .first()
+    )
+    if invitation is None:
+        raise NotFound("This invitation link is not valid.")
+    return invitation
 
 
 def org_list_for(user) -> QuerySet[Organization]:

@@ -3,6 +3,7 @@
 from django.core.exceptions import ValidationError as DjangoValidationError
 
 from paas.errors import ValidationFailed
+from paas.validation import DNS_LABEL_MAX_LENGTH
 from tenancy.models import slug_validator
 
 
@@ -15,6 +16,8 @@ def clean_slug(field: str, value: str) -> str:
         slug_validator(value)
     except DjangoValidationError as exc:
         raise ValidationFailed(f"Invalid {field}.", fields={field: exc.messages}) from exc
-    if len(value) > 63:
-        raise ValidationFailed(f"Invalid {field}.", fields={field: "At most 63 characters."})
+    if len(value) > DNS_LABEL_MAX_LENGTH:
+        raise ValidationFailed(
+            f"Invalid {field}.", fields={field: f"At most {DNS_LABEL_MAX_LENGTH} characters."}
+        )
     return value

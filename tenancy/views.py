@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from paas.errors import ApplicationError, NotFound
+from paas.forms import apply_error
 from paas.portal import portal_page
 from tenancy import selectors, services
 from tenancy.forms import InvitationAcceptForm
@@ -48,10 +49,7 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
                 messages.success(request, f"Welcome! You joined {invitation.org}.")
                 return redirect("/")
         except ApplicationError as exc:
-            error = exc.message
-            for field, field_errors in exc.fields.items():
-                for message in field_errors:
-                    form.add_error(field if field in form.fields else None, message)
+            error = apply_error(form, exc)
     return render(
         request,
         "tenancy/invitation_accept.html",

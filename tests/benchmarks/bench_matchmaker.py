@@ -18,6 +18,7 @@ import statistics
 import time
 
 from inventory.matchmaker import ClusterCapacity, NodeCapacity, PlacementRequest, ResourceGroup, place
+from paas.units import GIB
 
 SEED = 20260
 CLUSTERS = 1_000
@@ -27,7 +28,6 @@ TARGET_MS = 20.0
 
 A100 = "A100-SXM4-40GB"
 H100 = "H100-80GB-HBM3"
-GIB = 1 << 30
 DATACENTERS = [f"dc-{i}" for i in range(1, 7)]
 ORGS = list(range(1, 31))
 FLAVOR_SETS = [

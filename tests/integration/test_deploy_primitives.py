@@ -25,13 +25,13 @@ from kubernetes.client.rest import ApiException
 
 from instances import baseline
 from inventory import guardrails, kube
+from paas.units import GIB
 from tests.localkube.helpers import bearer_token_client, unique_name, wait_for
 from tests.support import guardrails as installed_guardrails
 
 pytestmark = pytest.mark.kube
 
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
-GIB = 2**30
 USER = "alice@example.com"
 SANDBOX_POLICY = guardrails.PREFIX + guardrails.RULE_SANDBOX  # the cluster-wide, label-bound rule
 OTHER_RUNTIME = installed_guardrails.OTHER_RUNTIME

@@ -13,9 +13,9 @@ import kubernetes_validate
 import pytest
 
 from instances import baseline as b
+from paas.units import GIB
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-GIB = 2**30
 
 LABELS = b.tenant_labels(org="acme", project="team", instance="notebook", instance_id=42)
 NS = b.namespace_name(org="acme", project="team", instance="notebook")
@@ -313,14 +313,16 @@ def _imports(path) -> set[str]:
 
 
 def test_module_imports_neither_kubernetes_nor_django():
-    """Pure: only the shared vocabulary of platform-owned names (itself pure) comes from our code."""
-    from paas import platform_owned
+    """Pure: only the shared vocabulary of platform-owned names, the DNS-label check and the size units
+    (each itself pure) come from our code."""
+    from paas import platform_owned, units, validation
 
     ours = {"kubernetes", "django", "inventory", "catalog", "tenancy", "paas"}
-    baseline_imports = _imports(b.__file__) - {"paas.platform_owned"}
+    baseline_imports = _imports(b.__file__) - {"paas.platform_owned", "paas.units", "paas.validation"}
     assert not {name.split(".")[0] for name in baseline_imports} & ours, baseline_imports
-    shared = _imports(platform_owned.__file__)
-    assert not {name.split(".")[0] for name in shared} & ours, shared
+    for module in (platform_owned, units, validation):
+        shared = _imports(module.__file__)
+        assert not {name.split(".")[0] for name in shared} & ours, shared
 
 
 def test_every_baseline_object_name_is_reserved_for_the_platform():

@@ -16,10 +16,10 @@ from inventory.matchmaker import (
     format_gib,
     place,
 )
+from paas.units import GIB
 
 A100 = "A100-SXM4-40GB"
 H100 = "H100-80GB-HBM3"
-GIB = 1 << 30
 
 
 def gpu_node(name, product, free, *, total=8, cpu=96_000, memory=1024 * GIB, schedulable=True):

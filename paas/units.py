@@ -1,0 +1,3 @@
+"""Sizes in bytes: one name, so no module spells ``2**30`` again."""
+
+GIB = 2**30
