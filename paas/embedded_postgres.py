@@ -87,13 +87,21 @@ def _url(port: int, database: str, password: str | None) -> str:
     return f"postgres://{auth}@127.0.0.1:{port}/{database}"
 
 
-def ensure(data_dir: Path, database: str, *, password_file: Path | None = None, quiet: bool = False) -> str:
+def ensure(
+    data_dir: Path,
+    database: str,
+    *,
+    password_file: Path | None = None,
+    throwaway: bool = False,
+    quiet: bool = False,
+) -> str:
     """A DATABASE_URL for ``database`` on the server of ``data_dir``, starting the server (creating the
     cluster the first time) and creating the database when needed.
 
     With ``password_file`` the cluster is created with password authentication and that password
     (generated once, mode 0600) is put in the URL; without it, loopback connections are trusted (the
-    suite's throwaway server).
+    suite's throwaway server). ``throwaway``: a cluster that will not start even after its leftovers
+    are cleared is recreated (never for the project's own data).
     """
     data_dir = Path(data_dir)
     password = _password(password_file) if password_file else None
@@ -103,7 +111,7 @@ def ensure(data_dir: Path, database: str, *, password_file: Path | None = None, 
         # One starter at a time (the web server and the worker may ask together).
         with open(data_dir.parent / f".{data_dir.name}.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            port = running_port(data_dir) or _start(data_dir, password, quiet=quiet)
+            port = running_port(data_dir) or _start(data_dir, password, throwaway=throwaway, quiet=quiet)
     _create_database(port, database, password)
     return _url(port, database, password)
 
@@ -127,7 +135,7 @@ def _create_database(port: int, database: str, password: str | None) -> None:
             conn.execute(f'CREATE DATABASE "{database}"')
 
 
-def _start(data_dir: Path, password: str | None, *, quiet: bool) -> int:
+def _start(data_dir: Path, password: str | None, *, throwaway: bool, quiet: bool) -> int:
     binaries = bin_dir()
     if binaries is None:
         if os.geteuid() != 0:
@@ -146,7 +154,14 @@ def _start(data_dir: Path, password: str | None, *, quiet: bool) -> int:
         # it, drop the stale lock and try again.
         _kill_leftovers(data_dir)
         (data_dir / "postmaster.pid").unlink(missing_ok=True)
-        return _start_server(binaries, data_dir, password, quiet=quiet)
+        try:
+            return _start_server(binaries, data_dir, password, quiet=quiet)
+        except subprocess.CalledProcessError:
+            if not throwaway:
+                raise
+            print(f"PostgreSQL would not start from {data_dir}; creating a new cluster.", file=sys.stderr)
+            shutil.rmtree(data_dir, ignore_errors=True)
+            return _start_server(binaries, data_dir, password, quiet=quiet)
 
 
 def _kill_leftovers(data_dir: Path) -> None:

@@ -3,7 +3,8 @@
 ``DATABASE_URL`` set in the environment wins. Otherwise the shared provisioning of
 ``paas/embedded_postgres.py`` (the same code that gives ``make run`` its server) creates a cluster
 once under ``/tmp/gpupaas-test-pg`` and starts it on a free loopback port; later runs reuse it while
-it runs. Loopback connections are trusted and durability is off: it is a throwaway server.
+it runs. Loopback connections are trusted and durability is off: it is a throwaway server (one that
+will not start is recreated).
 """
 
 import os
@@ -20,7 +21,7 @@ def ensure() -> str:
     if os.environ.get("DATABASE_URL"):
         return os.environ["DATABASE_URL"]
     try:
-        return embedded_postgres.ensure(DATA_DIR, "gpupaas")
+        return embedded_postgres.ensure(DATA_DIR, "gpupaas", throwaway=True)
     except embedded_postgres.Unavailable as exc:
         sys.exit(f"The suite needs PostgreSQL. {exc}")
 
