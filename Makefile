@@ -21,7 +21,7 @@ $(UV):
 install: $(UV)
 	$(UV) sync --frozen --python $(PYTHON)
 
-## run: the platform on the embedded default (SQLite under var/, a worker), with demo data
+## run: the platform on the embedded default (its own PostgreSQL server under var/postgres, a worker), with demo data
 run: install
 	$(VENV)/bin/python manage.py migrate --noinput
 	@rm -f var/demo-kubeconfig.path

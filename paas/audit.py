@@ -47,10 +47,9 @@ def compute_hash(event: AuditEvent) -> str:
 
 
 def _lock_chain(chain: int) -> None:
-    """Serialise writers of one chain until commit (PostgreSQL); SQLite's writers are serial already."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_CLASS, chain])
+    """Serialise writers of one chain until commit."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_CLASS, chain])
 
 
 def _json_safe(details: dict) -> dict:

@@ -4,8 +4,7 @@ A statement-level ``BEFORE TRUNCATE`` trigger: TRUNCATE does not fire row trigge
 statement would empty the trail. Like every ordinary trigger it does not fire while the session runs
 with ``session_replication_role = replica``, a setting only a superuser may change: that is how the
 test suite's own flush (TRUNCATE of every table between transactional tests) still resets the
-database, while the application's role cannot. (SQLite has no TRUNCATE: its ``DELETE FROM`` without a
-WHERE clause fires the row trigger of 0003 already.)
+database, while the application's role cannot.
 """
 
 from django.db import migrations
@@ -17,16 +16,6 @@ CREATE TRIGGER paas_auditevent_no_truncate BEFORE TRUNCATE ON paas_auditevent
 PG_REVERSE = "DROP TRIGGER IF EXISTS paas_auditevent_no_truncate ON paas_auditevent;"
 
 
-def forward(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(PG_FORWARD, params=None)
-
-
-def reverse(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(PG_REVERSE, params=None)
-
-
 class Migration(migrations.Migration):
     dependencies = [("paas", "0004_worker_heartbeat_schedule")]
-    operations = [migrations.RunPython(forward, reverse)]
+    operations = [migrations.RunSQL(PG_FORWARD, PG_REVERSE)]

@@ -106,17 +106,20 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------------------
-# The embedded default is a SQLite file under var/; the suite and production use PostgreSQL.
-DEFAULT_SQLITE_URL = f"sqlite:///{VAR_DIR / 'paas.sqlite3'}"
-DATABASES = {"default": dj_database_url.parse(env("DATABASE_URL", DEFAULT_SQLITE_URL), conn_max_age=60)}
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # IMMEDIATE transactions and a busy timeout let the web server and the worker share the file.
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"]["OPTIONS"] = {
-        "transaction_mode": "IMMEDIATE",
-        "timeout": 20,
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-    }
+# PostgreSQL only, in every profile. DATABASE_URL names the server; without it the dev profile uses the
+# project's own server under var/ (paas/embedded_postgres.py), the suite's runner provisions one, and
+# production refuses to start.
+DATABASE_URL = env("DATABASE_URL")
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)} if DATABASE_URL else {}
+
+
+def require_postgresql(databases: dict, hint: str) -> None:
+    engine = databases.get("default", {}).get("ENGINE")
+    if engine != "django.db.backends.postgresql":
+        got = engine or "no DATABASE_URL"
+        raise ImproperlyConfigured(f"The platform runs on PostgreSQL only (got {got}). {hint}")
+
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Per-process cache (catalog pages keyed by the catalog generation: never stale across processes).

@@ -1,11 +1,23 @@
-"""Development and demo profile: the embedded default (SQLite under var/, console email)."""
+"""Development and demo profile: the embedded default (the project's own PostgreSQL server under
+var/postgres, started on first use and reused; console email). ``manage.py`` run by hand finds the same
+database as ``make run``; DATABASE_URL points anywhere else."""
 
 import secrets
 
 from .base import *  # noqa: F403
-from .base import VAR_DIR, env, env_bool, env_list
+from .base import DATABASES, VAR_DIR, env, env_bool, env_list, require_postgresql
 
 DEBUG = True
+
+if not DATABASES:
+    import dj_database_url
+
+    from paas import embedded_postgres
+
+    DATABASES = {
+        "default": dj_database_url.parse(embedded_postgres.ensure_project_database(VAR_DIR), conn_max_age=60)
+    }
+require_postgresql(DATABASES, "Unset DATABASE_URL for the project's own server, or name a PostgreSQL one.")
 # The demo's local cluster listens on 127.0.0.1 (production keeps loopback refused).
 PAAS_OUTBOUND_ALLOW_LOOPBACK = env_bool("PAAS_OUTBOUND_ALLOW_LOOPBACK", True)
 

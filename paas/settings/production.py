@@ -3,7 +3,7 @@
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import env, env_bool, env_int
+from .base import DATABASES, env, env_bool, env_int, require_postgresql
 
 SECRET_KEY = env("SECRET_KEY")
 if not SECRET_KEY or len(SECRET_KEY) < 50:
@@ -36,3 +36,5 @@ SESSION_COOKIE_SECURE = True
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SECURE = True
 X_FRAME_OPTIONS = "DENY"
+
+require_postgresql(DATABASES, "Set DATABASE_URL=postgres://user:pass@host:port/db.")

@@ -4,10 +4,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from django.core.exceptions import ImproperlyConfigured
-
 from .base import *  # noqa: F403
-from .base import DATABASES
+from .base import DATABASES, require_postgresql
 
 SECRET_KEY = "test-only-secret-key-not-for-production-0123456789abcdefghijklmnopqrstuvwxyz"  # noqa: S105
 # Two keys: the suite encrypts with the first and proves it still reads what the second encrypted.
@@ -24,8 +22,8 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # this off to see the refusals.
 PAAS_OUTBOUND_ALLOW_LOOPBACK = True
 
-if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
-    raise ImproperlyConfigured(
-        "The suite runs on PostgreSQL only. Run it with `make test`, which provisions PostgreSQL, "
-        "or set DATABASE_URL=postgres://..."
-    )
+require_postgresql(
+    DATABASES,
+    "The suite runs on PostgreSQL only. Run it with `make test`, which provisions PostgreSQL, "
+    "or set DATABASE_URL=postgres://...",
+)

@@ -151,10 +151,9 @@ def _has_membership(user: User) -> bool:
 
 
 def _lock_subject(subject: str) -> None:
-    """Serialise concurrent sign-ons of one person (two tabs) until commit (PostgreSQL)."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [_SSO_LOCK_CLASS, subject])
+    """Serialise concurrent sign-ons of one person (two tabs) until commit."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [_SSO_LOCK_CLASS, subject])
 
 
 def _sync_idp_roles(user: User, mappings: list[IdpGroupMapping]) -> None:

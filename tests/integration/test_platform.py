@@ -59,8 +59,12 @@ def test_production_refuses_to_start_without_its_secrets():
     assert result.returncode != 0 and "PAAS_AUDIT_CHECKPOINT_KEY must be set" in result.stderr
 
 
-def test_suite_settings_refuse_sqlite():
-    result = _manage("check", DJANGO_SETTINGS_MODULE="paas.settings.test", DATABASE_URL="sqlite:////tmp/x.db")
+@pytest.mark.parametrize("profile", ["test", "dev"])
+def test_settings_refuse_sqlite(profile):
+    """PostgreSQL only: the dev profile too (its default is the project's own PostgreSQL server)."""
+    result = _manage(
+        "check", DJANGO_SETTINGS_MODULE=f"paas.settings.{profile}", DATABASE_URL="sqlite:////tmp/x.db"
+    )
     assert result.returncode != 0 and "PostgreSQL only" in result.stderr
 
 
