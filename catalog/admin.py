@@ -1,6 +1,7 @@
 """Studio pages of the catalog: templates and versions, compute and service profiles, with clone and
 sharing pages. PaaS admins see these sections and nothing else (separation of duties)."""
 
+import copy
 import json
 
 from django import forms
@@ -107,7 +108,8 @@ class CatalogAdmin(ScopedModelAdmin):
 
     @admin.display(description="actions")
     def actions_menu(self, obj):
-        allowed = selectors.allowed_actions(self._request.user, obj) if hasattr(self, "_request") else set()
+        user = getattr(self, "changelist_user", None)
+        allowed = selectors.allowed_actions(user, obj) if user is not None else set()
         info = (obj._meta.app_label, obj._meta.model_name)
         links = []
         for act, label in (
@@ -124,9 +126,13 @@ class CatalogAdmin(ScopedModelAdmin):
             return "read-only (inherited)"
         return format_html_join(" · ", '<a href="{}">{}</a>', links)
 
-    def changelist_view(self, request, extra_context=None):
-        self._request = request
-        return super().changelist_view(request, extra_context)
+    def get_changelist_instance(self, request):
+        """The change list renders its rows through a copy of this admin that knows the request's user
+        (the actions column asks what they may do). The registered admin is shared by every request of
+        a threaded server, so it keeps no request of its own."""
+        scoped = copy.copy(self)
+        scoped.changelist_user = request.user
+        return super(CatalogAdmin, scoped).get_changelist_instance(request)
 
     # --- sharing page -------------------------------------------------------------------------------
     def get_urls(self):
@@ -304,11 +310,7 @@ class TemplateVersionForm(forms.ModelForm):
 class TemplateVersionAdmin(CatalogAdmin):
     """Drafts are edited here; "Publish" validates and freezes them."""
 
-    selector = staticmethod(
-        lambda user: TemplateVersion.objects.filter(
-            template__in=selectors.template_list_for(user)
-        ).select_related("template")
-    )
+    selector = staticmethod(selectors.template_version_list_for)
     form = TemplateVersionForm
     list_display = ["template", "version", "state", "kubernetes_version", "published_at", "created_at"]
     list_filter = ["state"]

@@ -20,6 +20,7 @@ from catalog.models import (
     ServiceProfile,
     Sharing,
     SystemSharing,
+    TemplateVersion,
 )
 from paas import authz
 from tenancy.models import Organization, Project
@@ -157,6 +158,11 @@ def admin_list_for(user, model: type[Model]) -> QuerySet:
 
 def template_list_for(user) -> QuerySet[EnvironmentTemplate]:
     return admin_list_for(user, EnvironmentTemplate)
+
+
+def template_version_list_for(user) -> QuerySet[TemplateVersion]:
+    """The versions of the templates ``user`` may see (API and studio)."""
+    return TemplateVersion.objects.filter(template__in=template_list_for(user)).select_related("template")
 
 
 def compute_profile_list_for(user) -> QuerySet[ComputeProfile]:

@@ -1,15 +1,20 @@
 """Permission-filtered reads of compute instances."""
 
+from collections import defaultdict
 from decimal import Decimal
 
 from django.db.models import CharField, Count, QuerySet, Sum
 from django.db.models.fields.json import KT
 from django.db.models.functions import Coalesce
 
+from catalog.models import ComputeProfile
 from instances.models import ComputeInstance
 from instances.states import ACTIVE, State
+from inventory.matchmaker import PlacementRequest, ResourceGroup
+from inventory.selectors import Reservation
 from paas import authz
 from paas.errors import NotFound
+from paas.units import GIB
 from tenancy.models import Project
 
 
@@ -143,3 +148,47 @@ def workspaces_with_active_instances(user, *, exclude: Project | None = None) ->
             default=None,
         )
     )
+
+
+# --- what a launch asks of the matchmaker (read under the launch's lock) ------------------------------
+
+
+def reservations() -> dict[int, Reservation]:
+    """What active instances hold on each cluster (subtracted from capacity before placing)."""
+    held: dict[int, dict] = {}
+    for row in ComputeInstance.objects.filter(state__in=ACTIVE, cluster__isnull=False).values(
+        "cluster_id", "gpus_by_model", "mig_slices", "cpu_millis", "memory_gib"
+    ):
+        entry = held.setdefault(
+            row["cluster_id"], {"gpus": defaultdict(int), "mig": defaultdict(int), "cpu": 0, "memory": 0}
+        )
+        for model, count in row["gpus_by_model"].items():
+            entry["gpus"][model] += count
+        for profile, count in row["mig_slices"].items():
+            entry["mig"][profile] += count
+        entry["cpu"] += row["cpu_millis"]
+        entry["memory"] += row["memory_gib"] * GIB
+    return {
+        pk: Reservation(
+            gpus=dict(e["gpus"]), mig=dict(e["mig"]), cpu_millis=e["cpu"], memory_bytes=e["memory"]
+        )
+        for pk, e in held.items()
+    }
+
+
+def placement_request(profile: ComputeProfile, org_id: int) -> PlacementRequest:
+    groups = tuple(
+        ResourceGroup(
+            gpu_model=g.gpu_model if g.gpu_count else "",
+            gpu_count=g.gpu_count,
+            mig_profile=g.mig_profile if g.mig_count else "",
+            mig_count=g.mig_count,
+            cpu_millis=int(g.cpu_cores * 1000),
+            memory_bytes=g.memory_gib * GIB,
+        )
+        for g in profile.resource_groups.all()
+    )
+    allowed = tuple(
+        c.strip() for c in (profile.input_values.get("cluster_details") or "").split(",") if c.strip()
+    )
+    return PlacementRequest(groups=groups, allowed_clusters=allowed, flavor=profile.flavor, org_id=org_id)

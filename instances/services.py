@@ -1,8 +1,6 @@
 """Every write on compute instances: launch (quota-safe, placed by the matchmaker), state changes,
 runs, collaborators and delete. Workers call the ``*_execute`` functions through ``instances.tasks``."""
 
-from collections import defaultdict
-
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -10,66 +8,22 @@ from django.utils import timezone
 from catalog.models import ComputeProfile
 from catalog.selectors import catalog_for
 from catalog.services import profile_snapshot
-from instances import access
+from instances import access, selectors
 from instances.launch_checks import launch_checks_run
 from instances.models import ComputeInstance, Run
 from instances.quota import profile_totals, quota_problems
-from instances.states import ACTIVE, State, transition
-from inventory.matchmaker import PlacementRequest, ResourceGroup
+from instances.states import State, transition
 from inventory.models import Cluster
-from inventory.selectors import Reservation, placement_for
+from inventory.selectors import placement_for
 from inventory.services import enqueue_for_cluster
 from paas import authz
 from paas.audit import audit_log
 from paas.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from paas.units import GIB
 from paas.validation import is_dns_label
 from tenancy.models import Project, Quota
 
-# --- resource arithmetic ----------------------------------------------------------------------------
 # What quotas count and refuse lives in instances.quota (GPU quotas count MIG slices as fractions of a
-# GPU); profile_totals and quota_problems are re-exported here for the views.
-
-
-def _reservations() -> dict[int, Reservation]:
-    """What active instances hold on each cluster (subtracted from capacity before placing)."""
-    held: dict[int, dict] = {}
-    for row in ComputeInstance.objects.filter(state__in=ACTIVE, cluster__isnull=False).values(
-        "cluster_id", "gpus_by_model", "mig_slices", "cpu_millis", "memory_gib"
-    ):
-        entry = held.setdefault(
-            row["cluster_id"], {"gpus": defaultdict(int), "mig": defaultdict(int), "cpu": 0, "memory": 0}
-        )
-        for model, count in row["gpus_by_model"].items():
-            entry["gpus"][model] += count
-        for profile, count in row["mig_slices"].items():
-            entry["mig"][profile] += count
-        entry["cpu"] += row["cpu_millis"]
-        entry["memory"] += row["memory_gib"] * GIB
-    return {
-        pk: Reservation(
-            gpus=dict(e["gpus"]), mig=dict(e["mig"]), cpu_millis=e["cpu"], memory_bytes=e["memory"]
-        )
-        for pk, e in held.items()
-    }
-
-
-def placement_request(profile: ComputeProfile, org_id: int) -> PlacementRequest:
-    groups = tuple(
-        ResourceGroup(
-            gpu_model=g.gpu_model if g.gpu_count else "",
-            gpu_count=g.gpu_count,
-            mig_profile=g.mig_profile if g.mig_count else "",
-            mig_count=g.mig_count,
-            cpu_millis=int(g.cpu_cores * 1000),
-            memory_bytes=g.memory_gib * GIB,
-        )
-        for g in profile.resource_groups.all()
-    )
-    allowed = tuple(
-        c.strip() for c in (profile.input_values.get("cluster_details") or "").split(",") if c.strip()
-    )
-    return PlacementRequest(groups=groups, allowed_clusters=allowed, flavor=profile.flavor, org_id=org_id)
+# GPU); what active instances hold and what a profile asks of the matchmaker, in instances.selectors.
 
 
 # --- launch -----------------------------------------------------------------------------------------
@@ -124,7 +78,9 @@ def instance_launch(
     instance_name_check(project=project, name=name)  # again, now that launches here are serialised
     # Placed first: the parent GPU model of a MIG slice (what per-model limits count) is known once the
     # cluster is. Over quota is said before "no capacity" all the same.
-    placement = placement_for(placement_request(profile, project.org_id), reserved=_reservations())
+    placement = placement_for(
+        selectors.placement_request(profile, project.org_id), reserved=selectors.reservations()
+    )
     cluster = Cluster.objects.get(name=placement.cluster) if placement.cluster else None
     want = profile_totals(profile, cluster_id=cluster.pk if cluster else None)
     problems = quota_problems(project=project, wants={profile.pk: want}, quotas=list(quotas.values()))[

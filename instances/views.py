@@ -18,7 +18,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from catalog.models import ComputeProfile
 from catalog.selectors import catalog_for
-from instances import selectors, services
+from instances import quota, selectors, services
 from instances.filters import InstanceFilter
 from instances.forms import CollaboratorForm, InstanceNameForm, InstanceSizeForm
 from instances.models import ComputeInstance
@@ -201,8 +201,8 @@ def instance_new(request: HttpRequest, project_id: int) -> HttpResponse:
 def _render_new(request, project, cards, name_form, size_form, step, error, code) -> HttpResponse:
     chosen = None
     if step == 2:  # each card says what the quotas would refuse now (the launch checks it again)
-        over = services.quota_problems(
-            project=project, wants={c["profile"].pk: services.profile_totals(c["profile"]) for c in cards}
+        over = quota.quota_problems(
+            project=project, wants={c["profile"].pk: quota.profile_totals(c["profile"]) for c in cards}
         )
         cards = [c | {"over_quota": over[c["profile"].pk]} for c in cards]
     if step == 3:

@@ -466,13 +466,7 @@ class AgentAdmin(OperatorWritesAdmin):
 class DatacenterAgentAdmin(OperatorWritesAdmin):
     """Global settings: the agent that serves each datacenter (others go to a global agent)."""
 
-    selector = staticmethod(
-        lambda user: (
-            DatacenterAgent.objects.select_related("datacenter", "agent")
-            if authz.is_operator(user)
-            else DatacenterAgent.objects.none()
-        )
-    )
+    selector = staticmethod(selectors.datacenter_agent_list_for)
     list_display = ["datacenter", "agent"]
     fields = ["datacenter", "agent"]
 

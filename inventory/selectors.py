@@ -20,7 +20,7 @@ from inventory.matchmaker import (
     normalize_mig_profile,
     place,
 )
-from inventory.models import Agent, Cluster, Datacenter, MigChange, Node, Storage
+from inventory.models import Agent, Cluster, Datacenter, DatacenterAgent, MigChange, Node, Storage
 from paas import authz
 from paas.models import WorkerHeartbeat
 from tenancy.models import Organization
@@ -81,6 +81,13 @@ def agent_list_for(user) -> QuerySet[Agent]:
         "seen_at"
     )
     return Agent.objects.select_related("datacenter").annotate(last_heartbeat_at=Subquery(heartbeat[:1]))
+
+
+def datacenter_agent_list_for(user) -> QuerySet[DatacenterAgent]:
+    """Which agent serves each datacenter: a global setting, operators only (API and studio)."""
+    if not authz.is_operator(user):
+        return DatacenterAgent.objects.none()
+    return DatacenterAgent.objects.select_related("datacenter", "agent")
 
 
 def mig_change_list_for(user) -> QuerySet[MigChange]:

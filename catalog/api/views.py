@@ -5,7 +5,6 @@ writes go through services."""
 import re
 
 from django.core.cache import cache
-from django.db import transaction
 from django.db.models import Count, Window
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, mixins, status
@@ -25,18 +24,18 @@ from catalog.api.serializers import (
     TemplateSerializer,
     TemplateVersionSerializer,
 )
-from catalog.models import ComputeProfile, ServiceProfile, TemplateVersion
-from paas.api.viewsets import ScopedGenericViewSet
+from catalog.models import ComputeProfile, ServiceProfile
+from paas.api.viewsets import (
+    ScopedGenericViewSet,
+    ServiceCreateMixin,
+    ServiceDestroyMixin,
+    ServiceUpdateMixin,
+    ServiceWriteMixin,
+)
 from paas.errors import NotFound, ValidationFailed
 
 SIGNED_ASCII_NUMBER = re.compile(r"[+-]?[0-9]{1,19}")  # int() would also take "٣" and fullwidth digits
 MAX_OFFSET = 2**31  # rows skipped by the catalog's own pages (the cap keeps ?page=10**20 a 404)
-
-
-def _valid(serializer_class, request, **kwargs) -> dict:
-    serializer = serializer_class(data=request.data, context={"request": request}, **kwargs)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
 
 
 class ShareMixin:
@@ -45,7 +44,7 @@ class ShareMixin:
     def share(self, request, pk=None):
         """Share with none, all or selected projects of the org (system items: orgs, operators only)."""
         item = self.get_object()
-        data = _valid(ShareSerializer, request)
+        data = self.validated(ShareSerializer)
         services.item_share(
             actor=request.user,
             item=item,
@@ -56,50 +55,48 @@ class ShareMixin:
         return Response(self.get_serializer(self.get_queryset().get(pk=item.pk)).data)
 
 
-class TemplateViewSet(ShareMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedGenericViewSet):
+class TemplateViewSet(
+    ShareMixin,
+    ServiceCreateMixin,
+    ServiceDestroyMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    ScopedGenericViewSet,
+):
     selector = staticmethod(selectors.template_list_for)
     serializer_class = TemplateSerializer
     filterset_fields = ["project", "sharing"]
+    create_service = staticmethod(services.template_create)
+    delete_service = staticmethod(services.template_delete)
+    target_kwarg = "template"
 
-    def create(self, request):
-        data = _valid(TemplateSerializer, request)
-        template = services.template_create(
-            actor=request.user,
-            project=data.get("project"),
-            name=data["name"],
-            display_name=data.get("display_name", ""),
-            description=data.get("description", ""),
-        )
-        return Response(self.get_serializer(template).data, status=status.HTTP_201_CREATED)
-
-    def destroy(self, request, pk=None):
-        services.template_delete(actor=request.user, template=self.get_object())
-        return Response(status=status.HTTP_204_NO_CONTENT)
+    def prepare(self, data, update=False):
+        data.setdefault("project", None)  # none: the system catalog (operators)
+        return data
 
 
-class TemplateVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedGenericViewSet):
+class TemplateVersionViewSet(
+    ServiceCreateMixin,
+    ServiceUpdateMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    ScopedGenericViewSet,
+):
     """Template versions. Drafts change with PATCH; POST …/publish/ validates and freezes one."""
 
-    selector = staticmethod(
-        lambda user: TemplateVersion.objects.filter(
-            template__in=selectors.template_list_for(user)
-        ).select_related("template")
-    )
+    selector = staticmethod(selectors.template_version_list_for)
     serializer_class = TemplateVersionSerializer
     filterset_fields = ["template", "state"]
+    create_service = staticmethod(services.template_version_create)
+    update_service = staticmethod(services.template_version_update)
+    target_kwarg = "version"
+    update_validates_instance = False
 
-    def create(self, request):
-        data = _valid(TemplateVersionSerializer, request)
-        version = services.template_version_create(actor=request.user, **data)
-        return Response(self.get_serializer(version).data, status=status.HTTP_201_CREATED)
-
-    def partial_update(self, request, pk=None):
-        version = self.get_object()
-        data = _valid(TemplateVersionSerializer, request, partial=True)
-        data.pop("template", None)
-        data.pop("version", None)
-        version = services.template_version_update(actor=request.user, version=version, **data)
-        return Response(self.get_serializer(version).data)
+    def prepare(self, data, update=False):
+        if update:  # a version stays in its template under its number
+            data.pop("template", None)
+            data.pop("version", None)
+        return data
 
     @extend_schema(request=None)
     @action(detail=True, methods=["post"])
@@ -108,9 +105,17 @@ class TemplateVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, S
         return Response(self.get_serializer(version).data)
 
 
-class ProfileViewSet(ShareMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedGenericViewSet):
+class ProfileViewSet(
+    ShareMixin, ServiceWriteMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedGenericViewSet
+):
     model = None
     search_fields = ["name", "display_name"]
+    create_service = staticmethod(services.profile_create)
+    update_service = staticmethod(services.profile_update)
+    delete_service = staticmethod(services.profile_delete)
+    target_kwarg = "profile"
+    update_validates_instance = False
+    reread = True  # the selector prefetches what the answer shows
 
     def filter_queryset(self, queryset):
         queryset = super().filter_queryset(queryset)
@@ -121,38 +126,21 @@ class ProfileViewSet(ShareMixin, mixins.ListModelMixin, mixins.RetrieveModelMixi
             queryset = queryset.filter(Q(name__icontains=query) | Q(display_name__icontains=query))
         return queryset
 
-    def _write_data(self, partial: bool) -> dict:
-        data = _valid(self.serializer_class, self.request, partial=partial)
+    def prepare(self, data, update=False):
         if "resource_groups" in data:
             data["resource_groups"] = [dict(group) for group in data["resource_groups"]]
+        if update:
+            data.pop("project", None)  # a profile stays where it was created
+        else:
+            data.setdefault("project", None)
+            data["model"] = self.model
         return data
-
-    def create(self, request):
-        data = self._write_data(partial=False)
-        with transaction.atomic():
-            profile = services.profile_create(
-                actor=request.user, model=self.model, project=data.pop("project", None), **data
-            )
-        return Response(
-            self.get_serializer(self.get_queryset().get(pk=profile.pk)).data, status=status.HTTP_201_CREATED
-        )
-
-    def partial_update(self, request, pk=None):
-        profile = self.get_object()
-        data = self._write_data(partial=True)
-        data.pop("project", None)
-        updated = services.profile_update(actor=request.user, profile=profile, **data)
-        return Response(self.get_serializer(self.get_queryset().get(pk=updated.pk)).data)
-
-    def destroy(self, request, pk=None):
-        services.profile_delete(actor=request.user, profile=self.get_object())
-        return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=CloneSerializer)
     @action(detail=True, methods=["post"])
     def clone(self, request, pk=None):
         profile = self.get_object()
-        data = _valid(CloneSerializer, request)
+        data = self.validated(CloneSerializer)
         clone = services.profile_clone(actor=request.user, profile=profile, **data)
         return Response(
             self.get_serializer(self.get_queryset().get(pk=clone.pk)).data, status=status.HTTP_201_CREATED
@@ -276,24 +264,19 @@ class ServiceCatalogView(ProjectCatalogView):
         row["readme_html"] = render_readme(row.pop("readme"))
 
 
-class AllowedCustomResourceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedGenericViewSet):
+class AllowedCustomResourceViewSet(
+    ServiceCreateMixin,
+    ServiceDestroyMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    ScopedGenericViewSet,
+):
     """The custom resource kinds templates may create. Operators add and remove them; org admins and
     PaaS admins read the list (to know what their templates may use)."""
 
     selector = staticmethod(selectors.allowed_custom_resource_list_for)
     serializer_class = AllowedCustomResourceSerializer
     filterset_fields = ["group", "kind"]
-
-    def create(self, request):
-        data = _valid(AllowedCustomResourceSerializer, request)
-        entry = custom_resources.allowed_custom_resource_create(
-            actor=request.user,
-            group=data["group"],
-            kind=data["kind"],
-            description=data.get("description", ""),
-        )
-        return Response(self.get_serializer(entry).data, status=status.HTTP_201_CREATED)
-
-    def destroy(self, request, pk=None):
-        custom_resources.allowed_custom_resource_delete(actor=request.user, entry=self.get_object())
-        return Response(status=status.HTTP_204_NO_CONTENT)
+    create_service = staticmethod(custom_resources.allowed_custom_resource_create)
+    delete_service = staticmethod(custom_resources.allowed_custom_resource_delete)
+    target_kwarg = "entry"

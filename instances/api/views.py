@@ -10,23 +10,20 @@ from rest_framework.views import APIView
 
 from instances import selectors, services
 from instances.api.serializers import CollaboratorSerializer, InstanceSerializer, RunSerializer
-from paas.api.viewsets import ScopedGenericViewSet
+from paas.api.viewsets import ScopedGenericViewSet, ServiceCreateMixin
 from tenancy.models import User
 
 
-class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedGenericViewSet):
+class InstanceViewSet(
+    ServiceCreateMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedGenericViewSet
+):
     selector = staticmethod(selectors.instance_list_for)
     serializer_class = InstanceSerializer
     filterset_fields = ["project", "state"]
-
-    def create(self, request):
-        serializer = self.get_serializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        instance = services.instance_launch(actor=request.user, **serializer.validated_data)
-        return Response(self.get_serializer(instance).data, status=status.HTTP_201_CREATED)
+    create_service = staticmethod(services.instance_launch)
 
     @extend_schema(responses={202: RunSerializer})
-    def destroy(self, request, pk=None):
+    def destroy(self, request, pk=None):  # not a plain delete: it starts the teardown run and answers it
         run = services.instance_delete(actor=request.user, instance=self.get_object())
         return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 

@@ -1,6 +1,5 @@
 """Inventory API: operators write; org admins and PaaS admins read what their orgs may use."""
 
-from django.db.models import Q
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
@@ -16,44 +15,20 @@ from inventory.api.serializers import (
     NodeSerializer,
     StorageSerializer,
 )
-from inventory.models import DatacenterAgent
 from paas import authz
-from paas.api.viewsets import ScopedGenericViewSet, ScopedReadOnlyViewSet
+from paas.api.viewsets import (
+    ScopedGenericViewSet,
+    ScopedReadOnlyViewSet,
+    ServiceCreateMixin,
+    ServiceDestroyMixin,
+    ServiceWriteMixin,
+)
 from paas.errors import NotFound
 
 
-class _WriteMixin:
-    """create/update/destroy through the service functions named on the viewset."""
-
-    create_service = update_service = delete_service = None
-    target_kwarg = ""
-
-    def _data(self, partial=False, instance=None) -> dict:
-        serializer = self.get_serializer(instance, data=self.request.data, partial=partial)
-        serializer.is_valid(raise_exception=True)
-        return dict(serializer.validated_data)
-
-    def create(self, request):
-        obj = type(self).create_service(actor=request.user, **self.prepare(self._data()))
-        return Response(
-            self.get_serializer(self.get_queryset().get(pk=obj.pk)).data, status=status.HTTP_201_CREATED
-        )
-
-    def partial_update(self, request, pk=None):
-        instance = self.get_object()
-        data = self.prepare(self._data(partial=True, instance=instance), update=True)
-        type(self).update_service(actor=request.user, **{self.target_kwarg: instance}, **data)
-        return Response(self.get_serializer(self.get_queryset().get(pk=instance.pk)).data)
-
-    def destroy(self, request, pk=None):
-        type(self).delete_service(actor=request.user, **{self.target_kwarg: self.get_object()})
-        return Response(status=status.HTTP_204_NO_CONTENT)
-
-    def prepare(self, data: dict, update: bool = False) -> dict:
-        return data
-
-
-class DatacenterViewSet(_WriteMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedGenericViewSet):
+class DatacenterViewSet(
+    ServiceWriteMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedGenericViewSet
+):
     selector = staticmethod(selectors.datacenter_list_for)
     serializer_class = DatacenterSerializer
     filterset_fields = ["kind", "provider", "infrastructure_type"]
@@ -61,6 +36,7 @@ class DatacenterViewSet(_WriteMixin, mixins.ListModelMixin, mixins.RetrieveModel
     update_service = staticmethod(services.datacenter_update)
     delete_service = staticmethod(services.datacenter_delete)
     target_kwarg = "datacenter"
+    reread = True  # the selector annotates what the answer shows
 
     def prepare(self, data, update=False):
         if update:
@@ -68,7 +44,9 @@ class DatacenterViewSet(_WriteMixin, mixins.ListModelMixin, mixins.RetrieveModel
         return data
 
 
-class ClusterViewSet(_WriteMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedGenericViewSet):
+class ClusterViewSet(
+    ServiceWriteMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedGenericViewSet
+):
     """Clusters. The kubeconfig (or server, CA and token) is write-only: it is never returned."""
 
     selector = staticmethod(selectors.cluster_list_for)
@@ -78,6 +56,7 @@ class ClusterViewSet(_WriteMixin, mixins.ListModelMixin, mixins.RetrieveModelMix
     update_service = staticmethod(services.cluster_update)
     delete_service = staticmethod(services.cluster_delete)
     target_kwarg = "cluster"
+    reread = True  # the selector annotates what the answer shows
 
     def prepare(self, data, update=False):
         if "server_url" in data:
@@ -104,21 +83,18 @@ class NodeViewSet(ScopedReadOnlyViewSet):
     filterset_fields = ["cluster", "gpu_product", "mig_strategy", "schedulable"]
 
 
-class MigChangeViewSet(mixins.CreateModelMixin, ScopedReadOnlyViewSet):
+class MigChangeViewSet(ServiceCreateMixin, ScopedReadOnlyViewSet):
     """GPU partitioning: request a MIG configuration for nodes and follow it to success or failure."""
 
     selector = staticmethod(selectors.mig_change_list_for)
     serializer_class = MigChangeSerializer
     filterset_fields = ["cluster", "state"]
-
-    def create(self, request):
-        serializer = self.get_serializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        change = services.mig_change_request(actor=request.user, **serializer.validated_data)
-        return Response(self.get_serializer(change).data, status=status.HTTP_201_CREATED)
+    create_service = staticmethod(services.mig_change_request)
 
 
-class StorageViewSet(_WriteMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedGenericViewSet):
+class StorageViewSet(
+    ServiceWriteMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedGenericViewSet
+):
     selector = staticmethod(selectors.storage_list_for)
     serializer_class = StorageSerializer
     filterset_fields = ["kind"]
@@ -126,6 +102,7 @@ class StorageViewSet(_WriteMixin, mixins.ListModelMixin, mixins.RetrieveModelMix
     update_service = staticmethod(services.storage_update)
     delete_service = staticmethod(services.storage_delete)
     target_kwarg = "storage"
+    reread = True  # the selector annotates what the answer shows
 
     def prepare(self, data, update=False):
         if update:
@@ -156,38 +133,26 @@ class StorageViewSet(_WriteMixin, mixins.ListModelMixin, mixins.RetrieveModelMix
 
 
 class AgentViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, ScopedGenericViewSet
+    ServiceCreateMixin,
+    ServiceDestroyMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    ScopedGenericViewSet,
 ):
     selector = staticmethod(selectors.agent_list_for)
     serializer_class = AgentSerializer
-
-    def create(self, request):
-        serializer = self.get_serializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        agent = services.agent_create(actor=request.user, **serializer.validated_data)
-        return Response(
-            self.get_serializer(self.get_queryset().get(pk=agent.pk)).data, status=status.HTTP_201_CREATED
-        )
-
-    def perform_destroy(self, instance):
-        services.agent_delete(actor=self.request.user, agent=instance)
+    create_service = staticmethod(services.agent_create)
+    delete_service = staticmethod(services.agent_delete)
+    target_kwarg = "agent"
+    reread = True  # the selector annotates the last heartbeat
 
 
-class DatacenterAgentViewSet(mixins.ListModelMixin, ScopedGenericViewSet):
+class DatacenterAgentViewSet(ServiceCreateMixin, mixins.ListModelMixin, ScopedGenericViewSet):
     """Global settings: which agent serves each datacenter. POST sets it; DELETE (by datacenter id) unsets."""
 
-    selector = staticmethod(
-        lambda user: DatacenterAgent.objects.filter(
-            Q(agent__in=selectors.agent_list_for(user))
-        ).select_related("datacenter", "agent")
-    )
+    selector = staticmethod(selectors.datacenter_agent_list_for)
     serializer_class = DatacenterAgentSerializer
-
-    def create(self, request):
-        serializer = self.get_serializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        mapping = services.datacenter_agent_set(actor=request.user, **serializer.validated_data)
-        return Response(self.get_serializer(mapping).data, status=status.HTTP_201_CREATED)
+    create_service = staticmethod(services.datacenter_agent_set)
 
     def destroy(self, request, pk=None):
         mapping = authz.get_visible(self.get_queryset(), pk)

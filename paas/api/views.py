@@ -4,7 +4,7 @@ from rest_framework import mixins, serializers, status
 from rest_framework.response import Response
 
 from paas import selectors, services
-from paas.api.viewsets import ScopedGenericViewSet
+from paas.api.viewsets import ScopedGenericViewSet, ServiceDestroyMixin
 from paas.models import ApiToken, TokenScope
 
 
@@ -48,16 +48,18 @@ class ApiTokenCreatedSerializer(ApiTokenSerializer):
 
 
 class ApiTokenViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, ScopedGenericViewSet
+    ServiceDestroyMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedGenericViewSet
 ):
     """Your personal API tokens. The token is returned once, at creation; DELETE revokes it. Tokens are
     created from a signed-in session only: a request authenticated by a token cannot create one."""
 
     selector = staticmethod(selectors.api_token_list_for)
     serializer_class = ApiTokenSerializer
+    delete_service = staticmethod(services.api_token_revoke)
+    target_kwarg = "api_token"
 
     @extend_schema(request=ApiTokenCreateSerializer, responses={201: ApiTokenCreatedSerializer})
-    def create(self, request):
+    def create(self, request):  # not plain: the answer carries the token, once
         serializer = ApiTokenCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         api_token, token = services.api_token_create(
@@ -65,9 +67,6 @@ class ApiTokenViewSet(
         )
         data = ApiTokenSerializer(api_token).data | {"token": token}
         return Response(data, status=status.HTTP_201_CREATED)
-
-    def perform_destroy(self, instance):
-        services.api_token_revoke(actor=self.request.user, api_token=instance)
 
 
 def healthz(request):

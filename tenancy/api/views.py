@@ -1,13 +1,19 @@
 """Tenancy API: thin viewsets; querysets from selectors, writes through services."""
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from paas.api.viewsets import ScopedGenericViewSet, ScopedReadOnlyViewSet
+from paas.api.viewsets import (
+    ScopedGenericViewSet,
+    ScopedReadOnlyViewSet,
+    ServiceCreateMixin,
+    ServiceDestroyMixin,
+    ServiceUpdateMixin,
+)
 from paas.errors import NotFound
 from paas.models import AuditEvent
 from tenancy import selectors, services
@@ -34,25 +40,32 @@ class MeView(APIView):
         return Response(MeSerializer(request.user).data)
 
 
-class OrganizationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedGenericViewSet):
+@extend_schema_view(
+    create=extend_schema(request=OrganizationOnboardSerializer, responses={201: OrganizationSerializer}),
+    partial_update=extend_schema(request=OrganizationSerializer, responses=OrganizationSerializer),
+)
+class OrganizationViewSet(
+    ServiceCreateMixin,
+    ServiceUpdateMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    ScopedGenericViewSet,
+):
     """Organizations (tenants). Operators onboard them; org admins rename theirs."""
 
     selector = staticmethod(selectors.org_list_for)
     serializer_class = OrganizationSerializer
     filterset_fields = ["is_active"]
+    create_serializer_class = OrganizationOnboardSerializer
+    create_service = staticmethod(services.org_onboard)
+    update_service = staticmethod(services.org_update)
+    target_kwarg = "org"
+    update_validates_instance = False
 
-    @extend_schema(request=OrganizationOnboardSerializer, responses={201: OrganizationSerializer})
-    def create(self, request):
-        data = self._valid(OrganizationOnboardSerializer, request.data)
-        org, _invitation, _token = services.org_onboard(actor=request.user, **data)
-        return Response(OrganizationSerializer(org).data, status=status.HTTP_201_CREATED)
-
-    @extend_schema(request=OrganizationSerializer, responses=OrganizationSerializer)
-    def partial_update(self, request, pk=None):
-        org = self.get_object()
-        data = self._valid(OrganizationSerializer, request.data, partial=True)
-        org = services.org_update(actor=request.user, org=org, **data)
-        return Response(OrganizationSerializer(org).data)
+    def result(self, returned):
+        return (
+            returned[0] if isinstance(returned, tuple) else returned
+        )  # onboarding: (org, invitation, token)
 
     @extend_schema(request=MemberRemoveSerializer, responses={204: None})
     @action(detail=True, methods=["post"], url_path="remove-member")
@@ -60,14 +73,9 @@ class OrganizationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Scop
         """Remove someone from the organization: every role they hold in it goes, and with them their
         access to its instances (their ServiceAccounts are deleted, so their kubeconfigs stop working)."""
         org = self.get_object()
-        data = self._valid(MemberRemoveSerializer, request.data)
+        data = self.validated(MemberRemoveSerializer)
         services.member_remove(actor=request.user, org=org, user=data["user"])
         return Response(status=status.HTTP_204_NO_CONTENT)
-
-    def _valid(self, serializer_class, data, **kwargs) -> dict:
-        serializer = serializer_class(data=data, context=self.get_serializer_context(), **kwargs)
-        serializer.is_valid(raise_exception=True)
-        return serializer.validated_data
 
 
 class AuditEventSerializer(serializers.ModelSerializer):
@@ -97,31 +105,28 @@ class AuditEventSerializer(serializers.ModelSerializer):
         ]
 
 
+@extend_schema_view(
+    partial_update=extend_schema(request=ProjectUpdateSerializer, responses=ProjectSerializer)
+)
 class ProjectViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, ScopedGenericViewSet
+    ServiceCreateMixin,
+    ServiceUpdateMixin,
+    ServiceDestroyMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    ScopedGenericViewSet,
 ):
     """Projects, shown to end users as workspaces."""
 
     selector = staticmethod(selectors.project_list_for)
     serializer_class = ProjectSerializer
     filterset_class = filters.ProjectFilter
-
-    def create(self, request):
-        serializer = self.get_serializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        project = services.project_create(actor=request.user, **serializer.validated_data)
-        return Response(self.get_serializer(project).data, status=status.HTTP_201_CREATED)
-
-    @extend_schema(request=ProjectUpdateSerializer, responses=ProjectSerializer)
-    def partial_update(self, request, pk=None):
-        project = self.get_object()
-        serializer = ProjectUpdateSerializer(data=request.data, partial=True)
-        serializer.is_valid(raise_exception=True)
-        project = services.project_update(actor=request.user, project=project, **serializer.validated_data)
-        return Response(self.get_serializer(project).data)
-
-    def perform_destroy(self, instance):
-        services.project_delete(actor=self.request.user, project=instance)
+    update_serializer_class = ProjectUpdateSerializer
+    create_service = staticmethod(services.project_create)
+    update_service = staticmethod(services.project_update)
+    delete_service = staticmethod(services.project_delete)
+    target_kwarg = "project"
+    update_validates_instance = False
 
     @extend_schema(responses=AuditEventSerializer(many=True))
     @action(detail=True, methods=["get"])
@@ -136,24 +141,26 @@ class ProjectViewSet(
 
 
 class RoleAssignmentViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, ScopedGenericViewSet
+    ServiceCreateMixin,
+    ServiceDestroyMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    ScopedGenericViewSet,
 ):
     selector = staticmethod(selectors.role_assignment_list_for)
     serializer_class = RoleAssignmentSerializer
     filterset_class = filters.RoleAssignmentFilter
-
-    def create(self, request):
-        serializer = self.get_serializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        assignment = services.role_assign(actor=request.user, **serializer.validated_data)
-        return Response(self.get_serializer(assignment).data, status=status.HTTP_201_CREATED)
-
-    def perform_destroy(self, instance):
-        services.role_revoke(actor=self.request.user, assignment=instance)
+    create_service = staticmethod(services.role_assign)
+    delete_service = staticmethod(services.role_revoke)
+    target_kwarg = "assignment"
 
 
 class IdpGroupMappingViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, ScopedGenericViewSet
+    ServiceCreateMixin,
+    ServiceDestroyMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    ScopedGenericViewSet,
 ):
     """Single sign-on: which identity provider group gives which role. Org admins manage their orgs';
     the roles follow at each member's next sign-on."""
@@ -161,34 +168,30 @@ class IdpGroupMappingViewSet(
     selector = staticmethod(selectors.idp_mapping_list_for)
     serializer_class = IdpGroupMappingSerializer
     filterset_class = filters.IdpGroupMappingFilter
-
-    def create(self, request):
-        serializer = self.get_serializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        mapping = services.idp_mapping_create(actor=request.user, **serializer.validated_data)
-        return Response(self.get_serializer(mapping).data, status=status.HTTP_201_CREATED)
-
-    def perform_destroy(self, instance):
-        services.idp_mapping_delete(actor=self.request.user, mapping=instance)
+    create_service = staticmethod(services.idp_mapping_create)
+    delete_service = staticmethod(services.idp_mapping_delete)
+    target_kwarg = "mapping"
 
 
 class InvitationViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, ScopedGenericViewSet
+    ServiceCreateMixin,
+    ServiceDestroyMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    ScopedGenericViewSet,
 ):
     """Invitations by email. DELETE revokes a pending invitation."""
 
     selector = staticmethod(selectors.invitation_list_for)
     serializer_class = InvitationSerializer
     filterset_class = filters.InvitationFilter
+    create_service = staticmethod(services.invitation_create)
+    delete_service = staticmethod(services.invitation_revoke)
+    target_kwarg = "invitation"
 
-    def create(self, request):
-        serializer = self.get_serializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        invitation, _token = services.invitation_create(actor=request.user, **serializer.validated_data)
-        return Response(self.get_serializer(invitation).data, status=status.HTTP_201_CREATED)
-
-    def perform_destroy(self, instance):
-        services.invitation_revoke(actor=self.request.user, invitation=instance)
+    def result(self, returned):
+        invitation, _token = returned  # the token goes by email only, never into an answer
+        return invitation
 
     @extend_schema(request=InvitationAcceptSerializer, responses={200: MeSerializer})
     @action(detail=False, methods=["post"], permission_classes=[AllowAny], url_path="accept")
@@ -200,39 +203,34 @@ class InvitationViewSet(
         return Response(MeSerializer(user).data)
 
 
-class QuotaViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedGenericViewSet):
+class QuotaViewSet(
+    ServiceUpdateMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedGenericViewSet
+):
     """Quotas of orgs (set by operators) and projects (set by org admins). Empty = unlimited."""
 
     selector = staticmethod(selectors.quota_list_for)
     serializer_class = QuotaSerializer
     filterset_class = filters.QuotaFilter
+    update_service = staticmethod(services.quota_update)
+    target_kwarg = "quota"
 
-    def update(self, request, pk=None, partial=False):
-        quota = self.get_object()
-        serializer = self.get_serializer(quota, data=request.data, partial=partial)
-        serializer.is_valid(raise_exception=True)
-        data = dict(serializer.validated_data)
+    def update(self, request, *args, **kwargs):  # PUT as well as PATCH
+        return self.service_update(partial=False)
+
+    def prepare(self, data, update=False):
         gpu_models = data.pop("gpu_models", None)
-        if gpu_models is not None:
-            gpu_models = {row["gpu_model"]: row["gpus"] for row in gpu_models}
-        quota = services.quota_update(actor=request.user, quota=quota, gpu_models=gpu_models, **data)
-        return Response(self.get_serializer(quota).data)
-
-    def partial_update(self, request, pk=None):
-        return self.update(request, pk=pk, partial=True)
+        data["gpu_models"] = (
+            None if gpu_models is None else {row["gpu_model"]: row["gpus"] for row in gpu_models}
+        )
+        return data
 
 
-class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedGenericViewSet):
+class UserViewSet(ServiceUpdateMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedGenericViewSet):
     selector = staticmethod(selectors.user_list_for)
     serializer_class = UserSerializer
     filterset_fields = ["is_active", "source"]
-
-    def partial_update(self, request, pk=None):
-        user = self.get_object()
-        serializer = self.get_serializer(user, data=request.data, partial=True)
-        serializer.is_valid(raise_exception=True)
-        user = services.user_update(actor=request.user, user=user, **serializer.validated_data)
-        return Response(self.get_serializer(user).data)
+    update_service = staticmethod(services.user_update)
+    target_kwarg = "user"
 
 
 class AuditEventViewSet(ScopedReadOnlyViewSet):

@@ -337,6 +337,22 @@ def test_paas_admin_sees_only_the_catalog_in_the_studio(cat, world, client):
     assert "small" in listing and "Clone" in listing and "Manage sharing" in listing
 
 
+def test_studio_catalog_admins_keep_no_request_of_their_own(cat, world, client):
+    """A ModelAdmin serves every request of a threaded server: the actions column learns the user from
+    its own change list, and the registered admin keeps no request or user between requests."""
+    from django.contrib import admin
+    from django.http import HttpRequest
+
+    from tenancy.models import User
+
+    client.force_login(world.a.users["org_admin"])
+    for model in (EnvironmentTemplate, ComputeProfile, ServiceProfile):
+        page = client.get(f"/studio/catalog/{model._meta.model_name}/")
+        assert page.status_code == 200 and "Manage sharing" in page.content.decode()
+        kept = vars(admin.site._registry[model]).values()
+        assert not any(isinstance(value, HttpRequest | User) for value in kept)
+
+
 def test_studio_clone_and_share_pages(cat, world, client):
     client.force_login(world.a.users["org_admin"])  # manages the catalog of every project of the org
     pk = cat["compute"].pk
