@@ -88,9 +88,9 @@ def populated(world):
 def test_permission_sql_agrees_with_has_perm(populated, model):
     objects = list(model.objects.all())
     assert len(objects) >= 3, f"too few {model._meta.verbose_name_plural} to compare"
-    codenames = Permission.objects.filter(
-        content_type=ContentType.objects.get_for_model(model)
-    ).values_list("codename", flat=True)
+    codenames = Permission.objects.filter(content_type=ContentType.objects.get_for_model(model)).values_list(
+        "codename", flat=True
+    )
     granted_somewhere = False
     for user in populated:
         for codename in codenames:
