@@ -10,6 +10,7 @@ from tenancy import services
 from tenancy.models import Organization, Project, User
 from tenancy.roles import Role
 from tests.factories import PASSWORD, UserFactory, make_operator, make_org
+from tests.support.roles import TENANT_ROLES
 
 pytest_plugins = [
     "tests.support.oidc",  # the oidc_provider and oidc fixtures: a real OIDC provider process
@@ -80,22 +81,12 @@ class World:
     outsider: User
 
 
-ROLE_NAMES = [
-    "org_admin",
-    "paas_admin_org",
-    "paas_admin_project",
-    "workspace_admin",
-    "collaborator_rw",
-    "collaborator_ro",
-]
-
-
 def _tenant(operator: User, name: str) -> Tenant:
     org, admin = make_org(operator=operator, name=name)
     project = services.project_create(actor=admin, org=org, name="team", display_name="Team")
     spare = services.project_create(actor=admin, org=org, name="spare", display_name="Spare")
     users = {"org_admin": admin}
-    for role_name in ROLE_NAMES[1:]:
+    for role_name in TENANT_ROLES[1:]:
         users[role_name] = UserFactory(username=f"{name}-{role_name.replace('_', '-')}")
     services.role_assign(actor=operator, user=users["paas_admin_org"], role=Role.PAAS_ADMIN, org=org)
     services.role_assign(

@@ -17,6 +17,8 @@ from urllib.parse import urlparse
 import pytest
 from playwright.sync_api import Page
 
+from tests.support.wait import WaitTimedOut, wait_for
+
 T = TypeVar("T")
 
 TIMEOUT_MS = 15_000  # Playwright's default for actions, navigations and expect()
@@ -68,20 +70,26 @@ def wait_until(
     Pass ``page`` when the predicate reads what the browser reports (console messages, requests): the
     browser's events are only delivered while Playwright runs, so the wait then happens in Playwright.
     """
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
+
+    def worker_alive() -> None:
         if worker is not None and not worker.alive():
             raise AssertionError(f"The worker died while waiting for {what}:\n{worker.tail()}")
-        if time.monotonic() > deadline:
-            tail = f"\nWorker output ({worker.log_path}):\n{worker.tail()}" if worker else ""
-            raise AssertionError(f"Timed out after {timeout:g} s waiting for {what}.{tail}")
-        if page is not None:
-            page.wait_for_timeout(interval * 1000)
-        else:
-            time.sleep(interval)
+
+    def in_playwright(seconds: float) -> None:
+        page.wait_for_timeout(seconds * 1000)
+
+    try:
+        return wait_for(
+            predicate,
+            timeout,
+            interval,
+            what,
+            check=worker_alive,
+            sleep=in_playwright if page else time.sleep,
+        )
+    except WaitTimedOut:
+        tail = f"\nWorker output ({worker.log_path}):\n{worker.tail()}" if worker else ""
+        raise AssertionError(f"Timed out after {timeout:g} s waiting for {what}.{tail}") from None
 
 
 def slug(text: str) -> str:

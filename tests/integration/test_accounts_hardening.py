@@ -6,7 +6,6 @@ trying to write or to mint more, an unverified address at the identity provider,
 mapping another org's group name.
 """
 
-import time
 from datetime import timedelta
 
 import pytest
@@ -15,14 +14,15 @@ from django.core import mail
 from rest_framework.test import APIClient
 
 from instances.models import Collaborator, CollaboratorInvitation
-from instances.services import instance_launch
 from paas.models import ApiToken, AuditEvent
 from tenancy import services as tenancy_services
 from tenancy.models import Invitation, RoleAssignment, User
 from tenancy.roles import Role
 from tenancy.sso_rules import org_sso_domains_set
 from tests.factories import ONE_A100, PASSWORD, make_profile, make_synced_cluster
+from tests.support.instances import launch
 from tests.support.oidc import sign_in
+from tests.support.wait import wait_for
 
 MANIFESTS = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ instance.name }}-x\ndata:\n  a: b\n"
 
@@ -39,9 +39,7 @@ def instance(world):
         resource_groups=ONE_A100,
     )
     make_synced_cluster(name="acct-c")
-    return instance_launch(
-        actor=world.a.users["workspace_admin"], project=world.a.project, name="dev", profile=profile
-    )
+    return launch(world, profile, "dev")
 
 
 def _error(response) -> dict:
@@ -177,16 +175,6 @@ def fast_lockout(settings):
     settings.AXES_COOLOFF_TIME = timedelta(seconds=2)
 
 
-def _poll(check, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.2)
-    return check()
-
-
 @pytest.mark.parametrize("page", ["/login/", "/studio/login/"])
 def test_password_pages_lock_out_after_failures_even_the_right_password_until_cool_off(
     world, client, fast_lockout, page
@@ -204,7 +192,9 @@ def test_password_pages_lock_out_after_failures_even_the_right_password_until_co
     other = world.a.users["paas_admin_org"]
     assert client.post(page, {"username": other.username, "password": PASSWORD}).status_code == 302
     client.logout()
-    after = _poll(lambda: (r := client.post(page, right)).status_code == 302 and r)
+    after = wait_for(
+        lambda: (r := client.post(page, right)).status_code == 302 and r, 10, what="the cool-off"
+    )
     assert after and after.status_code == 302 and client.session.get("_auth_user_id") == str(user.pk)
 
 
@@ -225,7 +215,7 @@ def test_token_authentication_locks_out_after_failures_then_recovers(world, fast
     assert locked.status_code == 429
     assert _error(locked)["code"] == "locked_out" and "try again in" in _error(locked)["message"]
     assert bad.post("/api/v1/tokens/", {"name": "x"}, format="json").status_code == 429
-    assert _poll(lambda: good.get("/api/v1/me/").status_code == 200)
+    wait_for(lambda: good.get("/api/v1/me/").status_code == 200, 10, what="the cool-off")
 
 
 # --- part 8: token scopes, and no token minting tokens ----------------------------------------------
@@ -434,6 +424,6 @@ def test_provider_access_tokens_count_toward_the_same_lockout(world, oidc, fast_
     assert good.get("/api/v1/me/").status_code == 429
     minted = good.post("/api/v1/tokens/", {"name": "from-idp"}, format="json")
     assert minted.status_code == 429  # and once the lockout is over, a provider token mints nothing:
-    assert _poll(lambda: good.get("/api/v1/me/").status_code == 200)
+    wait_for(lambda: good.get("/api/v1/me/").status_code == 200, 10, what="the cool-off")
     refused = good.post("/api/v1/tokens/", {"name": "from-idp"}, format="json")
     assert refused.status_code == 403 and not ApiToken.objects.filter(name="from-idp").exists()

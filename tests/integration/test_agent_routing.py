@@ -1,5 +1,6 @@
 """Agent routing with real worker processes: each agent's worker takes only its datacenter's work."""
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from django_q.models import OrmQ
 
 from inventory import services
 from tests.factories import DEAD_KUBECONFIG, make_operator
+from tests.support.wait import WaitTimedOut, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,6 +33,11 @@ def _worker(queue: str) -> subprocess.Popen:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+def _ran(record: Path) -> int:
+    """How many tasks the workers have recorded so far."""
+    return len(record.read_text().splitlines()) if record.exists() else 0
 
 
 @pytest.mark.django_db(transaction=True)
@@ -60,20 +67,15 @@ def test_tasks_reach_only_the_agent_of_the_clusters_datacenter(tmp_path):
 
     worker_a = _worker("agent-dc-a")
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and (
-            not record.exists() or len(record.read_text().splitlines()) < 3
-        ):
-            time.sleep(0.3)
+        wait_for(lambda: _ran(record) >= 3, 60, 0.3, what="agent-dc-a to run its three tasks")
         time.sleep(2)  # give a wrongly routed task the chance to run too
         ran = sorted(record.read_text().splitlines())
         assert ran == ["a0 agent-dc-a", "a1 agent-dc-a", "a2 agent-dc-a"]  # b's work waits for its agent
         assert OrmQ.objects.filter(key="agent-everywhere").count() == 3
         worker_b = _worker("agent-everywhere")
         try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and len(record.read_text().splitlines()) < 6:
-                time.sleep(0.3)
+            with contextlib.suppress(WaitTimedOut):  # the assertion below names what ran
+                wait_for(lambda: _ran(record) >= 6, 60, 0.3)
         finally:
             worker_b.terminate()
             worker_b.wait(timeout=30)

@@ -28,11 +28,11 @@ from rest_framework.test import APIClient
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
-from instances.services import instance_launch
 from paas.models import AuditEvent
 from paas.services import api_token_create
 from tenancy.models import RoleAssignment
 from tests.factories import ONE_A100, make_profile, make_synced_cluster
+from tests.support.instances import launch
 
 pytestmark = pytest.mark.fuzz
 
@@ -117,9 +117,7 @@ def _objects(world) -> dict[str, int]:
         actor=admin, project=world.a.project, manifests=MANIFESTS, resource_groups=ONE_A100, template="fz"
     )
     make_synced_cluster(name="fuzz-c")
-    instance = instance_launch(
-        actor=world.a.users["workspace_admin"], project=world.a.project, name="fuzzed", profile=profile
-    )
+    instance = launch(world, profile, "fuzzed")
     return {
         "projects": world.a.project.pk,
         "orgs": world.a.org.pk,

@@ -13,7 +13,6 @@ from catalog import services as catalog_services
 from catalog.models import ComputeProfile
 from instances import deployer
 from instances.models import ComputeInstance, Run
-from instances.services import instance_launch
 from instances.states import State
 from inventory import kube
 from paas.errors import Conflict, ValidationFailed
@@ -22,6 +21,7 @@ from paas.secrets import MASK
 from tenancy import services as tenancy_services
 from tenancy.models import Project
 from tests.factories import ONE_A100, make_profile, make_synced_cluster
+from tests.support.instances import launch
 
 DEEP = 5000  # far past Python's recursion limit
 CONFIG_MAP = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ instance.name }}-info\ndata:\n  a: b\n"
@@ -251,9 +251,7 @@ def launched(world):
         resource_groups=ONE_A100,
     )
     make_synced_cluster(name="bad-input-c")
-    instance = instance_launch(
-        actor=world.a.users["workspace_admin"], project=world.a.project, name="busy", profile=profile
-    )
+    instance = launch(world, profile, "busy")
     return instance
 
 
@@ -389,9 +387,7 @@ def test_secret_inputs_are_encrypted_at_rest_and_never_shown(world, api, client,
         assert CLEAR not in json.dumps(event.details)
 
     make_synced_cluster(name="secret-c")
-    instance = instance_launch(
-        actor=world.a.users["workspace_admin"], project=world.a.project, name="db1", profile=secret_profile
-    )
+    instance = launch(world, secret_profile, "db1")
     assert CLEAR not in _stored_text("instances_computeinstance", instance.pk)
     detail = api.as_user(admin).get(f"/api/v1/instances/{instance.pk}/").content.decode()
     assert CLEAR not in detail

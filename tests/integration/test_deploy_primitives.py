@@ -26,8 +26,9 @@ from kubernetes.client.rest import ApiException
 from instances import baseline
 from inventory import guardrails, kube
 from paas.units import GIB
-from tests.localkube.helpers import bearer_token_client, unique_name, wait_for
+from tests.localkube.helpers import bearer_token_client, unique_name
 from tests.support import guardrails as installed_guardrails
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.kube
 

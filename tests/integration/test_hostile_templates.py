@@ -14,12 +14,13 @@ from kubernetes.client.exceptions import ApiException
 
 from catalog import services as catalog_services
 from catalog.models import ComputeProfile, TemplateVersion
-from instances import deployer, drift, services, tasks
+from instances import deployer, drift, tasks
 from instances.models import ComputeInstance, Run
 from paas.errors import ValidationFailed
 from paas.models import AuditEvent
 from tests.factories import make_profile
 from tests.support.hostile_templates import CASES, NARROW_RBAC, manifests
+from tests.support.instances import launch
 
 pytestmark = pytest.mark.kube
 
@@ -44,12 +45,6 @@ def test_a_hostile_template_is_refused_at_publish_naming_the_object(world, objec
     assert not TemplateVersion.objects.filter(state=TemplateVersion.State.PUBLISHED, template__name="hostile")
 
 
-def _launch(world, profile, name: str) -> ComputeInstance:
-    return services.instance_launch(
-        actor=world.a.users["workspace_admin"], project=world.a.project, name=name, profile=profile
-    )
-
-
 @pytest.fixture
 def benign_profile(world, registered_cluster):
     """A published profile whose template version is harmless (what the hostile rows start from)."""
@@ -72,7 +67,7 @@ def test_hostile_objects_slipped_into_a_version_row_are_refused_at_apply(world, 
         TemplateVersion.objects.filter(pk=version.pk).update(manifests=manifests(objects))
         profile = ComputeProfile.objects.get(pk=benign_profile.pk)  # as a request would load it
         assert manifests(objects) in profile.template_version.manifests
-        instance = _launch(world, profile, f"h{index}")
+        instance = launch(world, profile, f"h{index}")
         run = instance.runs.get()
         assert deployer.execute(run.pk) == "failed", case
         run.refresh_from_db()
@@ -94,7 +89,7 @@ def test_a_service_account_with_a_narrow_role_bound_to_it_deploys(world, kube_cl
         template="spark",
         resource_groups=CPU_ONLY,
     )
-    instance = _launch(world, profile, "spark")
+    instance = launch(world, profile, "spark")
     run = instance.runs.get()
     assert deployer.execute(run.pk) == "ready", Run.objects.get(pk=run.pk).log
     instance.refresh_from_db()
@@ -119,7 +114,7 @@ def test_a_service_account_with_a_narrow_role_bound_to_it_deploys(world, kube_cl
 def test_reconcile_repairs_a_tampered_baseline_and_audits_it(
     world, kube_cluster, benign_profile, django_capture_on_commit_callbacks
 ):
-    instance = _launch(world, benign_profile, "tampered")
+    instance = launch(world, benign_profile, "tampered")
     assert deployer.execute(instance.runs.get().pk) == "ready"
     instance.refresh_from_db()
     namespace, cluster = instance.namespace, instance.cluster
@@ -202,7 +197,7 @@ def test_an_instance_deployed_before_the_baseline_had_its_own_manager_converges(
     entry) disappears without a replace."""
     from inventory import kube
 
-    instance = _launch(world, benign_profile, "legacy")
+    instance = launch(world, benign_profile, "legacy")
     assert deployer.execute(instance.runs.get().pk) == "ready"
     instance.refresh_from_db()
     kubeconfig = instance.cluster.kubeconfig.reveal()
@@ -230,7 +225,7 @@ def test_the_baseline_check_skips_unreachable_clusters(world, django_capture_on_
         manifests=manifests([]),
         resource_groups=ONE_A100,
     )
-    instance = _launch(world, profile, "far")
+    instance = launch(world, profile, "far")
     ComputeInstance.objects.filter(pk=instance.pk).update(state="ready", namespace="i-far-abc123")
     assert drift.baseline_repair(cluster_id=cluster.pk) == {}  # unreachable in fact: skipped, logged
     cluster.status = "unreachable"
@@ -250,7 +245,7 @@ WIDGET = {"apiVersion": f"{CR_GROUP}/v1", "kind": CR_KIND, "scope": "Namespaced"
 @pytest.fixture
 def widget_crd(kube_cluster):
     """A namespaced CRD installed by the cluster admin for this test, removed after it."""
-    from tests.localkube.helpers import wait_for
+    from tests.support.wait import wait_for
 
     extensions = k8s.ApiextensionsV1Api(kube_cluster.api_client())
     name = f"{CR_PLURAL}.{CR_GROUP}"
@@ -334,7 +329,7 @@ def test_a_custom_resource_deploys_only_while_an_operator_allows_its_kind(
         resource_groups=CPU_ONLY,
         custom_resources=[WIDGET],
     )
-    instance = _launch(world, profile, "widget")
+    instance = launch(world, profile, "widget")
     run = instance.runs.get()
     assert deployer.execute(run.pk) == "ready", Run.objects.get(pk=run.pk).log
     instance.refresh_from_db()
@@ -343,7 +338,7 @@ def test_a_custom_resource_deploys_only_while_an_operator_allows_its_kind(
     assert live["kind"] == CR_KIND
 
     custom_resources.allowed_custom_resource_delete(actor=world.operator, entry=entry)
-    later = _launch(world, ComputeProfile.objects.get(pk=profile.pk), "widget2")
+    later = launch(world, ComputeProfile.objects.get(pk=profile.pk), "widget2")
     run = later.runs.get()
     assert deployer.execute(run.pk) == "failed"
     run.refresh_from_db()

@@ -11,7 +11,6 @@ redeploys and deletes the instance (and the cluster's controllers empty the name
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 import yaml
@@ -26,6 +25,7 @@ from inventory.models import Cluster
 from paas.models import AuditEvent
 from tests.support.guardrails import OTHER_RUNTIME
 from tests.support.instances import launch_instance
+from tests.support.wait import WaitTimedOut, wait_for
 
 pytestmark = pytest.mark.kube
 
@@ -42,21 +42,25 @@ def refused(call, *, rule: str | None = None, undo=None, timeout: float = 20) ->
     A call that succeeds before a just-installed policy is active is undone and tried again. With
     ``rule``, only a refusal by that guardrail counts (not RBAC, not another plugin).
     """
-    deadline = time.monotonic() + timeout
-    while True:
+    last: list[ApiException | None] = [None]
+
+    def refusal() -> ApiException | None:
         try:
             call()
         except ApiException as error:
             if rule is None or f"ValidatingAdmissionPolicy '{guardrails.PREFIX}{rule}'" in error.body:
                 return error
-            last = error
+            last[0] = error
         else:
-            last = None
+            last[0] = None
             if undo:
                 undo()
-        if time.monotonic() > deadline:
-            pytest.fail(f"not refused by {rule or 'the API server'}: {last and _message(last)}")
-        time.sleep(0.3)
+        return None
+
+    try:
+        return wait_for(refusal, timeout, 0.3)
+    except WaitTimedOut:
+        pytest.fail(f"not refused by {rule or 'the API server'}: {last[0] and _message(last[0])}")
 
 
 def _ignore_missing(call) -> None:
@@ -287,15 +291,20 @@ def test_plain_workloads_are_admitted_with_restricted_defaults(target):
         "metadata": {"name": "plain"},
         "spec": {"containers": [{"name": "plain", "image": PLAIN_IMAGE}]},
     }
-    deadline = time.monotonic() + 20
-    while True:  # the mutating policy reaches the API server's cache a moment after it is installed
+    errors: list[ApiException] = []
+
+    def create_plain_pod():
         try:
-            created = core.create_namespaced_pod(ns, plain_pod)
-            break
+            return core.create_namespaced_pod(ns, plain_pod)
         except ApiException as error:
-            if time.monotonic() > deadline:
-                raise AssertionError(_message(error)) from error
-            time.sleep(0.3)
+            errors.append(error)
+            return None
+
+    # The mutating policy reaches the API server's cache a moment after it is installed.
+    try:
+        created = wait_for(create_plain_pod, 20, 0.3)
+    except WaitTimedOut:
+        pytest.fail(_message(errors[-1]))
     for pod in (created, core.read_namespaced_pod("plain", ns)):
         assert pod.spec.runtime_class_name == "kata"
         assert pod.spec.security_context.run_as_non_root is True

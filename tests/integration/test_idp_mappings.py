@@ -6,26 +6,9 @@ from paas.models import AuditEvent
 from tenancy import services
 from tenancy.models import IdpGroupMapping, RoleAssignment
 from tenancy.roles import Role
+from tests.support.roles import EVERYONE, user_for
 
-ALL = [
-    "operator",
-    "org_admin",
-    "paas_admin_org",
-    "paas_admin_project",
-    "workspace_admin",
-    "collaborator_rw",
-    "collaborator_ro",
-    "outsider",
-]
 MANAGERS = {"operator", "org_admin"}
-
-
-def _user(world, who):
-    if who == "operator":
-        return world.operator
-    if who == "outsider":
-        return world.b.users["org_admin"]  # an admin of another org is an outsider to A
-    return world.a.users[who]
 
 
 @pytest.fixture
@@ -47,19 +30,19 @@ def mappings(world):
 # --- API --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("who", ALL)
+@pytest.mark.parametrize("who", EVERYONE)
 def test_api_list_shows_only_the_mappings_of_administered_orgs(world, api, mappings, who):
-    response = api.as_user(_user(world, who)).get("/api/v1/idp-group-mappings/")
+    response = api.as_user(user_for(world, who)).get("/api/v1/idp-group-mappings/")
     assert response.status_code == 200
     groups = {row["group"] for row in response.json()["results"]}
     expected = {"operator": {"a-team", "b-team"}, "org_admin": {"a-team"}, "outsider": {"b-team"}}
     assert groups == expected.get(who, set()), who
 
 
-@pytest.mark.parametrize("who", ALL)
+@pytest.mark.parametrize("who", EVERYONE)
 def test_api_create_role_matrix(world, api, who):
     before = AuditEvent.objects.count()
-    response = api.as_user(_user(world, who)).post(
+    response = api.as_user(user_for(world, who)).post(
         "/api/v1/idp-group-mappings/",
         {
             "org": world.a.org.pk,
@@ -72,7 +55,7 @@ def test_api_create_role_matrix(world, api, who):
     if who in MANAGERS:
         assert response.status_code == 201, response.content
         body = response.json()
-        assert body["group"] == "new-group" and body["created_by"] == _user(world, who).pk
+        assert body["group"] == "new-group" and body["created_by"] == user_for(world, who).pk
         assert created is not None
         event = AuditEvent.objects.get(action="idp_mapping.create", target_id=str(created.pk))
         assert event.org_id == world.a.org.pk and event.details == {
@@ -87,10 +70,10 @@ def test_api_create_role_matrix(world, api, who):
         assert created is None and AuditEvent.objects.count() == before
 
 
-@pytest.mark.parametrize("who", ALL)
+@pytest.mark.parametrize("who", EVERYONE)
 def test_api_delete_role_matrix(world, api, mappings, who):
     mapping_a = mappings[0]
-    response = api.as_user(_user(world, who)).delete(f"/api/v1/idp-group-mappings/{mapping_a.pk}/")
+    response = api.as_user(user_for(world, who)).delete(f"/api/v1/idp-group-mappings/{mapping_a.pk}/")
     exists = IdpGroupMapping.objects.filter(pk=mapping_a.pk).exists()
     if who in MANAGERS:
         assert response.status_code == 204 and not exists

@@ -1,6 +1,6 @@
 """Deploying compute instances onto the real local control plane, end to end."""
 
-import time
+import contextlib
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,9 +17,9 @@ from inventory import services as inventory_services
 from inventory import tasks as inventory_tasks
 from tests.support.guardrails import OTHER_RUNTIME
 from tests.support.instances import launch_instance
+from tests.support.wait import WaitTimedOut, wait_for
 
 pytestmark = pytest.mark.kube
-_launch = launch_instance  # the `live` fixture is in tests/integration/conftest.py
 
 
 def _tenant_api(kubeconfig_text: str):
@@ -28,7 +28,7 @@ def _tenant_api(kubeconfig_text: str):
 
 def test_deploy_baseline_idempotence_access_and_delete(live, api):
     world, core = live["world"], live["core"]
-    instance = _launch(live)
+    instance = launch_instance(live)
     ns = core.read_namespace(instance.namespace)
     assert ns.metadata.labels["pod-security.kubernetes.io/enforce"] == "restricted"
     assert ns.metadata.labels["paas.gpu/org"] == world.a.org.name
@@ -134,17 +134,17 @@ def _pod(name: str, **spec) -> dict:
 def _eventually_refused(call, *, cleanup=None, timeout: float = 15) -> int:
     """The status with which the API server refuses ``call``, allowing for its caches to catch up:
     RBAC changes and admission-policy bindings take effect a moment after they are written."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def refusal() -> int | None:
         try:
             call()
         except ApiException as exc:
             return exc.status
         if cleanup:
             cleanup()
-        if time.monotonic() > deadline:
-            pytest.fail(f"the API server never refused {call}")
-        time.sleep(0.3)
+        return None
+
+    return wait_for(refusal, timeout, 0.3, what=f"the API server to refuse {call}")
 
 
 def _delete_test_pods(core, namespace: str) -> None:
@@ -235,7 +235,7 @@ def test_failures_retry_with_backoff_then_fail_with_the_reason(live, kube_cluste
 
 def test_a_deleted_profile_does_not_break_its_instances(live):
     world = live["world"]
-    instance = _launch(live, name="keeper")
+    instance = launch_instance(live, name="keeper")
     from catalog.services import profile_delete
 
     profile_delete(actor=world.operator, profile=live["profile"])
@@ -247,7 +247,7 @@ def test_a_deleted_profile_does_not_break_its_instances(live):
 
 def test_the_studio_shows_instances_with_placement_and_runs(live, client):
     world = live["world"]
-    instance = _launch(live, name="visible")
+    instance = launch_instance(live, name="visible")
     client.force_login(world.a.users["org_admin"])
     page = client.get(f"/studio/instances/computeinstance/{instance.pk}/change/").content.decode()
     assert "Placed on cluster local" in page and "isolation baseline" in page
@@ -340,9 +340,8 @@ def test_killing_the_worker_mid_deploy_then_restarting_ends_ready(kube_cluster, 
             actor=owner, project=project, name=f"victim-{attempt}", profile=profile
         )
         run = instance.runs.get()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and Run.objects.get(pk=run.pk).outcome == Run.Outcome.QUEUED:
-            time.sleep(0.02)
+        with contextlib.suppress(WaitTimedOut):  # not taken at all: killed and tried again below
+            wait_for(lambda run=run: Run.objects.get(pk=run.pk).outcome != Run.Outcome.QUEUED, 60, 0.02)
         os.killpg(first.pid, signal.SIGKILL)
         first.wait(timeout=30)
         if Run.objects.get(pk=run.pk).outcome == Run.Outcome.RUNNING:
@@ -352,13 +351,12 @@ def test_killing_the_worker_mid_deploy_then_restarting_ends_ready(kube_cluster, 
     instance, run = caught
     assert ComputeInstance.objects.get(pk=instance.pk).state == "provisioning"
     settings.INSTANCE_RUN_STALE_SECONDS = 0  # the dead worker wrote its last heartbeat in the past
-    time.sleep(0.1)
+    wait_for(lambda: deployer.stale_runs().filter(pk=run.pk).exists(), 5, 0.02, what="the run to be stale")
     assert deployer.reconcile() >= 1
     second = worker()
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and ComputeInstance.objects.get(pk=instance.pk).state != "ready":
-            time.sleep(0.2)
+        with contextlib.suppress(WaitTimedOut):  # the assertion below says why, with the run's log
+            wait_for(lambda: ComputeInstance.objects.get(pk=instance.pk).state == "ready", 90)
     finally:
         second.terminate()  # the cluster's sentinel stops its own workers
         try:

@@ -12,7 +12,7 @@ from inventory import kube, services, tasks
 from inventory.models import Cluster, MigChange, Node, Storage
 from paas.audit import audit_verify
 from paas.errors import ValidationFailed
-from tests.localkube.helpers import wait_for
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.kube
 

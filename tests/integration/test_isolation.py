@@ -10,15 +10,7 @@ from paas.models import AuditEvent
 from tenancy.models import Invitation, Organization, Project, Quota, RoleAssignment
 from tenancy.roles import Role
 from tenancy.services import invitation_create
-
-A_ROLES = [
-    "org_admin",
-    "paas_admin_org",
-    "paas_admin_project",
-    "workspace_admin",
-    "collaborator_rw",
-    "collaborator_ro",
-]
+from tests.support.roles import TENANT_ROLES
 
 
 def _b_objects(world) -> dict[str, int]:
@@ -65,7 +57,7 @@ def _snapshot(world):
     )
 
 
-@pytest.mark.parametrize("who", A_ROLES)
+@pytest.mark.parametrize("who", TENANT_ROLES)
 def test_org_a_cannot_reach_org_b(world, api, who):
     targets = _b_objects(world)
     before = _snapshot(world)

@@ -15,8 +15,9 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from tests.localkube.helpers import bearer_token_client, create_namespace, unique_name, wait_for
+from tests.localkube.helpers import bearer_token_client, create_namespace, unique_name
 from tests.localkube.inventory import NodeSpec
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.kube
 

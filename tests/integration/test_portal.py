@@ -8,11 +8,11 @@ from django.test.utils import CaptureQueriesContext
 
 from catalog import system
 from instances.models import ComputeInstance, Run
-from instances.services import instance_launch
 from paas.models import AuditEvent
 from tenancy import services as tenancy_services
 from tenancy.roles import Role
 from tests.factories import ONE_A100, PASSWORD, make_profile, make_synced_cluster
+from tests.support.instances import launch
 
 MANIFESTS = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ instance.name }}-info\ndata:\n  a: b\n"
 
@@ -35,12 +35,6 @@ def lab(world):
 def _client(client, user):
     client.force_login(user)
     return client
-
-
-def _launch(world, profile, name="dev", user=None):
-    return instance_launch(
-        actor=user or world.a.users["workspace_admin"], project=world.a.project, name=name, profile=profile
-    )
 
 
 # --- sign-in and landing -------------------------------------------------------------------------------
@@ -80,7 +74,7 @@ def test_the_switcher_lists_every_workspace_and_others_are_404(world, client):
 def test_landing_shows_usage_against_quota_and_recent_activity(lab, client):
     world, profile = lab
     tenancy_services.quota_update(actor=world.a.users["org_admin"], quota=world.a.project.quota, gpus=4)
-    _launch(world, profile, "alpha")
+    launch(world, profile, "alpha")
     page = _client(client, world.a.users["collaborator_ro"]).get(f"/w/{world.a.project.pk}/").content.decode()
     assert '1 <small class="muted">/ 4</small>' in page  # GPUs in use / quota
     assert "alpha" in page and "instance.launch" in page
@@ -127,7 +121,7 @@ def test_launch_errors_name_the_quota_numbers_and_capacity_reasons(lab, client):
     c = _client(client, world.a.users["workspace_admin"])
     url = f"/w/{world.a.project.pk}/instances/new/"
     tenancy_services.quota_update(actor=world.a.users["org_admin"], quota=world.a.project.quota, gpus=1)
-    _launch(world, profile, "first")
+    launch(world, profile, "first")
     cards = c.post(url, {"name": "second", "step": "2"}).content.decode()  # warned before launching
     assert "Over quota now." in cards and "Workspace quota of 1 GPUs: 1 in use" in cards
     over = c.post(url, {"name": "second", "profile": profile.pk, "step": "4"})
@@ -160,8 +154,8 @@ def test_read_only_members_cannot_launch_and_the_server_refuses(lab, client):
 
 def test_list_filters(lab, client):
     world, profile = lab
-    _launch(world, profile, "alpha")
-    beta = _launch(world, profile, "beta", user=world.operator)
+    launch(world, profile, "alpha")
+    beta = launch(world, profile, "beta", actor=world.operator)
     beta.state = "ready"
     beta.save(update_fields=["state"])
     c = _client(client, world.a.users["workspace_admin"])
@@ -180,7 +174,7 @@ def test_list_filters(lab, client):
 
 def test_detail_buttons_follow_roles_and_the_server_refuses_anyway(lab, client):
     world, profile = lab
-    instance = _launch(world, profile)
+    instance = launch(world, profile)
     instance.state = "ready"
     instance.save(update_fields=["state"])
     owner_page = _client(client, world.a.users["workspace_admin"]).get(f"/instances/{instance.pk}/").content
@@ -210,7 +204,7 @@ def test_detail_buttons_follow_roles_and_the_server_refuses_anyway(lab, client):
 
 def test_collaborators_add_remove_and_shared_list(lab, client):
     world, profile = lab
-    instance = _launch(world, profile)
+    instance = launch(world, profile)
     c = _client(client, world.a.users["workspace_admin"])
     url = f"/instances/{instance.pk}/collaborators/"
     invalid = c.post(url, {"email": "not-an-email"})
@@ -237,7 +231,7 @@ def test_collaborators_add_remove_and_shared_list(lab, client):
 
 def test_delete_needs_the_name_typed(lab, client):
     world, profile = lab
-    instance = _launch(world, profile)
+    instance = launch(world, profile)
     c = _client(client, world.a.users["workspace_admin"])
     page = c.get(f"/instances/{instance.pk}/delete/")
     assert page.status_code == 200 and b"irreversible" in page.content
@@ -277,7 +271,7 @@ def test_page_query_counts_do_not_grow_with_rows(lab, client):
     c = _client(client, owner)
     c.get("/")  # the session is written on the first visit; measure steady pages
     project = world.a.project
-    first = _launch(world, profile, "i-0")
+    first = launch(world, profile, "i-0")
     guest = world.a.users["paas_admin_org"]
 
     def make(n: int, start: int) -> None:
@@ -330,7 +324,7 @@ def test_someone_without_an_account_is_invited_and_becomes_collaborator_on_accep
     from tenancy.models import User
 
     world, profile = lab
-    instance = _launch(world, profile)
+    instance = launch(world, profile)
     owner = world.a.users["workspace_admin"]
     tenancy_services.role_assign(  # only someone who may invite to the org brings outsiders in
         actor=world.a.users["org_admin"], user=owner, role=Role.ORG_ADMIN, org=world.a.org
@@ -363,7 +357,7 @@ def test_someone_without_an_account_is_invited_and_becomes_collaborator_on_accep
 
 def test_workspace_activity_in_the_api_as_on_the_landing_page(lab, api):
     world, profile = lab
-    _launch(world, profile, "alpha")
+    launch(world, profile, "alpha")
     url = f"/api/v1/projects/{world.a.project.pk}/activity/"
     events = api.as_user(world.a.users["collaborator_ro"]).get(url)
     assert events.status_code == 200

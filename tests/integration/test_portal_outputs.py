@@ -7,12 +7,13 @@ import pytest
 
 from catalog import services as catalog_services
 from catalog.models import ComputeProfile
-from instances import deployer, services
+from instances import deployer
 from instances.models import ComputeInstance, Run
 from inventory import services as inventory_services
 from inventory import tasks as inventory_tasks
 from paas.models import AuditEvent
 from tests.factories import ONE_A100
+from tests.support.instances import launch
 
 pytestmark = pytest.mark.kube
 
@@ -58,9 +59,7 @@ def ready(world, kube_cluster):
         published=True,
         resource_groups=ONE_A100,
     )
-    instance = services.instance_launch(
-        actor=world.a.users["workspace_admin"], project=world.a.project, name="box", profile=profile
-    )
+    instance = launch(world, profile, "box")
     run = instance.runs.get()
     assert deployer.execute(run.pk) == "ready", Run.objects.get(pk=run.pk).log
     return world, ComputeInstance.objects.get(pk=instance.pk)

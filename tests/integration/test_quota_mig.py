@@ -12,13 +12,13 @@ from django.utils import timezone
 
 from instances.models import ComputeInstance
 from instances.selectors import workspace_summary
-from instances.services import instance_launch
 from inventory.models import Node
 from paas.errors import Conflict
 from paas.models import AuditEvent
 from tenancy import services as tenancy_services
 from tenancy.gpu_units import UNIT_NOTE
 from tests.factories import ONE_A100, make_profile, make_synced_cluster
+from tests.support.instances import launch
 
 MANIFESTS = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ instance.name }}-info\ndata:\n  a: b\n"
 A100_80 = "NVIDIA-A100-SXM4-80GB"
@@ -81,41 +81,35 @@ def test_the_unit_is_exact_and_counts_every_slice_type():
     assert format_gpus_exact(68) == "2.43 (17/7)" and format_gpus_exact(56) == "2"
 
 
-def _launch(world, profile, name):
-    return instance_launch(
-        actor=world.a.users["workspace_admin"], project=world.a.project, name=name, profile=profile
-    )
-
-
 def test_mig_launch_counts_against_the_org_gpu_quota_and_is_refused_over_it(world, sizes):
     tenancy_services.quota_update(actor=world.operator, quota=world.a.org.quota, gpus=1)
-    six = _launch(world, sizes["big-slices"], "six")  # 2 x 3g.40gb = 6/7 GPU
+    six = launch(world, sizes["big-slices"], "six")  # 2 x 3g.40gb = 6/7 GPU
     assert (six.gpus, six.gpu_units, six.mig_parents) == (0, 24, {"3g.40gb": [A100_80]})
-    _launch(world, sizes["one-slice"], "seventh")  # 1/7: the quota of 1 GPU is now full
+    launch(world, sizes["one-slice"], "seventh")  # 1/7: the quota of 1 GPU is now full
     with pytest.raises(Conflict) as over:
-        _launch(world, sizes["one-slice"], "eighth")
+        launch(world, sizes["one-slice"], "eighth")
     assert over.value.code == "quota_exceeded"
     assert "Organization quota of 1 GPUs: 1 in use, this launch needs 0.14 (1/7)." in over.value.message
     assert "1g.10gb = 1/7 GPU" in over.value.message  # the unit is named
     with pytest.raises(Conflict, match="needs 1\\."):
-        _launch(world, sizes["full"], "whole")  # and a whole GPU does not fit either
+        launch(world, sizes["full"], "whole")  # and a whole GPU does not fit either
     assert not ComputeInstance.objects.filter(name__in=["eighth", "whole"]).exists()
     # Deleting frees the slices' share.
     ComputeInstance.objects.filter(name="six").update(state="deleted")
-    assert _launch(world, sizes["big-slices"], "again").gpu_units == 24
+    assert launch(world, sizes["big-slices"], "again").gpu_units == 24
 
 
 def test_full_gpus_and_slices_sum_exactly_against_the_workspace_quota(world, sizes):
     for name, size in (("a", "full"), ("b", "big-slices"), ("c", "one-slice"), ("d", "one-slice")):
-        _launch(world, sizes[size], name)  # 7 + 6 + 1 + 1 = 15 sevenths of a GPU
+        launch(world, sizes[size], name)  # 7 + 6 + 1 + 1 = 15 sevenths of a GPU
     summary = workspace_summary(world.a.users["workspace_admin"], world.a.project.pk)
     assert summary["in_use"]["gpu_units"] == 15 * 4 and summary["in_use"]["gpus"] == Decimal("2.14")
     assert UNIT_NOTE in summary["gpu_unit"]
     tenancy_services.quota_update(actor=world.operator, quota=world.a.org.quota, gpus=3)
     tenancy_services.quota_update(actor=world.a.users["org_admin"], quota=world.a.project.quota, gpus=3)
-    _launch(world, sizes["big-slices"], "e")  # 21/7: exactly 3 GPUs, allowed
+    launch(world, sizes["big-slices"], "e")  # 21/7: exactly 3 GPUs, allowed
     with pytest.raises(Conflict) as over:
-        _launch(world, sizes["one-slice"], "f")
+        launch(world, sizes["one-slice"], "f")
     assert "Workspace quota of 3 GPUs: 3 in use, this launch needs 0.14 (1/7)." in over.value.message
 
 
@@ -123,21 +117,21 @@ def test_per_model_limits_count_the_slices_of_that_model(world, sizes):
     tenancy_services.quota_update(
         actor=world.operator, quota=world.a.org.quota, gpu_models={A100_80: 1, "A100-SXM4-40GB": 1}
     )
-    _launch(world, sizes["big-slices"], "six")
+    launch(world, sizes["big-slices"], "six")
     with pytest.raises(Conflict) as over:
-        _launch(world, sizes["big-slices"], "twelve")
+        launch(world, sizes["big-slices"], "twelve")
     assert f"Organization quota of 1 {A100_80} GPUs: 0.86 (6/7) in use, this launch needs 0.86 (6/7)." in (
         over.value.message
     )
-    _launch(world, sizes["one-slice"], "seventh")  # 7/7 of the A100-80GB limit
-    _launch(world, sizes["full"], "whole")  # another model's limit is untouched by the slices
+    launch(world, sizes["one-slice"], "seventh")  # 7/7 of the A100-80GB limit
+    launch(world, sizes["full"], "whole")  # another model's limit is untouched by the slices
     with pytest.raises(Conflict, match="A100-SXM4-40GB GPUs: 1 in use"):
-        _launch(world, sizes["full"], "whole-2")
+        launch(world, sizes["full"], "whole-2")
 
 
 def test_existing_instances_get_their_units_from_the_data_migration(world, sizes):
-    six = _launch(world, sizes["big-slices"], "six")
-    whole = _launch(world, sizes["full"], "whole")
+    six = launch(world, sizes["big-slices"], "six")
+    whole = launch(world, sizes["full"], "whole")
     ComputeInstance.objects.update(gpu_units=0, mig_parents={})  # as they were before the migration
     migration = importlib.import_module("instances.migrations.0004_gpu_quota_units")
     migration.fill(apps, None)
@@ -147,7 +141,7 @@ def test_existing_instances_get_their_units_from_the_data_migration(world, sizes
 
 
 def test_portal_shows_the_unit_on_the_landing_and_the_size_cards(world, sizes, client):
-    _launch(world, sizes["big-slices"], "six")
+    launch(world, sizes["big-slices"], "six")
     tenancy_services.quota_update(actor=world.a.users["org_admin"], quota=world.a.project.quota, gpus=1)
     client.force_login(world.a.users["workspace_admin"])
     landing = client.get(f"/w/{world.a.project.pk}/").content.decode()
@@ -164,8 +158,8 @@ def test_portal_shows_the_unit_on_the_landing_and_the_size_cards(world, sizes, c
 
 
 def test_studio_shows_quota_usage_in_the_unit(world, sizes, client):
-    _launch(world, sizes["big-slices"], "six")
-    _launch(world, sizes["full"], "whole")
+    launch(world, sizes["big-slices"], "six")
+    launch(world, sizes["full"], "whole")
     tenancy_services.quota_update(actor=world.operator, quota=world.a.org.quota, gpus=4)
     client.force_login(world.a.users["org_admin"])
     listing = client.get("/studio/tenancy/quota/").content.decode()
@@ -184,7 +178,7 @@ PAAS_ADMINS = ["paas_admin_org", "paas_admin_project"]
 
 @pytest.mark.parametrize("who", PAAS_ADMINS)
 def test_paas_admin_api_sees_profiles_not_activity_usage_instances_or_audit(world, sizes, api, who):
-    _launch(world, sizes["full"], "busy")
+    launch(world, sizes["full"], "busy")
     project = world.a.project
     client = api.as_user(world.a.users[who])
     assert client.get(f"/api/v1/projects/{project.pk}/").status_code == 200  # the workspace itself
@@ -208,7 +202,7 @@ def test_paas_admin_api_sees_profiles_not_activity_usage_instances_or_audit(worl
 
 @pytest.mark.parametrize("who", PAAS_ADMINS)
 def test_paas_admin_portal_and_studio_show_no_activity(world, sizes, client, who):
-    _launch(world, sizes["full"], "busy")
+    launch(world, sizes["full"], "busy")
     project = world.a.project
     client.force_login(world.a.users[who])
     landing = client.get(f"/w/{project.pk}/")

@@ -12,10 +12,11 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_q.models import OrmQ
 
-from instances import deployer, drift, services
+from instances import deployer, drift
 from instances.models import Collaborator, ComputeInstance
 from tests.factories import make_profile, make_synced_cluster
 from tests.support.hostile_templates import manifests
+from tests.support.instances import launch
 
 pytestmark = pytest.mark.django_db
 
@@ -33,12 +34,7 @@ def _ready_instances(world, cluster, count: int, prefix: str) -> list[ComputeIns
     )
     made = []
     for index in range(count):
-        instance = services.instance_launch(
-            actor=world.a.users["workspace_admin"],
-            project=world.a.project,
-            name=f"{prefix}{index}",
-            profile=profile,
-        )
+        instance = launch(world, profile, f"{prefix}{index}")
         ComputeInstance.objects.filter(pk=instance.pk).update(
             state="ready", cluster=cluster, namespace=f"i-{prefix}{index}-abc123"
         )

@@ -11,7 +11,6 @@ The enqueued tasks run as the cluster's agent would run them: the on-commit call
 run with django-q in synchronous mode (``async_task`` executes the task path in-process).
 """
 
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from catalog import system
 from catalog.models import ComputeProfile
 from instances import access, baseline, deployer, drift
 from instances import services as instance_services
-from instances.models import Collaborator, ComputeInstance, Run
+from instances.models import Collaborator, ComputeInstance
 from inventory import services as inventory_services
 from inventory import tasks as inventory_tasks
 from paas.models import AuditEvent
@@ -35,6 +34,8 @@ from tenancy import services
 from tenancy.models import RoleAssignment
 from tenancy.roles import Role
 from tests.factories import UserFactory
+from tests.support.instances import launch_instance
+from tests.support.wait import wait_for
 
 # Seconds within which an old kubeconfig must stop working. RBAC refuses it (403) about a second after
 # the access task ran; the token itself dies (401) once the API server's token-authentication cache
@@ -82,15 +83,13 @@ def live(world, kube_cluster):
     }
 
 
-def _launch(live, owner, *, project=None, name="rev") -> ComputeInstance:
-    instance = instance_services.instance_launch(
-        actor=owner, project=project or live["world"].a.project, name=name, profile=live["profile"]
-    )
-    assert deployer.execute(instance.runs.get().pk) == "ready", (
-        Run.objects.filter(instance=instance).first().log
-    )
-    instance.refresh_from_db()
-    return instance
+def _status(tenant: k8s.CoreV1Api, namespace: str) -> int:
+    """What the API server answers ``tenant`` listing the instance's pods: 200 or the refusal's status."""
+    try:
+        tenant.list_namespaced_pod(namespace)
+    except ApiException as exc:
+        return exc.status
+    return 200
 
 
 def _kubeconfig(api, user, instance, *, deadline: float = DEADLINE) -> k8s.CoreV1Api:
@@ -99,34 +98,19 @@ def _kubeconfig(api, user, instance, *, deadline: float = DEADLINE) -> k8s.CoreV
     response = api.as_user(user).post(f"/api/v1/instances/{instance.pk}/kubeconfig/")
     assert response.status_code == 200, response.content
     tenant = k8s.CoreV1Api(k8s_config.new_client_from_config_dict(yaml.safe_load(response.content.decode())))
-    start = time.monotonic()
-    while True:
-        try:
-            tenant.list_namespaced_pod(instance.namespace)
-            return tenant
-        except ApiException:
-            if time.monotonic() - start > deadline:
-                raise
-            time.sleep(0.2)
+    wait_for(lambda: _status(tenant, instance.namespace) == 200, deadline, what="the new kubeconfig to work")
+    return tenant
 
 
 def _refused_within(tenant: k8s.CoreV1Api, instance, *, deadline: float = DEADLINE) -> int:
     """Poll until the old kubeconfig's token is dead (401: its ServiceAccount is gone), within
     ``deadline`` seconds. A 403 on the way (the RoleBinding lost the subject first) is not enough: the
     token itself must no longer authenticate. Returns the final status."""
-    start = time.monotonic()
-    status = 200
-    while True:
-        try:
-            tenant.list_namespaced_pod(instance.namespace)
-            status = 200
-        except ApiException as exc:
-            status = exc.status
-            if status == 401:
-                return status
-        if time.monotonic() - start > deadline:
-            pytest.fail(f"the old kubeconfig still authenticates {deadline}s later (last status {status})")
-        time.sleep(0.2)
+    return wait_for(
+        lambda: _status(tenant, instance.namespace) == 401 and 401,
+        deadline,
+        what="the old kubeconfig to stop authenticating (401)",
+    )
 
 
 def _accounts(live, instance) -> set[str]:
@@ -177,7 +161,7 @@ def _member(world, username: str, *roles):
 def test_workspace_role_revoked_the_owner_leaves_and_the_instance_stays(live, api, client, run_tasks):
     world = live["world"]
     owner = _member(world, "rev-owner", (Role.WORKSPACE_ADMIN, world.a.project))
-    instance = _launch(live, owner)
+    instance = launch_instance(live, "rev", actor=owner)
     old = _kubeconfig(api, owner, instance)
     account = baseline.service_account_name(owner.username)
     assert account in _accounts(live, instance)
@@ -225,7 +209,7 @@ def test_removed_from_the_org_a_collaborator_loses_the_instance(live, api, clien
     world = live["world"]
     owner = world.a.users["workspace_admin"]
     friend = _member(world, "rev-friend", (Role.COLLABORATOR_RW, world.a.project))
-    instance = _launch(live, owner)
+    instance = launch_instance(live, "rev", actor=owner)
     with run_tasks():
         instance_services.collaborator_add(actor=owner, instance=instance, email=friend.email)
     old = _kubeconfig(api, friend, instance)
@@ -265,7 +249,7 @@ def test_an_idp_group_sync_that_drops_the_role_takes_the_instance(live, api, cli
     }
     owner = services.sso_login(claims=claims)
     assert RoleAssignment.objects.filter(user=owner, project=world.a.project, source="idp").exists()
-    instance = _launch(live, owner)
+    instance = launch_instance(live, "rev", actor=owner)
     old = _kubeconfig(api, owner, instance)
 
     with run_tasks():  # the next sign-on comes without the group
@@ -280,7 +264,7 @@ def test_an_idp_group_sync_that_drops_the_role_takes_the_instance(live, api, cli
 def test_a_deactivated_account_loses_everything_until_reactivated(live, api, client, run_tasks):
     world = live["world"]
     owner = _member(world, "rev-deact", (Role.WORKSPACE_ADMIN, world.a.project))
-    instance = _launch(live, owner)
+    instance = launch_instance(live, "rev", actor=owner)
     old = _kubeconfig(api, owner, instance)
 
     with run_tasks():
@@ -306,7 +290,7 @@ def test_a_deactivated_account_loses_everything_until_reactivated(live, api, cli
 def test_a_deactivated_org_can_do_nothing_until_reactivated(live, api, client, run_tasks):
     world = live["world"]
     owner, org_admin = world.a.users["workspace_admin"], world.a.users["org_admin"]
-    instance = _launch(live, owner)
+    instance = launch_instance(live, "rev", actor=owner)
     old = _kubeconfig(api, owner, instance)
     client.force_login(org_admin)
     assert client.get(f"/studio/instances/computeinstance/{instance.pk}/change/").status_code == 200
@@ -349,7 +333,7 @@ def test_a_deactivated_org_can_do_nothing_until_reactivated(live, api, client, r
 def test_a_removed_collaborator_is_refused_at_once(live, api, client, run_tasks):
     world = live["world"]
     owner, friend = world.a.users["workspace_admin"], world.a.users["collaborator_ro"]
-    instance = _launch(live, owner)
+    instance = launch_instance(live, "rev", actor=owner)
     with run_tasks():
         instance_services.collaborator_add(actor=owner, instance=instance, email=friend.email)
     old = _kubeconfig(api, friend, instance)
@@ -367,7 +351,7 @@ def test_a_removed_collaborator_without_the_workspace_is_refused_everywhere(live
     owner = world.a.users["workspace_admin"]
     # A member of the org who works in another workspace: the instance alone was shared with them.
     friend = _member(world, "rev-colleague", (Role.COLLABORATOR_RW, world.a.spare_project))
-    instance = _launch(live, owner)
+    instance = launch_instance(live, "rev", actor=owner)
     with run_tasks():
         instance_services.collaborator_add(actor=owner, instance=instance, email=friend.email)
     old = _kubeconfig(api, friend, instance)
@@ -385,7 +369,7 @@ def test_a_lost_access_task_is_made_up_by_the_drift_repair(live, api, client, ru
     world = live["world"]
     owner = world.a.users["workspace_admin"]
     friend = _member(world, "rev-lost", (Role.COLLABORATOR_RW, world.a.project))
-    instance = _launch(live, owner)
+    instance = launch_instance(live, "rev", actor=owner)
     with run_tasks():
         instance_services.collaborator_add(actor=owner, instance=instance, email=friend.email)
     old, owners = _kubeconfig(api, friend, instance), _kubeconfig(api, owner, instance)
@@ -420,7 +404,7 @@ def test_who_keeps_another_role_that_grants_access_keeps_it(live, api, client, r
     )
     # A collaborator loses their workspace role but stays in the org (collaborators are org members).
     friend = _member(world, "rev-stayer", (Role.COLLABORATOR_RO, world.a.project))
-    instance = _launch(live, owner)
+    instance = launch_instance(live, "rev", actor=owner)
     with run_tasks():
         instance_services.collaborator_add(actor=owner, instance=instance, email=friend.email)
     owners, friends = _kubeconfig(api, owner, instance), _kubeconfig(api, friend, instance)

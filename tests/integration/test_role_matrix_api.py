@@ -7,29 +7,13 @@ Each row says which roles may do the action on tenant A; everyone else must be r
 import pytest
 
 from paas.models import AuditEvent
+from tests.support.roles import EVERYONE, user_for
 
-ALL = {
-    "operator",
-    "org_admin",
-    "paas_admin_org",
-    "paas_admin_project",
-    "workspace_admin",
-    "collaborator_rw",
-    "collaborator_ro",
-    "outsider",
-}
+ALL = set(EVERYONE)
 MEMBERS = ALL - {"outsider"}
 # Who works in workspace A (issue 11 part 7): a PaaS admin, org- or project-scoped, manages its
 # profiles and templates but no longer sees its activity or usage (before, viewing the project did).
 WORKERS = {"operator", "org_admin", "workspace_admin", "collaborator_rw", "collaborator_ro"}
-
-
-def _user(world, who):
-    if who == "operator":
-        return world.operator
-    if who == "outsider":
-        return world.b.users["org_admin"]  # an admin of another org is an outsider to A
-    return world.a.users[who]
 
 
 def _org_view(api, w):
@@ -141,7 +125,7 @@ MATRIX = [
 @pytest.mark.parametrize(("action", "call", "allowed"), MATRIX, ids=[row[0] for row in MATRIX])
 def test_role_matrix(world, api, who, action, call, allowed):
     before = AuditEvent.objects.count()
-    response = call(api.as_user(_user(world, who)), world)
+    response = call(api.as_user(user_for(world, who)), world)
     if who in allowed:
         assert response.status_code in (200, 201, 204), (action, who, response.status_code, response.content)
         if action.split(".")[1].startswith(("update", "create", "delete", "assign", "revoke")):

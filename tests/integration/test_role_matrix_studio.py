@@ -4,13 +4,14 @@ import pytest
 
 from paas.models import AuditEvent
 from tenancy.models import Project, RoleAssignment
+from tests.support.roles import user_for
 
 STUDIO_ROLES = {"operator", "org_admin", "paas_admin_org", "paas_admin_project"}
 NOT_STUDIO = ["workspace_admin", "collaborator_rw", "collaborator_ro"]
 
 
 def _login(client, world, who):
-    user = world.operator if who == "operator" else world.a.users[who]
+    user = user_for(world, who)
     client.force_login(user)
     return user
 

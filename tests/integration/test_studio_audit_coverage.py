@@ -31,6 +31,7 @@ from tenancy import services as tenancy_services
 from tenancy.models import RoleAssignment
 from tenancy.roles import Role
 from tests.factories import DEAD_KUBECONFIG, ONE_A100, make_profile, make_synced_cluster
+from tests.support.roles import user_for
 
 pytestmark = pytest.mark.django_db
 
@@ -38,10 +39,6 @@ MANIFESTS = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  a
 
 
 # --- what each admin offers ---------------------------------------------------------------------------
-
-
-def _user(world, role):
-    return world.operator if role == "operator" else world.a.users[role]
 
 
 def _offered(model_admin, request, obj) -> set[str]:
@@ -700,7 +697,7 @@ def test_every_studio_operation_is_covered(world, samples):
         label = model._meta.label_lower
         for role in ["operator", *world.a.users]:  # every role; the studio admits only some
             request = rf.get("/studio/")
-            request.user = _user(world, role)
+            request.user = user_for(world, role)
             if admin.site.has_permission(request) and model_admin.has_module_permission(request):
                 offered |= {(label, op) for op in _offered(model_admin, request, samples[label])}
     unknown = offered - set(OPERATIONS) - set(READ_ONLY)
@@ -712,7 +709,7 @@ def test_every_studio_operation_is_covered(world, samples):
 @pytest.mark.parametrize("key", sorted(OPERATIONS), ids=lambda key: f"{key[0]}:{key[1]}")
 def test_studio_operation_writes_its_audit_event(world, samples, client, key):
     role, run, expected = OPERATIONS[key]
-    client.force_login(_user(world, role))
+    client.force_login(user_for(world, role))
     mark = AuditEvent.objects.order_by("-pk").values_list("pk", flat=True).first()
     response = run(client, world, samples)
     context = getattr(response, "context_data", None) or {}

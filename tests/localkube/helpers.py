@@ -2,26 +2,10 @@
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
-T = TypeVar("T")
-
-
-def wait_for(
-    probe: Callable[[], T | None], timeout: float = 30.0, interval: float = 0.2, what: str = ""
-) -> T:
-    """Call ``probe`` until it returns something truthy, and return that; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what or probe}")
-        time.sleep(interval)
+from tests.support.wait import wait_for
 
 
 def unique_name(prefix: str) -> str:

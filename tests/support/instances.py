@@ -1,15 +1,28 @@
-"""Launching a compute instance end to end on the local control plane (shared by the kube tests)."""
+"""Launching compute instances in tests: the one helper every test file uses.
+
+``launch`` only launches (the service call: quota, placement, snapshot, the queued deploy run);
+``launch_instance`` also runs the deploy to ready on the local control plane (the kube tests, with the
+``live`` fixture of tests/integration/conftest.py).
+"""
 
 from instances import deployer, services
-from instances.models import Run
+from instances.models import ComputeInstance, Run
 
 
-def launch_instance(live: dict, name: str = "dev"):
-    """Launch ``name`` in org A's project as its workspace admin and run the deploy to ready."""
-    world = live["world"]
-    instance = services.instance_launch(
-        actor=world.a.users["workspace_admin"], project=world.a.project, name=name, profile=live["profile"]
+def launch(world, profile, name: str = "dev", *, actor=None, project=None) -> ComputeInstance:
+    """Launch ``profile`` as ``name`` in tenant A's 'team' workspace (or ``project``), by its workspace
+    admin (or ``actor``)."""
+    return services.instance_launch(
+        actor=actor or world.a.users["workspace_admin"],
+        project=project or world.a.project,
+        name=name,
+        profile=profile,
     )
+
+
+def launch_instance(live: dict, name: str = "dev", *, actor=None, project=None) -> ComputeInstance:
+    """Launch the small system profile as ``name`` (see ``launch``) and run the deploy to ready."""
+    instance = launch(live["world"], live["profile"], name, actor=actor, project=project)
     run = instance.runs.get()
     assert deployer.execute(run.pk) == "ready", Run.objects.get(pk=run.pk).log
     instance.refresh_from_db()

@@ -17,13 +17,14 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 import requests
+
+from tests.support.wait import WaitTimedOut, wait_for
 
 CLIENT_ID = "gpupaas-test"
 CLIENT_SECRET = "gpupaas-test-secret"  # the provider accepts any; sent like a real one
@@ -144,17 +145,22 @@ def start_provider(*, token_max_age: int = 3600, timeout: float = 30) -> OidcPro
     provider = OidcProvider(
         url=f"http://127.0.0.1:{port}", process=process, log_path=log_path, token_max_age=token_max_age
     )
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def answers() -> bool:
+        with contextlib.suppress(requests.RequestException):
+            return requests.get(provider.discovery_url, timeout=1).status_code == 200
+        return False
+
+    def alive() -> None:
         if process.poll() is not None:
             raise RuntimeError(f"The OIDC provider exited ({process.returncode}):\n{provider.log()}")
-        with contextlib.suppress(requests.RequestException):
-            if requests.get(provider.discovery_url, timeout=1).status_code == 200:
-                return provider
-        if time.monotonic() > deadline:
-            provider.stop()
-            raise RuntimeError(f"The OIDC provider did not start within {timeout}s:\n{provider.log()}")
-        time.sleep(0.1)
+
+    try:
+        wait_for(answers, timeout, 0.1, check=alive)
+    except WaitTimedOut:
+        provider.stop()
+        raise RuntimeError(f"The OIDC provider did not start within {timeout}s:\n{provider.log()}") from None
+    return provider
 
 
 @contextlib.contextmanager
