@@ -134,22 +134,28 @@ def _input_errors(inputs: Any) -> list[str]:
     return messages
 
 
+def _named_entry_errors(entry: Any, label: str, keys) -> list[str]:
+    """What every declared output and action needs: an object of known keys, a name, a text description."""
+    if not isinstance(entry, dict):
+        return [f"{label}: must be an object"]
+    messages = _unknown_keys(entry, keys, label)
+    name = entry.get("name")
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        messages.append(f"{label}: name must match {NAME_PATTERN} (got {name!r})")
+    if entry.get("description") is not None and not isinstance(entry.get("description"), str):
+        messages.append(f"{label}: description must be a string")
+    return messages
+
+
 def _output_errors(outputs: Any) -> list[str]:
     if not isinstance(outputs, list):
         return ["outputs must be a list"]
     messages = []
     for index, entry in enumerate(outputs):
         label = _label("output", entry, index)
-        if not isinstance(entry, dict):
-            messages.append(f"{label}: must be an object")
-            continue
-        messages += _unknown_keys(entry, _OUTPUT_KEYS, label)
-        name = entry.get("name")
-        if not isinstance(name, str) or not _NAME_RE.match(name):
-            messages.append(f"{label}: name must match {NAME_PATTERN} (got {name!r})")
-        if entry.get("description") is not None and not isinstance(entry.get("description"), str):
-            messages.append(f"{label}: description must be a string")
-        messages += [f"{label}: {problem}" for problem in _source_errors(entry.get("source"))]
+        messages += _named_entry_errors(entry, label, _OUTPUT_KEYS)
+        if isinstance(entry, dict):
+            messages += [f"{label}: {problem}" for problem in _source_errors(entry.get("source"))]
     messages += _duplicate_errors([e.get("name") for e in outputs if isinstance(e, dict)], "output")
     return messages
 
@@ -196,15 +202,9 @@ def _action_errors(actions: Any) -> list[str]:
     messages = []
     for index, entry in enumerate(actions):
         label = _label("action", entry, index)
+        messages += _named_entry_errors(entry, label, _ACTION_KEYS)
         if not isinstance(entry, dict):
-            messages.append(f"{label}: must be an object")
             continue
-        messages += _unknown_keys(entry, _ACTION_KEYS, label)
-        name = entry.get("name")
-        if not isinstance(name, str) or not _NAME_RE.match(name):
-            messages.append(f"{label}: name must match {NAME_PATTERN} (got {name!r})")
-        if entry.get("description") is not None and not isinstance(entry.get("description"), str):
-            messages.append(f"{label}: description must be a string")
         variables = entry.get("variables", [])
         if not isinstance(variables, list):
             messages.append(f"{label}: variables must be a list")

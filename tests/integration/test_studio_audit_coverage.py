@@ -257,6 +257,54 @@ def _lone_datacenter():
 # --- every write the studio offers, and the event it must write --------------------------------------
 # key: (model label, operation) -> (role, run(client, world, samples) -> response, expected action)
 
+
+def _deletes(label: str, role: str, event: str) -> dict:
+    """Deleting one object from its page and several with the changelist action: the same event each."""
+    return {
+        (label, "delete"): (role, lambda c, w, s: c.post(_url(s[label], "delete"), {"post": "yes"}), event),
+        (label, "action:delete_selected"): (
+            role,
+            lambda c, w, s: _action(c, s[label], "delete_selected", post="yes"),
+            event,
+        ),
+    }
+
+
+def _profile_operations(model: str, *, service: bool) -> dict:
+    """The studio operations of a compute or a service profile (the same pages, the same events)."""
+    label = f"catalog.{model}"
+    return {
+        (label, "add"): (
+            "org_admin",
+            lambda c, w, s: _submit_add_profile(c, w, s, service=service),
+            f"{model}.create",
+        ),
+        (label, "change"): (
+            "org_admin",
+            lambda c, w, s: _submit(c, _url(s[label], "change"), {"description": "changed"}),
+            f"{model}.update",
+        ),
+        (label, "delete"): (
+            "org_admin",
+            lambda c, w, s: c.post(_url(s[label], "delete"), {"post": "yes"}),
+            f"{model}.delete",
+        ),
+        (label, "page:share"): (
+            "org_admin",
+            lambda c, w, s: c.post(_url(s[label], "share"), {"sharing": "all"}),
+            f"{model}.share",
+        ),
+        (label, "page:clone"): (
+            "org_admin",
+            lambda c, w, s: c.post(
+                _url(s[label], "clone"),
+                {"name": "cloned-s" if service else "cloned", "target_project": str(w.a.project.pk)},
+            ),
+            f"{model}.clone",
+        ),
+    }
+
+
 OPERATIONS = {
     ("paas.apitoken", "add"): (
         "org_admin",
@@ -300,16 +348,7 @@ OPERATIONS = {
         lambda c, w, s: _submit(c, _url(s["tenancy.project"], "change"), {"description": "changed"}),
         "project.update",
     ),
-    ("tenancy.project", "delete"): (
-        "org_admin",
-        lambda c, w, s: c.post(_url(s["tenancy.project"], "delete"), {"post": "yes"}),
-        "project.delete",
-    ),
-    ("tenancy.project", "action:delete_selected"): (
-        "org_admin",
-        lambda c, w, s: _action(c, s["tenancy.project"], "delete_selected", post="yes"),
-        "project.delete",
-    ),
+    **_deletes("tenancy.project", "org_admin", "project.delete"),
     ("tenancy.user", "change"): (
         "operator",
         lambda c, w, s: _submit(c, _url(s["tenancy.user"], "change"), {"first_name": "Changed"}),
@@ -329,16 +368,7 @@ OPERATIONS = {
         ),
         "role.assign",
     ),
-    ("tenancy.roleassignment", "delete"): (
-        "org_admin",
-        lambda c, w, s: c.post(_url(s["tenancy.roleassignment"], "delete"), {"post": "yes"}),
-        "role.revoke",
-    ),
-    ("tenancy.roleassignment", "action:delete_selected"): (
-        "org_admin",
-        lambda c, w, s: _action(c, s["tenancy.roleassignment"], "delete_selected", post="yes"),
-        "role.revoke",
-    ),
+    **_deletes("tenancy.roleassignment", "org_admin", "role.revoke"),
     ("tenancy.roleassignment", "action:remove_from_org"): (
         "org_admin",
         lambda c, w, s: _action(c, s["tenancy.roleassignment"], "remove_from_org", confirm="yes"),
@@ -377,16 +407,7 @@ OPERATIONS = {
         ),
         "idp_mapping.create",
     ),
-    ("tenancy.idpgroupmapping", "delete"): (
-        "org_admin",
-        lambda c, w, s: c.post(_url(s["tenancy.idpgroupmapping"], "delete"), {"post": "yes"}),
-        "idp_mapping.delete",
-    ),
-    ("tenancy.idpgroupmapping", "action:delete_selected"): (
-        "org_admin",
-        lambda c, w, s: _action(c, s["tenancy.idpgroupmapping"], "delete_selected", post="yes"),
-        "idp_mapping.delete",
-    ),
+    **_deletes("tenancy.idpgroupmapping", "org_admin", "idp_mapping.delete"),
     ("tenancy.quota", "change"): (
         "org_admin",
         lambda c, w, s: _submit(c, _url(s["tenancy.quota"], "change"), {"gpus": "3"}),
@@ -468,16 +489,7 @@ OPERATIONS = {
         lambda c, w, s: _submit(c, _url(s["inventory.storage"], "change"), {"storage_class": "faster"}),
         "storage.update",
     ),
-    ("inventory.storage", "delete"): (
-        "operator",
-        lambda c, w, s: c.post(_url(s["inventory.storage"], "delete"), {"post": "yes"}),
-        "storage.delete",
-    ),
-    ("inventory.storage", "action:delete_selected"): (
-        "operator",
-        lambda c, w, s: _action(c, s["inventory.storage"], "delete_selected", post="yes"),
-        "storage.delete",
-    ),
+    **_deletes("inventory.storage", "operator", "storage.delete"),
     ("inventory.agent", "add"): (
         "operator",
         lambda c, w, s: _submit(c, _add_url("inventory.agent"), {"name": "agent9"}),
@@ -511,16 +523,7 @@ OPERATIONS = {
         ),
         "datacenter.agent",
     ),
-    ("inventory.datacenteragent", "delete"): (
-        "operator",
-        lambda c, w, s: c.post(_url(s["inventory.datacenteragent"], "delete"), {"post": "yes"}),
-        "datacenter.agent",
-    ),
-    ("inventory.datacenteragent", "action:delete_selected"): (
-        "operator",
-        lambda c, w, s: _action(c, s["inventory.datacenteragent"], "delete_selected", post="yes"),
-        "datacenter.agent",
-    ),
+    **_deletes("inventory.datacenteragent", "operator", "datacenter.agent"),
     ("catalog.environmenttemplate", "add"): (
         "org_admin",
         lambda c, w, s: _submit(
@@ -576,62 +579,8 @@ OPERATIONS = {
         lambda c, w, s: _action(c, s["catalog.templateversion"], "publish"),
         "template_version.publish",
     ),
-    ("catalog.computeprofile", "add"): (
-        "org_admin",
-        lambda c, w, s: _submit_add_profile(c, w, s),
-        "computeprofile.create",
-    ),
-    ("catalog.computeprofile", "change"): (
-        "org_admin",
-        lambda c, w, s: _submit(c, _url(s["catalog.computeprofile"], "change"), {"description": "changed"}),
-        "computeprofile.update",
-    ),
-    ("catalog.computeprofile", "delete"): (
-        "org_admin",
-        lambda c, w, s: c.post(_url(s["catalog.computeprofile"], "delete"), {"post": "yes"}),
-        "computeprofile.delete",
-    ),
-    ("catalog.computeprofile", "page:share"): (
-        "org_admin",
-        lambda c, w, s: c.post(_url(s["catalog.computeprofile"], "share"), {"sharing": "all"}),
-        "computeprofile.share",
-    ),
-    ("catalog.computeprofile", "page:clone"): (
-        "org_admin",
-        lambda c, w, s: c.post(
-            _url(s["catalog.computeprofile"], "clone"),
-            {"name": "cloned", "target_project": str(w.a.project.pk)},
-        ),
-        "computeprofile.clone",
-    ),
-    ("catalog.serviceprofile", "add"): (
-        "org_admin",
-        lambda c, w, s: _submit_add_profile(c, w, s, service=True),
-        "serviceprofile.create",
-    ),
-    ("catalog.serviceprofile", "change"): (
-        "org_admin",
-        lambda c, w, s: _submit(c, _url(s["catalog.serviceprofile"], "change"), {"description": "changed"}),
-        "serviceprofile.update",
-    ),
-    ("catalog.serviceprofile", "delete"): (
-        "org_admin",
-        lambda c, w, s: c.post(_url(s["catalog.serviceprofile"], "delete"), {"post": "yes"}),
-        "serviceprofile.delete",
-    ),
-    ("catalog.serviceprofile", "page:share"): (
-        "org_admin",
-        lambda c, w, s: c.post(_url(s["catalog.serviceprofile"], "share"), {"sharing": "all"}),
-        "serviceprofile.share",
-    ),
-    ("catalog.serviceprofile", "page:clone"): (
-        "org_admin",
-        lambda c, w, s: c.post(
-            _url(s["catalog.serviceprofile"], "clone"),
-            {"name": "cloned-s", "target_project": str(w.a.project.pk)},
-        ),
-        "serviceprofile.clone",
-    ),
+    **_profile_operations("computeprofile", service=False),
+    **_profile_operations("serviceprofile", service=True),
     ("catalog.allowedcustomresource", "add"): (
         "operator",
         lambda c, w, s: _submit(
@@ -639,16 +588,7 @@ OPERATIONS = {
         ),
         "custom_resource.allow",
     ),
-    ("catalog.allowedcustomresource", "delete"): (
-        "operator",
-        lambda c, w, s: c.post(_url(s["catalog.allowedcustomresource"], "delete"), {"post": "yes"}),
-        "custom_resource.disallow",
-    ),
-    ("catalog.allowedcustomresource", "action:delete_selected"): (
-        "operator",
-        lambda c, w, s: _action(c, s["catalog.allowedcustomresource"], "delete_selected", post="yes"),
-        "custom_resource.disallow",
-    ),
+    **_deletes("catalog.allowedcustomresource", "operator", "custom_resource.disallow"),
     ("instances.computeinstance", "action:retry"): (
         "operator",
         lambda c, w, s: _action(c, s["instances.computeinstance"], "retry"),
