@@ -1,5 +1,8 @@
 """The matchmaker: pick a cluster for a placement request, by best fit, and explain the choice.
 
+Over 600 lines, kept whole: one algorithm (capacity, fit, score, explanation) that reads best in one
+place; its unit tests and benchmark exercise it as a unit.
+
 This module is pure Python (standard library only, no Django, no Kubernetes client) so it can be
 unit-tested and benchmarked in isolation. The caller turns the inventory (clusters, synced nodes, what the
 platform has already placed) into :class:`ClusterCapacity` values once, then calls :func:`place` for each

@@ -1,5 +1,10 @@
 """Every write of the inventory. Operators manage infrastructure; the checks and the node sync run
-as tasks (routed to the agent that reaches the cluster) and record what they observe."""
+as tasks (routed to the agent that reaches the cluster) and record what they observe.
+
+Over 600 lines, kept whole for now: datacenters, clusters, MIG changes, storage and agents share the
+naming, routing (``queue_for_cluster``) and kubeconfig helpers at the top; the next subject added
+splits it into a package by subject, as ``tenancy/services/`` was.
+"""
 
 import logging
 import time
