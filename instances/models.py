@@ -1,4 +1,5 @@
-"""Compute instances (launched compute profiles), their runs and collaborators.
+"""Compute instances (launched compute profiles), service instances (service profiles deployed onto
+a compute instance), their runs and collaborators.
 
 An instance keeps a *snapshot* of the profile it was launched from (spec, template version, inputs,
 price): later edits or the deletion of the profile never change it. Its resource totals are kept in
@@ -9,9 +10,9 @@ from django.db import models
 from django.db.models import Q
 from guardian.models import UserObjectPermissionBase
 
-from catalog.models import ComputeProfile
+from catalog.models import ComputeProfile, ServiceProfile
 from instances.states import State
-from inventory.models import Cluster
+from inventory.models import Cluster, Datacenter
 from tenancy.models import Organization, Project, User
 
 
@@ -148,6 +149,8 @@ class Run(models.Model):
         DEPLOY = "deploy", "Deploy"
         RETRY = "retry", "Retry"
         DELETE = "delete", "Delete"
+        ACTION = "action", "Action"
+        REDEPLOY = "redeploy", "Redeploy"
 
     class Outcome(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -158,7 +161,26 @@ class Run(models.Model):
     instance = models.ForeignKey(
         ComputeInstance, verbose_name="instance", on_delete=models.CASCADE, related_name="runs"
     )
+    service = models.ForeignKey(
+        "ServiceInstance",
+        verbose_name="service",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="runs",
+        help_text="Set for a run of a service instance (``instance`` is then the compute instance it "
+        "runs on); empty for a run of the compute instance itself.",
+    )
     kind = models.CharField("kind", max_length=16, choices=Kind.choices)
+    action = models.CharField(
+        "action", max_length=63, blank=True, help_text="For an action run: the template action's name."
+    )
+    variables = models.JSONField(
+        "action variables", default=dict, blank=True, help_text="For an action run: the values it ran with."
+    )
+    requested_by = models.ForeignKey(
+        User, verbose_name="requested by", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     attempt = models.PositiveIntegerField("attempt", default=0)
     outcome = models.CharField("outcome", max_length=16, choices=Outcome.choices, default=Outcome.QUEUED)
     message = models.TextField("message", blank=True)
@@ -174,7 +196,9 @@ class Run(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} of {self.instance} ({self.get_outcome_display()})"
+        target = self.service or self.instance
+        what = f"{self.action} action" if self.kind == self.Kind.ACTION else self.get_kind_display()
+        return f"{what} of {target} ({self.get_outcome_display()})"
 
 
 class CollaboratorInvitation(models.Model):
@@ -209,3 +233,120 @@ class CollaboratorInvitation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.invitation.email} invited to {self.instance}"
+
+
+class ServiceInstance(models.Model):
+    """A service profile deployed onto a compute instance: its objects live in the instance's namespace
+    and within the instance's quota (what it uses is kept in columns, summed per instance).
+
+    Like a compute instance it keeps a *snapshot* of its profile (template version, input, output and
+    action settings, labels, annotations, extra configuration, datacenter and storage): later edits of
+    the profile only affect new services.
+    """
+
+    org = models.ForeignKey(
+        Organization, verbose_name="organization", on_delete=models.PROTECT, related_name="service_instances"
+    )
+    project = models.ForeignKey(
+        Project, verbose_name="workspace", on_delete=models.PROTECT, related_name="service_instances"
+    )
+    compute_instance = models.ForeignKey(
+        ComputeInstance, verbose_name="compute instance", on_delete=models.PROTECT, related_name="services"
+    )
+    name = models.CharField("name", max_length=63, help_text="A DNS label, unique on the compute instance.")
+    description = models.TextField("description", blank=True)
+    owner = models.ForeignKey(User, verbose_name="deployed by", on_delete=models.PROTECT, related_name="+")
+    profile = models.ForeignKey(
+        ServiceProfile,
+        verbose_name="service profile",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="service_instances",
+        help_text="Empty once the profile is deleted; the snapshot remains.",
+    )
+    service_type = models.CharField(
+        "service type", max_length=16, choices=ServiceProfile.ServiceType.choices, db_index=True
+    )
+    snapshot = models.JSONField("profile snapshot", default=dict)
+    input_values = models.JSONField(
+        "input values",
+        default=dict,
+        blank=True,
+        help_text="The inputs it was deployed with (defaults and the user's overrides; secrets sealed).",
+    )
+    datacenter = models.ForeignKey(
+        Datacenter,
+        verbose_name="datacenter",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    storage = models.JSONField(
+        "storage", default=list, blank=True, help_text="Names of the storage attached."
+    )
+    state = models.CharField(
+        "state", max_length=16, choices=State.choices, default=State.PENDING, db_index=True
+    )
+    state_reason = models.TextField("state detail", blank=True)
+    host = models.CharField(
+        "host",
+        max_length=253,
+        blank=True,
+        help_text="The Ingress host the platform assigned (under the compute instance's host suffix).",
+    )
+    outputs = models.JSONField("outputs", default=dict, blank=True)
+    objects_applied = models.JSONField(
+        "objects",
+        default=list,
+        blank=True,
+        help_text="apiVersion, kind and name of every object the last deploy applied (what delete and "
+        "redeploy remove).",
+    )
+    # what the service uses of its compute instance (from its rendered pod templates and claims)
+    gpus = models.PositiveIntegerField("GPUs", default=0)
+    gpu_units = models.PositiveIntegerField("GPU quota units", default=0)
+    mig_slices = models.JSONField("MIG slices", default=dict, blank=True)
+    cpu_millis = models.PositiveBigIntegerField("CPU (millicores)", default=0)
+    memory_gib = models.DecimalField("memory (GiB)", max_digits=12, decimal_places=3, default=0)
+    storage_gib = models.DecimalField("storage (GiB)", max_digits=12, decimal_places=3, default=0)
+    created_at = models.DateTimeField("deployed", auto_now_add=True)
+    ready_at = models.DateTimeField("ready since", null=True, blank=True)
+    deleted_at = models.DateTimeField("deleted", null=True, blank=True)
+
+    # Workspace readers see every service of the workspace. Services are managed by those who may
+    # manage services in the workspace (workspace admins, read-write collaborators) and by the compute
+    # instance's owner and collaborators; read-only members only look.
+    authz_parents = {
+        "view_serviceinstance": [("compute_instance", "view_computeinstance")],
+        "change_serviceinstance": [("project", "manage_services"), ("compute_instance", "use_instance")],
+        "delete_serviceinstance": [("project", "manage_services"), ("compute_instance", "use_instance")],
+    }
+
+    class Meta:
+        verbose_name = "service instance"
+        verbose_name_plural = "service instances"
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["compute_instance", "name"],
+                condition=~Q(state="deleted"),
+                name="instances_service_name_unique_on_instance",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["project", "state"], name="instances_service_proj_state"),
+            models.Index(fields=["compute_instance", "state"], name="instances_service_ci_state"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.compute_instance}/{self.name}"
+
+    @property
+    def namespace(self) -> str:
+        return self.compute_instance.namespace
+
+    @property
+    def cluster(self):
+        return self.compute_instance.cluster

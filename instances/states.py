@@ -1,5 +1,6 @@
-"""The states of a compute instance, the transitions allowed between them and the one function that
-moves an instance (:func:`transition`, which publishes every change: ``instance_state_changed``)."""
+"""The states of a compute instance (and of a service instance, which has the same lifecycle), the
+transitions allowed between them and the one function that moves an instance
+(:func:`transition`, which publishes every change: ``instance_state_changed``)."""
 
 from django.db import models
 from django.utils import timezone
@@ -12,6 +13,7 @@ class State(models.TextChoices):
     PENDING = "pending", "Pending"
     PROVISIONING = "provisioning", "Provisioning"
     READY = "ready", "Ready"
+    STOPPED = "stopped", "Stopped"
     FAILED = "failed", "Failed"
     DELETING = "deleting", "Deleting"
     DELETED = "deleted", "Deleted"
@@ -19,15 +21,25 @@ class State(models.TextChoices):
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     State.PENDING: frozenset({State.PROVISIONING, State.FAILED, State.DELETING}),
-    State.PROVISIONING: frozenset({State.READY, State.FAILED, State.DELETING, State.PROVISIONING}),
+    State.PROVISIONING: frozenset(
+        {State.READY, State.STOPPED, State.FAILED, State.DELETING, State.PROVISIONING}
+    ),
     State.READY: frozenset({State.PROVISIONING, State.DELETING}),
+    # A stopped instance or service keeps its storage and its objects but no pods: GPUs, CPU and
+    # memory are released (instances.quota counts only its storage). "start" goes through
+    # PROVISIONING again, after the same quota and capacity checks as a launch.
+    State.STOPPED: frozenset({State.PROVISIONING, State.DELETING}),
     State.FAILED: frozenset({State.PROVISIONING, State.DELETING}),
     State.DELETING: frozenset({State.DELETED, State.FAILED, State.DELETING}),
     State.DELETED: frozenset(),
 }
 
 # States whose instances hold quota and capacity.
-ACTIVE = frozenset({State.PENDING, State.PROVISIONING, State.READY, State.FAILED, State.DELETING})
+ACTIVE = frozenset(
+    {State.PENDING, State.PROVISIONING, State.READY, State.STOPPED, State.FAILED, State.DELETING}
+)
+# Active states whose instances hold only their storage (no GPUs, CPU or memory).
+STORAGE_ONLY = frozenset({State.STOPPED})
 
 
 def can_move(current: str, target: str) -> bool:

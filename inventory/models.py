@@ -167,6 +167,19 @@ class Cluster(models.Model):
         help_text="Instance Ingress hosts must end in <namespace>.<this domain> (enforced by admission). "
         "Empty: apps.<cluster name>.paas.internal.",
     )
+    ingress_class = models.CharField(
+        "ingress class",
+        max_length=253,
+        blank=True,
+        help_text="IngressClass of the Ingresses the platform gives services (notebook and endpoint URLs); "
+        "empty uses the cluster's default class. Injected into the render: not a template input.",
+    )
+    ingress_tls = models.BooleanField(
+        "ingress TLS",
+        default=False,
+        help_text="The ingress controller's default certificate covers *.<ingress domain>: service URLs are "
+        "https (no certificate key is ever copied into a tenant namespace).",
+    )
     guardrails = models.JSONField(
         "guardrails",
         default=dict,
