@@ -348,3 +348,19 @@ def test_concurrent_launches_never_oversubscribe_the_instance(setup):
         thread.join()
     assert sorted(results) == ["instance_capacity"] * 8 + ["ok"] * 4
     assert ServiceInstance.objects.filter(compute_instance=setup["instance"]).count() == 4
+
+
+def test_a_service_deleted_before_its_deploy_ran_is_never_deployed(setup):
+    from instances import deployer
+
+    service = _launch(setup)
+    deploy_run = service.runs.get()
+    delete_run = service_instances.service_delete(actor=setup["instance"].owner, service=service)
+    assert deployer.execute(deploy_run.pk) == "finished already"
+    deploy_run.refresh_from_db()
+    assert deploy_run.outcome == "failed" and deploy_run.message == "Not run: the service is deleting."
+    assert deployer.execute(delete_run.pk) == "deleted"  # nothing was applied: nothing to remove
+    service.refresh_from_db()
+    assert service.state == State.DELETED
+    with pytest.raises(Conflict):
+        service_instances.service_delete(actor=setup["instance"].owner, service=service)
