@@ -1,7 +1,7 @@
 """Command line for demos and dev loops.
 
     python -m tests.localkube build                         # build/cache binaries, print bin dir
-    python -m tests.localkube start [--name demo] [--dir DIR] [--kata]
+    python -m tests.localkube start [--name demo] [--dir DIR] [--kata] [--no-crds]
                                                             # start detached, print kubeconfig path
     python -m tests.localkube status [--name demo] [--dir DIR]
     python -m tests.localkube stop [--name demo] [--dir DIR]
@@ -39,7 +39,9 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    cluster = LocalCluster(name=args.name, kata=args.kata, workdir=_workdir(args), detach=True)
+    cluster = LocalCluster(
+        name=args.name, kata=args.kata, workdir=_workdir(args), detach=True, operator_crds=not args.no_crds
+    )
     try:
         cluster.start(timeout=args.timeout)
     except ClusterError as error:
@@ -95,6 +97,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         sub.set_defaults(func=func)
         if name == "start":
             sub.add_argument("--kata", action="store_true", help="create the 'kata' RuntimeClass")
+            sub.add_argument(
+                "--no-crds", action="store_true", help="skip the KServe/KubeRay CRDs (installed by default)"
+            )
             sub.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for readiness")
     return parser.parse_args(argv)
 
