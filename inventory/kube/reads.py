@@ -115,6 +115,18 @@ def _pod_problem(pod) -> str:
     return ""
 
 
+def _claim_events(core: k8s.CoreV1Api, namespace: str) -> dict[str, list[tuple[str, str]]]:
+    """(reason, message) of the events about each claim, oldest first (why a claim is not bound)."""
+    items = core.list_namespaced_event(
+        namespace, field_selector="involvedObject.kind=PersistentVolumeClaim", _request_timeout=TIMEOUT
+    ).items
+    items.sort(key=lambda e: e.last_timestamp or e.event_time or e.metadata.creation_timestamp or _EPOCH)
+    by_claim: dict[str, list[tuple[str, str]]] = {}
+    for event in items:
+        by_claim.setdefault(event.involved_object.name, []).append((event.reason or "", event.message or ""))
+    return by_claim
+
+
 def _ready_notes(core: k8s.CoreV1Api, apps: k8s.AppsV1Api, batch: k8s.BatchV1Api, namespace: str):
     """One readiness pass: (notes about what is ready, notes about what is not)."""
     ready: list[str] = []
@@ -187,13 +199,23 @@ def _ready_notes(core: k8s.CoreV1Api, apps: k8s.AppsV1Api, batch: k8s.BatchV1Api
         state = "Ready" if ok and phase == "Running" else "not Ready" if phase == "Running" else ""
         problem = "" if ok else _pod_problem(pod)
         note(ok, f"Pod {pod.metadata.name}: {phase} {state}".rstrip() + (f" ({problem})" if problem else ""))
-    for claim in core.list_namespaced_persistent_volume_claim(namespace, **kw).items:
+    claims = core.list_namespaced_persistent_volume_claim(namespace, **kw).items
+    pending = [c for c in claims if (c.status.phase if c.status else "Pending") != "Bound"]
+    events = _claim_events(core, namespace) if pending else {}
+    for claim in claims:
         phase = claim.status.phase if claim.status else "Pending"
-        note(
-            True,
-            f"PersistentVolumeClaim {claim.metadata.name}: {phase}"
-            + ("" if phase == "Bound" else " (not waited for)"),
-        )
+        name = claim.metadata.name
+        if phase == "Bound":
+            note(True, f"PersistentVolumeClaim {name}: Bound")
+            continue
+        reasons = events.get(name, [])
+        selected = (claim.metadata.annotations or {}).get("volume.kubernetes.io/selected-node")
+        if not selected and reasons and reasons[-1][0] == "WaitForFirstConsumer":
+            # A WaitForFirstConsumer class binds when a pod uses the claim; that pod is judged above.
+            note(True, f"PersistentVolumeClaim {name}: {phase} (waits for its first consumer)")
+            continue
+        why = f" ({_shorten(reasons[-1][1])})" if reasons and reasons[-1][1] else ""
+        note(False, f"PersistentVolumeClaim {name}: {phase}, not bound{why}")
     return ready, waiting
 
 
@@ -203,7 +225,9 @@ def wait_ready(kubeconfig: str, namespace: str, *, timeout: float = 60, poll: fl
     Ready means: the ``default`` ServiceAccount exists and every ResourceQuota is computed (pods are
     admitted only then); every Deployment and StatefulSet has ``replicas`` ready and up to date,
     every DaemonSet its desired pods ready; no Job has failed; every other pod is Running and Ready
-    or Succeeded. PersistentVolumeClaims do not block (without a provisioner they stay Pending).
+    or Succeeded; every PersistentVolumeClaim is Bound (an unbound one is named with the reason its
+    events give, e.g. a missing StorageClass), except one of a WaitForFirstConsumer class that no pod
+    uses yet (it binds with its first pod, which is judged as a pod).
     Raises ``TimeoutError`` naming what is not ready after ``timeout`` seconds.
     """
     deadline = time.monotonic() + timeout
