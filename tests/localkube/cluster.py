@@ -1,8 +1,10 @@
 """Start and stop a real, local Kubernetes control plane with KWOK-simulated nodes.
 
-A cluster is five processes on free 127.0.0.1 ports, all state in one directory::
+A cluster is six processes on free 127.0.0.1 ports, all state in one directory::
 
-    etcd -> kube-apiserver -> kube-controller-manager, kube-scheduler, kwok
+    etcd -> kube-apiserver -> kube-controller-manager, kube-scheduler, kwok, volume-provisioner
+
+The last one (:mod:`tests.localkube.provisioner`) serves the default StorageClass, so claims bind.
 
 The API server runs with client-certificate authentication (a throw-away CA), RBAC + Node
 authorization, service-account token signing (TokenRequest) and the default admission plugins
