@@ -127,8 +127,11 @@ def _claim_events(core: k8s.CoreV1Api, namespace: str) -> dict[str, list[tuple[s
     return by_claim
 
 
-def _ready_notes(core: k8s.CoreV1Api, apps: k8s.AppsV1Api, batch: k8s.BatchV1Api, namespace: str):
-    """One readiness pass: (notes about what is ready, notes about what is not)."""
+def _ready_notes(
+    core: k8s.CoreV1Api, apps: k8s.AppsV1Api, batch: k8s.BatchV1Api, namespace: str, label_selector: str = ""
+):
+    """One readiness pass: (notes about what is ready, notes about what is not); workloads, pods and
+    claims only those matching ``label_selector`` (when given)."""
     ready: list[str] = []
     waiting: list[str] = []
 
@@ -137,6 +140,8 @@ def _ready_notes(core: k8s.CoreV1Api, apps: k8s.AppsV1Api, batch: k8s.BatchV1Api
 
     kw = {"_request_timeout": TIMEOUT}
     accounts = core.list_namespaced_service_account(namespace, field_selector="metadata.name=default", **kw)
+    if label_selector:
+        kw["label_selector"] = label_selector
     note(
         bool(accounts.items),
         "ServiceAccount default: " + ("present" if accounts.items else "not created yet"),
@@ -219,7 +224,9 @@ def _ready_notes(core: k8s.CoreV1Api, apps: k8s.AppsV1Api, batch: k8s.BatchV1Api
     return ready, waiting
 
 
-def wait_ready(kubeconfig: str, namespace: str, *, timeout: float = 60, poll: float = 0.5) -> list[str]:
+def wait_ready(
+    kubeconfig: str, namespace: str, *, timeout: float = 60, poll: float = 0.5, label_selector: str = ""
+) -> list[str]:
     """Wait until the namespace's workloads are ready; return readiness notes.
 
     Ready means: the ``default`` ServiceAccount exists and every ResourceQuota is computed (pods are
@@ -228,14 +235,15 @@ def wait_ready(kubeconfig: str, namespace: str, *, timeout: float = 60, poll: fl
     or Succeeded; every PersistentVolumeClaim is Bound (an unbound one is named with the reason its
     events give, e.g. a missing StorageClass), except one of a WaitForFirstConsumer class that no pod
     uses yet (it binds with its first pod, which is judged as a pod).
-    Raises ``TimeoutError`` naming what is not ready after ``timeout`` seconds.
+    Raises ``TimeoutError`` naming what is not ready after ``timeout`` seconds. With ``label_selector``
+    only the workloads, pods and claims it matches are judged (one service's objects in a namespace).
     """
     deadline = time.monotonic() + timeout
     with api_client(kubeconfig) as api:
         core, apps, batch = k8s.CoreV1Api(api), k8s.AppsV1Api(api), k8s.BatchV1Api(api)
         while True:
             try:
-                ready, waiting = _ready_notes(core, apps, batch, namespace)
+                ready, waiting = _ready_notes(core, apps, batch, namespace, label_selector)
             except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
                 raise _unreachable(exc) from exc
             if not waiting:
