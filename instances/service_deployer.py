@@ -156,7 +156,11 @@ def deploy(service: ServiceInstance, step: deployer.RunLog, *, action: dict | No
         step(f"Removed {len(stale)} objects the template no longer renders.")
     ServiceInstance.objects.filter(pk=service.pk).update(objects_applied=refs)
     notes = kube.wait_ready(
-        kubeconfig, namespace, timeout=deployer.READY_TIMEOUT, label_selector=selector(service)
+        kubeconfig,
+        namespace,
+        timeout=deployer.READY_TIMEOUT,
+        label_selector=selector(service),
+        custom_resources=template.get("custom_resources", []),  # ready as their operators report
     )
     step("Ready." + (" " + "; ".join(notes) if notes else ""))
     outputs = deployer.read_outputs(service, kubeconfig, namespace, context)

@@ -224,8 +224,58 @@ def _ready_notes(
     return ready, waiting
 
 
+#: ``status.state`` values of custom resources that count as ready (KubeRay's RayCluster says
+#: ``ready``; a suspended one is as ready as it is meant to be).
+_READY_STATES = {"ready", "running", "suspended"}
+
+
+def custom_resource_note(obj: dict) -> tuple[bool, str]:
+    """Whether one custom object is ready, as its operator reports it, and a note saying so.
+
+    A ``Ready`` condition decides when there is one (KServe, KubeRay's RayService and most
+    operators); otherwise ``status.state`` (KubeRay's RayCluster). No status yet: not ready (the
+    operator has not seen it, or is not installed)."""
+    status = obj.get("status") or {}
+    label = f"{obj.get('kind')} {obj.get('metadata', {}).get('name')}"
+    conditions = {c.get("type"): c for c in status.get("conditions") or [] if isinstance(c, dict)}
+    if "Ready" in conditions:
+        condition = conditions["Ready"]
+        if condition.get("status") == "True":
+            return True, f"{label}: Ready"
+        why = ": ".join(str(x) for x in (condition.get("reason"), condition.get("message")) if x)
+        return False, f"{label}: not Ready" + (f" ({_shorten(why)})" if why else "")
+    state = status.get("state")
+    if isinstance(state, str) and state:
+        return state.lower() in _READY_STATES, f"{label}: {state}"
+    return False, f"{label}: no status from its operator yet"
+
+
+def _custom_notes(api, namespace: str, kinds, label_selector: str) -> tuple[list[str], list[str]]:
+    ready: list[str] = []
+    waiting: list[str] = []
+    if not kinds:
+        return ready, waiting
+    dynamic = _dynamic(api)
+    for api_version, kind in kinds:
+        try:
+            resource = _resource(dynamic, api_version, kind)
+        except (ResourceNotFoundError, ResourceNotUniqueError):
+            waiting.append(f"{kind}: the cluster does not serve {api_version} (is its operator installed?)")
+            continue
+        for item in resource.get(namespace=namespace, label_selector=label_selector or None).items:
+            ok, text = custom_resource_note(item.to_dict())
+            (ready if ok else waiting).append(text)
+    return ready, waiting
+
+
 def wait_ready(
-    kubeconfig: str, namespace: str, *, timeout: float = 60, poll: float = 0.5, label_selector: str = ""
+    kubeconfig: str,
+    namespace: str,
+    *,
+    timeout: float = 60,
+    poll: float = 0.5,
+    label_selector: str = "",
+    custom_resources=(),
 ) -> list[str]:
     """Wait until the namespace's workloads are ready; return readiness notes.
 
@@ -237,13 +287,21 @@ def wait_ready(
     uses yet (it binds with its first pod, which is judged as a pod).
     Raises ``TimeoutError`` naming what is not ready after ``timeout`` seconds. With ``label_selector``
     only the workloads, pods and claims it matches are judged (one service's objects in a namespace).
+    ``custom_resources`` (a template's declarations: ``{"apiVersion", "kind"}`` dicts or pairs) are
+    judged too, as their operators report them (:func:`custom_resource_note`).
     """
+    kinds = [
+        (item["apiVersion"], item["kind"]) if isinstance(item, dict) else tuple(item)
+        for item in custom_resources
+    ]
     deadline = time.monotonic() + timeout
     with api_client(kubeconfig) as api:
         core, apps, batch = k8s.CoreV1Api(api), k8s.AppsV1Api(api), k8s.BatchV1Api(api)
         while True:
             try:
                 ready, waiting = _ready_notes(core, apps, batch, namespace, label_selector)
+                custom_ready, custom_waiting = _custom_notes(api, namespace, kinds, label_selector)
+                ready, waiting = ready + custom_ready, waiting + custom_waiting
             except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
                 raise _unreachable(exc) from exc
             if not waiting:

@@ -2,14 +2,14 @@
 
 One compute instance of the small system profile is launched (its namespace, quota, Pod Security
 "restricted", guardrails and the ``workspace`` claim, bound by the local cluster's provisioner); then
-each service profile of the system catalog is rendered with the service render context of
-CONTRACTS13.md (built here from the profile's template version, input settings and the cluster's
-ingress settings), validated like the deployer validates, applied into the instance's namespace,
-its KServe/KubeRay objects get the status their controllers would write
-(``tests/support/controllers.py``: the operators cannot run here, their real CRDs are installed), and
-every object must become ready: workloads and pods (``inventory.kube.wait_ready``), claims bound,
-custom resources Ready. The Jupyter profile is deployed once per notebook profile, the seven side by
-side in the one namespace. Then the service's objects are deleted and must be gone.
+each service profile of the system catalog is launched and deployed onto it through the platform
+(``tests.support.services.deploy_service``: the service render context of CONTRACTS13.md, validation,
+apply, and the deployer's wait), while ``tests/support/controllers.py`` plays KServe and KubeRay in a
+thread (the operators cannot run here; their real CRDs are installed, so the API server validates
+every custom object and status). Every object must be ready: workloads and pods, claims bound,
+custom resources Ready (the deployer waits for them too); Ingress hosts are the assigned host. The
+Jupyter profile is launched once per notebook profile, the seven side by side in the one namespace.
+Then each service is deleted through the platform and nothing of it may be left.
 
 Also here: the local cluster's default StorageClass and provisioner (a claim binds, a released volume
 goes), ``wait_ready`` naming an unbound claim, and the API server refusing custom objects the
@@ -21,21 +21,21 @@ from __future__ import annotations
 import pytest
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
-from kubernetes.dynamic import DynamicClient
 
-from catalog import selectors as catalog_selectors
-from catalog import templating
 from catalog.models import ServiceProfile
+from instances import service_instances
+from instances.models import Run
 from inventory import guardrails, kube
+from paas.platform_owned import LABEL_SERVICE
 from tests.localkube import provisioner
 from tests.localkube.helpers import create_namespace, unique_name
 from tests.support import controllers
 from tests.support.instances import launch_instance
+from tests.support.services import deploy_service, run_to_end
 from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.kube, pytest.mark.django_db]
 
-SERVICE_LABEL = "gpu-paas.io/service"
 NOTEBOOK_PROFILES = [
     "Minimal",
     "Data Science",
@@ -45,122 +45,33 @@ NOTEBOOK_PROFILES = [
     "PyTorch",
     "PyTorch with CUDA",
 ]
-#: What a user types for the inputs that are required and have no default.
-GIVEN = {"token": "notebook-token-0123456789", "ngc_api_key": "nvapi-test-key-not-real"}
+#: What a user types for the exposed inputs that are required and have no default.
+GIVEN = {"nvidia-nim": {"ngc_api_key": "nvapi-test-key-not-real"}}
+EXPECTED = {
+    "jupyter-notebook",
+    "training-job",
+    "fine-tuning-job",
+    "inference-kserve",
+    "ray-serve",
+    "nvidia-nim",
+    "ray-cluster",
+    "mlops-platform",
+    "kubernetes-yaml-app",
+}
 
 
-def service_context(profile: ServiceProfile, compute, name: str, given: dict) -> dict:
-    """The render context of CONTRACTS13.md for ``name`` deployed from ``profile`` onto ``compute``."""
-    version = profile.template_version
-    declared = {item["name"] for item in version.inputs}
-    defaults = {
-        k: s["default"] for k, s in (profile.input_settings or {}).items() if s.get("default") is not None
-    }
-    values = {**defaults, **{k: v for k, v in given.items() if k in declared}}
-    cluster = compute.cluster
-    suffix = guardrails.instance_host_suffix(cluster, compute.namespace)
-    host = f"{name}.{suffix}"
-    scheme = "https" if cluster.ingress_tls else "http"
-    own = {
-        "name": name,
-        "namespace": compute.namespace,
-        "host_suffix": suffix,
-        "host": host,
-        "project": compute.project.name,
-        "org": compute.org.name,
-        "owner": compute.owner.username,
-    }
-    groups = [{**g, "cpu": g.get("cpu_cores")} for g in compute.snapshot.get("resource_groups", [])]
-    return {
-        "inputs": templating.resolve_inputs(version.inputs, values),
-        "instance": own,
-        "service": own | {"type": profile.service_type, "url": f"{scheme}://{host}"},
-        "compute_instance": {
-            "name": compute.name,
-            "namespace": compute.namespace,
-            "profile": compute.snapshot.get("name", ""),
-            "resource_groups": groups,
-        },
-        "profile": {"name": profile.name, "display_name": profile.display_name, "resource_groups": groups},
-        "ingress": {
-            "host": host,
-            "class_name": cluster.ingress_class or "",
-            "tls": bool(cluster.ingress_tls),
-            "scheme": scheme,
-            "url": f"{scheme}://{host}",
-        },
-        "extra": dict(profile.extra_config or {}),
-        "storage": [],
-        "storage_class": "",
-        "action": None,
-    }
-
-
-def render(profile: ServiceProfile, compute, name: str, given: dict) -> tuple[list[dict], dict]:
-    """Rendered and validated as the deployer does; every object labelled with the service's name."""
-    version = profile.template_version
-    context = service_context(profile, compute, name, given)
-    objects = templating.parse(templating.render(version.manifests, context))
-    templating.validate_objects(
-        objects,
-        namespace=compute.namespace,
-        kubernetes_version=version.kubernetes_version,
-        custom_resources=version.custom_resources,
-        host_suffix=context["instance"]["host_suffix"],
-        allowed_custom_resources=catalog_selectors.allowed_custom_resource_kinds(),
-    )
-    for obj in objects:  # as the deployer does (CONTRACTS13.md): objects and their pod templates
-        obj["metadata"].setdefault("labels", {})[SERVICE_LABEL] = name
-        template = _pod_template(obj)
-        if template is not None:
-            template.setdefault("metadata", {}).setdefault("labels", {})[SERVICE_LABEL] = name
-    return objects, context
-
-
-def _pod_template(obj: dict) -> dict | None:
-    spec = obj.get("spec") or {}
-    if obj["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"):
-        return spec.get("template")
-    if obj["kind"] == "CronJob":
-        return (spec.get("jobTemplate") or {}).get("spec", {}).get("template")
-    return None
-
-
-def _all_ready(kubeconfig: str, api, namespace: str) -> list[str] | None:
-    """Notes when the namespace's workloads, claims and custom resources are all ready, else None."""
-    controllers.play(api, namespace)
-    ready, waiting = controllers.custom_resources_ready(api, namespace)
-    if waiting:
-        return None
-    try:
-        return kube.wait_ready(kubeconfig, namespace, timeout=0, poll=0) + ready
-    except TimeoutError:
-        return None
-
-
-def _delete(api, objects: list[dict], namespace: str) -> None:
-    """Delete a service's objects with their dependents (a Job's pods too: batch/v1 orphans them by
-    default)."""
-    dynamic = DynamicClient(api)
-    for obj in objects:
-        resource = dynamic.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
-        try:
-            resource.delete(
-                name=obj["metadata"]["name"], namespace=namespace, body={"propagationPolicy": "Background"}
-            )
-        except ApiException as error:
-            if error.status != 404:
-                raise
+def _plan(profile: ServiceProfile) -> list[tuple[str, dict]]:
+    """(service name, inputs) to launch: the notebook once per notebook profile, side by side."""
+    if profile.name == "jupyter-notebook":
+        return [(f"nb-{i}", {"notebook_profile": option}) for i, option in enumerate(NOTEBOOK_PROFILES)]
+    return [(profile.name, GIVEN.get(profile.name, {}))]
 
 
 def _gone(api, namespace: str, name: str) -> bool:
+    """Nothing labelled as the service's is left: pods (a Job's too), claims, custom objects."""
     core = k8s.CoreV1Api(api)
-    selector = f"{SERVICE_LABEL}={name}"
-    pods = [
-        p
-        for p in core.list_namespaced_pod(namespace).items
-        if (p.metadata.labels or {}).get(SERVICE_LABEL) == name
-    ]
+    selector = f"{LABEL_SERVICE}={name}"
+    pods = core.list_namespaced_pod(namespace, label_selector=selector).items
     claims = core.list_namespaced_persistent_volume_claim(namespace, label_selector=selector).items
     custom = k8s.CustomObjectsApi(api)
     crs = [
@@ -173,6 +84,47 @@ def _gone(api, namespace: str, name: str) -> bool:
     return not pods and not claims and not crs
 
 
+def _check_ready(kubeconfig: str, api, service, namespace: str) -> None:
+    """The service as deployed: its host, Ingresses, workloads, claims and custom objects."""
+    assert service.state == "ready", service.state
+    assert (
+        service.host
+        == f"{service.name}.{guardrails.instance_host_suffix(service.compute_instance.cluster, namespace)}"
+    )
+    objects = service.objects_applied
+    for ref in objects:
+        if ref["kind"] == "Ingress":
+            host = kube.read_field(
+                kubeconfig,
+                api_version="networking.k8s.io/v1",
+                kind="Ingress",
+                name=ref["name"],
+                namespace=namespace,
+                path="spec.rules[0].host",
+            )
+            assert host == service.host, (ref, host)
+    kinds = [(ref["apiVersion"], ref["kind"]) for ref in objects]
+    custom = [pair for pair in kinds if pair[0].split("/")[0] in ("serving.kserve.io", "ray.io")]
+    notes = kube.wait_ready(
+        kubeconfig,
+        namespace,
+        timeout=0,
+        label_selector=f"{LABEL_SERVICE}={service.name}",
+        custom_resources=sorted(set(custom)),
+    )
+    for ref in objects:
+        kind, name = ref["kind"], ref["name"]
+        if kind in ("Deployment", "StatefulSet", "Job", "InferenceService", "RayService", "RayCluster"):
+            assert any(n.startswith(f"{kind} {name}: ") for n in notes), (kind, name, notes)
+    ready, waiting = controllers.custom_resources_ready(api, namespace)
+    assert not waiting, waiting
+    for kind, name in ((r["kind"], r["name"]) for r in objects if (r["apiVersion"], r["kind"]) in custom):
+        assert any(n.startswith(f"{kind} {name}: ") for n in ready), (kind, name, ready)
+    for output in ("url", "mlflow_url"):  # the URLs users open are on the assigned host
+        if output in service.outputs:
+            assert f"://{service.host}" in str(service.outputs[output]), (output, service.outputs)
+
+
 def test_every_system_service_profile_deploys_to_ready_and_is_deleted(live, kube_cluster, operator_crds):
     compute = launch_instance(live, "turnkey")
     kubeconfig = compute.cluster.kubeconfig.reveal()
@@ -181,67 +133,35 @@ def test_every_system_service_profile_deploys_to_ready_and_is_deleted(live, kube
     try:
         notes = kube.wait_ready(kubeconfig, namespace, timeout=30)
         assert "PersistentVolumeClaim workspace: Bound" in notes, "the default class provisions the workspace"
-
         profiles = list(ServiceProfile.objects.filter(org__isnull=True).order_by("name"))
-        expected = {
-            "jupyter-notebook",
-            "training-job",
-            "fine-tuning-job",
-            "inference-kserve",
-            "ray-serve",
-            "nvidia-nim",
-            "ray-cluster",
-            "mlops-platform",
-            "kubernetes-yaml-app",
-        }
-        assert expected <= {p.name for p in profiles}
+        assert {p.name for p in profiles} >= EXPECTED
         deployed: list[str] = []
-        for profile in profiles:
-            if profile.name == "jupyter-notebook":
-                plan = [
-                    (f"nb-{index}", {**GIVEN, "notebook_profile": option})
-                    for index, option in enumerate(NOTEBOOK_PROFILES)
+        with controllers.playing(kube_cluster.kubeconfig_path, namespace) as played:
+            for profile in profiles:
+                services = [
+                    deploy_service(live, compute, profile, name, inputs=given)
+                    for name, given in _plan(profile)
                 ]
-            else:
-                plan = [(profile.name, GIVEN)]
-            applied: dict[str, list[dict]] = {}
-            for name, given in plan:
-                objects, context = render(profile, compute, name, given)
-                kube.apply(kubeconfig, objects, namespace=namespace)
-                applied[name] = objects
-                for ingress in (o for o in objects if o["kind"] == "Ingress"):
-                    host = kube.read_field(
-                        kubeconfig,
-                        api_version="networking.k8s.io/v1",
-                        kind="Ingress",
-                        name=ingress["metadata"]["name"],
-                        namespace=namespace,
-                        path="spec.rules[0].host",
+                for service in services:
+                    _check_ready(kubeconfig, api, service, namespace)
+                claims = kube.wait_ready(kubeconfig, namespace, timeout=0)
+                assert [n for n in claims if n.startswith("PersistentVolumeClaim")] == [
+                    "PersistentVolumeClaim workspace: Bound"
+                ], "services keep their data on the workspace claim"
+                for service in services:
+                    run = service_instances.service_delete(actor=compute.owner, service=service)
+                    assert run_to_end(run) == "deleted", Run.objects.get(pk=run.pk).log
+                for service in services:
+                    wait_for(
+                        lambda s=service: _gone(api, namespace, s.name),
+                        timeout=30,
+                        what=f"{service.name} gone",
                     )
-                    assert (
-                        host == context["ingress"]["host"] == f"{name}.{context['instance']['host_suffix']}"
-                    )
-            notes = wait_for(
-                lambda: _all_ready(kubeconfig, api, namespace), timeout=60, what=f"{profile.name} ready"
-            )
-            for objects in applied.values():
-                for item in objects:
-                    kind, item_name = item["kind"], item["metadata"]["name"]
-                    if kind in ("Deployment", "StatefulSet"):
-                        assert any(n.startswith(f"{kind} {item_name}: ") for n in notes), notes
-                    if kind in ("InferenceService", "RayService"):
-                        assert f"{kind} {item_name}: Ready" in notes, notes
-                    if kind == "RayCluster":
-                        assert f"RayCluster {item_name}: ready" in notes, notes
-                    if kind == "Job":
-                        assert any(n.startswith(f"Job {item_name}: ") for n in notes), notes
-            assert all(not n.startswith("PersistentVolumeClaim") or n.endswith("Bound") for n in notes), notes
-            for objects in applied.values():
-                _delete(api, objects, namespace)
-            for name in applied:
-                wait_for(lambda name=name: _gone(api, namespace, name), timeout=60, what=f"{name} deleted")
-            deployed += list(applied)
+                deployed += [s.name for s in services]
         assert len(deployed) == len(profiles) - 1 + len(NOTEBOOK_PROFILES)
+        assert {"InferenceService/inference-kserve", "RayService/ray-serve", "RayCluster/ray-cluster"} <= set(
+            played
+        ) and "InferenceService/mlops-platform-model" in played
     finally:
         api.close()
 
@@ -355,9 +275,28 @@ def test_the_api_server_validates_custom_objects_against_the_operators_crds(kube
         custom.create_namespaced_custom_object(
             "serving.kserve.io", "v1beta1", namespace, "inferenceservices", good
         )
+        with open(kube_cluster.kubeconfig_path) as handle:
+            kubeconfig = handle.read()
+        isvc = [{"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService"}]
+        with pytest.raises(TimeoutError, match="InferenceService good: no status from its operator yet"):
+            kube.wait_ready(kubeconfig, namespace, timeout=0, custom_resources=isvc)
         assert controllers.play(api, namespace) == ["InferenceService/good"]
+        assert "InferenceService good: Ready" in kube.wait_ready(
+            kubeconfig, namespace, timeout=0, custom_resources=isvc
+        )
+        assert controllers.custom_resources_ready(api, namespace) == (["InferenceService good: Ready"], [])
+        custom.patch_namespaced_custom_object_status(
+            "serving.kserve.io",
+            "v1beta1",
+            namespace,
+            "inferenceservices",
+            "good",
+            {"status": {"conditions": [{"type": "Ready", "status": "False", "reason": "ModelLoadFailed"}]}},
+        )
+        with pytest.raises(TimeoutError, match=r"InferenceService good: not Ready \(ModelLoadFailed\)"):
+            kube.wait_ready(kubeconfig, namespace, timeout=0, custom_resources=isvc)
         ready, waiting = controllers.custom_resources_ready(api, namespace)
-        assert ready == ["InferenceService good: Ready"] and not waiting
+        assert waiting == ["InferenceService good: not Ready (ModelLoadFailed)"] and not ready
         k8s.CoreV1Api(api).delete_namespace(namespace)
     finally:
         api.close()

@@ -17,18 +17,26 @@ use for the GPU operator (they set the node labels and allocatable resources the
 * KubeRay ``RayService``: ``Ready`` (``NonZeroServeEndpoints``), ``UpgradeInProgress`` False, the
   active cluster's name and every application of ``serveConfigV2`` ``RUNNING``.
 
-:func:`custom_resources_ready` then reads the objects back as a deployer would and names what is not
-ready (a status the schema rejected never arrives, so a wrong shape fails the test).
+:func:`playing` runs :func:`play` in a thread next to a deploy (the service deployer waits until
+``kube.wait_ready`` finds the template's custom resources Ready); :func:`custom_resources_ready` reads
+them back by the same rule and names what is not ready (a status the schema rejected never arrives,
+so a wrong shape fails the test).
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import yaml
 from kubernetes import client as k8s
+from kubernetes import config
 from kubernetes.client.exceptions import ApiException
+
+from inventory import kube
 
 #: (group, version, plural, kind) of the custom resources played here.
 KSERVE = ("serving.kserve.io", "v1beta1", "inferenceservices", "InferenceService")
@@ -162,24 +170,45 @@ def play(api: k8s.ApiClient, namespace: str) -> list[str]:
     return played
 
 
-def _ready_note(kind: tuple, obj: dict) -> tuple[bool, str]:
-    status, name = obj.get("status") or {}, obj["metadata"]["name"]
-    conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
-    if kind is RAY_CLUSTER:
-        ok = status.get("state") in ("ready", "suspended")
-        return ok, f"RayCluster {name}: {status.get('state') or 'no state yet'}"
-    ok = conditions.get("Ready") == "True"
-    return ok, f"{kind[3]} {name}: " + ("Ready" if ok else "not Ready")
-
-
 def custom_resources_ready(api: k8s.ApiClient, namespace: str) -> tuple[list[str], list[str]]:
-    """(ready notes, waiting notes) of the namespace's KServe and KubeRay objects, as a deployer reads
-    them: InferenceService and RayService by their Ready condition, RayCluster by its state."""
+    """(ready notes, waiting notes) of the namespace's KServe and KubeRay objects, judged by the rule
+    the deployer's ``kube.wait_ready`` applies (``kube.custom_resource_note``)."""
     custom = k8s.CustomObjectsApi(api)
     ready: list[str] = []
     waiting: list[str] = []
     for kind in PLAYED:
         for obj in _items(custom, kind, namespace):
-            ok, note = _ready_note(kind, obj)
+            ok, note = kube.custom_resource_note(obj)
             (ready if ok else waiting).append(note)
     return ready, waiting
+
+
+@contextmanager
+def playing(kubeconfig_path: str, namespace: str, interval: float = 0.2) -> Iterator[list[str]]:
+    """Run :func:`play` on ``namespace`` in a background thread while the block runs, as the operators
+    would run next to the platform's deployer (which waits for the Ready they report). Yields the
+    list of ``Kind/name`` played so far; an error in the thread is raised when the block ends."""
+    played: list[str] = []
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def loop() -> None:
+        api = config.new_client_from_config(config_file=kubeconfig_path)
+        try:
+            while not stop.is_set():
+                played.extend(play(api, namespace))
+                stop.wait(interval)
+        except BaseException as error:  # reported to the test below
+            errors.append(error)
+        finally:
+            api.close()
+
+    thread = threading.Thread(target=loop, name=f"controllers-{namespace}", daemon=True)
+    thread.start()
+    try:
+        yield played
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    if errors:
+        raise errors[0]
