@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import build
+from . import build, crds
 from .cluster import STATE_FILE, ClusterError, LocalCluster
 
 
@@ -39,14 +39,21 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    cluster = LocalCluster(
-        name=args.name, kata=args.kata, workdir=_workdir(args), detach=True, operator_crds=not args.no_crds
-    )
+    cluster = LocalCluster(name=args.name, kata=args.kata, workdir=_workdir(args), detach=True)
     try:
         cluster.start(timeout=args.timeout)
     except ClusterError as error:
         print(f"start failed: {error}", file=sys.stderr)
         return 1
+    if not args.no_crds:
+        api = cluster.api_client()
+        try:
+            names = crds.install(api)
+            print(f"installed the operators' CRDs: {', '.join(names)}", file=sys.stderr)
+        except Exception as error:  # the cluster is usable without them: say so and go on
+            print(f"warning: the KServe/KubeRay CRDs were not installed: {error}", file=sys.stderr)
+        finally:
+            api.close()
     print(
         f"cluster {args.name} ready in {cluster.status()['ready_seconds']}s at {cluster.server}",
         file=sys.stderr,
