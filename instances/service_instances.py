@@ -222,7 +222,8 @@ def services_usage(compute_instance: ComputeInstance, *, exclude=None) -> Usage:
     return total
 
 
-def _totals(compute_instance: ComputeInstance) -> Usage:
+def instance_totals(compute_instance: ComputeInstance) -> Usage:
+    """The instance's totals (its compute profile's resource groups)."""
     return Usage(
         gpus=compute_instance.gpus,
         mig_slices=dict(compute_instance.mig_slices or {}),
@@ -275,7 +276,7 @@ def instance_service_usage(compute_instance: ComputeInstance) -> dict:
     template's objects), ``services`` and ``left``, each {gpus, mig_slices, cpu_millis, memory_gib,
     storage_gib}; ``count`` the services that are not deleted."""
     totals, own, services = (
-        _totals(compute_instance),
+        instance_totals(compute_instance),
         own_usage(compute_instance),
         services_usage(compute_instance),
     )
@@ -382,7 +383,7 @@ def service_launch(
     need = usage_of(objects)
     problems = fit_problems(
         need,
-        totals=_totals(compute_instance),
+        totals=instance_totals(compute_instance),
         own=own_usage(compute_instance),
         services=services_usage(compute_instance),
     )
