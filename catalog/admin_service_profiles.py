@@ -47,16 +47,8 @@ PROFILE_FIELDS = [
 @admin.register(ServiceProfile)
 class ServiceProfileAdmin(ProfileAdmin):
     selector = staticmethod(selectors.service_profile_list_for)
-    list_display = [
-        "name",
-        "service_type",
-        "created_at",
-        "sharing_label",
-        "display_name",
-        "scope",
-        "published",
-        "actions_menu",
-    ]
+    # The reference's columns: unique name, service type, creation date, sharing, the actions menu.
+    list_display = ["name", "service_type", "created_at", "sharing_label", "scope", "actions_menu"]
     list_display_links = ["name"]
     list_filter = ["service_type", "published"]
     search_fields = ["name", "display_name", "description"]
@@ -74,6 +66,9 @@ class ServiceProfileAdmin(ProfileAdmin):
                 name=f"{prefix}_wizardstorage",
             ),
         ]
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {"title": "Service profiles", **(extra_context or {})})
 
     # --- the wizard -----------------------------------------------------------------------------------
     def add_view(self, request, form_url="", extra_context=None):
@@ -245,9 +240,9 @@ class ServiceProfileAdmin(ProfileAdmin):
         if profile is not None and saved.pk != profile.pk:
             note = f"Saved as {saved.org}'s own copy of {profile.name}; the system original is unchanged."
         elif profile is not None:
-            note = f"{saved.name} saved. Only services launched from now on use the change."
+            note = f"Service profile {saved.name} saved. Only services launched from now on use the change."
         else:
-            note = f"{saved.name} created."
+            note = f"Service profile {saved.name} created."
         self.message_user(request, note, messages.SUCCESS)
         if "_continue" in request.POST:
             return redirect(reverse("admin:catalog_serviceprofile_change", args=[saved.pk]))
