@@ -119,6 +119,7 @@ class ProfileForm(forms.Form):
         )
         if instance is not None:
             self.fields["project"].disabled = self.fields["name"].disabled = True
+            self.fields["project"].required = False  # kept as it is (a system profile has none)
             self.fields["name"].help_text = "Cannot be changed after creation."
             if instance.project_id is None:
                 self.fields["project"].empty_label = f"— {instance.scope_label} —"

@@ -412,3 +412,49 @@ def test_inherited_profile_is_read_only_in_the_wizard(world, client, setup):
     # another org's profile: not found
     client.force_login(world.b.users["org_admin"])
     assert client.get(url).status_code == 404
+
+
+def test_a_project_paas_admin_picks_datacenter_and_storage(world, client, setup):
+    """A PaaS admin held on one project only reads the datacenters and storage its profiles may use."""
+    client.force_login(world.a.users["paas_admin_project"])
+    html = client.get(STORAGE, {"datacenter": setup["dc1"].pk}).content.decode()
+    assert "dc1-fast" in html and "open-a" in html
+    data = _start(client, world, setup, datacenter=str(setup["dc1"].pk))
+    data[f"{_row(data, 'in', 'greeting')}-default"] = ["hi"]
+    data["storages"] = [str(setup["storage"]["dc1"].pk)]
+    assert client.post(ADD, data).status_code == 302
+    profile = ServiceProfile.objects.get(name="nb-profile")
+    assert profile.datacenter == setup["dc1"] and [s.name for s in profile.storages.all()] == ["dc1-fast"]
+
+
+def test_a_tenant_edits_its_own_copy_of_a_system_profile(world, client, setup):
+    op = world.operator
+    template = services.template_create(actor=op, project=None, name="sys-nb")
+    services.item_share(actor=op, item=template, sharing="all")
+    version = _version(op, template, "v1", V2_INPUTS)
+    system = services.profile_create(
+        actor=op,
+        model=ServiceProfile,
+        project=None,
+        name="sys-notebook",
+        service_type="notebook",
+        template_version=version,
+        input_settings={"greeting": {"default": "x"}},
+        published=True,
+    )
+    services.item_share(actor=op, item=system, sharing="all")
+    client.force_login(world.a.users["paas_admin_org"])
+    url = f"/studio/catalog/serviceprofile/{system.pk}/change/"
+    html = client.get(url).content.decode()
+    assert "saving keeps your organization's own copy" in html
+    data = form_data(html)
+    data[f"{_row(data, 'in', 'replicas')}-default"] = ["5"]
+    response = client.post(url, data, follow=True)
+    assert "own copy of sys-notebook" in response.content.decode()
+    system.refresh_from_db()
+    copy = ServiceProfile.objects.get(origin=system, org=world.a.org)
+    assert copy.input_settings["replicas"]["default"] == 5 and "replicas" not in system.input_settings
+    # the list offers a tenant only "edit" on a system profile: no share, launch, clone or delete
+    listing = client.get("/studio/catalog/serviceprofile/", {"q": "sys-notebook"}).content.decode()
+    assert f"/{system.pk}/launch/" not in listing and f"/{system.pk}/delete/" not in listing
+    assert client.get(f"/studio/catalog/serviceprofile/{system.pk}/launch/").status_code == 403
