@@ -44,10 +44,8 @@ def _group(user, condition: Q) -> tuple[list[dict], int]:
     cards, total = [], 0
     for model in (ComputeProfile, ServiceProfile):
         rows = selectors.admin_list_for(user, model).filter(condition)
-        if model is ServiceProfile or model is ComputeProfile:
-            # a tenant's copy of a system profile replaces the original in its catalogs: show the copy
-            copied = rows.filter(origin__isnull=False).values("origin_id")
-            rows = rows.exclude(pk__in=copied)
+        # a tenant's copy of a system profile replaces the original in its catalogs: show the copy
+        rows = rows.exclude(pk__in=rows.filter(origin__isnull=False).values("origin_id"))
         total += rows.count()
         cards += [_card(user, p) for p in rows.order_by("-created_at", "-pk")[:CARDS_PER_GROUP]]
     return cards, total

@@ -182,3 +182,16 @@ def test_launch_publishes_an_unpublished_profile_when_asked(world, client, home)
     response = client.post(url, {"targets": [str(world.a.spare_project.pk)], "publish": "on"})
     assert response.status_code == 302
     assert selectors.catalog_for(ServiceProfile, world.a.spare_project).filter(pk=draft.pk).exists()
+
+
+def test_the_developer_hub_in_the_api(world, api, home):
+    body = api.as_user(world.a.users["org_admin"]).get("/api/v1/developer-hub/").json()
+    assert body["instances_running"] == 1 and body["services_running"] == 1
+    assert {w["org"] for w in body["workspaces"]} == {world.a.org.name}
+    team = next(w for w in body["workspaces"] if w["id"] == world.a.project.pk)
+    assert team["instances_running"] == 1 and team["services_running"] == 1 and team["profiles_in_use"] == 2
+    assert api.as_user(world.operator).get("/api/v1/developer-hub/").json()["instances_running"] == 2
+    for who in ("paas_admin_org", "paas_admin_project", "workspace_admin", "collaborator_ro"):
+        response = api.as_user(user_for(world, who)).get("/api/v1/developer-hub/")
+        assert response.status_code == 403, who
+    assert b"/api/v1/developer-hub/" in api.as_user(world.operator).get("/api/schema/").content

@@ -269,6 +269,11 @@ def test_tables_fragment_rebuilds_for_another_version_keeping_values(world, clie
 def test_wizard_errors_are_shown_and_nothing_typed_is_lost(world, client, setup):
     client.force_login(setup["admin"])
     data = _start(client, world, setup)
+    # "Add a row" gives one more key/value row and saves nothing
+    data["labels-0-key"], data["labels-0-value"] = ["team"], ["ml"]
+    more = form_data(client.post(ADD, data | {"_addrow": ["labels"]}).content.decode())
+    assert more["labels-TOTAL_FORMS"] == ["3"] and more["labels-0-key"] == ["team"] and "labels-2-key" in more
+    assert not ServiceProfile.objects.filter(name="nb-profile").exists()
     gpus, greeting = _row(data, "in", "gpus"), _row(data, "in", "greeting")
     data[f"{gpus}-default"] = ["lots"]
     _tick(data, f"{greeting}-exposed", False)  # required, no default, hidden: no one could give it
