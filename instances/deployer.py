@@ -69,10 +69,15 @@ def _context(instance: ComputeInstance, namespace: str) -> dict:
     }
 
 
-def render(instance: ComputeInstance, namespace: str) -> tuple[list[dict], dict]:
-    """The template's objects for this instance, validated again with the real namespace."""
+def render(
+    instance: ComputeInstance, namespace: str, *, action: dict | None = None
+) -> tuple[list[dict], dict]:
+    """The template's objects for this instance, validated again with the real namespace (``action``:
+    ``{name, variables}`` while an action runs, what the template reads as ``action``)."""
     template = instance.snapshot["template"]
     context = _context(instance, namespace)
+    if action is not None:
+        context["action"] = action
     objects = templating.parse(templating.render(template["manifests"], context))
     templating.validate_objects(
         objects,
@@ -188,6 +193,10 @@ def _claim(run_id: int) -> Run | None:
 
 def execute(run_id: int) -> str:
     """Run (or re-run) one run to its end; safe to call again after a crash."""
+    if Run.objects.filter(pk=run_id, kind__in=(Run.Kind.ACTION, Run.Kind.REDEPLOY)).exists():
+        from instances import action_deployer  # actions and day-2 redeploys: their own worker module
+
+        return action_deployer.execute(run_id)
     run = _claim(run_id)
     if run is None:
         return "finished already"
