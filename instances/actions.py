@@ -424,8 +424,6 @@ def service_redeploy(*, actor, service: ServiceInstance, inputs: dict) -> Run:
     """Deploy a ready service again with changed overridable inputs (the profile must allow day-2
     operations): the same input rules as a launch, the fit re-checked without the service itself;
     objects the new render no longer has are deleted."""
-    from instances import service_instances
-
     _require_may_act(actor, service)
     service = (
         ServiceInstance.objects.select_for_update(of=("self",))
@@ -441,6 +439,8 @@ def service_redeploy(*, actor, service: ServiceInstance, inputs: dict) -> Run:
         raise Conflict(f"Its compute instance {service.compute_instance.name} is not ready.")
     if inputs is not None and not isinstance(inputs, Mapping):
         raise ValidationFailed("Invalid inputs.", fields={"inputs": "Must be an object."})
+    from instances import service_instances
+
     changed = service_instances.service_inputs_change(service=service, given=dict(inputs or {}))
     transition(service, State.PROVISIONING, f"Redeploying (requested by {actor}).")
     run = _queue(actor=actor, target=service, kind=Run.Kind.REDEPLOY)

@@ -206,7 +206,8 @@ def test_action_variables_and_states(live, api):
         {"variables": {"run_strategy": "started"}},
         format="json",
     )
-    assert response.status_code == 400 and "run_strategy" in response.json()["error"]["fields"], response.json()
+    assert response.status_code == 400, response.json()
+    assert "run_strategy" in response.json()["error"]["fields"]
     response = client.post(
         f"/api/v1/instances/{instance.pk}/actions/stop/", {"variables": {"nope": 1}}, format="json"
     )
