@@ -227,9 +227,15 @@ def _audit(actor, target, action: str, details: dict) -> None:
 
 
 def _unfinished(target) -> bool:
-    runs = (
-        target.runs.all() if isinstance(target, ServiceInstance) else target.runs.filter(service__isnull=True)
-    )
+    """Whether a run of the target is queued or running: of a compute instance, its own runs and its
+    services' (stopping it under a service's deploy would race it); of a service, its own and its
+    compute instance's."""
+    if isinstance(target, ServiceInstance):
+        runs = Run.objects.filter(
+            Q(service=target) | Q(instance_id=target.compute_instance_id, service__isnull=True)
+        )
+    else:
+        runs = Run.objects.filter(instance=target)
     return runs.filter(outcome__in=(Run.Outcome.QUEUED, Run.Outcome.RUNNING)).exists()
 
 
@@ -284,7 +290,9 @@ def _compute_action(*, actor, instance: ComputeInstance, action: dict, values: d
             )
         reason = f"Running the {name} action (requested by {actor})."
     if _unfinished(instance):
-        raise Conflict(f"{instance.name} has a run in progress; wait for it to finish.")
+        raise Conflict(
+            f"{instance.name} (or one of its services) has a run in progress; wait for it to finish."
+        )
     transition(instance, State.PROVISIONING, reason)
     run = _queue(
         actor=actor, target=instance, kind=Run.Kind.ACTION, action=name, variables=_sealed(action, values)
@@ -382,7 +390,9 @@ def _service_action(*, actor, service: ServiceInstance, action: dict, values: di
             raise Conflict(f"{service.name} is {what}; the {name} action runs on a ready service.")
         reason = f"Running the {name} action (requested by {actor})."
     if _unfinished(service):
-        raise Conflict(f"{service.name} has a run in progress; wait for it to finish.")
+        raise Conflict(
+            f"{service.name} (or its compute instance) has a run in progress; wait for it to finish."
+        )
     transition(service, State.PROVISIONING, reason)
     run = _queue(
         actor=actor, target=service, kind=Run.Kind.ACTION, action=name, variables=_sealed(action, values)
@@ -434,7 +444,9 @@ def service_redeploy(*, actor, service: ServiceInstance, inputs: dict) -> Run:
     if refusal:
         raise Conflict(refusal, code="day2_not_allowed")
     if _unfinished(service):
-        raise Conflict(f"{service.name} has a run in progress; wait for it to finish.")
+        raise Conflict(
+            f"{service.name} (or its compute instance) has a run in progress; wait for it to finish."
+        )
     if service.compute_instance.state != State.READY:
         raise Conflict(f"Its compute instance {service.compute_instance.name} is not ready.")
     if inputs is not None and not isinstance(inputs, Mapping):
