@@ -176,8 +176,44 @@ def compute_action(instance: ComputeInstance, run: Run, step, values: dict) -> N
 
 
 def service_run(run: Run, service: ServiceInstance, step, values: dict) -> tuple[str, str]:
-    """A service's action or redeploy; returns the state it ends in and why."""
-    raise NotImplementedError("service actions arrive with the service deployer")
+    """A service's action or redeploy; returns the state it ends in and why.
+
+    Redeploy: the service's deploy with its new inputs (objects the template no longer renders are
+    deleted). ``stop``: the template applied with the stop action (``run_strategy``), whatever of it
+    still runs scaled to zero, a wait until its pods are gone. ``start`` (and any other action): what
+    a stop scaled down scaled back, then the deploy with the action, which waits until it is ready.
+    """
+    from instances import service_deployer
+
+    service = service_deployer.target(run)
+    if run.kind == Run.Kind.REDEPLOY:
+        service_deployer.deploy(service, step)
+        return State.READY, ""
+    action = _action(run, values)
+    compute = service.compute_instance
+    kubeconfig, namespace = compute.cluster.kubeconfig.reveal(), compute.namespace
+    selector = service_deployer.selector(service)
+    if run.action == STOP:
+        from instances.service_render import service_render
+
+        objects, _context = service_render(service, action=action)
+        service_deployer.decorate(objects, service)
+        kube.apply(kubeconfig, objects, namespace=namespace)
+        step(f"Applied {len(objects)} objects with the stop action.")
+        changed = scaling.scale_to_zero(kubeconfig, namespace, label_selector=selector)
+        if changed:
+            step("Scaled to zero: " + ", ".join(changed) + ".")
+        scaling.wait_pods_gone(kubeconfig, namespace, label_selector=selector, timeout=STOP_TIMEOUT)
+        step("None of its pods is left.")
+        return State.STOPPED, (
+            f"Stopped by {_who(run)}: its GPUs, CPU and memory are released within {compute.name}; "
+            f"its storage is kept."
+        )
+    restored = scaling.scale_back(kubeconfig, namespace, label_selector=selector)
+    if restored:
+        step("Scaled back: " + ", ".join(restored) + ".")
+    service_deployer.deploy(service, step, action=action)
+    return State.READY, ""
 
 
 # --- the end of a run ---------------------------------------------------------------------------------

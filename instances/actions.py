@@ -36,6 +36,7 @@ from instances.quota import quota_problems, start_totals
 from instances.selectors import reservations
 from instances.service_selectors import can_manage_service
 from instances.states import State, transition
+from inventory import mig
 from inventory.matchmaker import PlacementRequest, ResourceGroup
 from inventory.selectors import placement_for
 from inventory.services import enqueue_for_cluster
@@ -407,12 +408,44 @@ def _service_action(*, actor, service: ServiceInstance, action: dict, values: di
     return run
 
 
-def _service_fits(service: ServiceInstance, *, usage: dict | None = None) -> None:
-    """Refuse (naming the numbers) when the service would not fit what is left of its compute
-    instance, itself excluded (the fit check of ``instances.service_instances``)."""
-    from instances import service_instances
+def _render_usage(service: ServiceInstance):
+    """What the service would use as it is (inputs included): its rendered objects' usage."""
+    from instances.service_render import service_render
+    from instances.workloads import usage_of
 
-    service_instances.service_fit_check(service=service, usage=usage)
+    try:
+        objects, _context = service_render(service)
+    except templating.TemplateError as exc:
+        errors = {key if key != "manifests" else "inputs": messages for key, messages in exc.errors.items()}
+        raise ValidationFailed(
+            "The service's template does not render with these inputs: " + exc.summary()[:500], fields=errors
+        ) from exc
+    return usage_of(objects)
+
+
+def _service_fits(service: ServiceInstance, usage=None) -> None:
+    """Refuse (naming the numbers) when the service would not fit what is left of its compute instance,
+    itself excluded (the fit check of ``instances.service_instances``)."""
+    from instances.service_instances import fit_problems, own_usage, services_usage
+    from instances.workloads import Usage
+
+    compute = service.compute_instance
+    need = usage if usage is not None else _render_usage(service)
+    totals = Usage(
+        gpus=compute.gpus,
+        mig_slices=dict(compute.mig_slices or {}),
+        cpu_millis=compute.cpu_millis,
+        memory_bytes=compute.memory_gib * GIB,
+        storage_bytes=compute.storage_gib * GIB,
+    )
+    problems = fit_problems(
+        need, totals=totals, own=own_usage(compute), services=services_usage(compute, exclude=service)
+    )
+    if problems:
+        raise Conflict(
+            f"{service.name} does not fit on {compute.name} any more: " + " ".join(problems),
+            code="instance_capacity",
+        )
 
 
 def day2_refusal(service: ServiceInstance) -> str | None:
@@ -451,11 +484,35 @@ def service_redeploy(*, actor, service: ServiceInstance, inputs: dict) -> Run:
         raise Conflict(f"Its compute instance {service.compute_instance.name} is not ready.")
     if inputs is not None and not isinstance(inputs, Mapping):
         raise ValidationFailed("Invalid inputs.", fields={"inputs": "Must be an object."})
-    from instances import service_instances
+    from catalog import service_inputs  # (lazily: the service instances' modules)
 
-    changed = service_instances.service_inputs_change(service=service, given=dict(inputs or {}))
+    previous = dict(service.input_values or {})
+    service.input_values = service_inputs.resolve_inputs(
+        snapshot=service.snapshot, given=dict(inputs or {}), previous=previous
+    )
+    usage = _render_usage(service)
+    _service_fits(service, usage)
+    service.gpus, service.mig_slices, service.cpu_millis = (
+        usage.gpus,
+        dict(usage.mig_slices),
+        usage.cpu_millis,
+    )
+    service.gpu_units = mig.gpu_units(gpus=usage.gpus, mig_slices=usage.mig_slices)
+    service.memory_gib, service.storage_gib = usage.memory_gib, usage.storage_gib
+    service.save(
+        update_fields=[
+            "input_values",
+            "gpus",
+            "gpu_units",
+            "mig_slices",
+            "cpu_millis",
+            "memory_gib",
+            "storage_gib",
+        ]
+    )
+    changed = sorted(k for k in service.input_values if service.input_values[k] != previous.get(k))
     transition(service, State.PROVISIONING, f"Redeploying (requested by {actor}).")
     run = _queue(actor=actor, target=service, kind=Run.Kind.REDEPLOY)
-    _audit(actor, service, "redeploy", {"run": run.pk, "inputs": sorted(changed)})
+    _audit(actor, service, "redeploy", {"run": run.pk, "changed_inputs": changed})
     enqueue_for_cluster(service.compute_instance.cluster, RUN_TASK, run.pk)
     return run
