@@ -29,6 +29,7 @@ from catalog import secret_inputs, templating
 from instances import deployer, drift
 from instances.models import ComputeInstance, Run, ServiceInstance
 from instances.namespace import baseline_objects, namespace_for
+from instances.rendering import instance_context, validated
 from instances.states import State, transition
 from inventory import kube
 from inventory.kube import scaling
@@ -110,7 +111,10 @@ def _action(run: Run, values: dict) -> dict:
 
 
 def _apply_template(instance: ComputeInstance, run: Run, step, values: dict, kubeconfig: str, namespace: str):
-    objects, _context = deployer.render(instance, namespace, action=_action(run, values))
+    template = instance.snapshot["template"]
+    context = instance_context(instance, namespace) | {"action": _action(run, values)}
+    objects = templating.parse(templating.render(template["manifests"], context))
+    validated(objects, template=template, namespace=namespace, host_suffix=context["instance"]["host_suffix"])
     kube.apply(kubeconfig, objects, namespace=namespace)
     step(f"Re-applied {len(objects)} template objects with the {run.action} action.")
 
