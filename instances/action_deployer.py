@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 STOP, START = "stop", "start"
 STOP_TIMEOUT = 120  # seconds a stop waits for the pods to go
-SERVICE_LABEL = "gpu-paas.io/service"  # on every object (and pod) a service creates
+
 STOPPED_SERVICES = "stopped_services"  # the log entry key of a stop run naming the services it stopped
 
 

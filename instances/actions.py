@@ -380,7 +380,6 @@ def _service_action(*, actor, service: ServiceInstance, action: dict, values: di
                 f"{service.name} cannot start: its compute instance {compute.name} is "
                 f"{compute.get_state_display().lower()} (it must be ready)."
             )
-        _service_fits(service)
         reason = f"Starting (requested by {actor})."
     elif name == STOP:
         if service.state not in (State.READY, State.FAILED):
@@ -394,6 +393,11 @@ def _service_action(*, actor, service: ServiceInstance, action: dict, values: di
         raise Conflict(
             f"{service.name} (or its compute instance) has a run in progress; wait for it to finish."
         )
+    if name != STOP:
+        # What it will run with the action must fit what is left of its instance (itself excluded).
+        usage = _render_usage(service, action={"name": name, "variables": values})
+        _service_fits(service, usage)
+        _store_usage(service, usage)
     transition(service, State.PROVISIONING, reason)
     run = _queue(
         actor=actor, target=service, kind=Run.Kind.ACTION, action=name, variables=_sealed(action, values)
@@ -408,13 +412,13 @@ def _service_action(*, actor, service: ServiceInstance, action: dict, values: di
     return run
 
 
-def _render_usage(service: ServiceInstance):
-    """What the service would use as it is (inputs included): its rendered objects' usage."""
+def _render_usage(service: ServiceInstance, *, action: dict | None = None):
+    """What the service would use as it is (inputs included; rendered with ``action`` if given)."""
     from instances.service_render import service_render
     from instances.workloads import usage_of
 
     try:
-        objects, _context = service_render(service)
+        objects, _context = service_render(service, action=action)
     except templating.TemplateError as exc:
         errors = {key if key != "manifests" else "inputs": messages for key, messages in exc.errors.items()}
         raise ValidationFailed(
@@ -446,6 +450,18 @@ def _service_fits(service: ServiceInstance, usage=None) -> None:
             f"{service.name} does not fit on {compute.name} any more: " + " ".join(problems),
             code="instance_capacity",
         )
+
+
+def _store_usage(service: ServiceInstance, usage) -> None:
+    """What the service uses of its instance, as its next render will (the fit checks sum these)."""
+    service.gpus, service.mig_slices, service.cpu_millis = (
+        usage.gpus,
+        dict(usage.mig_slices),
+        usage.cpu_millis,
+    )
+    service.gpu_units = mig.gpu_units(gpus=usage.gpus, mig_slices=usage.mig_slices)
+    service.memory_gib, service.storage_gib = usage.memory_gib, usage.storage_gib
+    service.save(update_fields=["gpus", "gpu_units", "mig_slices", "cpu_millis", "memory_gib", "storage_gib"])
 
 
 def day2_refusal(service: ServiceInstance) -> str | None:
@@ -492,24 +508,8 @@ def service_redeploy(*, actor, service: ServiceInstance, inputs: dict) -> Run:
     )
     usage = _render_usage(service)
     _service_fits(service, usage)
-    service.gpus, service.mig_slices, service.cpu_millis = (
-        usage.gpus,
-        dict(usage.mig_slices),
-        usage.cpu_millis,
-    )
-    service.gpu_units = mig.gpu_units(gpus=usage.gpus, mig_slices=usage.mig_slices)
-    service.memory_gib, service.storage_gib = usage.memory_gib, usage.storage_gib
-    service.save(
-        update_fields=[
-            "input_values",
-            "gpus",
-            "gpu_units",
-            "mig_slices",
-            "cpu_millis",
-            "memory_gib",
-            "storage_gib",
-        ]
-    )
+    service.save(update_fields=["input_values"])
+    _store_usage(service, usage)
     changed = sorted(k for k in service.input_values if service.input_values[k] != previous.get(k))
     transition(service, State.PROVISIONING, f"Redeploying (requested by {actor}).")
     run = _queue(actor=actor, target=service, kind=Run.Kind.REDEPLOY)

@@ -90,16 +90,29 @@ def setup(world):
     ComputeInstance.objects.filter(pk=instance.pk).update(state=State.READY)  # as if deployed
     instance.runs.update(outcome=Run.Outcome.SUCCEEDED)
     instance.refresh_from_db()
-    service = ServiceInstance.objects.create(
-        org=instance.org,
-        project=project,
-        compute_instance=instance,
-        name="svc",
-        owner=owner,
-        service_type="custom",
-        snapshot={"template": {"actions": ACTIONS}, "action_settings": ACTION_SETTINGS, "labels": {}},
-        state=State.READY,
+    # A service of a profile whose template declares the same actions (launched, as if deployed).
+    from catalog.models import ServiceProfile
+    from instances.service_instances import service_launch
+
+    stemplate = catalog_services.template_create(actor=paas_admin, project=project, name="sacts")
+    sversion = catalog_services.template_version_create(
+        actor=paas_admin, template=stemplate, version="v1", manifests=MANIFESTS, actions=ACTIONS
     )
+    sversion = catalog_services.template_version_publish(actor=paas_admin, version=sversion)
+    service_profile = catalog_services.profile_create(
+        actor=paas_admin,
+        model=ServiceProfile,
+        project=project,
+        name="sacts",
+        template_version=sversion,
+        published=True,
+        service_type=ServiceProfile.ServiceType.CUSTOM,
+        action_settings=ACTION_SETTINGS,
+    )
+    service = service_launch(actor=admin, compute_instance=instance, profile=service_profile, name="svc")
+    ServiceInstance.objects.filter(pk=service.pk).update(state=State.READY)
+    service.runs.update(outcome=Run.Outcome.SUCCEEDED)
+    service.refresh_from_db()
     return {"instance": instance, "service": service, "owner": owner, "collaborator": collaborator}
 
 
