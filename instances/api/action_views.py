@@ -24,7 +24,7 @@ class ActionRunSerializer(RunSerializer):
 
     class Meta(RunSerializer.Meta):
         model = Run
-        fields = [*RunSerializer.Meta.fields, "instance", "service", "action", "variables", "requested_by"]
+        fields = [*RunSerializer.Meta.fields, "instance", "service", "variables", "requested_by"]
 
     def get_variables(self, obj) -> dict:
         return secret_inputs.masked(obj.variables or {})

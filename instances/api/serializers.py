@@ -16,6 +16,7 @@ class RunSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "kind",
+            "action",
             "attempt",
             "outcome",
             "message",
@@ -70,7 +71,7 @@ class InstanceSerializer(serializers.ModelSerializer):
         validators = []
 
     def get_latest_run(self, obj) -> dict | None:
-        run = obj.runs.order_by("-created_at").first()
+        run = obj.runs.filter(service__isnull=True).order_by("-created_at").first()  # its own runs
         return RunSerializer(run).data if run else None
 
 

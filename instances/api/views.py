@@ -36,7 +36,8 @@ class InstanceViewSet(
     @extend_schema(responses=RunSerializer(many=True))
     @action(detail=True, methods=["get"])
     def runs(self, request, pk=None):
-        return Response(RunSerializer(self.get_object().runs.all()[:50], many=True).data)
+        own = self.get_object().runs.filter(service__isnull=True)  # its services' runs are theirs
+        return Response(RunSerializer(own[:50], many=True).data)
 
     @extend_schema(request=CollaboratorSerializer, responses=CollaboratorSerializer(many=True))
     @action(detail=True, methods=["get", "post"])
