@@ -73,6 +73,14 @@ def execute(run_id: int) -> str:
         else instance
     )
     step = deployer.RunLog(run)
+    if target.state in (State.DELETING, State.DELETED):
+        # Deleted while the run waited (or between retries): the delete wins; nothing is applied.
+        message = f"{target.name} is {target.get_state_display().lower()}; the run is dropped."
+        step(message, level="error")
+        Run.objects.filter(pk=run.pk).update(
+            outcome=Run.Outcome.FAILED, message=message, finished_at=timezone.now()
+        )
+        return "dropped"
     if run.attempt > deployer.MAX_ATTEMPTS:
         return _failed(run, target, instance, step, deployer.RunAbandoned(run.attempt - 1))
     what = "redeploy" if run.kind == Run.Kind.REDEPLOY else f"{run.action} action"
@@ -228,9 +236,9 @@ def _noun(target) -> str:
 
 
 def _move(target, state: str, reason: str) -> None:
-    if target.state != state:
-        if state == State.STOPPED and target.state != State.PROVISIONING:
-            transition(target, State.PROVISIONING, reason)
+    """The run's end state, from ``provisioning`` (the state the request put it in) only: a target
+    deleted meanwhile stays deleting."""
+    if target.state == State.PROVISIONING:
         transition(target, state, reason)
 
 
@@ -297,7 +305,7 @@ def _failed(run: Run, target, instance: ComputeInstance, step, exc: Exception) -
         return "retrying"
     with transaction.atomic():
         target = type(target).objects.select_for_update().get(pk=target.pk)
-        if target.state != State.FAILED:
+        if target.state == State.PROVISIONING:  # (a target deleted meanwhile stays deleting)
             transition(target, State.FAILED, message)
         Run.objects.filter(pk=run.pk).update(
             outcome=Run.Outcome.FAILED, message=message, finished_at=timezone.now()

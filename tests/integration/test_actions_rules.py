@@ -231,3 +231,16 @@ def test_day2_refused_without_the_label(world, api, setup):
         f"/api/v1/service-instances/{service.pk}/redeploy/", {"inputs": {}}, format="json"
     )
     assert response.status_code == 403
+
+
+def test_a_queued_action_of_an_instance_deleted_meanwhile_is_dropped(world, setup):
+    from instances import deployer
+
+    instance, admin = setup["instance"], world.a.users["workspace_admin"]
+    run = actions.action_run(actor=admin, target=instance, action="stop")
+    services.instance_delete(actor=admin, instance=instance)
+    assert deployer.execute(run.pk) == "dropped"
+    instance.refresh_from_db()
+    run.refresh_from_db()
+    assert instance.state == State.DELETING and run.outcome == Run.Outcome.FAILED
+    assert "is deleting; the run is dropped" in run.message
