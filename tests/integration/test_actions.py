@@ -51,6 +51,32 @@ def _gpu_deployment(name: str, replicas: int = 1) -> dict:
     }
 
 
+def _pod_spec(gpus: int = 0, restart: str = "Always") -> dict:
+    limits = {"cpu": "1", "memory": "1Gi"} | ({"nvidia.com/gpu": str(gpus)} if gpus else {})
+    return {
+        "runtimeClassName": "kata",
+        "restartPolicy": restart,
+        "containers": [
+            {
+                "name": "c",
+                "image": "registry.example/job:1",
+                "securityContext": SECURE,
+                "resources": {"limits": limits},
+            }
+        ],
+    }
+
+
+def _cron_job(name: str) -> dict:
+    return {
+        "metadata": {"name": name},
+        "spec": {
+            "schedule": "0 3 * * *",
+            "jobTemplate": {"spec": {"template": {"spec": _pod_spec(restart="Never")}}},
+        },
+    }
+
+
 def _running(core, namespace: str) -> list[str]:
     pods = core.list_namespaced_pod(namespace).items
     return [p.metadata.name for p in pods if p.status.phase not in ("Succeeded", "Failed")]
@@ -72,7 +98,11 @@ def test_stop_releases_gpus_then_start_takes_them_again(live, api):
     namespace = instance.namespace
     apps = k8s.AppsV1Api(live["core"].api_client)
     apps.create_namespaced_deployment(namespace, _gpu_deployment("train"))
-    wait_for(lambda: len(_running(core, namespace)) == 1, what="the tenant's GPU pod")
+    batch = k8s.BatchV1Api(live["core"].api_client)
+    batch.create_namespaced_cron_job(namespace, _cron_job("nightly"))
+    core.create_namespaced_pod(namespace, {"metadata": {"name": "scratch"}, "spec": _pod_spec()})
+    # (a Job's pods complete at once on this cluster's simulated nodes: a CronJob stands for them)
+    wait_for(lambda: len(_running(core, namespace)) == 2, what="the tenant's pods (GPU, bare)")
 
     # Over the workspace's quota of 1 GPU while it runs.
     with pytest.raises(Conflict, match="Workspace quota of 1 GPUs"):
@@ -94,6 +124,8 @@ def test_stop_releases_gpus_then_start_takes_them_again(live, api):
     assert _running(core, namespace) == []
     train = apps.read_namespaced_deployment("train", namespace)
     assert train.spec.replicas == 0 and train.metadata.annotations[STOPPED_ANNOTATION] == "1"
+    assert batch.read_namespaced_cron_job("nightly", namespace).spec.suspend is True
+    assert any("Pod/scratch deleted" in e["message"] for e in run.log), run.log
     hard = core.read_namespaced_resource_quota("paas-quota", namespace).spec.hard
     assert hard["requests.nvidia.com/gpu"] == "0" and hard["requests.cpu"] == "0"
     assert hard["requests.memory"] == "0" and hard["requests.storage"] == "100Gi"
@@ -148,7 +180,12 @@ def test_stop_releases_gpus_then_start_takes_them_again(live, api):
     assert instance.state == State.READY and instance.state_reason == ""
     train = apps.read_namespaced_deployment("train", namespace)
     assert train.spec.replicas == 1 and STOPPED_ANNOTATION not in (train.metadata.annotations or {})
-    wait_for(lambda: len(_running(core, namespace)) == 1, what="the tenant's GPU pod back")
+    assert batch.read_namespaced_cron_job("nightly", namespace).spec.suspend is False
+    # The GPU pod is back; the bare pod was deleted (nothing would recreate it).
+    wait_for(
+        lambda: _running(core, namespace) and all(p.startswith("train-") for p in _running(core, namespace)),
+        what="the GPU pod back",
+    )
     hard = core.read_namespaced_resource_quota("paas-quota", namespace).spec.hard
     assert hard["requests.nvidia.com/gpu"] == "1" and hard["requests.cpu"] == "26"
     assert core.read_namespaced_config_map("instance-info", namespace).data["RUN_STRATEGY"] == "started"
