@@ -68,16 +68,15 @@ def scale_to_zero(kubeconfig: str, namespace: str, *, label_selector: str = "") 
                 name = item.metadata.name
                 annotations = item.metadata.annotations or {}
                 if suspendable:
-                    if item.spec.suspend:
-                        continue
+                    finished = (
+                        kind == "Job" and item.status and item.status.succeeded and not item.status.active
+                    )
+                    if item.spec.suspend or finished:
+                        continue  # suspended already, or finished: nothing runs, nothing to restore
                     body = {
                         "metadata": {"annotations": {STOPPED_ANNOTATION: SUSPENDED}},
                         "spec": {"suspend": True},
                     }
-                    if kind == "Job" and (
-                        item.status and (item.status.succeeded or 0) and not item.status.active
-                    ):
-                        continue  # finished: nothing runs, nothing to restore
                     _call(kind, name, patch, name, namespace, body)
                     changed.append(f"{kind}/{name} suspended")
                     continue
