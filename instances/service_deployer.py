@@ -153,8 +153,10 @@ def deploy(service: ServiceInstance, step: deployer.RunLog, *, action: dict | No
         kube.delete_objects(kubeconfig, _as_objects(stale, namespace))
         step(f"Removed {len(stale)} objects the template no longer renders.")
     ServiceInstance.objects.filter(pk=service.pk).update(objects_applied=refs)
+    # Polled more often than a compute instance's namespace: a service is a few objects, and its
+    # launch-to-ready time is what users wait on (one poll lists a handful of kinds by label).
     notes = kube.wait_ready(
-        kubeconfig, namespace, timeout=deployer.READY_TIMEOUT, label_selector=selector(service)
+        kubeconfig, namespace, timeout=deployer.READY_TIMEOUT, poll=0.2, label_selector=selector(service)
     )
     step("Ready." + (" " + "; ".join(notes) if notes else ""))
     outputs = deployer.read_outputs(service, kubeconfig, namespace, context)
@@ -165,20 +167,10 @@ def _remove(kubeconfig: str, namespace: str, refs: list[dict], *, timeout: float
     objects = _as_objects(refs, namespace)
     kube.delete_objects(kubeconfig, objects, propagation="Foreground")
     deadline = time.monotonic() + timeout
-    for obj in objects:
-        while kube.read_field(
-            kubeconfig,
-            api_version=obj["apiVersion"],
-            kind=obj["kind"],
-            name=obj["metadata"]["name"],
-            namespace=namespace,
-            path="metadata.uid",
-        ):
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"{obj['kind']}/{obj['metadata']['name']} still exists after {timeout:.0f} s."
-                )
-            time.sleep(0.3)
+    while left := kube.existing(kubeconfig, objects):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{', '.join(left)} still exist(s) after {timeout:.0f} s.")
+        time.sleep(0.3)
 
 
 def delete(service: ServiceInstance, step: deployer.RunLog, *, timeout: float = DELETE_TIMEOUT) -> None:
