@@ -269,12 +269,15 @@ def _compute_action(*, actor, instance: ComputeInstance, action: dict, values: d
         .get(pk=instance.pk)
     )
     if name == START:
-        if instance.state != State.STOPPED:
+        if instance.state not in (State.STOPPED, State.FAILED):
             raise Conflict(
-                f"{instance.name} is {instance.get_state_display().lower()}; only a stopped "
+                f"{instance.name} is {instance.get_state_display().lower()}; only a stopped (or failed) "
                 "instance can be started."
             )
-        _start_checks(actor=actor, instance=instance, quotas=quotas)
+        if instance.state == State.STOPPED:
+            _start_checks(actor=actor, instance=instance, quotas=quotas)
+        # (A failed instance, e.g. after a stop that failed half-way, holds its quota and capacity
+        # already: its start only restores the namespace and scales back what a stop scaled down.)
         reason = f"Starting (requested by {actor})."
     elif name == STOP:
         if instance.state not in (State.READY, State.FAILED):

@@ -244,3 +244,20 @@ def test_a_queued_action_of_an_instance_deleted_meanwhile_is_dropped(world, setu
     run.refresh_from_db()
     assert instance.state == State.DELETING and run.outcome == Run.Outcome.FAILED
     assert "is deleting; the run is dropped" in run.message
+
+
+def test_a_failed_instance_can_be_started_without_taking_its_quota_twice(world, setup):
+    """A stop that failed half-way leaves the instance failed (holding its quota in full) with its
+    workloads possibly scaled down: start is its way back, with no second quota check."""
+    instance, admin = setup["instance"], world.a.users["workspace_admin"]
+    tenancy_services.quota_update(actor=world.operator, quota=instance.project.quota, gpus=1)
+    ComputeInstance.objects.filter(pk=instance.pk).update(state=State.FAILED)
+    run = actions.action_run(actor=admin, target=ComputeInstance.objects.get(pk=instance.pk), action="start")
+    assert run.action == "start" and ComputeInstance.objects.get(pk=instance.pk).state == State.PROVISIONING
+    # A stopped one over the quota is refused with the numbers.
+    run.outcome = Run.Outcome.SUCCEEDED
+    run.save()
+    ComputeInstance.objects.filter(pk=instance.pk).update(state=State.STOPPED)
+    tenancy_services.quota_update(actor=world.operator, quota=instance.project.quota, gpus=0)
+    with pytest.raises(Conflict, match="quota of 0 GPUs: 0 in use, this start needs 1"):
+        actions.action_run(actor=admin, target=ComputeInstance.objects.get(pk=instance.pk), action="start")
