@@ -2,6 +2,7 @@ from django.urls import path, re_path
 from rest_framework.routers import SimpleRouter
 
 from instances.api import action_views, service_views, views
+from instances.api.hub import DeveloperHubView
 
 router = SimpleRouter()
 router.register("instances", views.InstanceViewSet, basename="instance")
@@ -11,6 +12,7 @@ urlpatterns = [
     path(
         "projects/<int:project_id>/summary/", views.WorkspaceSummaryView.as_view(), name="workspace-summary"
     ),
+    path("developer-hub/", DeveloperHubView.as_view(), name="developer-hub"),
     # actions and day-2 (instances.api.action_views); before the router's detail routes
     path(
         "instances/<int:pk>/actions/", action_views.InstanceActionListView.as_view(), name="instance-actions"
