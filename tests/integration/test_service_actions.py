@@ -232,3 +232,27 @@ def test_day2_redeploy_with_changed_inputs(live, api):
     names = [c.metadata.name for c in core.list_namespaced_config_map(web.namespace).items]
     assert "web-scaled" not in names and _replicas(live, web) == 1
     assert ServiceInstance.objects.get(pk=web.pk).input_values["note"] == "more"  # kept from before
+
+
+def test_the_system_notebook_stops_and_starts_by_its_run_strategy(live, api):
+    """The shipped Jupyter profile: its stop and start actions (run_strategy fixed by the profile) take
+    the notebook server to zero replicas and back; the workspace volume its home is on stays."""
+    core = live["core"]
+    instance = launch_instance(live, "nbhost")
+    notebook = ServiceProfile.objects.get(org__isnull=True, name="jupyter-notebook")
+    nb = deploy_service(live, instance, notebook, "nb", inputs={"notebook_profile": "Minimal"})
+    wait_for(lambda: len(_pods(core, nb)) == 1, what="the notebook server")
+    client = api.as_user(instance.owner)
+    listing = client.get(f"/api/v1/service-instances/{nb.pk}/actions/").json()
+    assert {a["name"]: a["variables"] for a in listing["actions"]} == {"start": [], "stop": []}
+    response = client.post(f"/api/v1/service-instances/{nb.pk}/actions/stop/", {}, format="json")
+    assert response.status_code == 202 and response.json()["variables"] == {"run_strategy": "halted"}
+    run = _execute(response.json()["id"], State.STOPPED)
+    assert not any("Scaled to zero" in e["message"] for e in run.log), run.log  # the template did it
+    assert _pods(core, nb) == []
+    # Its home is a directory of the instance's workspace volume, which stays.
+    assert core.read_namespaced_persistent_volume_claim("workspace", nb.namespace).status.phase == "Bound"
+    response = client.post(f"/api/v1/service-instances/{nb.pk}/actions/start/", {}, format="json")
+    assert response.status_code == 202, response.content
+    _execute(response.json()["id"], State.READY)
+    wait_for(lambda: len(_pods(core, nb)) == 1, what="the notebook server back")
