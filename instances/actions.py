@@ -427,6 +427,13 @@ def _render_usage(service: ServiceInstance, *, action: dict | None = None):
         raise ValidationFailed(
             "The service's template does not render with these inputs: " + exc.summary()[:500], fields=errors
         ) from exc
+    from instances import service_objects
+
+    taken = service_objects.conflicts(
+        service.compute_instance, [service_objects.ref(obj) for obj in objects], exclude=service
+    )
+    if taken:
+        raise ValidationFailed("The service's objects collide with others.", fields={"inputs": taken})
     return usage_of(objects)
 
 

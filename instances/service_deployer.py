@@ -15,9 +15,11 @@ objects (foreground: their pods first) and wait until they are gone.
 import time
 from collections.abc import Mapping
 
+from django.db import transaction
 from django.utils import timezone
 
-from instances import deployer
+from catalog import templating
+from instances import deployer, service_objects
 from instances.models import ComputeInstance, Run, ServiceInstance
 from instances.service_render import service_render
 from instances.states import State, transition
@@ -142,10 +144,17 @@ def deploy(service: ServiceInstance, step: deployer.RunLog, *, action: dict | No
     step(f"Rendered {len(objects)} objects from {template['name']}@{template['version']}.")
     refs = [_ref(o) for o in objects]
     previous = list(service.objects_applied or [])
-    # Recorded before applying: a delete after a failed apply still finds whatever was created.
-    ServiceInstance.objects.filter(pk=service.pk).update(
-        objects_applied=refs + [r for r in previous if r not in refs]
-    )
+    with transaction.atomic():
+        # Checked and recorded under the instance's row lock, so two services deploying at once cannot
+        # both claim an object. Recorded before applying: a delete after a failed apply still finds
+        # whatever was created.
+        list(ComputeInstance.objects.select_for_update(of=("self",)).filter(pk=compute.pk).values_list("pk"))
+        taken = service_objects.conflicts(compute, refs, exclude=service)
+        if taken:  # another service (or the instance) has these objects: applying would take them over
+            raise templating.TemplateError({"manifests": taken})
+        ServiceInstance.objects.filter(pk=service.pk).update(
+            objects_applied=refs + [r for r in previous if r not in refs]
+        )
     kube.apply(kubeconfig, objects, namespace=namespace)
     step(f"Applied {len(objects)} objects to namespace {namespace} (server-side apply).")
     stale = [r for r in previous if r not in refs]

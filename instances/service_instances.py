@@ -17,10 +17,8 @@ from catalog import service_inputs, templating
 from catalog.models import ServiceProfile
 from catalog.selectors import catalog_for
 from catalog.services import profile_snapshot
-from instances import selectors
+from instances import selectors, service_objects
 from instances.models import ComputeInstance, Run, ServiceInstance
-from instances.namespace import namespace_for
-from instances.rendering import instance_context
 from instances.service_render import service_host, service_render
 from instances.service_selectors import can_deploy_services_on, can_manage_service
 from instances.states import STORAGE_ONLY, State, transition
@@ -199,16 +197,10 @@ def _as_usage(row) -> Usage:
     )
 
 
-def own_usage(compute_instance: ComputeInstance) -> Usage:
+def own_usage(compute_instance: ComputeInstance, *, objects: list[dict] | None = None) -> Usage:
     """What the compute instance's own template uses of its namespace (e.g. its workspace volume):
     rendered as its deploy renders it (not validated again: only counted)."""
-    try:
-        context = instance_context(compute_instance, namespace_for(compute_instance))
-        manifests = compute_instance.snapshot["template"]["manifests"]
-        objects = templating.parse(templating.render(manifests, context))
-    except (templating.TemplateError, KeyError):
-        return Usage()
-    return usage_of(objects)
+    return usage_of(objects if objects is not None else service_objects.own_objects(compute_instance))
 
 
 def services_usage(compute_instance: ComputeInstance, *, exclude=None) -> Usage:
@@ -377,10 +369,17 @@ def service_launch(
             "The service's template does not render with these inputs: " + exc.summary()[:500], fields=errors
         ) from exc
     need = usage_of(objects)
-    own = own_usage(compute_instance)  # from the instance's snapshot, which never changes
+    own_objects = service_objects.own_objects(compute_instance)  # its snapshot never changes
     for key, value in _usage_fields(need).items():
         setattr(service, key, value)
-    return _service_create(actor=actor, service=service, need=need, own=own)
+    return _service_create(
+        actor=actor,
+        service=service,
+        need=need,
+        own=own_usage(compute_instance, objects=own_objects),
+        refs=[service_objects.ref(obj) for obj in objects],
+        own_objects=own_objects,
+    )
 
 
 def _require_deploy(actor, compute_instance: ComputeInstance) -> None:
@@ -395,7 +394,9 @@ def _require_deploy(actor, compute_instance: ComputeInstance) -> None:
 
 
 @transaction.atomic
-def _service_create(*, actor, service: ServiceInstance, need: Usage, own: Usage) -> ServiceInstance:
+def _service_create(
+    *, actor, service: ServiceInstance, need: Usage, own: Usage, refs: list[dict], own_objects: list[dict]
+) -> ServiceInstance:
     """The launch decision, under the compute instance's row lock: the checks that can change between
     the render and now are made again, then the rows are written."""
     compute_instance = (
@@ -405,6 +406,9 @@ def _service_create(*, actor, service: ServiceInstance, need: Usage, own: Usage)
     )
     _require_deploy(actor, compute_instance)
     service_name_check(compute_instance=compute_instance, name=service.name)
+    taken = service_objects.conflicts(compute_instance, refs, own=own_objects)
+    if taken:
+        raise ValidationFailed("The service's objects collide with others.", fields={"name": taken})
     problems = fit_problems(
         need,
         totals=instance_totals(compute_instance),

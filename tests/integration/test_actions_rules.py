@@ -96,7 +96,12 @@ def setup(world):
 
     stemplate = catalog_services.template_create(actor=paas_admin, project=project, name="sacts")
     sversion = catalog_services.template_version_create(
-        actor=paas_admin, template=stemplate, version="v1", manifests=MANIFESTS, actions=ACTIONS
+        actor=paas_admin,
+        template=stemplate,
+        version="v1",
+        # the service's own ConfigMap: the instance's "info" is not the service's to take over
+        manifests=MANIFESTS.replace("name: info", "name: {{ instance.name }}-info"),
+        actions=ACTIONS,
     )
     sversion = catalog_services.template_version_publish(actor=paas_admin, version=sversion)
     service_profile = catalog_services.profile_create(
