@@ -22,6 +22,7 @@ from instances import quota, selectors, services
 from instances.filters import InstanceFilter
 from instances.forms import CollaboratorForm, InstanceNameForm, InstanceSizeForm
 from instances.models import ComputeInstance
+from instances.service_views import instance_services_context
 from instances.states import State
 from inventory.mig import UNITS_PER_GPU, slice_units
 from paas import authz
@@ -232,7 +233,7 @@ def _render_new(request, project, cards, name_form, size_form, step, error, code
 
 def _detail_context(request: HttpRequest, instance: ComputeInstance) -> dict:
     user = request.user
-    runs = list(instance.runs.order_by("-created_at", "-pk")[:5])
+    runs = list(instance.runs.filter(service__isnull=True).order_by("-created_at", "-pk")[:5])  # its own
     can_manage = authz.has_perm(user, "delete_computeinstance", instance)
     return {
         "instance": instance,
@@ -286,7 +287,11 @@ def instance_detail(request: HttpRequest, instance_id: int) -> HttpResponse:
     instance = selectors.instance_detail_for(request.user, instance_id)
     if authz.has_perm(request.user, "view_project", instance.project):
         use_workspace(request, instance.project_id)
-    context = _detail_context(request, instance) | _collaboration_context(instance, CollaboratorForm())
+    context = (
+        _detail_context(request, instance)
+        | _collaboration_context(instance, CollaboratorForm())
+        | instance_services_context(request, instance)
+    )
     return render(request, "instances/detail.html", context)
 
 
@@ -294,7 +299,8 @@ def instance_detail(request: HttpRequest, instance_id: int) -> HttpResponse:
 def instance_status(request: HttpRequest, instance_id: int) -> HttpResponse:
     """The live part of the detail page (htmx polls it while the instance is changing)."""
     instance = selectors.instance_get_for(request.user, instance_id)
-    response = render(request, "instances/_status.html", _detail_context(request, instance))
+    context = _detail_context(request, instance) | instance_services_context(request, instance)
+    response = render(request, "instances/_status.html", context)
     response["Cache-Control"] = "no-store"
     return response
 
@@ -338,7 +344,11 @@ def collaborator_add(request: HttpRequest, instance_id: int) -> HttpResponse:
             return redirect(reverse("instances:detail", args=[instance.pk]) + "#collaborators")
     else:
         error = ""
-    context = _detail_context(request, instance) | _collaboration_context(instance, form, error)
+    context = (
+        _detail_context(request, instance)
+        | _collaboration_context(instance, form, error)
+        | instance_services_context(request, instance)
+    )
     return render(request, "instances/detail.html", context, status=400)
 
 

@@ -1,0 +1,185 @@
+"""The developer hub's service pages through Django's test client: "My deployments" lists and their
+filters, the service page (live status, URL, run log, controls by role), the compute instance page's
+services part and the catalog cards' Launch buttons. Services here are rows written directly (no
+deploy); the new-service flow and the real deploys are in test_portal_services_launch.py and
+tests/browser/test_services_browser.py."""
+
+import pytest
+
+from catalog import system
+from catalog.models import ServiceProfile
+from instances.models import Run, ServiceInstance
+from tests.factories import ONE_A100, make_profile, make_synced_cluster
+from tests.support.instances import launch
+from tests.support.roles import user_for
+
+MANIFESTS = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ instance.name }}-info\ndata:\n  a: b\n"
+
+
+@pytest.fixture
+def hub(world):
+    """Tenant A's team workspace: the system catalog (its service profiles), a one-GPU size and two
+    compute instances, "box" (ready) and "spare" (ready), on a synced (never deployed) cluster."""
+    system.load(actor=world.operator)
+    size = make_profile(
+        actor=world.a.users["org_admin"],
+        project=world.a.project,
+        manifests=MANIFESTS,
+        name="one-gpu",
+        template="ns",
+        resource_groups=ONE_A100,
+    )
+    make_synced_cluster(name="portal-svc", nodes=2)
+    box = launch(world, size, "box")
+    spare = launch(world, size, "spare")
+    for i in (box, spare):
+        i.state, i.namespace = "ready", f"i-{i.name}"
+        i.save(update_fields=["state", "namespace"])
+    return world, box, spare
+
+
+def service_row(instance, profile_name: str, name: str, *, state: str = "ready", **fields) -> ServiceInstance:
+    """A service row as a deploy leaves it (no cluster involved)."""
+    profile = ServiceProfile.objects.get(org__isnull=True, name=profile_name)
+    return ServiceInstance.objects.create(
+        org=instance.org,
+        project=instance.project,
+        compute_instance=instance,
+        name=name,
+        owner=instance.owner,
+        profile=profile,
+        service_type=profile.service_type,
+        snapshot={"name": profile.name, "display_name": profile.display_name},
+        state=state,
+        **fields,
+    )
+
+
+def as_user(client, world, who: str):
+    client.logout()
+    client.force_login(user_for(world, who))
+    return client
+
+
+def test_navigation_lists_and_filters_per_type(hub, client):
+    world, box, spare = hub
+    nb = service_row(box, "jupyter-notebook", "nb-one", host="nb-one.box.example.test")
+    service_row(spare, "jupyter-notebook", "nb-two", state="provisioning")
+    service_row(box, "jupyter-notebook", "nb-gone", state="deleted")
+    service_row(box, "training-job", "train")
+    c = as_user(client, world, "collaborator_ro")
+    landing = c.get(f"/w/{world.a.project.pk}/").content.decode()
+    assert "My deployments" in landing
+    for slug, label in (
+        ("notebooks", "Notebooks"),
+        ("jobs", "Jobs"),
+        ("inference", "Inference"),
+        ("custom", "Custom services"),
+    ):
+        assert f'href="/w/{world.a.project.pk}/deployments/{slug}/">{label}</a>' in landing
+
+    base = f"/w/{world.a.project.pk}/deployments/notebooks/"
+    page = c.get(base).content.decode()
+    assert "nb-one" in page and "nb-two" in page and "Jupyter Notebook" in page  # name and profile
+    assert "nb-gone" not in page and "train" not in page  # deleted ones and other types are not listed
+    assert f'href="/instances/{box.pk}/">box</a>' in page and 'data-state="provisioning"' in page
+    assert 'hx-trigger="every 3s"' in page  # nb-two is deploying: the rows refresh themselves
+    assert "New notebook" not in page  # read-only: no controls
+    only_box = c.get(base, {"instance": box.pk}).content.decode()
+    assert "nb-one" in only_box and "nb-two" not in only_box
+    ready = c.get(base, {"state": "ready"}).content.decode()
+    assert "nb-one" in ready and "nb-two" not in ready and 'hx-trigger="every 3s"' not in ready
+    assert "nb-gone" in c.get(base, {"state": "all"}).content.decode()
+    assert c.get(base, {"state": "bogus", "instance": "x"}).status_code == 200  # ignored, not a 500
+    assert "train" in c.get(f"/w/{world.a.project.pk}/deployments/jobs/").content.decode()
+    assert c.get(f"/w/{world.a.project.pk}/deployments/bogus/").status_code == 404
+    assert f'href="/services/{nb.pk}/"' in page
+
+    rw = as_user(client, world, "collaborator_rw").get(base).content.decode()
+    assert "New notebook" in rw
+    other = as_user(client, world, "outsider")
+    assert other.get(base).status_code == 404
+    assert other.get(f"/services/{nb.pk}/").status_code == 404
+
+
+def test_service_page_status_url_runs_and_controls_by_role(hub, client):
+    world, box, _ = hub
+    nb = service_row(box, "jupyter-notebook", "nb", host="nb.box.apps.example.test")
+    Run.objects.create(
+        instance=box, service=nb, kind="deploy", outcome="succeeded", log=[{"time": "", "message": "applied"}]
+    )
+    Run.objects.create(
+        instance=box, kind="deploy", outcome="succeeded", log=[{"time": "", "message": "box own"}]
+    )
+    c = as_user(client, world, "collaborator_rw")
+    page = c.get(f"/services/{nb.pk}/").content.decode()
+    assert "<h1>nb</h1>" in page and 'data-state="ready"' in page
+    assert 'href="http://nb.box.apps.example.test"' in page  # the URL is a link
+    assert "applied" in page and "box own" not in page  # its own runs only
+    assert "hx-get" not in page  # settled: nothing polls
+    assert "Delete…" in page  # read-write collaborators manage services
+
+    ro = as_user(client, world, "collaborator_ro")
+    ro_page = ro.get(f"/services/{nb.pk}/").content.decode()
+    assert 'data-state="ready"' in ro_page and "Delete…" not in ro_page and "Reveal" not in ro_page
+    assert 'id="manage"' not in ro_page
+    assert ro.get(f"/services/{nb.pk}/delete/").status_code == 403
+    assert ro.post(f"/services/{nb.pk}/delete/", {"confirm_name": "nb"}).status_code == 403
+    assert ro.post(f"/services/{nb.pk}/actions/stop/").status_code == 403
+    assert ro.get(f"/services/{nb.pk}/redeploy/").status_code == 403
+    assert ServiceInstance.objects.get(pk=nb.pk).state == "ready"
+
+    ServiceInstance.objects.filter(pk=nb.pk).update(state="provisioning")
+    live = c.get(f"/services/{nb.pk}/").content.decode()
+    assert f'hx-get="/services/{nb.pk}/status/"' in live  # polls its status fragment while deploying
+    fragment = c.get(f"/services/{nb.pk}/status/")
+    assert fragment["Cache-Control"] == "no-store" and b'id="service-status"' in fragment.content
+    assert b"<html" not in fragment.content
+
+
+def test_instance_page_lists_its_services_and_deploy_links(hub, client):
+    world, box, _ = hub
+    nb = service_row(box, "jupyter-notebook", "nb")
+    Run.objects.create(
+        instance=box,
+        service=nb,
+        kind="deploy",
+        outcome="succeeded",
+        log=[{"time": "", "message": "svc step"}],
+    )
+    c = as_user(client, world, "collaborator_rw")
+    page = c.get(f"/instances/{box.pk}/").content.decode()
+    assert "Services on this instance" in page and f'href="/services/{nb.pk}/">nb</a>' in page
+    assert "Deploy a service" in page
+    assert f"/w/{world.a.project.pk}/deployments/notebooks/new/?instance={box.pk}" in page
+    assert "svc step" not in page  # the instance's run log shows only its own runs
+    assert "Delete…" not in page  # read-write collaborators do not manage instances
+    ro_page = as_user(client, world, "collaborator_ro").get(f"/instances/{box.pk}/").content.decode()
+    assert "nb" in ro_page and "Deploy a service" not in ro_page
+
+
+def test_catalog_cards_launch_into_the_new_service_page(hub, client):
+    world, box, _ = hub
+    jupyter = ServiceProfile.objects.get(org__isnull=True, name="jupyter-notebook")
+    c = as_user(client, world, "collaborator_rw")
+    cards = c.get(f"/w/{world.a.project.pk}/services/").content.decode()
+    launch_url = f"/w/{world.a.project.pk}/deployments/launch/?profile={jupyter.pk}"
+    assert launch_url in cards and 'aria-label="Launch Jupyter Notebook"' in cards
+    followed = c.get(launch_url)
+    assert followed.status_code == 302
+    assert followed.url == f"/w/{world.a.project.pk}/deployments/notebooks/new/?profile={jupyter.pk}"
+    new = c.get(followed.url).content.decode()
+    assert f'<option value="{jupyter.pk}" selected>Jupyter Notebook</option>' in new
+    assert f'<option value="{box.pk}">box</option>' in new
+    preselected = c.get(followed.url + f"&instance={box.pk}").content.decode()
+    assert f'<option value="{box.pk}" selected>box</option>' in preselected
+    assert c.get(f"/w/{world.a.project.pk}/deployments/launch/?profile=999999").status_code == 404
+
+    ro = as_user(client, world, "collaborator_ro")
+    assert "deployments/launch/" not in ro.get(f"/w/{world.a.project.pk}/services/").content.decode()
+    assert ro.get(followed.url).status_code == 403
+    assert (
+        ro.post(followed.url, {"name": "x", "profile": jupyter.pk, "compute_instance": box.pk}).status_code
+        == 403
+    )
+    assert not ServiceInstance.objects.filter(name="x").exists()
