@@ -22,7 +22,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from catalog.models import ServiceProfile
 from catalog.selectors import catalog_for
 from instances import selectors
-from instances.models import ComputeInstance, ServiceInstance
+from instances.models import ComputeInstance, Run, ServiceInstance
 from instances.service_forms import (
     ActionForm,
     ServiceFilterForm,
@@ -64,6 +64,7 @@ except ImportError:  # pragma: no cover - until the actions land: their controls
 
 PAGE_SIZE = 50
 LIVE_STATES = {State.PENDING, State.PROVISIONING, State.DELETING}
+UNFINISHED = {Run.Outcome.QUEUED, Run.Outcome.RUNNING}
 
 # "My deployments": the URL slug of each service type, its list title and what one of it is called.
 KINDS = {
@@ -333,6 +334,11 @@ def _url(service: ServiceInstance) -> str:
     return f"{scheme}://{service.host}"
 
 
+def _pointless(action: str, state: str) -> bool:
+    """Stop on a stopped target or start on a running one: not offered (the service layer decides)."""
+    return (action == "stop" and state == State.STOPPED) or (action == "start" and state == State.READY)
+
+
 def _service_context(request: HttpRequest, service: ServiceInstance) -> dict:
     user = request.user
     manage = can_manage_service(user, service) and service.state not in (State.DELETING, State.DELETED)
@@ -340,7 +346,9 @@ def _service_context(request: HttpRequest, service: ServiceInstance) -> dict:
     actions = []
     if manage and actions_for is not None and service.state not in LIVE_STATES:
         actions = [
-            {"spec": spec, "form": ActionForm(variables=spec.variables)} for spec in actions_for(service)
+            {"spec": spec, "form": ActionForm(variables=spec.variables)}
+            for spec in actions_for(service)
+            if not _pointless(spec.name, service.state)
         ]
     refusal = day2_refusal(service) if day2_refusal is not None else None
     return {
@@ -354,7 +362,8 @@ def _service_context(request: HttpRequest, service: ServiceInstance) -> dict:
         "outputs": _outputs(service),
         "runs": runs,
         "run": runs[0] if runs else None,
-        "live": service.state in LIVE_STATES,
+        # polls while the service changes, or while a run (an action) is queued or running
+        "live": service.state in LIVE_STATES or any(r.outcome in UNFINISHED for r in runs),
         "can_manage": manage,
         "actions": actions,
         "can_redeploy": manage and service_redeploy is not None and refusal is None,
@@ -533,33 +542,30 @@ def service_redeploy_view(request: HttpRequest, service_id: int) -> HttpResponse
 
 USAGE_LABELS = {
     "gpus": "GPUs",
-    "gpu_units": "GPU quota units",
     "mig_slices": "MIG slices",
-    "cpu_millis": "CPU (millicores)",
-    "cpu_cores": "CPU cores",
+    "cpu_millis": "CPU cores",
     "memory_gib": "Memory (GiB)",
     "storage_gib": "Storage (GiB)",
 }
 
 
-def _show(value) -> str:
+def _show(key: str, value) -> str:
     if isinstance(value, dict):
-        return ", ".join(f"{k}: {_show(v)}" for k, v in value.items()) or "0"
-    if isinstance(value, float | int) or hasattr(value, "as_tuple"):
-        number = float(value)
-        return str(int(number)) if number.is_integer() else f"{number:g}"
-    return str(value)
+        return ", ".join(f"{n} × {profile}" for profile, n in value.items() if n) or "0"
+    if value is None:
+        return "—"
+    number = float(value) / 1000 if key == "cpu_millis" else float(value)
+    return str(int(number)) if number.is_integer() else f"{number:.3f}".rstrip("0").rstrip(".")
 
 
 def usage_rows(usage: dict) -> list[dict]:
-    """``instance_service_usage`` as table rows: what the services use next to the instance's totals."""
-    used = usage.get("used", {})
-    total = usage.get("total", usage.get("totals", {}))
-    keys = [k for k in USAGE_LABELS if k in used or k in total] + [k for k in used if k not in USAGE_LABELS]
+    """``instance_service_usage`` as table rows: per resource the instance's total, what its own
+    template uses, what its services use and what is left."""
+    columns = ("totals", "own", "services", "left")
     return [
-        {"label": USAGE_LABELS.get(k, k), "used": _show(used.get(k, 0)), "total": _show(total.get(k, "—"))}
-        for k in keys
-        if k != "gpu_units"
+        {"label": label} | {c: _show(key, (usage.get(c) or {}).get(key)) for c in columns}
+        for key, label in USAGE_LABELS.items()
+        if key != "mig_slices" or any((usage.get(c) or {}).get(key) for c in columns)
     ]
 
 
@@ -581,7 +587,9 @@ def instance_services_context(request: HttpRequest, instance: ComputeInstance) -
         if instance.state == State.READY and can_deploy_services_on(user, instance)
         else [],
         "instance_actions": [
-            {"spec": spec, "form": ActionForm(variables=spec.variables)} for spec in actions_for(instance)
+            {"spec": spec, "form": ActionForm(variables=spec.variables)}
+            for spec in actions_for(instance)
+            if not _pointless(spec.name, instance.state)
         ]
         if can_act
         else [],

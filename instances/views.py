@@ -21,7 +21,7 @@ from catalog.selectors import catalog_for
 from instances import quota, selectors, services
 from instances.filters import InstanceFilter
 from instances.forms import CollaboratorForm, InstanceNameForm, InstanceSizeForm
-from instances.models import ComputeInstance
+from instances.models import ComputeInstance, Run
 from instances.service_views import instance_services_context
 from instances.states import State
 from inventory.mig import UNITS_PER_GPU, slice_units
@@ -246,7 +246,8 @@ def _detail_context(request: HttpRequest, instance: ComputeInstance) -> dict:
         else "",
         "runs": runs,
         "run": runs[0] if runs else None,
-        "live": instance.state in LIVE_STATES,
+        "live": instance.state in LIVE_STATES
+        or any(r.outcome in (Run.Outcome.QUEUED, Run.Outcome.RUNNING) for r in runs),  # an action runs
         "can_manage": can_manage and instance.state not in (State.DELETING, State.DELETED),
         "can_use": authz.has_perm(user, "use_instance", instance) and instance.state == State.READY,
         "collaborators": list(instance.collaborators.all()),
