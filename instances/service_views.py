@@ -346,7 +346,7 @@ def _service_context(request: HttpRequest, service: ServiceInstance) -> dict:
     actions = []
     if manage and actions_for is not None and service.state not in LIVE_STATES:
         actions = [
-            {"spec": spec, "form": ActionForm(variables=spec.variables)}
+            {"spec": spec, "form": ActionForm(variables=spec.variables, prefix=spec.name)}
             for spec in actions_for(service)
             if not _pointless(spec.name, service.state)
         ]
@@ -451,7 +451,9 @@ def _action_spec(target, action: str):
 
 def _run_action(request, *, target, action: str, back: str, template_context: dict) -> HttpResponse:
     spec = _action_spec(target, action)
-    form = ActionForm(request.POST if request.method == "POST" else None, variables=spec.variables)
+    form = ActionForm(
+        request.POST if request.method == "POST" else None, variables=spec.variables, prefix=spec.name
+    )
     error = ""
     if request.method == "POST" and form.is_valid():
         try:
@@ -587,7 +589,7 @@ def instance_services_context(request: HttpRequest, instance: ComputeInstance) -
         if instance.state == State.READY and can_deploy_services_on(user, instance)
         else [],
         "instance_actions": [
-            {"spec": spec, "form": ActionForm(variables=spec.variables)}
+            {"spec": spec, "form": ActionForm(variables=spec.variables, prefix=spec.name)}
             for spec in actions_for(instance)
             if not _pointless(spec.name, instance.state)
         ]
