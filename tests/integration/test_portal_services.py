@@ -1,8 +1,8 @@
 """The developer hub's service pages through Django's test client: "My deployments" lists and their
 filters, the service page (live status, URL, run log, controls by role), the compute instance page's
-services part and the catalog cards' Launch buttons. Services here are rows written directly (no
-deploy); the new-service flow and the real deploys are in test_portal_services_launch.py and
-tests/browser/test_services_browser.py."""
+services part and the catalog cards' Launch buttons. Services are rows written directly (no deploy),
+except on the new-service page, which launches through the service layer for real (its checks, the
+snapshot, the queued deploy run); real deploys are in tests/browser/test_services_browser.py."""
 
 import pytest
 
@@ -183,3 +183,130 @@ def test_catalog_cards_launch_into_the_new_service_page(hub, client):
         == 403
     )
     assert not ServiceInstance.objects.filter(name="x").exists()
+
+
+# --- the new-service page ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def jupyter():
+    return ServiceProfile.objects.get(org__isnull=True, name="jupyter-notebook")
+
+
+def new_url(world, kind="notebooks"):
+    return f"/w/{world.a.project.pk}/deployments/{kind}/new/"
+
+
+def form_data(jupyter, box, **extra):
+    return {
+        "name": "demo-notebook",
+        "description": "exploring",
+        "profile": jupyter.pk,
+        "compute_instance": box.pk,
+        "input_notebook_profile": "Minimal",
+        "input_gpus": "0",
+        "input_cpu": "2",
+        "input_memory_gib": "8",
+        "input_home_size_gib": "20",
+        "launch": "1",
+    } | extra
+
+
+def test_the_inputs_are_fields_of_their_types(hub, client, jupyter):
+    world, box, _ = hub
+    settings = dict(jupyter.input_settings)
+    settings["cpu"] = settings["cpu"] | {"overridable": False}  # shown, not changeable
+    ServiceProfile.objects.filter(pk=jupyter.pk).update(input_settings=settings)
+    c = as_user(client, world, "collaborator_rw")
+    page = c.get(new_url(world) + f"?profile={jupyter.pk}&instance={box.pk}").content.decode()
+    # the notebook profile selector, as in the reference
+    assert '<select name="input_notebook_profile"' in page
+    for option in ("Minimal", "Data Science", "Spark", "TensorFlow", "TensorFlow with CUDA", "PyTorch"):
+        assert f'<option value="{option}"' in page
+    assert '<option value="Minimal" selected>' in page
+    assert 'type="number" name="input_gpus"' in page and 'type="number" name="input_memory_gib"' in page
+    cpu = page[page.index('name="input_cpu"') - 200 : page.index('name="input_cpu"') + 200]
+    assert "disabled" in cpu and "set by your administrator" in page
+    assert "input_image" not in page and "input_token" not in page  # not exposed: not shown
+    assert "input_ingress_class" not in page
+    # a multi-line input is a text area (the training job's command)
+    job = ServiceProfile.objects.get(org__isnull=True, name="training-job")
+    jobs = c.get(new_url(world, "jobs") + f"?profile={job.pk}").content.decode()
+    assert '<textarea name="input_command"' in jobs
+
+
+def test_launch_creates_the_service_and_queues_its_deploy(hub, client, jupyter):
+    world, box, _ = hub
+    c = as_user(client, world, "collaborator_rw")
+    data = form_data(jupyter, box, input_notebook_profile="Data Science", input_cpu="3")
+    response = c.post(new_url(world), data)
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    service = ServiceInstance.objects.get(compute_instance=box, name="demo-notebook")
+    assert response.url == f"/services/{service.pk}/"
+    assert service.description == "exploring" and service.owner == world.a.users["collaborator_rw"]
+    assert service.input_values["notebook_profile"] == "Data Science" and service.input_values["cpu"] == 3
+    assert Run.objects.filter(service=service, kind="deploy").exists()
+    page = c.get(response.url).content.decode()
+    assert "Deploying demo-notebook on box." in page and f'hx-get="/services/{service.pk}/status/"' in page
+
+
+def test_every_service_error_lands_on_its_field_and_nothing_typed_is_lost(hub, client, jupyter):
+    world, box, _ = hub
+    service_row(box, "jupyter-notebook", "taken")
+    c = as_user(client, world, "collaborator_rw")
+    taken = c.post(new_url(world), form_data(jupyter, box, name="taken", input_cpu="3"))
+    assert taken.status_code == 400
+    form = taken.context["form"]
+    assert "exists on box already" in " ".join(form.errors["name"])
+    text = taken.content.decode()
+    assert 'value="taken"' in text and ">exploring</textarea>" in text and 'value="3"' in text
+    assert 'aria-invalid="true"' in text and 'id="id_name_error"' in text
+
+    # a value the service layer refuses for one input: its message beside that input
+    refused = c.post(new_url(world), form_data(jupyter, box, input_gpus="2.5"))
+    assert refused.status_code == 400
+    assert refused.context["form"].errors.get("input_gpus"), refused.context["form"].errors
+    assert 'value="demo-notebook"' in refused.content.decode()
+
+    # what does not fit what is left of the instance: refused with the numbers, above the form
+    too_big = c.post(new_url(world), form_data(jupyter, box, input_memory_gib="4000"))
+    assert too_big.status_code in (400, 409)
+    assert "GiB" in too_big.content.decode() and 'value="4000"' in too_big.content.decode()
+
+    # a form error of the page itself (no name, no instance)
+    empty = c.post(new_url(world), form_data(jupyter, box, name="", compute_instance=""))
+    assert empty.status_code == 400
+    assert set(empty.context["form"].errors) >= {"name", "compute_instance"}
+    assert not ServiceInstance.objects.filter(name="demo-notebook").exists()
+
+
+def test_switching_the_type_shows_its_inputs_and_keeps_what_was_typed(hub, client):
+    world, box, _ = hub
+    job = ServiceProfile.objects.get(org__isnull=True, name="training-job")
+    fine = ServiceProfile.objects.get(org__isnull=True, name="fine-tuning-job")
+    c = as_user(client, world, "collaborator_rw")
+    switched = c.post(
+        new_url(world, "jobs"),
+        {"name": "my-job", "description": "d", "profile": fine.pk, "compute_instance": box.pk}
+        | {"refresh": "1"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert switched.status_code == 200
+    text = switched.content.decode()
+    assert 'value="my-job"' in text and f'<option value="{box.pk}" selected>' in text
+    assert 'id="service-inputs"' in text and "error" not in switched.context["form"].errors
+    assert not switched.context["form"].is_bound  # no "required" errors for what is not typed yet
+    assert job.pk != fine.pk
+
+
+def test_who_may_launch(hub, client, jupyter):
+    world, box, _ = hub
+    for who in ("collaborator_ro", "paas_admin_project"):
+        c = as_user(client, world, who)
+        assert c.get(new_url(world)).status_code == 403, who
+        assert c.post(new_url(world), form_data(jupyter, box)).status_code == 403, who
+    outsider = as_user(client, world, "outsider")
+    assert outsider.get(new_url(world)).status_code == 404
+    assert not ServiceInstance.objects.filter(name="demo-notebook").exists()
+    owner = as_user(client, world, "workspace_admin")
+    assert owner.post(new_url(world), form_data(jupyter, box)).status_code == 302
