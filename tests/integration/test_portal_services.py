@@ -310,3 +310,48 @@ def test_who_may_launch(hub, client, jupyter):
     assert not ServiceInstance.objects.filter(name="demo-notebook").exists()
     owner = as_user(client, world, "workspace_admin")
     assert owner.post(new_url(world), form_data(jupyter, box)).status_code == 302
+
+
+# --- roles ---------------------------------------------------------------------------------------------
+
+# What each role gets on a service of tenant A's team workspace (on an instance the workspace admin
+# launched) and on that compute instance: 200 = the page with its controls, 403 = seen but refused,
+# 404 = not visible. Read-write collaborators manage services, not instances; read-only members see
+# everything and may do nothing.
+ROLE_MATRIX = {
+    # role: (service delete page, instance action)
+    "operator": (200, "allowed"),
+    "org_admin": (403, 403),  # sees every workspace of the org, works in none
+    "paas_admin_org": (404, 404),
+    "paas_admin_project": (404, 404),
+    "workspace_admin": (200, "allowed"),
+    "collaborator_rw": (200, 403),
+    "collaborator_ro": (403, 403),
+    "outsider": (404, 404),
+}
+
+
+@pytest.mark.parametrize("who", list(ROLE_MATRIX))
+def test_role_matrix_of_the_service_and_instance_controls(hub, client, who):
+    world, box, _ = hub
+    nb = service_row(box, "jupyter-notebook", "nb")
+    delete_page, instance_action = ROLE_MATRIX[who]
+    c = as_user(client, world, who)
+    assert c.get(f"/services/{nb.pk}/delete/").status_code == delete_page
+    refused = c.post(f"/services/{nb.pk}/delete/", {"confirm_name": "nb"})
+    assert refused.status_code in ({403, 404} if delete_page != 200 else {302})
+    page = c.get(f"/services/{nb.pk}/")
+    if delete_page == 404:
+        assert page.status_code == 404
+    else:
+        assert page.status_code == 200
+        assert ("Delete…" in page.content.decode()) is (delete_page == 200)
+    acted = c.post(f"/instances/{box.pk}/actions/stop/")
+    if instance_action == "allowed":
+        assert acted.status_code in (302, 404)  # 404 while the instance has no such action
+    else:
+        assert acted.status_code == instance_action
+    if delete_page == 200:
+        assert ServiceInstance.objects.get(pk=nb.pk).state == "deleting"
+    else:
+        assert ServiceInstance.objects.get(pk=nb.pk).state == "ready"
