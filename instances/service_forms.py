@@ -53,6 +53,8 @@ def _field_for(spec) -> forms.Field:
     if kind == "secret" or getattr(spec, "secret", False):
         common["initial"] = None  # a secret default is never sent to the browser
         common["required"] = False  # left empty: the profile's value (or a generated one) is used
+        if getattr(spec, "generated", False):
+            common["help_text"] = f"{common['help_text']} Leave empty to have one generated.".strip()
         return forms.CharField(
             widget=forms.PasswordInput(attrs={**widget_attrs, "autocomplete": "new-password"}), **common
         )
