@@ -11,11 +11,12 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from catalog import secret_inputs, templating
-from catalog import selectors as catalog_selectors
+from catalog import templating
 from instances import baseline, drift
-from instances.models import ComputeInstance, Run
+from instances.models import ComputeInstance, Run, ServiceInstance
 from instances.namespace import baseline_objects, namespace_for
+from instances.rendering import instance_context as _context  # noqa: F401  (tests read it here)
+from instances.rendering import instance_render as render
 from instances.states import State, transition
 from inventory import guardrails, kube
 from inventory.models import Cluster
@@ -37,51 +38,6 @@ class RunLog:
         entry = {"time": timezone.now().isoformat(), "message": message, **extra}
         self.run.log = [*self.run.log, entry]
         Run.objects.filter(pk=self.run.pk).update(log=self.run.log, heartbeat_at=timezone.now())
-
-
-def _context(instance: ComputeInstance, namespace: str) -> dict:
-    snapshot = instance.snapshot
-    declared = snapshot["template"]["inputs"]
-    given = {
-        k: v
-        for k, v in secret_inputs.unseal(snapshot.get("input_values")).items()  # secrets: clear only here
-        if k in {i["name"] for i in declared}
-    }
-    return {
-        "inputs": templating.resolve_inputs(declared, given),
-        "instance": {
-            "name": instance.name,
-            "namespace": namespace,
-            # Ingress hosts must be this or under it (checked here and by the cluster's guardrails).
-            "host_suffix": guardrails.instance_host_suffix(instance.cluster, namespace),
-            "project": instance.project.name,
-            "org": instance.org.name,
-            "owner": instance.owner.username,
-        },
-        "profile": {
-            "name": snapshot["name"],
-            "display_name": snapshot.get("display_name", snapshot["name"]),
-            "resource_groups": [
-                {**g, "cpu": g.get("cpu_cores"), "cpu_cores": g.get("cpu_cores")}
-                for g in snapshot.get("resource_groups", [])
-            ],
-        },
-    }
-
-
-def render(instance: ComputeInstance, namespace: str) -> tuple[list[dict], dict]:
-    """The template's objects for this instance, validated again with the real namespace."""
-    template = instance.snapshot["template"]
-    context = _context(instance, namespace)
-    objects = templating.parse(templating.render(template["manifests"], context))
-    templating.validate_objects(
-        objects,
-        namespace=namespace,
-        custom_resources=template.get("custom_resources", []),
-        host_suffix=context["instance"]["host_suffix"],
-        allowed_custom_resources=catalog_selectors.allowed_custom_resource_kinds(),
-    )
-    return objects, context
 
 
 def _require_guardrails(instance: ComputeInstance) -> None:
@@ -157,6 +113,9 @@ def read_outputs(instance: ComputeInstance, kubeconfig: str, namespace: str, con
 def delete(instance: ComputeInstance, step: RunLog, *, timeout: float = 120) -> None:
     kubeconfig = instance.cluster.kubeconfig.reveal()
     namespace = namespace_for(instance)
+    from instances import service_deployer
+
+    service_deployer.delete_services_of(instance, kubeconfig, step)  # its services first
     kube.delete_namespace(kubeconfig, namespace)
     # Baseline objects a namespace deletion leaves behind (none today: the guardrails are cluster-wide).
     kube.delete_objects(kubeconfig, baseline.cluster_scoped_objects(baseline_objects(instance, namespace)))
@@ -178,12 +137,22 @@ def _claim(run_id: int) -> Run | None:
         run.outcome, run.attempt = Run.Outcome.RUNNING, run.attempt + 1
         run.started_at = run.heartbeat_at = timezone.now()
         run.save(update_fields=["outcome", "attempt", "started_at", "heartbeat_at"])
-        instance = ComputeInstance.objects.select_for_update().get(pk=run.instance_id)
-        if run.kind != Run.Kind.DELETE and instance.state in (State.PENDING, State.FAILED, State.READY):
+        model, pk = (
+            (ServiceInstance, run.service_id) if run.service_id else (ComputeInstance, run.instance_id)
+        )
+        target = model.objects.select_for_update().get(pk=pk)
+        if run.kind != Run.Kind.DELETE and target.state in (State.PENDING, State.FAILED, State.READY):
             transition(
-                instance, State.PROVISIONING, f"Attempt {run.attempt} of {run.get_kind_display().lower()}."
+                target, State.PROVISIONING, f"Attempt {run.attempt} of {run.get_kind_display().lower()}."
             )
         return run
+
+
+def _work(run: Run, instance: ComputeInstance, step: RunLog) -> None:
+    if run.kind == Run.Kind.DELETE:
+        delete(instance, step)
+    else:
+        deploy(instance, step)
 
 
 def execute(run_id: int) -> str:
@@ -191,19 +160,22 @@ def execute(run_id: int) -> str:
     run = _claim(run_id)
     if run is None:
         return "finished already"
-    instance = ComputeInstance.objects.select_related("cluster", "org", "project", "owner").get(
-        pk=run.instance_id
-    )
+    if run.service_id:  # a run of a service instance (instance is the compute instance it runs on)
+        from instances import service_deployer
+
+        instance, work = service_deployer.target(run), service_deployer.work
+    else:
+        instance = ComputeInstance.objects.select_related("cluster", "org", "project", "owner").get(
+            pk=run.instance_id
+        )
+        work = _work
     step = RunLog(run)
     if run.attempt > MAX_ATTEMPTS:
         # Only a worker that died mid-run (re-driven by the reconcile) gets here: stop re-driving it.
         return _failed(run, instance, step, RunAbandoned(run.attempt - 1))
     step(f"Attempt {run.attempt} started.")
     try:
-        if run.kind == Run.Kind.DELETE:
-            delete(instance, step)
-        else:
-            deploy(instance, step)
+        work(run, instance, step)
     except (kube.KubeUnreachable, kube.ApplyError, TimeoutError, templating.TemplateError) as exc:
         return _failed(run, instance, step, exc)
     except Exception as exc:
@@ -235,15 +207,21 @@ class UnexpectedError(Exception):
         )
 
 
-def _succeeded(run: Run, instance: ComputeInstance, step: RunLog) -> str:
+def _noun(target) -> str:
+    """The audit noun of a run's target: ``service`` for a service instance, else ``instance``."""
+    return "service" if isinstance(target, ServiceInstance) else "instance"
+
+
+def _succeeded(run: Run, instance, step: RunLog) -> str:
     with transaction.atomic():
-        instance = ComputeInstance.objects.select_for_update().get(pk=instance.pk)
+        instance = type(instance).objects.select_for_update().get(pk=instance.pk)
         target = State.DELETED if run.kind == Run.Kind.DELETE else State.READY
         transition(instance, target, "")
         Run.objects.filter(pk=run.pk).update(outcome=Run.Outcome.SUCCEEDED, finished_at=timezone.now())
+        _after_success(run, instance)
         audit_log(
             actor=None,
-            action=f"instance.{target}",
+            action=f"{_noun(instance)}.{target}",
             target=instance,
             project=instance.project,
             details={"run": run.pk, "attempt": run.attempt},
@@ -251,7 +229,18 @@ def _succeeded(run: Run, instance: ComputeInstance, step: RunLog) -> str:
     return target
 
 
-def _failed(run: Run, instance: ComputeInstance, step: RunLog, exc: Exception) -> str:
+def _after_success(run: Run, target) -> None:
+    """In the success's transaction: a deleted instance's services go DELETED with its namespace; a
+    deployed service maps open storage chosen with a datacenter to it (instances.service_deployer)."""
+    from instances import service_deployer
+
+    if isinstance(target, ServiceInstance):
+        service_deployer.succeeded(run, target)
+    elif run.kind == Run.Kind.DELETE:
+        service_deployer.deleted_with(target)
+
+
+def _failed(run: Run, instance, step: RunLog, exc: Exception) -> str:
     from django_q.tasks import schedule
 
     message = (
@@ -276,14 +265,14 @@ def _failed(run: Run, instance: ComputeInstance, step: RunLog, exc: Exception) -
         step(f"Retrying in {delay} s.")
         return "retrying"
     with transaction.atomic():
-        instance = ComputeInstance.objects.select_for_update().get(pk=instance.pk)
+        instance = type(instance).objects.select_for_update().get(pk=instance.pk)
         transition(instance, State.FAILED, message)
         Run.objects.filter(pk=run.pk).update(
             outcome=Run.Outcome.FAILED, message=message, finished_at=timezone.now()
         )
         audit_log(
             actor=None,
-            action="instance.failed",
+            action=f"{_noun(instance)}.failed",
             target=instance,
             project=instance.project,
             details={"run": run.pk, "attempts": run.attempt, "reason": message[:500]},

@@ -12,6 +12,7 @@ from instances import access, selectors
 from instances.launch_checks import launch_checks_run
 from instances.models import ComputeInstance, Run
 from instances.quota import profile_totals, quota_problems
+from instances.service_instances import services_deleting_with
 from instances.states import State, transition
 from inventory.models import Cluster
 from inventory.selectors import placement_for
@@ -302,8 +303,16 @@ def instance_delete(*, actor, instance: ComputeInstance) -> Run:
     if instance.state in (State.DELETING, State.DELETED):
         raise Conflict(f"{instance.name} is {instance.state} already.")
     transition(instance, State.DELETING, f"Deleted by {actor}.")
+    # Its services go with it: DELETING now; the delete run removes their objects before the namespace.
+    services = services_deleting_with(actor=actor, compute_instance=instance)
     run = Run.objects.create(instance=instance, kind=Run.Kind.DELETE)
-    audit_log(actor=actor, action="instance.delete", target=instance, project=instance.project, details={})
+    audit_log(
+        actor=actor,
+        action="instance.delete",
+        target=instance,
+        project=instance.project,
+        details={"services": services} if services else {},
+    )
     enqueue_for_cluster(instance.cluster, "instances.tasks.run_execute", run.pk)
     return run
 

@@ -21,6 +21,10 @@ LABEL_ORG = f"{LABEL_PREFIX}org"
 LABEL_PROJECT = f"{LABEL_PREFIX}project"
 LABEL_INSTANCE = f"{LABEL_PREFIX}instance"
 LABEL_INSTANCE_ID = f"{LABEL_PREFIX}instance-id"
+#: On every object a service instance creates (and its pod templates): the service's name. Not a
+#: platform-owned label (the tenant may change the objects of its services): it scopes the service's
+#: readiness wait (``instances.service_deployer``) and lets tools select a service's pods.
+LABEL_SERVICE = "gpu-paas.io/service"
 
 #: Every object name starting with this is the platform's, in every kind (the baseline's quota,
 #: limit range, network policies, tenant role and binding, sandbox binding all use it).

@@ -28,6 +28,27 @@ SAMPLE_INSTANCE = {
     "project": "sample-project",
     "org": "sample-org",
     "owner": "sample-owner",
+    "host": f"sample-instance.{SAMPLE_HOST_SUFFIX}",
+}
+#: What a service template sees besides (instances.service_render.service_context; CONTRACTS13.md).
+SAMPLE_SERVICE_KEYS = {
+    "service": {**SAMPLE_INSTANCE, "type": "custom", "url": f"https://sample-instance.{SAMPLE_HOST_SUFFIX}"},
+    "compute_instance": {
+        "name": "sample-compute",
+        "namespace": SAMPLE_NAMESPACE,
+        "profile": "sample-profile",
+        "resource_groups": [],
+    },
+    "ingress": {
+        "host": f"sample-instance.{SAMPLE_HOST_SUFFIX}",
+        "class_name": "",
+        "tls": True,
+        "scheme": "https",
+        "url": f"https://sample-instance.{SAMPLE_HOST_SUFFIX}",
+    },
+    "extra": {},
+    "storage": [],
+    "storage_class": "",
 }
 SAMPLE_PROFILE = {
     "name": "sample-profile",
@@ -87,6 +108,7 @@ def sample_context(
         "inputs": values,
         "instance": dict(SAMPLE_INSTANCE),
         "profile": copy.deepcopy(profile if profile is not None else SAMPLE_PROFILE),
+        **copy.deepcopy(SAMPLE_SERVICE_KEYS),
     }
     if action is not None:
         declared = [a for a in actions or [] if isinstance(a, dict) and a.get("name") == action]

@@ -1,10 +1,11 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from instances.api import views
+from instances.api import service_views, views
 
 router = SimpleRouter()
 router.register("instances", views.InstanceViewSet, basename="instance")
+router.register("service-instances", service_views.ServiceInstanceViewSet, basename="service-instance")
 
 urlpatterns = [
     path(

@@ -171,11 +171,14 @@ def list_objects(kubeconfig: str, kinds: list[tuple[str, str]]) -> dict[tuple[st
     return found
 
 
-def delete_objects(kubeconfig: str, objects: list[dict]) -> None:
+def delete_objects(kubeconfig: str, objects: list[dict], *, propagation: str | None = None) -> None:
     """Delete objects where they declare to be (e.g. an instance's cluster-scoped policy binding).
 
-    Gone already (404) is fine; so is a kind the cluster does not serve.
+    Gone already (404) is fine; so is a kind the cluster does not serve. ``propagation`` is the
+    deletion's propagation policy (``"Foreground"``: the object goes once its dependents, e.g. a
+    Deployment's pods, are gone); default the API server's.
     """
+    body = {"propagationPolicy": propagation} if propagation else None
     with api_client(kubeconfig) as api:
         try:
             dynamic = _dynamic(api)
@@ -189,6 +192,7 @@ def delete_objects(kubeconfig: str, objects: list[dict]) -> None:
                     resource.delete(
                         name=metadata["name"],
                         namespace=metadata.get("namespace") if resource.namespaced else None,
+                        body=body,
                     )
                 except ApiException as exc:
                     if exc.status != 404:

@@ -115,8 +115,11 @@ def _pod_problem(pod) -> str:
     return ""
 
 
-def _ready_notes(core: k8s.CoreV1Api, apps: k8s.AppsV1Api, batch: k8s.BatchV1Api, namespace: str):
-    """One readiness pass: (notes about what is ready, notes about what is not)."""
+def _ready_notes(
+    core: k8s.CoreV1Api, apps: k8s.AppsV1Api, batch: k8s.BatchV1Api, namespace: str, label_selector: str = ""
+):
+    """One readiness pass: (notes about what is ready, notes about what is not); workloads, pods and
+    claims only those matching ``label_selector`` (when given)."""
     ready: list[str] = []
     waiting: list[str] = []
 
@@ -125,6 +128,8 @@ def _ready_notes(core: k8s.CoreV1Api, apps: k8s.AppsV1Api, batch: k8s.BatchV1Api
 
     kw = {"_request_timeout": TIMEOUT}
     accounts = core.list_namespaced_service_account(namespace, field_selector="metadata.name=default", **kw)
+    if label_selector:
+        kw["label_selector"] = label_selector
     note(
         bool(accounts.items),
         "ServiceAccount default: " + ("present" if accounts.items else "not created yet"),
@@ -197,21 +202,24 @@ def _ready_notes(core: k8s.CoreV1Api, apps: k8s.AppsV1Api, batch: k8s.BatchV1Api
     return ready, waiting
 
 
-def wait_ready(kubeconfig: str, namespace: str, *, timeout: float = 60, poll: float = 0.5) -> list[str]:
+def wait_ready(
+    kubeconfig: str, namespace: str, *, timeout: float = 60, poll: float = 0.5, label_selector: str = ""
+) -> list[str]:
     """Wait until the namespace's workloads are ready; return readiness notes.
 
     Ready means: the ``default`` ServiceAccount exists and every ResourceQuota is computed (pods are
     admitted only then); every Deployment and StatefulSet has ``replicas`` ready and up to date,
     every DaemonSet its desired pods ready; no Job has failed; every other pod is Running and Ready
     or Succeeded. PersistentVolumeClaims do not block (without a provisioner they stay Pending).
-    Raises ``TimeoutError`` naming what is not ready after ``timeout`` seconds.
+    Raises ``TimeoutError`` naming what is not ready after ``timeout`` seconds. With ``label_selector``
+    only the workloads, pods and claims it matches are judged (one service's objects in a namespace).
     """
     deadline = time.monotonic() + timeout
     with api_client(kubeconfig) as api:
         core, apps, batch = k8s.CoreV1Api(api), k8s.AppsV1Api(api), k8s.BatchV1Api(api)
         while True:
             try:
-                ready, waiting = _ready_notes(core, apps, batch, namespace)
+                ready, waiting = _ready_notes(core, apps, batch, namespace, label_selector)
             except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
                 raise _unreachable(exc) from exc
             if not waiting:

@@ -274,7 +274,10 @@ def test_sample_context_uses_defaults_placeholders_and_samples():
         "project": "sample-project",
         "org": "sample-org",
         "owner": "sample-owner",
+        "host": "sample-instance.sample-namespace.apps.sample.paas.internal",  # a service's own host
     }
+    # A service template also sees its service, compute instance, ingress, extra and storage.
+    assert context["ingress"]["host"] == context["instance"]["host"] and context["extra"] == {}
     group = context["profile"]["resource_groups"][0]
     assert (
         group["gpu_model"],

@@ -1,0 +1,247 @@
+"""The service deployer (worker side): a service instance's deploy and delete runs, driven by
+``instances.deployer.execute`` (claims, retries, failure, abandon and the reconcile are the compute
+instances' own).
+
+Deploy: render the service template (``instances.service_render``: validated for the compute instance's
+namespace, host suffix and allowed custom resources), add to every object the profile's labels and
+annotations (also on pod templates) and the platform label ``gpu-paas.io/service: <name>``, and the
+profile's extra configuration as environment variables of every container (names the template sets
+win; the template also reads it as ``extra``); record the inventory of what it applies; server-side
+apply into the instance's namespace; wait for the service's own objects (label selector) with a deadline;
+read its outputs (secret outputs stay references, read on request). Delete: remove the inventory's
+objects (foreground: their pods first) and wait until they are gone.
+"""
+
+import time
+from collections.abc import Mapping
+
+from django.utils import timezone
+
+from instances import deployer
+from instances.models import ComputeInstance, Run, ServiceInstance
+from instances.service_render import service_render
+from instances.states import State, transition
+from inventory import kube
+from inventory.models import Datacenter, Storage
+from paas.audit import audit_log
+from paas.platform_owned import LABEL_SERVICE
+
+DELETE_TIMEOUT = 120  # seconds a delete waits for the service's objects to be gone
+_WORKLOADS = ("Deployment", "StatefulSet", "ReplicaSet", "DaemonSet", "Job")
+
+
+def target(run: Run) -> ServiceInstance:
+    return ServiceInstance.objects.select_related(
+        "compute_instance__cluster",
+        "compute_instance__org",
+        "compute_instance__project",
+        "owner",
+        "project__org",
+    ).get(pk=run.service_id)
+
+
+def work(run: Run, service: ServiceInstance, step: deployer.RunLog) -> None:
+    if run.kind == Run.Kind.DELETE:
+        delete(service, step)
+    elif service.state in (State.DELETING, State.DELETED):
+        raise deployer.UnexpectedError(RuntimeError(f"the service is {service.state}"))
+    else:
+        deploy(service, step)
+
+
+# --- what the deployer adds to the template's objects -----------------------------------------------
+
+
+def _pod_templates(obj: dict) -> list[dict]:
+    """The pod templates of a workload (``{"metadata", "spec"}`` dicts), to label and give env to."""
+    kind, spec = obj.get("kind"), obj.get("spec")
+    if not isinstance(spec, dict):
+        return []
+    found = []
+    if kind in _WORKLOADS:
+        found.append(spec.get("template"))
+    elif kind == "CronJob":
+        found.append(((spec.get("jobTemplate") or {}).get("spec") or {}).get("template"))
+    elif kind == "RayCluster":
+        found.append((spec.get("headGroupSpec") or {}).get("template"))
+        found += [g.get("template") for g in spec.get("workerGroupSpecs") or [] if isinstance(g, dict)]
+    return [t for t in found if isinstance(t, dict)]
+
+
+def _pod_specs(obj: dict) -> list[dict]:
+    if obj.get("kind") == "Pod":
+        return [obj["spec"]] if isinstance(obj.get("spec"), dict) else []
+    specs = [t.get("spec") for t in _pod_templates(obj)]
+    if obj.get("kind") == "InferenceService" and isinstance(obj.get("spec"), dict):
+        for name in ("predictor", "transformer", "explainer"):
+            component = obj["spec"].get(name)
+            if isinstance(component, dict):
+                specs.append(component)
+                specs += [v for v in component.values() if isinstance(v, dict) and "image" in v]
+    return [s for s in specs if isinstance(s, dict)]
+
+
+def _label(metadata: dict, labels: Mapping, annotations: Mapping, service_name: str) -> None:
+    metadata["labels"] = {**labels, **(metadata.get("labels") or {}), LABEL_SERVICE: service_name}
+    if annotations:
+        metadata["annotations"] = {**annotations, **(metadata.get("annotations") or {})}
+
+
+def _env(container: dict, extra: Mapping) -> None:
+    env = container.get("env") or []
+    present = {e.get("name") for e in env if isinstance(e, dict)}
+    container["env"] = [*env, *({"name": k, "value": str(v)} for k, v in extra.items() if k not in present)]
+
+
+def decorate(objects: list[dict], service: ServiceInstance) -> list[dict]:
+    """Add the profile's labels and annotations (the template's own keys win, so selectors stay as the
+    template wrote them), the platform's service label, and the extra configuration as environment."""
+    snapshot = service.snapshot
+    labels = {str(k): str(v) for k, v in (snapshot.get("labels") or {}).items()}
+    annotations = {str(k): str(v) for k, v in (snapshot.get("annotations") or {}).items()}
+    extra = dict(snapshot.get("extra_config") or {})
+    for obj in objects:
+        _label(obj.setdefault("metadata", {}), labels, annotations, service.name)
+        for template in _pod_templates(obj):
+            _label(template.setdefault("metadata", {}), labels, annotations, service.name)
+        if extra:
+            for spec in _pod_specs(obj):
+                containers = spec.get("containers") if "containers" in spec or "image" not in spec else [spec]
+                for container in [*(containers or []), *(spec.get("initContainers") or [])]:
+                    if isinstance(container, dict):
+                        _env(container, extra)
+    return objects
+
+
+def _ref(obj: dict) -> dict:
+    return {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": obj["metadata"]["name"]}
+
+
+def _as_objects(refs: list[dict], namespace: str) -> list[dict]:
+    return [
+        {
+            "apiVersion": r["apiVersion"],
+            "kind": r["kind"],
+            "metadata": {"name": r["name"], "namespace": namespace},
+        }
+        for r in refs
+    ]
+
+
+# --- deploy and delete ------------------------------------------------------------------------------
+
+
+def selector(service: ServiceInstance) -> str:
+    return f"{LABEL_SERVICE}={service.name}"
+
+
+def deploy(service: ServiceInstance, step: deployer.RunLog, *, action: dict | None = None) -> None:
+    compute = service.compute_instance
+    kubeconfig, namespace = compute.cluster.kubeconfig.reveal(), compute.namespace
+    objects, context = service_render(service, action=action)
+    decorate(objects, service)
+    template = service.snapshot["template"]
+    step(f"Rendered {len(objects)} objects from {template['name']}@{template['version']}.")
+    refs = [_ref(o) for o in objects]
+    previous = list(service.objects_applied or [])
+    # Recorded before applying: a delete after a failed apply still finds whatever was created.
+    ServiceInstance.objects.filter(pk=service.pk).update(
+        objects_applied=refs + [r for r in previous if r not in refs]
+    )
+    kube.apply(kubeconfig, objects, namespace=namespace)
+    step(f"Applied {len(objects)} objects to namespace {namespace} (server-side apply).")
+    stale = [r for r in previous if r not in refs]
+    if stale:
+        kube.delete_objects(kubeconfig, _as_objects(stale, namespace))
+        step(f"Removed {len(stale)} objects the template no longer renders.")
+    ServiceInstance.objects.filter(pk=service.pk).update(objects_applied=refs)
+    notes = kube.wait_ready(
+        kubeconfig, namespace, timeout=deployer.READY_TIMEOUT, label_selector=selector(service)
+    )
+    step("Ready." + (" " + "; ".join(notes) if notes else ""))
+    outputs = deployer.read_outputs(service, kubeconfig, namespace, context)
+    ServiceInstance.objects.filter(pk=service.pk).update(outputs=outputs)
+
+
+def _remove(kubeconfig: str, namespace: str, refs: list[dict], *, timeout: float) -> None:
+    objects = _as_objects(refs, namespace)
+    kube.delete_objects(kubeconfig, objects, propagation="Foreground")
+    deadline = time.monotonic() + timeout
+    for obj in objects:
+        while kube.read_field(
+            kubeconfig,
+            api_version=obj["apiVersion"],
+            kind=obj["kind"],
+            name=obj["metadata"]["name"],
+            namespace=namespace,
+            path="metadata.uid",
+        ):
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{obj['kind']}/{obj['metadata']['name']} still exists after {timeout:.0f} s."
+                )
+            time.sleep(0.3)
+
+
+def delete(service: ServiceInstance, step: deployer.RunLog, *, timeout: float = DELETE_TIMEOUT) -> None:
+    compute = service.compute_instance
+    refs = list(service.objects_applied or [])
+    if compute.namespace and refs:
+        _remove(compute.cluster.kubeconfig.reveal(), compute.namespace, refs, timeout=timeout)
+    step(f"Removed {len(refs)} objects from namespace {compute.namespace}.")
+
+
+def delete_services_of(compute: ComputeInstance, kubeconfig: str, step: deployer.RunLog) -> None:
+    """A compute instance's delete run, before its namespace goes: its services' objects."""
+    services = list(compute.services.exclude(state=State.DELETED).only("name", "objects_applied"))
+    refs = [r for s in services for r in (s.objects_applied or [])]
+    if compute.namespace and refs:
+        _remove(kubeconfig, compute.namespace, refs, timeout=DELETE_TIMEOUT)
+    if services:
+        step(f"Removed the objects of {len(services)} services ({', '.join(s.name for s in services)}).")
+
+
+# --- in the success's transaction (instances.deployer._succeeded) ------------------------------------
+
+
+def deleted_with(compute: ComputeInstance) -> None:
+    """The compute instance is deleted: so are its services (their rows, runs and audit stay)."""
+    for service in (
+        ServiceInstance.objects.select_for_update()
+        .filter(compute_instance=compute)
+        .exclude(state=State.DELETED)
+    ):
+        if service.state != State.DELETING:
+            transition(service, State.DELETING, f"Its compute instance {compute.name} was deleted.")
+        transition(service, State.DELETED, f"Deleted with its compute instance {compute.name}.")
+        Run.objects.filter(service=service, outcome__in=(Run.Outcome.QUEUED, Run.Outcome.RUNNING)).update(
+            outcome=Run.Outcome.FAILED,
+            message="The compute instance was deleted.",
+            finished_at=timezone.now(),
+        )
+        audit_log(
+            actor=None,
+            action="service.deleted",
+            target=service,
+            project=service.project,
+            details={"with_instance": compute.name},
+        )
+
+
+def succeeded(run: Run, service: ServiceInstance) -> None:
+    """After a successful deploy: open storage chosen together with a datacenter becomes that
+    datacenter's storage (the reference's dynamic storage-to-datacenter mapping)."""
+    if run.kind == Run.Kind.DELETE or not service.datacenter_id or not service.storage:
+        return
+    datacenter = Datacenter.objects.get(pk=service.datacenter_id)
+    for storage in Storage.objects.select_for_update().filter(
+        name__in=service.storage, datacenter__isnull=True
+    ):
+        storage.datacenter = datacenter
+        storage.save(update_fields=["datacenter"])
+        audit_log(
+            actor=None,
+            action="storage.datacenter_mapped",
+            target=storage,
+            details={"datacenter": datacenter.name, "service": str(service), "run": run.pk},
+        )
