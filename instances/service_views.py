@@ -21,6 +21,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from catalog.models import ServiceProfile
 from catalog.selectors import catalog_for
+from catalog.service_inputs import input_fields
 from instances import selectors
 from instances.models import ComputeInstance, Run, ServiceInstance
 from instances.service_forms import (
@@ -30,6 +31,13 @@ from instances.service_forms import (
     ServiceLaunchForm,
     input_key,
 )
+from instances.service_instances import (
+    instance_service_usage,
+    service_delete,
+    service_launch,
+    service_output_reveal,
+    shown_outputs,
+)
 from instances.service_selectors import (
     can_deploy_services_on,
     can_manage_service,
@@ -37,25 +45,13 @@ from instances.service_selectors import (
     service_list_filtered,
 )
 from instances.states import State
+from inventory.models import Datacenter, Storage
+from inventory.selectors import storage_for_datacenter
 from paas import authz
 from paas.errors import Forbidden, NotFound
 from paas.forms import apply_error
 from paas.portal import FORM_ERRORS, portal_page
 from tenancy.portal import use_workspace
-
-try:  # H1's service layer (launch, delete, reveal, outputs, inputs)
-    from catalog.service_inputs import input_fields
-
-    from instances.service_instances import (
-        instance_service_usage,
-        service_delete,
-        service_launch,
-        service_output_reveal,
-        shown_outputs,
-    )
-except ImportError:  # pragma: no cover - until the service core lands
-    input_fields = instance_service_usage = service_delete = service_launch = None
-    service_output_reveal = shown_outputs = None
 
 try:  # H2's actions and day-2 operations
     from instances.actions import action_run, actions_for, day2_refusal, service_redeploy
@@ -187,22 +183,14 @@ def _int(value) -> int | None:
         return None
 
 
-def _storage_choices(profile, datacenter_id):
+def _storage_choices(datacenter_id):
     """Storage shown for a datacenter: open storage, and the storage of that datacenter (none chosen:
     open storage only), as the reference's storage visibility rule says."""
-    from django.db.models import Q
-
-    from inventory.models import Storage
-
-    rule = Q(datacenter__isnull=True)
-    if datacenter_id:
-        rule |= Q(datacenter_id=datacenter_id)
-    return list(Storage.objects.filter(rule).order_by("name"))
+    datacenter = Datacenter.objects.filter(pk=datacenter_id).first() if datacenter_id else None
+    return list(storage_for_datacenter(Storage.objects.all(), datacenter).order_by("name"))
 
 
 def _datacenters():
-    from inventory.models import Datacenter
-
     return list(Datacenter.objects.order_by("display_name").only("id", "display_name"))
 
 
@@ -217,11 +205,9 @@ def _launch_form(request, *, data, initial, profiles, instances, profile):
         instances=instances,
         profile=profile,
         datacenters=_datacenters() if profile is not None and profile.datacenter_exposed else (),
-        storages=_storage_choices(profile, datacenter_id)
-        if profile is not None and profile.storage_exposed
-        else (),
+        storages=_storage_choices(datacenter_id) if profile is not None and profile.storage_exposed else (),
     )
-    if profile is not None and input_fields is not None:
+    if profile is not None:
         form.add_inputs(input_fields(profile))
     return form
 
@@ -275,8 +261,6 @@ def service_new(request: HttpRequest, project_id: int, kind: str) -> HttpRespons
             instance = next(i for i in instances if i.pk == form.cleaned_data["compute_instance"])
             datacenter = None
             if "datacenter" in form.fields and form.cleaned_data.get("datacenter"):
-                from inventory.models import Datacenter
-
                 datacenter = Datacenter.objects.filter(pk=form.cleaned_data["datacenter"]).first()
             try:
                 service = service_launch(
@@ -316,8 +300,6 @@ def service_new(request: HttpRequest, project_id: int, kind: str) -> HttpRespons
 
 
 def _outputs(service: ServiceInstance) -> list[dict]:
-    if shown_outputs is None:
-        return []
     rows = []
     for output in shown_outputs(service):
         value = output.get("value")
@@ -393,8 +375,6 @@ def service_status(request: HttpRequest, service_id: int) -> HttpResponse:
 def service_reveal(request: HttpRequest, service_id: int, name: str) -> HttpResponse:
     """A secret output's value, read now on request (audited by the service layer, never stored)."""
     service = service_get_for(request.user, service_id)
-    if service_output_reveal is None:
-        raise NotFound("Outputs cannot be revealed yet.")
     try:
         value, error = service_output_reveal(actor=request.user, service=service, name=name), ""
     except FORM_ERRORS as exc:
@@ -575,7 +555,7 @@ def instance_services_context(request: HttpRequest, instance: ComputeInstance) -
     """What a compute instance's page shows of its services and its own actions."""
     user = request.user
     services = list(service_list_filtered(user, compute_instance=instance))
-    usage = instance_service_usage(instance) if instance_service_usage is not None else None
+    usage = instance_service_usage(instance)
     can_act = (
         actions_for is not None
         and may_act_on_instance(user, instance)
