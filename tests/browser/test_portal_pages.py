@@ -82,6 +82,7 @@ def test_every_page_passes_axe_and_fits_the_screen(platform, new_page, shot, pho
     page.goto(f"/w/{team.pk}/")
     page.locator("details.workspace-switcher summary").click()
     check(page, shot, "switcher-open")
+    page.goto(f"/w/{team.pk}/")
     page.locator("details.deployments-menu summary").click()
     check(page, shot, "deployments-menu-open")
     page.goto(f"/w/{team.pk}/instances/new/")
