@@ -34,7 +34,7 @@ def test_a_notebook_from_the_catalog_card_to_ready_then_stop_start_and_delete(
     page = new_page()
     login(page, platform.owner.username, platform.password, url=LOGIN)
     page.goto(f"/w/{team.pk}/services/")
-    page.get_by_role("link", name="Launch Jupyter Notebook").click()
+    page.get_by_role("button", name="Launch Jupyter Notebook").click()
 
     # The reference's "Create Notebook": name, description, type, compute instance, then the inputs
     # with the notebook profile selector.
