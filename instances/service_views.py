@@ -493,7 +493,7 @@ def service_redeploy_view(request: HttpRequest, service_id: int) -> HttpResponse
     refusal = day2_refusal(service)
     form = ServiceInputsForm(request.POST if request.method == "POST" and refusal is None else None)
     form.add_inputs(input_fields(service.snapshot), values=service.input_values)
-    error, status = "", 200
+    error, status = "", 200 if refusal is None or request.method == "GET" else 409
     if request.method == "POST" and refusal is None:
         status = 400
         if form.is_valid():

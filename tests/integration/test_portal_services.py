@@ -7,8 +7,10 @@ snapshot, the queued deploy run); real deploys are in tests/browser/test_service
 import pytest
 
 from catalog import system
-from catalog.models import ServiceProfile
-from instances.models import Run, ServiceInstance
+from catalog.models import ComputeProfile, ServiceProfile
+from catalog.service_inputs import input_fields
+from instances import service_instances
+from instances.models import ComputeInstance, Run, ServiceInstance
 from tests.factories import ONE_A100, make_profile, make_synced_cluster
 from tests.support.instances import launch
 from tests.support.roles import user_for
@@ -35,6 +37,7 @@ def hub(world):
     for i in (box, spare):
         i.state, i.namespace = "ready", f"i-{i.name}"
         i.save(update_fields=["state", "namespace"])
+    Run.objects.filter(instance__in=(box, spare)).update(outcome="succeeded")  # as a finished deploy
     return world, box, spare
 
 
@@ -193,6 +196,14 @@ def jupyter():
     return ServiceProfile.objects.get(org__isnull=True, name="jupyter-notebook")
 
 
+def expose_image(profile):
+    """Let users set the notebook's image (a single-line text input), as an admin may."""
+    settings = dict(profile.input_settings)
+    settings["image"] = {"default": None, "required": False, "exposed": True, "overridable": True}
+    ServiceProfile.objects.filter(pk=profile.pk).update(input_settings=settings)
+    profile.refresh_from_db()
+
+
 def new_url(world, kind="notebooks"):
     return f"/w/{world.a.project.pk}/deployments/{kind}/new/"
 
@@ -263,9 +274,10 @@ def test_every_service_error_lands_on_its_field_and_nothing_typed_is_lost(hub, c
     assert 'aria-invalid="true"' in text and 'id="id_name_error"' in text
 
     # a value the service layer refuses for one input: its message beside that input
-    refused = c.post(new_url(world), form_data(jupyter, box, input_workspace_claim="two\nlines"))
+    expose_image(jupyter)
+    refused = c.post(new_url(world), form_data(jupyter, box, input_image="two\nlines"))
     assert refused.status_code == 400
-    assert "single line" in " ".join(refused.context["form"].errors.get("input_workspace_claim", []))
+    assert "single line" in " ".join(refused.context["form"].errors.get("input_image", []))
     assert 'value="demo-notebook"' in refused.content.decode()
 
     # what does not fit what is left of the instance: refused with the numbers, above the form
@@ -355,3 +367,103 @@ def test_role_matrix_of_the_service_and_instance_controls(hub, client, who):
         assert ServiceInstance.objects.get(pk=nb.pk).state == "deleting"
     else:
         assert ServiceInstance.objects.get(pk=nb.pk).state == "ready"
+
+
+# --- actions and day-2 -----------------------------------------------------------------------------------
+
+
+def _launched(world, box, jupyter, name="nb"):
+    """A notebook launched through the service layer (snapshot, inputs), then marked ready as a
+    successful deploy leaves it."""
+    service = service_instances.service_launch(
+        actor=world.a.users["collaborator_rw"],
+        compute_instance=box,
+        profile=jupyter,
+        name=name,
+        inputs={"cpu": 2, "memory_gib": 8}
+        | ({"home_size_gib": 5} if _exposed(jupyter, "home_size_gib") else {}),
+    )
+    Run.objects.filter(service=service).update(outcome="succeeded")
+    ServiceInstance.objects.filter(pk=service.pk).update(state="ready")
+    service.refresh_from_db()
+    return service
+
+
+def _exposed(profile, name) -> bool:
+    return any(f.name == name for f in input_fields(profile))
+
+
+def test_service_actions_by_role(hub, client, jupyter):
+    world, box, _ = hub
+    nb = _launched(world, box, jupyter)
+    rw = as_user(client, world, "collaborator_rw")
+    page = rw.get(f"/services/{nb.pk}/").content.decode()
+    assert f'action="/services/{nb.pk}/actions/stop/"' in page  # offered: stop (it runs), not start
+    assert f'action="/services/{nb.pk}/actions/start/"' not in page
+    ro = as_user(client, world, "collaborator_ro")
+    assert "/actions/" not in ro.get(f"/services/{nb.pk}/").content.decode()
+    assert ro.post(f"/services/{nb.pk}/actions/stop/").status_code == 403
+    assert not Run.objects.filter(service=nb, kind="action").exists()
+    rw = as_user(client, world, "collaborator_rw")
+    done = rw.post(f"/services/{nb.pk}/actions/stop/")
+    assert done.status_code == 302 and done.url == f"/services/{nb.pk}/"
+    run = Run.objects.get(service=nb, kind="action")
+    assert run.action == "stop" and run.requested_by == world.a.users["collaborator_rw"]
+    live = rw.get(f"/services/{nb.pk}/").content.decode()
+    assert "Running stop on nb." in live and f'hx-get="/services/{nb.pk}/status/"' in live
+    assert "/actions/" not in live  # no second action while one is queued
+    assert rw.post(f"/services/{nb.pk}/actions/bogus/").status_code == 404
+
+
+def test_redeploy_with_changed_inputs_and_the_refusal_without_day2(hub, client, jupyter):
+    world, box, _ = hub
+    expose_image(jupyter)
+    nb = _launched(world, box, jupyter)
+    c = as_user(client, world, "collaborator_rw")
+    assert f'href="/services/{nb.pk}/redeploy/"' in c.get(f"/services/{nb.pk}/").content.decode()
+    form = c.get(f"/services/{nb.pk}/redeploy/").content.decode()
+    assert 'name="input_cpu" value="2"' in form and 'name="input_notebook_profile"' in form
+    current = {
+        f"input_{f.name}": nb.input_values.get(f.name)
+        for f in input_fields(nb.snapshot)
+        if nb.input_values.get(f.name) is not None
+    }
+    bad = c.post(f"/services/{nb.pk}/redeploy/", current | {"input_cpu": "3", "input_image": "a\nb"})
+    assert bad.status_code == 400 and bad.context["form"].errors.get("input_image")
+    assert 'value="3"' in bad.content.decode()  # nothing typed is lost
+    done = c.post(f"/services/{nb.pk}/redeploy/", current | {"input_cpu": "3"})
+    assert done.status_code == 302, done.context and (done.context["error"], done.context["form"].errors)
+    assert Run.objects.filter(service=nb, kind="redeploy").exists()
+    ro = as_user(client, world, "collaborator_ro")
+    assert ro.get(f"/services/{nb.pk}/redeploy/").status_code == 403
+
+    job = service_row(box, "training-job", "train")  # its profile does not allow day-2 operations
+    c = as_user(client, world, "collaborator_rw")
+    page = c.get(f"/services/{job.pk}/").content.decode()
+    assert (
+        "/redeploy/" not in page and "Redeploy is not available" in page and "ALLOW_DAY2_OPERATIONS" in page
+    )
+    refused = c.post(f"/services/{job.pk}/redeploy/", {"input_cpu": "3"})
+    assert refused.status_code == 409 and "ALLOW_DAY2_OPERATIONS" in refused.content.decode()
+    assert not Run.objects.filter(service=job).exists()
+
+
+def test_instance_actions_for_its_users_not_for_read_write_collaborators(hub, client):
+    world, _, _ = hub
+    small = ComputeProfile.objects.get(org__isnull=True, name="small")
+    big = launch(world, small, "big")
+    Run.objects.filter(instance=big).update(outcome="succeeded")
+    ComputeInstance.objects.filter(pk=big.pk).update(state="ready", namespace="i-big")
+    admin = as_user(client, world, "workspace_admin")
+    page = admin.get(f"/instances/{big.pk}/").content.decode()
+    assert f'action="/instances/{big.pk}/actions/stop/"' in page
+    assert f'action="/instances/{big.pk}/actions/start/"' not in page
+    for who in ("collaborator_rw", "collaborator_ro"):
+        c = as_user(client, world, who)
+        assert "/actions/" not in c.get(f"/instances/{big.pk}/").content.decode(), who
+        assert c.post(f"/instances/{big.pk}/actions/stop/").status_code == 403, who
+    assert not Run.objects.filter(instance=big, kind="action").exists()
+    admin = as_user(client, world, "workspace_admin")
+    done = admin.post(f"/instances/{big.pk}/actions/stop/")
+    assert done.status_code == 302 and done.url == f"/instances/{big.pk}/"
+    assert Run.objects.get(instance=big, kind="action", service__isnull=True).action == "stop"
