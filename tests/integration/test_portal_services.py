@@ -5,6 +5,8 @@ except on the new-service page, which launches through the service layer for rea
 snapshot, the queued deploy run); real deploys are in tests/browser/test_services_browser.py."""
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from catalog import system
 from catalog.models import ComputeProfile, ServiceProfile
@@ -467,3 +469,34 @@ def test_instance_actions_for_its_users_not_for_read_write_collaborators(hub, cl
     done = admin.post(f"/instances/{big.pk}/actions/stop/")
     assert done.status_code == 302 and done.url == f"/instances/{big.pk}/"
     assert Run.objects.get(instance=big, kind="action", service__isnull=True).action == "stop"
+
+
+def test_query_counts_do_not_grow_with_services(hub, client):
+    world, box, spare = hub
+    c = as_user(client, world, "collaborator_rw")
+    first = service_row(box, "jupyter-notebook", "nb-0")
+    for n in range(1, 3):
+        service_row(box if n % 2 else spare, "jupyter-notebook", f"nb-{n}", state="ready")
+    Run.objects.create(instance=box, service=first, kind="deploy", outcome="succeeded")
+    urls = [
+        f"/w/{world.a.project.pk}/deployments/notebooks/",
+        f"/w/{world.a.project.pk}/deployments/notebooks/?instance={box.pk}&state=ready",
+        f"/services/{first.pk}/",
+        f"/services/{first.pk}/status/",
+        f"/instances/{box.pk}/",
+    ]
+    for url in urls:
+        c.get(url)  # warm the process-wide caches
+
+    def count(url) -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert c.get(url).status_code == 200, url
+        return len(ctx.captured_queries)
+
+    small = {url: count(url) for url in urls}
+    for n in range(3, 40):
+        service_row(box if n % 2 else spare, "jupyter-notebook", f"nb-{n}", state="ready")
+        Run.objects.create(instance=box, service=first, kind="action", action="stop", outcome="succeeded")
+    large = {url: count(url) for url in urls}
+    print(f"\nservice pages' queries, 3 vs 40 services: {small} vs {large}")
+    assert small == large, (small, large)
