@@ -141,6 +141,13 @@ def _claim(run_id: int) -> Run | None:
             (ServiceInstance, run.service_id) if run.service_id else (ComputeInstance, run.instance_id)
         )
         target = model.objects.select_for_update().get(pk=pk)
+        if run.service_id and run.kind != Run.Kind.DELETE and target.state in (State.DELETING, State.DELETED):
+            # A service deleted before this run got its turn: nothing to deploy any more.
+            message = f"Not run: the service is {target.get_state_display().lower()}."
+            Run.objects.filter(pk=run.pk).update(
+                outcome=Run.Outcome.FAILED, message=message, finished_at=timezone.now()
+            )
+            return None
         if run.kind != Run.Kind.DELETE and target.state in (State.PENDING, State.FAILED, State.READY):
             transition(
                 target, State.PROVISIONING, f"Attempt {run.attempt} of {run.get_kind_display().lower()}."

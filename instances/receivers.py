@@ -1,6 +1,6 @@
 """Receivers of tenancy's signals that are about instances as a whole (not one instance's access)."""
 
-from instances.models import ComputeInstance
+from instances.models import ComputeInstance, ServiceInstance
 from instances.states import State
 from paas.errors import Conflict
 
@@ -25,4 +25,5 @@ def project_deleting(*, project, actor, **kwargs) -> None:
             "first, then delete the workspace.",
             code="project_not_empty",
         )
+    ServiceInstance.objects.filter(project=project, state=State.DELETED).delete()  # (they protect theirs)
     ComputeInstance.objects.filter(project=project, state=State.DELETED).delete()

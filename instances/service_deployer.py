@@ -43,9 +43,7 @@ def target(run: Run) -> ServiceInstance:
 def work(run: Run, service: ServiceInstance, step: deployer.RunLog) -> None:
     if run.kind == Run.Kind.DELETE:
         delete(service, step)
-    elif service.state in (State.DELETING, State.DELETED):
-        raise deployer.UnexpectedError(RuntimeError(f"the service is {service.state}"))
-    else:
+    else:  # (a run of a service being deleted is not claimed: instances.deployer._claim)
         deploy(service, step)
 
 
@@ -167,20 +165,10 @@ def _remove(kubeconfig: str, namespace: str, refs: list[dict], *, timeout: float
     objects = _as_objects(refs, namespace)
     kube.delete_objects(kubeconfig, objects, propagation="Foreground")
     deadline = time.monotonic() + timeout
-    for obj in objects:
-        while kube.read_field(
-            kubeconfig,
-            api_version=obj["apiVersion"],
-            kind=obj["kind"],
-            name=obj["metadata"]["name"],
-            namespace=namespace,
-            path="metadata.uid",
-        ):
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"{obj['kind']}/{obj['metadata']['name']} still exists after {timeout:.0f} s."
-                )
-            time.sleep(0.3)
+    while left := kube.existing(kubeconfig, objects):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{', '.join(left)} still exist(s) after {timeout:.0f} s.")
+        time.sleep(0.3)
 
 
 def delete(service: ServiceInstance, step: deployer.RunLog, *, timeout: float = DELETE_TIMEOUT) -> None:

@@ -20,7 +20,7 @@ from catalog.services import profile_snapshot
 from instances import selectors
 from instances.models import ComputeInstance, Run, ServiceInstance
 from instances.namespace import namespace_for
-from instances.rendering import instance_render
+from instances.rendering import instance_context
 from instances.service_render import service_host, service_render
 from instances.service_selectors import can_deploy_services_on, can_manage_service
 from instances.states import STORAGE_ONLY, State, transition
@@ -200,10 +200,13 @@ def _as_usage(row) -> Usage:
 
 
 def own_usage(compute_instance: ComputeInstance) -> Usage:
-    """What the compute instance's own template uses of its namespace (e.g. its workspace volume)."""
+    """What the compute instance's own template uses of its namespace (e.g. its workspace volume):
+    rendered as its deploy renders it (not validated again: only counted)."""
     try:
-        objects, _ = instance_render(compute_instance, namespace_for(compute_instance))
-    except templating.TemplateError:
+        context = instance_context(compute_instance, namespace_for(compute_instance))
+        manifests = compute_instance.snapshot["template"]["manifests"]
+        objects = templating.parse(templating.render(manifests, context))
+    except (templating.TemplateError, KeyError):
         return Usage()
     return usage_of(objects)
 
@@ -222,7 +225,8 @@ def services_usage(compute_instance: ComputeInstance, *, exclude=None) -> Usage:
     return total
 
 
-def _totals(compute_instance: ComputeInstance) -> Usage:
+def instance_totals(compute_instance: ComputeInstance) -> Usage:
+    """The instance's totals (its compute profile's resource groups)."""
     return Usage(
         gpus=compute_instance.gpus,
         mig_slices=dict(compute_instance.mig_slices or {}),
@@ -275,7 +279,7 @@ def instance_service_usage(compute_instance: ComputeInstance) -> dict:
     template's objects), ``services`` and ``left``, each {gpus, mig_slices, cpu_millis, memory_gib,
     storage_gib}; ``count`` the services that are not deleted."""
     totals, own, services = (
-        _totals(compute_instance),
+        instance_totals(compute_instance),
         own_usage(compute_instance),
         services_usage(compute_instance),
     )
@@ -382,7 +386,7 @@ def service_launch(
     need = usage_of(objects)
     problems = fit_problems(
         need,
-        totals=_totals(compute_instance),
+        totals=instance_totals(compute_instance),
         own=own_usage(compute_instance),
         services=services_usage(compute_instance),
     )

@@ -233,7 +233,7 @@ def _render_new(request, project, cards, name_form, size_form, step, error, code
 
 def _detail_context(request: HttpRequest, instance: ComputeInstance) -> dict:
     user = request.user
-    runs = list(instance.runs.filter(service__isnull=True).order_by("-created_at", "-pk")[:5])  # its own
+    runs = list(instance.runs.filter(service__isnull=True).order_by("-created_at", "-pk")[:5])
     can_manage = authz.has_perm(user, "delete_computeinstance", instance)
     return {
         "instance": instance,

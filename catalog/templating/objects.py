@@ -14,6 +14,7 @@ from importlib import resources
 from typing import Any
 
 import kubernetes_validate
+import kubernetes_validate.utils
 from kubernetes_validate.utils import all_versions
 
 from catalog import template_policy
@@ -215,6 +216,13 @@ def _schema_message(exc: Any) -> str:
         message = exc.message
     return _truncate(message, 300)
 
+
+# kubernetes-validate reads and parses its schema files on every call (the 2 MB _definitions.json
+# included: ~15 ms each time); they never change, so each is parsed once per process. The library reads
+# them through this module-level function and never modifies what it returns.
+kubernetes_validate.utils.schema_contents = functools.lru_cache(maxsize=256)(
+    kubernetes_validate.utils.schema_contents
+)
 
 _schema_results: collections.OrderedDict[str, str | None] = collections.OrderedDict()
 _SCHEMA_RESULTS_KEPT = 4096

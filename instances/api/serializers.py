@@ -70,7 +70,7 @@ class InstanceSerializer(serializers.ModelSerializer):
         validators = []
 
     def get_latest_run(self, obj) -> dict | None:
-        run = obj.runs.order_by("-created_at").first()
+        run = obj.runs.filter(service__isnull=True).order_by("-created_at").first()
         return RunSerializer(run).data if run else None
 
 

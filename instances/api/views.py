@@ -36,7 +36,18 @@ class InstanceViewSet(
     @extend_schema(responses=RunSerializer(many=True))
     @action(detail=True, methods=["get"])
     def runs(self, request, pk=None):
-        return Response(RunSerializer(self.get_object().runs.all()[:50], many=True).data)
+        return Response(
+            RunSerializer(self.get_object().runs.filter(service__isnull=True)[:50], many=True).data
+        )
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @action(detail=True, methods=["get"], url_path="service-usage")
+    def service_usage(self, request, pk=None):
+        """What the instance's services use against its totals: ``totals``, ``own`` (the instance's own
+        template's objects), ``services`` (a stopped one counts only its storage) and ``left``."""
+        from instances.service_instances import instance_service_usage
+
+        return Response(instance_service_usage(self.get_object()))
 
     @extend_schema(request=CollaboratorSerializer, responses=CollaboratorSerializer(many=True))
     @action(detail=True, methods=["get", "post"])

@@ -201,6 +201,34 @@ def delete_objects(kubeconfig: str, objects: list[dict], *, propagation: str | N
             raise _unreachable(exc) from exc
 
 
+def existing(kubeconfig: str, objects: list[dict]) -> list[str]:
+    """``Kind/name`` of those of ``objects`` that still exist where they declare to be (one client and
+    one discovery for all; a kind the cluster does not serve has none)."""
+    found = []
+    with api_client(kubeconfig) as api:
+        try:
+            dynamic = _dynamic(api)
+            for obj in objects:
+                try:
+                    resource = _resource(dynamic, obj["apiVersion"], obj["kind"])
+                except (ResourceNotFoundError, ResourceNotUniqueError):
+                    continue
+                metadata = obj["metadata"]
+                try:
+                    resource.get(
+                        name=metadata["name"],
+                        namespace=metadata.get("namespace") if resource.namespaced else None,
+                    )
+                except ApiException as exc:
+                    if exc.status != 404:
+                        raise
+                    continue
+                found.append(f"{obj['kind']}/{metadata['name']}")
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _unreachable(exc) from exc
+    return found
+
+
 def delete_namespace(kubeconfig: str, name: str) -> None:
     """Start deleting a namespace (foreground propagation); an absent namespace is fine.
 

@@ -170,3 +170,35 @@ def test_open_storage_chosen_with_a_datacenter_is_mapped_after_deploy(live):
     # From now on it is east's storage, no longer open storage.
     assert list(storage_for_datacenter(Storage.objects.all(), None)) == []
     assert list(storage_for_datacenter(Storage.objects.all(), east)) == [bucket]
+
+
+def test_a_refused_apply_is_retried_then_fails_the_service_not_the_instance(live, api):
+    world = live["world"]
+    instance = launch_instance(live)
+    # The schema allows it, the API server does not: the selector does not match the pod labels.
+    broken = make_service_profile(
+        world,
+        name="broken",
+        manifests=WEB_MANIFESTS.replace(
+            "matchLabels: {app: {{ instance.name }}}", "matchLabels: {app: other}"
+        ),
+    )
+    service = service_instances.service_launch(
+        actor=instance.owner, compute_instance=instance, profile=broken, name="web"
+    )
+    run = service.runs.get()
+    assert [run_to_end(run) for _ in range(3)] == ["retrying", "retrying", "failed"]
+    service.refresh_from_db()
+    instance.refresh_from_db()
+    assert service.state == "failed" and "selector" in service.state_reason
+    assert instance.state == "ready"
+    assert AuditEvent.objects.filter(action="service.failed", target_id=str(service.pk)).exists()
+    # The instance's own run list is its own; the service's runs are the service's.
+    owner = api.as_user(instance.owner)
+    assert [r["kind"] for r in owner.get(f"/api/v1/instances/{instance.pk}/runs/").json()] == ["deploy"]
+    assert [r["outcome"] for r in owner.get(f"/api/v1/service-instances/{service.pk}/runs/").json()] == [
+        "failed"
+    ]
+    # A failed service is deleted like any other (what it applied is removed by its inventory).
+    run = service_instances.service_delete(actor=instance.owner, service=service)
+    assert run_to_end(run) == "deleted"

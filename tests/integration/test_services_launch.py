@@ -318,3 +318,49 @@ def test_schema_lists_the_service_instance_operations(api, world):
     assert {"get", "post"} <= set(paths["/api/v1/service-instances/"])
     assert {"get", "delete"} <= set(paths["/api/v1/service-instances/{id}/"])
     assert "post" in paths["/api/v1/service-instances/{id}/outputs/{name}/reveal/"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_launches_never_oversubscribe_the_instance(setup):
+    """Twelve launches of 1 CPU at once on a 4-CPU instance: its row lock serialises them, four fit."""
+    import threading
+
+    from django.db import connection
+
+    results, barrier = [], threading.Barrier(12)
+
+    def one(index: int):
+        try:
+            barrier.wait()
+            _launch(setup, f"s-{index}", inputs={"cpu_millis": 1000})
+            results.append("ok")
+        except Conflict as exc:
+            results.append(exc.code)
+        except Exception as exc:  # any other failure fails the test below
+            results.append(repr(exc))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == ["instance_capacity"] * 8 + ["ok"] * 4
+    assert ServiceInstance.objects.filter(compute_instance=setup["instance"]).count() == 4
+
+
+def test_a_service_deleted_before_its_deploy_ran_is_never_deployed(setup):
+    from instances import deployer
+
+    service = _launch(setup)
+    deploy_run = service.runs.get()
+    delete_run = service_instances.service_delete(actor=setup["instance"].owner, service=service)
+    assert deployer.execute(deploy_run.pk) == "finished already"
+    deploy_run.refresh_from_db()
+    assert deploy_run.outcome == "failed" and deploy_run.message == "Not run: the service is deleting."
+    assert deployer.execute(delete_run.pk) == "deleted"  # nothing was applied: nothing to remove
+    service.refresh_from_db()
+    assert service.state == State.DELETED
+    with pytest.raises(Conflict):
+        service_instances.service_delete(actor=setup["instance"].owner, service=service)
