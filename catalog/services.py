@@ -11,7 +11,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from catalog import secret_inputs, selectors
+from catalog import profile_settings, secret_inputs, selectors
 from catalog.models import (
     CatalogGeneration,
     ComputeProfile,
@@ -22,8 +22,6 @@ from catalog.models import (
     SystemSharing,
     TemplateVersion,
 )
-from inventory.models import Storage
-from inventory.selectors import storage_for_datacenter
 from paas import authz
 from paas.audit import apply_changes, audit_log
 from paas.errors import Conflict, Forbidden, ValidationFailed
@@ -465,75 +463,6 @@ def _check_compute(data: dict) -> None:
         raise ValidationFailed("Invalid compute profile.", fields=errors)
 
 
-def _check_service(data: dict, storages: list[Storage] | None) -> None:
-    version: TemplateVersion = data["template_version"]
-    errors: dict[str, list[str]] = {}
-    declared = {item["name"]: item for item in version.inputs}
-    for name, setting in (data.get("input_settings") or {}).items():
-        if name not in declared:
-            errors.setdefault("input_settings", []).append(f"{name}: not an input of {version}.")
-        elif not isinstance(setting, dict) or set(setting) - {
-            "default",
-            "required",
-            "exposed",
-            "overridable",
-        }:
-            errors.setdefault("input_settings", []).append(
-                f"{name}: settings are default, required, exposed and overridable."
-            )
-    settings = data.get("input_settings") or {}
-    for name, item in declared.items():
-        setting = settings.get(name, {})
-        required = setting.get("required", item.get("required", False))
-        default = setting.get("default", item.get("default"))
-        if required and default in (None, "") and not (setting.get("exposed") and setting.get("overridable")):
-            errors.setdefault("input_settings", []).append(
-                f"{name}: required without a default, so end users must be able to see and set it "
-                f"(exposed and overridable)."
-            )
-    outputs = {item["name"] for item in version.outputs}
-    for name, setting in (data.get("output_settings") or {}).items():
-        if name not in outputs:
-            errors.setdefault("output_settings", []).append(f"{name}: not an output of {version}.")
-        elif not isinstance(setting, dict) or set(setting) - {"shown", "label"}:
-            errors.setdefault("output_settings", []).append(f"{name}: settings are shown and label.")
-    actions = {a["name"]: {v["name"] for v in a.get("variables", [])} for a in version.actions}
-    for action, variables in (data.get("action_settings") or {}).items():
-        if action not in actions:
-            errors.setdefault("action_settings", []).append(f"{action}: not an action of {version}.")
-            continue
-        for variable, setting in (variables or {}).items():
-            if variable not in actions[action]:
-                errors.setdefault("action_settings", []).append(
-                    f"{action}.{variable}: not a variable of {action}."
-                )
-            elif not isinstance(setting, dict) or set(setting) - {
-                "alias",
-                "tooltip",
-                "allow_override",
-                "default",
-            }:
-                errors.setdefault("action_settings", []).append(
-                    f"{action}.{variable}: settings are alias, tooltip, allow_override and default."
-                )
-    if storages:
-        visible = set(
-            storage_for_datacenter(Storage.objects.all(), data.get("datacenter")).values_list("pk", flat=True)
-        )
-        outside = [s.name for s in storages if s.pk not in visible]
-        if outside:
-            where = data["datacenter"].name if data.get("datacenter") else "no datacenter (open storage only)"
-            errors.setdefault("storages", []).append(f"Not available with {where}: {', '.join(outside)}.")
-    if data.get("datacenter_overridable") and not data.get("datacenter_exposed"):
-        errors.setdefault("datacenter_overridable", []).append(
-            "Only an exposed datacenter can be overridden."
-        )
-    if data.get("storage_overridable") and not data.get("storage_exposed"):
-        errors.setdefault("storage_overridable", []).append("Only exposed storage can be overridden.")
-    if errors:
-        raise ValidationFailed("Invalid service profile.", fields=errors)
-
-
 def _validate_profile(model, data: dict, project: Project | None, groups, storages) -> list[dict] | None:
     data["labels"] = _check_mapping("labels", data.get("labels"), kubernetes_labels=True)
     data["annotations"] = _check_mapping("annotations", data.get("annotations"), kubernetes_labels=False)
@@ -541,11 +470,7 @@ def _validate_profile(model, data: dict, project: Project | None, groups, storag
     if model is ComputeProfile:
         _check_compute(data)
         return _check_groups(groups) if groups is not None else None
-    if data.get("extra_config") is not None:
-        data["extra_config"] = _check_mapping(
-            "extra_config", data.get("extra_config"), kubernetes_labels=False
-        )
-    _check_service(data, storages)
+    profile_settings.check_service(data, storages)
     return None
 
 

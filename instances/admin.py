@@ -4,7 +4,7 @@ placement explanation and runs, and may retry a failed one."""
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
-from instances import selectors, services
+from instances import admin_hub, selectors, services  # noqa: F401  (admin_hub: the studio home's Developer Hub)
 from instances.models import ComputeInstance, Run
 from paas.admin import ReadOnlyInline, ScopedModelAdmin
 from paas.errors import ApplicationError

@@ -164,6 +164,10 @@ def _work(run: Run, instance: ComputeInstance, step: RunLog) -> None:
 
 def execute(run_id: int) -> str:
     """Run (or re-run) one run to its end; safe to call again after a crash."""
+    if Run.objects.filter(pk=run_id, kind__in=(Run.Kind.ACTION, Run.Kind.REDEPLOY)).exists():
+        from instances import action_deployer  # actions and day-2 redeploys: their own worker module
+
+        return action_deployer.execute(run_id)
     run = _claim(run_id)
     if run is None:
         return "finished already"

@@ -6,6 +6,7 @@ from django.db.models import Prefetch, prefetch_related_objects
 
 from instances import baseline
 from instances.models import Collaborator, ComputeInstance
+from instances.states import STORAGE_ONLY
 from paas.units import GIB
 
 
@@ -32,7 +33,13 @@ def _users(instance: ComputeInstance) -> list[str]:
     return identities(instance)
 
 
-def _resources(instance: ComputeInstance) -> baseline.Resources:
+def _resources(instance: ComputeInstance, *, stopped: bool) -> baseline.Resources:
+    if stopped:
+        # A stopped instance keeps its storage, and nothing that runs: no CPU, memory, GPU or MIG
+        # requests are admitted (every MIG profile stays at 0 as for any instance).
+        return baseline.Resources(
+            cpu_millis=0, memory_bytes=0, storage_bytes=max(instance.storage_gib, 1) * GIB, gpus=0, mig={}
+        )
     return baseline.Resources(
         cpu_millis=instance.cpu_millis,
         memory_bytes=instance.memory_gib * GIB,
@@ -48,13 +55,17 @@ def namespace_for(instance: ComputeInstance) -> str:
     )
 
 
-def baseline_objects(instance: ComputeInstance, namespace: str) -> list[dict]:
+def baseline_objects(instance: ComputeInstance, namespace: str, *, stopped: bool | None = None) -> list[dict]:
+    """The baseline; a stopped instance's (``stopped``, by default: its state is STOPPED) has a quota
+    of zero CPU, memory, GPUs and MIG slices, its storage kept."""
     labels = baseline.tenant_labels(
         org=instance.org.name, project=instance.project.name, instance=instance.name, instance_id=instance.pk
     )
+    if stopped is None:
+        stopped = instance.state in STORAGE_ONLY
     return baseline.baseline(
         namespace_name=namespace,
         labels=labels,
-        resources=_resources(instance),
+        resources=_resources(instance, stopped=stopped),
         users=_users(instance),
     )

@@ -20,7 +20,7 @@ from django.db.models import Q, Sum
 
 from catalog.models import ComputeProfile
 from instances.models import ComputeInstance
-from instances.states import ACTIVE
+from instances.states import ACTIVE, STORAGE_ONLY
 from inventory import mig
 from inventory.selectors import mig_parent_models
 from tenancy.models import Project, Quota
@@ -57,6 +57,22 @@ def profile_totals(profile: ComputeProfile, *, cluster_id: int | None = None) ->
     return totals
 
 
+def start_totals(instance: ComputeInstance) -> dict:
+    """What starting a stopped ``instance`` asks of the quotas: its compute again (its storage and the
+    instance itself are counted already while it is stopped)."""
+    return {
+        "gpus": instance.gpus,
+        "gpus_by_model": dict(instance.gpus_by_model or {}),
+        "mig_slices": dict(instance.mig_slices or {}),
+        "mig_parents": dict(instance.mig_parents or {}),
+        "gpu_units": instance.gpu_units,
+        "cpu_millis": instance.cpu_millis,
+        "memory_gib": instance.memory_gib,
+        "storage_gib": 0,
+        "instances": 0,
+    }
+
+
 def model_units(model: str, gpus_by_model: dict, mig_slices: dict, mig_parents: dict) -> int:
     """GPU units that count against a per-model limit of ``model``: its whole GPUs, and the
     MIG slices whose parent may be of that model (when nobody knows a slice's parent, every model that
@@ -69,16 +85,26 @@ def model_units(model: str, gpus_by_model: dict, mig_slices: dict, mig_parents: 
     return units
 
 
+#: Instances holding their compute (GPUs, MIG slices, CPU, memory): a stopped one holds only its storage.
+HOLDS_COMPUTE = ~Q(state__in=STORAGE_ONLY)
+
+
 def usage(instances) -> dict:
     """Usage of the active ``instances``, summed in SQL (plus what per-model limits need from the JSON
-    columns, grouped so that a limit's check is a sum over few rows)."""
+    columns, grouped so that a limit's check is a sum over few rows). A stopped instance counts its
+    storage (and as an instance) only: its GPUs, CPU and memory are released."""
     sums = instances.aggregate(
-        units=Sum("gpu_units"), cpu=Sum("cpu_millis"), memory=Sum("memory_gib"), storage=Sum("storage_gib")
+        units=Sum("gpu_units", filter=HOLDS_COMPUTE),
+        cpu=Sum("cpu_millis", filter=HOLDS_COMPUTE),
+        memory=Sum("memory_gib", filter=HOLDS_COMPUTE),
+        storage=Sum("storage_gib"),
     )
     by_model: dict[str, int] = defaultdict(int)
     slices: dict[tuple[str, tuple[str, ...]], int] = defaultdict(int)  # (profile, parents) -> count
-    rows = instances.exclude(gpus_by_model={}, mig_slices={}).values_list(
-        "gpus_by_model", "mig_slices", "mig_parents"
+    rows = (
+        instances.filter(HOLDS_COMPUTE)
+        .exclude(gpus_by_model={}, mig_slices={})
+        .values_list("gpus_by_model", "mig_slices", "mig_parents")
     )
     for gpus_by_model, mig_slices, parents in rows:
         for model, count in gpus_by_model.items():
@@ -106,19 +132,21 @@ def _used_model_units(model: str, used: dict) -> int:
 format_gpus = mig.format_gpus_exact
 
 
-def _check_quota(quota: Quota, used: dict, want: dict, scope: str, gpu_models: list) -> list[str]:
+def _check_quota(
+    quota: Quota, used: dict, want: dict, scope: str, gpu_models: list, what: str = "this launch"
+) -> list[str]:
     problems = []
     limit_units = None if quota.gpus is None else quota.gpus * mig.UNITS_PER_GPU
     if limit_units is not None and used["gpu_units"] + want["gpu_units"] > limit_units:
         problems.append(
             f"{scope} quota of {quota.gpus} GPUs: {format_gpus(used['gpu_units'])} in use, "
-            f"this launch needs {format_gpus(want['gpu_units'])}."
+            f"{what} needs {format_gpus(want['gpu_units'])}."
         )
     asked = {
         "cpu_cores": Decimal(want["cpu_millis"]) / 1000,
         "memory_gib": want["memory_gib"],
         "storage_gib": want["storage_gib"],
-        "instances": 1,
+        "instances": want.get("instances", 1),  # a start asks for none: the stopped instance counts
     }
     labels = {
         "cpu_cores": "CPU cores",
@@ -131,7 +159,7 @@ def _check_quota(quota: Quota, used: dict, want: dict, scope: str, gpu_models: l
         if limit is not None and used[field] + asked[field] > limit:
             problems.append(
                 f"{scope} quota of {_fmt(limit)} {label}: {_fmt(used[field])} in use, "
-                f"this launch needs {_fmt(asked[field])}."
+                f"{what} needs {_fmt(asked[field])}."
             )
     for row in gpu_models:
         need = model_units(row.gpu_model, want["gpus_by_model"], want["mig_slices"], want["mig_parents"])
@@ -139,16 +167,18 @@ def _check_quota(quota: Quota, used: dict, want: dict, scope: str, gpu_models: l
         if need and in_use + need > row.gpus * mig.UNITS_PER_GPU:
             problems.append(
                 f"{scope} quota of {row.gpus} {row.gpu_model} GPUs: {format_gpus(in_use)} in use, "
-                f"this launch needs {format_gpus(need)}."
+                f"{what} needs {format_gpus(need)}."
             )
     return problems
 
 
-def quota_problems(*, project: Project, wants: dict, quotas: list[Quota] | None = None) -> dict[object, list]:
+def quota_problems(
+    *, project: Project, wants: dict, quotas: list[Quota] | None = None, what: str = "this launch"
+) -> dict[object, list]:
     """For each key of ``wants`` (resources as ``profile_totals`` gives them), what the workspace's and
     the org's quotas would refuse with today's usage: the launch's check (under its lock), and the
     portal's warning on each size card before anyone presses Launch. A refusal that involves GPUs ends
-    with the unit's explanation."""
+    with the unit's explanation. ``what`` names the request in the messages ("this start")."""
     if quotas is None:
         quotas = list(Quota.objects.filter(Q(project=project) | Q(org_id=project.org_id)))
     result: dict[object, list] = {key: [] for key in wants}
@@ -161,7 +191,7 @@ def quota_problems(*, project: Project, wants: dict, quotas: list[Quota] | None 
         used = usage(instances)
         gpu_models = list(quota.gpu_models.all())
         for key, want in wants.items():
-            result[key] += _check_quota(quota, used, want, scope, gpu_models)
+            result[key] += _check_quota(quota, used, want, scope, gpu_models, what)
     for problems in result.values():
         if any(" GPUs: " in problem for problem in problems):
             problems.append(UNIT_NOTE)
@@ -181,6 +211,7 @@ def usage_annotations(**kwargs) -> dict:
     def used(scope: str):
         rows = (
             ComputeInstance.objects.filter(**{f"{scope}_id": OuterRef(f"{scope}_id")}, state__in=ACTIVE)
+            .exclude(state__in=STORAGE_ONLY)
             .order_by()
             .values(f"{scope}_id")
             .annotate(units=Sum("gpu_units"))

@@ -3,13 +3,13 @@
 from collections import defaultdict
 from decimal import Decimal
 
-from django.db.models import CharField, Count, QuerySet, Sum
+from django.db.models import CharField, Count, Q, QuerySet, Sum
 from django.db.models.fields.json import KT
 from django.db.models.functions import Coalesce
 
 from catalog.models import ComputeProfile
 from instances.models import ComputeInstance
-from instances.states import ACTIVE, State
+from instances.states import ACTIVE, STORAGE_ONLY, State
 from inventory.matchmaker import PlacementRequest, ResourceGroup
 from inventory.selectors import Reservation
 from paas import authz
@@ -87,8 +87,12 @@ def workspace_summary(user, project_id) -> dict:
     instances = ComputeInstance.objects.filter(project=project)
     by_state = dict(instances.values_list("state").annotate(n=Count("pk")).order_by())
     active = instances.filter(state__in=ACTIVE)
+    computing = ~Q(state__in=STORAGE_ONLY)  # a stopped instance holds only its storage
     used = active.aggregate(
-        units=Sum("gpu_units"), cpu=Sum("cpu_millis"), memory=Sum("memory_gib"), storage=Sum("storage_gib")
+        units=Sum("gpu_units", filter=computing),
+        cpu=Sum("cpu_millis", filter=computing),
+        memory=Sum("memory_gib", filter=computing),
+        storage=Sum("storage_gib"),
     )
     units = used["units"] or 0
     quota = project.quota
@@ -154,11 +158,13 @@ def workspaces_with_active_instances(user, *, exclude: Project | None = None) ->
 
 
 def reservations() -> dict[int, Reservation]:
-    """What active instances hold on each cluster (subtracted from capacity before placing)."""
+    """What active instances hold on each cluster (subtracted from capacity before placing); a stopped
+    instance holds nothing there (its pods are gone)."""
     held: dict[int, dict] = {}
-    for row in ComputeInstance.objects.filter(state__in=ACTIVE, cluster__isnull=False).values(
-        "cluster_id", "gpus_by_model", "mig_slices", "cpu_millis", "memory_gib"
-    ):
+    holding = ComputeInstance.objects.filter(state__in=ACTIVE, cluster__isnull=False).exclude(
+        state__in=STORAGE_ONLY
+    )
+    for row in holding.values("cluster_id", "gpus_by_model", "mig_slices", "cpu_millis", "memory_gib"):
         entry = held.setdefault(
             row["cluster_id"], {"gpus": defaultdict(int), "mig": defaultdict(int), "cpu": 0, "memory": 0}
         )

@@ -153,8 +153,15 @@ def deploy(service: ServiceInstance, step: deployer.RunLog, *, action: dict | No
         kube.delete_objects(kubeconfig, _as_objects(stale, namespace))
         step(f"Removed {len(stale)} objects the template no longer renders.")
     ServiceInstance.objects.filter(pk=service.pk).update(objects_applied=refs)
+    # Polled more often than a compute instance's namespace: a service is a few objects, and its
+    # launch-to-ready time is what users wait on (one poll lists a handful of kinds by label).
     notes = kube.wait_ready(
-        kubeconfig, namespace, timeout=deployer.READY_TIMEOUT, label_selector=selector(service)
+        kubeconfig,
+        namespace,
+        timeout=deployer.READY_TIMEOUT,
+        poll=0.2,
+        label_selector=selector(service),
+        custom_resources=template.get("custom_resources", []),  # ready as their operators report
     )
     step("Ready." + (" " + "; ".join(notes) if notes else ""))
     outputs = deployer.read_outputs(service, kubeconfig, namespace, context)

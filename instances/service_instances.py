@@ -313,7 +313,6 @@ def instance_service_usage(compute_instance: ComputeInstance) -> dict:
 # --- launch -----------------------------------------------------------------------------------------
 
 
-@transaction.atomic
 def service_launch(
     *,
     actor,
@@ -327,24 +326,18 @@ def service_launch(
 ) -> ServiceInstance:
     """Deploy a service profile onto a compute instance.
 
-    Inside one transaction, with the instance's row locked (launches on one instance are serialised):
-    the instance must be visible to the actor (else 404), ready, and one they may deploy onto; the
-    profile in its workspace's catalog; the inputs, datacenter and storage pass the profile's rules;
-    the template renders and validates for the instance's namespace; what it will use fits what is left
-    of the instance. Then the service, its deploy run and the audit event; the deploy is enqueued on
-    commit for the agent of the instance's cluster.
+    First, without any lock (this is the expensive part: rendering and validating the template): the
+    instance must be visible to the actor (else 404), ready, and one they may deploy onto; the profile
+    in its workspace's catalog; the inputs, datacenter and storage pass the profile's rules; the
+    template renders and validates for the instance's namespace, which says what the service will use.
+    Then, in one short transaction with the instance's row locked (launches on one instance are
+    serialised only there): the instance is still ready, the name still free, the permission still
+    held, and what the service uses fits what is left of the instance now; the service, its deploy run
+    and the audit event are written and the deploy is enqueued on commit for the agent of the
+    instance's cluster.
     """
-    compute_instance = authz.get_visible(
-        selectors.instance_list_for(actor).select_for_update(of=("self",)), compute_instance.pk, user=actor
-    )
-    if not can_deploy_services_on(actor, compute_instance):
-        raise Forbidden("You may not deploy services on this instance.")
-    if compute_instance.state != State.READY:
-        raise Conflict(
-            f"{compute_instance.name} is {compute_instance.get_state_display().lower()}; services are "
-            "deployed on a ready instance.",
-            code="instance_not_ready",
-        )
+    compute_instance = authz.get_visible(selectors.instance_list_for(actor), compute_instance.pk, user=actor)
+    _require_deploy(actor, compute_instance)
     name = service_name_check(compute_instance=compute_instance, name=name)
     if (
         profile is None
@@ -384,18 +377,46 @@ def service_launch(
             "The service's template does not render with these inputs: " + exc.summary()[:500], fields=errors
         ) from exc
     need = usage_of(objects)
+    own = own_usage(compute_instance)  # from the instance's snapshot, which never changes
+    for key, value in _usage_fields(need).items():
+        setattr(service, key, value)
+    return _service_create(actor=actor, service=service, need=need, own=own)
+
+
+def _require_deploy(actor, compute_instance: ComputeInstance) -> None:
+    if not can_deploy_services_on(actor, compute_instance):
+        raise Forbidden("You may not deploy services on this instance.")
+    if compute_instance.state != State.READY:
+        raise Conflict(
+            f"{compute_instance.name} is {compute_instance.get_state_display().lower()}; services are "
+            "deployed on a ready instance.",
+            code="instance_not_ready",
+        )
+
+
+@transaction.atomic
+def _service_create(*, actor, service: ServiceInstance, need: Usage, own: Usage) -> ServiceInstance:
+    """The launch decision, under the compute instance's row lock: the checks that can change between
+    the render and now are made again, then the rows are written."""
+    compute_instance = (
+        ComputeInstance.objects.select_for_update(of=("self",))
+        .select_related("project", "cluster")
+        .get(pk=service.compute_instance_id)
+    )
+    _require_deploy(actor, compute_instance)
+    service_name_check(compute_instance=compute_instance, name=service.name)
     problems = fit_problems(
         need,
         totals=instance_totals(compute_instance),
-        own=own_usage(compute_instance),
+        own=own,
         services=services_usage(compute_instance),
     )
     if problems:
         raise Conflict(
-            f"{name} does not fit on {compute_instance.name}: " + " ".join(problems), code="instance_capacity"
+            f"{service.name} does not fit on {compute_instance.name}: " + " ".join(problems),
+            code="instance_capacity",
         )
-    for key, value in _usage_fields(need).items():
-        setattr(service, key, value)
+    service.compute_instance = compute_instance
     service.save()
     run = Run.objects.create(
         instance=compute_instance, service=service, kind=Run.Kind.DEPLOY, requested_by=actor
@@ -406,10 +427,10 @@ def service_launch(
         target=service,
         project=compute_instance.project,
         details={
-            "profile": profile.name,
+            "profile": service.snapshot.get("name", ""),
             "compute_instance": compute_instance.name,
-            "inputs": service_inputs.shown_values(snapshot, values),
-            "datacenter": chosen_datacenter.name if chosen_datacenter else None,
+            "inputs": service_inputs.shown_values(service.snapshot, service.input_values),
+            "datacenter": service.datacenter.name if service.datacenter_id else None,
             "storage": service.storage,
             "gpus": service.gpus,
             "mig_slices": service.mig_slices,

@@ -104,6 +104,7 @@ def instance_launch(
             "manifests": profile.template_version.manifests,
             "inputs": profile.template_version.inputs,
             "outputs": profile.template_version.outputs,
+            "actions": profile.template_version.actions,
             "custom_resources": profile.template_version.custom_resources,
         },
         "input_values": profile.input_values,

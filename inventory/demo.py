@@ -31,11 +31,14 @@ def seed() -> list[str]:
                 actor=operator,
                 name="hss-local",
                 kind=Storage.Kind.HIGH_SPEED,
-                storage_class="standard",
+                storage_class="localkube-hostpath",
                 datacenter=datacenter,
             )
             services.storage_create(
-                actor=operator, name="hss-shared", kind=Storage.Kind.HIGH_SPEED, storage_class="standard"
+                actor=operator,
+                name="hss-shared",
+                kind=Storage.Kind.HIGH_SPEED,
+                storage_class="localkube-hostpath",  # the demo cluster's default class (tests/localkube)
             )
     path = os.environ.get("PAAS_DEMO_KUBECONFIG", "").strip()
     if not path or not Path(path).is_file():

@@ -23,7 +23,7 @@ from inventory.matchmaker import (
 from inventory.models import Agent, Cluster, Datacenter, DatacenterAgent, MigChange, Node, Storage
 from paas import authz
 from paas.models import WorkerHeartbeat
-from tenancy.models import Organization
+from tenancy.models import Organization, Project
 
 
 def _admin_org_ids(user) -> QuerySet:
@@ -34,7 +34,12 @@ def _admin_org_ids(user) -> QuerySet:
 
 
 def _reads_inventory(user) -> bool:
-    return authz.is_operator(user) or _admin_org_ids(user).exists()
+    # A PaaS admin held on one project only also picks the datacenter and storage of its profiles.
+    return (
+        authz.is_operator(user)
+        or _admin_org_ids(user).exists()
+        or authz.filter_for(user, "manage_catalog", Project.objects.all()).exists()
+    )
 
 
 def datacenter_list_for(user) -> QuerySet[Datacenter]:

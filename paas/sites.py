@@ -1,3 +1,4 @@
+from collections.abc import Callable
 from functools import wraps
 
 from django.contrib import admin
@@ -11,12 +12,30 @@ def _has_nul(query) -> bool:
 
 
 class StudioSite(admin.AdminSite):
-    """The PaaS Studio: the Django admin, branded; open to operators, org admins and PaaS admins."""
+    """The PaaS Studio: the Django admin, branded; open to operators, org admins and PaaS admins.
+
+    Its home is the PaaS Studio home, not the stock index: sections that the apps above ``paas``
+    register with :meth:`add_home_section` (the catalog's profile cards, the instances' developer hub:
+    ``paas`` imports neither), then every page the viewer may open.
+    """
 
     site_header = "PaaS Studio"
     site_title = "PaaS Studio"
-    index_title = "Platform administration"
+    index_title = "Home"
+    index_template = "admin/studio_home.html"
     site_url = "/"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._home_sections: list[tuple[int, Callable]] = []
+
+    def add_home_section(self, order: int, section: Callable) -> None:
+        """``section(request) -> {"template": ..., **context} | None`` (None: nothing for this viewer)."""
+        self._home_sections = sorted([*self._home_sections, (order, section)], key=lambda item: item[0])
+
+    def index(self, request, extra_context=None):
+        sections = [part for _, section in self._home_sections if (part := section(request))]
+        return super().index(request, {**(extra_context or {}), "home_sections": sections})
 
     def has_permission(self, request) -> bool:
         # Staff is kept in step with the studio roles (operator, org admin, PaaS admin) by the services.

@@ -16,6 +16,7 @@ class RunSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "kind",
+            "action",
             "attempt",
             "outcome",
             "message",

@@ -1,7 +1,8 @@
-from django.urls import path
+from django.urls import path, re_path
 from rest_framework.routers import SimpleRouter
 
-from instances.api import service_views, views
+from instances.api import action_views, service_views, views
+from instances.api.hub import DeveloperHubView
 
 router = SimpleRouter()
 router.register("instances", views.InstanceViewSet, basename="instance")
@@ -10,6 +11,31 @@ router.register("service-instances", service_views.ServiceInstanceViewSet, basen
 urlpatterns = [
     path(
         "projects/<int:project_id>/summary/", views.WorkspaceSummaryView.as_view(), name="workspace-summary"
+    ),
+    path("developer-hub/", DeveloperHubView.as_view(), name="developer-hub"),
+    # actions and day-2 (instances.api.action_views); before the router's detail routes
+    path(
+        "instances/<int:pk>/actions/", action_views.InstanceActionListView.as_view(), name="instance-actions"
+    ),
+    re_path(
+        rf"^instances/(?P<pk>[0-9]+)/actions/{action_views.ACTION_NAME}/$",
+        action_views.InstanceActionRunView.as_view(),
+        name="instance-action-run",
+    ),
+    path(
+        "service-instances/<int:pk>/actions/",
+        action_views.ServiceActionListView.as_view(),
+        name="service-instance-actions",
+    ),
+    re_path(
+        rf"^service-instances/(?P<pk>[0-9]+)/actions/{action_views.ACTION_NAME}/$",
+        action_views.ServiceActionRunView.as_view(),
+        name="service-instance-action-run",
+    ),
+    path(
+        "service-instances/<int:pk>/redeploy/",
+        action_views.ServiceRedeployView.as_view(),
+        name="service-instance-redeploy",
     ),
     *router.urls,
 ]

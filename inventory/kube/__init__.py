@@ -40,6 +40,7 @@ from inventory.kube.objects import (
 from inventory.kube.reads import (
     GFD,
     NodeFacts,
+    custom_resource_note,
     events,
     label_nodes,
     list_nodes,
@@ -67,6 +68,7 @@ __all__ = [
     "ProbeResult",
     "api_client",
     "apply",
+    "custom_resource_note",
     "delete_namespace",
     "delete_objects",
     "ensure_objects",

@@ -115,6 +115,18 @@ def _pod_problem(pod) -> str:
     return ""
 
 
+def _claim_events(core: k8s.CoreV1Api, namespace: str) -> dict[str, list[tuple[str, str]]]:
+    """(reason, message) of the events about each claim, oldest first (why a claim is not bound)."""
+    items = core.list_namespaced_event(
+        namespace, field_selector="involvedObject.kind=PersistentVolumeClaim", _request_timeout=TIMEOUT
+    ).items
+    items.sort(key=lambda e: e.last_timestamp or e.event_time or e.metadata.creation_timestamp or _EPOCH)
+    by_claim: dict[str, list[tuple[str, str]]] = {}
+    for event in items:
+        by_claim.setdefault(event.involved_object.name, []).append((event.reason or "", event.message or ""))
+    return by_claim
+
+
 def _ready_notes(
     core: k8s.CoreV1Api, apps: k8s.AppsV1Api, batch: k8s.BatchV1Api, namespace: str, label_selector: str = ""
 ):
@@ -192,34 +204,104 @@ def _ready_notes(
         state = "Ready" if ok and phase == "Running" else "not Ready" if phase == "Running" else ""
         problem = "" if ok else _pod_problem(pod)
         note(ok, f"Pod {pod.metadata.name}: {phase} {state}".rstrip() + (f" ({problem})" if problem else ""))
-    for claim in core.list_namespaced_persistent_volume_claim(namespace, **kw).items:
+    claims = core.list_namespaced_persistent_volume_claim(namespace, **kw).items
+    pending = [c for c in claims if (c.status.phase if c.status else "Pending") != "Bound"]
+    events = _claim_events(core, namespace) if pending else {}
+    for claim in claims:
         phase = claim.status.phase if claim.status else "Pending"
-        note(
-            True,
-            f"PersistentVolumeClaim {claim.metadata.name}: {phase}"
-            + ("" if phase == "Bound" else " (not waited for)"),
-        )
+        name = claim.metadata.name
+        if phase == "Bound":
+            note(True, f"PersistentVolumeClaim {name}: Bound")
+            continue
+        reasons = events.get(name, [])
+        selected = (claim.metadata.annotations or {}).get("volume.kubernetes.io/selected-node")
+        if not selected and reasons and reasons[-1][0] == "WaitForFirstConsumer":
+            # A WaitForFirstConsumer class binds when a pod uses the claim; that pod is judged above.
+            note(True, f"PersistentVolumeClaim {name}: {phase} (waits for its first consumer)")
+            continue
+        why = f" ({_shorten(reasons[-1][1])})" if reasons and reasons[-1][1] else ""
+        note(False, f"PersistentVolumeClaim {name}: {phase}, not bound{why}")
+    return ready, waiting
+
+
+#: ``status.state`` values of custom resources that count as ready (KubeRay's RayCluster says
+#: ``ready``; a suspended one is as ready as it is meant to be).
+_READY_STATES = {"ready", "running", "suspended"}
+
+
+def custom_resource_note(obj: dict) -> tuple[bool, str]:
+    """Whether one custom object is ready, as its operator reports it, and a note saying so.
+
+    A ``Ready`` condition decides when there is one (KServe, KubeRay's RayService and most
+    operators); otherwise ``status.state`` (KubeRay's RayCluster). No status yet: not ready (the
+    operator has not seen it, or is not installed)."""
+    status = obj.get("status") or {}
+    label = f"{obj.get('kind')} {obj.get('metadata', {}).get('name')}"
+    conditions = {c.get("type"): c for c in status.get("conditions") or [] if isinstance(c, dict)}
+    if "Ready" in conditions:
+        condition = conditions["Ready"]
+        if condition.get("status") == "True":
+            return True, f"{label}: Ready"
+        why = ": ".join(str(x) for x in (condition.get("reason"), condition.get("message")) if x)
+        return False, f"{label}: not Ready" + (f" ({_shorten(why)})" if why else "")
+    state = status.get("state")
+    if isinstance(state, str) and state:
+        return state.lower() in _READY_STATES, f"{label}: {state}"
+    return False, f"{label}: no status from its operator yet"
+
+
+def _custom_notes(api, namespace: str, kinds, label_selector: str) -> tuple[list[str], list[str]]:
+    ready: list[str] = []
+    waiting: list[str] = []
+    if not kinds:
+        return ready, waiting
+    dynamic = _dynamic(api)
+    for api_version, kind in kinds:
+        try:
+            resource = _resource(dynamic, api_version, kind)
+        except (ResourceNotFoundError, ResourceNotUniqueError):
+            waiting.append(f"{kind}: the cluster does not serve {api_version} (is its operator installed?)")
+            continue
+        for item in resource.get(namespace=namespace, label_selector=label_selector or None).items:
+            ok, text = custom_resource_note(item.to_dict())
+            (ready if ok else waiting).append(text)
     return ready, waiting
 
 
 def wait_ready(
-    kubeconfig: str, namespace: str, *, timeout: float = 60, poll: float = 0.5, label_selector: str = ""
+    kubeconfig: str,
+    namespace: str,
+    *,
+    timeout: float = 60,
+    poll: float = 0.5,
+    label_selector: str = "",
+    custom_resources=(),
 ) -> list[str]:
     """Wait until the namespace's workloads are ready; return readiness notes.
 
     Ready means: the ``default`` ServiceAccount exists and every ResourceQuota is computed (pods are
     admitted only then); every Deployment and StatefulSet has ``replicas`` ready and up to date,
     every DaemonSet its desired pods ready; no Job has failed; every other pod is Running and Ready
-    or Succeeded. PersistentVolumeClaims do not block (without a provisioner they stay Pending).
+    or Succeeded; every PersistentVolumeClaim is Bound (an unbound one is named with the reason its
+    events give, e.g. a missing StorageClass), except one of a WaitForFirstConsumer class that no pod
+    uses yet (it binds with its first pod, which is judged as a pod).
     Raises ``TimeoutError`` naming what is not ready after ``timeout`` seconds. With ``label_selector``
     only the workloads, pods and claims it matches are judged (one service's objects in a namespace).
+    ``custom_resources`` (a template's declarations: ``{"apiVersion", "kind"}`` dicts or pairs) are
+    judged too, as their operators report them (:func:`custom_resource_note`).
     """
+    kinds = [
+        (item["apiVersion"], item["kind"]) if isinstance(item, dict) else tuple(item)
+        for item in custom_resources
+    ]
     deadline = time.monotonic() + timeout
     with api_client(kubeconfig) as api:
         core, apps, batch = k8s.CoreV1Api(api), k8s.AppsV1Api(api), k8s.BatchV1Api(api)
         while True:
             try:
                 ready, waiting = _ready_notes(core, apps, batch, namespace, label_selector)
+                custom_ready, custom_waiting = _custom_notes(api, namespace, kinds, label_selector)
+                ready, waiting = ready + custom_ready, waiting + custom_waiting
             except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
                 raise _unreachable(exc) from exc
             if not waiting:

@@ -254,6 +254,8 @@ SPECTACULAR_SETTINGS = {
         "TenantRoleEnum": "tenancy.roles.TENANT_ROLE_CHOICES",
         "SourceEnum": "tenancy.models.User.Source",
         "RoleAssignmentSourceEnum": "tenancy.models.RoleAssignment.Source",
+        "RunKindEnum": "instances.models.Run.Kind",
+        "InstanceStateEnum": "instances.states.State",
     },
 }
 API_TOKEN_MAX_DAYS = env_int("API_TOKEN_MAX_DAYS", 365)

@@ -152,9 +152,10 @@ def test_the_system_catalog_allows_its_own_kinds_and_loads_twice(world):
     assert "allowed custom resource RayCluster (ray.io)" in report
     assert set(AllowedCustomResource.objects.values_list("group", "kind")) == {
         ("ray.io", "RayCluster"),
+        ("ray.io", "RayService"),
         ("serving.kserve.io", "InferenceService"),
     }
-    assert _events("custom_resource.allow").count() == 2
+    assert _events("custom_resource.allow").count() == 3
     assert not [line for line in system.load(actor=world.operator) if "allowed" in line]
     with pytest.raises(Forbidden):
         system.load(actor=world.a.users["org_admin"])

@@ -303,7 +303,7 @@ def test_tenant_deploys_a_sandboxed_restricted_workload(admin_kc: str, tenant: T
     assert [o["metadata"]["namespace"] for o in applied] == [ns, ns]
     notes = kube.wait_ready(tenant.kubeconfig, ns, timeout=60)
     assert "Deployment web: 2/2 ready" in notes
-    assert "PersistentVolumeClaim scratch: Pending (not waited for)" in notes, "no provisioner: not blocking"
+    assert "PersistentVolumeClaim scratch: Bound" in notes, "the default class provisions it"
     assert "ResourceQuota paas-quota: in force" in notes
     pods = tenant.core.list_namespaced_pod(ns, label_selector="app=web").items
     assert len(pods) == 2

@@ -10,7 +10,6 @@ action that is in neither fails the suite; so does one listed here that writes n
 import re
 import uuid
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
 
 import pytest
 from django.contrib import admin
@@ -31,6 +30,7 @@ from tenancy import services as tenancy_services
 from tenancy.models import RoleAssignment
 from tenancy.roles import Role
 from tests.factories import DEAD_KUBECONFIG, ONE_A100, make_profile, make_synced_cluster
+from tests.support.html_forms import form_data
 from tests.support.roles import user_for
 
 pytestmark = pytest.mark.django_db
@@ -174,60 +174,10 @@ def samples(world) -> Samples:
 # --- the HTML form a user would submit -----------------------------------------------------------------
 
 
-class _FormParser(HTMLParser):
-    """The fields a browser would submit from the page's main form (inputs, selects, textareas)."""
-
-    def __init__(self):
-        super().__init__()
-        self.data: list[tuple[str, str]] = []
-        self._in_form = False
-        self._select: str | None = None
-        self._textarea: str | None = None
-        self._text = ""
-
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        if tag == "form" and (a.get("id", "").endswith("_form") or a.get("method", "").lower() == "post"):
-            self._in_form = self._in_form or a.get("id") != "changelist-search"
-        if not self._in_form or "disabled" in a:
-            return
-        name = a.get("name")
-        if tag == "input" and name:
-            kind = a.get("type", "text")
-            if kind in {"submit", "button", "file", "image", "reset"}:
-                return
-            if kind in {"checkbox", "radio"} and "checked" not in a:
-                return
-            self.data.append((name, a.get("value", "on" if kind in {"checkbox", "radio"} else "")))
-        elif tag == "select" and name:
-            self._select = name
-        elif tag == "option" and self._select and "selected" in a:
-            self.data.append((self._select, a.get("value", "")))
-        elif tag == "textarea" and name:
-            self._textarea, self._text = name, ""
-
-    def handle_data(self, data):
-        if self._textarea:
-            self._text += data
-
-    def handle_endtag(self, tag):
-        if tag == "select":
-            self._select = None
-        elif tag == "textarea" and self._textarea:
-            self.data.append((self._textarea, self._text.lstrip("\n")))
-            self._textarea = None
-        elif tag == "form":
-            self._in_form = False
-
-
 def _submit(client, url: str, changes: dict) -> "HttpResponse":  # noqa: F821
     page = client.get(url)
     assert page.status_code == 200, (url, page.status_code)
-    parser = _FormParser()
-    parser.feed(page.content.decode())
-    data: dict[str, list[str]] = {}
-    for name, value in parser.data:
-        data.setdefault(name, []).append(value)
+    data = form_data(page.content.decode())
     for name, value in changes.items():
         data[name] = value if isinstance(value, list) else [value]
     return client.post(url, data)
@@ -292,6 +242,11 @@ def _profile_operations(model: str, *, service: bool) -> dict:
         (label, "page:share"): (
             "org_admin",
             lambda c, w, s: c.post(_url(s[label], "share"), {"sharing": "all"}),
+            f"{model}.share",
+        ),
+        (label, "page:launch"): (
+            "org_admin",
+            lambda c, w, s: c.post(_url(s[label], "launch"), {"targets": [str(w.a.spare_project.pk)]}),
             f"{model}.share",
         ),
         (label, "page:clone"): (
@@ -609,6 +564,8 @@ OPERATIONS = {
 # Offered by a page but writing nothing, by design; each with its reason.
 READ_ONLY = {
     ("catalog.templateversion", "page:share"): "sharing belongs to templates; a version's share page is 403",
+    ("catalog.serviceprofile", "page:wizardtables"): "the wizard's settings tables (htmx): a read",
+    ("catalog.serviceprofile", "page:wizardstorage"): "the wizard's storage list (htmx): a read",
 }
 
 

@@ -1,7 +1,7 @@
 """Command line for demos and dev loops.
 
     python -m tests.localkube build                         # build/cache binaries, print bin dir
-    python -m tests.localkube start [--name demo] [--dir DIR] [--kata]
+    python -m tests.localkube start [--name demo] [--dir DIR] [--kata] [--no-crds]
                                                             # start detached, print kubeconfig path
     python -m tests.localkube status [--name demo] [--dir DIR]
     python -m tests.localkube stop [--name demo] [--dir DIR]
@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import build
+from . import build, crds
 from .cluster import STATE_FILE, ClusterError, LocalCluster
 
 
@@ -45,6 +45,15 @@ def cmd_start(args: argparse.Namespace) -> int:
     except ClusterError as error:
         print(f"start failed: {error}", file=sys.stderr)
         return 1
+    if not args.no_crds:
+        api = cluster.api_client()
+        try:
+            names = crds.install(api)
+            print(f"installed the operators' CRDs: {', '.join(names)}", file=sys.stderr)
+        except Exception as error:  # the cluster is usable without them: say so and go on
+            print(f"warning: the KServe/KubeRay CRDs were not installed: {error}", file=sys.stderr)
+        finally:
+            api.close()
     print(
         f"cluster {args.name} ready in {cluster.status()['ready_seconds']}s at {cluster.server}",
         file=sys.stderr,
@@ -95,6 +104,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         sub.set_defaults(func=func)
         if name == "start":
             sub.add_argument("--kata", action="store_true", help="create the 'kata' RuntimeClass")
+            sub.add_argument(
+                "--no-crds", action="store_true", help="skip the KServe/KubeRay CRDs (installed by default)"
+            )
             sub.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for readiness")
     return parser.parse_args(argv)
 

@@ -1,8 +1,10 @@
 """Start and stop a real, local Kubernetes control plane with KWOK-simulated nodes.
 
-A cluster is five processes on free 127.0.0.1 ports, all state in one directory::
+A cluster is six processes on free 127.0.0.1 ports, all state in one directory::
 
-    etcd -> kube-apiserver -> kube-controller-manager, kube-scheduler, kwok
+    etcd -> kube-apiserver -> kube-controller-manager, kube-scheduler, kwok, volume-provisioner
+
+The last one (:mod:`tests.localkube.provisioner`) serves the default StorageClass, so claims bind.
 
 The API server runs with client-certificate authentication (a throw-away CA), RBAC + Node
 authorization, service-account token signing (TokenRequest) and the default admission plugins
@@ -28,6 +30,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -35,7 +38,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import build, pki
+from . import build, crds, pki, provisioner
 from .inventory import KWOK_NODE_ANNOTATION, KWOK_NODE_ANNOTATION_VALUE, NodeSpec, default_inventory
 
 if TYPE_CHECKING:
@@ -45,7 +48,14 @@ STAGES_FILE = Path(__file__).resolve().parent / "kwok-stages.yaml"
 SERVICE_CLUSTER_IP_RANGE = "10.96.0.0/16"
 POD_CIDR = "10.244.0.0/16"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
-COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+COMPONENTS = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok",
+    "volume-provisioner",
+)
 STATE_FILE = "state.json"
 _PR_SET_PDEATHSIG = 1
 _START_ATTEMPTS = 2
@@ -121,7 +131,7 @@ def _pid_is_ours(pid: int, workdir: str) -> bool:
 
 def _remove_cluster_files(workdir: Path, keep_logs: bool) -> None:
     """Remove what a cluster writes into a directory it does not own."""
-    for sub in ("pki", "etcd") if keep_logs else ("pki", "etcd", "logs"):
+    for sub in ("pki", "etcd", "volumes") if keep_logs else ("pki", "etcd", "volumes", "logs"):
         shutil.rmtree(workdir / sub, ignore_errors=True)
     for path in (*workdir.glob("*.kubeconfig"), workdir / "kubeconfig", workdir / STATE_FILE):
         path.unlink(missing_ok=True)
@@ -141,7 +151,9 @@ def rss_mib(pid: int) -> float:
 class LocalCluster:
     """One local cluster.  ``start()`` it, use ``kubeconfig_path``/``api_client()``, ``stop()`` it.
 
-    ``nodes`` defaults to :func:`default_inventory`; ``kata=True`` adds a ``kata`` RuntimeClass.
+    ``nodes`` defaults to :func:`default_inventory`; ``kata=True`` adds a ``kata`` RuntimeClass;
+    ``operator_crds=True`` installs the KServe and KubeRay CRDs (:mod:`tests.localkube.crds`).
+    Every cluster has the default StorageClass served by :mod:`tests.localkube.provisioner`.
     ``workdir`` defaults to a fresh temporary directory (removed again by ``stop()``).
     ``detach=True`` starts the processes in their own sessions without tying their lifetime to
     this Python process (used by the CLI); otherwise they are killed if this process dies.
@@ -155,10 +167,12 @@ class LocalCluster:
         workdir: str | Path | None = None,
         bin_dir: str | Path | None = None,
         detach: bool = False,
+        operator_crds: bool = False,
     ) -> None:
         self.name = name
         self.nodes: list[NodeSpec] = list(default_inventory() if nodes is None else nodes)
         self.kata = kata
+        self.operator_crds = operator_crds
         self.detach = detach
         self._requested_workdir = Path(workdir) if workdir else None
         self._bin_dir = Path(bin_dir) if bin_dir else None
@@ -313,7 +327,7 @@ class LocalCluster:
                 raise ClusterError(f"{workdir} already holds a cluster; stop it first")
             workdir.mkdir(parents=True, exist_ok=True)
             _remove_cluster_files(workdir, keep_logs=True)  # leftovers of a failed start
-        for sub in ("pki", "logs", "etcd"):
+        for sub in ("pki", "logs", "etcd", "volumes"):
             (workdir / sub).mkdir(mode=0o700, exist_ok=True)
         ports = {
             name: free_port()
@@ -461,6 +475,12 @@ class LocalCluster:
                 f"--cidr={POD_CIDR}",
                 "--node-ip=10.0.0.1",
             ],
+            "volume-provisioner": [
+                sys.executable,
+                str(Path(provisioner.__file__).resolve()),
+                f"--kubeconfig={w / 'kubeconfig'}",
+                f"--volumes-dir={w / 'volumes'}",
+            ],
         }
 
     @staticmethod
@@ -534,7 +554,7 @@ class LocalCluster:
             "kube-apiserver /readyz",
             lambda: self._https_ok(state.ports["kube-apiserver"], "/readyz"),
         )
-        for component in ("kube-controller-manager", "kube-scheduler", "kwok"):
+        for component in ("kube-controller-manager", "kube-scheduler", "kwok", "volume-provisioner"):
             self._spawn(state, component, commands[component])
         api = self.api_client()
         try:
@@ -557,6 +577,7 @@ class LocalCluster:
         core = client.CoreV1Api(api)
         for node in self.nodes:
             core.create_node(node.manifest())
+        client.StorageV1Api(api).create_storage_class(provisioner.storage_class_manifest())
         if self.kata:
             client.NodeV1Api(api).create_runtime_class(
                 {
@@ -566,6 +587,8 @@ class LocalCluster:
                     "handler": "kata",
                 }
             )
+        if self.operator_crds:
+            crds.install(api)
 
     def _wait_for_components(self, state: ClusterState, deadline: float, api: Any) -> None:
         from kubernetes import client

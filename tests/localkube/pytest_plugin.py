@@ -7,6 +7,9 @@ Enable it with ``pytest_plugins = ["tests.localkube.pytest_plugin"]`` in ``tests
     Session-wide cluster with the default GPU inventory and the ``kata`` RuntimeClass.  If
     ``LOCALKUBE_KUBECONFIG`` is set, that already running cluster is used instead (dev loop:
     ``python -m tests.localkube start`` once, then export the printed path).
+``operator_crds``
+    Installs the KServe and KubeRay CRDs (pinned, from their Go modules: :mod:`tests.localkube.crds`)
+    into ``kube_cluster`` once per session; yields their names.
 ``kube_cluster_factory``
     ``factory(name, nodes=None, kata=False)`` starts an additional cluster (multi-cluster tests);
     all of them are stopped at the end of the session.
@@ -89,6 +92,18 @@ def kube_cluster() -> Iterator[KubeCluster]:
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def operator_crds(kube_cluster: KubeCluster) -> list[str]:
+    """The operators' real CRDs in the shared cluster (installed once; idempotent)."""
+    from . import crds
+
+    api = kube_cluster.api_client()
+    try:
+        return crds.install(api)
+    finally:
+        api.close()
 
 
 @pytest.fixture(scope="session")

@@ -36,10 +36,36 @@ INSTANCE = {
     "name": "sample-instance",
     "namespace": NAMESPACE,
     "host_suffix": f"{NAMESPACE}.apps.sample.paas.internal",
+    "host": f"sample-instance.{NAMESPACE}.apps.sample.paas.internal",
     "project": "sample-project",
     "org": "sample-org",
     "owner": "owner@example.com",
 }
+HOST = INSTANCE["host"]
+#: The platform's ingress settings as a service template sees them (CONTRACTS13.md), both ways round.
+INGRESS_VARIANTS = [
+    {"host": HOST, "class_name": "", "tls": True, "scheme": "https", "url": f"https://{HOST}"},
+    {"host": HOST, "class_name": "nginx", "tls": False, "scheme": "http", "url": f"http://{HOST}"},
+]
+
+
+def _service_keys(ingress: dict, storage_class: str = "") -> dict:
+    """What a service template sees besides inputs/instance/profile/action (CONTRACTS13.md)."""
+    return {
+        "service": {**INSTANCE, "type": "custom", "url": ingress["url"]},
+        "compute_instance": {
+            "name": "sample-compute",
+            "namespace": NAMESPACE,
+            "profile": "sample",
+            "resource_groups": [],
+        },
+        "ingress": dict(ingress),
+        "extra": {"SAMPLE_EXTRA": "1"},
+        "storage": [],
+        "storage_class": storage_class,
+    }
+
+
 SAMPLE_PROFILE = {
     "name": "sample",
     "display_name": "Sample",
@@ -143,6 +169,9 @@ REQUIRED_SERVICES = {  # name: (service_type, template)
     "fine-tuning-job": ("jobs", "fine-tuning-job"),
     "inference-kserve": ("inference", "kserve-inference"),
     "ray-cluster": ("custom", "ray-cluster"),
+    "ray-serve": ("inference", "ray-serve"),
+    "nvidia-nim": ("inference", "nvidia-nim"),
+    "mlops-platform": ("custom", "mlops-platform"),
     "kubernetes-yaml-app": ("custom", "kubernetes-yaml-app"),
 }
 NOTEBOOK_PROFILES = [
@@ -657,14 +686,22 @@ def _actions_for(version: dict) -> list[tuple[str, dict | None]]:
 
 def _contexts(template_name: str, number: str, version: dict):
     for profile_label, profile in _profiles_for(template_name):
-        for inputs_label, inputs in _input_variants(template_name, number, version):
+        for index, (inputs_label, inputs) in enumerate(_input_variants(template_name, number, version)):
+            ingress = INGRESS_VARIANTS[index % len(INGRESS_VARIANTS)]
+            storage_class = "fast-ssd" if index % 3 == 1 else ""
             for action_label, action in _actions_for(version):
-                context = {"inputs": dict(inputs), "instance": dict(INSTANCE), "profile": profile}
+                context = {
+                    "inputs": dict(inputs),
+                    "instance": dict(INSTANCE),
+                    "profile": profile,
+                    **_service_keys(ingress, storage_class),
+                }
                 if action == {}:
                     context["action"] = None  # an engine may pass action=None outside actions
                 elif action is not None:
                     context["action"] = action
-                yield f"profile={profile_label} inputs={inputs_label} action={action_label}", context
+                label = f"profile={profile_label} inputs={inputs_label} action={action_label}"
+                yield f"{label} tls={ingress['tls']} class={storage_class or '-'}", context
 
 
 # --- checks on rendered objects ---------------------------------------------------------------------
@@ -859,6 +896,29 @@ def _check_objects(label: str, version: dict, objects: list[dict], validated: se
     return errors
 
 
+def _check_ingresses(label: str, context: dict, objects: list[dict]) -> list[str]:
+    """Ingresses use exactly the platform's settings: its host, its class (none when empty) and, with
+    TLS, the controller's default certificate (no secretName: no certificate key in the namespace)."""
+    errors = []
+    ingress = context["ingress"]
+    for obj in objects:
+        if not isinstance(obj, dict) or obj.get("kind") != "Ingress":
+            continue
+        where = f"{label}: Ingress/{obj['metadata'].get('name')}"
+        spec = obj.get("spec") or {}
+        hosts = {rule.get("host") for rule in spec.get("rules") or []}
+        if hosts != {ingress["host"]}:
+            errors.append(f"{where}: hosts {sorted(map(str, hosts))} are not the assigned {ingress['host']}")
+        if spec.get("ingressClassName", "") != ingress["class_name"]:
+            errors.append(f"{where}: ingressClassName {spec.get('ingressClassName')!r} is not the platform's")
+        tls = spec.get("tls") or []
+        if bool(tls) != ingress["tls"]:
+            errors.append(f"{where}: tls {tls!r} does not follow the platform's setting")
+        if any("secretName" in entry or entry.get("hosts") != [ingress["host"]] for entry in tls):
+            errors.append(f"{where}: tls must name the host only (the controller's default certificate)")
+    return errors
+
+
 def _check_outputs(label: str, version: dict, context: dict, objects: list[dict]) -> list[str]:
     errors = []
     declared = {(r["apiVersion"], r["kind"]) for r in version["custom_resources"]}
@@ -916,6 +976,7 @@ def test_every_rendering_is_namespaced_valid_and_restricted(template_name, numbe
             errors.append(f"{label}: renders no objects")
             continue
         errors += _check_objects(label, version, objects, validated)
+        errors += _check_ingresses(label, context, objects)
         errors += _check_outputs(label, version, context, [o for o in objects if isinstance(o, dict)])
         if len(errors) > 40:
             break
@@ -932,6 +993,7 @@ def test_action_and_input_values_reach_the_objects():
             "inputs": {**_base_inputs(notebook), "notebook_profile": option},
             "instance": INSTANCE,
             "profile": SAMPLE_PROFILE,
+            **_service_keys(INGRESS_VARIANTS[0]),
         }
         objects = list(yaml.safe_load_all(_render(_manifests(notebook), context)))
         deployment = next(o for o in objects if o["kind"] == "Deployment")
@@ -973,7 +1035,12 @@ def test_action_and_input_values_reach_the_objects():
         assert info["data"]["RUN_STRATEGY"] == "halted"
 
     job = next(v for n, _, v in VERSIONS if n == "training-job")
-    context = {"inputs": {**_base_inputs(job), "gpus": 4}, "instance": INSTANCE, "profile": SAMPLE_PROFILE}
+    context = {
+        "inputs": {**_base_inputs(job), "gpus": 4},
+        "instance": INSTANCE,
+        "profile": SAMPLE_PROFILE,
+        **_service_keys(INGRESS_VARIANTS[0]),
+    }
     rendered = next(yaml.safe_load_all(_render(_manifests(job), context)))
     container = rendered["spec"]["template"]["spec"]["containers"][0]
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "4"
@@ -1050,7 +1117,12 @@ def test_the_platform_engine_deploys_every_input_variant(template_name, number, 
     errors = []
     for inputs_label, inputs in _input_variants(template_name, number, version):
         for action_label, action in _actions_for(version)[:1] + _actions_for(version)[2:]:
-            context = {"inputs": dict(inputs), "instance": dict(INSTANCE), "profile": profile}
+            context = {
+                "inputs": dict(inputs),
+                "instance": dict(INSTANCE),
+                "profile": profile,
+                **_service_keys(INGRESS_VARIANTS[0]),
+            }
             if action:
                 context["action"] = action
             try:

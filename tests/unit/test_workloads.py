@@ -103,3 +103,54 @@ def test_ray_cluster_and_inference_service():
     ray_usage, isvc = object_usage(ray), object_usage(inference)
     assert (ray_usage.cpu_millis, ray_usage.gpus) == (4000, 2)
     assert (isvc.gpus, isvc.memory_bytes) == (2, 4 * 2**30)
+
+
+def test_the_deployer_labels_every_object_and_pod_template_and_adds_extra_env():
+    from instances.models import ServiceInstance
+    from instances.service_deployer import decorate
+
+    service = ServiceInstance(
+        name="svc",
+        snapshot={
+            "labels": {"team": "ml", "app": "profile"},
+            "annotations": {"a/b": "c"},
+            "extra_config": {"K": 1},
+        },
+    )
+    pod = {"containers": [{"name": "c", "image": "x", "env": [{"name": "K", "value": "template"}]}]}
+    objects = [
+        {
+            "kind": "CronJob",
+            "metadata": {"name": "cj"},
+            "spec": {"jobTemplate": {"spec": {"template": {"spec": pod}}}},
+        },
+        {
+            "kind": "RayCluster",
+            "metadata": {"name": "ray", "labels": {"app": "template"}},
+            "spec": {
+                "headGroupSpec": {"template": {"spec": {"containers": [{"name": "h", "image": "x"}]}}},
+                "workerGroupSpecs": [{"template": {"spec": {"containers": [{"name": "w", "image": "x"}]}}}],
+            },
+        },
+        {
+            "kind": "InferenceService",
+            "metadata": {"name": "isvc"},
+            "spec": {"predictor": {"model": {"image": "x"}}},
+        },
+        {"kind": "ConfigMap", "metadata": {"name": "cm"}},
+    ]
+    decorate(objects, service)
+    cronjob, ray, isvc, configmap = objects
+    for obj in objects:
+        assert obj["metadata"]["labels"]["gpu-paas.io/service"] == "svc" and obj["metadata"][
+            "annotations"
+        ] == {"a/b": "c"}
+    assert ray["metadata"]["labels"]["app"] == "template"  # the template's own keys win (selectors)
+    template = cronjob["spec"]["jobTemplate"]["spec"]["template"]
+    assert template["metadata"]["labels"] == {"team": "ml", "app": "profile", "gpu-paas.io/service": "svc"}
+    assert template["spec"]["containers"][0]["env"] == [{"name": "K", "value": "template"}]  # set: kept
+    worker = ray["spec"]["workerGroupSpecs"][0]["template"]
+    assert worker["metadata"]["labels"]["gpu-paas.io/service"] == "svc"
+    assert worker["spec"]["containers"][0]["env"] == [{"name": "K", "value": "1"}]
+    assert isvc["spec"]["predictor"]["model"]["env"] == [{"name": "K", "value": "1"}]
+    assert configmap["metadata"]["labels"]["team"] == "ml"
