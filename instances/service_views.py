@@ -23,6 +23,7 @@ from catalog.models import ServiceProfile
 from catalog.selectors import catalog_for
 from catalog.service_inputs import input_fields
 from instances import selectors
+from instances.actions import action_run, actions_for, day2_refusal, service_redeploy
 from instances.models import ComputeInstance, Run, ServiceInstance
 from instances.service_forms import (
     ActionForm,
@@ -52,11 +53,6 @@ from paas.errors import Forbidden, NotFound
 from paas.forms import apply_error
 from paas.portal import FORM_ERRORS, portal_page
 from tenancy.portal import use_workspace
-
-try:  # H2's actions and day-2 operations
-    from instances.actions import action_run, actions_for, day2_refusal, service_redeploy
-except ImportError:  # pragma: no cover - until the actions land: their controls stay hidden
-    action_run = actions_for = day2_refusal = service_redeploy = None
 
 PAGE_SIZE = 50
 LIVE_STATES = {State.PENDING, State.PROVISIONING, State.DELETING}
@@ -326,13 +322,13 @@ def _service_context(request: HttpRequest, service: ServiceInstance) -> dict:
     manage = can_manage_service(user, service) and service.state not in (State.DELETING, State.DELETED)
     runs = list(service.runs.select_related("requested_by").order_by("-created_at", "-pk")[:10])
     actions = []
-    if manage and actions_for is not None and service.state not in LIVE_STATES:
+    if manage and service.state not in LIVE_STATES:
         actions = [
             {"spec": spec, "form": ActionForm(variables=spec.variables, prefix=spec.name)}
             for spec in actions_for(service)
             if not _pointless(spec.name, service.state)
         ]
-    refusal = day2_refusal(service) if day2_refusal is not None else None
+    refusal = day2_refusal(service)
     return {
         "nav": "deployments",
         "service": service,
@@ -348,8 +344,8 @@ def _service_context(request: HttpRequest, service: ServiceInstance) -> dict:
         "live": service.state in LIVE_STATES or any(r.outcome in UNFINISHED for r in runs),
         "can_manage": manage,
         "actions": actions,
-        "can_redeploy": manage and service_redeploy is not None and refusal is None,
-        "day2_refusal": refusal if manage and service_redeploy is not None else None,
+        "can_redeploy": manage and refusal is None,
+        "day2_refusal": refusal if manage else None,
     }
 
 
@@ -421,8 +417,6 @@ def service_delete_view(request: HttpRequest, service_id: int) -> HttpResponse:
 
 
 def _action_spec(target, action: str):
-    if actions_for is None:
-        raise NotFound("No such action.")
     spec = next((a for a in actions_for(target) if a.name == action), None)
     if spec is None:
         raise NotFound("No such action.")
@@ -488,8 +482,6 @@ def service_redeploy_view(request: HttpRequest, service_id: int) -> HttpResponse
     service = service_get_for(request.user, service_id)
     if not can_manage_service(request.user, service):
         raise Forbidden("You may not redeploy this service.")
-    if service_redeploy is None:
-        raise NotFound("Redeploys are not available.")
     refusal = day2_refusal(service)
     form = ServiceInputsForm(request.POST if request.method == "POST" and refusal is None else None)
     form.add_inputs(input_fields(service.snapshot), values=service.input_values)
@@ -556,11 +548,7 @@ def instance_services_context(request: HttpRequest, instance: ComputeInstance) -
     user = request.user
     services = list(service_list_filtered(user, compute_instance=instance))
     usage = instance_service_usage(instance)
-    can_act = (
-        actions_for is not None
-        and may_act_on_instance(user, instance)
-        and instance.state not in (*LIVE_STATES, State.DELETED)
-    )
+    can_act = may_act_on_instance(user, instance) and instance.state not in (*LIVE_STATES, State.DELETED)
     return {
         "services": services,
         "service_usage": usage,
