@@ -1,6 +1,7 @@
 """A notebook's whole life through the developer hub in Debian's Chromium, deployed for real: from the
 service catalog's card to ready on the local control plane with its URL and token shown, then stop,
-start and delete, each run executed by a real worker (``manage.py qcluster``) as the portal queues it.
+start and delete, each run executed by a real worker (``manage.py qcluster``) as the portal queues it;
+first, a new job's type switched in the page (htmx swaps in that profile's inputs, nothing typed is lost).
 """
 
 import re
@@ -33,6 +34,15 @@ def test_a_notebook_from_the_catalog_card_to_ready_then_stop_start_and_delete(
 
     page = new_page()
     login(page, platform.owner.username, platform.password, url=LOGIN)
+    # Changing the type of a new job swaps in that profile's inputs (htmx), keeping what was typed.
+    page.goto(f"/w/{team.pk}/deployments/jobs/new/")
+    page.get_by_label("Name", exact=True).fill("my-job")
+    expect(page.get_by_label("Base model")).to_be_visible()
+    page.get_by_label("Type").select_option(label="Training Job")
+    expect(page.locator("textarea[name=input_command]")).to_be_visible()  # multi-line: a text area
+    expect(page.get_by_label("Base model")).to_have_count(0)
+    expect(page.get_by_label("Name", exact=True)).to_have_value("my-job")
+
     page.goto(f"/w/{team.pk}/services/")
     page.get_by_role("button", name="Launch Jupyter Notebook").click()
 
