@@ -192,8 +192,11 @@ def _datacenters():
 
 def _launch_form(request, *, data, initial, profiles, instances, profile):
     datacenter_id = profile.datacenter_id if profile is not None else None
-    if profile is not None and profile.datacenter_exposed and profile.datacenter_overridable and data:
-        datacenter_id = _int(data.get("datacenter")) or None
+    if profile is not None and profile.datacenter_exposed and profile.datacenter_overridable:
+        if data is not None:
+            datacenter_id = _int(data.get("datacenter")) or None
+        elif initial and "datacenter" in initial:  # a refresh of the same profile's inputs
+            datacenter_id = initial["datacenter"]
     form = ServiceLaunchForm(
         data,
         initial=initial,
@@ -205,6 +208,16 @@ def _launch_form(request, *, data, initial, profiles, instances, profile):
     )
     if profile is not None:
         form.add_inputs(input_fields(profile))
+    if "datacenter" in form.fields:  # the storage shown follows the datacenter chosen (htmx)
+        form.fields["datacenter"].widget.attrs |= {
+            "hx-post": request.path,
+            "hx-trigger": "change",
+            "hx-vals": '{"refresh": "1"}',
+            "hx-include": "#service-form",
+            "hx-target": "#service-inputs",
+            "hx-select": "#service-inputs",
+            "hx-swap": "outerHTML",
+        }
     return form
 
 
@@ -246,6 +259,11 @@ def service_new(request: HttpRequest, project_id: int, kind: str) -> HttpRespons
                 "name": request.POST.get("name", ""),
                 "description": request.POST.get("description", ""),
             }
+            if profile is not None and _int(request.POST.get("shown_profile")) == profile.pk:
+                # the same profile's inputs again (the datacenter changed): keep what was typed
+                initial |= {k: v for k, v in request.POST.items() if k.startswith("input_")}
+                initial |= {"datacenter": _int(request.POST.get("datacenter"))}
+                initial |= {"storage": request.POST.getlist("storage")}
         form = _launch_form(
             request, data=None, initial=initial, profiles=profiles, instances=instances, profile=profile
         )

@@ -500,3 +500,43 @@ def test_query_counts_do_not_grow_with_services(hub, client):
     large = {url: count(url) for url in urls}
     print(f"\nservice pages' queries, 3 vs 40 services: {small} vs {large}")
     assert small == large, (small, large)
+
+
+def test_datacenter_and_storage_when_the_profile_exposes_them(hub, client, jupyter):
+    from inventory.models import Datacenter, Storage
+
+    world, box, _ = hub
+    east = Datacenter.objects.create(name="east", display_name="East", kind="data_center", credentials="x")
+    west = Datacenter.objects.create(name="west", display_name="West", kind="data_center", credentials="x")
+    Storage.objects.create(name="open-fast", kind="high-speed-storage", storage_class="fast")
+    Storage.objects.create(name="east-fast", kind="high-speed-storage", storage_class="fast", datacenter=east)
+    Storage.objects.create(name="west-fast", kind="high-speed-storage", storage_class="fast", datacenter=west)
+    ServiceProfile.objects.filter(pk=jupyter.pk).update(
+        datacenter=east,
+        datacenter_exposed=True,
+        datacenter_overridable=True,
+        storage_exposed=True,
+        storage_overridable=True,
+    )
+    c = as_user(client, world, "collaborator_rw")
+    page = c.get(new_url(world) + f"?profile={jupyter.pk}").content.decode()
+    assert '<select name="datacenter"' in page and f'<option value="{east.pk}" selected>East</option>' in page
+    assert "open-fast" in page and "east-fast" in page and "west-fast" not in page  # the visibility rule
+    # A datacenter other than the one of the instance's cluster: refused, on the datacenter field.
+    refused = c.post(new_url(world), form_data(jupyter, box, datacenter=west.pk))
+    assert refused.status_code == 400
+    assert "runs on cluster" in " ".join(refused.context["form"].errors["datacenter"])
+    text = refused.content.decode()
+    assert f'<option value="{west.pk}" selected>West</option>' in text and "west-fast" in text
+    assert "east-fast" not in text  # the storage list follows the chosen datacenter
+    # Changing the datacenter re-renders the inputs (htmx) with its storage, keeping what was typed.
+    again = c.post(
+        new_url(world),
+        form_data(jupyter, box, datacenter=west.pk, shown_profile=jupyter.pk, input_cpu="5")
+        | {"refresh": "1"},
+        HTTP_HX_REQUEST="true",
+    )
+    text = again.content.decode()
+    assert again.status_code == 200 and not again.context["form"].is_bound
+    assert "west-fast" in text and "east-fast" not in text and 'name="input_cpu" value="5"' in text
+    assert 'hx-post="/w/' in text.split('<select name="datacenter"')[1].split(">")[0]
