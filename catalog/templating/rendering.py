@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import collections
+import hashlib
+import threading
 import traceback
 from collections.abc import Mapping
 from typing import Any
@@ -181,33 +184,73 @@ def _compile(source: Any, context: Mapping[str, Any] | None) -> tuple[Any, _Sand
         return None, None, ["the template is nested too deeply (brackets, expressions or blocks)"]
 
 
+def _context_signature(context: Mapping[str, Any] | None) -> tuple | None:
+    """What the name checks read of a context: its top-level names and the keys of the three mappings
+    whose keys they check (two contexts with the same signature get the same answers)."""
+    if context is None:
+        return None
+    nested = tuple(
+        (name, tuple(sorted(map(str, value))) if isinstance(value, Mapping) else None)
+        for name in ("inputs", "instance", "profile")
+        for value in [context.get(name)]
+    )
+    return tuple(sorted(map(str, context))), nested
+
+
+# Compiled templates by (source, context signature): the checks and Jinja's compiler take most of a
+# render's time, and every launch renders the same few templates. What is kept is Python code (never a
+# Template: its sandbox carries the budget of one render), bound to a fresh sandbox on each render.
+_COMPILED: collections.OrderedDict[tuple, tuple[Any, list[str]]] = collections.OrderedDict()
+_COMPILED_MAX = 128
+_COMPILED_LOCK = threading.Lock()
+
+
 def _compile_checked(
     source: str, context: Mapping[str, Any] | None
 ) -> tuple[Any, _Sandbox | None, list[str]]:
+    key = (hashlib.sha256(source.encode()).digest(), _context_signature(context))
+    with _COMPILED_LOCK:
+        cached = _COMPILED.get(key)
+        if cached is not None:
+            _COMPILED.move_to_end(key)
+    if cached is None:
+        cached = _compile_code(source, context)
+        with _COMPILED_LOCK:
+            _COMPILED[key] = cached
+            while len(_COMPILED) > _COMPILED_MAX:
+                _COMPILED.popitem(last=False)
+    code, problems = cached
+    if problems:
+        return None, None, problems
+    env = _Sandbox()
+    return env.template_class.from_code(env, code, env.make_globals(None), None), env, []
+
+
+def _compile_code(source: str, context: Mapping[str, Any] | None) -> tuple[Any, list[str]]:
+    """The checked, instrumented template compiled to Python code, or the problems that refuse it."""
     env = _Sandbox()
     try:
         ast = env.parse(source)
     except TemplateSyntaxError as exc:
-        return None, None, [_syntax_message(exc)]
+        return None, [_syntax_message(exc)]
     problems = _static_problems(ast)
     if problems:
-        return None, None, problems
+        return None, problems
     if context is not None:
         try:
             problems = _name_problems(ast, context, env)
         except TemplateSyntaxError as exc:  # e.g. an unknown filter (TemplateAssertionError)
-            return None, None, [_syntax_message(exc)]
+            return None, [_syntax_message(exc)]
         if problems:
-            return None, None, problems
+            return None, problems
     ast = _instrument(ast)
     ast.set_environment(env)
     try:
-        template = env.from_string(ast)
+        return env.compile(ast), []
     except TemplateSyntaxError as exc:  # e.g. an unknown filter (TemplateAssertionError)
-        return None, None, [_syntax_message(exc)]
+        return None, [_syntax_message(exc)]
     except Exception as exc:  # constant folding at compile time can hit a limit
-        return None, None, [_runtime_message(exc)]
-    return template, env, []
+        return None, [_runtime_message(exc)]
 
 
 def _template_problems(source: str) -> list[str]:
