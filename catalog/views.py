@@ -1,7 +1,6 @@
-"""Portal page of the service catalog: the service profiles a workspace may launch, as cards.
-
-(Launching services arrives with its own issue; the cards say what each service is.)
-"""
+"""Portal page of the service catalog: the service profiles a workspace may launch, as cards, each
+with a Launch button to the new-service page of its type (``instances.service_views``; the link is by
+URL name, so the catalog imports nothing of instances)."""
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -9,6 +8,7 @@ from django.shortcuts import render
 from catalog.models import ServiceProfile
 from catalog.readme import render_readmes
 from catalog.selectors import catalog_for
+from paas import authz
 from paas.portal import portal_page
 from tenancy.portal import use_workspace
 
@@ -23,4 +23,11 @@ def service_catalog(request: HttpRequest, project_id: int) -> HttpResponse:
     )
     readmes = render_readmes([p.readme for p in profiles])
     cards = [{"profile": p, "readme_html": html} for p, html in zip(profiles, readmes, strict=True)]
-    return render(request, "catalog/services.html", {"nav": "services", "project": project, "cards": cards})
+    # Workspace admins and read-write collaborators deploy services; read-only members see no button
+    # (and the new-service page and the service layer refuse them).
+    can_launch = authz.has_perm(request.user, "manage_services", project)
+    return render(
+        request,
+        "catalog/services.html",
+        {"nav": "services", "project": project, "cards": cards, "can_launch": can_launch},
+    )

@@ -21,7 +21,8 @@ from catalog.selectors import catalog_for
 from instances import quota, selectors, services
 from instances.filters import InstanceFilter
 from instances.forms import CollaboratorForm, InstanceNameForm, InstanceSizeForm
-from instances.models import ComputeInstance
+from instances.models import ComputeInstance, Run
+from instances.service_views import instance_services_context
 from instances.states import State
 from inventory.mig import UNITS_PER_GPU, slice_units
 from paas import authz
@@ -245,7 +246,8 @@ def _detail_context(request: HttpRequest, instance: ComputeInstance) -> dict:
         else "",
         "runs": runs,
         "run": runs[0] if runs else None,
-        "live": instance.state in LIVE_STATES,
+        "live": instance.state in LIVE_STATES
+        or any(r.outcome in (Run.Outcome.QUEUED, Run.Outcome.RUNNING) for r in runs),  # an action runs
         "can_manage": can_manage and instance.state not in (State.DELETING, State.DELETED),
         "can_use": authz.has_perm(user, "use_instance", instance) and instance.state == State.READY,
         "collaborators": list(instance.collaborators.all()),
@@ -286,7 +288,11 @@ def instance_detail(request: HttpRequest, instance_id: int) -> HttpResponse:
     instance = selectors.instance_detail_for(request.user, instance_id)
     if authz.has_perm(request.user, "view_project", instance.project):
         use_workspace(request, instance.project_id)
-    context = _detail_context(request, instance) | _collaboration_context(instance, CollaboratorForm())
+    context = (
+        _detail_context(request, instance)
+        | _collaboration_context(instance, CollaboratorForm())
+        | instance_services_context(request, instance)
+    )
     return render(request, "instances/detail.html", context)
 
 
@@ -294,7 +300,8 @@ def instance_detail(request: HttpRequest, instance_id: int) -> HttpResponse:
 def instance_status(request: HttpRequest, instance_id: int) -> HttpResponse:
     """The live part of the detail page (htmx polls it while the instance is changing)."""
     instance = selectors.instance_get_for(request.user, instance_id)
-    response = render(request, "instances/_status.html", _detail_context(request, instance))
+    context = _detail_context(request, instance) | instance_services_context(request, instance)
+    response = render(request, "instances/_status.html", context)
     response["Cache-Control"] = "no-store"
     return response
 
@@ -338,7 +345,11 @@ def collaborator_add(request: HttpRequest, instance_id: int) -> HttpResponse:
             return redirect(reverse("instances:detail", args=[instance.pk]) + "#collaborators")
     else:
         error = ""
-    context = _detail_context(request, instance) | _collaboration_context(instance, form, error)
+    context = (
+        _detail_context(request, instance)
+        | _collaboration_context(instance, form, error)
+        | instance_services_context(request, instance)
+    )
     return render(request, "instances/detail.html", context, status=400)
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from instances.models import ComputeInstance
+from catalog.models import ServiceProfile
+from instances.models import ComputeInstance, ServiceInstance
 from instances.services import instance_launch
 from tests.browser.helpers import login
 
@@ -48,6 +49,19 @@ def test_every_page_passes_axe_and_fits_the_screen(platform, new_page, shot, pho
         namespace="i-sweep",
         outputs={"where": "i-sweep", "token": {"secret": True, "name": "s", "key": "k"}},
     )
+    jupyter = ServiceProfile.objects.get(org__isnull=True, name="jupyter-notebook")
+    notebook = ServiceInstance.objects.create(
+        org=team.org,
+        project=team,
+        compute_instance=instance,
+        name="nb",
+        owner=platform.owner,
+        profile=jupyter,
+        service_type=jupyter.service_type,
+        snapshot={"name": jupyter.name, "display_name": jupyter.display_name},
+        state="ready",
+        host="nb.sweep.apps.example.test",
+    )
     page = new_page(phone=phone)
     page.goto("/login/")
     check(page, shot, "login")
@@ -58,12 +72,19 @@ def test_every_page_passes_axe_and_fits_the_screen(platform, new_page, shot, pho
         (f"/w/{team.pk}/services/", "services"),
         (f"/instances/{instance.pk}/", "detail"),
         (f"/instances/{instance.pk}/delete/", "delete"),
+        (f"/w/{team.pk}/deployments/notebooks/", "notebooks"),
+        (f"/w/{team.pk}/deployments/notebooks/new/?instance={instance.pk}", "new-notebook"),
+        (f"/services/{notebook.pk}/", "notebook"),
+        (f"/services/{notebook.pk}/delete/", "notebook-delete"),
     ):
         page.goto(path)
         check(page, shot, name)
     page.goto(f"/w/{team.pk}/")
     page.locator("details.workspace-switcher summary").click()
     check(page, shot, "switcher-open")
+    page.goto(f"/w/{team.pk}/")
+    page.locator("details.deployments-menu summary").click()
+    check(page, shot, "deployments-menu-open")
     page.goto(f"/w/{team.pk}/instances/new/")
     check(page, shot, "new-1")
     page.get_by_label("Name", exact=True).fill("second")
