@@ -129,6 +129,8 @@ class ClusterForm(forms.ModelForm):
             "tenancy",
             "dedicated_org",
             "ingress_domain",
+            "ingress_class",
+            "ingress_tls",
         ]
 
     def clean(self):
@@ -227,7 +229,17 @@ class ClusterAdmin(OperatorWritesAdmin):
         )
 
     def get_fields(self, request, obj=None):
-        base = ["name", "display_name", "datacenter", "labels", "tenancy", "dedicated_org", "ingress_domain"]
+        base = [
+            "name",
+            "display_name",
+            "datacenter",
+            "labels",
+            "tenancy",
+            "dedicated_org",
+            "ingress_domain",
+            "ingress_class",
+            "ingress_tls",
+        ]
         if not authz.is_operator(request.user):
             return [
                 *base,

@@ -26,6 +26,7 @@ from inventory.models import Agent, Cluster, Datacenter, DatacenterAgent, MigCha
 from paas import authz
 from paas.audit import apply_changes, audit_log
 from paas.errors import Conflict, ValidationFailed
+from paas.validation import is_dns_label
 from tenancy.models import Organization
 from tenancy.validation import clean_slug
 
@@ -207,6 +208,8 @@ def cluster_register(
     tenancy: str = Cluster.Tenancy.SHARED,
     dedicated_org: Organization | None = None,
     ingress_domain: str = "",
+    ingress_class: str = "",
+    ingress_tls: bool = False,
 ) -> Cluster:
     """Register a cluster; its reachability check and node sync are enqueued for its agent.
 
@@ -229,6 +232,8 @@ def cluster_register(
         tenancy=tenancy,
         dedicated_org=dedicated_org,
         ingress_domain=clean_ingress_domain(ingress_domain),
+        ingress_class=clean_ingress_class(ingress_class),
+        ingress_tls=bool(ingress_tls),
     )
     audit_log(
         actor=actor,
@@ -246,17 +251,42 @@ def cluster_register(
     return cluster
 
 
+def clean_ingress_class(name: str) -> str:
+    """An IngressClass name (a DNS subdomain; empty: the cluster's default class). It is a platform
+    setting injected into every service render, never a template input."""
+    name = (name or "").strip()
+    if name and (len(name) > 253 or not all(is_dns_label(part) for part in name.split("."))):
+        raise ValidationFailed(
+            "Invalid ingress class.",
+            fields={"ingress_class": "An IngressClass name: lowercase letters, digits, '-' and '.'."},
+        )
+    return name
+
+
 @transaction.atomic
 def cluster_update(*, actor, cluster: Cluster, kubeconfig: str | None = None, **data) -> Cluster:
     """Change a cluster; a new kubeconfig replaces the stored one (write-only) and triggers a check."""
     authz.require_operator(actor)
-    allowed = {"display_name", "datacenter", "labels", "tenancy", "dedicated_org", "ingress_domain"}
+    allowed = {
+        "display_name",
+        "datacenter",
+        "labels",
+        "tenancy",
+        "dedicated_org",
+        "ingress_domain",
+        "ingress_class",
+        "ingress_tls",
+    }
     unknown = set(data) - allowed
     if unknown:
         raise ValidationFailed("Unknown fields.", fields={k: "Unknown field." for k in unknown})
     _check_tenancy(data.get("tenancy", cluster.tenancy), data.get("dedicated_org", cluster.dedicated_org))
     if "ingress_domain" in data:
         data["ingress_domain"] = clean_ingress_domain(data["ingress_domain"])
+    if "ingress_class" in data:
+        data["ingress_class"] = clean_ingress_class(data["ingress_class"])
+    if "ingress_tls" in data:
+        data["ingress_tls"] = bool(data["ingress_tls"])
     changes = apply_changes(cluster, data)
     if kubeconfig:
         kubeconfig = _resolve_kubeconfig(kubeconfig, "", "", "", cluster.name)

@@ -100,6 +100,8 @@ class ClusterSerializer(serializers.ModelSerializer):
             "dedicated_org",
             "offers_sandbox_runtime",
             "ingress_domain",
+            "ingress_class",
+            "ingress_tls",
             "guardrails",
             "status",
             "status_message",
