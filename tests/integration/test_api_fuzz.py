@@ -28,11 +28,15 @@ from rest_framework.test import APIClient
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
+from instances import service_instances
+from instances.models import ComputeInstance
+from instances.states import State, transition
 from paas.models import AuditEvent
 from paas.services import api_token_create
 from tenancy.models import RoleAssignment
 from tests.factories import ONE_A100, make_profile, make_synced_cluster
 from tests.support.instances import launch
+from tests.support.services import make_service_profile
 
 pytestmark = pytest.mark.fuzz
 
@@ -118,6 +122,15 @@ def _objects(world) -> dict[str, int]:
     )
     make_synced_cluster(name="fuzz-c")
     instance = launch(world, profile, "fuzzed")
+    with transaction.atomic():  # as its deploy leaves it, so that a service can be deployed onto it
+        instance = ComputeInstance.objects.select_for_update().get(pk=instance.pk)
+        instance.namespace = "i-fuzzed-ns"
+        instance.save(update_fields=["namespace"])
+        transition(instance, State.PROVISIONING)
+        transition(instance, State.READY)
+    service = service_instances.service_launch(
+        actor=instance.owner, compute_instance=instance, profile=make_service_profile(world), name="web"
+    )
     return {
         "projects": world.a.project.pk,
         "orgs": world.a.org.pk,
@@ -129,6 +142,7 @@ def _objects(world) -> dict[str, int]:
         "template-versions": profile.template_version_id,
         "compute-profiles": profile.pk,
         "instances": instance.pk,
+        "service-instances": service.pk,
     }
 
 

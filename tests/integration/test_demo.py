@@ -3,20 +3,26 @@
 import pytest
 from django.core.management import call_command
 
-from instances.models import ComputeInstance
+from instances.models import ComputeInstance, ServiceInstance
 
 pytestmark = pytest.mark.kube
 
 
-def test_demo_setup_is_idempotent_and_gives_bob_an_instance(db, kube_cluster, monkeypatch, capsys):
+def test_demo_setup_is_idempotent_and_gives_bob_an_instance_and_a_notebook(
+    db, kube_cluster, monkeypatch, capsys
+):
     monkeypatch.setenv("PAAS_DEMO_KUBECONFIG", str(kube_cluster.kubeconfig_path))
     call_command("demo_setup")
     first = capsys.readouterr().out
     assert "Demo logins" in first and "nodes synced" in first
-    assert "bob's 'demo-box' (Small) launched in acme/research" in first
+    assert "bob's 'demo-box' (Small) in acme/research is ready" in first
+    assert "bob's Jupyter notebook 'demo-notebook' on demo-box is ready" in first
     call_command("demo_setup")
     second = capsys.readouterr().out
-    assert "'demo-box' in acme/research is pending" in second
+    assert "'demo-box' in acme/research is ready" in second and "demo-notebook" not in second
     box = ComputeInstance.objects.get(name="demo-box")
     assert box.owner.username == "bob" and box.project.name == "research"
     assert ComputeInstance.objects.count() == 1
+    notebook = ServiceInstance.objects.get()
+    assert (notebook.name, notebook.compute_instance, notebook.state) == ("demo-notebook", box, "ready")
+    assert notebook.outputs["url"].startswith("http://demo-notebook.")
