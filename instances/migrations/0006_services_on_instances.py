@@ -119,7 +119,7 @@ class Migration(migrations.Migration):
                     models.JSONField(
                         blank=True,
                         default=dict,
-                        help_text="The inputs it was deployed with (defaults and the user's overrides; secret values sealed).",
+                        help_text="The inputs it was deployed with (defaults and the user's overrides; secrets sealed).",
                         verbose_name="input values",
                     ),
                 ),

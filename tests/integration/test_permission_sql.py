@@ -10,15 +10,19 @@ import pytest
 from django.apps import apps
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
+from django.db import transaction
 from guardian.models import UserObjectPermission, UserObjectPermissionBase
 
+from instances import service_instances
 from instances import services as instance_services
 from instances.models import ComputeInstance
+from instances.states import State, transition
 from paas import authz
 from tenancy import services as tenancy_services
 from tenancy.models import IdpGroupMapping, Organization, Project, User
 from tenancy.roles import Role
 from tests.factories import ONE_A100, make_org, make_profile, make_synced_cluster
+from tests.support.services import make_service_profile
 
 MANIFESTS = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ instance.name }}-info\ndata:\n  a: b\n"
 
@@ -44,7 +48,8 @@ def test_the_compared_models_are_the_ones_with_object_permissions():
 
 
 def _objects_in(org: Organization, project: Project, admin: User, owner: User, name: str) -> ComputeInstance:
-    """One of each kind in ``org``: an IdP mapping, a profile and a launched instance in ``project``."""
+    """One of each kind in ``org``: an IdP mapping, a profile, a launched instance in ``project`` and a
+    service on it."""
     tenancy_services.idp_mapping_create(actor=admin, org=org, group=f"{name}-staff", role=Role.PAAS_ADMIN)
     tenancy_services.idp_mapping_create(
         actor=admin, org=org, group=f"{name}-ops", role=Role.WORKSPACE_ADMIN, project=project
@@ -52,7 +57,20 @@ def _objects_in(org: Organization, project: Project, admin: User, owner: User, n
     profile = make_profile(
         actor=admin, project=project, manifests=MANIFESTS, resource_groups=ONE_A100, name=f"{name}-p"
     )
-    return instance_services.instance_launch(actor=owner, project=project, name=f"{name}-i", profile=profile)
+    instance = instance_services.instance_launch(
+        actor=owner, project=project, name=f"{name}-i", profile=profile
+    )
+    with transaction.atomic():  # as its deploy leaves it, so that a service can be deployed onto it
+        instance = ComputeInstance.objects.select_for_update().get(pk=instance.pk)
+        instance.namespace = f"{name}-ns"
+        instance.save(update_fields=["namespace"])
+        transition(instance, State.PROVISIONING)
+        transition(instance, State.READY)
+    service_profile = make_service_profile(None, actor=admin, project=project, name=f"{name}-web")
+    service_instances.service_launch(
+        actor=owner, compute_instance=instance, profile=service_profile, name=f"{name}-web"
+    )
+    return instance
 
 
 @pytest.fixture

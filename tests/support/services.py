@@ -143,11 +143,12 @@ def make_service_profile(
     input_settings=None,
     output_settings=None,
     project=None,
+    actor=None,
     **fields,
 ) -> ServiceProfile:
     """A published service profile in tenant A's 'team' workspace (by its project PaaS admin) on a freshly
     published template version (``WEB_MANIFESTS`` unless told)."""
-    actor = world.a.users["paas_admin_org"]
+    actor = actor or world.a.users["paas_admin_org"]
     project = project or world.a.project
     template = catalog_services.template_create(actor=actor, project=project, name=f"{name}-tpl")
     version = catalog_services.template_version_create(
