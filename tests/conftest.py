@@ -52,6 +52,16 @@ def _fresh_audit_checkpoint_store(settings, tmp_path_factory):
     )
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Each test starts with an empty cache: the database is rolled back (or flushed) between tests, so
+    what cache keys are made of (the catalog generation, row ids after a flush) starts over, while an
+    earlier test's cached pages would stay in this process."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def api():
     """An API client; ``api.as_user(user)`` authenticates it as that user (session-less)."""
