@@ -19,6 +19,7 @@ from catalog.selectors import catalog_for
 from catalog.services import profile_snapshot
 from instances import selectors, service_objects
 from instances.models import ComputeInstance, Run, ServiceInstance
+from instances.secret_outputs import read_secret_output
 from instances.service_render import service_host, service_render
 from instances.service_selectors import can_deploy_services_on, can_manage_service
 from instances.states import STORAGE_ONLY, State, transition
@@ -530,8 +531,6 @@ def shown_outputs(service: ServiceInstance) -> list[dict]:
 def service_output_reveal(*, actor, service: ServiceInstance, name: str) -> str:
     """The value of a shown secret output, read from its Secret in the namespace now (audited, never
     stored)."""
-    from inventory import kube
-
     _require_manage(actor, service, "Only those who manage this service see its secrets.")
     if not any(o["name"] == name and o["secret"] for o in shown_outputs(service)):
         raise NotFound("No such secret output.")
@@ -539,17 +538,9 @@ def service_output_reveal(*, actor, service: ServiceInstance, name: str) -> str:
     if service.state != State.READY or not isinstance(reference, dict):
         raise Conflict(f"{service.name} is {service.state}; its secrets are readable once it is ready.")
     compute = service.compute_instance
-    try:
-        value = kube.read_secret_key(
-            compute.cluster.kubeconfig.reveal(),
-            namespace=compute.namespace,
-            name=reference["name"],
-            key=reference["key"],
-        )
-    except kube.KubeUnreachable as exc:
-        raise Conflict(f"The cluster cannot be reached now: {exc}") from exc
-    if value is None:
-        raise Conflict(f"The secret behind {name!r} does not exist (yet) in the instance's namespace.")
+    value = read_secret_output(
+        cluster=compute.cluster, namespace=compute.namespace, name=name, reference=reference
+    )
     audit_log(
         actor=actor,
         action="service.output_reveal",

@@ -12,6 +12,7 @@ from instances import access, selectors
 from instances.launch_checks import launch_checks_run
 from instances.models import ComputeInstance, Run
 from instances.quota import profile_totals, quota_problems
+from instances.secret_outputs import read_secret_output
 from instances.service_instances import services_deleting_with
 from instances.states import State, transition
 from inventory.models import Cluster
@@ -356,8 +357,6 @@ def kubeconfig_issue(*, actor, instance: ComputeInstance) -> str:
 @transaction.atomic
 def output_reveal(*, actor, instance: ComputeInstance, name: str) -> str:
     """The value of a secret output, read from its Secret in the namespace now (audited, never stored)."""
-    from inventory import kube
-
     authz.require(
         actor,
         "use_instance",
@@ -369,17 +368,9 @@ def output_reveal(*, actor, instance: ComputeInstance, name: str) -> str:
         raise NotFound("No such secret output.")
     if instance.state != State.READY:
         raise Conflict(f"{instance.name} is {instance.state}; its secrets are readable once it is ready.")
-    try:
-        value = kube.read_secret_key(
-            instance.cluster.kubeconfig.reveal(),
-            namespace=instance.namespace,
-            name=reference["name"],
-            key=reference["key"],
-        )
-    except kube.KubeUnreachable as exc:
-        raise Conflict(f"The cluster cannot be reached now: {exc}") from exc
-    if value is None:
-        raise Conflict(f"The secret behind {name!r} does not exist (yet) in the instance's namespace.")
+    value = read_secret_output(
+        cluster=instance.cluster, namespace=instance.namespace, name=name, reference=reference
+    )
     audit_log(
         actor=actor,
         action="instance.output_reveal",
