@@ -20,7 +20,6 @@ reason, on the run, the target and in the audit trail.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -33,7 +32,6 @@ from instances.rendering import instance_context, validated
 from instances.states import State, transition
 from inventory import kube
 from inventory.kube import scaling
-from inventory.services import queue_for_cluster
 from paas.audit import audit_log
 
 log = logging.getLogger(__name__)
@@ -280,28 +278,8 @@ def _succeeded(
 
 
 def _failed(run: Run, target, instance: ComputeInstance, step, exc: Exception) -> str:
-    from django_q.tasks import schedule
-
-    message = (
-        str(exc)
-        if not isinstance(exc, templating.TemplateError)
-        else "; ".join(m for ms in exc.errors.values() for m in ms)
-    )
-    step(f"Attempt {run.attempt} failed: {message}", level="error")
-    final = isinstance(exc, (templating.TemplateError, deployer.UnexpectedError, deployer.RunAbandoned))
-    if run.attempt < deployer.MAX_ATTEMPTS and not final:
-        delay = 5 * 2 ** (run.attempt - 1)
-        Run.objects.filter(pk=run.pk).update(outcome=Run.Outcome.QUEUED, message=message)
-        schedule(
-            "instances.tasks.run_execute",
-            run.pk,
-            schedule_type="O",
-            repeats=1,
-            next_run=timezone.now() + timedelta(seconds=delay),
-            cluster=queue_for_cluster(instance.cluster),
-            name=f"retry run {run.pk} attempt {run.attempt + 1}",
-        )
-        step(f"Retrying in {delay} s.")
+    message, retrying = deployer.attempt_failed(run, instance.cluster, step, exc)
+    if retrying:
         return "retrying"
     with transaction.atomic():
         target = type(target).objects.select_for_update().get(pk=target.pk)

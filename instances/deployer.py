@@ -251,7 +251,9 @@ def _after_success(run: Run, target) -> None:
         service_deployer.deleted_with(target)
 
 
-def _failed(run: Run, instance, step: RunLog, exc: Exception) -> str:
+def attempt_failed(run: Run, cluster, step: RunLog, exc: Exception) -> tuple[str, bool]:
+    """Log a failed attempt and, unless the error is final or the attempts are used up, schedule the
+    next one with a backoff on the cluster's agent. Returns (the reason, whether a retry is scheduled)."""
     from django_q.tasks import schedule
 
     message = (
@@ -261,19 +263,26 @@ def _failed(run: Run, instance, step: RunLog, exc: Exception) -> str:
     )
     step(f"Attempt {run.attempt} failed: {message}", level="error")
     final = isinstance(exc, (templating.TemplateError, UnexpectedError, RunAbandoned))
-    if run.attempt < MAX_ATTEMPTS and not final:
-        delay = 5 * 2 ** (run.attempt - 1)
-        Run.objects.filter(pk=run.pk).update(outcome=Run.Outcome.QUEUED, message=message)
-        schedule(
-            "instances.tasks.run_execute",
-            run.pk,
-            schedule_type="O",
-            repeats=1,
-            next_run=timezone.now() + timedelta(seconds=delay),
-            cluster=queue_for_cluster(instance.cluster),
-            name=f"retry run {run.pk} attempt {run.attempt + 1}",
-        )
-        step(f"Retrying in {delay} s.")
+    if run.attempt >= MAX_ATTEMPTS or final:
+        return message, False
+    delay = 5 * 2 ** (run.attempt - 1)
+    Run.objects.filter(pk=run.pk).update(outcome=Run.Outcome.QUEUED, message=message)
+    schedule(
+        "instances.tasks.run_execute",
+        run.pk,
+        schedule_type="O",
+        repeats=1,
+        next_run=timezone.now() + timedelta(seconds=delay),
+        cluster=queue_for_cluster(cluster),
+        name=f"retry run {run.pk} attempt {run.attempt + 1}",
+    )
+    step(f"Retrying in {delay} s.")
+    return message, True
+
+
+def _failed(run: Run, instance, step: RunLog, exc: Exception) -> str:
+    message, retrying = attempt_failed(run, instance.cluster, step, exc)
+    if retrying:
         return "retrying"
     with transaction.atomic():
         instance = type(instance).objects.select_for_update().get(pk=instance.pk)
