@@ -175,6 +175,13 @@ def execute(run_id: int) -> str:
         from instances import service_deployer
 
         instance, work = service_deployer.target(run), service_deployer.work
+    elif run.kind == Run.Kind.CLAIM:  # a warm pool's standby handed over to the instance that claimed it
+        from instances import pool_deployer
+
+        instance = ComputeInstance.objects.select_related("cluster", "org", "project", "owner").get(
+            pk=run.instance_id
+        )
+        work = pool_deployer.handover
     else:
         instance = ComputeInstance.objects.select_related("cluster", "org", "project", "owner").get(
             pk=run.instance_id

@@ -16,7 +16,35 @@ from inventory.models import Cluster, Datacenter
 from tenancy.models import Organization, Project, User
 
 
-class ComputeInstance(models.Model):
+class HeldResources(models.Model):
+    """The resource totals of a profile snapshot, kept in columns: quota usage and the capacity the
+    platform has placed on each cluster are summed from these in SQL (compute instances and warm-pool
+    standby instances alike)."""
+
+    gpus = models.PositiveIntegerField("GPUs", default=0)
+    gpus_by_model = models.JSONField("GPUs by model", default=dict, blank=True)
+    mig_slices = models.JSONField("MIG slices", default=dict, blank=True)
+    # GPU quota usage, exact: 28ths of a GPU (tenancy.gpu_units; a MIG slice Ng.* is N/7 GPU = 4N units)
+    gpu_units = models.PositiveIntegerField(
+        "GPU quota units",
+        default=0,
+        help_text="28ths of a GPU: a whole GPU counts 28, a MIG slice its fraction (1g.10gb = 1/7 = 4).",
+    )
+    mig_parents = models.JSONField(
+        "MIG parent GPU models",
+        default=dict,
+        blank=True,
+        help_text="Per MIG profile, the GPU models that may host its slices (what per-model limits count).",
+    )
+    cpu_millis = models.PositiveBigIntegerField("CPU (millicores)", default=0)
+    memory_gib = models.PositiveIntegerField("memory (GiB)", default=0)
+    storage_gib = models.PositiveIntegerField("storage (GiB)", default=0)
+
+    class Meta:
+        abstract = True
+
+
+class ComputeInstance(HeldResources):
     org = models.ForeignKey(
         Organization, verbose_name="organization", on_delete=models.PROTECT, related_name="compute_instances"
     )
@@ -51,25 +79,11 @@ class ComputeInstance(models.Model):
     namespace = models.CharField("namespace", max_length=63, blank=True)
     placement = models.JSONField("placement explanation", default=dict, blank=True)
     outputs = models.JSONField("outputs", default=dict, blank=True)
-    # resource totals of the snapshot (quota usage is summed from these)
-    gpus = models.PositiveIntegerField("GPUs", default=0)
-    gpus_by_model = models.JSONField("GPUs by model", default=dict, blank=True)
-    mig_slices = models.JSONField("MIG slices", default=dict, blank=True)
-    # GPU quota usage, exact: 28ths of a GPU (tenancy.gpu_units; a MIG slice Ng.* is N/7 GPU = 4N units)
-    gpu_units = models.PositiveIntegerField(
-        "GPU quota units",
-        default=0,
-        help_text="28ths of a GPU: a whole GPU counts 28, a MIG slice its fraction (1g.10gb = 1/7 = 4).",
+    from_warm_pool = models.BooleanField(
+        "from the warm pool",
+        default=False,
+        help_text="Launched by claiming a standby instance of its profile's warm pool (ready at once).",
     )
-    mig_parents = models.JSONField(
-        "MIG parent GPU models",
-        default=dict,
-        blank=True,
-        help_text="Per MIG profile, the GPU models that may host its slices (what per-model limits count).",
-    )
-    cpu_millis = models.PositiveBigIntegerField("CPU (millicores)", default=0)
-    memory_gib = models.PositiveIntegerField("memory (GiB)", default=0)
-    storage_gib = models.PositiveIntegerField("storage (GiB)", default=0)
     created_at = models.DateTimeField("launched", auto_now_add=True)
     ready_at = models.DateTimeField("ready since", null=True, blank=True)
     deleted_at = models.DateTimeField("deleted", null=True, blank=True)
@@ -151,6 +165,7 @@ class Run(models.Model):
         DELETE = "delete", "Delete"
         ACTION = "action", "Action"
         REDEPLOY = "redeploy", "Redeploy"
+        CLAIM = "claim", "Warm-pool hand-over"
 
     class Outcome(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -350,3 +365,190 @@ class ServiceInstance(models.Model):
     @property
     def cluster(self):
         return self.compute_instance.cluster
+
+
+# --- warm pools ----------------------------------------------------------------------------------------
+
+
+class WarmPool(models.Model):
+    """Standby instances of one compute profile kept ready at a desired capacity, anywhere the profile
+    may run or only in one datacenter or on one cluster, so that a launch claims one at once.
+
+    The control loop (``instances.pool_loop``) provisions standby instances up to the capacity in force
+    (``desired``, or the first schedule that applies now) and retires the surplus, within the clusters'
+    free capacity and the pool quota (``max_gpus``): standby GPUs count there, never against a tenant's
+    quota. The profile's own pool (no datacenter, no cluster) follows the profile's
+    ``warm_pool_size``; operators add scoped pools and schedules in the studio.
+    """
+
+    class Status(models.TextChoices):
+        AT_TARGET = "at_target", "At target"
+        CONVERGING = "converging", "Converging"
+        SHORT = "short", "Cannot reach target"
+        DISABLED = "disabled", "Disabled"
+
+    profile = models.ForeignKey(
+        ComputeProfile, verbose_name="compute profile", on_delete=models.CASCADE, related_name="warm_pools"
+    )
+    datacenter = models.ForeignKey(
+        Datacenter,
+        verbose_name="datacenter",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="warm_pools",
+        help_text="Keep this pool's standby instances in this datacenter only (empty: anywhere).",
+    )
+    cluster = models.ForeignKey(
+        Cluster,
+        verbose_name="cluster",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="warm_pools",
+        help_text="Keep this pool's standby instances on this cluster only (empty: anywhere).",
+    )
+    desired = models.PositiveIntegerField(
+        "desired capacity", default=0, help_text="Standby instances kept ready when no schedule applies."
+    )
+    max_gpus = models.PositiveIntegerField(
+        "pool quota (GPUs)",
+        null=True,
+        blank=True,
+        help_text="At most this many GPUs (a MIG slice counts its fraction of a GPU) held by this pool's "
+        "standby instances. Empty: only the clusters' free capacity limits the pool.",
+    )
+    enabled = models.BooleanField("enabled", default=True)
+    status = models.CharField(
+        "status", max_length=16, choices=Status.choices, default=Status.CONVERGING, editable=False
+    )
+    status_reason = models.TextField(
+        "status detail", blank=True, editable=False, help_text="Why the loop cannot reach the target, if so."
+    )
+    checked_at = models.DateTimeField("last converged", null=True, blank=True, editable=False)
+    created_at = models.DateTimeField("created", auto_now_add=True)
+    updated_at = models.DateTimeField("updated", auto_now=True)
+
+    class Meta:
+        verbose_name = "warm pool"
+        verbose_name_plural = "warm pools"
+        ordering = ["profile__name", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["profile", "datacenter", "cluster"],
+                nulls_distinct=False,
+                name="instances_warmpool_unique_scope",
+            ),
+            models.CheckConstraint(
+                condition=Q(datacenter__isnull=True) | Q(cluster__isnull=True),
+                name="instances_warmpool_one_scope",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        scope = self.cluster or self.datacenter
+        return f"{self.profile.name} pool" + (f" ({scope})" if scope else "")
+
+
+class PoolSchedule(models.Model):
+    """A rule that sets a pool's desired capacity on some days between two times of a time zone, e.g.
+    weekdays 08:00-20:00 Europe/Paris: 9. The first rule (by position) that applies wins; when none
+    does the pool's own ``desired`` is in force. ``start == end`` means the whole day; an ``end``
+    before ``start`` runs past midnight (into the next day)."""
+
+    pool = models.ForeignKey(
+        WarmPool, verbose_name="pool", on_delete=models.CASCADE, related_name="schedules"
+    )
+    name = models.CharField("name", max_length=100, blank=True)
+    days = models.JSONField(
+        "days", default=list, help_text="Days of the week it applies on: 0 Monday ... 6 Sunday."
+    )
+    start = models.TimeField("from")
+    end = models.TimeField("until")
+    timezone = models.CharField("time zone", max_length=64, default="UTC", help_text="An IANA zone name.")
+    desired = models.PositiveIntegerField("desired capacity")
+    position = models.PositiveIntegerField("position", default=0)
+
+    class Meta:
+        verbose_name = "pool schedule"
+        verbose_name_plural = "pool schedules"
+        ordering = ["pool", "position", "pk"]
+
+    def __str__(self) -> str:
+        return self.name or f"schedule {self.position}"
+
+
+class StandbyInstance(HeldResources):
+    """A compute instance built ahead of demand for a warm pool: its namespace, the template's objects
+    and placeholder pods (a low PriorityClass) that hold the profile's GPUs, CPU and memory on the
+    cluster. It carries no tenant identity (no user ServiceAccount, no org, workspace or instance
+    labels, no outputs) until a launch claims it: the claiming ``ComputeInstance`` then takes over its
+    namespace (``instance``) and the hand-over gives it the tenant's identity."""
+
+    class State(models.TextChoices):
+        PROVISIONING = "provisioning", "Provisioning"
+        READY = "ready", "Ready"
+        CLAIMED = "claimed", "Claimed"
+        RETIRING = "retiring", "Retiring"
+        FAILED = "failed", "Failed"
+        DELETED = "deleted", "Deleted"
+
+    pool = models.ForeignKey(
+        WarmPool,
+        verbose_name="pool",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="standbys",
+        help_text="Empty once the pool is deleted (the loop then retires it).",
+    )
+    profile = models.ForeignKey(
+        ComputeProfile, verbose_name="compute profile", null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    snapshot = models.JSONField("profile snapshot", default=dict)
+    snapshot_digest = models.CharField(
+        "snapshot digest",
+        max_length=64,
+        db_index=True,
+        help_text="Claimable only by launches of this snapshot.",
+    )
+    cluster = models.ForeignKey(
+        Cluster, verbose_name="cluster", on_delete=models.PROTECT, related_name="standbys"
+    )
+    namespace = models.CharField("namespace", max_length=63, unique=True)
+    placement = models.JSONField("placement explanation", default=dict, blank=True)
+    state = models.CharField("state", max_length=16, choices=State.choices, default=State.PROVISIONING)
+    state_reason = models.TextField("state detail", blank=True)
+    objects_applied = models.JSONField(
+        "objects",
+        default=list,
+        blank=True,
+        help_text="apiVersion, kind and name of the template objects applied for the standby (the "
+        "hand-over deletes those the claiming instance's render no longer has).",
+    )
+    instance = models.OneToOneField(
+        ComputeInstance,
+        verbose_name="claimed by",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="standby",
+    )
+    attempts = models.PositiveIntegerField("deploy attempts", default=0)
+    created_at = models.DateTimeField("created", auto_now_add=True)
+    ready_at = models.DateTimeField("ready since", null=True, blank=True)
+    claimed_at = models.DateTimeField("claimed", null=True, blank=True)
+    retired_at = models.DateTimeField("retired", null=True, blank=True)
+    heartbeat_at = models.DateTimeField("last heartbeat", null=True, blank=True)
+
+    class Meta:
+        verbose_name = "standby instance"
+        verbose_name_plural = "standby instances"
+        ordering = ["created_at", "pk"]
+        indexes = [
+            models.Index(fields=["pool", "state"], name="instances_standby_pool_state"),
+            models.Index(fields=["profile", "state", "snapshot_digest"], name="instances_standby_claim"),
+        ]
+
+    def __str__(self) -> str:
+        return self.namespace

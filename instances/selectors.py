@@ -8,7 +8,7 @@ from django.db.models.fields.json import KT
 from django.db.models.functions import Coalesce
 
 from catalog.models import ComputeProfile
-from instances.models import ComputeInstance
+from instances.models import ComputeInstance, StandbyInstance
 from instances.states import ACTIVE, STORAGE_ONLY, State
 from inventory.matchmaker import PlacementRequest, ResourceGroup
 from inventory.selectors import Reservation
@@ -16,6 +16,14 @@ from paas import authz
 from paas.errors import NotFound
 from paas.units import GIB
 from tenancy.models import Project
+
+#: The states in which a standby instance holds capacity on its cluster (placeholder pods may exist).
+STANDBY_HOLDING = (
+    StandbyInstance.State.PROVISIONING,
+    StandbyInstance.State.READY,
+    StandbyInstance.State.RETIRING,
+    StandbyInstance.State.FAILED,
+)
 
 
 def instance_list_for(user) -> QuerySet[ComputeInstance]:
@@ -158,13 +166,18 @@ def workspaces_with_active_instances(user, *, exclude: Project | None = None) ->
 
 
 def reservations() -> dict[int, Reservation]:
-    """What active instances hold on each cluster (subtracted from capacity before placing); a stopped
-    instance holds nothing there (its pods are gone)."""
+    """What active instances and warm pools' standby instances hold on each cluster (subtracted from
+    capacity before placing); a stopped instance holds nothing there (its pods are gone)."""
     held: dict[int, dict] = {}
     holding = ComputeInstance.objects.filter(state__in=ACTIVE, cluster__isnull=False).exclude(
         state__in=STORAGE_ONLY
     )
-    for row in holding.values("cluster_id", "gpus_by_model", "mig_slices", "cpu_millis", "memory_gib"):
+    columns = ("cluster_id", "gpus_by_model", "mig_slices", "cpu_millis", "memory_gib")
+    # Warm pools' standby instances hold their capacity for real (placeholder pods) until claimed (the
+    # claiming instance holds it then) or deleted.
+    standbys = StandbyInstance.objects.filter(state__in=STANDBY_HOLDING)
+    rows = [*holding.values(*columns), *standbys.values(*columns)]
+    for row in rows:
         entry = held.setdefault(
             row["cluster_id"], {"gpus": defaultdict(int), "mig": defaultdict(int), "cpu": 0, "memory": 0}
         )

@@ -7,8 +7,7 @@ from django.utils import timezone
 
 from catalog.models import ComputeProfile
 from catalog.selectors import catalog_for
-from catalog.services import profile_snapshot
-from instances import access, selectors
+from instances import access, pool_claims, selectors
 from instances.launch_checks import launch_checks_run
 from instances.models import ComputeInstance, Run
 from instances.quota import profile_totals, quota_problems
@@ -60,6 +59,11 @@ def instance_launch(
     over-quota launch is refused naming the limit; the profile is snapshotted; the matchmaker places
     it; the instance and its first run are created; the deploy is enqueued on commit for the agent
     that reaches the chosen cluster.
+
+    A profile with the warm-pool strategy first claims a ready standby instance built from the same
+    snapshot (``instances.pool_claims``): the instance takes over its namespace and cluster, its first
+    run is the hand-over (run at once on commit), and the loop is enqueued to refill the pool. The
+    quota checks and launch checks are the same either way.
     """
     authz.require(
         actor, "manage_instances", project, message="You may not launch instances in this workspace."
@@ -78,12 +82,23 @@ def instance_launch(
         .order_by("project_id")
     }
     instance_name_check(project=project, name=name)  # again, now that launches here are serialised
-    # Placed first: the parent GPU model of a MIG slice (what per-model limits count) is known once the
-    # cluster is. Over quota is said before "no capacity" all the same.
-    placement = placement_for(
-        selectors.placement_request(profile, project.org_id), reserved=selectors.reservations()
-    )
-    cluster = Cluster.objects.get(name=placement.cluster) if placement.cluster else None
+    snapshot = pool_claims.launch_snapshot(profile)
+    # A warm-pool profile claims a ready standby instance built from this very snapshot (skip-locked:
+    # concurrent launches take different ones); none ready: on demand, placed by the matchmaker.
+    standby = None
+    if profile.allocation_strategy == ComputeProfile.Allocation.WARM_POOL:
+        standby = pool_claims.claim(
+            profile, org_id=project.org_id, digest=pool_claims.snapshot_digest(snapshot)
+        )
+    if standby is not None:
+        cluster, placement = standby.cluster, None
+    else:
+        # Placed first: the parent GPU model of a MIG slice (what per-model limits count) is known once
+        # the cluster is. Over quota is said before "no capacity" all the same.
+        placement = placement_for(
+            selectors.placement_request(profile, project.org_id), reserved=selectors.reservations()
+        )
+        cluster = Cluster.objects.get(name=placement.cluster) if placement.cluster else None
     want = profile_totals(profile, cluster_id=cluster.pk if cluster else None)
     problems = quota_problems(project=project, wants={profile.pk: want}, quotas=list(quotas.values()))[
         profile.pk
@@ -96,25 +111,6 @@ def instance_launch(
         )
     # Higher layers' rules (budgets, limits), under the same locks (instances.launch_checks).
     launch_checks_run(actor=actor, project=project, profile=profile, cluster=cluster, totals=want)
-    snapshot = profile_snapshot(profile) | {
-        "profile_id": profile.pk,
-        "name": profile.name,
-        "template": {
-            "name": profile.template_version.template.name,
-            "version": profile.template_version.version,
-            "manifests": profile.template_version.manifests,
-            "inputs": profile.template_version.inputs,
-            "outputs": profile.template_version.outputs,
-            "actions": profile.template_version.actions,
-            "custom_resources": profile.template_version.custom_resources,
-        },
-        "input_values": profile.input_values,
-        "price": {
-            "currency": profile.cost_currency,
-            "amount": str(profile.cost_amount),
-            "period": profile.cost_period,
-        },
-    }
     instance = ComputeInstance.objects.create(
         org_id=project.org_id,
         project=project,
@@ -124,25 +120,41 @@ def instance_launch(
         profile=profile,
         snapshot=snapshot,
         cluster=cluster,
-        placement=placement.as_dict(),
+        placement=placement.as_dict() if placement else _claimed_placement(standby),
+        namespace=standby.namespace if standby else "",
+        from_warm_pool=standby is not None,
         **want,
     )
-    run = Run.objects.create(instance=instance, kind=Run.Kind.DEPLOY)
+    run = Run.objects.create(instance=instance, kind=Run.Kind.CLAIM if standby else Run.Kind.DEPLOY)
     access.grant(actor, instance)  # the owner's own access (and kubeconfig) to this instance
-    audit_log(
-        actor=actor,
-        action="instance.launch",
-        target=instance,
-        project=project,
-        details={
-            "profile": profile.name,
-            "cluster": cluster.name,
-            "gpus": want["gpus"],
-            "gpu_units": want["gpu_units"],
-        },
-    )
-    enqueue_for_cluster(cluster, "instances.tasks.run_execute", run.pk)
+    details = {
+        "profile": profile.name,
+        "cluster": cluster.name,
+        "gpus": want["gpus"],
+        "gpu_units": want["gpu_units"],
+    }
+    if standby is not None:
+        pool_claims.mark_claimed(standby, instance)
+        details["warm_pool"] = {"standby": standby.namespace, "pool": standby.pool_id}
+    elif profile.allocation_strategy == ComputeProfile.Allocation.WARM_POOL:
+        details["warm_pool"] = {"standby": None}  # a miss: no standby ready, launched on demand
+    audit_log(actor=actor, action="instance.launch", target=instance, project=project, details=details)
+    if standby is not None:
+        pool_claims.after_claim(run, cluster)  # hand-over at once (in the request where it can), refill
+    else:
+        enqueue_for_cluster(cluster, "instances.tasks.run_execute", run.pk)
     return instance
+
+
+def _claimed_placement(standby) -> dict:
+    """The placement explanation of an instance that claimed a standby instance."""
+    return {
+        "cluster": standby.cluster.name,
+        "warm_pool": True,
+        "explanation": f"Claimed the ready standby instance {standby.namespace} of the "
+        f"{standby.snapshot.get('name', 'profile')} warm pool on {standby.cluster.name} "
+        f"(placed there when it was built: {standby.placement.get('explanation', 'n/a')}).",
+    }
 
 
 # --- collaborators, retry, delete -------------------------------------------------------------------

@@ -40,3 +40,31 @@ def baseline_repair(cluster_id: int) -> dict:
 
     with client_context(client=Client.TASK):
         return drift.baseline_repair(cluster_id=cluster_id)
+
+
+# --- warm pools ---------------------------------------------------------------------------------------
+
+
+def warm_pools_converge(pool_id: int | None = None) -> dict:
+    """Scheduled every minute, and enqueued at once after each claim and pool edit: bring every pool
+    (or ``pool_id``) to its desired capacity (``instances.pool_loop``)."""
+    from instances import pool_loop
+
+    with client_context(client=Client.TASK):
+        return {str(k): v for k, v in pool_loop.converge(pool_id=pool_id).items()}
+
+
+def standby_deploy(standby_id: int) -> str:
+    """On the cluster's agent: build one standby instance (namespace, template, placeholder pods)."""
+    from instances import pool_deployer
+
+    with client_context(client=Client.TASK):
+        return pool_deployer.standby_deploy(standby_id=standby_id)
+
+
+def standby_delete(standby_id: int) -> str:
+    """On the cluster's agent: remove a retired standby instance's namespace."""
+    from instances import pool_deployer
+
+    with client_context(client=Client.TASK):
+        return pool_deployer.standby_delete(standby_id=standby_id)
