@@ -94,8 +94,12 @@ def deploy(instance: ComputeInstance, step: RunLog) -> None:
         step(f"event {event['type']} {event['reason']} {event['object']}: {event['message']}", kind="event")
 
 
-def read_outputs(instance: ComputeInstance, kubeconfig: str, namespace: str, context: dict) -> dict:
-    """Output values; a secret output is stored as a reference and read on demand, never stored."""
+def read_outputs(
+    instance: ComputeInstance, kubeconfig: str, namespace: str, context: dict, *, applied: list[dict] = ()
+) -> dict:
+    """Output values; a secret output is stored as a reference and read on demand, never stored.
+    ``applied``: objects as the API server just returned them (a field output of one is read there)."""
+    known = {(o.get("apiVersion"), o.get("kind"), (o.get("metadata") or {}).get("name")): o for o in applied}
     values = {}
     for output in instance.snapshot["template"].get("outputs", []):
         source = output["source"]
@@ -103,6 +107,10 @@ def read_outputs(instance: ComputeInstance, kubeconfig: str, namespace: str, con
             values[output["name"]] = templating.render(source["value"], context)
         elif source["type"] == "field":
             name = templating.render(source["name"], context)
+            stored = known.get((source["apiVersion"], source["kind"], name))
+            if stored is not None:
+                values[output["name"]] = kube.field_at(stored, source["path"])
+                continue
             values[output["name"]] = kube.read_field(
                 kubeconfig,
                 api_version=source["apiVersion"],

@@ -262,24 +262,26 @@ def delete_standby_objects(kubeconfig: str, instance: ComputeInstance, objects: 
 
 
 def handover(run, instance: ComputeInstance, step) -> None:
-    """The CLAIM run's work: the claimed standby becomes ``instance`` (see the module's docstring)."""
+    """The CLAIM run's work: the claimed standby becomes ``instance`` (see the module's docstring).
+    One client session for all of it: a dozen requests over one connection, one API discovery."""
     namespace = instance.namespace
     if not namespace:
         raise ValueError("A claiming instance has the standby's namespace; this one has none.")
-    kubeconfig = instance.cluster.kubeconfig.reveal()
     objects, context = rendering.instance_render(instance, namespace)
     deployer.require_guardrails(instance.cluster)
-    remove_placeholders(kubeconfig, namespace)
-    step(f"Hand-over of standby namespace {namespace}: placeholder pods removed.")
-    kube.apply(kubeconfig, objects, namespace=namespace)
-    stale = delete_standby_objects(kubeconfig, instance, objects)
     base = baseline_objects(instance, namespace)
-    replaced = drift.apply_baseline(kubeconfig, base)
+    with kube.Session(instance.cluster.kubeconfig.reveal()) as session:
+        remove_placeholders(session, namespace)
+        applied = kube.apply(session, objects, namespace=namespace)
+        stale = delete_standby_objects(session, instance, objects)
+        replaced = drift.apply_baseline(session, base)
+        # Field outputs of the objects just applied are read from what the API server returned.
+        outputs = deployer.read_outputs(instance, session, namespace, context, applied=applied)
     step(
-        f"Applied {len(objects)} template objects rendered for {instance.name}"
+        f"Handed over standby namespace {namespace}: placeholder pods removed; applied {len(objects)} "
+        f"template objects rendered for {instance.name}"
         + (f" (deleted {', '.join(stale)} of the standby's render)" if stale else "")
         + f" and the isolation baseline with the tenant identity ({len(base)} objects"
         + (f"; replaced {', '.join(replaced)})." if replaced else ").")
     )
-    outputs = deployer.read_outputs(instance, kubeconfig, namespace, context)
     ComputeInstance.objects.filter(pk=instance.pk).update(outputs=outputs)
