@@ -73,12 +73,14 @@ def deploy(instance: ComputeInstance, step: RunLog) -> None:
     # manager, so that nothing the template rendered outlives it.
     drift.apply_baseline(kubeconfig, base)
     step(f"Applied the isolation baseline ({len(base)} objects) to namespace {namespace}.")
-    if instance.from_warm_pool:  # a retry after a failed hand-over: the standby's placeholders go first
-        from instances import pool_deployer
+    from instances import pool_deployer
 
+    # A retry after a failed hand-over: the standby's placeholders go first, its leftovers after.
+    leftovers = instance.from_warm_pool and not pool_deployer.handed_over(instance)
+    if leftovers:
         pool_deployer.remove_placeholders(kubeconfig, namespace)
     kube.apply(kubeconfig, objects, namespace=namespace)
-    if instance.from_warm_pool:
+    if leftovers:
         pool_deployer.delete_standby_objects(kubeconfig, instance, objects)
     step(f"Applied {len(objects)} template objects (server-side apply, field manager {kube.FIELD_MANAGER}).")
     replaced = drift.apply_baseline(kubeconfig, base)

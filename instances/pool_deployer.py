@@ -35,7 +35,7 @@ from django.utils import timezone
 
 from catalog import templating
 from instances import baseline, deployer, drift, placeholders, rendering, workloads
-from instances.models import ComputeInstance, StandbyInstance
+from instances.models import ComputeInstance, Run, StandbyInstance
 from instances.namespace import baseline_objects, held_resources
 from inventory import guardrails, kube
 from paas.audit import audit_log
@@ -161,8 +161,9 @@ def _wait_ready(standby: StandbyInstance, kubeconfig: str, *, custom_resources) 
             )
         except TimeoutError as exc:
             if time.monotonic() >= deadline:
+                waiting = str(exc).split("s: ", 1)[-1]  # what is not ready, as wait_ready says it
                 raise TimeoutError(
-                    str(exc).replace(f"after {HEARTBEAT_EVERY:g}s", f"after {READY_TIMEOUT}s")
+                    f"Not ready in namespace {standby.namespace} after {READY_TIMEOUT} s: {waiting}"
                 ) from exc
         _beat(standby)
 
@@ -240,6 +241,12 @@ def standby_delete(*, standby_id: int) -> str:
 def remove_placeholders(kubeconfig: str, namespace: str) -> None:
     """Delete a standby namespace's placeholder Deployments and their pods at once (no wait)."""
     kube.delete_workloads(kubeconfig, namespace, label_selector=placeholders.LABEL_PLACEHOLDER)
+
+
+def handed_over(instance: ComputeInstance) -> bool:
+    """Whether the instance's hand-over run succeeded (the standby's leftovers are gone then; a later
+    deploy must not delete objects of those names, which may be the tenant's own by now)."""
+    return instance.runs.filter(kind=Run.Kind.CLAIM, outcome=Run.Outcome.SUCCEEDED).exists()
 
 
 def delete_standby_objects(kubeconfig: str, instance: ComputeInstance, objects: list[dict]) -> list[str]:
