@@ -43,7 +43,9 @@ from paas.audit import audit_log
 log = logging.getLogger(__name__)
 
 PRIORITY_CLASS = placeholders.PRIORITY_CLASS
-READY_TIMEOUT = deployer.READY_TIMEOUT
+#: How long a standby's build waits for its objects and placeholder pods: longer than a deploy's (a cluster
+#: autoscaler may be adding a node for the placeholders), shorter than a task's timeout (600 s).
+READY_TIMEOUT = 300
 DELETE_TIMEOUT = 120
 HEARTBEAT_EVERY = 10  # seconds between heartbeats while waiting (far below INSTANCE_RUN_STALE_SECONDS)
 State = StandbyInstance.State
@@ -112,12 +114,16 @@ def standby_deploy(*, standby_id: int) -> str:
 
 def _build(standby: StandbyInstance) -> tuple[list[dict], list[str]]:
     cluster = standby.cluster
-    kubeconfig = cluster.kubeconfig.reveal()
-    namespace = standby.namespace
     objects, _context = rendering.snapshot_render(
-        standby.snapshot, namespace=namespace, cluster=cluster, identity=rendering.STANDBY_IDENTITY
+        standby.snapshot, namespace=standby.namespace, cluster=cluster, identity=rendering.STANDBY_IDENTITY
     )
     deployer.require_guardrails(cluster)  # they bind the standby namespace by its instance-id label
+    with kube.Session(cluster.kubeconfig.reveal()) as session:  # one connection and discovery for all
+        return _identities(objects), _apply_standby(standby, session, objects)
+
+
+def _apply_standby(standby: StandbyInstance, kubeconfig, objects: list[dict]) -> list[str]:
+    cluster, namespace = standby.cluster, standby.namespace
     kube.ensure_objects(kubeconfig, [placeholders.priority_class()], field_manager=baseline.FIELD_MANAGER)
     base = standby_baseline(standby)
     _beat(standby)
@@ -140,15 +146,13 @@ def _build(standby: StandbyInstance) -> tuple[list[dict], list[str]]:
     kube.apply(kubeconfig, holders, namespace=namespace, field_manager=baseline.FIELD_MANAGER)
     _beat(standby)
     drift.apply_baseline(kubeconfig, base)  # again over the template: the baseline wins
-    notes = _wait_ready(
-        standby, kubeconfig, custom_resources=standby.snapshot["template"].get("custom_resources")
-    )
-    return _identities(objects), notes
+    return _wait_ready(standby, kubeconfig)
 
 
-def _wait_ready(standby: StandbyInstance, kubeconfig: str, *, custom_resources) -> list[str]:
-    """Wait for the namespace to be ready (the placeholder pods bound and running included), with a
-    heartbeat every :data:`HEARTBEAT_EVERY` seconds so the loop never takes the wait for a dead worker."""
+def _wait_ready(standby: StandbyInstance, kubeconfig: str) -> list[str]:
+    """Wait for the namespace to be ready as a deploy waits for it (the placeholder pods bound and
+    running included), with a heartbeat every :data:`HEARTBEAT_EVERY` seconds so that the loop never
+    takes the wait for a dead worker."""
     deadline = time.monotonic() + READY_TIMEOUT
     while True:
         left = deadline - time.monotonic()
@@ -157,7 +161,6 @@ def _wait_ready(standby: StandbyInstance, kubeconfig: str, *, custom_resources) 
                 kubeconfig,
                 standby.namespace,
                 timeout=max(min(HEARTBEAT_EVERY, left), 0),
-                custom_resources=custom_resources or (),
             )
         except TimeoutError as exc:
             if time.monotonic() >= deadline:
