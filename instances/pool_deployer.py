@@ -94,7 +94,7 @@ def standby_deploy(*, standby_id: int) -> str:
     try:
         applied, notes = _build(standby)
     except Retired:
-        return StandbyInstance.objects.get(pk=standby_id).state
+        return _left(standby)
     except Exception as exc:
         if not isinstance(
             exc, (kube.KubeUnreachable, kube.ApplyError, TimeoutError, templating.TemplateError)
@@ -107,9 +107,21 @@ def standby_deploy(*, standby_id: int) -> str:
         state=State.READY, ready_at=now, heartbeat_at=now, state_reason="", objects_applied=applied
     )
     if not done:
-        return StandbyInstance.objects.get(pk=standby_id).state
+        return _left(standby)
     log.info("Standby instance %s ready: %s", standby.namespace, "; ".join(notes))
     return State.READY
+
+
+def _left(standby: StandbyInstance) -> str:
+    """The state of a standby retired while it was being built. Should its deletion have finished
+    already, a step of the build may have made the namespace again after it: it goes once more."""
+    state = StandbyInstance.objects.get(pk=standby.pk).state
+    if state == State.DELETED:
+        try:
+            kube.delete_namespace(standby.cluster.kubeconfig.reveal(), standby.namespace)
+        except kube.KubeUnreachable as exc:
+            log.warning("Standby instance %s: namespace left behind: %s", standby.namespace, exc)
+    return state
 
 
 def _build(standby: StandbyInstance) -> tuple[list[dict], list[str]]:
@@ -178,27 +190,30 @@ def _standby_failed(standby: StandbyInstance, exc: Exception) -> str:
         else "; ".join(m for ms in exc.errors.values() for m in ms)
     )
     with transaction.atomic():
-        standby = StandbyInstance.objects.select_for_update().select_related("cluster").get(pk=standby.pk)
-        if standby.state != State.PROVISIONING:
-            return standby.state
-        standby.state, standby.state_reason = State.FAILED, message[:2000]
-        standby.heartbeat_at = timezone.now()
-        standby.save(update_fields=["state", "state_reason", "heartbeat_at"])
-        audit_log(
-            actor=None,
-            org=None,
-            action="warm_pool.standby_failed",
-            target=standby,
-            details={
-                "standby": standby.pk,
-                "pool": standby.pool_id,
-                "profile": standby.snapshot.get("name"),
-                "cluster": standby.cluster.name,
-                "namespace": standby.namespace,
-                "attempts": standby.attempts,
-                "reason": message[:500],
-            },
-        )
+        current = StandbyInstance.objects.select_for_update().select_related("cluster").get(pk=standby.pk)
+        retired = current.state != State.PROVISIONING  # meanwhile (the failure may be its deletion's)
+        if not retired:
+            standby = current
+            standby.state, standby.state_reason = State.FAILED, message[:2000]
+            standby.heartbeat_at = timezone.now()
+            standby.save(update_fields=["state", "state_reason", "heartbeat_at"])
+            audit_log(
+                actor=None,
+                org=None,
+                action="warm_pool.standby_failed",
+                target=standby,
+                details={
+                    "standby": standby.pk,
+                    "pool": standby.pool_id,
+                    "profile": standby.snapshot.get("name"),
+                    "cluster": standby.cluster.name,
+                    "namespace": standby.namespace,
+                    "attempts": standby.attempts,
+                    "reason": message[:500],
+                },
+            )
+    if retired:
+        return _left(standby)
     log.warning("Standby instance %s failed: %s", standby.namespace, message)
     return State.FAILED
 
