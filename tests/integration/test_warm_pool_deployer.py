@@ -131,6 +131,16 @@ def test_standby_has_no_tenant_identity_holds_its_gpu_and_is_handed_over(live):
     print(f"hand-over took {took * 1000:.0f} ms")
 
 
+def test_a_claiming_launch_is_ready_when_it_answers(live, django_capture_on_commit_callbacks):
+    standby = ready_standby(live)
+    with django_capture_on_commit_callbacks(execute=True):  # as when the launch's transaction commits
+        instance, run = _claim(live, "instant")
+    instance.refresh_from_db()
+    assert instance.state == "ready" and instance.from_warm_pool and instance.namespace == standby.namespace
+    assert Run.objects.get(pk=run.pk).outcome == Run.Outcome.SUCCEEDED
+    assert _placeholders_gone(live, standby.namespace)
+
+
 def test_a_handover_whose_worker_died_is_redriven_to_ready(live):
     standby = ready_standby(live)
     instance, run = _claim(live, "crashy")
