@@ -23,7 +23,7 @@ from catalog import custom_resources
 from catalog import services as catalog_services
 from catalog.models import ServiceProfile
 from instances import services as instance_services
-from instances.models import ComputeInstance
+from instances.models import ComputeInstance, StandbyInstance, WarmPool
 from inventory.models import Agent, Datacenter, DatacenterAgent, MigChange, Storage
 from paas.models import AuditEvent
 from tenancy import services as tenancy_services
@@ -138,6 +138,10 @@ def samples(world) -> Samples:
 
     token, _ = api_token_create(actor=admin_a, name="cov")
     allowed_cr = custom_resources.allowed_custom_resource_create(actor=op, group="ray.io", kind="RayCluster")
+    pool = WarmPool.objects.create(profile=profile, desired=1)
+    standby = StandbyInstance.objects.create(
+        pool=pool, profile=profile, snapshot_digest="cov", cluster=cluster, namespace="w-cov-1", state="ready"
+    )
     return Samples(
         objects={
             "inventory.cluster": cluster,
@@ -160,6 +164,8 @@ def samples(world) -> Samples:
             "tenancy.idpgroupmapping": idp,
             "tenancy.quota": a.project.quota,
             "instances.computeinstance": instance,
+            "instances.warmpool": pool,
+            "instances.standbyinstance": standby,
             "django_q.success": success,
             "django_q.failure": failure,
             "django_q.schedule": Schedule.objects.first(),
@@ -548,6 +554,26 @@ OPERATIONS = {
         "operator",
         lambda c, w, s: _action(c, s["instances.computeinstance"], "retry"),
         "instance.retry",
+    ),
+    ("instances.warmpool", "add"): (
+        "operator",
+        lambda c, w, s: _submit(
+            c,
+            _add_url("instances.warmpool"),
+            {"profile": str(s["catalog.computeprofile"].pk), "cluster": str(s["inventory.cluster"].pk)},
+        ),
+        "warm_pool.create",
+    ),
+    ("instances.warmpool", "change"): (
+        "operator",
+        lambda c, w, s: _submit(c, _url(s["instances.warmpool"], "change"), {"desired": "3"}),
+        "warm_pool.update",
+    ),
+    **_deletes("instances.warmpool", "operator", "warm_pool.delete"),
+    ("instances.warmpool", "action:converge_now"): (
+        "operator",
+        lambda c, w, s: _action(c, s["instances.warmpool"], "converge_now"),
+        "warm_pool.converge",
     ),
     ("django_q.success", "action:resubmit"): (
         "operator",
