@@ -40,7 +40,7 @@ class ComputeInstanceAdmin(ScopedModelAdmin):
         "created_at",
         "ready_at",
     ]
-    list_filter = ["state", "cluster"]
+    list_filter = ["state", "from_warm_pool", "cluster"]
     search_fields = ["name", "project__name", "owner__email", "namespace"]
     inlines = [RunInline]
     actions = ["retry"]
@@ -54,6 +54,7 @@ class ComputeInstanceAdmin(ScopedModelAdmin):
         "state_reason",
         "cluster",
         "namespace",
+        "from_warm_pool",
         "explanation",
         "outputs",
         "gpus",
