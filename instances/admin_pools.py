@@ -11,11 +11,12 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from instances import pool_selectors, pools
+from catalog.models import ComputeProfile
+from instances import pool_schedules, pool_selectors, pools
 from instances.models import PoolSchedule, StandbyInstance, WarmPool
 from paas import authz
 from paas.admin import ScopedModelAdmin
-from paas.errors import ApplicationError
+from paas.errors import ApplicationError, ValidationFailed
 
 DAYS = [(0, "Mon"), (1, "Tue"), (2, "Wed"), (3, "Thu"), (4, "Fri"), (5, "Sat"), (6, "Sun")]
 SCHEDULE_FIELDS = ["position", "name", "days", "start", "end", "timezone", "desired"]
@@ -42,16 +43,10 @@ class PoolScheduleForm(forms.ModelForm):
         fields = SCHEDULE_FIELDS
 
     def clean_timezone(self):
-        import zoneinfo
-
-        name = self.cleaned_data["timezone"]
         try:
-            zoneinfo.ZoneInfo(name)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise forms.ValidationError(
-                "Not a known time zone (an IANA name such as Europe/Paris)."
-            ) from None
-        return name
+            return pool_schedules.clean_timezone(self.cleaned_data["timezone"])
+        except ValidationFailed as exc:
+            raise forms.ValidationError(exc.fields["timezone"]) from None
 
 
 class PoolScheduleInline(admin.TabularInline):
@@ -124,9 +119,19 @@ class WarmPoolAdmin(OperatorsOnly, ScopedModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return authz.is_operator(request.user)
 
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "profile":  # only a warm-pool profile has pools
+            kwargs["queryset"] = ComputeProfile.objects.filter(
+                allocation_strategy=ComputeProfile.Allocation.WARM_POOL
+            ).order_by("name", "pk")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
     def get_readonly_fields(self, request, obj=None):
-        # The profile and scope of a pool are fixed (another scope is another pool).
-        return [*(["profile", "datacenter", "cluster"] if obj else []), *self.live_fields]
+        # A pool's profile is fixed; the profile's own pool (no scope) keeps no scope.
+        if obj is None:
+            return self.live_fields
+        fixed = ["profile", "datacenter", "cluster"] if pools.is_default(obj) else ["profile"]
+        return [*fixed, *self.live_fields]
 
     def get_fields(self, request, obj=None):
         return self.fields if obj else [f for f in self.fields if f not in self.live_fields]
@@ -216,17 +221,12 @@ class WarmPoolAdmin(OperatorsOnly, ScopedModelAdmin):
         pass  # written in save_related, with the schedules
 
     def save_related(self, request, form, formsets, change):
-        data = {f: form.cleaned_data[f] for f in ("desired", "max_gpus", "enabled") if f in form.cleaned_data}
+        editable = ("datacenter", "cluster", "desired", "max_gpus", "enabled")
+        data = {f: form.cleaned_data[f] for f in editable if f in form.cleaned_data}
         if change:
             pool = pools.pool_update(actor=request.user, pool=self.fresh(form.instance), **data)
         else:
-            pool = pools.pool_create(
-                actor=request.user,
-                profile=form.cleaned_data["profile"],
-                datacenter=form.cleaned_data.get("datacenter"),
-                cluster=form.cleaned_data.get("cluster"),
-                **data,
-            )
+            pool = pools.pool_create(actor=request.user, profile=form.cleaned_data["profile"], **data)
         form.instance.pk = pool.pk
         for formset in formsets:
             for row in formset.forms:

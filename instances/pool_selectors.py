@@ -141,11 +141,11 @@ def pool_statuses(pools, *, now: dt.datetime | None = None) -> dict[int, PoolSta
         rules = schedules.get(pool.pk, [])
         counted = counts.get(pool.pk, {})
         launched = launches.get(pool.profile_id, {})
-        desired = pool_schedules.effective_desired(pool, now)
-        profile = pool.profile
-        running = pool.enabled and profile.published and profile.allocation_strategy == WARM_POOL
-        change = pool_schedules.next_change(pool, now, rules) if running else None
+        idle = pool_schedules.idle_reason(pool)  # disabled, unpublished, on demand: keeps nothing
+        desired = pool_schedules.effective_desired(pool, now, rules)
+        change = None if idle else pool_schedules.next_change(pool, now, rules)
         status = WarmPool.Status.DISABLED if not pool.enabled else WarmPool.Status(pool.status)
+        reason = pool.status_reason or (f"Keeps nothing: {idle}." if idle else "")
         result[pool.pk] = PoolStatus(
             desired=desired,
             ready=counted.get("ready", 0),
@@ -161,7 +161,7 @@ def pool_statuses(pools, *, now: dt.datetime | None = None) -> dict[int, PoolSta
             next_change_desired=change[1] if change else None,
             status=status.value,
             status_label=status.label,
-            reason=pool.status_reason if pool.enabled else "The pool is disabled.",
+            reason=reason,
             checked_at=pool.checked_at,
         )
     return result

@@ -13,8 +13,6 @@ from instances.api.pool_serializers import PoolScheduleSerializer, WarmPoolSeria
 from paas import authz
 from paas.api.viewsets import ScopedGenericViewSet, ServiceWriteMixin
 
-SCOPE_FIELDS = ("profile", "datacenter", "cluster")
-
 
 class WarmPoolViewSet(
     ServiceWriteMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedGenericViewSet
@@ -42,9 +40,8 @@ class WarmPoolViewSet(
         return super().create(request, *args, **kwargs)
 
     def prepare(self, data, update=False):
-        if update:  # a pool's profile and scope are fixed: a new scope is a new pool
-            for field in SCOPE_FIELDS:
-                data.pop(field, None)
+        if update:  # a pool's profile is fixed (the service checks a change of scope)
+            data.pop("profile", None)
         return data
 
     @extend_schema(methods=["GET"], responses=PoolScheduleSerializer(many=True))

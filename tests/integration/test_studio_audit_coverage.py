@@ -138,9 +138,20 @@ def samples(world) -> Samples:
 
     token, _ = api_token_create(actor=admin_a, name="cov")
     allowed_cr = custom_resources.allowed_custom_resource_create(actor=op, group="ray.io", kind="RayCluster")
-    pool = WarmPool.objects.create(profile=profile, desired=1)
+    warm = make_profile(
+        actor=admin_a,
+        project=a.project,
+        manifests=MANIFESTS,
+        resource_groups=ONE_A100,
+        name="cov-warm",
+        template="cov-warm",
+    )
+    catalog_services.profile_update(
+        actor=admin_a, profile=warm, allocation_strategy="warm_pool", warm_pool_size=1
+    )
+    pool = WarmPool.objects.create(profile=warm, cluster=cluster, desired=1)
     standby = StandbyInstance.objects.create(
-        pool=pool, profile=profile, snapshot_digest="cov", cluster=cluster, namespace="w-cov-1", state="ready"
+        pool=pool, profile=warm, snapshot_digest="cov", cluster=cluster, namespace="w-cov-1", state="ready"
     )
     return Samples(
         objects={
@@ -560,7 +571,10 @@ OPERATIONS = {
         lambda c, w, s: _submit(
             c,
             _add_url("instances.warmpool"),
-            {"profile": str(s["catalog.computeprofile"].pk), "cluster": str(s["inventory.cluster"].pk)},
+            {
+                "profile": str(s["instances.warmpool"].profile_id),
+                "datacenter": str(s["inventory.datacenter"].pk),
+            },
         ),
         "warm_pool.create",
     ),

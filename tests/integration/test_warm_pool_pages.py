@@ -203,7 +203,7 @@ def test_api_pools_crud_schedules_and_converge(world, api, pooled):
     assert clash.status_code == 400 and _errors(clash)
     both = op.post(
         "/api/v1/warm-pools/",
-        {"profile": profile.pk, "cluster": cluster.pk, "datacenter": _datacenter().pk},
+        {"profile": profile.pk, "cluster": cluster.pk, "datacenter": _datacenter("both").pk},
         format="json",
     )
     assert both.status_code == 400 and _errors(both)
@@ -211,13 +211,35 @@ def test_api_pools_crud_schedules_and_converge(world, api, pooled):
     assert negative.status_code == 400 and "desired" in _errors(negative)
     assert op.post("/api/v1/warm-pools/", {"profile": 999999}, format="json").status_code == 400
 
-    changed = op.patch(url, {"desired": 5, "max_gpus": 4, "cluster": None}, format="json")
+    changed = op.patch(url, {"desired": 5, "max_gpus": 4}, format="json")
     assert changed.status_code == 200, changed.content
     assert (changed.json()["desired"], changed.json()["max_gpus"], changed.json()["cluster"]) == (
         5,
         4,
         cluster.pk,
     )
+    assert op.patch(url, {"profile": profile.pk}, format="json").json()["profile"] == profile.pk
+    datacenter = _datacenter()
+    moved = op.patch(url, {"cluster": None, "datacenter": datacenter.pk}, format="json")
+    assert moved.status_code == 200 and (moved.json()["cluster"], moved.json()["datacenter"]) == (
+        None,
+        datacenter.pk,
+    )
+    onto_default = op.patch(url, {"datacenter": None}, format="json")  # the profile's pool is that scope
+    assert onto_default.status_code == 400 and _errors(onto_default)
+    default = f"/api/v1/warm-pools/{pooled['pool'].pk}/"
+    undeletable = op.delete(default)  # the profile's own pool follows its warm pool size
+    assert undeletable.status_code == 400 and op.get(default).status_code == 200
+    on_demand = make_profile(
+        actor=world.a.users["org_admin"],
+        project=world.a.project,
+        manifests=MANIFESTS,
+        resource_groups=ONE_A100,
+        name="plain",
+        template="plain",
+    )
+    refused = op.post("/api/v1/warm-pools/", {"profile": on_demand.pk, "desired": 1}, format="json")
+    assert refused.status_code == 400 and "profile" in _errors(refused)
 
     schedules = f"{url}schedules/"
     rule = {"name": "office", "days": [0, 1, 2, 3, 4], "start": "08:00", "end": "20:00", "desired": 9}
@@ -251,11 +273,11 @@ def test_api_pools_crud_schedules_and_converge(world, api, pooled):
     assert op.get(url).status_code == 404
 
 
-def _datacenter():
+def _datacenter(name: str = "pool-dc"):
     from inventory.models import Datacenter
 
     return Datacenter.objects.create(
-        name="pool-dc", display_name="Pool DC", kind="data_center", infrastructure_type="bare_metal"
+        name=name, display_name=name, kind="data_center", infrastructure_type="bare_metal"
     )
 
 
@@ -400,13 +422,15 @@ def test_studio_change_page_saves_pool_and_schedules_through_the_services(world,
         1,
     )
     actions = set(AuditEvent.objects.filter(pk__gt=mark).values_list("action", flat=True))
-    assert len(actions) >= 2 and all(a.startswith("warm_pool.") for a in actions)
+    # The profile's own pool: its capacity is the profile's warm pool size, changed with it.
+    assert actions == {"warm_pool.update", "warm_pool.schedule_create", "computeprofile.update"}
+    assert ComputeProfile.objects.get(pk=pool.profile_id).warm_pool_size == 4
 
     # A bad time zone is a form error beside the field, the input kept; nothing is written.
     data = form_data(client.get(url).content.decode())
     data.update({"schedules-0-timezone": ["Mars/Olympus"], "desired": ["6"]})
     refused = client.post(url, data)
-    assert refused.status_code == 200 and "Not a known time zone" in refused.content.decode()
+    assert refused.status_code == 200 and "Unknown time zone" in refused.content.decode()
     pool.refresh_from_db()
     assert pool.desired == 4
 
@@ -431,6 +455,9 @@ def test_studio_add_page_shows_service_errors_on_the_form(world, client, pooled)
     assert WarmPool.objects.filter(cluster=cluster).count() == 1
     assert client.post(f"{LIST}{pool.pk}/delete/", {"post": "yes"}).status_code == 302
     assert not WarmPool.objects.filter(pk=pool.pk).exists()
+    own = pooled["pool"]  # the profile's own pool cannot be deleted: the service says why
+    refused = client.post(f"{LIST}{own.pk}/delete/", {"post": "yes"}, follow=True)
+    assert "cannot be deleted" in refused.content.decode() and WarmPool.objects.filter(pk=own.pk).exists()
 
 
 def test_studio_converge_now_action(world, client, pooled):
