@@ -295,6 +295,52 @@ def test_api_live_figures_and_the_list(world, api, pooled):
     assert page["results"][0]["status_reason"] == live["reason"]
 
 
+HOSTILE = [
+    {"desired": "many"},
+    {"desired": 10**30},
+    {"desired": None},
+    {"max_gpus": -1},
+    {"max_gpus": 2**70},
+    {"enabled": "perhaps"},
+    {"cluster": "x"},
+    {"datacenter": [1]},
+    {"days": "0,1"},
+    {"days": [True]},
+    {"days": [0, 0, 0, 0, 0, 0, 0, 0]},
+    {"days": {"a": 1}},
+    {"start": "99:99"},
+    {"end": 8},
+    {"timezone": "Europe/Paris\x00"},
+    {"timezone": "x" * 1000},
+    {"timezone": "../../etc/passwd"},
+    {"name": "n\x00"},
+    {"name": "n" * 500},
+    {"position": -3},
+]
+
+
+def test_api_pools_hostile_input_is_a_400_never_a_500(world, api, pooled):
+    op = api.as_user(world.operator)
+    profile, pool = pooled["profile"], pooled["pool"]
+    schedule = PoolSchedule.objects.create(pool=pool, days=[0], start=dt.time(1), end=dt.time(2), desired=1)
+    base_rule = {"days": [0], "start": "01:00", "end": "02:00", "desired": 1}
+    url = f"/api/v1/warm-pools/{pool.pk}/"
+    for bad in HOSTILE:
+        answers = [
+            op.post("/api/v1/warm-pools/", {"profile": profile.pk, "desired": 1} | bad, format="json"),
+            op.patch(url, bad, format="json"),
+            op.post(f"{url}schedules/", base_rule | bad, format="json"),
+            op.patch(f"{url}schedules/{schedule.pk}/", bad, format="json"),
+        ]
+        for response in answers:
+            assert response.status_code < 500, (bad, response.status_code, response.content[:300])
+        assert answers[2].status_code in (400, 201), (bad, answers[2].content)
+    assert op.post("/api/v1/warm-pools/", "{not json", content_type="application/json").status_code == 400
+    assert op.get("/api/v1/warm-pools/?status=%00").status_code in (200, 400)
+    assert op.get("/api/v1/warm-pools/not-a-number/").status_code == 404
+    assert op.get(f"{url}schedules/99999999999999999999/").status_code == 404
+
+
 @pytest.mark.parametrize("who", ["org_admin", "paas_admin_org", "workspace_admin", "collaborator_rw"])
 def test_api_pools_are_operators_only(world, api, pooled, who):
     pool, profile = pooled["pool"], pooled["profile"]
