@@ -614,7 +614,8 @@ def test_the_loop_builds_standbys_for_real_retires_the_surplus_and_refills_after
     assert instance.from_warm_pool and instance.namespace == newest.namespace
     assert instance.state == "ready"  # handed over in the request
     assert [row.task["func"] for row in OrmQ.objects.all()] == ["instances.tasks.warm_pools_converge"]
-    run_enqueued("warm_pools_converge")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert run_enqueued("warm_pools_converge") == [{str(pool.pk): "converging"}]
     (refill,) = standing(pool)
     assert refill.pk != newest.pk and refill.state == "provisioning"
     assert run_enqueued("standby_deploy") == ["ready"]
