@@ -172,13 +172,19 @@ def converge_pool(pool_id: int, *, now) -> str | None:
         # 1. Retire what must go: built from another snapshot, failed, then the surplus (oldest first).
         # Read unlocked; only the rows retired are locked (SKIP LOCKED: one a launch is claiming right
         # now is passed over), so that launches keep claiming while the loop works.
-        standbys = list(pool.standbys.filter(state__in=(*LIVE, State.FAILED)).order_by("created_at", "pk"))
+        standbys = list(
+            pool.standbys.filter(state__in=(*LIVE, State.FAILED))
+            .select_related("cluster")
+            .order_by("created_at", "pk")
+        )
         reasons: dict[int, str] = {}
         for standby in standbys:
             if standby.state == State.FAILED:
                 reasons[standby.pk] = "failed"
             elif digest is not None and standby.snapshot_digest != digest:
                 reasons[standby.pk] = "profile changed"
+            elif not _in_scope(pool, standby.cluster):
+                reasons[standby.pk] = "outside the pool's scope"
         keep = [s for s in standbys if s.state in LIVE and s.pk not in reasons]
         retired = _lock(list(reasons))
         surplus = len(keep) - target
@@ -226,6 +232,15 @@ def converge_pool(pool_id: int, *, now) -> str | None:
         pool.status, pool.status_reason, pool.checked_at = status, reason, timezone.now()
         pool.save(update_fields=["desired", "status", "status_reason", "checked_at"])
         return status
+
+
+def _in_scope(pool: WarmPool, cluster: Cluster) -> bool:
+    """Whether a standby on ``cluster`` belongs to the pool's scope (after an operator changed it)."""
+    if pool.cluster_id:
+        return cluster.pk == pool.cluster_id
+    if pool.datacenter_id:
+        return cluster.datacenter_id == pool.datacenter_id
+    return True
 
 
 def _lock(pks: list[int], *, limit: int | None = None) -> list[StandbyInstance]:

@@ -345,6 +345,26 @@ def test_pool_delete_retires_its_standbys(world, cluster, django_capture_on_comm
         )
 
 
+def test_a_pool_moved_to_another_cluster_rebuilds_there(world, cluster, django_capture_on_commit_callbacks):
+    profile = system_profile(world.operator, size=1)
+    pool_loop.ensure_default_pools()
+    pools.pool_update(actor=world.operator, pool=default_pool(profile), enabled=False)
+    scoped = pools.pool_create(actor=world.operator, profile=profile, cluster=cluster, desired=2)
+    converge(django_capture_on_commit_callbacks)
+    before = standing(scoped)
+    assert {s.cluster for s in before} == {cluster}
+    other = make_synced_cluster(name="gpu-b", nodes=1)
+    pools.pool_update(actor=world.operator, pool=scoped, cluster=other)
+    converge(django_capture_on_commit_callbacks)
+    assert {s.cluster for s in standing(scoped)} == {other} and len(standing(scoped)) == 2
+    assert set(StandbyInstance.objects.filter(state=S.RETIRING).values_list("pk", flat=True)) == {
+        s.pk for s in before
+    }
+    assert AuditEvent.objects.filter(action="warm_pool.retire").latest("pk").details["reasons"] == {
+        "outside the pool's scope": 2
+    }
+
+
 def test_pool_services_validate_and_only_operators_manage_pools(
     world, cluster, django_capture_on_commit_callbacks
 ):
