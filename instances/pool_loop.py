@@ -33,7 +33,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
+from django.db.models import Q, prefetch_related_objects
 from django.utils import timezone
 
 from catalog.models import ComputeProfile
@@ -163,6 +163,7 @@ def converge_pool(pool_id: int, *, now) -> str | None:
         if pool is None:
             return None
         profile = pool.profile
+        prefetch_related_objects([profile], "resource_groups", "template_version__template")
         if pool.datacenter_id is None and pool.cluster_id is None and pool.desired != profile.warm_pool_size:
             pool.desired = profile.warm_pool_size  # the default pool follows the profile
         idle = pool_schedules.idle_reason(pool)
@@ -431,6 +432,7 @@ def _provision(pool: WarmPool, profile: ComputeProfile, *, want: int, target: in
     snapshot = pool_claims.launch_snapshot(profile)
     digest = pool_claims.snapshot_digest(snapshot)
     made: list[StandbyInstance] = []
+    clusters: dict[str, tuple[Cluster, dict]] = {}
     for _ in range(want):
         placement = placement_for(request, reserved=reserved)
         if placement.cluster is None:
@@ -438,8 +440,10 @@ def _provision(pool: WarmPool, profile: ComputeProfile, *, want: int, target: in
                 short or f"no capacity for {target - have - len(made)} more of {target}: {_no_fit(placement)}"
             )
             break
-        cluster = Cluster.objects.get(name=placement.cluster)
-        totals = profile_totals(profile, cluster_id=cluster.pk)
+        if placement.cluster not in clusters:
+            cluster = Cluster.objects.get(name=placement.cluster)
+            clusters[placement.cluster] = (cluster, profile_totals(profile, cluster_id=cluster.pk))
+        cluster, totals = clusters[placement.cluster]
         standby = StandbyInstance.objects.create(
             pool=pool,
             profile=profile,
