@@ -242,6 +242,41 @@ def test_a_pool_never_holds_more_gpus_than_its_clusters_have_free(
     assert launch(world, tenant_size, "later").cluster == other
 
 
+def test_mig_slice_pools_hold_slices_and_count_them_against_the_pool_quota(
+    world, django_capture_on_commit_callbacks
+):
+    from inventory.models import Node
+
+    sliced = make_synced_cluster(name="mig-c", nodes=0)
+    Node.objects.create(
+        cluster=sliced,
+        name="mig-node",
+        gpu_product="NVIDIA-A100-SXM4-80GB",
+        gpu_count=1,
+        mig_capable=True,
+        allocatable_mig={"mig-1g.10gb": 7},
+        allocatable_cpu_millis=96_000,
+        allocatable_memory_bytes=1024 * 2**30,
+        ready=True,
+        schedulable=True,
+        synced_at=timezone.now(),
+    )
+    two_slices = [{"mig_profile": "1g.10gb", "mig_count": 2, "cpu_cores": "2", "memory_gib": 8}]
+    profile = system_profile(world.operator, name="sliced", size=5, groups=two_slices)
+    converge(django_capture_on_commit_callbacks)
+    pool = default_pool(profile)
+    made = standing(pool)
+    assert len(made) == 3  # 7 slices: three standbys of two, the seventh slice is not enough for a fourth
+    assert {(s.mig_slices["1g.10gb"], s.gpu_units, s.gpus) for s in made} == {(2, 8, 0)}
+    assert pool.status == "short" and "No cluster fits" in pool.status_reason
+    # A pool quota of 1 GPU = 28 units: three standbys of 2/7 GPU (24 units), never a fourth.
+    pools.pool_update(actor=world.operator, pool=pool, max_gpus=1, desired=5)
+    Node.objects.filter(name="mig-node").update(allocatable_mig={"mig-1g.10gb": 14})
+    converge(django_capture_on_commit_callbacks)
+    pool.refresh_from_db()
+    assert len(standing(pool)) == 3 and pool.status_reason == "pool quota 1 GPUs allows 3 of 5"
+
+
 def _default(profile):
     pool_loop.ensure_default_pools()
     return default_pool(profile)
