@@ -4,7 +4,8 @@ placement explanation and runs, and may retry a failed one."""
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
-from instances import admin_hub, selectors, services  # noqa: F401  (admin_hub: the studio home's Developer Hub)
+# admin_hub: the studio home's Developer Hub; admin_pools: the warm pools' pages (registered on import)
+from instances import admin_hub, admin_pools, selectors, services  # noqa: F401
 from instances.models import ComputeInstance, Run
 from paas.admin import ReadOnlyInline, ScopedModelAdmin
 from paas.errors import ApplicationError
@@ -39,7 +40,7 @@ class ComputeInstanceAdmin(ScopedModelAdmin):
         "created_at",
         "ready_at",
     ]
-    list_filter = ["state", "cluster"]
+    list_filter = ["state", "from_warm_pool", "cluster"]
     search_fields = ["name", "project__name", "owner__email", "namespace"]
     inlines = [RunInline]
     actions = ["retry"]
@@ -53,6 +54,7 @@ class ComputeInstanceAdmin(ScopedModelAdmin):
         "state_reason",
         "cluster",
         "namespace",
+        "from_warm_pool",
         "explanation",
         "outputs",
         "gpus",

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from catalog.models import ComputeProfile
 from catalog.selectors import catalog_for
-from instances import quota, selectors, services
+from instances import pool_selectors, quota, selectors, services
 from instances.filters import InstanceFilter
 from instances.forms import CollaboratorForm, InstanceNameForm, InstanceSizeForm
 from instances.models import ComputeInstance, Run
@@ -206,6 +206,9 @@ def _render_new(request, project, cards, name_form, size_form, step, error, code
             project=project, wants={c["profile"].pk: quota.profile_totals(c["profile"]) for c in cards}
         )
         cards = [c | {"over_quota": over[c["profile"].pk]} for c in cards]
+    if step in (2, 3):  # a size with a claimable standby instance for this org starts at once
+        ready = pool_selectors.ready_now([c["profile"].pk for c in cards], org_id=project.org_id)
+        cards = [c | {"ready_now": ready.get(c["profile"].pk, 0)} for c in cards]
     if step == 3:
         chosen = next(c for c in cards if c["profile"].pk == size_form.cleaned_data["profile"])
     return render(

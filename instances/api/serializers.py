@@ -53,6 +53,7 @@ class InstanceSerializer(serializers.ModelSerializer):
             "cluster",
             "namespace",
             "placement_explanation",
+            "from_warm_pool",
             "outputs",
             "gpus",
             "gpus_by_model",

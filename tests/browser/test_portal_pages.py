@@ -5,10 +5,12 @@ screenshot of each is kept. axe-core is vendored from the npm registry (tests/br
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from catalog.models import ServiceProfile
-from instances.models import ComputeInstance, ServiceInstance
+from instances import pool_claims
+from instances.models import ComputeInstance, ServiceInstance, StandbyInstance
 from instances.services import instance_launch
 from tests.browser.helpers import login
 
@@ -47,6 +49,7 @@ def test_every_page_passes_axe_and_fits_the_screen(platform, new_page, shot, pho
     ComputeInstance.objects.filter(pk=instance.pk).update(
         state="ready",
         namespace="i-sweep",
+        from_warm_pool=True,  # its pages say so (issue 15)
         outputs={"where": "i-sweep", "token": {"secret": True, "name": "s", "key": "k"}},
     )
     jupyter = ServiceProfile.objects.get(org__isnull=True, name="jupyter-notebook")
@@ -61,6 +64,15 @@ def test_every_page_passes_axe_and_fits_the_screen(platform, new_page, shot, pho
         snapshot={"name": jupyter.name, "display_name": jupyter.display_name},
         state="ready",
         host="nb.sweep.apps.example.test",
+    )
+    # A ready standby instance of the Small size: its size card says "Ready now".
+    StandbyInstance.objects.create(
+        profile=platform.profile,
+        snapshot_digest=pool_claims.snapshot_digest(pool_claims.launch_snapshot(platform.profile)),
+        cluster=platform.cluster,
+        namespace="w-sweep",
+        state="ready",
+        ready_at=timezone.now(),
     )
     page = new_page(phone=phone)
     page.goto("/login/")
@@ -89,6 +101,7 @@ def test_every_page_passes_axe_and_fits_the_screen(platform, new_page, shot, pho
     check(page, shot, "new-1")
     page.get_by_label("Name", exact=True).fill("second")
     page.get_by_role("button", name="Next: choose a size").click()
+    expect(page.locator(".size-card", has_text="Small").get_by_text("Ready now")).to_be_visible()
     check(page, shot, "new-2")
     page.locator(".size-card", has_text="Small").click()
     page.get_by_role("button", name="Next: review").click()

@@ -49,6 +49,9 @@ EXPECTED = {
     # A PaaS admin sees profiles and templates only (issue 11 part 7): the audit list was an empty 200.
     "audit_list_page": {"operator", "org_admin"},
     "instance_list_page": {"operator", "org_admin"},
+    # Warm pools hold the provider's capacity: operators only (issue 15).
+    "warm_pool_list_page": {"operator"},
+    "standby_list_page": {"operator"},
 }
 
 
@@ -60,6 +63,10 @@ def _do(client, world, action):
         return client.get("/studio/paas/auditevent/"), None
     if action == "instance_list_page":
         return client.get("/studio/instances/computeinstance/"), None
+    if action == "warm_pool_list_page":
+        return client.get("/studio/instances/warmpool/"), None
+    if action == "standby_list_page":
+        return client.get("/studio/instances/standbyinstance/"), None
     if action == "org_change_post":
         r = client.post(f"/studio/tenancy/organization/{a.org.pk}/change/", {"display_name": "New name"})
         return r, lambda: a.org.__class__.objects.get(pk=a.org.pk).display_name == "New name"

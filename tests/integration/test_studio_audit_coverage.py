@@ -23,7 +23,7 @@ from catalog import custom_resources
 from catalog import services as catalog_services
 from catalog.models import ServiceProfile
 from instances import services as instance_services
-from instances.models import ComputeInstance
+from instances.models import ComputeInstance, StandbyInstance, WarmPool
 from inventory.models import Agent, Datacenter, DatacenterAgent, MigChange, Storage
 from paas.models import AuditEvent
 from tenancy import services as tenancy_services
@@ -138,6 +138,21 @@ def samples(world) -> Samples:
 
     token, _ = api_token_create(actor=admin_a, name="cov")
     allowed_cr = custom_resources.allowed_custom_resource_create(actor=op, group="ray.io", kind="RayCluster")
+    warm = make_profile(
+        actor=admin_a,
+        project=a.project,
+        manifests=MANIFESTS,
+        resource_groups=ONE_A100,
+        name="cov-warm",
+        template="cov-warm",
+    )
+    catalog_services.profile_update(
+        actor=admin_a, profile=warm, allocation_strategy="warm_pool", warm_pool_size=1
+    )
+    pool = WarmPool.objects.create(profile=warm, cluster=cluster, desired=1)
+    standby = StandbyInstance.objects.create(
+        pool=pool, profile=warm, snapshot_digest="cov", cluster=cluster, namespace="w-cov-1", state="ready"
+    )
     return Samples(
         objects={
             "inventory.cluster": cluster,
@@ -160,6 +175,8 @@ def samples(world) -> Samples:
             "tenancy.idpgroupmapping": idp,
             "tenancy.quota": a.project.quota,
             "instances.computeinstance": instance,
+            "instances.warmpool": pool,
+            "instances.standbyinstance": standby,
             "django_q.success": success,
             "django_q.failure": failure,
             "django_q.schedule": Schedule.objects.first(),
@@ -548,6 +565,29 @@ OPERATIONS = {
         "operator",
         lambda c, w, s: _action(c, s["instances.computeinstance"], "retry"),
         "instance.retry",
+    ),
+    ("instances.warmpool", "add"): (
+        "operator",
+        lambda c, w, s: _submit(
+            c,
+            _add_url("instances.warmpool"),
+            {
+                "profile": str(s["instances.warmpool"].profile_id),
+                "datacenter": str(s["inventory.datacenter"].pk),
+            },
+        ),
+        "warm_pool.create",
+    ),
+    ("instances.warmpool", "change"): (
+        "operator",
+        lambda c, w, s: _submit(c, _url(s["instances.warmpool"], "change"), {"desired": "3"}),
+        "warm_pool.update",
+    ),
+    **_deletes("instances.warmpool", "operator", "warm_pool.delete"),
+    ("instances.warmpool", "action:converge_now"): (
+        "operator",
+        lambda c, w, s: _action(c, s["instances.warmpool"], "converge_now"),
+        "warm_pool.converge",
     ),
     ("django_q.success", "action:resubmit"): (
         "operator",
