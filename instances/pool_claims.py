@@ -45,29 +45,10 @@ def launch_snapshot(profile: ComputeProfile) -> dict:
     }
 
 
-#: What a standby instance is built from: the template and its inputs, the resources and the flavor, and
-#: what the render context reads of the profile (its name and display name). The rest of the snapshot
-#: (price, description, readme, labels, the allocation strategy and the pool's size, published) changes
-#: nothing in the namespace; the claiming instance keeps its own launch snapshot for those.
-BUILD_KEYS = (
-    "profile_id",
-    "name",
-    "display_name",
-    "flavor",
-    "template_version",
-    "template",
-    "input_values",
-    "resource_groups",
-)
-
-
 def snapshot_digest(snapshot: dict) -> str:
-    """SHA-256 of the canonical JSON of what a standby is built from (``BUILD_KEYS``): equal digests,
-    equal builds. An edit of the template version, inputs, resources or flavor gives another digest (the
-    standby instances of the old one are retired); an edit of the pool's size, the price or the texts
-    does not (otherwise resizing a pool would retire every standby it holds)."""
-    build = {key: snapshot.get(key) for key in BUILD_KEYS}
-    text = json.dumps(build, sort_keys=True, separators=(",", ":"), default=str)
+    """SHA-256 of the snapshot's canonical JSON: equal digests, equal snapshots (any edit of the profile
+    or of its template version gives another digest, so standby instances of the old one are retired)."""
+    text = json.dumps(snapshot, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
