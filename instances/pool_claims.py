@@ -45,10 +45,17 @@ def launch_snapshot(profile: ComputeProfile) -> dict:
     }
 
 
+#: Snapshot keys that say how the profile is offered, not what an instance of it is: a standby built
+#: before a change of these is still the same instance (resizing a pool must not rebuild it).
+DIGEST_IGNORES = frozenset({"warm_pool_size", "allocation_strategy", "published"})
+
+
 def snapshot_digest(snapshot: dict) -> str:
     """SHA-256 of the snapshot's canonical JSON: equal digests, equal snapshots (any edit of the profile
-    or of its template version gives another digest, so standby instances of the old one are retired)."""
-    text = json.dumps(snapshot, sort_keys=True, separators=(",", ":"), default=str)
+    or of its template version gives another digest, so standby instances of the old one are retired),
+    except the keys of :data:`DIGEST_IGNORES` (the pool's size, the strategy, published)."""
+    kept = {k: v for k, v in snapshot.items() if k not in DIGEST_IGNORES}
+    text = json.dumps(kept, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
