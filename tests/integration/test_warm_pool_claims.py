@@ -253,17 +253,23 @@ def test_a_standby_built_from_another_snapshot_is_not_claimed(pooled):
     assert _launch(world, profile, "fresh").standby == fresh
 
 
-def test_editing_the_pool_size_or_the_price_keeps_standbys_claimable(pooled):
-    """What the standby is built from is unchanged by the pool's size, the price or the description:
-    those edits must not retire (or make unclaimable) the standbys already built."""
+def test_resizing_the_pool_keeps_standbys_claimable_a_price_edit_does_not(pooled):
+    """The pool's size (``warm_pool_size``, which the pool service writes for the default pool), the
+    strategy and ``published`` say how the profile is offered, not what is built: resizing must not
+    make every standby unclaimable (the loop would retire them all). Any other profile edit, the
+    price included, is a new snapshot: the standbys of the old one are not claimed."""
     world, profile, cluster = pooled["world"], pooled["profile"], pooled["cluster"]
     (standby,) = _standbys(profile, cluster, 1)
-    profile = catalog_services.profile_update(
-        actor=world.operator, profile=profile, warm_pool_size=12, cost_amount="3.10", description="New text"
-    )
+    profile = catalog_services.profile_update(actor=world.operator, profile=profile, warm_pool_size=12)
+    for published in (False, True):
+        profile = catalog_services.profile_update(actor=world.operator, profile=profile, published=published)
     instance = _launch(world, profile, "still-warm")
     assert instance.from_warm_pool and instance.standby == standby
-    assert instance.snapshot["price"]["amount"] == "3.10"  # the instance keeps the launch's own snapshot
+    (other,) = _standbys(profile, cluster, 1)
+    profile = catalog_services.profile_update(actor=world.operator, profile=profile, cost_amount="3.10")
+    priced = _launch(world, profile, "new-price")
+    assert not priced.from_warm_pool and priced.snapshot["price"]["amount"] == "3.10"
+    assert StandbyInstance.objects.get(pk=other.pk).state == "ready"
 
 
 def test_a_standby_not_ready_is_not_claimed(pooled):
