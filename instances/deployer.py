@@ -41,12 +41,16 @@ class RunLog:
 
 
 def _require_guardrails(instance: ComputeInstance) -> None:
+    require_guardrails(instance.cluster)
+
+
+def require_guardrails(cluster: Cluster) -> None:
     """The cluster's guardrails are current before a tenant namespace is made (installed now if not)."""
     from inventory.guardrail_services import cluster_guardrails_sync
 
-    record = instance.cluster.guardrails or {}
+    record = cluster.guardrails or {}
     if record.get("version") != guardrails.GUARDRAILS_VERSION or record.get("error"):
-        record = cluster_guardrails_sync(cluster_id=instance.cluster_id).guardrails
+        record = cluster_guardrails_sync(cluster_id=cluster.pk).guardrails
     if record.get("version") != guardrails.GUARDRAILS_VERSION or record.get("error"):
         raise kube.KubeUnreachable(record.get("error") or "The cluster's guardrails are not installed.")
 
@@ -69,7 +73,13 @@ def deploy(instance: ComputeInstance, step: RunLog) -> None:
     # manager, so that nothing the template rendered outlives it.
     drift.apply_baseline(kubeconfig, base)
     step(f"Applied the isolation baseline ({len(base)} objects) to namespace {namespace}.")
+    if instance.from_warm_pool:  # a retry after a failed hand-over: the standby's placeholders go first
+        from instances import pool_deployer
+
+        pool_deployer.remove_placeholders(kubeconfig, namespace)
     kube.apply(kubeconfig, objects, namespace=namespace)
+    if instance.from_warm_pool:
+        pool_deployer.delete_standby_objects(kubeconfig, instance, objects)
     step(f"Applied {len(objects)} template objects (server-side apply, field manager {kube.FIELD_MANAGER}).")
     replaced = drift.apply_baseline(kubeconfig, base)
     step(
@@ -242,7 +252,12 @@ def _succeeded(run: Run, instance, step: RunLog) -> str:
             action=f"{_noun(instance)}.{target}",
             target=instance,
             project=instance.project,
-            details={"run": run.pk, "attempt": run.attempt},
+            details={"run": run.pk, "attempt": run.attempt}
+            | (
+                {"warm_pool": {"handover": True, "standby": instance.namespace}}
+                if run.kind == Run.Kind.CLAIM
+                else {}
+            ),
         )
     return target
 
