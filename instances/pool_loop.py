@@ -1,6 +1,456 @@
-"""Warm pools' control loop (CORE STUB: the pool-loop helper replaces this module; see
-/work/wt/CONTRACTS15.md)."""
+"""Warm pools' control loop: keep each pool's standby instances at the capacity in force.
+
+``converge`` runs every minute (the "warm pools" schedule), after each claim and after each pool edit.
+One pass:
+
+1. ensures every published warm-pool profile has its default pool (a system profile's with no pool
+   quota; a tenant profile's with a pool quota of 0 GPUs: standby GPUs are the provider's, an operator
+   raises it) and keeps each default pool's ``desired`` equal to the profile's ``warm_pool_size``;
+2. retires standby instances whose pool or profile is gone;
+3. per pool, under the pool's row lock taken with ``SKIP LOCKED`` (two loops never work one pool; the
+   second passes it over): retires standbys built from an older snapshot of the profile (digest), failed
+   ones and the surplus over the target (oldest first), each row locked ``SKIP LOCKED`` so that a
+   standby a launch is claiming right now is never touched; re-drives provisioning and retiring
+   standbys whose worker has been silent for ``INSTANCE_RUN_STALE_SECONDS`` (and gives a provisioning
+   one up after ``MAX_ATTEMPTS``); provisions new standbys up to the target, each placed by the
+   matchmaker within the pool's scope with what is already held and placed this pass reserved (so a
+   pool never holds more GPUs of a model than its clusters have free after tenants' instances), within
+   the pool quota; and writes the pool's status with the exact reason when the target is out of reach.
+
+Provisioning (placement) is serialised across loops by a transaction-scoped advisory lock: two loops
+working two pools of the same clusters never place onto the same free GPUs.
+
+Every decision is a platform audit event (``warm_pool.provision``, ``warm_pool.retire``,
+``warm_pool.redrive``, ``warm_pool.give_up``); the work on the clusters is enqueued on the cluster's agent
+(``standby_deploy``, ``standby_delete``) on commit.
+"""
+
+import logging
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import replace
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from catalog.models import ComputeProfile
+from instances import pool_claims, pool_schedules, selectors
+from instances.models import StandbyInstance, WarmPool
+from instances.quota import profile_totals
+from inventory import mig
+from inventory.models import Cluster
+from inventory.selectors import Reservation, placement_for
+from inventory.services import enqueue_for_cluster
+from paas.audit import audit_log
+from paas.units import GIB
+
+try:  # the pool-deployer's namespace name (instances.baseline); its fallback until that branch lands
+    from instances.baseline import standby_namespace_name
+except ImportError:  # pragma: no cover - replaced on merge
+    from instances.baseline import _digest, _label, _slug
+
+    def standby_namespace_name(profile_name: str, standby_id: int) -> str:
+        return _label(
+            f"w-{_slug(profile_name)}".rstrip("-"), _digest("standby", profile_name, int(standby_id))
+        )
 
 
-def converge(*, pool_id: int | None = None, now=None) -> dict:
-    raise NotImplementedError
+log = logging.getLogger(__name__)
+
+DEPLOY = "instances.tasks.standby_deploy"
+DELETE = "instances.tasks.standby_delete"
+#: Deploy attempts (counted by the worker) after which a silent provisioning standby is given up.
+MAX_ATTEMPTS = 3
+_PLACEMENT_LOCK = 0x57504F4C  # "WPOL": advisory lock serialising the loops' placements
+State = StandbyInstance.State
+LIVE = (State.PROVISIONING, State.READY)
+
+
+def converge(*, pool_id: int | None = None, now=None) -> dict[int, str]:
+    """One pass of the loop over every pool (or ``pool_id``); ``now`` is the instant the schedules are
+    read at (default: now). Returns each pool's status; a pool another loop is working is left out."""
+    now = now or timezone.now()
+    ensure_default_pools()
+    retire_orphans()
+    ids = (
+        [pool_id]
+        if pool_id is not None
+        else list(WarmPool.objects.order_by("pk").values_list("pk", flat=True))
+    )
+    result = {}
+    for pk in ids:
+        status = converge_pool(pk, now=now)
+        if status is not None:
+            result[pk] = status
+    return result
+
+
+# --- default pools and orphans --------------------------------------------------------------------------
+
+
+def ensure_default_pools() -> list[WarmPool]:
+    """The default pool of every published warm-pool profile that has none (concurrent loops: one wins)."""
+    missing = ComputeProfile.objects.filter(
+        published=True, allocation_strategy=ComputeProfile.Allocation.WARM_POOL
+    ).exclude(warm_pools__datacenter__isnull=True, warm_pools__cluster__isnull=True)
+    created = []
+    for profile in missing:
+        tenant = profile.org_id is not None
+        try:
+            with transaction.atomic():
+                pool = WarmPool.objects.create(
+                    profile=profile, desired=profile.warm_pool_size, max_gpus=0 if tenant else None
+                )
+                audit_log(
+                    actor=None,
+                    action="warm_pool.create",
+                    target=pool,
+                    details={
+                        "profile": profile.name,
+                        "desired": pool.desired,
+                        "max_gpus": pool.max_gpus,
+                        "why": "default pool of a warm-pool profile"
+                        + (
+                            "; a tenant profile: its pool quota is 0 until an operator sets it"
+                            if tenant
+                            else ""
+                        ),
+                    },
+                )
+        except IntegrityError:  # another loop made it meanwhile
+            continue
+        created.append(pool)
+    return created
+
+
+def retire_orphans() -> int:
+    """Retire the standby instances whose pool or profile was deleted."""
+    with transaction.atomic():
+        orphans = list(
+            StandbyInstance.objects.filter(state__in=(*LIVE, State.FAILED))
+            .filter(pool__isnull=True)
+            .select_for_update(skip_locked=True, of=("self",))
+            .select_related("cluster")
+        ) + list(
+            StandbyInstance.objects.filter(state__in=(*LIVE, State.FAILED), profile__isnull=True)
+            .exclude(pool__isnull=True)
+            .select_for_update(skip_locked=True, of=("self",))
+            .select_related("cluster")
+        )
+        reasons = {s.pk: "pool deleted" if s.pool_id is None else "profile deleted" for s in orphans}
+        _retire(orphans, reasons, pool=None)
+        _redrive_stuck(StandbyInstance.objects.filter(pool__isnull=True), pool=None)
+    return len(orphans)
+
+
+# --- one pool -------------------------------------------------------------------------------------------
+
+
+def converge_pool(pool_id: int, *, now) -> str | None:
+    """Bring one pool to its target; None when another loop holds the pool (or it is gone)."""
+    with transaction.atomic():
+        pool = (
+            WarmPool.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("profile", "datacenter", "cluster")
+            .filter(pk=pool_id)
+            .first()
+        )
+        if pool is None:
+            return None
+        profile = pool.profile
+        if pool.datacenter_id is None and pool.cluster_id is None and pool.desired != profile.warm_pool_size:
+            pool.desired = profile.warm_pool_size  # the default pool follows the profile
+        idle = pool_schedules.idle_reason(pool)
+        target = pool_schedules.effective_desired(pool, now)
+        digest = pool_claims.snapshot_digest(pool_claims.launch_snapshot(profile)) if not idle else None
+
+        # 1. Retire what must go: built from another snapshot, failed, then the surplus (oldest first).
+        # Read unlocked; only the rows retired are locked (SKIP LOCKED: one a launch is claiming right
+        # now is passed over), so that launches keep claiming while the loop works.
+        standbys = list(pool.standbys.filter(state__in=(*LIVE, State.FAILED)).order_by("created_at", "pk"))
+        reasons: dict[int, str] = {}
+        for standby in standbys:
+            if standby.state == State.FAILED:
+                reasons[standby.pk] = "failed"
+            elif digest is not None and standby.snapshot_digest != digest:
+                reasons[standby.pk] = "profile changed"
+        keep = [s for s in standbys if s.state in LIVE and s.pk not in reasons]
+        retired = _lock(list(reasons))
+        surplus = len(keep) - target
+        if surplus > 0:
+            extra = _lock([s.pk for s in keep], limit=surplus)  # oldest first
+            reasons.update({s.pk: "surplus" for s in extra})
+            retired += extra
+            surplus -= len(extra)
+        _retire(retired, reasons, pool=pool)
+        gone = {s.pk for s in retired}
+        keep = [s for s in keep if s.pk not in gone]
+
+        # 2. Re-drive the ones whose worker went silent.
+        given_up = _redrive_stuck(pool.standbys.all(), pool=pool)
+        keep = [s for s in keep if s.pk not in given_up]
+
+        # 3. Provision up to the target; while the pool's last deploy failed, one probe at a time.
+        failure = _last_failure(pool)
+        short = ""
+        if not idle and len(keep) < target:
+            want = target - len(keep)
+            if failure:
+                want = max(0, 1 - sum(1 for s in keep if s.state == State.PROVISIONING))
+            made, short = _provision(pool, profile, want=want, target=target, have=len(keep))
+            keep += made
+
+        # 4. Status, and why the target is out of reach.
+        ready = sum(1 for s in keep if s.state == State.READY)
+        provisioning = len(keep) - ready
+        if idle:
+            status, reason = WarmPool.Status.DISABLED, idle
+        elif short or (failure and len(keep) < target):
+            status = WarmPool.Status.SHORT
+            reason = "; ".join(
+                part for part in (short, failure and f"a standby deploy failed: {failure}") if part
+            )
+        elif ready == target and len(keep) == target:
+            status, reason = WarmPool.Status.AT_TARGET, ""
+        else:
+            status = WarmPool.Status.CONVERGING
+            reason = f"{ready} of {target} ready, {provisioning} provisioning" + (
+                f"; {surplus} surplus being claimed or held, retired next pass" if surplus > 0 else ""
+            )
+        pool.status, pool.status_reason, pool.checked_at = status, reason, timezone.now()
+        pool.save(update_fields=["desired", "status", "status_reason", "checked_at"])
+        return status
+
+
+def _lock(pks: list[int], *, limit: int | None = None) -> list[StandbyInstance]:
+    """Lock these standbys (oldest first, at most ``limit``) if still live or failed, skipping any row
+    another transaction holds (a launch claiming it)."""
+    if not pks or limit == 0:
+        return []
+    rows = (
+        StandbyInstance.objects.filter(pk__in=pks, state__in=(*LIVE, State.FAILED))
+        .order_by("created_at", "pk")
+        .select_for_update(skip_locked=True, of=("self",))
+        .select_related("cluster")
+    )
+    return list(rows[:limit] if limit is not None else rows)
+
+
+FAILED_PREFIX = "Retired: failed: "
+
+
+def _last_failure(pool: WarmPool) -> str:
+    """The reason the pool's newest deploy failed, if no standby of the pool got ready since; else ""."""
+    failed = (
+        pool.standbys.filter(Q(state=State.FAILED) | Q(state_reason__startswith=FAILED_PREFIX))
+        .order_by("-created_at", "-pk")
+        .values_list("created_at", "state_reason")
+        .first()
+    )
+    if failed is None:
+        return ""
+    if pool.standbys.filter(ready_at__isnull=False, created_at__gt=failed[0]).exists():
+        return ""
+    return failed[1].removeprefix(FAILED_PREFIX) or "no reason given"
+
+
+def _retire(standbys: list[StandbyInstance], reasons: dict[int, str], *, pool: WarmPool | None) -> None:
+    """Locked rows -> RETIRING, their namespace deletion enqueued; one audit event for the lot."""
+    if not standbys:
+        return
+    at = timezone.now()
+    for standby in standbys:
+        why = reasons[standby.pk]
+        if why == "failed":  # the worker's reason is kept: the pool's status shows it
+            standby.state_reason = FAILED_PREFIX + (standby.state_reason or "no reason given")
+        else:
+            standby.state_reason = f"Retired: {why}."
+        standby.state = State.RETIRING
+        standby.heartbeat_at = at  # the delete's own clock starts now (a silent one is re-driven)
+        standby.save(update_fields=["state", "state_reason", "heartbeat_at"])
+        enqueue_for_cluster(standby.cluster, DELETE, standby.pk)
+    audit_log(
+        actor=None,
+        action="warm_pool.retire",
+        target=pool,
+        target_type="" if pool else "instances.warmpool",
+        target_repr="" if pool else "(deleted pool)",
+        details={
+            "count": len(standbys),
+            "reasons": dict(Counter(reasons[s.pk] for s in standbys)),
+            "standbys": [s.namespace for s in standbys],
+        },
+    )
+
+
+def _redrive_stuck(queryset, *, pool: WarmPool | None) -> set[int]:
+    """Provisioning/retiring standbys silent for INSTANCE_RUN_STALE_SECONDS: enqueue their work again, or
+    give a provisioning one up (FAILED; the next pass retires it) after MAX_ATTEMPTS. Returns the pks
+    given up."""
+    at = timezone.now()
+    stale = at - timedelta(seconds=settings.INSTANCE_RUN_STALE_SECONDS)
+    stuck = list(
+        queryset.filter(state__in=(State.PROVISIONING, State.RETIRING))
+        .exclude(heartbeat_at__gte=stale)
+        .exclude(heartbeat_at__isnull=True, created_at__gte=stale)
+        .select_for_update(skip_locked=True, of=("self",))
+        .select_related("cluster")
+    )
+    redriven, given_up = [], []
+    too_old = at - timedelta(seconds=settings.INSTANCE_RUN_STALE_SECONDS * (MAX_ATTEMPTS + 1))
+    for standby in stuck:
+        if standby.state == State.PROVISIONING and (
+            standby.attempts >= MAX_ATTEMPTS or standby.created_at < too_old
+        ):
+            standby.state = State.FAILED
+            standby.state_reason = (
+                f"Gave up: no word from the worker after {standby.attempts} deploy attempt(s) "
+                f"({settings.INSTANCE_RUN_STALE_SECONDS} s without a heartbeat)."
+            )
+            standby.save(update_fields=["state", "state_reason"])
+            given_up.append(standby)
+            continue
+        standby.heartbeat_at = at
+        standby.save(update_fields=["heartbeat_at"])
+        enqueue_for_cluster(
+            standby.cluster, DEPLOY if standby.state == State.PROVISIONING else DELETE, standby.pk
+        )
+        redriven.append(standby)
+    for action, rows in (("warm_pool.redrive", redriven), ("warm_pool.give_up", given_up)):
+        if rows:
+            audit_log(
+                actor=None,
+                action=action,
+                target=pool,
+                target_type="" if pool else "instances.warmpool",
+                target_repr="" if pool else "(deleted pool)",
+                details={
+                    "count": len(rows),
+                    "states": dict(Counter(s.state for s in rows)),
+                    "standbys": [s.namespace for s in rows],
+                    "silent_for_seconds": settings.INSTANCE_RUN_STALE_SECONDS,
+                },
+            )
+    return {s.pk for s in given_up}
+
+
+# --- provisioning ---------------------------------------------------------------------------------------
+
+
+def _scope(pool: WarmPool, profile: ComputeProfile) -> tuple[tuple[str, ...] | None, str]:
+    """The cluster names the pool's standbys may go to (None: any the profile allows), or a reason."""
+    allowed = [c.strip() for c in (profile.input_values.get("cluster_details") or "").split(",") if c.strip()]
+    if pool.cluster_id:
+        if allowed and pool.cluster.name not in allowed:
+            return (
+                (),
+                f"cluster {pool.cluster.name} is not among the profile's clusters ({', '.join(allowed)})",
+            )
+        return (pool.cluster.name,), ""
+    if pool.datacenter_id:
+        names = set(Cluster.objects.filter(datacenter=pool.datacenter).values_list("name", flat=True))
+        if allowed:
+            names &= set(allowed)
+        if not names:
+            return (), f"no cluster of datacenter {pool.datacenter.name} may run the profile"
+        return tuple(sorted(names)), ""
+    return None, ""
+
+
+def _plus(reserved: dict[int, Reservation], cluster_id: int, totals: dict) -> None:
+    held = reserved.get(cluster_id, Reservation())
+    gpus, slices = defaultdict(int, held.gpus), defaultdict(int, held.mig)
+    for model, count in totals["gpus_by_model"].items():
+        gpus[model] += count
+    for profile, count in totals["mig_slices"].items():
+        slices[profile] += count
+    reserved[cluster_id] = Reservation(
+        gpus=dict(gpus),
+        mig=dict(slices),
+        cpu_millis=held.cpu_millis + totals["cpu_millis"],
+        memory_bytes=held.memory_bytes + totals["memory_gib"] * GIB,
+    )
+
+
+def _no_fit(placement) -> str:
+    for line in placement.explain().splitlines():
+        if line.startswith("No cluster fits"):
+            return line
+    return "no cluster fits"
+
+
+def _provision(pool: WarmPool, profile: ComputeProfile, *, want: int, target: int, have: int):
+    """Create up to ``want`` standbys (PROVISIONING, deploy enqueued); returns (rows, why short or "")."""
+    if profile.org_id is not None and pool.max_gpus == 0:
+        return [], "tenant profile: an operator must set the pool quota"
+    with connection.cursor() as cursor:  # one loop places at a time (until its transaction ends)
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_PLACEMENT_LOCK])
+    allowed, why = _scope(pool, profile)
+    if why:
+        return [], why
+    base = profile_totals(profile)
+    per_units = base["gpu_units"]
+    short = ""
+    if pool.max_gpus is not None and per_units:
+        held = sum(
+            pool.standbys.filter(state__in=selectors.STANDBY_HOLDING).values_list("gpu_units", flat=True)
+        )
+        room = pool.max_gpus * mig.UNITS_PER_GPU - held
+        fits = max(room // per_units, 0)
+        if fits < want:
+            allows = pool.max_gpus * mig.UNITS_PER_GPU // per_units
+            short = f"pool quota {pool.max_gpus} GPUs allows {allows} of {target}"
+            if allows > have + fits:
+                short += " (retiring standby instances still hold their GPUs)"
+            want = fits
+    request = selectors.placement_request(profile, profile.org_id)
+    if allowed is not None:
+        request = replace(request, allowed_clusters=allowed)
+    reserved = dict(selectors.reservations())
+    snapshot = pool_claims.launch_snapshot(profile)
+    digest = pool_claims.snapshot_digest(snapshot)
+    made: list[StandbyInstance] = []
+    for _ in range(want):
+        placement = placement_for(request, reserved=reserved)
+        if placement.cluster is None:
+            short = (
+                short or f"no capacity for {target - have - len(made)} more of {target}: {_no_fit(placement)}"
+            )
+            break
+        cluster = Cluster.objects.get(name=placement.cluster)
+        totals = profile_totals(profile, cluster_id=cluster.pk)
+        standby = StandbyInstance.objects.create(
+            pool=pool,
+            profile=profile,
+            snapshot=snapshot,
+            snapshot_digest=digest,
+            cluster=cluster,
+            namespace=f"pending-{uuid.uuid4().hex}",
+            placement=placement.as_dict(),
+            state=State.PROVISIONING,
+            state_reason=f"Provisioning on {cluster.name}.",
+            **totals,
+        )
+        standby.namespace = standby_namespace_name(profile.name, standby.pk)
+        standby.save(update_fields=["namespace"])
+        enqueue_for_cluster(cluster, DEPLOY, standby.pk)
+        _plus(reserved, cluster.pk, totals)
+        made.append(standby)
+    if made:
+        audit_log(
+            actor=None,
+            action="warm_pool.provision",
+            target=pool,
+            details={
+                "count": len(made),
+                "target": target,
+                "had": have,
+                "clusters": dict(Counter(s.cluster.name for s in made)),
+                "standbys": [s.namespace for s in made],
+                "short": short,
+            },
+        )
+    return made, short
