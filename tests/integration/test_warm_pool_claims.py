@@ -220,6 +220,63 @@ def test_fifty_concurrent_launches_claim_exactly_the_ten_ready_standbys():
     assert not Run.objects.filter(started_at__isnull=False).exists()
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_standby_locked_by_another_transaction_is_skipped_never_waited_for():
+    """SKIP LOCKED, deterministically: while another transaction holds the oldest ready standby (a
+    launch claiming it right now), a launch takes the next one at once, and with none left goes on
+    demand at once: it never waits for the lock."""
+    from django.db import transaction
+
+    operator = make_operator(username="op-skip")
+    project, owner = _tenant(operator, "skip")
+    cluster = _agent_served_cluster("pool-a", nodes=2)
+    profile = _system_profile(operator)
+    held, free = _standbys(profile, cluster, 2)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold():
+        try:
+            with transaction.atomic():
+                StandbyInstance.objects.select_for_update().get(pk=held.pk)
+                locked.set()
+                release.wait(60)
+        finally:
+            connection.close()
+
+    def launch_in_thread(name: str) -> dict:
+        result = {}
+
+        def run():
+            try:
+                result["instance"] = instance_launch(actor=owner, project=project, name=name, profile=profile)
+            except Exception as exc:
+                result["error"] = repr(exc)
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        thread.join(20)  # a launch waiting for the held row would still be running
+        assert not thread.is_alive(), f"the launch of {name} waited for the locked standby"
+        assert "error" not in result, result
+        return result["instance"]
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert locked.wait(20)
+        first = launch_in_thread("first")
+        assert first.from_warm_pool and first.namespace == free.namespace  # the older one was skipped
+        second = launch_in_thread("second")
+        assert not second.from_warm_pool and second.runs.get().kind == Run.Kind.DEPLOY
+    finally:
+        release.set()
+        holder.join()
+    held.refresh_from_db()
+    assert (held.state, held.instance) == ("ready", None)  # still there for the next launch
+    assert instance_launch(actor=owner, project=project, name="third", profile=profile).standby == held
+
+
 # --- what is never claimed ---------------------------------------------------------------------------
 
 
