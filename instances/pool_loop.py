@@ -95,7 +95,9 @@ def ensure_default_pools() -> list[WarmPool]:
     """The default pool of every published warm-pool profile that has none (concurrent loops: one wins)."""
     missing = ComputeProfile.objects.filter(
         published=True, allocation_strategy=ComputeProfile.Allocation.WARM_POOL
-    ).exclude(warm_pools__datacenter__isnull=True, warm_pools__cluster__isnull=True)
+    ).exclude(
+        pk__in=WarmPool.objects.filter(datacenter__isnull=True, cluster__isnull=True).values("profile_id")
+    )
     created = []
     for profile in missing:
         tenant = profile.org_id is not None
@@ -200,8 +202,9 @@ def converge_pool(pool_id: int, *, now) -> str | None:
             want = target - len(keep)
             if failure:
                 want = max(0, 1 - sum(1 for s in keep if s.state == State.PROVISIONING))
-            made, short = _provision(pool, profile, want=want, target=target, have=len(keep))
-            keep += made
+            if want:
+                made, short = _provision(pool, profile, want=want, target=target, have=len(keep))
+                keep += made
 
         # 4. Status, and why the target is out of reach.
         ready = sum(1 for s in keep if s.state == State.READY)

@@ -132,7 +132,7 @@ def pool_create(
 ) -> WarmPool:
     """A pool of ``profile`` (scoped to a datacenter or a cluster, or the profile's own pool)."""
     authz.require_operator(actor, message=ONLY_OPERATORS)
-    profile = ComputeProfile.objects.select_for_update().get(pk=profile.pk)
+    profile = ComputeProfile.objects.select_for_update(no_key=True).get(pk=profile.pk)
     data = {
         "datacenter": datacenter,
         "cluster": cluster,
@@ -173,8 +173,12 @@ def pool_update(*, actor, pool: WarmPool, **data) -> WarmPool:
     unknown = set(data) - set(POOL_FIELDS)
     if unknown:
         raise ValidationFailed("Unknown fields.", fields={k: "Unknown field." for k in unknown})
-    pool = WarmPool.objects.select_for_update(of=("self",)).select_related("profile").get(pk=pool.pk)
-    profile = ComputeProfile.objects.select_for_update().get(pk=pool.profile_id)
+    pool = (
+        WarmPool.objects.select_for_update(of=("self",), no_key=True)
+        .select_related("profile")
+        .get(pk=pool.pk)
+    )
+    profile = ComputeProfile.objects.select_for_update(no_key=True).get(pk=pool.profile_id)
     if is_default(pool) and (data.get("datacenter") is not None or data.get("cluster") is not None):
         raise ValidationFailed(
             "Invalid warm pool.",
@@ -272,7 +276,7 @@ def schedule_create(
 ) -> PoolSchedule:
     """A rule setting ``pool``'s capacity on ``days`` from ``start`` to ``end`` (``timezone``'s clock)."""
     authz.require_operator(actor, message=ONLY_OPERATORS)
-    pool = WarmPool.objects.select_for_update(of=("self",)).get(pk=pool.pk)
+    pool = WarmPool.objects.select_for_update(of=("self",), no_key=True).get(pk=pool.pk)
     data = _clean_schedule(
         {
             "name": name,
