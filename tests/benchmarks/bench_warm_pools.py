@@ -242,8 +242,9 @@ def main() -> int:
                 f"{statistics.median(burst):.3f} s, p95 {pct(burst, 0.95):.3f} s"
             )
             print(f"pool of {POOL} refilled {refilled:.1f} s after {POOL} concurrent claims (2 workers)")
+            pool_loop.converge(pool_id=pool.pk)  # the status as the next tick writes it
             pool.refresh_from_db()
-            print(f"pool status: {pool.status} {pool.status_reason}".rstrip())
+            print(f"pool status after the refill: {pool.status} {pool.status_reason}".rstrip())
         finally:
             for worker in workers:
                 worker.terminate()
