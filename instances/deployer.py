@@ -73,12 +73,14 @@ def deploy(instance: ComputeInstance, step: RunLog) -> None:
     # manager, so that nothing the template rendered outlives it.
     drift.apply_baseline(kubeconfig, base)
     step(f"Applied the isolation baseline ({len(base)} objects) to namespace {namespace}.")
-    if instance.from_warm_pool:  # a retry after a failed hand-over: the standby's placeholders go first
-        from instances import pool_deployer
+    from instances import pool_deployer
 
+    # A retry after a failed hand-over: the standby's placeholders go first, its leftovers after.
+    leftovers = instance.from_warm_pool and not pool_deployer.handed_over(instance)
+    if leftovers:
         pool_deployer.remove_placeholders(kubeconfig, namespace)
     kube.apply(kubeconfig, objects, namespace=namespace)
-    if instance.from_warm_pool:
+    if leftovers:
         pool_deployer.delete_standby_objects(kubeconfig, instance, objects)
     step(f"Applied {len(objects)} template objects (server-side apply, field manager {kube.FIELD_MANAGER}).")
     replaced = drift.apply_baseline(kubeconfig, base)
@@ -94,8 +96,12 @@ def deploy(instance: ComputeInstance, step: RunLog) -> None:
         step(f"event {event['type']} {event['reason']} {event['object']}: {event['message']}", kind="event")
 
 
-def read_outputs(instance: ComputeInstance, kubeconfig: str, namespace: str, context: dict) -> dict:
-    """Output values; a secret output is stored as a reference and read on demand, never stored."""
+def read_outputs(
+    instance: ComputeInstance, kubeconfig: str, namespace: str, context: dict, *, applied: list[dict] = ()
+) -> dict:
+    """Output values; a secret output is stored as a reference and read on demand, never stored.
+    ``applied``: objects as the API server just returned them (a field output of one is read there)."""
+    known = {(o.get("apiVersion"), o.get("kind"), (o.get("metadata") or {}).get("name")): o for o in applied}
     values = {}
     for output in instance.snapshot["template"].get("outputs", []):
         source = output["source"]
@@ -103,6 +109,10 @@ def read_outputs(instance: ComputeInstance, kubeconfig: str, namespace: str, con
             values[output["name"]] = templating.render(source["value"], context)
         elif source["type"] == "field":
             name = templating.render(source["name"], context)
+            stored = known.get((source["apiVersion"], source["kind"], name))
+            if stored is not None:
+                values[output["name"]] = kube.field_at(stored, source["path"])
+                continue
             values[output["name"]] = kube.read_field(
                 kubeconfig,
                 api_version=source["apiVersion"],

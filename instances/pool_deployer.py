@@ -35,7 +35,7 @@ from django.utils import timezone
 
 from catalog import templating
 from instances import baseline, deployer, drift, placeholders, rendering, workloads
-from instances.models import ComputeInstance, StandbyInstance
+from instances.models import ComputeInstance, Run, StandbyInstance
 from instances.namespace import baseline_objects, held_resources
 from inventory import guardrails, kube
 from paas.audit import audit_log
@@ -43,7 +43,9 @@ from paas.audit import audit_log
 log = logging.getLogger(__name__)
 
 PRIORITY_CLASS = placeholders.PRIORITY_CLASS
-READY_TIMEOUT = deployer.READY_TIMEOUT
+#: How long a standby's build waits for its objects and placeholder pods: longer than a deploy's (a cluster
+#: autoscaler may be adding a node for the placeholders), shorter than a task's timeout (600 s).
+READY_TIMEOUT = 300
 DELETE_TIMEOUT = 120
 HEARTBEAT_EVERY = 10  # seconds between heartbeats while waiting (far below INSTANCE_RUN_STALE_SECONDS)
 State = StandbyInstance.State
@@ -112,12 +114,16 @@ def standby_deploy(*, standby_id: int) -> str:
 
 def _build(standby: StandbyInstance) -> tuple[list[dict], list[str]]:
     cluster = standby.cluster
-    kubeconfig = cluster.kubeconfig.reveal()
-    namespace = standby.namespace
     objects, _context = rendering.snapshot_render(
-        standby.snapshot, namespace=namespace, cluster=cluster, identity=rendering.STANDBY_IDENTITY
+        standby.snapshot, namespace=standby.namespace, cluster=cluster, identity=rendering.STANDBY_IDENTITY
     )
     deployer.require_guardrails(cluster)  # they bind the standby namespace by its instance-id label
+    with kube.Session(cluster.kubeconfig.reveal()) as session:  # one connection and discovery for all
+        return _identities(objects), _apply_standby(standby, session, objects)
+
+
+def _apply_standby(standby: StandbyInstance, kubeconfig, objects: list[dict]) -> list[str]:
+    cluster, namespace = standby.cluster, standby.namespace
     kube.ensure_objects(kubeconfig, [placeholders.priority_class()], field_manager=baseline.FIELD_MANAGER)
     base = standby_baseline(standby)
     _beat(standby)
@@ -140,15 +146,13 @@ def _build(standby: StandbyInstance) -> tuple[list[dict], list[str]]:
     kube.apply(kubeconfig, holders, namespace=namespace, field_manager=baseline.FIELD_MANAGER)
     _beat(standby)
     drift.apply_baseline(kubeconfig, base)  # again over the template: the baseline wins
-    notes = _wait_ready(
-        standby, kubeconfig, custom_resources=standby.snapshot["template"].get("custom_resources")
-    )
-    return _identities(objects), notes
+    return _wait_ready(standby, kubeconfig)
 
 
-def _wait_ready(standby: StandbyInstance, kubeconfig: str, *, custom_resources) -> list[str]:
-    """Wait for the namespace to be ready (the placeholder pods bound and running included), with a
-    heartbeat every :data:`HEARTBEAT_EVERY` seconds so the loop never takes the wait for a dead worker."""
+def _wait_ready(standby: StandbyInstance, kubeconfig: str) -> list[str]:
+    """Wait for the namespace to be ready as a deploy waits for it (the placeholder pods bound and
+    running included), with a heartbeat every :data:`HEARTBEAT_EVERY` seconds so that the loop never
+    takes the wait for a dead worker."""
     deadline = time.monotonic() + READY_TIMEOUT
     while True:
         left = deadline - time.monotonic()
@@ -157,12 +161,12 @@ def _wait_ready(standby: StandbyInstance, kubeconfig: str, *, custom_resources) 
                 kubeconfig,
                 standby.namespace,
                 timeout=max(min(HEARTBEAT_EVERY, left), 0),
-                custom_resources=custom_resources or (),
             )
         except TimeoutError as exc:
             if time.monotonic() >= deadline:
+                waiting = str(exc).split("s: ", 1)[-1]  # what is not ready, as wait_ready says it
                 raise TimeoutError(
-                    str(exc).replace(f"after {HEARTBEAT_EVERY:g}s", f"after {READY_TIMEOUT}s")
+                    f"Not ready in namespace {standby.namespace} after {READY_TIMEOUT} s: {waiting}"
                 ) from exc
         _beat(standby)
 
@@ -242,6 +246,12 @@ def remove_placeholders(kubeconfig: str, namespace: str) -> None:
     kube.delete_workloads(kubeconfig, namespace, label_selector=placeholders.LABEL_PLACEHOLDER)
 
 
+def handed_over(instance: ComputeInstance) -> bool:
+    """Whether the instance's hand-over run succeeded (the standby's leftovers are gone then; a later
+    deploy must not delete objects of those names, which may be the tenant's own by now)."""
+    return instance.runs.filter(kind=Run.Kind.CLAIM, outcome=Run.Outcome.SUCCEEDED).exists()
+
+
 def delete_standby_objects(kubeconfig: str, instance: ComputeInstance, objects: list[dict]) -> list[str]:
     """Delete the template objects of the standby's render that ``objects`` (the instance's render) no
     longer has; returns ``Kind/name`` of those."""
@@ -262,24 +272,26 @@ def delete_standby_objects(kubeconfig: str, instance: ComputeInstance, objects: 
 
 
 def handover(run, instance: ComputeInstance, step) -> None:
-    """The CLAIM run's work: the claimed standby becomes ``instance`` (see the module's docstring)."""
+    """The CLAIM run's work: the claimed standby becomes ``instance`` (see the module's docstring).
+    One client session for all of it: a dozen requests over one connection, one API discovery."""
     namespace = instance.namespace
     if not namespace:
         raise ValueError("A claiming instance has the standby's namespace; this one has none.")
-    kubeconfig = instance.cluster.kubeconfig.reveal()
     objects, context = rendering.instance_render(instance, namespace)
     deployer.require_guardrails(instance.cluster)
-    remove_placeholders(kubeconfig, namespace)
-    step(f"Hand-over of standby namespace {namespace}: placeholder pods removed.")
-    kube.apply(kubeconfig, objects, namespace=namespace)
-    stale = delete_standby_objects(kubeconfig, instance, objects)
     base = baseline_objects(instance, namespace)
-    replaced = drift.apply_baseline(kubeconfig, base)
+    with kube.Session(instance.cluster.kubeconfig.reveal()) as session:
+        remove_placeholders(session, namespace)
+        applied = kube.apply(session, objects, namespace=namespace)
+        stale = delete_standby_objects(session, instance, objects)
+        replaced = drift.apply_baseline(session, base)
+        # Field outputs of the objects just applied are read from what the API server returned.
+        outputs = deployer.read_outputs(instance, session, namespace, context, applied=applied)
     step(
-        f"Applied {len(objects)} template objects rendered for {instance.name}"
+        f"Handed over standby namespace {namespace}: placeholder pods removed; applied {len(objects)} "
+        f"template objects rendered for {instance.name}"
         + (f" (deleted {', '.join(stale)} of the standby's render)" if stale else "")
         + f" and the isolation baseline with the tenant identity ({len(base)} objects"
         + (f"; replaced {', '.join(replaced)})." if replaced else ").")
     )
-    outputs = deployer.read_outputs(instance, kubeconfig, namespace, context)
     ComputeInstance.objects.filter(pk=instance.pk).update(outputs=outputs)
