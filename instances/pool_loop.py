@@ -33,7 +33,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
+from django.db.models import Q, prefetch_related_objects
 from django.utils import timezone
 
 from catalog.models import ComputeProfile
@@ -163,6 +163,7 @@ def converge_pool(pool_id: int, *, now) -> str | None:
         if pool is None:
             return None
         profile = pool.profile
+        prefetch_related_objects([profile], "resource_groups", "template_version__template")
         if pool.datacenter_id is None and pool.cluster_id is None and pool.desired != profile.warm_pool_size:
             pool.desired = profile.warm_pool_size  # the default pool follows the profile
         idle = pool_schedules.idle_reason(pool)
@@ -172,13 +173,19 @@ def converge_pool(pool_id: int, *, now) -> str | None:
         # 1. Retire what must go: built from another snapshot, failed, then the surplus (oldest first).
         # Read unlocked; only the rows retired are locked (SKIP LOCKED: one a launch is claiming right
         # now is passed over), so that launches keep claiming while the loop works.
-        standbys = list(pool.standbys.filter(state__in=(*LIVE, State.FAILED)).order_by("created_at", "pk"))
+        standbys = list(
+            pool.standbys.filter(state__in=(*LIVE, State.FAILED))
+            .select_related("cluster")
+            .order_by("created_at", "pk")
+        )
         reasons: dict[int, str] = {}
         for standby in standbys:
             if standby.state == State.FAILED:
                 reasons[standby.pk] = "failed"
             elif digest is not None and standby.snapshot_digest != digest:
                 reasons[standby.pk] = "profile changed"
+            elif not _in_scope(pool, standby.cluster):
+                reasons[standby.pk] = "outside the pool's scope"
         keep = [s for s in standbys if s.state in LIVE and s.pk not in reasons]
         retired = _lock(list(reasons))
         surplus = len(keep) - target
@@ -226,6 +233,15 @@ def converge_pool(pool_id: int, *, now) -> str | None:
         pool.status, pool.status_reason, pool.checked_at = status, reason, timezone.now()
         pool.save(update_fields=["desired", "status", "status_reason", "checked_at"])
         return status
+
+
+def _in_scope(pool: WarmPool, cluster: Cluster) -> bool:
+    """Whether a standby on ``cluster`` belongs to the pool's scope (after an operator changed it)."""
+    if pool.cluster_id:
+        return cluster.pk == pool.cluster_id
+    if pool.datacenter_id:
+        return cluster.datacenter_id == pool.datacenter_id
+    return True
 
 
 def _lock(pks: list[int], *, limit: int | None = None) -> list[StandbyInstance]:
@@ -416,6 +432,7 @@ def _provision(pool: WarmPool, profile: ComputeProfile, *, want: int, target: in
     snapshot = pool_claims.launch_snapshot(profile)
     digest = pool_claims.snapshot_digest(snapshot)
     made: list[StandbyInstance] = []
+    clusters: dict[str, tuple[Cluster, dict]] = {}
     for _ in range(want):
         placement = placement_for(request, reserved=reserved)
         if placement.cluster is None:
@@ -423,8 +440,10 @@ def _provision(pool: WarmPool, profile: ComputeProfile, *, want: int, target: in
                 short or f"no capacity for {target - have - len(made)} more of {target}: {_no_fit(placement)}"
             )
             break
-        cluster = Cluster.objects.get(name=placement.cluster)
-        totals = profile_totals(profile, cluster_id=cluster.pk)
+        if placement.cluster not in clusters:
+            cluster = Cluster.objects.get(name=placement.cluster)
+            clusters[placement.cluster] = (cluster, profile_totals(profile, cluster_id=cluster.pk))
+        cluster, totals = clusters[placement.cluster]
         standby = StandbyInstance.objects.create(
             pool=pool,
             profile=profile,

@@ -82,7 +82,7 @@ def tasks(func: str) -> list[tuple]:
     )
 
 
-def live(pool) -> list[StandbyInstance]:
+def standing(pool) -> list[StandbyInstance]:
     return list(pool.standbys.filter(state__in=(S.PROVISIONING, S.READY)).order_by("created_at", "pk"))
 
 
@@ -105,7 +105,7 @@ def test_loop_converges_up_to_the_target_and_back_down(world, cluster, django_ca
     statuses = converge(django_capture_on_commit_callbacks)
     pool = default_pool(profile)
     assert (pool.desired, pool.max_gpus, statuses[pool.pk]) == (3, None, "converging")
-    made = live(pool)
+    made = standing(pool)
     assert [s.state for s in made] == ["provisioning"] * 3
     digest = pool_claims.snapshot_digest(pool_claims.launch_snapshot(profile))
     for standby in made:
@@ -128,7 +128,7 @@ def test_loop_converges_up_to_the_target_and_back_down(world, cluster, django_ca
     profile.refresh_from_db()
     assert profile.warm_pool_size == 1
     assert converge(django_capture_on_commit_callbacks)[pool.pk] == "at_target"
-    assert [s.pk for s in live(pool)] == [made[2].pk]
+    assert [s.pk for s in standing(pool)] == [made[2].pk]
     retired = pool.standbys.filter(state=S.RETIRING).order_by("pk")
     assert [s.pk for s in retired] == [made[0].pk, made[1].pk]
     assert {s.state_reason for s in retired} == {"Retired: surplus."}
@@ -140,7 +140,7 @@ def test_loop_converges_up_to_the_target_and_back_down(world, cluster, django_ca
     # And back up: a profile edit of warm_pool_size sets the default pool (and retires nothing).
     catalog_services.profile_update(actor=world.operator, profile=profile, warm_pool_size=2)
     assert converge(django_capture_on_commit_callbacks)[pool.pk] == "converging"
-    assert len(live(pool)) == 2 and made[2] in live(pool)
+    assert len(standing(pool)) == 2 and made[2] in standing(pool)
 
 
 def test_schedules_change_the_target_at_their_times(world, cluster, django_capture_on_commit_callbacks):
@@ -163,19 +163,19 @@ def test_schedules_change_the_target_at_their_times(world, cluster, django_captu
             position=position,
         )
     make_ready(pool)
-    assert len(live(pool)) == 2
+    assert len(standing(pool)) == 2
     converge(django_capture_on_commit_callbacks, now=MONDAY_9 - timedelta(minutes=61))  # 07:59
-    assert len(live(pool)) == 2
+    assert len(standing(pool)) == 2
     converge(django_capture_on_commit_callbacks, now=MONDAY_9)
-    assert len(live(pool)) == 5
+    assert len(standing(pool)) == 5
     make_ready(pool)
     converge(django_capture_on_commit_callbacks, now=MONDAY_9.replace(hour=20))  # 20:00: the pool's own 2
-    assert len(live(pool)) == 2
+    assert len(standing(pool)) == 2
     converge(django_capture_on_commit_callbacks, now=datetime(2026, 6, 6, 12, tzinfo=PARIS))  # Saturday
-    assert len(live(pool)) == 1
+    assert len(standing(pool)) == 1
     # Given in UTC, read in Paris: Monday 08:00 CEST is 06:00 UTC.
     converge(django_capture_on_commit_callbacks, now=datetime(2026, 6, 8, 6, 0, tzinfo=ZoneInfo("UTC")))
-    assert len(live(pool)) == 5
+    assert len(standing(pool)) == 5
 
 
 def test_pool_quota_stops_the_loop_with_the_reason(world, cluster, django_capture_on_commit_callbacks):
@@ -187,10 +187,10 @@ def test_pool_quota_stops_the_loop_with_the_reason(world, cluster, django_captur
     assert converge(django_capture_on_commit_callbacks)[pool.pk] == "short"
     pool.refresh_from_db()
     assert pool.status_reason == "pool quota 4 GPUs allows 2 of 9"
-    assert len(live(pool)) == 2
+    assert len(standing(pool)) == 2
     make_ready(pool)
     assert converge(django_capture_on_commit_callbacks)[pool.pk] == "short"  # still, and no more made
-    assert len(live(pool)) == 2
+    assert len(standing(pool)) == 2
 
 
 def test_a_full_cluster_stops_the_loop_and_tenants_instances_come_first(
@@ -208,7 +208,7 @@ def test_a_full_cluster_stops_the_loop_and_tenants_instances_come_first(
     profile = system_profile(world.operator, size=3)
     assert converge(django_capture_on_commit_callbacks)[default_pool(profile).pk] == "short"
     pool = default_pool(profile)
-    assert live(pool) == []
+    assert standing(pool) == []
     assert pool.status_reason.startswith("no capacity for 3 more of 3: No cluster fits:")
     assert "gpu-a" in pool.status_reason and "A100" in pool.status_reason
 
@@ -242,6 +242,41 @@ def test_a_pool_never_holds_more_gpus_than_its_clusters_have_free(
     assert launch(world, tenant_size, "later").cluster == other
 
 
+def test_mig_slice_pools_hold_slices_and_count_them_against_the_pool_quota(
+    world, django_capture_on_commit_callbacks
+):
+    from inventory.models import Node
+
+    sliced = make_synced_cluster(name="mig-c", nodes=0)
+    Node.objects.create(
+        cluster=sliced,
+        name="mig-node",
+        gpu_product="NVIDIA-A100-SXM4-80GB",
+        gpu_count=1,
+        mig_capable=True,
+        allocatable_mig={"mig-1g.10gb": 7},
+        allocatable_cpu_millis=96_000,
+        allocatable_memory_bytes=1024 * 2**30,
+        ready=True,
+        schedulable=True,
+        synced_at=timezone.now(),
+    )
+    two_slices = [{"mig_profile": "1g.10gb", "mig_count": 2, "cpu_cores": "2", "memory_gib": 8}]
+    profile = system_profile(world.operator, name="sliced", size=5, groups=two_slices)
+    converge(django_capture_on_commit_callbacks)
+    pool = default_pool(profile)
+    made = standing(pool)
+    assert len(made) == 3  # 7 slices: three standbys of two, the seventh slice is not enough for a fourth
+    assert {(s.mig_slices["1g.10gb"], s.gpu_units, s.gpus) for s in made} == {(2, 8, 0)}
+    assert pool.status == "short" and "No cluster fits" in pool.status_reason
+    # A pool quota of 1 GPU = 28 units: three standbys of 2/7 GPU (24 units), never a fourth.
+    pools.pool_update(actor=world.operator, pool=pool, max_gpus=1, desired=5)
+    Node.objects.filter(name="mig-node").update(allocatable_mig={"mig-1g.10gb": 14})
+    converge(django_capture_on_commit_callbacks)
+    pool.refresh_from_db()
+    assert len(standing(pool)) == 3 and pool.status_reason == "pool quota 1 GPUs allows 3 of 5"
+
+
 def _default(profile):
     pool_loop.ensure_default_pools()
     return default_pool(profile)
@@ -252,14 +287,14 @@ def test_a_profile_edit_retires_the_old_standbys(world, cluster, django_capture_
     converge(django_capture_on_commit_callbacks)
     pool = default_pool(profile)
     make_ready(pool)
-    old = live(pool)
+    old = standing(pool)
     catalog_services.profile_update(actor=world.operator, profile=profile, cost_amount="2.5")
     profile.refresh_from_db()
     converge(django_capture_on_commit_callbacks)
     for standby in old:
         standby.refresh_from_db()
         assert (standby.state, standby.state_reason) == ("retiring", "Retired: profile changed.")
-    new = live(pool)
+    new = standing(pool)
     digest = pool_claims.snapshot_digest(pool_claims.launch_snapshot(profile))
     assert len(new) == 2 and all(s.snapshot_digest == digest != old[0].snapshot_digest for s in new)
     assert AuditEvent.objects.filter(action="warm_pool.retire").latest("pk").details["reasons"] == {
@@ -269,7 +304,7 @@ def test_a_profile_edit_retires_the_old_standbys(world, cluster, django_capture_
     catalog_services.profile_update(actor=world.operator, profile=profile, published=False)
     assert converge(django_capture_on_commit_callbacks)[pool.pk] == "disabled"
     pool.refresh_from_db()
-    assert pool.status_reason == "profile unpublished" and live(pool) == []
+    assert pool.status_reason == "profile unpublished" and standing(pool) == []
 
 
 def test_tenant_profile_pool_waits_for_an_operator_quota(world, cluster, django_capture_on_commit_callbacks):
@@ -286,12 +321,12 @@ def test_tenant_profile_pool_waits_for_an_operator_quota(world, cluster, django_
     assert converge(django_capture_on_commit_callbacks)[default_pool(profile).pk] == "short"
     pool = default_pool(profile)
     assert (pool.max_gpus, pool.status_reason) == (0, "tenant profile: an operator must set the pool quota")
-    assert live(pool) == []
+    assert standing(pool) == []
     with pytest.raises(Forbidden):
         pools.pool_update(actor=world.a.users["org_admin"], pool=pool, max_gpus=2)
     pools.pool_update(actor=world.operator, pool=pool, max_gpus=2)
     converge(django_capture_on_commit_callbacks)
-    assert len(live(pool)) == 2
+    assert len(standing(pool)) == 2
 
 
 def test_silent_workers_are_redriven_then_given_up(
@@ -300,7 +335,7 @@ def test_silent_workers_are_redriven_then_given_up(
     profile = system_profile(world.operator, size=2)
     converge(django_capture_on_commit_callbacks)
     pool = default_pool(profile)
-    first, second = live(pool)
+    first, second = standing(pool)
     settings.INSTANCE_RUN_STALE_SECONDS = 60  # both silent since they were made, 90 and 100 s ago
     now = timezone.now()
     StandbyInstance.objects.filter(pk=first.pk).update(created_at=now - timedelta(seconds=90))
@@ -317,13 +352,13 @@ def test_silent_workers_are_redriven_then_given_up(
     assert converge(django_capture_on_commit_callbacks)[pool.pk] == "short"
     pool.refresh_from_db()
     assert pool.status_reason == "a standby deploy failed: ImagePullBackOff: nope"
-    assert len(live(pool)) == 1
+    assert len(standing(pool)) == 1
     assert set(pool.standbys.filter(state=S.RETIRING).values_list("pk", flat=True)) == {first.pk, second.pk}
     converge(django_capture_on_commit_callbacks)
-    assert len(live(pool)) == 1  # the probe is still provisioning: no second one yet
+    assert len(standing(pool)) == 1  # the probe is still provisioning: no second one yet
     make_ready(pool)
     converge(django_capture_on_commit_callbacks)
-    assert len(live(pool)) == 2  # a deploy worked: back to filling up
+    assert len(standing(pool)) == 2  # a deploy worked: back to filling up
 
 
 def test_pool_delete_retires_its_standbys(world, cluster, django_capture_on_commit_callbacks):
@@ -331,7 +366,7 @@ def test_pool_delete_retires_its_standbys(world, cluster, django_capture_on_comm
     pool_loop.ensure_default_pools()
     scoped = pools.pool_create(actor=world.operator, profile=profile, cluster=cluster, desired=2)
     converge(django_capture_on_commit_callbacks)
-    mine = live(scoped)
+    mine = standing(scoped)
     assert len(mine) == 2
     with django_capture_on_commit_callbacks(execute=True):
         pools.pool_delete(actor=world.operator, pool=scoped)
@@ -343,6 +378,26 @@ def test_pool_delete_retires_its_standbys(world, cluster, django_capture_on_comm
             "retiring",
             "Retired: pool deleted.",
         )
+
+
+def test_a_pool_moved_to_another_cluster_rebuilds_there(world, cluster, django_capture_on_commit_callbacks):
+    profile = system_profile(world.operator, size=1)
+    pool_loop.ensure_default_pools()
+    pools.pool_update(actor=world.operator, pool=default_pool(profile), enabled=False)
+    scoped = pools.pool_create(actor=world.operator, profile=profile, cluster=cluster, desired=2)
+    converge(django_capture_on_commit_callbacks)
+    before = standing(scoped)
+    assert {s.cluster for s in before} == {cluster}
+    other = make_synced_cluster(name="gpu-b", nodes=1)
+    pools.pool_update(actor=world.operator, pool=scoped, cluster=other)
+    converge(django_capture_on_commit_callbacks)
+    assert {s.cluster for s in standing(scoped)} == {other} and len(standing(scoped)) == 2
+    assert set(StandbyInstance.objects.filter(state=S.RETIRING).values_list("pk", flat=True)) == {
+        s.pk for s in before
+    }
+    assert AuditEvent.objects.filter(action="warm_pool.retire").latest("pk").details["reasons"] == {
+        "outside the pool's scope": 2
+    }
 
 
 def test_pool_services_validate_and_only_operators_manage_pools(
@@ -477,7 +532,7 @@ def test_surplus_retirement_never_takes_a_standby_being_claimed(world):
     pool_loop.converge()
     pool = default_pool(profile)
     make_ready(pool)
-    oldest, middle, newest = live(pool)
+    oldest, middle, newest = standing(pool)
     locked, release = threading.Event(), threading.Event()
 
     def claimer():  # a launch's transaction that claimed the oldest and has not committed yet
@@ -550,7 +605,72 @@ def test_two_loops_at_once_never_over_provision(world):
     for thread in threads:
         thread.join(60)
     assert errors == []
-    one, two = live(default_pool(first)), live(default_pool(second))
+    one, two = standing(default_pool(first)), standing(default_pool(second))
     assert len(one) <= 5 and len(two) <= 5
     assert len(one) + len(two) == 8  # all 8 GPUs, never a ninth
     assert len({s.namespace for s in one + two}) == 8
+
+
+# --- end to end on the local control plane -------------------------------------------------------------
+
+
+def run_enqueued(func: str) -> list:
+    """Run the queued ``instances.tasks.<func>`` tasks here, as the cluster's worker would (dequeued)."""
+    from django.utils.module_loading import import_string
+
+    results = []
+    for row in OrmQ.objects.order_by("pk"):
+        if row.task.get("func") == f"instances.tasks.{func}":
+            row.delete()
+            results.append(import_string(row.task["func"])(*row.task["args"]))
+    return results
+
+
+@pytest.mark.kube
+def test_the_loop_builds_standbys_for_real_retires_the_surplus_and_refills_after_a_claim(
+    live, django_capture_on_commit_callbacks
+):
+    import time
+
+    from kubernetes.client.exceptions import ApiException
+
+    from instances import placeholders
+
+    core, world, small = live["core"], live["world"], live["profile"]
+    OrmQ.objects.all().delete()
+    assert small.allocation_strategy == "warm_pool" and small.warm_pool_size == 2  # the shipped "Small"
+    assert converge(django_capture_on_commit_callbacks)[default_pool(small).pk] == "converging"
+    pool = default_pool(small)
+    built = standing(pool)
+    started = time.monotonic()
+    assert run_enqueued("standby_deploy") == ["ready", "ready"]
+    print(f"\n2 standbys built on the local control plane in {time.monotonic() - started:.2f} s")
+    assert converge(django_capture_on_commit_callbacks)[pool.pk] == "at_target"
+    for standby in built:
+        pods = core.list_namespaced_pod(
+            standby.namespace, label_selector=placeholders.LABEL_PLACEHOLDER
+        ).items
+        assert pods and all(p.spec.node_name for p in pods)  # bound by the scheduler: the GPU is held
+
+    # Down to 1: the oldest is retired and its namespace deleted by the worker.
+    pools.pool_update(actor=world.operator, pool=pool, desired=1)
+    converge(django_capture_on_commit_callbacks)
+    oldest, newest = built
+    assert run_enqueued("standby_delete") == ["deleted"]
+    with pytest.raises(ApiException) as gone:
+        core.read_namespace(oldest.namespace)
+    assert gone.value.status == 404
+    assert [s.pk for s in standing(pool)] == [newest.pk]
+
+    # A launch claims the ready one; the loop (enqueued by the claim) builds a replacement.
+    with django_capture_on_commit_callbacks(execute=True):
+        instance = launch(world, small, "claimer")
+    instance.refresh_from_db()
+    assert instance.from_warm_pool and instance.namespace == newest.namespace
+    assert instance.state == "ready"  # handed over in the request
+    assert [row.task["func"] for row in OrmQ.objects.all()] == ["instances.tasks.warm_pools_converge"]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert run_enqueued("warm_pools_converge") == [{str(pool.pk): "converging"}]
+    (refill,) = standing(pool)
+    assert refill.pk != newest.pk and refill.state == "provisioning"
+    assert run_enqueued("standby_deploy") == ["ready"]
