@@ -26,7 +26,6 @@ deploy (``instances.deployer.deploy`` removes the placeholders and the standby's
 
 import logging
 import time
-from datetime import timedelta
 
 from django.db import transaction
 from django.db.models import Value
@@ -94,7 +93,7 @@ def standby_deploy(*, standby_id: int) -> str:
     try:
         applied, notes = _build(standby)
     except Retired:
-        return StandbyInstance.objects.get(pk=standby_id).state
+        return _left(standby)
     except Exception as exc:
         if not isinstance(
             exc, (kube.KubeUnreachable, kube.ApplyError, TimeoutError, templating.TemplateError)
@@ -107,9 +106,21 @@ def standby_deploy(*, standby_id: int) -> str:
         state=State.READY, ready_at=now, heartbeat_at=now, state_reason="", objects_applied=applied
     )
     if not done:
-        return StandbyInstance.objects.get(pk=standby_id).state
+        return _left(standby)
     log.info("Standby instance %s ready: %s", standby.namespace, "; ".join(notes))
     return State.READY
+
+
+def _left(standby: StandbyInstance) -> str:
+    """The state of a standby retired while it was being built. Should its deletion have finished
+    already, a step of the build may have made the namespace again after it: it goes once more."""
+    state = StandbyInstance.objects.get(pk=standby.pk).state
+    if state == State.DELETED:
+        try:
+            kube.delete_namespace(standby.cluster.kubeconfig.reveal(), standby.namespace)
+        except kube.KubeUnreachable as exc:
+            log.warning("Standby instance %s: namespace left behind: %s", standby.namespace, exc)
+    return state
 
 
 def _build(standby: StandbyInstance) -> tuple[list[dict], list[str]]:
@@ -178,27 +189,30 @@ def _standby_failed(standby: StandbyInstance, exc: Exception) -> str:
         else "; ".join(m for ms in exc.errors.values() for m in ms)
     )
     with transaction.atomic():
-        standby = StandbyInstance.objects.select_for_update().select_related("cluster").get(pk=standby.pk)
-        if standby.state != State.PROVISIONING:
-            return standby.state
-        standby.state, standby.state_reason = State.FAILED, message[:2000]
-        standby.heartbeat_at = timezone.now()
-        standby.save(update_fields=["state", "state_reason", "heartbeat_at"])
-        audit_log(
-            actor=None,
-            org=None,
-            action="warm_pool.standby_failed",
-            target=standby,
-            details={
-                "standby": standby.pk,
-                "pool": standby.pool_id,
-                "profile": standby.snapshot.get("name"),
-                "cluster": standby.cluster.name,
-                "namespace": standby.namespace,
-                "attempts": standby.attempts,
-                "reason": message[:500],
-            },
-        )
+        current = StandbyInstance.objects.select_for_update().select_related("cluster").get(pk=standby.pk)
+        retired = current.state != State.PROVISIONING  # meanwhile (the failure may be its deletion's)
+        if not retired:
+            standby = current
+            standby.state, standby.state_reason = State.FAILED, message[:2000]
+            standby.heartbeat_at = timezone.now()
+            standby.save(update_fields=["state", "state_reason", "heartbeat_at"])
+            audit_log(
+                actor=None,
+                org=None,
+                action="warm_pool.standby_failed",
+                target=standby,
+                details={
+                    "standby": standby.pk,
+                    "pool": standby.pool_id,
+                    "profile": standby.snapshot.get("name"),
+                    "cluster": standby.cluster.name,
+                    "namespace": standby.namespace,
+                    "attempts": standby.attempts,
+                    "reason": message[:500],
+                },
+            )
+    if retired:
+        return _left(standby)
     log.warning("Standby instance %s failed: %s", standby.namespace, message)
     return State.FAILED
 
@@ -214,17 +228,8 @@ def standby_delete(*, standby_id: int) -> str:
         return standby.state
     try:
         _beat(standby, State.RETIRING)
-        kubeconfig = standby.cluster.kubeconfig.reveal()
-        kube.delete_namespace(kubeconfig, standby.namespace)
-        deadline = timezone.now() + timedelta(seconds=DELETE_TIMEOUT)
-        beat = time.monotonic()
-        while kube.namespace_exists(kubeconfig, standby.namespace):
-            if timezone.now() > deadline:
-                raise TimeoutError(f"Namespace {standby.namespace} still exists after {DELETE_TIMEOUT} s.")
-            if time.monotonic() - beat > HEARTBEAT_EVERY:
-                _beat(standby, State.RETIRING)
-                beat = time.monotonic()
-            time.sleep(0.2)
+        with kube.Session(standby.cluster.kubeconfig.reveal()) as session:
+            _delete_namespace(standby, session)
     except Retired:
         return StandbyInstance.objects.get(pk=standby_id).state
     except (kube.KubeUnreachable, TimeoutError) as exc:
@@ -238,6 +243,35 @@ def standby_delete(*, standby_id: int) -> str:
         state=State.DELETED, retired_at=Coalesce("retired_at", Value(now)), heartbeat_at=now
     )
     return StandbyInstance.objects.get(pk=standby_id).state
+
+
+def _delete_namespace(standby: StandbyInstance, kubeconfig) -> None:
+    namespace = standby.namespace
+    # Its placeholders and the template's objects go first, without waiting: a claim's protection
+    # finalizer is lifted before the namespace controller's first pass, which then finds it empty
+    # (about 6 s instead of 11 on the local control plane).
+    remove_placeholders(kubeconfig, namespace)
+    kube.delete_objects(
+        kubeconfig,
+        [
+            {
+                "apiVersion": o["apiVersion"],
+                "kind": o["kind"],
+                "metadata": {"name": o["name"], "namespace": namespace},
+            }
+            for o in standby.objects_applied
+        ],
+    )
+    kube.delete_namespace(kubeconfig, namespace)
+    deadline = time.monotonic() + DELETE_TIMEOUT
+    beat = time.monotonic()
+    while kube.namespace_exists(kubeconfig, namespace):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"Namespace {namespace} still exists after {DELETE_TIMEOUT} s.")
+        if time.monotonic() - beat > HEARTBEAT_EVERY:
+            _beat(standby, State.RETIRING)
+            beat = time.monotonic()
+        time.sleep(0.2)
 
 
 # ---------------------------------------------------------------------------------------- hand-over

@@ -131,6 +131,16 @@ def test_standby_has_no_tenant_identity_holds_its_gpu_and_is_handed_over(live):
     print(f"hand-over took {took * 1000:.0f} ms")
 
 
+def test_a_claiming_launch_is_ready_when_it_answers(live, django_capture_on_commit_callbacks):
+    standby = ready_standby(live)
+    with django_capture_on_commit_callbacks(execute=True):  # as when the launch's transaction commits
+        instance, run = _claim(live, "instant")
+    instance.refresh_from_db()
+    assert instance.state == "ready" and instance.from_warm_pool and instance.namespace == standby.namespace
+    assert Run.objects.get(pk=run.pk).outcome == Run.Outcome.SUCCEEDED
+    assert _placeholders_gone(live, standby.namespace)
+
+
 def test_a_handover_whose_worker_died_is_redriven_to_ready(live):
     standby = ready_standby(live)
     instance, run = _claim(live, "crashy")
@@ -198,9 +208,17 @@ def test_a_mig_standby_holds_its_slice_and_a_retired_one_is_deleted(live):
 
 
 def test_a_standby_that_cannot_be_built_fails_with_a_platform_event(live):
+    # One retired before its build started is left to the loop: nothing is made on the cluster.
+    retired = make_standby(live, state=StandbyInstance.State.RETIRING)
+    assert pool_deployer.standby_deploy(standby_id=retired.pk) == "retiring"
+    assert StandbyInstance.objects.get(pk=retired.pk).attempts == 0
+    with pytest.raises(ApiException) as missing:
+        live["core"].read_namespace(retired.namespace)
+    assert missing.value.status == 404
+
     standby = make_standby(live)
-    # More GPUs than any node has: the placeholder stays pending, the wait times out... too slow here;
-    # a template that no longer validates fails at once instead.
+    # A template that no longer validates (a placeholder that cannot be scheduled would fail the same
+    # way, after the wait).
     snapshot = standby.snapshot
     snapshot["template"]["manifests"] = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: paas-mine\n"
     StandbyInstance.objects.filter(pk=standby.pk).update(snapshot=snapshot)
