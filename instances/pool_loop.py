@@ -82,7 +82,16 @@ def converge(*, pool_id: int | None = None, now=None) -> dict[int, str]:
     )
     result = {}
     for pk in ids:
-        status = converge_pool(pk, now=now)
+        try:
+            status = converge_pool(pk, now=now)
+        except Exception as exc:  # one broken pool must not starve the others: said on the pool
+            log.exception("Warm pool %s: the loop failed", pk)
+            WarmPool.objects.filter(pk=pk).update(
+                status=WarmPool.Status.SHORT,
+                status_reason=f"the loop failed on this pool: {exc}"[:2000],
+                checked_at=timezone.now(),
+            )
+            status = WarmPool.Status.SHORT
         if status is not None:
             result[pk] = status
     return result

@@ -3,18 +3,19 @@
 import os
 
 
-def fresh_database() -> str:
-    """Create ``gpupaas_bench`` anew, point Django at it, set Django up and migrate. Returns its URL."""
+def fresh_database(name: str = "gpupaas_bench") -> str:
+    """Create ``name`` anew, point Django at it, set Django up and migrate. Returns its URL. (A benchmark
+    that may run beside another one on the same server passes a name of its own.)"""
     import psycopg
 
     from tests.support import postgres
 
     base = postgres.ensure().rsplit("/", 1)[0]
-    url = f"{base}/gpupaas_bench"
+    url = f"{base}/{name}"
     os.environ.update(DATABASE_URL=url, DJANGO_SETTINGS_MODULE="paas.settings.test")
     with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS gpupaas_bench")
-        conn.execute("CREATE DATABASE gpupaas_bench")
+        conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        conn.execute(f"CREATE DATABASE {name}")
     import django
 
     django.setup()
