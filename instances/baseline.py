@@ -30,6 +30,7 @@ from paas.platform_owned import (  # noqa: F401  (re-exported: the baseline's vo
     LABEL_ORG,
     LABEL_PREFIX,
     LABEL_PROJECT,
+    LABEL_STANDBY,
     MANAGED_BY,
     READ_VERBS,
     RESERVED_NAME_PREFIX,
@@ -212,6 +213,29 @@ def tenant_labels(*, org: str, project: str, instance: str, instance_id: int) ->
         LABEL_PROJECT: _label_value(project),
         LABEL_INSTANCE: _label_value(instance),
         LABEL_INSTANCE_ID: str(int(instance_id)),
+        LABEL_MANAGED_BY: MANAGED_BY,
+    }
+
+
+def standby_namespace_name(profile_name: str, standby_id: int) -> str:
+    """A warm pool's standby namespace: ``w-<profile>-<hash>``, a DNS-1123 label (<= 63).
+
+    ``w-`` keeps it apart from every instance namespace (``i-``); the hash covers the standby's id, so
+    two standbys of one profile never share a namespace. A claiming instance keeps this name."""
+    if not profile_name:
+        raise ValueError("profile_name must not be empty")
+    return _label(f"w-{_slug(profile_name)}".rstrip("-"), _digest("standby", profile_name, int(standby_id)))
+
+
+def standby_labels(standby_id: int) -> dict[str, str]:
+    """The labels of a standby namespace and its baseline objects: no org, workspace or instance.
+
+    :data:`LABEL_INSTANCE_ID` is ``standby-<id>``: the cluster guardrails select tenant namespaces by
+    that key's presence (never its value), so they bind a standby namespace as any instance's; the
+    hand-over's baseline replaces it with the claiming instance's id."""
+    return {
+        LABEL_INSTANCE_ID: f"standby-{int(standby_id)}",
+        LABEL_STANDBY: str(int(standby_id)),
         LABEL_MANAGED_BY: MANAGED_BY,
     }
 

@@ -41,12 +41,16 @@ class RunLog:
 
 
 def _require_guardrails(instance: ComputeInstance) -> None:
+    require_guardrails(instance.cluster)
+
+
+def require_guardrails(cluster: Cluster) -> None:
     """The cluster's guardrails are current before a tenant namespace is made (installed now if not)."""
     from inventory.guardrail_services import cluster_guardrails_sync
 
-    record = instance.cluster.guardrails or {}
+    record = cluster.guardrails or {}
     if record.get("version") != guardrails.GUARDRAILS_VERSION or record.get("error"):
-        record = cluster_guardrails_sync(cluster_id=instance.cluster_id).guardrails
+        record = cluster_guardrails_sync(cluster_id=cluster.pk).guardrails
     if record.get("version") != guardrails.GUARDRAILS_VERSION or record.get("error"):
         raise kube.KubeUnreachable(record.get("error") or "The cluster's guardrails are not installed.")
 
@@ -69,7 +73,15 @@ def deploy(instance: ComputeInstance, step: RunLog) -> None:
     # manager, so that nothing the template rendered outlives it.
     drift.apply_baseline(kubeconfig, base)
     step(f"Applied the isolation baseline ({len(base)} objects) to namespace {namespace}.")
+    from instances import pool_deployer
+
+    # A retry after a failed hand-over: the standby's placeholders go first, its leftovers after.
+    leftovers = instance.from_warm_pool and not pool_deployer.handed_over(instance)
+    if leftovers:
+        pool_deployer.remove_placeholders(kubeconfig, namespace)
     kube.apply(kubeconfig, objects, namespace=namespace)
+    if leftovers:
+        pool_deployer.delete_standby_objects(kubeconfig, instance, objects)
     step(f"Applied {len(objects)} template objects (server-side apply, field manager {kube.FIELD_MANAGER}).")
     replaced = drift.apply_baseline(kubeconfig, base)
     step(
@@ -84,8 +96,12 @@ def deploy(instance: ComputeInstance, step: RunLog) -> None:
         step(f"event {event['type']} {event['reason']} {event['object']}: {event['message']}", kind="event")
 
 
-def read_outputs(instance: ComputeInstance, kubeconfig: str, namespace: str, context: dict) -> dict:
-    """Output values; a secret output is stored as a reference and read on demand, never stored."""
+def read_outputs(
+    instance: ComputeInstance, kubeconfig: str, namespace: str, context: dict, *, applied: list[dict] = ()
+) -> dict:
+    """Output values; a secret output is stored as a reference and read on demand, never stored.
+    ``applied``: objects as the API server just returned them (a field output of one is read there)."""
+    known = {(o.get("apiVersion"), o.get("kind"), (o.get("metadata") or {}).get("name")): o for o in applied}
     values = {}
     for output in instance.snapshot["template"].get("outputs", []):
         source = output["source"]
@@ -93,6 +109,10 @@ def read_outputs(instance: ComputeInstance, kubeconfig: str, namespace: str, con
             values[output["name"]] = templating.render(source["value"], context)
         elif source["type"] == "field":
             name = templating.render(source["name"], context)
+            stored = known.get((source["apiVersion"], source["kind"], name))
+            if stored is not None:
+                values[output["name"]] = kube.field_at(stored, source["path"])
+                continue
             values[output["name"]] = kube.read_field(
                 kubeconfig,
                 api_version=source["apiVersion"],
@@ -242,7 +262,12 @@ def _succeeded(run: Run, instance, step: RunLog) -> str:
             action=f"{_noun(instance)}.{target}",
             target=instance,
             project=instance.project,
-            details={"run": run.pk, "attempt": run.attempt},
+            details={"run": run.pk, "attempt": run.attempt}
+            | (
+                {"warm_pool": {"handover": True, "standby": instance.namespace}}
+                if run.kind == Run.Kind.CLAIM
+                else {}
+            ),
         )
     return target
 

@@ -33,6 +33,12 @@ def _users(instance: ComputeInstance) -> list[str]:
     return identities(instance)
 
 
+def held_resources(held, *, stopped: bool = False) -> baseline.Resources:
+    """The quota of a namespace holding ``held`` (a compute instance or a warm pool's standby instance:
+    their ``HeldResources`` columns)."""
+    return _resources(held, stopped=stopped)
+
+
 def _resources(instance: ComputeInstance, *, stopped: bool) -> baseline.Resources:
     if stopped:
         # A stopped instance keeps its storage, and nothing that runs: no CPU, memory, GPU or MIG

@@ -16,8 +16,24 @@ def resource_groups(snapshot: dict) -> list[dict]:
     ]
 
 
-def instance_context(instance: ComputeInstance, namespace: str) -> dict:
-    snapshot = instance.snapshot
+#: The identity a warm pool's standby instance is rendered with: no instance, workspace, org or owner yet
+#: (the hand-over renders the template again with the claiming instance's own).
+STANDBY_IDENTITY = {"name": "standby", "project": "", "org": "", "owner": ""}
+
+
+def identity_of(instance: ComputeInstance) -> dict:
+    """The identity part of an instance's render context (``instance.name``, ``.project``, ...)."""
+    return {
+        "name": instance.name,
+        "project": instance.project.name,
+        "org": instance.org.name,
+        "owner": instance.owner.username,
+    }
+
+
+def render_context(snapshot: dict, *, namespace: str, cluster, identity: dict) -> dict:
+    """The render context of a profile ``snapshot`` in ``namespace`` on ``cluster`` for ``identity``
+    (``name``, ``project``, ``org``, ``owner``: an instance's, or :data:`STANDBY_IDENTITY`)."""
     declared = snapshot["template"]["inputs"]
     given = {
         k: v
@@ -27,13 +43,13 @@ def instance_context(instance: ComputeInstance, namespace: str) -> dict:
     return {
         "inputs": templating.resolve_inputs(declared, given),
         "instance": {
-            "name": instance.name,
+            "name": identity["name"],
             "namespace": namespace,
             # Ingress hosts must be this or under it (checked here and by the cluster's guardrails).
-            "host_suffix": guardrails.instance_host_suffix(instance.cluster, namespace),
-            "project": instance.project.name,
-            "org": instance.org.name,
-            "owner": instance.owner.username,
+            "host_suffix": guardrails.instance_host_suffix(cluster, namespace),
+            "project": identity["project"],
+            "org": identity["org"],
+            "owner": identity["owner"],
         },
         "profile": {
             "name": snapshot["name"],
@@ -41,6 +57,12 @@ def instance_context(instance: ComputeInstance, namespace: str) -> dict:
             "resource_groups": resource_groups(snapshot),
         },
     }
+
+
+def instance_context(instance: ComputeInstance, namespace: str) -> dict:
+    return render_context(
+        instance.snapshot, namespace=namespace, cluster=instance.cluster, identity=identity_of(instance)
+    )
 
 
 def validated(objects: list[dict], *, template: dict, namespace: str, host_suffix: str) -> list[dict]:
@@ -55,10 +77,17 @@ def validated(objects: list[dict], *, template: dict, namespace: str, host_suffi
     return objects
 
 
-def instance_render(instance: ComputeInstance, namespace: str) -> tuple[list[dict], dict]:
-    """The template's objects for this instance, validated again with the real namespace."""
-    template = instance.snapshot["template"]
-    context = instance_context(instance, namespace)
+def snapshot_render(snapshot: dict, *, namespace: str, cluster, identity: dict) -> tuple[list[dict], dict]:
+    """The template's objects of ``snapshot`` for ``identity`` in ``namespace``, validated."""
+    template = snapshot["template"]
+    context = render_context(snapshot, namespace=namespace, cluster=cluster, identity=identity)
     objects = templating.parse(templating.render(template["manifests"], context))
     validated(objects, template=template, namespace=namespace, host_suffix=context["instance"]["host_suffix"])
     return objects, context
+
+
+def instance_render(instance: ComputeInstance, namespace: str) -> tuple[list[dict], dict]:
+    """The template's objects for this instance, validated again with the real namespace."""
+    return snapshot_render(
+        instance.snapshot, namespace=namespace, cluster=instance.cluster, identity=identity_of(instance)
+    )

@@ -21,6 +21,10 @@ LABEL_ORG = f"{LABEL_PREFIX}org"
 LABEL_PROJECT = f"{LABEL_PREFIX}project"
 LABEL_INSTANCE = f"{LABEL_PREFIX}instance"
 LABEL_INSTANCE_ID = f"{LABEL_PREFIX}instance-id"
+#: A warm pool's standby namespace (and its baseline objects): the StandbyInstance id. A standby carries
+#: no tenant labels; its LABEL_INSTANCE_ID is ``standby-<id>`` (the guardrails select on the key only,
+#: so they bind there too) until a hand-over gives it the claiming instance's tenant labels.
+LABEL_STANDBY = f"{LABEL_PREFIX}standby"
 #: On every object a service instance creates (and its pod templates): the service's name. Not a
 #: platform-owned label (the tenant may change the objects of its services): it scopes the service's
 #: readiness wait (``instances.service_deployer``) and lets tools select a service's pods.

@@ -89,14 +89,49 @@ def kubeconfig_from_token(*, server: str, ca_data_b64: str, token: str, name: st
     return yaml.safe_dump(config)
 
 
-def api_client(kubeconfig: str) -> k8s.ApiClient:
-    """A client for the kubeconfig's current context, under the outbound-address policy.
+class Session:
+    """One client (and one discovery) for several calls in a row: pass it wherever a function of this
+    package takes a kubeconfig. ``with kube.Session(kubeconfig) as session: ...``.
+
+    Each function otherwise parses the kubeconfig, checks it, connects and discovers the API afresh,
+    which is right for the occasional call and dear for a short sequence whose latency matters (a
+    warm pool's hand-over: a dozen writes, one TLS connection). The checks of :func:`api_client` run
+    once, when the session opens; it lives only as long as the ``with`` block."""
+
+    def __init__(self, kubeconfig: str):
+        self.api = api_client(kubeconfig)
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.api.close()
+
+
+class _Borrowed:
+    """A session's client lent to one call (``with api_client(session) as api``): not closed after it."""
+
+    def __init__(self, api: k8s.ApiClient):
+        self.api = api
+
+    def __enter__(self) -> k8s.ApiClient:
+        return self.api
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+def api_client(kubeconfig: "str | Session") -> k8s.ApiClient:
+    """A client for the kubeconfig's current context, under the outbound-address policy (or the open
+    client of a :class:`Session`, which stays open after the call).
 
     Checked again here (each client): the kubeconfig's credential rules and the server's addresses as
     they resolve now (:mod:`inventory.kubeconfig_policy`). Every connection then goes through
     :func:`paas.outbound.checked_pool_manager`: resolved, checked and made to the checked address (TLS
     still verifies the server's name), redirects never followed, no environment proxy.
     """
+    if isinstance(kubeconfig, Session):
+        return _Borrowed(kubeconfig.api)  # type: ignore[return-value]  (used as a context manager)
     data = parse_kubeconfig(kubeconfig)
     refusal = kubeconfig_policy.connect_refusal(data)
     if refusal:
@@ -173,13 +208,17 @@ def _dynamic(api: k8s.ApiClient) -> DynamicClient:
     /dev/null), so nothing is shared through the temporary directory between processes or clusters
     (the client ignores failures to write it).
     """
+    cached = getattr(api, "_paas_dynamic", None)
+    if cached is not None:  # a session's client: discovered once
+        return cached
     call_api = api.call_api
 
     def call_with_timeout(*args, _request_timeout=None, **kwargs):
         return call_api(*args, _request_timeout=_request_timeout or TIMEOUT, **kwargs)
 
     api.call_api = call_with_timeout
-    return DynamicClient(api, cache_file=os.path.join(os.devnull, "no-discovery-cache"))
+    api._paas_dynamic = DynamicClient(api, cache_file=os.path.join(os.devnull, "no-discovery-cache"))
+    return api._paas_dynamic
 
 
 def _resource(dynamic: DynamicClient, api_version: str, kind: str):

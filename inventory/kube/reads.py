@@ -336,7 +336,7 @@ def read_field(
 
     ``None`` when the object, the kind or the field does not exist.
     """
-    steps = _path_steps(path)
+    _path_steps(path)  # a malformed path fails before any request
     with api_client(kubeconfig) as api:
         try:
             dynamic = _dynamic(api)
@@ -354,7 +354,13 @@ def read_field(
                 raise
         except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise _unreachable(exc) from exc
-    for step in steps:
+    return field_at(value, path)
+
+
+def field_at(obj: Any, path: str) -> Any:
+    """The field at ``path`` (as :func:`read_field` takes it) of an object already read; None if absent."""
+    value = obj
+    for step in _path_steps(path):
         if isinstance(step, int):
             if not isinstance(value, list) or not -len(value) <= step < len(value):
                 return None
