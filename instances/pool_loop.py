@@ -38,6 +38,7 @@ from django.utils import timezone
 
 from catalog.models import ComputeProfile
 from instances import pool_claims, pool_schedules, selectors
+from instances.baseline import standby_namespace_name
 from instances.models import StandbyInstance, WarmPool
 from instances.quota import profile_totals
 from inventory import mig
@@ -46,17 +47,6 @@ from inventory.selectors import Reservation, placement_for
 from inventory.services import enqueue_for_cluster
 from paas.audit import audit_log
 from paas.units import GIB
-
-try:  # the pool-deployer's namespace name (instances.baseline); its fallback until that branch lands
-    from instances.baseline import standby_namespace_name
-except ImportError:  # pragma: no cover - replaced on merge
-    from instances.baseline import _digest, _label, _slug
-
-    def standby_namespace_name(profile_name: str, standby_id: int) -> str:
-        return _label(
-            f"w-{_slug(profile_name)}".rstrip("-"), _digest("standby", profile_name, int(standby_id))
-        )
-
 
 log = logging.getLogger(__name__)
 
