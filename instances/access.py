@@ -44,11 +44,23 @@ OWNER_PERMISSIONS = (
 
 
 def grant(user, instance: ComputeInstance) -> None:
-    """The owner's permissions on this instance (its owner and each collaborator hold them)."""
-    from guardian.shortcuts import assign_perm
+    """The owner's permissions on this instance (its owner and each collaborator hold them): the rows
+    django-guardian's ``assign_perm`` would write one by one, in one insert (a launch's hot path)."""
+    from django.contrib.auth.models import Permission
+    from django.contrib.contenttypes.models import ContentType
 
-    for codename in OWNER_PERMISSIONS:
-        assign_perm(codename, user, instance)
+    from instances.models import ComputeInstanceUserObjectPermission
+
+    permissions = Permission.objects.filter(
+        content_type=ContentType.objects.get_for_model(ComputeInstance), codename__in=OWNER_PERMISSIONS
+    )
+    ComputeInstanceUserObjectPermission.objects.bulk_create(
+        [
+            ComputeInstanceUserObjectPermission(permission=p, user=user, content_object=instance)
+            for p in permissions
+        ],
+        ignore_conflicts=True,  # granted already (a collaborator added again)
+    )
     authz.forget(user)
 
 
