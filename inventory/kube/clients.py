@@ -1,7 +1,10 @@
 """Kubeconfigs and API clients: parsing and checking a kubeconfig, a client under the outbound
 policy, reachability (:func:`probe`), and kubeconfigs built for a token."""
 
+import hashlib
 import os
+import tempfile
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -100,6 +103,7 @@ class Session:
 
     def __init__(self, kubeconfig: str):
         self.api = api_client(kubeconfig)
+        self.api._paas_discovery_file = _discovery_file(self.api)
 
     def __enter__(self) -> "Session":
         return self
@@ -217,8 +221,40 @@ def _dynamic(api: k8s.ApiClient) -> DynamicClient:
         return call_api(*args, _request_timeout=_request_timeout or TIMEOUT, **kwargs)
 
     api.call_api = call_with_timeout
-    api._paas_dynamic = DynamicClient(api, cache_file=os.path.join(os.devnull, "no-discovery-cache"))
+    cache_file = getattr(api, "_paas_discovery_file", None) or os.path.join(os.devnull, "no-discovery-cache")
+    api._paas_dynamic = DynamicClient(api, cache_file=cache_file)
     return api._paas_dynamic
+
+
+#: How long a session reuses the discovery an earlier session of this process made of the same API
+#: server (a kind served since is found anyway: the client discovers again when a lookup misses).
+DISCOVERY_TTL = 60
+_discovery_dir: str | None = None
+
+
+def _discovery_file(api: k8s.ApiClient) -> str:
+    """Where a :class:`Session` keeps the discovery of its API server: a directory private to this
+    process (created 0700, never shared with another process or user), one file per server and CA;
+    a file older than :data:`DISCOVERY_TTL` is removed first, so the session discovers afresh.
+
+    Discovery is half a dozen requests (the server's version, its API groups, then each group version
+    used): most of the latency of a short session such as a warm pool's hand-over."""
+    global _discovery_dir
+    if _discovery_dir is None or not os.path.isdir(_discovery_dir):
+        _discovery_dir = tempfile.mkdtemp(prefix="paas-discovery-")
+    configuration = api.configuration
+    ca = ""
+    if configuration.ssl_ca_cert and os.path.exists(configuration.ssl_ca_cert):
+        with open(configuration.ssl_ca_cert, "rb") as handle:
+            ca = hashlib.sha256(handle.read()).hexdigest()
+    key = hashlib.sha256(f"{configuration.host}|{ca}".encode()).hexdigest()[:32]
+    path = os.path.join(_discovery_dir, f"{key}.json")
+    try:
+        if time.time() - os.path.getmtime(path) > DISCOVERY_TTL:
+            os.remove(path)
+    except OSError:
+        pass
+    return path
 
 
 def _resource(dynamic: DynamicClient, api_version: str, kind: str):
