@@ -365,6 +365,24 @@ def access_apply(*, instance_id: int) -> None:
     )
 
 
+def baseline_apply(*, instance_id: int) -> list[str]:
+    """Apply the whole isolation baseline of an instance as it should be now (after a warm pool's
+    hand-over: the objects it left with the standby's labels). Returns what had to be replaced."""
+    instance = ComputeInstance.objects.select_related("cluster", "org", "project", "owner").get(
+        pk=instance_id
+    )
+    if not instance.namespace or instance.state not in (
+        State.READY,
+        State.PROVISIONING,
+        State.FAILED,
+        State.STOPPED,
+    ):
+        return []
+    return drift.apply_baseline(
+        instance.cluster.kubeconfig.reveal(), baseline_objects(instance, instance.namespace)
+    )
+
+
 def identity_remove(*, instance_id: int, username: str) -> None:
     """Worker side: delete a former collaborator's ServiceAccount (and so every token issued to it)."""
     instance = ComputeInstance.objects.select_related("cluster").get(pk=instance_id)

@@ -9,16 +9,20 @@ and placeholder pods (``instances.placeholders``) that hold the rest of the prof
 
 The hand-over (:func:`handover`) is fast: no wait for anything to become ready (what runs there was
 ready when the standby was) nor for the placeholders' pods to terminate (they are deleted without a
-grace period, so they stop counting against the quota at once). Its order:
+grace period, so they stop counting against the quota at once). Three sequences of requests run side
+by side over one client session (the API server's discovery reused from an earlier session of the
+process for a minute: ``inventory.kube.Session``):
 
-1. the placeholders are deleted (so the quota has room for what the new render or the user starts);
-2. the template rendered with the real instance context is applied (server-side apply: what did not
-   change is not touched), and the objects of the standby's render that the new one lacks are deleted;
-3. the isolation baseline with the tenant identity (tenant labels instead of the standby ones, the
-   owner's and collaborators' ServiceAccounts, the Role and its RoleBinding) is applied over it all,
-   under its own field manager, so the baseline wins as in a deploy. The quota and policies are the
-   same as the standby's (same profile totals) and in force throughout, so one baseline pass suffices;
-4. the outputs are read as a deploy reads them.
+1. the placeholders are deleted (so the quota has room for what the user starts);
+2. the baseline objects that say who the tenant is (:data:`IDENTITY_KINDS`: the Namespace with the
+   tenant labels instead of the standby ones, the owner's and collaborators' ServiceAccounts, the Role
+   and its RoleBinding) are applied under the baseline's field manager;
+3. the template rendered with the real instance context is applied (server-side apply: what did not
+   change is not touched), then the objects of the standby's render that the new one lacks are deleted;
+
+then the outputs are read as a deploy reads them, and the rest of the baseline (the quota, limits and
+network policies, whose rules are the standby's already: the same profile totals) is relabelled by
+``instances.tasks.baseline_apply``, enqueued at once, off the claim's path.
 
 Every step is idempotent: a re-driven run repeats them all. A retry after a failed hand-over is a full
 deploy (``instances.deployer.deploy`` removes the placeholders and the standby's leftovers too).
@@ -26,6 +30,7 @@ deploy (``instances.deployer.deploy`` removes the placeholders and the standby's
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from django.db import transaction
 from django.db.models import Value
@@ -37,9 +42,15 @@ from instances import baseline, deployer, drift, placeholders, rendering, worklo
 from instances.models import ComputeInstance, Run, StandbyInstance
 from instances.namespace import baseline_objects, held_resources
 from inventory import guardrails, kube
+from inventory.services import enqueue_for_cluster
 from paas.audit import audit_log
 
 log = logging.getLogger(__name__)
+
+#: The baseline objects a hand-over applies before the instance is ready: those that say who the
+#: tenant is. The others keep the standby's rules, which are the instance's (the same profile totals),
+#: and get the tenant labels from ``instances.tasks.baseline_apply``, enqueued at once.
+IDENTITY_KINDS = ("Namespace", "ServiceAccount", "Role", "RoleBinding")
 
 PRIORITY_CLASS = placeholders.PRIORITY_CLASS
 #: How long a standby's build waits for its objects and placeholder pods: longer than a deploy's (a cluster
@@ -311,14 +322,26 @@ def handover(run, instance: ComputeInstance, step) -> None:
     namespace = instance.namespace
     if not namespace:
         raise ValueError("A claiming instance has the standby's namespace; this one has none.")
-    objects, context = rendering.instance_render(instance, namespace)
-    deployer.require_guardrails(instance.cluster)
-    base = baseline_objects(instance, namespace)
-    with kube.Session(instance.cluster.kubeconfig.reveal()) as session:
-        remove_placeholders(session, namespace)
+    with (
+        kube.Session(instance.cluster.kubeconfig.reveal()) as session,
+        ThreadPoolExecutor(max_workers=2) as background,
+    ):
+        # Latency is the point here: three independent sequences of requests run side by side over
+        # the session. The placeholders go (they hold nothing the tenant has yet); the baseline objects
+        # that carry who the tenant is are applied (the Namespace with the tenant labels the cluster's
+        # rules select on, the ServiceAccounts, the Role and its RoleBinding: see IDENTITY_KINDS); the
+        # template is rendered for the instance and applied. The template may not render a baseline
+        # object (reserved names), so the order between the two cannot change what the baseline ends
+        # as. A failure of any fails the run; its retry is a full deploy.
+        removing = background.submit(remove_placeholders, session, namespace)
+        deployer.require_guardrails(instance.cluster)
+        base = [o for o in baseline_objects(instance, namespace) if o["kind"] in IDENTITY_KINDS]
+        baselining = background.submit(drift.apply_baseline, session, base)
+        objects, context = rendering.instance_render(instance, namespace)
         applied = kube.apply(session, objects, namespace=namespace)
+        removing.result()
         stale = delete_standby_objects(session, instance, objects)
-        replaced = drift.apply_baseline(session, base)
+        replaced = baselining.result()
         # Field outputs of the objects just applied are read from what the API server returned.
         outputs = deployer.read_outputs(instance, session, namespace, context, applied=applied)
     step(
@@ -329,3 +352,6 @@ def handover(run, instance: ComputeInstance, step) -> None:
         + (f"; replaced {', '.join(replaced)})." if replaced else ").")
     )
     ComputeInstance.objects.filter(pk=instance.pk).update(outputs=outputs)
+    # The rest of the baseline (quota, limits, network policies: the standby's, same rules, only their
+    # labels still the standby's) is relabelled right after, off the claim's path.
+    enqueue_for_cluster(instance.cluster, "instances.tasks.baseline_apply", instance.pk)

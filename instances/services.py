@@ -135,13 +135,14 @@ def instance_launch(
     }
     if standby is not None:
         pool_claims.mark_claimed(standby, instance)
+        # Registered before the audit event's checkpoint callback: the hand-over runs first on commit
+        # (the instance is ready sooner), the checkpoint is still written before the request answers.
+        pool_claims.after_claim(run, cluster)
         details["warm_pool"] = {"standby": standby.namespace, "pool": standby.pool_id}
     elif profile.allocation_strategy == ComputeProfile.Allocation.WARM_POOL:
         details["warm_pool"] = {"standby": None}  # a miss: no standby ready, launched on demand
     audit_log(actor=actor, action="instance.launch", target=instance, project=project, details=details)
-    if standby is not None:
-        pool_claims.after_claim(run, cluster)  # hand-over at once (in the request where it can), refill
-    else:
+    if standby is None:
         enqueue_for_cluster(cluster, "instances.tasks.run_execute", run.pk)
     return instance
 

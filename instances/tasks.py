@@ -15,6 +15,12 @@ def access_refresh(instance_id: int) -> None:
         deployer.access_apply(instance_id=instance_id)
 
 
+def baseline_apply(instance_id: int) -> list[str]:
+    """Apply an instance's whole isolation baseline (after a warm pool's hand-over)."""
+    with client_context(client=Client.TASK):
+        return deployer.baseline_apply(instance_id=instance_id)
+
+
 def identity_remove(instance_id: int, username: str) -> None:
     with client_context(client=Client.TASK):
         deployer.identity_remove(instance_id=instance_id, username=username)

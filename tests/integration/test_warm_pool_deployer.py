@@ -130,6 +130,20 @@ def test_standby_has_no_tenant_identity_holds_its_gpu_and_is_handed_over(live):
     assert event.details["warm_pool"] == {"handover": True, "standby": namespace}
     print(f"hand-over took {took * 1000:.0f} ms")
 
+    # The rest of the baseline (same rules as the standby's) is relabelled by the task the hand-over
+    # enqueues (on commit: this test's transaction never commits, so it is run here).
+    quota = core.read_namespaced_resource_quota(baseline.QUOTA_NAME, namespace)
+    assert quota.metadata.labels[baseline.LABEL_INSTANCE_ID] == f"standby-{standby.pk}"
+    deployer.baseline_apply(instance_id=instance.pk)
+    reads = {
+        baseline.QUOTA_NAME: core.read_namespaced_resource_quota,
+        baseline.LIMIT_RANGE_NAME: core.read_namespaced_limit_range,
+    }
+    for name, read in reads.items():
+        labels = read(name, namespace).metadata.labels
+        assert labels[baseline.LABEL_INSTANCE_ID] == str(instance.pk) and baseline.LABEL_STANDBY not in labels
+        assert labels[baseline.LABEL_ORG] == world.a.org.name
+
 
 def test_a_claiming_launch_is_ready_when_it_answers(live, django_capture_on_commit_callbacks):
     standby = ready_standby(live)
