@@ -98,8 +98,10 @@ class Session:
 
     Each function otherwise parses the kubeconfig, checks it, connects and discovers the API afresh,
     which is right for the occasional call and dear for a short sequence whose latency matters (a
-    warm pool's hand-over: a dozen writes, one TLS connection). The checks of :func:`api_client` run
-    once, when the session opens; it lives only as long as the ``with`` block."""
+    warm pool's hand-over: a dozen writes over the client's pooled connections, from several threads:
+    the client and its pool are thread-safe). The checks of :func:`api_client` run once, when the
+    session opens; it lives only as long as the ``with`` block. Its discovery is kept for the next
+    sessions of the process (:func:`_discovery_file`)."""
 
     def __init__(self, kubeconfig: str):
         self.api = api_client(kubeconfig)
