@@ -62,14 +62,22 @@ def make_profile(
     name: str = "profile",
     template: str = "tpl",
     custom_resources: list[dict] | None = None,
+    inputs: list[dict] | None = None,
+    **data,
 ):
-    """A published compute profile in ``project`` backed by a freshly published template version."""
+    """A published compute profile in ``project`` (None: the system catalog) backed by a freshly
+    published template version; ``data``: more profile fields (e.g. the warm-pool strategy)."""
     from catalog import services as catalog_services
     from catalog.models import ComputeProfile
 
     created = catalog_services.template_create(actor=actor, project=project, name=template)
     version = catalog_services.template_version_create(
-        actor=actor, template=created, version="v1", manifests=manifests, custom_resources=custom_resources
+        actor=actor,
+        template=created,
+        version="v1",
+        manifests=manifests,
+        custom_resources=custom_resources,
+        **({"inputs": inputs} if inputs is not None else {}),
     )
     version = catalog_services.template_version_publish(actor=actor, version=version)
     return catalog_services.profile_create(
@@ -80,6 +88,7 @@ def make_profile(
         template_version=version,
         published=True,
         resource_groups=resource_groups,
+        **data,
     )
 
 

@@ -34,7 +34,7 @@ from paas.errors import Conflict
 from paas.models import AuditEvent
 from tenancy import services as tenancy_services
 from tenancy.roles import Role
-from tests.factories import ONE_A100, UserFactory, make_operator, make_org, make_synced_cluster
+from tests.factories import ONE_A100, UserFactory, make_operator, make_org, make_profile, make_synced_cluster
 
 MANIFESTS = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ instance.name }}-info\ndata:\n  a: b\n"
 INPUTS = [
@@ -71,18 +71,13 @@ def _agent_served_cluster(name: str, *, nodes: int = 10) -> Cluster:
 
 def _system_profile(operator, name: str = "pooled", **data) -> ComputeProfile:
     """A published system profile shared with every org, with the warm-pool strategy (by default)."""
-    template = catalog_services.template_create(actor=operator, project=None, name=f"t-{name}")
-    version = catalog_services.template_version_create(
-        actor=operator, template=template, version="v1", manifests=MANIFESTS, inputs=INPUTS
-    )
-    version = catalog_services.template_version_publish(actor=operator, version=version)
-    profile = catalog_services.profile_create(
+    profile = make_profile(
         actor=operator,
-        model=ComputeProfile,
         project=None,
         name=name,
-        template_version=version,
-        published=True,
+        template=f"t-{name}",
+        manifests=MANIFESTS,
+        inputs=INPUTS,
         resource_groups=ONE_A100,
         **({"allocation_strategy": ComputeProfile.Allocation.WARM_POOL, "warm_pool_size": 10} | data),
     )
@@ -325,7 +320,7 @@ def test_resizing_the_pool_keeps_standbys_claimable_a_price_edit_does_not(pooled
     (other,) = _standbys(profile, cluster, 1)
     profile = catalog_services.profile_update(actor=world.operator, profile=profile, cost_amount="3.10")
     priced = _launch(world, profile, "new-price")
-    assert not priced.from_warm_pool and priced.snapshot["price"]["amount"] == "3.10"
+    assert not priced.from_warm_pool and priced.snapshot["price"]["amount"] == "3.1000"
     assert StandbyInstance.objects.get(pk=other.pk).state == "ready"
 
 

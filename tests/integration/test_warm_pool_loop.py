@@ -48,25 +48,20 @@ def gpus(count: int) -> list[dict]:
 def system_profile(
     operator, *, name="pooled", size=3, groups=None, strategy="warm_pool", **data
 ) -> ComputeProfile:
-    """A published system profile with the warm-pool strategy."""
-    template = catalog_services.template_create(actor=operator, project=None, name=f"t-{name}")
-    version = catalog_services.template_version_create(
-        actor=operator, template=template, version="v1", manifests=MANIFESTS, inputs=[CLUSTER_DETAILS]
-    )
-    version = catalog_services.template_version_publish(actor=operator, version=version)
-    profile = catalog_services.profile_create(
+    """A published system profile with the warm-pool strategy, as launches see it (from the database)."""
+    profile = make_profile(
         actor=operator,
-        model=ComputeProfile,
         project=None,
         name=name,
-        template_version=version,
-        published=True,
+        template=f"t-{name}",
+        manifests=MANIFESTS,
+        inputs=[CLUSTER_DETAILS],
         resource_groups=groups or ONE_A100,
         allocation_strategy=strategy,
         warm_pool_size=size,
         **data,
     )
-    return ComputeProfile.objects.get(pk=profile.pk)  # as launches see it (from the database)
+    return ComputeProfile.objects.get(pk=profile.pk)
 
 
 def converge(capture, **kwargs) -> dict:
@@ -668,7 +663,12 @@ def test_the_loop_builds_standbys_for_real_retires_the_surplus_and_refills_after
     instance.refresh_from_db()
     assert instance.from_warm_pool and instance.namespace == newest.namespace
     assert instance.state == "ready"  # handed over in the request
-    assert [row.task["func"] for row in OrmQ.objects.all()] == ["instances.tasks.warm_pools_converge"]
+    # The hand-over queued the rest of its baseline; the claim queued the loop.
+    assert sorted(row.task["func"] for row in OrmQ.objects.all()) == [
+        "instances.tasks.baseline_apply",
+        "instances.tasks.warm_pools_converge",
+    ]
+    assert run_enqueued("baseline_apply") == [[]]  # relabelled: nothing had to be replaced
     with django_capture_on_commit_callbacks(execute=True):
         assert run_enqueued("warm_pools_converge") == [{str(pool.pk): "converging"}]
     (refill,) = standing(pool)
