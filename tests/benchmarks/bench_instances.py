@@ -9,9 +9,7 @@ minute. The profile's template has a Deployment, so "ready" waits for a (KWOK) p
 """
 
 import json
-import os
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -46,6 +44,7 @@ def pct(values, q):
 
 def main() -> int:
     from tests.benchmarks._db import fresh_database
+    from tests.benchmarks._workers import start_workers, stop_workers
 
     db_url = fresh_database()
     from django.core.servers.basehttp import (
@@ -124,17 +123,7 @@ def main() -> int:
             except urllib.error.HTTPError as exc:
                 return time.perf_counter() - start, exc.code, json.loads(exc.read() or b"{}")
 
-        env = {**os.environ, "DATABASE_URL": db_url, "PAAS_WORKERS": "1"}
-        workers = [
-            subprocess.Popen(
-                [sys.executable, "manage.py", "qcluster"],
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            for _ in range(2)
-        ]
+        workers = start_workers(db_url)
         try:
             time.sleep(3)  # workers up
 
@@ -194,10 +183,7 @@ def main() -> int:
                 f"began = {len(done) / elapsed * 60:.0f} instances per minute"
             )
         finally:
-            for worker in workers:
-                worker.terminate()
-            for worker in workers:
-                worker.wait(timeout=30)
+            stop_workers(workers)
             httpd.shutdown()
     return 0
 

@@ -15,9 +15,7 @@ local cluster's provisioner):
 """
 
 import json
-import os
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -35,6 +33,7 @@ def pct(values, q):
 
 def main() -> int:
     from tests.benchmarks._db import fresh_database
+    from tests.benchmarks._workers import start_workers, stop_workers
 
     db_url = fresh_database()
     from django.core.servers.basehttp import (
@@ -101,17 +100,7 @@ def main() -> int:
             except urllib.error.HTTPError as exc:
                 return time.perf_counter() - start, exc.code, json.loads(exc.read() or b"{}")
 
-        env = {**os.environ, "DATABASE_URL": db_url, "PAAS_WORKERS": "1"}
-        workers = [
-            subprocess.Popen(
-                [sys.executable, "manage.py", "qcluster"],
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            for _ in range(2)
-        ]
+        workers = start_workers(db_url)
         try:
 
             def settled(model, ids, timeout=300) -> dict[int, float]:
@@ -201,10 +190,7 @@ def main() -> int:
             elapsed = time.perf_counter() - started
             print(f"the {len(ids)} burst services ready {elapsed:.1f} s after the burst")
         finally:
-            for worker in workers:
-                worker.terminate()
-            for worker in workers:
-                worker.wait(timeout=30)
+            stop_workers(workers)
             httpd.shutdown()
     return 0
 

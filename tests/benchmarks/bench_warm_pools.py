@@ -23,9 +23,7 @@ this script runs the loop: the baseline's misses would otherwise find standbys.
 """
 
 import json
-import os
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -45,6 +43,7 @@ def pct(values, q):
 
 def main() -> int:
     from tests.benchmarks._db import fresh_database
+    from tests.benchmarks._workers import start_workers, stop_workers
 
     db_url = fresh_database(DATABASE)
     from django.core.servers.basehttp import (
@@ -164,17 +163,7 @@ def main() -> int:
         def from_pool(pk: int) -> bool:
             return ComputeInstance.objects.values_list("from_warm_pool", flat=True).get(pk=pk)
 
-        env = {**os.environ, "DATABASE_URL": db_url, "PAAS_WORKERS": "1"}
-        workers = [
-            subprocess.Popen(
-                [sys.executable, "manage.py", "qcluster"],
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            for _ in range(2)
-        ]
+        workers = start_workers(db_url)
         try:
             # 1. Baseline: the pool is empty, every launch is a miss deployed on demand by the workers
             # (the first also waits for the workers to start: left out).
@@ -257,10 +246,7 @@ def main() -> int:
             pool.refresh_from_db()
             print(f"pool status after the refill: {pool.status} {pool.status_reason}".rstrip())
         finally:
-            for worker in workers:
-                worker.terminate()
-            for worker in workers:
-                worker.wait(timeout=30)
+            stop_workers(workers)
             httpd.shutdown()
     return 0
 
