@@ -38,7 +38,7 @@ LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
 # --- permission helpers -----------------------------------------------------------------------------
 
 
-def _catalog_changed() -> None:
+def catalog_changed() -> None:
     """Bump the catalog generation inside the writing transaction (cached catalog pages key on it)."""
     updated = CatalogGeneration.objects.filter(pk=1).update(value=F("value") + 1)
     if not updated:
@@ -119,7 +119,7 @@ def template_create(
         description=description,
         created_by=actor,
     )
-    _catalog_changed()
+    catalog_changed()
     audit_log(
         actor=actor,
         action="template.create",
@@ -147,7 +147,7 @@ def template_update(
     changes = apply_changes(template, data)
     if changes:
         template.save(update_fields=[*changes, "updated_at"])
-        _catalog_changed()
+        catalog_changed()
         audit_log(
             actor=actor,
             action="template.update",
@@ -192,7 +192,7 @@ def template_version_create(
         kubernetes_version=kubernetes_version,
         created_by=actor,
     )
-    _catalog_changed()
+    catalog_changed()
     audit_log(
         actor=actor,
         action="template_version.create",
@@ -214,7 +214,7 @@ def template_version_update(*, actor, version: TemplateVersion, **data) -> Templ
     changes = apply_changes(version, data)
     if changes:
         version.save()
-        _catalog_changed()
+        catalog_changed()
         audit_log(
             actor=actor,
             action="template_version.update",
@@ -248,7 +248,7 @@ def template_version_publish(*, actor, version: TemplateVersion) -> TemplateVers
         raise ValidationFailed(f"{version} cannot be published.", fields=exc.errors) from exc
     version.state, version.published_at = TemplateVersion.State.PUBLISHED, timezone.now()
     version.save(update_fields=["state", "published_at"])
-    _catalog_changed()
+    catalog_changed()
     audit_log(
         actor=actor,
         action="template_version.publish",
@@ -271,7 +271,7 @@ def template_delete(*, actor, template: EnvironmentTemplate) -> None:
         raise Conflict(
             f"{template.name} backs profiles ({', '.join(sorted(used))}); delete or move them first."
         )
-    _catalog_changed()
+    catalog_changed()
     audit_log(
         actor=actor,
         action="template.delete",
@@ -315,7 +315,7 @@ def item_share(*, actor, item, sharing: str, projects=(), orgs=()):
         item.save(update_fields=["sharing", "updated_at"])
         item.shared_projects.set(projects if sharing == Sharing.SELECTED else [])
         details = {"sharing": sharing, "projects": sorted(str(p) for p in projects)}
-    _catalog_changed()
+    catalog_changed()
     audit_log(
         actor=actor,
         action=f"{item._meta.model_name}.share",
@@ -533,7 +533,7 @@ def profile_create(
         _write_groups(profile, groups)
     if storages:
         profile.storages.set(storages)
-    _catalog_changed()
+    catalog_changed()
     audit_log(
         actor=actor,
         action=f"{model._meta.model_name}.create",
@@ -588,7 +588,7 @@ def profile_update(
     after = profile_snapshot(profile)
     changes = {k: [before[k], after[k]] for k in after if before[k] != after[k]}
     if changes:
-        _catalog_changed()
+        catalog_changed()
         audit_log(
             actor=actor,
             action=f"{model._meta.model_name}.update",
@@ -646,7 +646,7 @@ def _tenant_copy(actor, system_profile, org: Organization | None):
     if copy:
         return copy
     copy = _copy_profile(system_profile, actor=actor, org=org, project=None, origin_id=system_profile.pk)
-    _catalog_changed()
+    catalog_changed()
     audit_log(
         actor=actor,
         action=f"{model._meta.model_name}.tenant_copy",
@@ -687,7 +687,7 @@ def profile_clone(
         display_name=display_name or profile.display_name,
         description=profile.description if description is None else description,
     )
-    _catalog_changed()
+    catalog_changed()
     audit_log(
         actor=actor,
         action=f"{model._meta.model_name}.clone",
@@ -702,7 +702,7 @@ def profile_clone(
 def profile_delete(*, actor, profile) -> None:
     """Irreversible: the profile leaves every catalog at once. Launched instances keep their snapshot."""
     _require_action(actor, profile, "delete")
-    _catalog_changed()
+    catalog_changed()
     audit_log(
         actor=actor,
         action=f"{profile._meta.model_name}.delete",

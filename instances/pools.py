@@ -151,12 +151,12 @@ def pool_create(
 
 def _set_pool_size(actor, profile: ComputeProfile, size: int) -> None:
     """The default pool's capacity is the profile's warm pool size: keep them one."""
-    from catalog.services import _catalog_changed
+    from catalog.services import catalog_changed
 
     before = profile.warm_pool_size
     profile.warm_pool_size = size
     profile.save(update_fields=["warm_pool_size", "updated_at"])
-    _catalog_changed()
+    catalog_changed()
     audit_log(
         actor=actor,
         action="computeprofile.update",
