@@ -17,6 +17,7 @@ loopback (helm: ``--plain-http``).
 from __future__ import annotations
 
 import base64
+import ctypes
 import datetime
 import json
 import secrets
@@ -48,6 +49,10 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def _die_with_parent() -> None:
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def _b64url(data: bytes) -> str:
@@ -281,6 +286,7 @@ class Registry:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,  # no registry left running after a crashed pytest
             )
         wait_for(self._ready, timeout=30, interval=0.05, what=f"registry on {self.url}", check=self._alive)
         return self
