@@ -152,6 +152,11 @@ def test_helm_repository_with_basic_auth(helm_cli, chart_repo_auth, tmp_path):
         "--password", CHART_PASSWORD, "--destination", _directory(tmp_path / "direct"),
     )  # fmt: skip
     assert (tmp_path / "direct" / "private-1.2.3.tgz").is_file()
+    rendered = helm_cli.run(
+        "template", "demo", "private", "--repo", url, "--version", "1.2.3", "--username", CHART_USER,
+        "--password", CHART_PASSWORD,
+    ).stdout  # fmt: skip
+    assert "name: demo-config" in rendered
     assert any(seen.user == CHART_USER and seen.status == 200 for seen in chart_repo_auth.requests_seen)
 
 
@@ -239,6 +244,12 @@ def test_helm_push_and_pull_an_oci_chart(auth, request, helm_cli, tmp_path):
         "--password", password, "--destination", _directory(out),
     )  # fmt: skip
     assert (out / f"oci-{auth}-0.2.0.tgz").read_bytes() == archive.read_bytes()
+    # what a worker does: render straight from the registry, credentials on the command
+    rendered = helm_cli.run(
+        "template", "demo", f"{target}/oci-{auth}", "--version", "0.2.0", "--plain-http",
+        "--username", user, "--password", password, "--set", "greeting=from-oci",
+    ).stdout  # fmt: skip
+    assert 'greeting: "from-oci"' in rendered
     if auth == "token":
         helm_cli.run(
             "registry", "login", registry.host, "--plain-http", "--username", user, "--password", password
