@@ -16,6 +16,7 @@ from django.db import models
 from django.db.models import Q
 
 from inventory.models import Datacenter, Storage
+from paas.fields import EncryptedTextField
 from tenancy.models import Organization, Project, User, slug_validator
 
 
@@ -353,3 +354,215 @@ class AllowedCustomResource(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} ({self.group})"
+
+
+# --- integrations: repositories, container registries, the application catalog ------------------------
+
+
+def _integration_constraints(prefix: str) -> list:
+    """Integrations live in one of three scopes: system (operators), an org (its admins; shared with
+    all or selected projects of the org) or a project (shared with all or selected projects of the org,
+    like a project's profiles)."""
+    return [
+        models.CheckConstraint(
+            condition=Q(org__isnull=False) | Q(project__isnull=True), name=f"{prefix}_scope"
+        ),
+        models.UniqueConstraint(
+            fields=["project", "name"],
+            condition=Q(project__isnull=False),
+            name=f"{prefix}_project_name_unique",
+        ),
+        models.UniqueConstraint(
+            fields=["org", "name"],
+            condition=Q(org__isnull=False, project__isnull=True),
+            name=f"{prefix}_org_name_unique",
+        ),
+        models.UniqueConstraint(
+            fields=["name"], condition=Q(org__isnull=True), name=f"{prefix}_system_name_unique"
+        ),
+    ]
+
+
+class CheckedIntegration(CatalogItem):
+    """An integration the platform connects to, with the outcome of its last connectivity check."""
+
+    checked_at = models.DateTimeField("last checked", null=True, blank=True, editable=False)
+    check_ok = models.BooleanField("last check passed", null=True, blank=True, editable=False)
+    check_message = models.TextField("last check result", blank=True, editable=False)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def scope_label(self) -> str:
+        if self.org_id is None:
+            return "system"
+        return str(self.project) if self.project_id else f"{self.org.name} (organization)"
+
+
+class Repository(CheckedIntegration):
+    """Where application artifacts are pulled from: a Git repository, a Helm chart repository
+    (``index.yaml`` over HTTP) or an OCI registry holding charts (``oci://``).
+
+    The URL passes the outbound-address policy when it is saved and again at every connection. The
+    credential (a password or token, or an SSH private key) is encrypted and write-only. Fetching runs
+    on the worker of the agent serving the target cluster's datacenter, so a repository behind a
+    firewall is reached the same way as the cluster.
+    """
+
+    class Kind(models.TextChoices):
+        GIT = "git", "Git"
+        HELM = "helm", "Helm"
+        OCI = "oci", "OCI registry (Helm charts)"
+
+    class Auth(models.TextChoices):
+        NONE = "none", "None (public)"
+        BASIC = "basic", "Username and password or token"
+        TOKEN = "token", "Bearer token"
+        SSH_KEY = "ssh_key", "SSH private key (Git)"
+
+    kind = models.CharField("type", max_length=8, choices=Kind.choices)
+    url = models.CharField(
+        "URL",
+        max_length=2048,
+        help_text="https://… for Git and Helm (ssh://… for Git with an SSH key), oci://host/path for OCI.",
+    )
+    default_ref = models.CharField(
+        "branch or tag", max_length=255, blank=True, help_text="Git: the ref deployed when none is given."
+    )
+    path = models.CharField(
+        "path", max_length=1024, blank=True, help_text="Git: the directory applications read by default."
+    )
+    auth = models.CharField("authentication", max_length=8, choices=Auth.choices, default=Auth.NONE)
+    username = models.CharField("username", max_length=255, blank=True)
+    credential = EncryptedTextField(
+        "password, token or SSH key", help_text="Write-only: encrypted at rest, never shown again."
+    )
+    ssh_known_hosts = models.TextField(
+        "SSH known hosts", blank=True, help_text="Git over SSH: the server's host keys (known_hosts lines)."
+    )
+    ca_certificate = models.TextField(
+        "CA certificate", blank=True, help_text="PEM; for a server whose certificate a private CA signed."
+    )
+
+    class Meta:
+        verbose_name = "repository"
+        verbose_name_plural = "repositories"
+        ordering = ["name"]
+        constraints = _integration_constraints("catalog_repository")
+
+
+class ContainerRegistry(CheckedIntegration):
+    """A container registry whose pull credential the platform delivers, as an ``imagePullSecret``, into
+    every instance namespace of the projects it is shared with, and references from the pods it
+    deploys. A tenant can read the secrets of their own namespace: the credential must be a pull-only
+    one (a robot account or token), never an administrator's.
+    """
+
+    class Provider(models.TextChoices):
+        DOCKERHUB = "dockerhub", "Docker Hub"
+        ECR = "ecr", "Amazon ECR"
+        GCR = "gcr", "Google GCR / Artifact Registry"
+        JFROG = "jfrog", "JFrog Artifactory"
+        NEXUS = "nexus", "Sonatype Nexus"
+        GENERIC = "generic", "Docker registry (v2 API)"
+
+    class Scheme(models.TextChoices):
+        HTTPS = "https", "HTTPS"
+        HTTP = "http", "HTTP"
+
+    provider = models.CharField("provider", max_length=16, choices=Provider.choices)
+    scheme = models.CharField("scheme", max_length=8, choices=Scheme.choices, default=Scheme.HTTPS)
+    endpoint = models.CharField(
+        "registry endpoint",
+        max_length=512,
+        help_text="e.g. registry-1.docker.io, myregistry.example.com:5000",
+    )
+    username = models.CharField(
+        "username", max_length=255, blank=True, help_text="Amazon ECR: the access key id of a pull-only user."
+    )
+    credential = EncryptedTextField(
+        "password or token",
+        help_text="Write-only. Pull-only: tenants can read what is delivered to their namespace.",
+    )
+    credential_version = models.PositiveIntegerField(
+        "credential version", default=1, editable=False, help_text="Bumped when the credential changes."
+    )
+    # Registries whose credential is exchanged for a short-lived token (Amazon ECR: 12 hours).
+    token = EncryptedTextField("current registry token", help_text="Derived; refreshed before it expires.")
+    token_expires_at = models.DateTimeField("token expires", null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = "container registry"
+        verbose_name_plural = "container registries"
+        ordering = ["name"]
+        constraints = _integration_constraints("catalog_containerregistry")
+
+
+class PackageType(models.TextChoices):
+    YAML = "yaml", "K8s YAML"
+    HELM = "helm", "Helm chart"
+
+
+class ArtifactSync(models.TextChoices):
+    UPLOAD = "upload", "Upload files"
+    REPOSITORY = "repository", "Pull files from repository"
+
+
+class ApplicationSource(models.Model):
+    """What an application is made of: the package type and where its artifacts come from. Shared by
+    the catalog's applications and by deployed applications' revisions (``instances``)."""
+
+    package_type = models.CharField("package type", max_length=8, choices=PackageType.choices)
+    sync = models.CharField("artifact sync", max_length=16, choices=ArtifactSync.choices)
+    files = models.JSONField(
+        "uploaded files",
+        default=dict,
+        blank=True,
+        help_text="Upload: {file name: text} (K8s YAML) or {chart.tgz: base64} (a packaged chart).",
+    )
+    repository = models.ForeignKey(
+        Repository,
+        verbose_name="repository",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Empty for an upload, or once the repository is deleted (nothing can be pulled again).",
+    )
+    ref = models.CharField("ref", max_length=255, blank=True, help_text="Git: a branch, tag or commit.")
+    path = models.CharField(
+        "path",
+        max_length=1024,
+        blank=True,
+        help_text="Git: the directory (or file) of the YAML or the chart.",
+    )
+    chart = models.CharField("chart", max_length=255, blank=True, help_text="Helm/OCI repository: the chart.")
+    chart_version = models.CharField(
+        "chart version", max_length=64, blank=True, help_text="Empty: the latest."
+    )
+    values_file = models.CharField(
+        "values file", max_length=1024, blank=True, help_text="A values file of the chart (or in Git)."
+    )
+    values = models.TextField("value overrides (YAML)", blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class CatalogApplication(CatalogItem, ApplicationSource):
+    """An application of the application catalog, deployed in one click ("New Application From
+    Catalog"): a chart or a YAML bundle with its default values and a readme, published by operators
+    (system) or org admins (their org or a project), shared like profiles."""
+
+    readme = models.TextField("readme (markdown)", blank=True)
+    icon_url = models.URLField("icon URL", max_length=500, blank=True)
+    published = models.BooleanField("published", default=False)
+
+    class Meta:
+        verbose_name = "catalog application"
+        verbose_name_plural = "application catalog"
+        ordering = ["display_name", "name"]
+        constraints = _integration_constraints("catalog_catalogapplication")
+
+    scope_label = CheckedIntegration.scope_label

@@ -46,8 +46,9 @@ def _system_shared_to_orgs(model: type[Model], orgs) -> Q:
 def visible_in_project_q(model: type[Model], project: Project) -> Q:
     """Items of ``model`` that ``project`` sees (published or not; ``catalog_for`` adds that).
 
-    Own items; items of the same org shared with all projects or with this one; the system catalog
-    shared with the org (for profiles: unless the org has its own copy, which is visible instead).
+    Own items; items of the same org shared with all projects or with this one (for integrations,
+    org-scoped items too: shared with all projects or selected ones); the system catalog shared with the
+    org (for profiles: unless the org has its own copy, which is visible instead).
     Written as one SQL condition: the catalog is the hottest read of the portal, and this compiles in
     microseconds where the equivalent nest of ORM subqueries took milliseconds.
     """
@@ -71,6 +72,8 @@ def visible_in_project_q(model: type[Model], project: Project) -> Q:
     system_params = [org]
     if issubclass(model, Profile):
         parts.append(("(i.org_id = %s AND i.project_id IS NULL AND i.origin_id IS NOT NULL)", [org]))
+    else:  # integrations (repositories, registries, catalog applications) have an org scope of their own
+        parts.append(("(i.org_id = %s AND i.project_id IS NULL AND i.sharing = 'all')", [org]))
         system += f" AND NOT EXISTS (SELECT 1 FROM {table} c WHERE c.origin_id = i.id AND c.org_id = %s)"
         system_params.append(org)
     parts.append((system + ")", system_params))

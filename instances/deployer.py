@@ -11,9 +11,9 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from catalog import templating
+from catalog import sources, templating
 from instances import baseline, drift
-from instances.models import ComputeInstance, Run, ServiceInstance
+from instances.models import Application, ComputeInstance, Run, ServiceInstance
 from instances.namespace import baseline_objects, namespace_for
 from instances.rendering import instance_context as _context  # noqa: F401  (tests read it here)
 from instances.rendering import instance_render as render
@@ -135,7 +135,7 @@ def delete(instance: ComputeInstance, step: RunLog, *, timeout: float = 120) -> 
     namespace = namespace_for(instance)
     from instances import service_deployer
 
-    service_deployer.delete_services_of(instance, kubeconfig, step)  # its services first
+    service_deployer.delete_services_of(instance, kubeconfig, step)  # its services and applications first
     kube.delete_namespace(kubeconfig, namespace)
     # Baseline objects a namespace deletion leaves behind (none today: the guardrails are cluster-wide).
     kube.delete_objects(kubeconfig, baseline.cluster_scoped_objects(baseline_objects(instance, namespace)))
@@ -158,12 +158,17 @@ def _claim(run_id: int) -> Run | None:
         run.started_at = run.heartbeat_at = timezone.now()
         run.save(update_fields=["outcome", "attempt", "started_at", "heartbeat_at"])
         model, pk = (
-            (ServiceInstance, run.service_id) if run.service_id else (ComputeInstance, run.instance_id)
+            (ServiceInstance, run.service_id)
+            if run.service_id
+            else (Application, run.application_id)
+            if run.application_id
+            else (ComputeInstance, run.instance_id)
         )
         target = model.objects.select_for_update().get(pk=pk)
-        if run.service_id and run.kind != Run.Kind.DELETE and target.state in (State.DELETING, State.DELETED):
-            # A service deleted before this run got its turn: nothing to deploy any more.
-            message = f"Not run: the service is {target.get_state_display().lower()}."
+        on_instance = bool(run.service_id or run.application_id)
+        if on_instance and run.kind != Run.Kind.DELETE and target.state in (State.DELETING, State.DELETED):
+            # A service (application) deleted before this run got its turn: nothing to deploy any more.
+            message = f"Not run: the {_noun(target)} is {target.get_state_display().lower()}."
             Run.objects.filter(pk=run.pk).update(
                 outcome=Run.Outcome.FAILED, message=message, finished_at=timezone.now()
             )
@@ -195,6 +200,10 @@ def execute(run_id: int) -> str:
         from instances import service_deployer
 
         instance, work = service_deployer.target(run), service_deployer.work
+    elif run.application_id:  # a run of an application (instance is the compute instance it runs on)
+        from instances import application_deployer
+
+        instance, work = application_deployer.target(run), application_deployer.work
     elif run.kind == Run.Kind.CLAIM:  # a warm pool's standby handed over to the instance that claimed it
         from instances import pool_deployer
 
@@ -214,7 +223,13 @@ def execute(run_id: int) -> str:
     step(f"Attempt {run.attempt} started.")
     try:
         work(run, instance, step)
-    except (kube.KubeUnreachable, kube.ApplyError, TimeoutError, templating.TemplateError) as exc:
+    except (
+        kube.KubeUnreachable,
+        kube.ApplyError,
+        TimeoutError,
+        templating.TemplateError,
+        sources.FetchFailed,  # an application's repository: retried like an unreachable cluster
+    ) as exc:
         return _failed(run, instance, step, exc)
     except Exception as exc:
         # Anything else is a fault of ours or an answer we did not expect: the run fails with its reason
@@ -246,8 +261,10 @@ class UnexpectedError(Exception):
 
 
 def _noun(target) -> str:
-    """The audit noun of a run's target: ``service`` for a service instance, else ``instance``."""
-    return "service" if isinstance(target, ServiceInstance) else "instance"
+    """The audit noun of a run's target: ``service``, ``application`` or ``instance``."""
+    if isinstance(target, ServiceInstance):
+        return "service"
+    return "application" if isinstance(target, Application) else "instance"
 
 
 def _succeeded(run: Run, instance, step: RunLog) -> str:
@@ -273,14 +290,18 @@ def _succeeded(run: Run, instance, step: RunLog) -> str:
 
 
 def _after_success(run: Run, target) -> None:
-    """In the success's transaction: a deleted instance's services go DELETED with its namespace; a
-    deployed service maps open storage chosen with a datacenter to it (instances.service_deployer)."""
-    from instances import service_deployer
+    """In the success's transaction: a deleted instance's services and applications go DELETED with its
+    namespace; a deployed service maps open storage chosen with a datacenter to it
+    (instances.service_deployer); an application's revision is recorded (instances.application_deployer)."""
+    from instances import application_deployer, service_deployer
 
     if isinstance(target, ServiceInstance):
         service_deployer.succeeded(run, target)
+    elif isinstance(target, Application):
+        application_deployer.succeeded(run, target)
     elif run.kind == Run.Kind.DELETE:
         service_deployer.deleted_with(target)
+        application_deployer.deleted_with(target)
 
 
 def attempt_failed(run: Run, cluster, step: RunLog, exc: Exception) -> tuple[str, bool]:
@@ -322,6 +343,10 @@ def _failed(run: Run, instance, step: RunLog, exc: Exception) -> str:
         Run.objects.filter(pk=run.pk).update(
             outcome=Run.Outcome.FAILED, message=message, finished_at=timezone.now()
         )
+        if isinstance(instance, Application):
+            from instances import application_deployer
+
+            application_deployer.failed(run, instance, message)
         audit_log(
             actor=None,
             action=f"{_noun(instance)}.failed",

@@ -186,6 +186,15 @@ class Run(models.Model):
         help_text="Set for a run of a service instance (``instance`` is then the compute instance it "
         "runs on); empty for a run of the compute instance itself.",
     )
+    application = models.ForeignKey(
+        "Application",
+        verbose_name="application",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="runs",
+        help_text="Set for a run of an application (``instance`` is then the compute instance it runs on).",
+    )
     kind = models.CharField("kind", max_length=16, choices=Kind.choices)
     action = models.CharField(
         "action", max_length=63, blank=True, help_text="For an action run: the template action's name."
@@ -211,7 +220,7 @@ class Run(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        target = self.service or self.instance
+        target = self.service or self.application or self.instance
         what = f"{self.action} action" if self.kind == self.Kind.ACTION else self.get_kind_display()
         return f"{what} of {target} ({self.get_outcome_display()})"
 
@@ -250,7 +259,22 @@ class CollaboratorInvitation(models.Model):
         return f"{self.invitation.email} invited to {self.instance}"
 
 
-class ServiceInstance(models.Model):
+class UsedOfInstance(models.Model):
+    """What a workload deployed onto a compute instance (a service, an application) uses of it, from its
+    rendered pod templates and claims; summed per instance against the instance's totals."""
+
+    gpus = models.PositiveIntegerField("GPUs", default=0)
+    gpu_units = models.PositiveIntegerField("GPU quota units", default=0)
+    mig_slices = models.JSONField("MIG slices", default=dict, blank=True)
+    cpu_millis = models.PositiveBigIntegerField("CPU (millicores)", default=0)
+    memory_gib = models.DecimalField("memory (GiB)", max_digits=12, decimal_places=3, default=0)
+    storage_gib = models.DecimalField("storage (GiB)", max_digits=12, decimal_places=3, default=0)
+
+    class Meta:
+        abstract = True
+
+
+class ServiceInstance(UsedOfInstance):
     """A service profile deployed onto a compute instance: its objects live in the instance's namespace
     and within the instance's quota (what it uses is kept in columns, summed per instance).
 
@@ -319,13 +343,6 @@ class ServiceInstance(models.Model):
         help_text="apiVersion, kind and name of every object the last deploy applied (what delete and "
         "redeploy remove).",
     )
-    # what the service uses of its compute instance (from its rendered pod templates and claims)
-    gpus = models.PositiveIntegerField("GPUs", default=0)
-    gpu_units = models.PositiveIntegerField("GPU quota units", default=0)
-    mig_slices = models.JSONField("MIG slices", default=dict, blank=True)
-    cpu_millis = models.PositiveBigIntegerField("CPU (millicores)", default=0)
-    memory_gib = models.DecimalField("memory (GiB)", max_digits=12, decimal_places=3, default=0)
-    storage_gib = models.DecimalField("storage (GiB)", max_digits=12, decimal_places=3, default=0)
     created_at = models.DateTimeField("deployed", auto_now_add=True)
     ready_at = models.DateTimeField("ready since", null=True, blank=True)
     deleted_at = models.DateTimeField("deleted", null=True, blank=True)
@@ -552,3 +569,8 @@ class StandbyInstance(HeldResources):
 
     def __str__(self) -> str:
         return self.namespace
+
+
+# Applications live in their own module (this one holds the instances and their runs); imported here so
+# that Django registers them with the app.
+from instances.application_models import Application, ApplicationRevision  # noqa: E402, F401

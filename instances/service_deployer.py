@@ -196,13 +196,16 @@ def delete(service: ServiceInstance, step: deployer.RunLog, *, timeout: float = 
 
 
 def delete_services_of(compute: ComputeInstance, kubeconfig: str, step: deployer.RunLog) -> None:
-    """A compute instance's delete run, before its namespace goes: its services' objects."""
+    """A compute instance's delete run, before its namespace goes: its services' and applications'
+    objects (foreground, so their pods go first)."""
     services = list(compute.services.exclude(state=State.DELETED).only("name", "objects_applied"))
-    refs = [r for s in services for r in (s.objects_applied or [])]
+    applications = list(compute.applications.exclude(state=State.DELETED).only("name", "objects_applied"))
+    refs = [r for s in [*services, *applications] for r in (s.objects_applied or [])]
     if compute.namespace and refs:
         _remove(kubeconfig, compute.namespace, refs, timeout=DELETE_TIMEOUT)
-    if services:
-        step(f"Removed the objects of {len(services)} services ({', '.join(s.name for s in services)}).")
+    for noun, items in (("services", services), ("applications", applications)):
+        if items:
+            step(f"Removed the objects of {len(items)} {noun} ({', '.join(s.name for s in items)}).")
 
 
 # --- in the success's transaction (instances.deployer._succeeded) ------------------------------------

@@ -10,6 +10,7 @@ from tenancy import services
 from tenancy.models import Organization, Project, User
 from tenancy.roles import Role
 from tests.factories import PASSWORD, UserFactory, make_operator, make_org
+from tests.support import canary
 from tests.support.roles import TENANT_ROLES
 
 pytest_plugins = [
@@ -39,6 +40,26 @@ def _flush_past_the_audit_truncate_trigger():
     DatabaseOperations.execute_sql_flush = execute_sql_flush
     yield
     DatabaseOperations.execute_sql_flush = original
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _canary_log_handler():
+    import logging
+
+    handler = canary.install_log_handler()
+    yield
+    logging.getLogger().removeHandler(handler)
+
+
+@pytest.fixture(autouse=True)
+def _canary_never_comes_back():
+    """No response and no log line of the test may carry a credential of the suite's servers."""
+    canary.hits.clear()
+    yield
+    if canary.hits:
+        found = list(canary.hits)
+        canary.hits.clear()
+        pytest.fail(f"A credential came back (the canary was found in: {'; '.join(found)})")
 
 
 _checkpoint_stores = itertools.count()

@@ -5,7 +5,7 @@ import tempfile
 from pathlib import Path
 
 from .base import *  # noqa: F403
-from .base import DATABASES, require_postgresql
+from .base import DATABASES, MIDDLEWARE, require_postgresql
 
 SECRET_KEY = "test-only-secret-key-not-for-production-0123456789abcdefghijklmnopqrstuvwxyz"  # noqa: S105
 # Two keys: the suite encrypts with the first and proves it still reads what the second encrypted.
@@ -21,6 +21,8 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # The local cluster and the fake identity provider listen on 127.0.0.1; the outbound-policy tests turn
 # this off to see the refusals.
 PAAS_OUTBOUND_ALLOW_LOOPBACK = True
+# Every response is searched for the suite's credential canary (tests/support/canary.py).
+MIDDLEWARE = ["tests.support.canary.CanaryMiddleware", *MIDDLEWARE]
 
 require_postgresql(
     DATABASES,

@@ -18,15 +18,12 @@ and logs for it.  Servers listen on free 127.0.0.1 ports and stop at the end of 
 
 from __future__ import annotations
 
-import secrets
-
 import pytest
 
+from tests.support.canary import CANARY
 from tests.support.git_server import GitServer
 from tests.support.helm_charts import ChartRepository, Helm
 from tests.support.registry import Registry, TokenServer
-
-CANARY = f"canary{secrets.token_hex(6)}"
 
 GIT_USER, GIT_PASSWORD = "git-reader", f"{CANARY}-git"
 CHART_USER, CHART_PASSWORD = "chart-reader", f"{CANARY}-charts"
