@@ -72,10 +72,10 @@ def visible_in_project_q(model: type[Model], project: Project) -> Q:
     system_params = [org]
     if issubclass(model, Profile):
         parts.append(("(i.org_id = %s AND i.project_id IS NULL AND i.origin_id IS NOT NULL)", [org]))
-    else:  # integrations (repositories, registries, catalog applications) have an org scope of their own
-        parts.append(("(i.org_id = %s AND i.project_id IS NULL AND i.sharing = 'all')", [org]))
         system += f" AND NOT EXISTS (SELECT 1 FROM {table} c WHERE c.origin_id = i.id AND c.org_id = %s)"
         system_params.append(org)
+    else:  # integrations (repositories, registries, catalog applications) have an org scope of their own
+        parts.append(("(i.org_id = %s AND i.project_id IS NULL AND i.sharing = 'all')", [org]))
     parts.append((system + ")", system_params))
     sql = (
         f"SELECT i.id FROM {table} i WHERE (i.org_id = %s OR i.org_id IS NULL) AND ("
