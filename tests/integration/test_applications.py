@@ -10,6 +10,7 @@ from kubernetes.client.exceptions import ApiException
 from catalog.models import CatalogApplication
 from instances import application_selectors, applications, service_instances
 from instances import services as instance_services
+from instances import tasks as instance_tasks
 from instances.models import Application, ApplicationRevision, Run
 from paas.audit import AuditEvent
 from paas.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -17,6 +18,7 @@ from paas.platform_owned import LABEL_APPLICATION
 from tests.support.applications import bundle, config_map, deployment, last_run, run_app, service
 from tests.support.instances import launch_instance
 from tests.support.services import deploy_service, make_service_profile
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.kube
 
@@ -129,6 +131,28 @@ def test_upload_deploy_update_rollback_delete_and_who_may(live):
         2: "superseded",
         3: "deployed",
     }
+
+    # The debug view: an object that stops being ready is shown with the events of its pods.
+    apps.patch_namespaced_deployment(
+        "hello", namespace, {"spec": {"template": {"spec": {"nodeSelector": {"example.com/nowhere": "x"}}}}}
+    )
+    applications.application_status_refresh(actor=reader, application=app)  # (enqueued for the agent)
+
+    def failing():
+        instance_tasks.application_status(app.pk)
+        app.refresh_from_db()
+        rows = {s["kind"]: s for s in app.object_status}
+        events = rows["Deployment"]["events"]
+        return not rows["Deployment"]["ready"] and any(e["reason"] == "FailedScheduling" for e in events)
+
+    wait_for(failing, timeout=30, what="the Deployment's pod events in the application's status")
+    rows = {s["kind"]: s for s in app.object_status}
+    assert (
+        rows["Service"]["ready"]
+        and rows["Service"]["events"] == []
+        and "rolling out" in rows["Deployment"]["message"]
+    )
+    assert any(e["object"].startswith("Pod/hello-") for e in rows["Deployment"]["events"])
 
     # Delete leaves nothing of it.
     run = applications.application_delete(actor=owner, application=app)
