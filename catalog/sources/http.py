@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import socket
 import ssl
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import urllib3
 from urllib3 import exceptions as u3
@@ -126,23 +126,47 @@ def get(
     headers: dict | None = None,
     limit: int = MAX_DOCUMENT_BYTES,
     allow: tuple[int, ...] = (200,),
+    follow: int = 0,
 ) -> urllib3.BaseHTTPResponse:
     """GET ``url`` with the body read (at most ``limit`` bytes) into ``.data``; any failure or a status
-    not in ``allow`` raises FetchFailed naming ``what`` and the reason."""
-    try:
-        response = pool.request("GET", url, headers=headers, preload_content=False, redirect=False)
-    except (u3.HTTPError, OSError) as exc:
-        raise FetchFailed(f"{what} ({safe_url(url)}): {describe(exc)}") from None
+    not in ``allow`` raises FetchFailed naming ``what`` and the reason.
+
+    ``follow``: how many redirects to follow (each hop through the same checked pool manager; the
+    ``Authorization`` header is dropped when a hop leaves the origin, as for a registry's blob
+    redirected to object storage)."""
+    headers = dict(headers or {})
+    start = origin(url)
+    for _hop in range(follow + 1):
+        try:
+            response = pool.request("GET", url, headers=headers, preload_content=False, redirect=False)
+        except (u3.HTTPError, OSError) as exc:
+            raise FetchFailed(f"{what} ({safe_url(url)}): {describe(exc)}") from None
+        location = response.headers.get("Location")
+        if response.status in (301, 302, 303, 307, 308) and location and _hop < follow:
+            response.drain_conn()
+            response.release_conn()
+            url = urljoin(url, location)
+            if urlsplit(url).scheme not in ("http", "https"):
+                raise FetchFailed(f"{what}: redirected to a scheme other than http(s)")
+            if origin(url) != start:
+                headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+            continue
+        break
     try:
         body = read_bounded(response, limit, what=what)
     except (u3.HTTPError, OSError) as exc:
         raise FetchFailed(f"{what} ({safe_url(url)}): {describe(exc)}") from None
     finally:
         response.release_conn()
-    response._body = body
+    response._body = body  # .data returns what was read
     if response.status not in allow:
         raise FetchFailed(f"{what} ({safe_url(url)}): {status_reason(response.status)}")
     return response
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme, (parts.hostname or ""), parts.port
 
 
 def read_bounded(response, limit: int, *, what: str) -> bytes:
