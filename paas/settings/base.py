@@ -312,3 +312,9 @@ LOGGING = {
 PAAS_OUTBOUND_ALLOW_LOOPBACK = env_bool("PAAS_OUTBOUND_ALLOW_LOOPBACK", False)
 PAAS_OUTBOUND_ALLOWED_NETWORKS = env_list("PAAS_OUTBOUND_ALLOWED_NETWORKS")  # CIDRs, comma-separated
 PAAS_OUTBOUND_DENY_ALL = env_bool("PAAS_OUTBOUND_DENY_ALL", False)  # refuse every outbound address
+
+# Container registries (catalog/registry_check.py): the Amazon ECR API an ECR registry's access key is
+# exchanged at for a 12-hour registry token ({region} is the registry's), and how long before a token
+# expires the scheduled refresh replaces it.
+PAAS_ECR_API_URL = env("PAAS_ECR_API_URL", "https://api.ecr.{region}.amazonaws.com/")
+PAAS_REGISTRY_TOKEN_REFRESH_MARGIN = env_int("PAAS_REGISTRY_TOKEN_REFRESH_MARGIN", 14400)  # seconds
