@@ -4,16 +4,16 @@ own); and the status read of ``instances.tasks.application_status``.
 
 Deploy (a revision): fetch and render its source here, on the worker of the cluster's agent
 (``catalog.sources.render``: an upload, a Git commit, a Helm chart rendered with ``helm template``;
-cluster-scoped objects refused there by name); validate the objects for the compute instance's
-namespace as a template's are (``catalog.templating.validate_objects``: the template policy, the
-Ingress host suffix, the operators' custom resources); label every object and pod template
-``gpu-paas.io/application: <name>``; add the workspace's registries' image pull secrets (``instances.pull_secrets``); then, under the compute
-instance's row lock, refuse objects another service or application (or the instance itself) has and
-an application that does not fit what is left of the instance (naming what is short), and record what
-it will use and the objects it applies; apply (server-side); delete the objects of the previous revision
-the new one no longer has; wait until its objects are ready (by label); record each object's status,
-with the events of those that are not ready. Delete: remove the applied objects (foreground) and wait
-until they are gone.
+cluster-scoped objects refused there by name); validate the objects for the compute instance's namespace
+as a template's are (``catalog.templating.validate_objects``: the template policy, the Ingress host
+suffix, the operators' custom resources); label every object and pod template ``gpu-paas.io/application:
+<name>``; add the workspace's registries' image pull secrets (``instances.pull_secrets``); then, under
+the compute instance's row lock, refuse objects another service or application (or the instance itself)
+has and an application that does not fit what is left of the instance (naming what is short), and record
+what it will use and the objects it applies; apply (server-side); delete the objects of the previous
+revision the new one no longer has; wait until its objects are ready (by label); record each object's
+status, with the events of those that are not ready. Delete: remove the applied objects (foreground) and
+wait until they are gone.
 """
 
 from django.db import transaction
