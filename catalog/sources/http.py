@@ -34,10 +34,16 @@ def pool_manager(repository, *, purpose: str, headers: dict | None = None) -> ou
     return outbound.checked_pool_manager(purpose=purpose, **kwargs)
 
 
+def credential_of(repository) -> str:
+    """The repository's credential in clear (an encrypted field reads as a ``paas.secrets.Secret``)."""
+    value = getattr(repository, "credential", "") or ""
+    return value.reveal() if hasattr(value, "reveal") else str(value)
+
+
 def auth_headers(repository) -> dict[str, str]:
     """The ``Authorization`` header of the repository's credential (basic or bearer), or none."""
     auth = getattr(repository, "auth", "none")
-    credential = getattr(repository, "credential", "") or ""
+    credential = credential_of(repository)
     if auth == "basic" and credential:
         raw = f"{repository.username or ''}:{credential}".encode()
         return {"Authorization": "Basic " + base64.b64encode(raw).decode("ascii")}
@@ -73,6 +79,8 @@ def describe(exc: BaseException) -> str:
         if isinstance(current, u3.SSLError | ssl.SSLError):
             detail = getattr(current, "reason", None) or (current.args[0] if current.args else "")
             text = str(detail)
+            if "mismatch" in text or "doesn't match" in text:
+                return "TLS: the server's certificate is not valid for this host name"
             if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
                 return "TLS: the server's certificate is not trusted (add the CA certificate of its issuer)"
             if "WRONG_VERSION_NUMBER" in text or "record layer failure" in text:
