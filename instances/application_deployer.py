@@ -31,7 +31,7 @@ from instances.workloads import usage_of
 from inventory import kube, mig
 from inventory.kube import status as kube_status
 from paas.audit import audit_log
-from paas.platform_owned import LABEL_APPLICATION
+from paas.platform_owned import LABEL_APPLICATION, LABEL_SERVICE
 
 DELETE_TIMEOUT = 120  # seconds a delete waits for the application's objects to be gone
 
@@ -66,14 +66,20 @@ def selector(application: Application) -> str:
 # --- what the deployer adds and checks ------------------------------------------------------------------
 
 
+def _labelled(labels, name: str) -> dict:
+    own = {k: v for k, v in (labels or {}).items() if k != LABEL_SERVICE}
+    return {**own, LABEL_APPLICATION: name}
+
+
 def label(objects: list[dict], name: str) -> list[dict]:
-    """``gpu-paas.io/application: <name>`` on every object and pod template (over whatever was there)."""
+    """``gpu-paas.io/application: <name>`` on every object and pod template, over whatever the YAML said;
+    a service's label dropped (a service's stop, start and readiness select its objects by it)."""
     for obj in objects:
         metadata = obj.setdefault("metadata", {})
-        metadata["labels"] = {**(metadata.get("labels") or {}), LABEL_APPLICATION: name}
+        metadata["labels"] = _labelled(metadata.get("labels"), name)
         for template in _pod_templates(obj):
             meta = template.setdefault("metadata", {})
-            meta["labels"] = {**(meta.get("labels") or {}), LABEL_APPLICATION: name}
+            meta["labels"] = _labelled(meta.get("labels"), name)
     return objects
 
 
@@ -197,10 +203,10 @@ def deploy(run: Run, application: Application, step: deployer.RunLog) -> None:
         step(f"Note: {note}", level="warning")
     custom = validate(objects, compute, kubeconfig)
     label(objects, application.name)
-    add_pull_secrets(compute, kubeconfig, objects)
     refs = [service_objects.ref(o) for o in objects]
     previous = list(application.objects_applied or [])
-    _claim_room(application, objects, refs, previous)
+    _claim_room(application, objects, refs, previous)  # (refused before the cluster is touched)
+    add_pull_secrets(compute, kubeconfig, objects)
     kube.apply(kubeconfig, objects, namespace=namespace)
     step(f"Applied {len(objects)} objects to namespace {namespace} (server-side apply).")
     stale = [r for r in previous if r not in refs]

@@ -8,14 +8,14 @@ from __future__ import annotations
 import pytest
 from django_q.models import OrmQ
 
-from catalog import repositories, tasks
+from catalog import repositories, sources, tasks
 from catalog.integration_selectors import (
     can_manage_repository,
     repositories_for_project,
     repository_get_for,
     repository_list_for,
 )
-from catalog.models import Repository
+from catalog.models import CatalogApplication, Repository
 from inventory import services as inventory_services
 from paas.audit import AuditEvent
 from paas.errors import Forbidden, NotFound, ValidationFailed
@@ -223,7 +223,8 @@ def test_the_check_is_routed_to_the_agent_of_the_chosen_datacenter(
     assert AuditEvent.objects.filter(action="repository.check_requested").exists()
 
 
-def test_checks_against_real_servers(world, git_server_auth, chart_repo_auth, helm_cli, tmp_path):
+def test_checks_against_real_servers(world, git_server_auth, chart_repo_auth, helm_cli, tmp_path, settings):
+    settings.PAAS_HELM_BINARY = str(helm_cli.binary)
     from tests.support.helm_charts import write_chart
 
     admin = world.a.users["workspace_admin"]
@@ -235,6 +236,13 @@ def test_checks_against_real_servers(world, git_server_auth, chart_repo_auth, he
     tasks.repository_check(git_repo.pk)
     git_repo.refresh_from_db()
     assert git_repo.check_ok is True and git_repo.checked_at is not None
+    # what a deploy does with the stored (encrypted) credential
+    source = CatalogApplication(
+        package_type="yaml", sync="repository", repository=Repository.objects.get(pk=git_repo.pk)
+    )
+    with pytest.raises(sources.PackageRefused, match=r"a\.yaml: document 1, line 1: apiVersion is required"):
+        sources.render(source, release="r", namespace="ns")
+    assert (GIT_USER, 200) in [(seen.user, seen.status) for seen in git_server_auth.requests_seen]
     assert git_repo.check_message == f"reached: 1 branches, 0 tags; HEAD is at {head[:12]}"
     event = AuditEvent.objects.filter(action="repository.checked").latest("seq")
     assert event.details == {"ok": True, "message": git_repo.check_message}
@@ -263,6 +271,13 @@ def test_checks_against_real_servers(world, git_server_auth, chart_repo_auth, he
     tasks.repository_check(helm_repo.pk)
     helm_repo.refresh_from_db()
     assert (helm_repo.check_ok, helm_repo.check_message) == (True, "reached: index.yaml lists 1 chart")
+    stored = Repository.objects.get(pk=helm_repo.pk)
+    rendered = sources.render(
+        CatalogApplication(package_type="helm", sync="repository", repository=stored, chart="hello"),
+        release="r",
+        namespace="ns",
+    )
+    assert rendered.chart_version == "0.1.0" and rendered.objects[0]["metadata"]["name"] == "r-config"
 
     tasks.repository_check(10**9)  # deleted meanwhile: nothing happens
 
