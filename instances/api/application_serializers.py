@@ -82,7 +82,6 @@ class ApplicationSerializer(serializers.ModelSerializer):
     compute_instance_name = serializers.CharField(source="compute_instance.name", read_only=True)
     catalog_item_name = serializers.CharField(source="catalog_item.name", read_only=True, default=None)
     owner = serializers.CharField(source="owner.email", read_only=True)
-    may_manage = serializers.SerializerMethodField()
 
     class Meta:
         model = Application
@@ -105,18 +104,17 @@ class ApplicationSerializer(serializers.ModelSerializer):
             "cpu_millis",
             "memory_gib",
             "storage_gib",
-            "may_manage",
             "created_at",
             "ready_at",
             "deleted_at",
         ]
         read_only_fields = fields
 
-    def get_may_manage(self, obj) -> bool:
-        return can_manage_application(self.context["request"].user, obj)
-
 
 class ApplicationDetailSerializer(ApplicationSerializer):
+    # One application: whether the user may update, roll back, retry and delete it (a permission
+    # check per row would cost the list a query each).
+    may_manage = serializers.SerializerMethodField()
     object_status = serializers.SerializerMethodField()
     revisions = serializers.SerializerMethodField()
     latest_run = serializers.SerializerMethodField()
@@ -124,6 +122,7 @@ class ApplicationDetailSerializer(ApplicationSerializer):
     class Meta(ApplicationSerializer.Meta):
         fields = [
             *ApplicationSerializer.Meta.fields,
+            "may_manage",
             "objects_applied",
             "object_status",
             "status_checked_at",
@@ -131,6 +130,9 @@ class ApplicationDetailSerializer(ApplicationSerializer):
             "latest_run",
         ]
         read_only_fields = fields
+
+    def get_may_manage(self, obj) -> bool:
+        return can_manage_application(self.context["request"].user, obj)
 
     @extend_schema_field(ObjectStatusSerializer(many=True))
     def get_object_status(self, obj) -> list[dict]:

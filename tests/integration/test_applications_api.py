@@ -4,7 +4,8 @@ missing, readers refused, a deploy in flight as 409, delete, refresh. The deploy
 back on a real cluster) is in test_applications_api_deploy.py."""
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from catalog.models import CatalogApplication, Repository
 from instances.models import Application, ComputeInstance, Run
@@ -100,6 +101,17 @@ def test_create_list_retrieve_and_filters(world, api, compute):
     # Another org's compute instance reads like a missing one.
     refused = _upload(api, world.b.users["org_admin"], compute, name="x")
     assert refused.status_code == 400 and "does not exist" in str(refused.json()["error"]["fields"])
+
+    # A list page costs the same queries whatever its length.
+    def list_queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert api.as_user(world.a.users["collaborator_ro"]).get(URL).status_code == 200
+        return len(captured)
+
+    one = list_queries()
+    for name in ("web2", "web3", "web4"):
+        assert _upload(api, admin, compute, name=name).status_code == 201
+    assert list_queries() == one
 
 
 def test_readers_are_refused_and_a_deploy_in_flight_waits(world, api, compute):
