@@ -328,3 +328,8 @@ def _default_helm_binary() -> str:
 
 # Applications' Helm charts are rendered with `helm template` (catalog/sources/helm.py), never installed.
 PAAS_HELM_BINARY = env("PAAS_HELM_BINARY") or _default_helm_binary()
+# Container registries (catalog/registry_check.py): the Amazon ECR API an ECR registry's access key is
+# exchanged at for a 12-hour registry token ({region} is the registry's), and how long before a token
+# expires the scheduled refresh replaces it.
+PAAS_ECR_API_URL = env("PAAS_ECR_API_URL", "https://api.ecr.{region}.amazonaws.com/")
+PAAS_REGISTRY_TOKEN_REFRESH_MARGIN = env_int("PAAS_REGISTRY_TOKEN_REFRESH_MARGIN", 14400)  # seconds
