@@ -328,6 +328,7 @@ def _default_helm_binary() -> str:
 
 # Applications' Helm charts are rendered with `helm template` (catalog/sources/helm.py), never installed.
 PAAS_HELM_BINARY = env("PAAS_HELM_BINARY") or _default_helm_binary()
+
 # Container registries (catalog/registry_check.py): the Amazon ECR API an ECR registry's access key is
 # exchanged at for a 12-hour registry token ({region} is the registry's), and how long before a token
 # expires the scheduled refresh replaces it.
