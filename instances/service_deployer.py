@@ -144,7 +144,7 @@ def deploy(service: ServiceInstance, step: deployer.RunLog, *, action: dict | No
     compute = service.compute_instance
     kubeconfig, namespace = compute.cluster.kubeconfig.reveal(), compute.namespace
     objects, context = service_render(service, action=action)
-    decorate(objects, service, pull_secret_names=pull_secrets.ensure(compute, kubeconfig))
+    decorate(objects, service, pull_secret_names=[])  # the pull secrets after the checks below
     template = service.snapshot["template"]
     step(f"Rendered {len(objects)} objects from {template['name']}@{template['version']}.")
     refs = [_ref(o) for o in objects]
@@ -160,6 +160,8 @@ def deploy(service: ServiceInstance, step: deployer.RunLog, *, action: dict | No
         ServiceInstance.objects.filter(pk=service.pk).update(
             objects_applied=refs + [r for r in previous if r not in refs]
         )
+    # The registries' pull secrets once the checks passed: a refused service never touches the cluster.
+    pull_secrets.inject(objects, pull_secrets.ensure(compute, kubeconfig))
     kube.apply(kubeconfig, objects, namespace=namespace)
     step(f"Applied {len(objects)} objects to namespace {namespace} (server-side apply).")
     stale = [r for r in previous if r not in refs]
