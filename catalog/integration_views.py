@@ -1,0 +1,208 @@
+"""Portal pages of a workspace's integrations: Repositories (the list of those the workspace may use,
+new, edit, a connectivity check with its result, delete: the workspace's own ones) and Container
+registries (those delivered to the workspace's instances; read-only here, administrators manage them
+in the studio).
+
+Views stay thin: repositories come from ``catalog.integration_selectors`` and change through
+``catalog.repositories`` (which checks the permission and the URL again; a check runs on a worker, the
+page polls until its result is stored). Credentials are write-only and never rendered.
+"""
+
+import time
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.views.decorators.http import require_http_methods, require_POST
+
+from catalog.integration_forms import RepositoryForm
+from catalog.integration_selectors import repositories_for_project, repository_get_for
+from catalog.models import ContainerRegistry, Repository
+from catalog.repositories import repository_check, repository_create, repository_delete, repository_update
+from catalog.selectors import visible_in_project_q
+from paas import authz
+from paas.errors import Forbidden
+from paas.forms import apply_error
+from paas.portal import FORM_ERRORS, portal_page
+from tenancy.portal import use_workspace
+
+# After "Check", the list polls until the worker has stored the result, for at most this long.
+CHECK_WAIT_SECONDS = 60
+
+
+def may_manage_repositories(user, project) -> bool:
+    """Workspace admins, read-write members and the workspace's PaaS admins add and manage the
+    workspace's own repositories (the service layer decides again)."""
+    return authz.has_perm(user, "manage_services", project) or authz.has_perm(user, "manage_catalog", project)
+
+
+def _manageable(user, repository: Repository) -> bool:
+    return repository.project_id is not None and may_manage_repositories(user, repository.project)
+
+
+def _checking_since(request: HttpRequest) -> float | None:
+    try:
+        since = float(request.GET.get("checking", ""))
+    except ValueError:
+        return None
+    return since if 0 <= time.time() - since < CHECK_WAIT_SECONDS else None
+
+
+@portal_page
+def repository_list(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = use_workspace(request, project_id)
+    repositories = list(repositories_for_project(project).select_related("org", "project").order_by("name"))
+    manage = may_manage_repositories(request.user, project)
+    since = _checking_since(request)
+    checking = _int(request.GET.get("repository")) if since is not None else None
+    awaiting = any(
+        r.pk == checking and (r.checked_at is None or r.checked_at.timestamp() < since) for r in repositories
+    )
+    return render(
+        request,
+        "catalog/integrations/repositories.html",
+        {
+            "nav": "integrations",
+            "project": project,
+            "rows": [{"repo": r, "manage": manage and r.project_id == project.pk} for r in repositories],
+            "can_create": manage,
+            "live": awaiting,
+        },
+    )
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+@portal_page
+@require_http_methods(["GET", "POST"])
+def repository_new(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = use_workspace(request, project_id)
+    if not may_manage_repositories(request.user, project):
+        raise Forbidden("You may not add repositories to this workspace.")
+    form = RepositoryForm(request.POST or None)
+    error, status = "", 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            try:
+                repository = repository_create(actor=request.user, project=project, **form.service_data())
+            except FORM_ERRORS as exc:
+                error, status = apply_error(form, exc), exc.status
+            else:
+                messages.success(
+                    request, f"Repository {repository.name} added. Check that it can be reached."
+                )
+                return redirect("catalog:repositories", project.pk)
+    return render(
+        request,
+        "catalog/integrations/repository_form.html",
+        {"nav": "integrations", "project": project, "form": form, "error": error, "repository": None},
+        status=status,
+    )
+
+
+def _own(request: HttpRequest, repository_id: int, what: str) -> Repository:
+    repository = repository_get_for(request.user, repository_id)
+    if not _manageable(request.user, repository):
+        raise Forbidden(f"You may not {what} this repository.")
+    use_workspace(request, repository.project_id)
+    return repository
+
+
+@portal_page
+@require_http_methods(["GET", "POST"])
+def repository_edit(request: HttpRequest, repository_id: int) -> HttpResponse:
+    repository = _own(request, repository_id, "change")
+    form = RepositoryForm(request.POST or None, repository=repository)
+    error, status = "", 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            try:
+                repository_update(actor=request.user, repository=repository, **form.service_data())
+            except FORM_ERRORS as exc:
+                error, status = apply_error(form, exc), exc.status
+            else:
+                messages.success(request, f"Repository {repository.name} saved.")
+                return redirect("catalog:repositories", repository.project_id)
+    return render(
+        request,
+        "catalog/integrations/repository_form.html",
+        {
+            "nav": "integrations",
+            "project": repository.project,
+            "form": form,
+            "error": error,
+            "repository": repository,
+        },
+        status=status,
+    )
+
+
+@portal_page
+@require_POST
+def repository_check_view(request: HttpRequest, repository_id: int) -> HttpResponse:
+    """Queue a connectivity check on a worker; the list polls until its result is stored."""
+    repository = _own(request, repository_id, "check")
+    try:
+        repository_check(actor=request.user, repository=repository)
+    except FORM_ERRORS as exc:
+        messages.error(request, exc.message)
+        return redirect("catalog:repositories", repository.project_id)
+    messages.info(request, f"Checking {repository.name}…")
+    url = reverse("catalog:repositories", args=[repository.project_id])
+    return redirect(f"{url}?repository={repository.pk}&checking={time.time():.3f}")
+
+
+@portal_page
+@require_http_methods(["GET", "POST"])
+def repository_delete_view(request: HttpRequest, repository_id: int) -> HttpResponse:
+    repository = _own(request, repository_id, "delete")
+    error = ""
+    if request.method == "POST":
+        if request.POST.get("confirm_name", "").strip() != repository.name:
+            error = f"Type {repository.name} to confirm."
+        else:
+            project_id = repository.project_id
+            try:
+                repository_delete(actor=request.user, repository=repository)
+            except FORM_ERRORS as exc:
+                error = exc.message
+            else:
+                messages.success(request, f"Repository {repository.name} deleted.")
+                return redirect("catalog:repositories", project_id)
+    return render(
+        request,
+        "catalog/integrations/repository_delete.html",
+        {"nav": "integrations", "project": repository.project, "repository": repository, "error": error},
+        status=400 if error else 200,
+    )
+
+
+@portal_page
+def registry_list(request: HttpRequest, project_id: int) -> HttpResponse:
+    """The container registries whose pull credential is delivered to this workspace's instances."""
+    project = use_workspace(request, project_id)
+    registries = list(
+        ContainerRegistry.objects.filter(visible_in_project_q(ContainerRegistry, project))
+        .select_related("org", "project")
+        .defer("credential", "token")
+        .order_by("name")
+    )
+    studio_url = ""
+    if authz.has_perm(request.user, "manage_catalog", project) and request.user.is_staff:
+        try:
+            studio_url = reverse("admin:catalog_containerregistry_changelist")
+        except NoReverseMatch:  # the studio page is not there (yet)
+            studio_url = ""
+    return render(
+        request,
+        "catalog/integrations/registries.html",
+        {"nav": "integrations", "project": project, "registries": registries, "studio_url": studio_url},
+    )
