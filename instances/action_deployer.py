@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from catalog import secret_inputs, templating
 from instances import deployer, drift
-from instances.models import ComputeInstance, Run, ServiceInstance
+from instances.models import Application, ComputeInstance, Run, ServiceInstance
 from instances.namespace import baseline_objects, namespace_for
 from instances.rendering import instance_context, validated
 from instances.states import State, transition
@@ -40,6 +40,7 @@ STOP, START = "stop", "start"
 STOP_TIMEOUT = 120  # seconds a stop waits for the pods to go
 
 STOPPED_SERVICES = "stopped_services"  # the log entry key of a stop run naming the services it stopped
+STOPPED_APPLICATIONS = "stopped_applications"  # ... and the applications
 
 
 def _claim(run_id: int) -> Run | None:
@@ -87,7 +88,7 @@ def execute(run_id: int) -> str:
     try:
         if run.service_id:
             final, reason = service_run(run, target, step, values)
-            stopped = []
+            stopped = {}
         elif run.action == STOP:
             stopped = compute_stop(instance, run, step, values)
             final = State.STOPPED
@@ -100,7 +101,7 @@ def execute(run_id: int) -> str:
             final, reason = State.READY, ""
         else:
             compute_action(instance, run, step, values)
-            final, reason, stopped = State.READY, "", []
+            final, reason, stopped = State.READY, "", {}
     except (kube.KubeUnreachable, kube.ApplyError, TimeoutError, templating.TemplateError) as exc:
         return _failed(run, target, instance, step, exc)
     except Exception as exc:
@@ -125,8 +126,9 @@ def _apply_template(instance: ComputeInstance, run: Run, step, values: dict, kub
     step(f"Re-applied {len(objects)} template objects with the {run.action} action.")
 
 
-def compute_stop(instance: ComputeInstance, run: Run, step, values: dict) -> list[int]:
-    """Returns the ids of the services stopped with the instance (they go STOPPED on success)."""
+def compute_stop(instance: ComputeInstance, run: Run, step, values: dict) -> dict:
+    """Returns the ids of the services and applications stopped with the instance (they go STOPPED on
+    success): ``{"services": [...], "applications": [...]}``."""
     kubeconfig, namespace = instance.cluster.kubeconfig.reveal(), namespace_for(instance)
     drift.apply_baseline(kubeconfig, baseline_objects(instance, namespace, stopped=True))
     step(
@@ -135,6 +137,9 @@ def compute_stop(instance: ComputeInstance, run: Run, step, values: dict) -> lis
     )
     _apply_template(instance, run, step, values, kubeconfig, namespace)
     services = list(instance.services.filter(state=State.READY).order_by("pk").values_list("pk", "name"))
+    applications = list(
+        instance.applications.filter(state=State.READY).order_by("pk").values_list("pk", "name")
+    )
     changed = scaling.scale_to_zero(kubeconfig, namespace)
     step("Scaled to zero: " + (", ".join(changed) if changed else "nothing was running") + ".")
     scaling.wait_pods_gone(kubeconfig, namespace, timeout=STOP_TIMEOUT)
@@ -144,32 +149,55 @@ def compute_stop(instance: ComputeInstance, run: Run, step, values: dict) -> lis
             "Its running services stop with it: " + ", ".join(name for _pk, name in services) + ".",
             **{STOPPED_SERVICES: [pk for pk, _name in services]},
         )
-    return [pk for pk, _name in services]
+    if applications:
+        step(
+            "Its running applications stop with it: " + ", ".join(name for _pk, name in applications) + ".",
+            **{STOPPED_APPLICATIONS: [pk for pk, _name in applications]},
+        )
+    return {"services": [pk for pk, _name in services], "applications": [pk for pk, _name in applications]}
 
 
-def _services_its_stop_stopped(instance: ComputeInstance) -> list[int]:
+def _stopped_by_its_stop(instance: ComputeInstance) -> dict:
+    """The services and applications the instance's last stop stopped that are still stopped."""
     stop = (
         instance.runs.filter(
-            service__isnull=True, kind=Run.Kind.ACTION, action=STOP, outcome=Run.Outcome.SUCCEEDED
+            service__isnull=True,
+            application__isnull=True,
+            kind=Run.Kind.ACTION,
+            action=STOP,
+            outcome=Run.Outcome.SUCCEEDED,
         )
         .order_by("-finished_at", "-pk")
         .first()
     )
-    ids: list[int] = []
+    found: dict[str, list[int]] = {"services": [], "applications": []}
     for entry in (stop.log if stop else []) or []:
-        ids += [pk for pk in entry.get(STOPPED_SERVICES) or [] if isinstance(pk, int)]
-    return list(instance.services.filter(pk__in=ids, state=State.STOPPED).values_list("pk", flat=True))
+        found["services"] += [pk for pk in entry.get(STOPPED_SERVICES) or [] if isinstance(pk, int)]
+        found["applications"] += [pk for pk in entry.get(STOPPED_APPLICATIONS) or [] if isinstance(pk, int)]
+    return {
+        "services": list(
+            instance.services.filter(pk__in=found["services"], state=State.STOPPED).values_list(
+                "pk", flat=True
+            )
+        ),
+        "applications": list(
+            instance.applications.filter(pk__in=found["applications"], state=State.STOPPED).values_list(
+                "pk", flat=True
+            )
+        ),
+    }
 
 
-def compute_start(instance: ComputeInstance, run: Run, step, values: dict) -> list[int]:
-    """Returns the ids of the services its stop stopped (they go READY again on success)."""
+def compute_start(instance: ComputeInstance, run: Run, step, values: dict) -> dict:
+    """Returns the ids of the services and applications its stop stopped (they go READY again on
+    success), as ``compute_stop`` does."""
     kubeconfig, namespace = instance.cluster.kubeconfig.reveal(), namespace_for(instance)
     drift.apply_baseline(kubeconfig, baseline_objects(instance, namespace, stopped=False))
     step("The namespace's quota holds the instance's GPUs, CPU and memory again.")
     _apply_template(instance, run, step, values, kubeconfig, namespace)
     restored = scaling.scale_back(kubeconfig, namespace)
     step("Scaled back: " + (", ".join(restored) if restored else "nothing had been running") + ".")
-    services = _services_its_stop_stopped(instance)
+    services = _stopped_by_its_stop(instance)
     notes = kube.wait_ready(kubeconfig, namespace, timeout=deployer.READY_TIMEOUT)
     step("Ready." + (" " + "; ".join(notes) if notes else ""))
     return services
@@ -254,27 +282,38 @@ def _succeeded(
             project=target.project,
             details={"run": run.pk, "attempt": run.attempt, "action": run.action or run.kind},
         )
-        # The services of a compute instance stopped (or started) with it.
+        # The services and applications of a compute instance stopped (or started) with it.
         if services and not run.service_id:
-            if final == State.STOPPED:
-                service_reason = f"Stopped with its compute instance {instance.name} (by {_who(run)})."
-            else:
-                service_reason = ""
-            for service in ServiceInstance.objects.select_for_update().filter(pk__in=services):
-                if (final == State.STOPPED and service.state == State.READY) or (
-                    final == State.READY and service.state == State.STOPPED
-                ):
-                    transition(service, State.PROVISIONING, service_reason)
-                    transition(service, final, service_reason)
-                    audit_log(
-                        actor=None,
-                        action=f"service.{final}",
-                        target=service,
-                        project=service.project,
-                        details={"run": run.pk, "with_instance": instance.pk},
-                    )
+            _follow(run, instance, final, services)
     step(f"{target.name} is {State(final).label.lower()}.")
     return final
+
+
+def _follow(run: Run, instance: ComputeInstance, final: str, ids: dict) -> None:
+    """The services and applications (``ids``: ``{"services": [...], "applications": [...]}``) of a
+    compute instance go STOPPED with its stop, READY again with its start."""
+    reason = (
+        f"Stopped with its compute instance {instance.name} (by {_who(run)})."
+        if final == State.STOPPED
+        else ""
+    )
+    for model, noun, key in (
+        (ServiceInstance, "service", "services"),
+        (Application, "application", "applications"),
+    ):
+        for row in model.objects.select_for_update().filter(pk__in=ids.get(key) or []):
+            if (final == State.STOPPED and row.state == State.READY) or (
+                final == State.READY and row.state == State.STOPPED
+            ):
+                transition(row, State.PROVISIONING, reason)
+                transition(row, final, reason)
+                audit_log(
+                    actor=None,
+                    action=f"{noun}.{final}",
+                    target=row,
+                    project=row.project,
+                    details={"run": run.pk, "with_instance": instance.pk},
+                )
 
 
 def _failed(run: Run, target, instance: ComputeInstance, step, exc: Exception) -> str:

@@ -5,7 +5,8 @@ the reveal of a secret output; and what a service shows and uses. The worker sid
 A service runs inside its compute instance's namespace and quota: a launch renders the profile's
 template (locally, before anything is applied) to learn what it will use, and is refused (409
 ``instance_capacity``, with the numbers) when that does not fit what is left of the instance: its totals
-minus what its own template uses, minus its services (a stopped service keeps only its storage).
+minus what its own template uses, minus its services and applications (a stopped one keeps only its
+storage).
 Launches on one instance are serialised by a lock on its row.
 """
 
@@ -18,7 +19,7 @@ from catalog.models import ServiceProfile
 from catalog.selectors import catalog_for
 from catalog.services import profile_snapshot
 from instances import selectors, service_objects
-from instances.models import ComputeInstance, Run, ServiceInstance
+from instances.models import Application, ComputeInstance, Run, ServiceInstance
 from instances.secret_outputs import read_secret_output
 from instances.service_render import service_host, service_render
 from instances.service_selectors import can_deploy_services_on, can_manage_service
@@ -205,16 +206,18 @@ def own_usage(compute_instance: ComputeInstance, *, objects: list[dict] | None =
 
 
 def services_usage(compute_instance: ComputeInstance, *, exclude=None) -> Usage:
-    """What the instance's services use together (not deleted; a stopped one only its storage)."""
+    """What the instance's services and applications use together (not deleted; a stopped one only its
+    storage). ``exclude``: a service or an application not to count (the one being checked)."""
     total = Usage()
-    rows = ServiceInstance.objects.filter(compute_instance=compute_instance).exclude(state=State.DELETED)
-    if exclude is not None:
-        rows = rows.exclude(pk=exclude.pk)
-    for row in rows.only("gpus", "mig_slices", "cpu_millis", "memory_gib", "storage_gib", "state"):
-        usage = _as_usage(row)
-        if row.state in STORAGE_ONLY:
-            usage = Usage(storage_bytes=usage.storage_bytes)
-        total.add(usage)
+    for model in (ServiceInstance, Application):
+        rows = model.objects.filter(compute_instance=compute_instance).exclude(state=State.DELETED)
+        if isinstance(exclude, model) and exclude.pk:
+            rows = rows.exclude(pk=exclude.pk)
+        for row in rows.only("gpus", "mig_slices", "cpu_millis", "memory_gib", "storage_gib", "state"):
+            usage = _as_usage(row)
+            if row.state in STORAGE_ONLY:
+                usage = Usage(storage_bytes=usage.storage_bytes)
+            total.add(usage)
     return total
 
 
@@ -246,7 +249,8 @@ def fit_problems(need: Usage, *, totals: Usage, own: Usage, services: Usage) -> 
         if wanted > left:
             problems.append(
                 f"{what}: needs {show(wanted)}, {show(max(left, 0))} left of {show(total)} "
-                f"(the instance's own objects use {show(used_own)}, its services {show(used_services)})."
+                f"(the instance's own objects use {show(used_own)}, its services and applications "
+                f"{show(used_services)})."
             )
 
     check("GPUs", need.gpus, totals.gpus, own.gpus, services.gpus, str)

@@ -8,6 +8,7 @@ from django.utils import timezone
 from catalog.models import ComputeProfile
 from catalog.selectors import catalog_for
 from instances import access, pool_claims, selectors
+from instances.applications import applications_deleting_with
 from instances.launch_checks import launch_checks_run
 from instances.models import ComputeInstance, Run
 from instances.quota import profile_totals, quota_problems
@@ -320,13 +321,15 @@ def instance_delete(*, actor, instance: ComputeInstance) -> Run:
     transition(instance, State.DELETING, f"Deleted by {actor}.")
     # Its services go with it: DELETING now; the delete run removes their objects before the namespace.
     services = services_deleting_with(actor=actor, compute_instance=instance)
+    applications = applications_deleting_with(actor=actor, compute_instance=instance)
     run = Run.objects.create(instance=instance, kind=Run.Kind.DELETE)
     audit_log(
         actor=actor,
         action="instance.delete",
         target=instance,
         project=instance.project,
-        details={"services": services} if services else {},
+        details=({"services": services} if services else {})
+        | ({"applications": applications} if applications else {}),
     )
     enqueue_for_cluster(instance.cluster, "instances.tasks.run_execute", run.pk)
     return run

@@ -9,6 +9,14 @@ def run_execute(run_id: int) -> str:
         return deployer.execute(run_id)
 
 
+def application_status(application_id: int) -> dict:
+    """On the cluster's agent: read the status and events of an application's objects now."""
+    from instances import application_deployer
+
+    with client_context(client=Client.TASK):
+        return application_deployer.status(application_id)
+
+
 def access_refresh(instance_id: int) -> None:
     """Re-apply the namespace's access objects after collaborators changed."""
     with client_context(client=Client.TASK):

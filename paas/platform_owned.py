@@ -29,6 +29,10 @@ LABEL_STANDBY = f"{LABEL_PREFIX}standby"
 #: platform-owned label (the tenant may change the objects of its services): it scopes the service's
 #: readiness wait (``instances.service_deployer``) and lets tools select a service's pods.
 LABEL_SERVICE = "gpu-paas.io/service"
+#: On every object an application creates (and its pod templates): the application's name (also its Helm
+#: release name). Like LABEL_SERVICE, not platform-owned: it scopes the application's readiness wait and
+#: status (``instances.application_deployer``); the deployer sets it over whatever the YAML said.
+LABEL_APPLICATION = "gpu-paas.io/application"
 
 #: Every object name starting with this is the platform's, in every kind (the baseline's quota,
 #: limit range, network policies, tenant role and binding, sandbox binding all use it).

@@ -1,13 +1,16 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from catalog.api import views
+from catalog.api import app_catalog_views, views
 
 router = SimpleRouter()
 router.register("templates", views.TemplateViewSet, basename="template")
 router.register("template-versions", views.TemplateVersionViewSet, basename="template-version")
 router.register("compute-profiles", views.ComputeProfileViewSet, basename="compute-profile")
 router.register("service-profiles", views.ServiceProfileViewSet, basename="service-profile")
+router.register(
+    "application-catalog", app_catalog_views.CatalogApplicationViewSet, basename="catalog-application"
+)
 router.register(
     "allowed-custom-resources", views.AllowedCustomResourceViewSet, basename="allowed-custom-resource"
 )

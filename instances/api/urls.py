@@ -1,12 +1,13 @@
 from django.urls import path, re_path
 from rest_framework.routers import SimpleRouter
 
-from instances.api import action_views, pool_views, service_views, views
+from instances.api import action_views, application_views, pool_views, service_views, views
 from instances.api.hub import DeveloperHubView
 
 router = SimpleRouter()
 router.register("instances", views.InstanceViewSet, basename="instance")
 router.register("service-instances", service_views.ServiceInstanceViewSet, basename="service-instance")
+router.register("applications", application_views.ApplicationViewSet, basename="application")
 router.register("warm-pools", pool_views.WarmPoolViewSet, basename="warm-pool")
 
 urlpatterns = [

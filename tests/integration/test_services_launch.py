@@ -142,8 +142,8 @@ def test_does_not_fit_within_the_instance_with_numbers(setup):
     with pytest.raises(Conflict) as refused:
         _launch(setup, "two", inputs={"cpu_millis": 1500})
     assert (
-        "CPU: needs 1.5 CPU, 1 CPU left of 4 CPU (the instance's own objects use 0 CPU, its services 3 CPU)"
-        in (refused.value.message)
+        "CPU: needs 1.5 CPU, 1 CPU left of 4 CPU (the instance's own objects use 0 CPU, its services and "
+        "applications 3 CPU)" in (refused.value.message)
     )
     _launch(setup, "two", inputs={"cpu_millis": 1000})
     usage = service_instances.instance_service_usage(setup["instance"])

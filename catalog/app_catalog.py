@@ -1,0 +1,426 @@
+"""The application catalog: services (every write: one transaction, permission, audit) and selectors.
+
+A catalog application is a chart or a YAML bundle (uploaded, or pulled from a repository) with its
+default values and a readme, deployed in one click ("New Application From Catalog"). Three scopes,
+like every integration (``catalog.models.CheckedIntegration``):
+
+* **system** (no org, no project): platform operators; shared with all or selected organizations;
+* **org** (org, no project): the org's catalog managers (``manage_catalog`` on the org: org admins, PaaS
+  admins of the org); shared with all or selected projects of the org;
+* **project**: ``manage_catalog`` on the project; shared with all or selected projects of the org.
+
+Users see the *published* items visible in their project (``catalog.selectors.visible_in_project_q``).
+Sharing never crosses organizations.
+"""
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import URLValidator
+from django.db import transaction
+from django.db.models import Q, QuerySet
+
+from catalog import selectors
+from catalog.models import (
+    ArtifactSync,
+    CatalogApplication,
+    PackageType,
+    Repository,
+    Sharing,
+    SystemSharing,
+)
+from paas import authz, yamlsafe
+from paas.audit import audit_log
+from paas.errors import Forbidden, ValidationFailed
+from tenancy.models import Organization, Project
+from tenancy.validation import clean_slug
+
+SOURCE_FIELDS = (
+    "package_type",
+    "sync",
+    "files",
+    "repository",
+    "ref",
+    "path",
+    "chart",
+    "chart_version",
+    "values_file",
+    "values",
+)
+EDITABLE_FIELDS = ("display_name", "description", *SOURCE_FIELDS, "readme", "icon_url", "published")
+# Which repository kinds a package type may be pulled from: YAML lives in Git; a chart in Git, a Helm
+# chart repository or an OCI registry.
+REPOSITORY_KINDS = {
+    PackageType.YAML: {Repository.Kind.GIT},
+    PackageType.HELM: {Repository.Kind.GIT, Repository.Kind.HELM, Repository.Kind.OCI},
+}
+MAX_VALUES_BYTES = 256 * 1024
+MAX_README_BYTES = 256 * 1024
+
+
+# --- who may manage an item ---------------------------------------------------------------------------
+
+
+def may_manage_scope(user, *, org: Organization | None, project: Project | None) -> bool:
+    """Operators manage the system scope; ``manage_catalog`` on the org or the project the others."""
+    if project is not None:
+        return authz.has_perm(user, "manage_catalog", project)
+    if org is not None:
+        return authz.has_perm(user, "manage_catalog", org)
+    return authz.is_operator(user)
+
+
+def allowed_actions(user, item) -> set[str]:
+    """What ``user`` may do to an item of an integration's three scopes: edit, share, delete, or nothing."""
+    if may_manage_scope(user, org=item.org, project=item.project):
+        return {"edit", "share", "delete"}
+    return set()
+
+
+def _require_manage(actor, item_or_scope, *, org=None, project=None, action="manage") -> None:
+    if item_or_scope is not None:
+        org, project = item_or_scope.org, item_or_scope.project
+    if may_manage_scope(actor, org=org, project=project):
+        return
+    if project is None and org is None:
+        raise Forbidden("Only platform operators manage the system's application catalog.")
+    raise Forbidden(f"You may not {action} the application catalog of {project or org}.")
+
+
+# --- selectors ----------------------------------------------------------------------------------------
+
+
+def catalog_application_list_for(user) -> QuerySet[CatalogApplication]:
+    """The catalog applications ``user`` manages (studio and the API's writes): operators all; catalog
+    managers those of the orgs and projects they manage."""
+    base = CatalogApplication.objects.select_related("org", "project", "repository")
+    if authz.is_operator(user):
+        return base
+    if not authz.is_active_user(user):
+        return base.none()
+    orgs = authz.filter_for(user, "manage_catalog", Organization.objects.all()).values("pk")
+    projects = selectors.managed_projects(user).values("pk")
+    return base.filter(Q(org__in=orgs, project__isnull=True) | Q(project__in=projects))
+
+
+def catalog_applications_for(project: Project) -> QuerySet[CatalogApplication]:
+    """The published catalog applications ``project``'s users may deploy."""
+    return (
+        CatalogApplication.objects.filter(
+            selectors.visible_in_project_q(CatalogApplication, project), published=True
+        )
+        .select_related("org", "project", "repository")
+        .order_by("display_name", "pk")
+    )
+
+
+def _published_in_projects_q(projects: QuerySet) -> Q:
+    """Published items visible in any of ``projects`` (the set form of ``visible_in_project_q``)."""
+    orgs = Project.objects.filter(pk__in=projects).values("org_id")
+    shared = CatalogApplication.shared_projects.through.objects.filter(project__in=projects).values(
+        "catalogapplication_id"
+    )
+    shared_orgs = CatalogApplication.shared_orgs.through.objects.filter(organization__in=orgs).values(
+        "catalogapplication_id"
+    )
+    return Q(published=True) & (
+        Q(project__in=projects)
+        | Q(org__in=orgs, sharing=Sharing.ALL)
+        | Q(org__in=orgs, sharing=Sharing.SELECTED, pk__in=shared)
+        | (
+            Q(org__isnull=True)
+            & (
+                Q(system_sharing=SystemSharing.ALL)
+                | Q(system_sharing=SystemSharing.SELECTED, pk__in=shared_orgs)
+            )
+        )
+    )
+
+
+def catalog_application_visible_for(user) -> QuerySet[CatalogApplication]:
+    """What ``user`` may read: the items they manage and the published ones visible in a project they
+    may see (the API's list; ``?project=`` narrows it to ``catalog_applications_for``)."""
+    base = CatalogApplication.objects.select_related("org", "project", "repository")
+    if authz.is_operator(user):
+        return base
+    if not authz.is_active_user(user):
+        return base.none()
+    projects = authz.filter_for(user, "view_project", Project.objects.all()).values("pk")
+    managed = catalog_application_list_for(user).values("pk")
+    return base.filter(Q(pk__in=managed) | _published_in_projects_q(projects))
+
+
+def repositories_for_scope(*, org: Organization | None, project: Project | None) -> QuerySet[Repository]:
+    """The repositories an item of this scope may pull from: for a project item those visible in the
+    project; for an org item the org's own and the system ones shared with the org; for a system item
+    the system ones."""
+    if project is not None:
+        return Repository.objects.filter(selectors.visible_in_project_q(Repository, project))
+    system = Q(org__isnull=True)
+    if org is None:
+        return Repository.objects.filter(system)
+    shared = Repository.shared_orgs.through.objects.filter(organization=org).values("repository_id")
+    return Repository.objects.filter(
+        Q(org=org, project__isnull=True)
+        | (
+            system
+            & (Q(system_sharing=SystemSharing.ALL) | Q(system_sharing=SystemSharing.SELECTED, pk__in=shared))
+        )
+    )
+
+
+# --- validation ---------------------------------------------------------------------------------------
+
+
+def _check_source(data: dict, *, org, project) -> None:
+    """The source of a catalog application, as a whole (the merged state after an update)."""
+    errors: dict[str, list[str]] = {}
+    package_type, sync = data.get("package_type"), data.get("sync")
+    if package_type not in PackageType.values:
+        errors["package_type"] = [f"Choose one of: {', '.join(PackageType.values)}."]
+    if sync not in ArtifactSync.values:
+        errors["sync"] = [f"Choose one of: {', '.join(ArtifactSync.values)}."]
+    values = data.get("values") or ""
+    if not isinstance(values, str):
+        errors["values"] = ["YAML text."]
+    elif len(values.encode()) > MAX_VALUES_BYTES:
+        errors["values"] = [f"At most {MAX_VALUES_BYTES // 1024} KiB."]
+    elif values.strip():
+        try:
+            parsed = yamlsafe.safe_load(values)
+        except Exception as exc:  # yaml.YAMLError, too deep: the message names line and column
+            errors["values"] = [f"Not valid YAML: {str(exc)[:300]}"]
+        else:
+            if parsed is not None and not isinstance(parsed, dict):
+                errors["values"] = ["A YAML mapping (key: value), e.g. replicaCount: 2."]
+    if package_type == PackageType.YAML and (data.get("chart") or data.get("chart_version")):
+        errors["chart"] = ["Only Helm charts have a chart and a chart version."]
+    if errors:
+        raise ValidationFailed("Invalid catalog application.", fields=errors)
+    if sync == ArtifactSync.UPLOAD:
+        files = data.get("files")
+        if not files or not isinstance(files, dict):
+            raise ValidationFailed(
+                "Invalid catalog application.", fields={"files": ["Upload at least one file."]}
+            )
+        if data.get("repository") is not None:
+            raise ValidationFailed(
+                "Invalid catalog application.",
+                fields={"repository": ["An upload has no repository (choose one or the other)."]},
+            )
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
+            raise ValidationFailed(
+                "Invalid catalog application.", fields={"files": ["A mapping of file names to contents."]}
+            )
+        from catalog import sources
+
+        sources.validate_upload(package_type, files)
+        return
+    repository: Repository | None = data.get("repository")
+    if repository is None:
+        raise ValidationFailed(
+            "Invalid catalog application.", fields={"repository": ["Choose a repository."]}
+        )
+    if data.get("files"):
+        raise ValidationFailed(
+            "Invalid catalog application.",
+            fields={"files": ["Files are uploaded only when the artifact sync is an upload."]},
+        )
+    if not repositories_for_scope(org=org, project=project).filter(pk=repository.pk).exists():
+        # Another org's repository reads exactly like a missing one.
+        raise ValidationFailed(
+            "Invalid catalog application.",
+            fields={"repository": [f'Invalid pk "{repository.pk}" - object does not exist.']},
+        )
+    if repository.kind not in REPOSITORY_KINDS[package_type]:
+        raise ValidationFailed(
+            "Invalid catalog application.",
+            fields={
+                "repository": [
+                    f"A {PackageType(package_type).label} cannot be pulled from a "
+                    f"{Repository.Kind(repository.kind).label} repository."
+                ]
+            },
+        )
+    if repository.kind == Repository.Kind.HELM and not data.get("chart"):
+        raise ValidationFailed(
+            "Invalid catalog application.", fields={"chart": ["Name the chart of the Helm repository."]}
+        )
+
+
+def _check_text(data: dict) -> None:
+    errors = {}
+    if len((data.get("readme") or "").encode()) > MAX_README_BYTES:
+        errors["readme"] = [f"At most {MAX_README_BYTES // 1024} KiB."]
+    icon = data.get("icon_url") or ""
+    if icon:
+        try:
+            URLValidator(schemes=["https", "http"])(icon)
+        except DjangoValidationError:
+            errors["icon_url"] = ["An https:// (or http://) address."]
+    if len(data.get("display_name") or "") > 200:
+        errors["display_name"] = ["At most 200 characters."]
+    if errors:
+        raise ValidationFailed("Invalid catalog application.", fields=errors)
+
+
+def _name_free(name: str, *, org, project, exclude_pk=None) -> None:
+    if project is not None:
+        qs, where = CatalogApplication.objects.filter(project=project), f"in {project}"
+    elif org is not None:
+        qs, where = CatalogApplication.objects.filter(org=org, project__isnull=True), f"in {org}"
+    else:
+        qs, where = CatalogApplication.objects.filter(org__isnull=True), "in the system catalog"
+    if qs.filter(name=name).exclude(pk=exclude_pk).exists():
+        raise ValidationFailed(
+            "Invalid catalog application.",
+            fields={"name": f"A catalog application named {name!r} already exists {where}."},
+        )
+
+
+def snapshot(item: CatalogApplication) -> dict:
+    """The item as data for audit details (uploaded files by name and size only)."""
+    data = {f: getattr(item, f) for f in EDITABLE_FIELDS if f not in {"files", "repository", "readme"}}
+    data["files"] = {name: len(text) for name, text in (item.files or {}).items()}
+    data["repository"] = item.repository.name if item.repository_id else None
+    data["readme"] = f"{len(item.readme)} characters"
+    return data
+
+
+# --- services -----------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def catalog_application_create(
+    *, actor, org: Organization | None = None, project: Project | None = None, name: str, **data
+) -> CatalogApplication:
+    """Add an application to the catalog of a project, an org (``org`` without ``project``) or the
+    system (neither: operators). Unpublished unless ``published``."""
+    if project is not None:
+        if org is not None and org.pk != project.org_id:
+            raise ValidationFailed("Invalid scope.", fields={"org": "The project belongs to another org."})
+        org = project.org
+    _require_manage(actor, None, org=org, project=project, action="add to")
+    unknown = set(data) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise ValidationFailed("Unknown fields.", fields={k: "Unknown field." for k in sorted(unknown)})
+    name = clean_slug("name", name)
+    _name_free(name, org=org, project=project)
+    data = {"sync": ArtifactSync.UPLOAD, "files": {}} | data
+    data["display_name"] = data.get("display_name") or name
+    _check_text(data)
+    _check_source(data, org=org, project=project)
+    item = CatalogApplication.objects.create(org=org, project=project, name=name, created_by=actor, **data)
+    audit_log(
+        actor=actor,
+        action="catalogapplication.create",
+        target=item,
+        org=org,
+        project=project,
+        details={"scope": item.scope_label, **snapshot(item)},
+    )
+    return item
+
+
+@transaction.atomic
+def catalog_application_update(*, actor, item: CatalogApplication, **data) -> CatalogApplication:
+    """Edit an item (the unique name and the scope never change). Deployed applications keep the
+    source they were deployed from (their revisions hold a copy)."""
+    item = CatalogApplication.objects.select_for_update().get(pk=item.pk)
+    _require_manage(actor, item, action="edit")
+    if "name" in data and data.pop("name") != item.name:
+        raise ValidationFailed(
+            "The unique name cannot be changed.", fields={"name": "Cannot be changed after creation."}
+        )
+    unknown = set(data) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise ValidationFailed("Unknown fields.", fields={k: "Unknown field." for k in sorted(unknown)})
+    if data.get("sync") == ArtifactSync.REPOSITORY:
+        data.setdefault("files", {})  # switching to a repository drops the upload
+    if data.get("sync") == ArtifactSync.UPLOAD:
+        data.setdefault("repository", None)
+    merged = {f: getattr(item, f) for f in EDITABLE_FIELDS} | data
+    merged["display_name"] = merged.get("display_name") or item.name
+    _check_text(merged)
+    if set(data) & set(SOURCE_FIELDS):
+        _check_source(merged, org=item.org, project=item.project)
+    before = snapshot(item)
+    for field in data:
+        setattr(item, field, merged[field])
+    item.display_name = merged["display_name"]
+    item.save()
+    after = snapshot(item)
+    changes = {k: [before[k], after[k]] for k in after if before[k] != after[k]}
+    if changes:
+        audit_log(
+            actor=actor,
+            action="catalogapplication.update",
+            target=item,
+            org=item.org,
+            project=item.project,
+            details={"changes": changes},
+        )
+    return item
+
+
+def catalog_application_publish(*, actor, item: CatalogApplication, published: bool = True):
+    """Publish (users see it in their catalogs) or withdraw an item."""
+    return catalog_application_update(actor=actor, item=item, published=published)
+
+
+@transaction.atomic
+def catalog_application_share(
+    *, actor, item: CatalogApplication, sharing: str, projects=(), orgs=()
+) -> CatalogApplication:
+    """A project or org item: with none, all or selected projects of its org. A system item
+    (operators): with none, all or selected orgs. Sharing never crosses orgs."""
+    item = CatalogApplication.objects.select_for_update().get(pk=item.pk)
+    _require_manage(actor, item, action="share")
+    projects, orgs = list(projects or []), list(orgs or [])
+    if item.org_id is None:
+        if sharing not in SystemSharing.values:
+            raise ValidationFailed("Invalid sharing.", fields={"sharing": "Choose none, all or selected."})
+        if sharing == SystemSharing.SELECTED and not orgs:
+            raise ValidationFailed("Invalid sharing.", fields={"orgs": "Choose the organizations."})
+        item.system_sharing = sharing
+        item.save(update_fields=["system_sharing", "updated_at"])
+        item.shared_orgs.set(orgs if sharing == SystemSharing.SELECTED else [])
+        details = {"sharing": sharing, "orgs": sorted(o.name for o in orgs)}
+    else:
+        if sharing not in Sharing.values:
+            raise ValidationFailed("Invalid sharing.", fields={"sharing": "Choose none, all or selected."})
+        if sharing == Sharing.SELECTED and not projects:
+            raise ValidationFailed("Invalid sharing.", fields={"projects": "Choose the projects."})
+        foreign = [str(p) for p in projects if p.org_id != item.org_id]
+        if foreign:
+            raise ValidationFailed(
+                "Sharing never crosses organizations.",
+                fields={"projects": f"Not in {item.org}: {', '.join(foreign)}."},
+            )
+        item.sharing = sharing
+        item.save(update_fields=["sharing", "updated_at"])
+        item.shared_projects.set(projects if sharing == Sharing.SELECTED else [])
+        details = {"sharing": sharing, "projects": sorted(str(p) for p in projects)}
+    audit_log(
+        actor=actor,
+        action="catalogapplication.share",
+        target=item,
+        org=item.org,
+        project=item.project,
+        details=details,
+    )
+    return item
+
+
+@transaction.atomic
+def catalog_application_delete(*, actor, item: CatalogApplication) -> None:
+    """The item leaves every catalog at once; applications deployed from it keep running (their
+    ``catalog_item`` is cleared, their revisions hold the source)."""
+    _require_manage(actor, item, action="delete from")
+    audit_log(
+        actor=actor,
+        action="catalogapplication.delete",
+        target=item,
+        org=item.org,
+        project=item.project,
+        details={"name": item.name, "snapshot": snapshot(item)},
+    )
+    item.delete()
