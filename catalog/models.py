@@ -483,7 +483,13 @@ class ContainerRegistry(CheckedIntegration):
     )
     credential = EncryptedTextField(
         "password or token",
-        help_text="Write-only. Pull-only: tenants can read what is delivered to their namespace.",
+        help_text=(
+            "Write-only: encrypted at rest, never shown again. PULL-ONLY: this credential is delivered as "
+            "an imagePullSecret into the namespaces of every workspace the registry is shared with, where "
+            "the workspace's members can read it. Enter a robot account or access token that may only "
+            "pull images (Amazon ECR: the secret access key of an IAM user allowed only "
+            "ecr:GetAuthorizationToken and pulls), never an administrator's or a push credential."
+        ),
     )
     credential_version = models.PositiveIntegerField(
         "credential version", default=1, editable=False, help_text="Bumped when the credential changes."

@@ -25,7 +25,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from catalog import secret_inputs, templating
-from instances import deployer, drift
+from instances import deployer, drift, pull_secrets
 from instances.models import Application, ComputeInstance, Run, ServiceInstance
 from instances.namespace import baseline_objects, namespace_for
 from instances.rendering import instance_context, validated
@@ -122,6 +122,7 @@ def _apply_template(instance: ComputeInstance, run: Run, step, values: dict, kub
     context = instance_context(instance, namespace) | {"action": _action(run, values)}
     objects = templating.parse(templating.render(template["manifests"], context))
     validated(objects, template=template, namespace=namespace, host_suffix=context["instance"]["host_suffix"])
+    pull_secrets.inject(objects, pull_secrets.names(instance))  # as deployed (instances.deployer.deploy)
     kube.apply(kubeconfig, objects, namespace=namespace)
     step(f"Re-applied {len(objects)} template objects with the {run.action} action.")
 

@@ -4,16 +4,16 @@ own); and the status read of ``instances.tasks.application_status``.
 
 Deploy (a revision): fetch and render its source here, on the worker of the cluster's agent
 (``catalog.sources.render``: an upload, a Git commit, a Helm chart rendered with ``helm template``;
-cluster-scoped objects refused there by name); validate the objects for the compute instance's
-namespace as a template's are (``catalog.templating.validate_objects``: the template policy, the
-Ingress host suffix, the operators' custom resources); label every object and pod template
-``gpu-paas.io/application: <name>``; add the workspace's image pull secrets; then, under the compute
-instance's row lock, refuse objects another service or application (or the instance itself) has and
-an application that does not fit what is left of the instance (naming what is short), and record what
-it will use and the objects it applies; apply (server-side); delete the objects of the previous revision
-the new one no longer has; wait until its objects are ready (by label); record each object's status,
-with the events of those that are not ready. Delete: remove the applied objects (foreground) and wait
-until they are gone.
+cluster-scoped objects refused there by name); validate the objects for the compute instance's namespace
+as a template's are (``catalog.templating.validate_objects``: the template policy, the Ingress host
+suffix, the operators' custom resources); label every object and pod template ``gpu-paas.io/application:
+<name>``; add the workspace's registries' image pull secrets (``instances.pull_secrets``); then, under
+the compute instance's row lock, refuse objects another service or application (or the instance itself)
+has and an application that does not fit what is left of the instance (naming what is short), and record
+what it will use and the objects it applies; apply (server-side); delete the objects of the previous
+revision the new one no longer has; wait until its objects are ready (by label); record each object's
+status, with the events of those that are not ready. Delete: remove the applied objects (foreground) and
+wait until they are gone.
 """
 
 from django.db import transaction
@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from catalog import selectors as catalog_selectors
 from catalog import sources, templating
-from instances import deployer, service_objects
+from instances import deployer, pull_secrets, service_objects
 from instances.models import Application, ApplicationRevision, ComputeInstance, Run
 from instances.service_deployer import _as_objects, _pod_templates, _remove
 from instances.service_instances import fit_problems, instance_totals, own_usage, services_usage
@@ -108,14 +108,12 @@ def validate(objects: list[dict], compute: ComputeInstance, kubeconfig: str) -> 
     return [d for d in declared if d["scope"] == "Namespaced"]
 
 
-def pull_secrets(compute: ComputeInstance, kubeconfig: str, objects: list[dict]) -> None:
-    """The workspace's container registries: their pull secrets in the namespace and referenced from
-    every pod spec (``instances.pull_secrets``, the registries' part; absent until it lands)."""
-    try:
-        from instances import pull_secrets as registry_secrets
-    except ImportError:  # (i14-registries not merged yet)
-        return
-    registry_secrets.inject(objects, registry_secrets.ensure(compute, kubeconfig))
+def add_pull_secrets(compute: ComputeInstance, kubeconfig: str, objects: list[dict]) -> list[str]:
+    """The workspace's container registries: their pull secrets in the namespace (made current) and
+    referenced from every pod spec, the YAML's own entries kept. Returns the secrets' names."""
+    names = pull_secrets.ensure(compute, kubeconfig)
+    pull_secrets.inject(objects, names)
+    return names
 
 
 def _usage_fields(objects: list[dict]) -> dict:
@@ -199,7 +197,7 @@ def deploy(run: Run, application: Application, step: deployer.RunLog) -> None:
         step(f"Note: {note}", level="warning")
     custom = validate(objects, compute, kubeconfig)
     label(objects, application.name)
-    pull_secrets(compute, kubeconfig, objects)
+    add_pull_secrets(compute, kubeconfig, objects)
     refs = [service_objects.ref(o) for o in objects]
     previous = list(application.objects_applied or [])
     _claim_room(application, objects, refs, previous)

@@ -21,3 +21,9 @@ class InstancesConfig(AppConfig):
         quota_usage_annotations.connect(quota.usage_annotations, dispatch_uid="instances.quota_usage")
         access_changed.connect(access.access_changed, dispatch_uid="instances.access_changed")
         project_deleting.connect(receivers.project_deleting, dispatch_uid="instances.project_deleting")
+
+        from catalog.signals import registry_changed
+        from instances.signals import instance_state_changed
+
+        registry_changed.connect(receivers.registry_changed, dispatch_uid="instances.registry_changed")
+        instance_state_changed.connect(receivers.instance_ready, dispatch_uid="instances.pull_secrets_ready")

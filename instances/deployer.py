@@ -12,7 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from catalog import sources, templating
-from instances import baseline, drift
+from instances import baseline, drift, pull_secrets
 from instances.models import Application, ComputeInstance, Run, ServiceInstance
 from instances.namespace import baseline_objects, namespace_for
 from instances.rendering import instance_context as _context  # noqa: F401  (tests read it here)
@@ -73,6 +73,10 @@ def deploy(instance: ComputeInstance, step: RunLog) -> None:
     # manager, so that nothing the template rendered outlives it.
     drift.apply_baseline(kubeconfig, base)
     step(f"Applied the isolation baseline ({len(base)} objects) to namespace {namespace}.")
+    pulls = pull_secrets.ensure(instance, kubeconfig)  # the registries' pull secrets, for the template's pods
+    pull_secrets.inject(objects, pulls)
+    if pulls:
+        step(f"Delivered the container registries' pull secrets: {', '.join(pulls)}.")
     from instances import pool_deployer
 
     # A retry after a failed hand-over: the standby's placeholders go first, its leftovers after.

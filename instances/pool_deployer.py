@@ -38,7 +38,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from catalog import templating
-from instances import baseline, deployer, drift, placeholders, rendering, workloads
+from instances import baseline, deployer, drift, placeholders, pull_secrets, rendering, workloads
 from instances.models import ComputeInstance, Run, StandbyInstance
 from instances.namespace import baseline_objects, held_resources
 from inventory import guardrails, kube
@@ -338,6 +338,8 @@ def handover(run, instance: ComputeInstance, step) -> None:
         base = [o for o in baseline_objects(instance, namespace) if o["kind"] in IDENTITY_KINDS]
         baselining = background.submit(drift.apply_baseline, session, base)
         objects, context = rendering.instance_render(instance, namespace)
+        # The pull secrets themselves follow at once (instances.receivers: the instance became ready).
+        pull_secrets.inject(objects, pull_secrets.names(instance))
         applied = kube.apply(session, objects, namespace=namespace)
         removing.result()
         stale = delete_standby_objects(session, instance, objects)

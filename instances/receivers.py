@@ -27,3 +27,49 @@ def project_deleting(*, project, actor, **kwargs) -> None:
         )
     ServiceInstance.objects.filter(project=project, state=State.DELETED).delete()  # (they protect theirs)
     ComputeInstance.objects.filter(project=project, state=State.DELETED).delete()
+
+
+# --- container registries' pull secrets --------------------------------------------------------------
+
+
+def _enqueue_pull_secret_syncs(instances) -> int:
+    """On commit, one ``pull_secrets_sync`` per instance, each on its cluster's agent queue."""
+    from django.db import transaction
+    from django_q.tasks import async_task
+
+    from inventory.services import queue_for_cluster
+
+    queues: dict[int, str] = {}
+    jobs = []
+    for instance in instances:
+        if instance.cluster_id not in queues:
+            queues[instance.cluster_id] = queue_for_cluster(instance.cluster)
+        jobs.append((instance.pk, queues[instance.cluster_id]))
+    if jobs:
+        transaction.on_commit(
+            lambda: [async_task("instances.tasks.pull_secrets_sync", pk, cluster=queue) for pk, queue in jobs]
+        )
+    return len(jobs)
+
+
+def registry_changed(*, registry_id, reason, project_ids=(), **kwargs) -> int:
+    """Receiver of ``catalog.signals.registry_changed`` (inside the change's transaction): every active
+    compute instance of the projects that saw the registry before or see it now gets its pull secrets
+    re-synced on commit (delivered, rotated or removed: ``instances.pull_secrets.sync``)."""
+    from instances.pull_secrets import SYNCED_STATES
+
+    affected = (
+        ComputeInstance.objects.filter(project_id__in=list(project_ids), state__in=SYNCED_STATES)
+        .exclude(cluster__isnull=True)
+        .select_related("cluster")
+        .order_by("pk")
+    )
+    return _enqueue_pull_secret_syncs(affected)
+
+
+def instance_ready(*, sender, instance, previous, state, **kwargs) -> None:
+    """Receiver of ``instances.signals.instance_state_changed``: a compute instance that became ready
+    (deployed, started, or a warm-pool standby it claimed) gets its pull secrets synced on commit (a
+    claimed standby had none: it belonged to no workspace)."""
+    if sender is ComputeInstance and state == State.READY and instance.cluster_id:
+        _enqueue_pull_secret_syncs([instance])

@@ -19,7 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from catalog import templating
-from instances import deployer, service_objects
+from instances import deployer, pull_secrets, service_objects
 from instances.models import ComputeInstance, Run, ServiceInstance
 from instances.service_render import service_render
 from instances.states import State, transition
@@ -93,9 +93,11 @@ def _env(container: dict, extra: Mapping) -> None:
     container["env"] = [*env, *({"name": k, "value": str(v)} for k, v in extra.items() if k not in present)]
 
 
-def decorate(objects: list[dict], service: ServiceInstance) -> list[dict]:
+def decorate(objects: list[dict], service: ServiceInstance, *, pull_secret_names: list[str] | None = None):
     """Add the profile's labels and annotations (the template's own keys win, so selectors stay as the
-    template wrote them), the platform's service label, and the extra configuration as environment."""
+    template wrote them), the platform's service label, the extra configuration as environment, and the
+    container registries' pull secrets to every pod spec (``pull_secret_names``, default: the names the
+    compute instance's namespace should hold, ``instances.pull_secrets.names``)."""
     snapshot = service.snapshot
     labels = {str(k): str(v) for k, v in (snapshot.get("labels") or {}).items()}
     annotations = {str(k): str(v) for k, v in (snapshot.get("annotations") or {}).items()}
@@ -110,6 +112,9 @@ def decorate(objects: list[dict], service: ServiceInstance) -> list[dict]:
                 for container in [*(containers or []), *(spec.get("initContainers") or [])]:
                     if isinstance(container, dict):
                         _env(container, extra)
+    if pull_secret_names is None:
+        pull_secret_names = pull_secrets.names(service.compute_instance)
+    pull_secrets.inject(objects, pull_secret_names)
     return objects
 
 
@@ -139,7 +144,7 @@ def deploy(service: ServiceInstance, step: deployer.RunLog, *, action: dict | No
     compute = service.compute_instance
     kubeconfig, namespace = compute.cluster.kubeconfig.reveal(), compute.namespace
     objects, context = service_render(service, action=action)
-    decorate(objects, service)
+    decorate(objects, service, pull_secret_names=pull_secrets.ensure(compute, kubeconfig))
     template = service.snapshot["template"]
     step(f"Rendered {len(objects)} objects from {template['name']}@{template['version']}.")
     refs = [_ref(o) for o in objects]

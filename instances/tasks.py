@@ -42,6 +42,15 @@ def access_sync(instance_id: int) -> list[str]:
         return access.access_sync(instance_id=instance_id)
 
 
+def pull_secrets_sync(instance_id: int) -> list[str] | None:
+    """Make the instance's namespace hold exactly the pull secrets of the registries its workspace sees
+    (enqueued on a registry's change and when the instance becomes ready; ``instances.pull_secrets``)."""
+    from instances import pull_secrets
+
+    with client_context(client=Client.TASK):
+        return pull_secrets.sync(instance_id=instance_id)
+
+
 def reconcile() -> int:
     """Scheduled: re-drive runs whose worker died (a killed worker, a lost task)."""
     with client_context(client=Client.TASK):

@@ -436,6 +436,18 @@ def list_service_accounts(kubeconfig: str, namespace: str, *, label_selector: st
         return [api.sanitize_for_serialization(a) for a in accounts.items]
 
 
+def list_secret_names(kubeconfig: str, namespace: str, *, label_selector: str) -> list[str]:
+    """The names of the namespace's Secrets matching ``label_selector`` (their data is never returned)."""
+    with api_client(kubeconfig) as api:
+        try:
+            found = k8s.CoreV1Api(api).list_namespaced_secret(
+                namespace, label_selector=label_selector, _request_timeout=TIMEOUT
+            )
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _unreachable(exc) from exc
+    return sorted(item.metadata.name for item in found.items)
+
+
 def namespace_exists(kubeconfig: str, name: str) -> bool:
     """Whether the namespace exists (a Terminating namespace still does)."""
     with api_client(kubeconfig) as api:

@@ -79,8 +79,14 @@ def _judge(obj: dict) -> tuple[bool, str]:
             ),
             None,
         )
-        ok = observed and ready >= wanted
-        return ok, f"{ready}/{wanted} ready" + (f" ({_shorten(failure)})" if failure and not ok else "")
+        updated = status.get("updatedReplicas", wanted if kind == "ReplicaSet" else 0) or 0
+        total = status.get("replicas") or 0
+        # A rollout in progress (old and new pods side by side, or new ones not available) is not ready.
+        rolling = kind != "ReplicaSet" and (total > wanted or (status.get("unavailableReplicas") or 0) > 0)
+        ok = observed and ready >= wanted and updated >= wanted and not rolling
+        text = f"{ready}/{wanted} ready" + (f", {updated} up to date" if updated < wanted else "")
+        text += f", rolling out ({total} pods)" if rolling else ""
+        return ok, text + (f" ({_shorten(failure)})" if failure and not ok else "")
     if kind == "DaemonSet":
         wanted, ready = status.get("desiredNumberScheduled") or 0, status.get("numberReady") or 0
         return observed and ready >= wanted, f"{ready}/{wanted} ready"

@@ -312,3 +312,25 @@ LOGGING = {
 PAAS_OUTBOUND_ALLOW_LOOPBACK = env_bool("PAAS_OUTBOUND_ALLOW_LOOPBACK", False)
 PAAS_OUTBOUND_ALLOWED_NETWORKS = env_list("PAAS_OUTBOUND_ALLOWED_NETWORKS")  # CIDRs, comma-separated
 PAAS_OUTBOUND_DENY_ALL = env_bool("PAAS_OUTBOUND_DENY_ALL", False)  # refuse every outbound address
+
+
+def _default_helm_binary() -> str:
+    """The helm v4 the suite and the demo build (tests/toolchain, cached beside localkube's binaries),
+    if it is there; else ``helm`` on PATH; else empty (charts then cannot be rendered, and say so)."""
+    import shutil
+
+    cache = Path(os.environ.get("LOCALKUBE_CACHE") or Path.home() / ".cache" / "localkube")
+    built = sorted((cache / "tools").glob("helm-v4.*/helm"), key=lambda p: p.stat().st_mtime, reverse=True)
+    if built:
+        return str(built[0])
+    return shutil.which("helm") or ""
+
+
+# Applications' Helm charts are rendered with `helm template` (catalog/sources/helm.py), never installed.
+PAAS_HELM_BINARY = env("PAAS_HELM_BINARY") or _default_helm_binary()
+
+# Container registries (catalog/registry_check.py): the Amazon ECR API an ECR registry's access key is
+# exchanged at for a 12-hour registry token ({region} is the registry's), and how long before a token
+# expires the scheduled refresh replaces it.
+PAAS_ECR_API_URL = env("PAAS_ECR_API_URL", "https://api.ecr.{region}.amazonaws.com/")
+PAAS_REGISTRY_TOKEN_REFRESH_MARGIN = env_int("PAAS_REGISTRY_TOKEN_REFRESH_MARGIN", 14400)  # seconds
