@@ -30,7 +30,7 @@ from instances.app_forms import (
     CatalogDeployForm,
     RollbackForm,
 )
-from instances.application_models import Application, ApplicationRevision
+from instances.application_models import Application
 from instances.application_selectors import (
     application_get_for,
     application_list_filtered,
@@ -284,11 +284,8 @@ def _application_context(request: HttpRequest, application: Application) -> dict
     current = next(
         (r for r in revisions if r.number == application.revision), revisions[0] if revisions else None
     )
-    earlier = [
-        r
-        for r in revisions
-        if r.outcome == ApplicationRevision.Outcome.DEPLOYED and r.number != application.revision
-    ]
+    # Rolling back deploys again a revision that deployed once (the service pins its commit and chart).
+    earlier = [r for r in revisions if r.deployed_at is not None and r.number != application.revision]
     refresh = _refresh_requested(request)
     awaiting_status = refresh is not None and (
         application.status_checked_at is None or application.status_checked_at.timestamp() < refresh
@@ -312,6 +309,7 @@ def _application_context(request: HttpRequest, application: Application) -> dict
         "busy": busy,
         "refresh": f"{refresh:.3f}" if awaiting_status else "",
         "can_manage": manage,
+        "can_refresh": application.state != State.DELETED,
         "can_retry": manage and application.state == State.FAILED and not busy,
         "rollback_form": RollbackForm(revisions=earlier) if manage and earlier and not busy else None,
         "can_view_instance": authz.has_perm(user, "view_computeinstance", application.compute_instance),
@@ -355,8 +353,8 @@ def _back(application: Application, *, refresh: bool = False) -> HttpResponse:
 @require_POST
 def application_refresh_view(request: HttpRequest, application_id: int) -> HttpResponse:
     """The "refresh status" button: the worker reads the objects' status and events again; the page
-    polls. Offered to those who manage the application (it queues work on the cluster's agent)."""
-    application = _managed(request, application_id, "refresh the status of")
+    polls. Whoever sees the application may ask (it is how the debug view is brought up to date)."""
+    application = application_get_for(request.user, application_id)
     try:
         application_status_refresh(actor=request.user, application=application)
     except FORM_ERRORS as exc:
@@ -383,9 +381,7 @@ def application_retry_view(request: HttpRequest, application_id: int) -> HttpRes
 @require_POST
 def application_rollback_view(request: HttpRequest, application_id: int) -> HttpResponse:
     application = _managed(request, application_id, "roll back")
-    revisions = application.revisions.filter(outcome=ApplicationRevision.Outcome.DEPLOYED).exclude(
-        number=application.revision
-    )
+    revisions = application.revisions.filter(deployed_at__isnull=False).exclude(number=application.revision)
     form = RollbackForm(request.POST, revisions=list(revisions))
     if not form.is_valid():
         messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
