@@ -65,6 +65,9 @@ def test_new_application_uploaded_from_the_page_then_listed(accounts, new_page, 
     expect(page.locator("#revisions")).to_contain_text("upload: web.yaml")
     application = Application.objects.get(compute_instance=box, name="web")
     assert application.revisions.get().files == {"web.yaml": CONFIGMAP.decode()}
+    expect(page.locator("#application-status")).to_contain_text("Deployment status")
+    assert axe_violations(page) == []
+    shot("application-page", page)
 
     page.get_by_role("navigation", name="breadcrumb").get_by_role("link", name="Applications").click()
     row = page.locator("tbody tr", has=page.get_by_role("link", name="web", exact=True))
