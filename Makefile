@@ -31,9 +31,15 @@ run: install
 	  $(VENV)/bin/python -m tests.localkube start --name demo --kata --dir var/demo-cluster > var/demo-kubeconfig.path \
 	    || { echo "The demo cluster did not start; the platform runs without capacity."; rm -f var/demo-kubeconfig.path; }; \
 	fi
+	@rm -f var/helm-binary.path
+	@if [ -z "$(PAAS_HELM_BINARY)" ] && command -v go >/dev/null 2>&1; then \
+	  echo "Building helm for applications' charts (tests/toolchain, cached; the first time: ~15 min)"; \
+	  $(VENV)/bin/python -m tests.toolchain build helm > var/helm-binary.path \
+	    || { echo "helm did not build; Helm charts cannot be rendered (K8s YAML still works)."; rm -f var/helm-binary.path; }; \
+	fi
 	PAAS_DEMO_KUBECONFIG="$$(cat var/demo-kubeconfig.path 2>/dev/null)" $(VENV)/bin/python manage.py demo_setup
 	@echo "Open http://$(ADDR)/  (studio at /studio/, API docs at /api/docs/)"
-	$(VENV)/bin/python manage.py serve $(ADDR)
+	PAAS_HELM_BINARY="$${PAAS_HELM_BINARY:-$$(cat var/helm-binary.path 2>/dev/null)}" $(VENV)/bin/python manage.py serve $(ADDR)
 
 ## test: the whole suite on PostgreSQL and the local Kubernetes control plane (provisioned on demand)
 test: install lint

@@ -52,7 +52,9 @@ def render(source, *, release: str, namespace: str, kube_version: str = "") -> R
         tree = git.fetch(repository, ref=source.ref, path=source.path)
         files = tree.yaml_files()
         objects = bundle.objects_from_files(files, namespace=namespace)
-        return Rendered(objects=objects, commit=tree.commit, digest=bundle.bundle_digest(files))
+        return Rendered(
+            objects=objects, commit=tree.commit, digest=bundle.bundle_digest(files), notes=list(tree.notes)
+        )
     if package_type == "helm":
         from catalog.sources import helm
 

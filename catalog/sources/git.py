@@ -123,7 +123,7 @@ def _failure(exc: BaseException, url: str) -> FetchFailed:
     return FetchFailed(f"{where}: {http.describe(exc)}")
 
 
-def _resolve(refs: dict[bytes, bytes], ref: str) -> bytes | None:
+def resolve(refs: dict[bytes, bytes], ref: str) -> bytes | None:
     """The commit id ``ref`` names among the advertised refs (tags peeled), or None."""
     if ref == "HEAD":
         names = [b"HEAD"]
@@ -166,7 +166,7 @@ def fetch(repository, *, ref: str = "", path: str = "") -> Tree:
             chosen["commit"] = ref.encode()
             tips = {v for k, v in refs.items() if k.startswith((b"refs/heads/", b"refs/tags/"))}
             return sorted(tips)
-        sha = _resolve(refs, ref)
+        sha = resolve(refs, ref)
         if sha is None:
             raise FetchFailed(
                 f"Git repository {http.safe_url(url)}: the branch or tag {ref!r} does not exist"

@@ -34,10 +34,16 @@ def pool_manager(repository, *, purpose: str, headers: dict | None = None) -> ou
     return outbound.checked_pool_manager(purpose=purpose, **kwargs)
 
 
+def credential_of(repository) -> str:
+    """The repository's credential in clear (an encrypted field reads as a ``paas.secrets.Secret``)."""
+    value = getattr(repository, "credential", "") or ""
+    return value.reveal() if hasattr(value, "reveal") else str(value)
+
+
 def auth_headers(repository) -> dict[str, str]:
     """The ``Authorization`` header of the repository's credential (basic or bearer), or none."""
     auth = getattr(repository, "auth", "none")
-    credential = getattr(repository, "credential", "") or ""
+    credential = credential_of(repository)
     if auth == "basic" and credential:
         raw = f"{repository.username or ''}:{credential}".encode()
         return {"Authorization": "Basic " + base64.b64encode(raw).decode("ascii")}

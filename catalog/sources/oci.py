@@ -62,10 +62,11 @@ class Registry:
 
     def _credential_headers(self) -> dict[str, str]:
         repository = self.repository
-        if repository.auth in ("basic", "token") and repository.credential:
+        credential = http.credential_of(repository)
+        if repository.auth in ("basic", "token") and credential:
             import base64
 
-            raw = f"{repository.username or ''}:{repository.credential}".encode()
+            raw = f"{repository.username or ''}:{credential}".encode()
             return {"Authorization": "Basic " + base64.b64encode(raw).decode("ascii")}
         return {}
 
@@ -95,8 +96,12 @@ class Registry:
         """GET ``/v2/...`` answering the registry's challenge once; FetchFailed naming what failed."""
         url = f"{self.base}{path}"
         headers = {"Accept": accept} if accept else {}
-        if self.repository.auth == "token" and self.repository.credential and not self.repository.username:
-            headers["Authorization"] = f"Bearer {self.repository.credential}"
+        if (
+            self.repository.auth == "token"
+            and http.credential_of(self.repository)
+            and not self.repository.username
+        ):
+            headers["Authorization"] = f"Bearer {http.credential_of(self.repository)}"
         answer = http.get(
             self.pool, url, what=what, headers=headers, limit=limit, allow=(200, 401), follow=follow
         )

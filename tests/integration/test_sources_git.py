@@ -97,6 +97,7 @@ def test_symlinks_are_never_followed(git_server):
 
     rendered = _render(_source(repository, path="deploy"))
     assert _names(rendered) == [("ConfigMap", "a", "1")]
+    assert rendered.notes == ["deploy/passwd.yaml is a symbolic link: skipped (links are not followed)"]
     tree = git_source.fetch(repository, path="deploy")
     assert tree.notes == ["deploy/passwd.yaml is a symbolic link: skipped (links are not followed)"]
     with pytest.raises(sources.PackageRefused, match="linked is a symbolic link: links are not followed"):
