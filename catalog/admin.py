@@ -8,6 +8,7 @@ from django.contrib import admin
 
 from catalog import (  # noqa: F401  (each module registers its pages)
     admin_home,
+    admin_integrations,
     admin_profiles,
     admin_service_profiles,
     admin_templates,

@@ -73,10 +73,10 @@ class CatalogAdmin(ScopedModelAdmin):
         return self._is_catalog_manager(request)
 
     def has_change_permission(self, request, obj=None) -> bool:
-        return obj is None or "edit" in selectors.allowed_actions(request.user, obj)
+        return obj is None or "edit" in self.item_actions(request.user, obj)
 
     def has_delete_permission(self, request, obj=None) -> bool:
-        return obj is not None and "delete" in selectors.allowed_actions(request.user, obj)
+        return obj is not None and "delete" in self.item_actions(request.user, obj)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "project":
@@ -86,6 +86,14 @@ class CatalogAdmin(ScopedModelAdmin):
                 "Empty: the system catalog (operators)." if authz.is_operator(request.user) else ""
             )
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def item_actions(self, user, obj) -> set[str]:
+        """What ``user`` may do to ``obj`` (edit, clone, share, delete): the profiles' rules by default."""
+        return selectors.allowed_actions(user, obj)
+
+    def share_item(self, **kwargs):
+        """The sharing service (``actor``, ``item``, ``sharing``, ``projects``, ``orgs``)."""
+        return services.item_share(**kwargs)
 
     @admin.display(description="scope")
     def scope(self, obj):
@@ -100,7 +108,7 @@ class CatalogAdmin(ScopedModelAdmin):
     @admin.display(description="actions")
     def actions_menu(self, obj):
         user = getattr(self, "changelist_user", None)
-        allowed = selectors.allowed_actions(user, obj) if user is not None else set()
+        allowed = self.item_actions(user, obj) if user is not None else set()
         info = (obj._meta.app_label, obj._meta.model_name)
         links = []
         for act, label in (
@@ -145,7 +153,7 @@ class CatalogAdmin(ScopedModelAdmin):
 
     def share_view(self, request, pk):
         item = self._get_or_redirect(request, pk)
-        if "share" not in selectors.allowed_actions(request.user, item):
+        if "share" not in self.item_actions(request.user, item):
             raise PermissionDenied
         system = item.org_id is None
 
@@ -175,7 +183,7 @@ class CatalogAdmin(ScopedModelAdmin):
         if request.method == "POST" and form.is_valid():
             try:
                 targets = list(form.cleaned_data["targets"])
-                services.item_share(
+                self.share_item(
                     actor=request.user,
                     item=item,
                     sharing=form.cleaned_data["sharing"],
@@ -212,7 +220,7 @@ class LaunchIntoProjects:
 
     def launch_view(self, request, pk):
         item = self._get_or_redirect(request, pk)
-        if "share" not in selectors.allowed_actions(request.user, item):
+        if "share" not in self.item_actions(request.user, item):
             raise PermissionDenied
         system = item.org_id is None
         everywhere = (item.system_sharing if system else item.sharing) == "all"

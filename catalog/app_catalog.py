@@ -167,6 +167,29 @@ def repositories_for_scope(*, org: Organization | None, project: Project | None)
     )
 
 
+def repository_choices_for(user) -> QuerySet[Repository]:
+    """The repositories a catalog manager may pick for an item: those of the projects and orgs they
+    manage, their orgs' repositories shared with all projects, and the system ones shared with their
+    orgs (which of them the item's scope may use is checked when saving)."""
+    if authz.is_operator(user):
+        return Repository.objects.all()
+    if not authz.is_active_user(user):
+        return Repository.objects.none()
+    projects = selectors.managed_projects(user).values("pk")
+    managed_orgs = authz.filter_for(user, "manage_catalog", Organization.objects.all()).values("pk")
+    orgs = Organization.objects.filter(
+        Q(pk__in=managed_orgs) | Q(pk__in=Project.objects.filter(pk__in=projects).values("org_id"))
+    ).values("pk")
+    shared = Repository.shared_orgs.through.objects.filter(organization__in=orgs).values("repository_id")
+    return Repository.objects.filter(
+        Q(project__in=projects)
+        | Q(org__in=managed_orgs)
+        | Q(org__in=orgs, sharing=Sharing.ALL)
+        | Q(org__isnull=True, system_sharing=SystemSharing.ALL)
+        | Q(org__isnull=True, system_sharing=SystemSharing.SELECTED, pk__in=shared)
+    )
+
+
 # --- validation ---------------------------------------------------------------------------------------
 
 

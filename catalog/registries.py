@@ -36,6 +36,7 @@ from catalog.signals import registry_changed
 from paas import authz, outbound
 from paas.audit import audit_log
 from paas.errors import ValidationFailed
+from paas.secrets import Secret
 from tenancy.models import Organization, Project
 from tenancy.validation import clean_slug
 
@@ -237,7 +238,7 @@ def registry_create(
     _name_free(name, org=org, project=project)
     registry = ContainerRegistry(org=org, project=project, name=name, created_by=actor, **cleaned)
     registry.display_name = registry.display_name or name
-    registry.credential = credential or ""
+    registry.credential = Secret(credential or "")
     _check_credential(registry)
     registry.save()
     sharing = _set_sharing(registry, data)
@@ -283,9 +284,9 @@ def registry_update(
         setattr(registry, key, value)
     credential_changed = False
     if clear_credential and registry.credential:
-        registry.credential, credential_changed = "", True
+        registry.credential, credential_changed = Secret(""), True
     elif credential and credential != registry.credential.reveal():
-        registry.credential, credential_changed = credential, True
+        registry.credential, credential_changed = Secret(credential), True
     _check_credential(registry)
     delivered = credential_changed or any(k in changes for k in DELIVERED)
     fields = [*changes, "updated_at"]
@@ -293,7 +294,7 @@ def registry_update(
         registry.credential_version += 1
         fields += ["credential_version", "credential"]
         if registry.provider == ContainerRegistry.Provider.ECR or "provider" in changes:
-            registry.token, registry.token_expires_at = "", None  # a new key needs a new token
+            registry.token, registry.token_expires_at = Secret(""), None  # a new key needs a new token
             fields += ["token", "token_expires_at"]
     if changes or credential_changed:
         registry.save(update_fields=sorted(set(fields)))
@@ -384,7 +385,7 @@ def registry_token_refresh(*, registry_id: int) -> bool:
             log.warning("Container registry %s: %s", registry_id, failure)
             return False
         before = projects_seeing(registry)
-        registry.token, registry.token_expires_at = token, expires
+        registry.token, registry.token_expires_at = Secret(token), expires
         registry.save(update_fields=["token", "token_expires_at"])
         _audit(None, "token_refresh", registry, {"ok": True, "expires_at": expires.isoformat()})
         _changed(registry, "token", before)

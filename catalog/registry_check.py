@@ -87,6 +87,9 @@ def _network_failure(exc: Exception, host: str) -> str:
         return exc.reason
     if isinstance(exc, NameResolutionError):
         return f"the name {host.rsplit(':', 1)[0]} does not resolve"
+    if isinstance(exc, NewConnectionError):  # (a subclass of ConnectTimeoutError)
+        refused = "refused" in str(exc).lower()
+        return f"{host} refused the connection" if refused else f"cannot connect to {host}"
     if isinstance(exc, ConnectTimeoutError | ReadTimeoutError | TimeoutError):
         return f"{host} did not answer in time"
     if isinstance(exc, SSLError):

@@ -4,8 +4,9 @@ placement explanation and runs, and may retry a failed one."""
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
-# admin_hub: the studio home's Developer Hub; admin_pools: the warm pools' pages (registered on import)
-from instances import admin_hub, admin_pools, selectors, services  # noqa: F401
+# admin_hub: the studio home's Developer Hub; admin_pools: the warm pools' pages; admin_applications:
+# applications, read-only (registered on import)
+from instances import admin_applications, admin_hub, admin_pools, selectors, services  # noqa: F401
 from instances.models import ComputeInstance, Run
 from paas.admin import ReadOnlyInline, ScopedModelAdmin
 from paas.errors import ApplicationError

@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from catalog.api import app_catalog_views, views
+from catalog.api import app_catalog_views, integration_views, views
 
 router = SimpleRouter()
 router.register("templates", views.TemplateViewSet, basename="template")
@@ -11,6 +11,7 @@ router.register("service-profiles", views.ServiceProfileViewSet, basename="servi
 router.register(
     "application-catalog", app_catalog_views.CatalogApplicationViewSet, basename="catalog-application"
 )
+router.register("registries", integration_views.RegistryViewSet, basename="registry")
 router.register(
     "allowed-custom-resources", views.AllowedCustomResourceViewSet, basename="allowed-custom-resource"
 )

@@ -256,6 +256,8 @@ SPECTACULAR_SETTINGS = {
         "RoleAssignmentSourceEnum": "tenancy.models.RoleAssignment.Source",
         "RunKindEnum": "instances.models.Run.Kind",
         "InstanceStateEnum": "instances.states.State",
+        "RunOutcomeEnum": "instances.models.Run.Outcome",
+        "RevisionOutcomeEnum": "instances.application_models.ApplicationRevision.Outcome",
     },
 }
 API_TOKEN_MAX_DAYS = env_int("API_TOKEN_MAX_DAYS", 365)

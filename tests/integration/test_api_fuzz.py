@@ -28,7 +28,8 @@ from rest_framework.test import APIClient
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
-from instances import service_instances
+from catalog import app_catalog
+from instances import applications, service_instances
 from instances.models import ComputeInstance
 from instances.states import State, transition
 from paas.models import AuditEvent
@@ -131,7 +132,24 @@ def _objects(world) -> dict[str, int]:
     service = service_instances.service_launch(
         actor=instance.owner, compute_instance=instance, profile=make_service_profile(world), name="web"
     )
+    application = applications.application_create(
+        actor=instance.owner,
+        compute_instance=instance,
+        name="app",
+        package_type="yaml",
+        sync="upload",
+        files={"cm.yaml": MANIFESTS.replace("{{ instance.name }}", "app")},
+    )
+    item = app_catalog.catalog_application_create(
+        actor=admin,
+        project=world.a.project,
+        name="fz-app",
+        package_type="yaml",
+        files={"cm.yaml": MANIFESTS.replace("{{ instance.name }}", "item")},
+    )
     return {
+        "applications": application.pk,
+        "application-catalog": item.pk,
         "projects": world.a.project.pk,
         "orgs": world.a.org.pk,
         "users": world.a.users["collaborator_rw"].pk,

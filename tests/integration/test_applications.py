@@ -8,7 +8,7 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from catalog.models import CatalogApplication
-from instances import application_selectors, applications, service_instances
+from instances import actions, application_selectors, applications, service_instances
 from instances import services as instance_services
 from instances import tasks as instance_tasks
 from instances.models import Application, ApplicationRevision, Run
@@ -270,6 +270,22 @@ def test_refusals_fit_conflicts_and_delete_with_the_instance(live):
     assert "belongs to the application mine" in str(refused.value.fields)
     usage = service_instances.services_usage(instance)
     assert usage.cpu_millis == 100 + 100  # the service's and the application's
+    apps_api = k8s.AppsV1Api(live["core"].api_client)
+
+    # The compute instance's stop stops its ready applications (their CPU and memory released); its
+    # start brings them back; nothing is deployed onto a stopped instance.
+    stop = actions.action_run(actor=owner, target=instance, action="stop")
+    assert deployer_execute(stop.pk) == "stopped", Run.objects.get(pk=stop.pk).log
+    mine.refresh_from_db()
+    assert mine.state == "stopped" and "Stopped with its compute instance" in mine.state_reason
+    assert service_instances.services_usage(instance).cpu_millis == 0
+    assert apps_api.read_namespaced_deployment("api", namespace).spec.replicas == 0
+    with pytest.raises(Conflict):
+        applications.application_update(actor=owner, application=mine, files={"a.yaml": deployment("api")})
+    start = actions.action_run(actor=owner, target=instance, action="start")
+    assert deployer_execute(start.pk) == "ready", Run.objects.get(pk=start.pk).log
+    mine.refresh_from_db()
+    assert mine.state == "ready" and apps_api.read_namespaced_deployment("api", namespace).spec.replicas == 1
 
     # A failed application is retried (the same revision, a new run).
     run = applications.application_retry(actor=owner, application=taker)

@@ -100,6 +100,40 @@ def _audit_view(api, w):
     return api.get(f"/api/v1/audit-events/{event.pk}/")
 
 
+CATALOG_MANAGERS = {"operator", "org_admin", "paas_admin_org", "paas_admin_project"}
+CONFIGMAP_FILES = {"cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\n"}
+
+
+def _app_catalog_create(api, w, **scope):
+    body = {"name": "hello", "package_type": "yaml", "files": CONFIGMAP_FILES, **scope}
+    return api.post("/api/v1/application-catalog/", body, format="json")
+
+
+def _app_catalog_item(w):
+    from catalog.models import CatalogApplication
+
+    return CatalogApplication.objects.create(
+        org=w.a.org,
+        project=w.a.project,
+        name="listed",
+        display_name="Listed",
+        package_type="yaml",
+        sync="upload",
+        files=CONFIGMAP_FILES,
+        published=True,
+    )
+
+
+def _app_catalog_view(api, w):
+    return api.get(f"/api/v1/application-catalog/{_app_catalog_item(w).pk}/")
+
+
+def _app_catalog_update(api, w):
+    return api.patch(
+        f"/api/v1/application-catalog/{_app_catalog_item(w).pk}/", {"description": "new"}, format="json"
+    )
+
+
 MATRIX = [
     ("org.view", _org_view, MEMBERS),
     ("org.update", _org_update, {"operator", "org_admin"}),
@@ -118,6 +152,19 @@ MATRIX = [
     ("audit.view", _audit_view, {"operator", "org_admin"}),
     ("project.activity", _project_activity, WORKERS),
     ("project.summary", _project_summary, WORKERS),
+    (
+        "app_catalog.create_project",
+        lambda api, w: _app_catalog_create(api, w, project=w.a.project.pk),
+        CATALOG_MANAGERS,
+    ),
+    (
+        "app_catalog.create_org",
+        lambda api, w: _app_catalog_create(api, w, org=w.a.org.pk),
+        {"operator", "org_admin", "paas_admin_org"},
+    ),
+    ("app_catalog.create_system", _app_catalog_create, {"operator"}),
+    ("app_catalog.view", _app_catalog_view, MEMBERS),
+    ("app_catalog.update", _app_catalog_update, CATALOG_MANAGERS),
 ]
 
 
