@@ -31,7 +31,7 @@ from instances.workloads import usage_of
 from inventory import kube, mig
 from inventory.kube import status as kube_status
 from paas.audit import audit_log
-from paas.platform_owned import LABEL_APPLICATION
+from paas.platform_owned import LABEL_APPLICATION, LABEL_SERVICE
 
 DELETE_TIMEOUT = 120  # seconds a delete waits for the application's objects to be gone
 
@@ -66,14 +66,20 @@ def selector(application: Application) -> str:
 # --- what the deployer adds and checks ------------------------------------------------------------------
 
 
+def _labelled(labels, name: str) -> dict:
+    own = {k: v for k, v in (labels or {}).items() if k != LABEL_SERVICE}
+    return {**own, LABEL_APPLICATION: name}
+
+
 def label(objects: list[dict], name: str) -> list[dict]:
-    """``gpu-paas.io/application: <name>`` on every object and pod template (over whatever was there)."""
+    """``gpu-paas.io/application: <name>`` on every object and pod template, over whatever the YAML said;
+    a service's label dropped (a service's stop, start and readiness select its objects by it)."""
     for obj in objects:
         metadata = obj.setdefault("metadata", {})
-        metadata["labels"] = {**(metadata.get("labels") or {}), LABEL_APPLICATION: name}
+        metadata["labels"] = _labelled(metadata.get("labels"), name)
         for template in _pod_templates(obj):
             meta = template.setdefault("metadata", {})
-            meta["labels"] = {**(meta.get("labels") or {}), LABEL_APPLICATION: name}
+            meta["labels"] = _labelled(meta.get("labels"), name)
     return objects
 
 

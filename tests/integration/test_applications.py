@@ -7,6 +7,7 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
+from catalog import registries
 from catalog.models import CatalogApplication
 from instances import actions, application_selectors, applications, service_instances
 from instances import services as instance_services
@@ -14,7 +15,7 @@ from instances import tasks as instance_tasks
 from instances.models import Application, ApplicationRevision, Run
 from paas.audit import AuditEvent
 from paas.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from paas.platform_owned import LABEL_APPLICATION
+from paas.platform_owned import LABEL_APPLICATION, LABEL_SERVICE
 from tests.support.applications import bundle, config_map, deployment, last_run, run_app, service
 from tests.support.instances import launch_instance
 from tests.support.services import deploy_service, make_service_profile
@@ -59,8 +60,24 @@ def test_upload_deploy_update_rollback_delete_and_who_may(live):
     owner, namespace = instance.owner, instance.namespace
     apps = k8s.AppsV1Api(live["core"].api_client)
 
+    registry = registries.registry_create(
+        actor=world.a.users["org_admin"],
+        project=world.a.project,
+        name="team-registry",
+        provider="generic",
+        endpoint="127.0.0.1:5999",
+        username="puller",
+        credential="pull-only-token",
+    )
+    # (The YAML's own claim to be another application's or a service's objects is overwritten.)
+    files = {
+        **V1,
+        "config.yaml": config_map("hello-config").replace(
+            "metadata:\n", f"metadata:\n  labels: {{{LABEL_APPLICATION}: other, {LABEL_SERVICE}: web}}\n"
+        ),
+    }
     app = applications.application_create(
-        actor=owner, compute_instance=instance, name="hello", package_type="yaml", sync="upload", files=V1
+        actor=owner, compute_instance=instance, name="hello", package_type="yaml", sync="upload", files=files
     )
     assert app.state == "pending" and app.revision == 1 and run_app(app) == "ready", last_run(app).log
     app.refresh_from_db()
@@ -79,9 +96,12 @@ def test_upload_deploy_update_rollback_delete_and_who_may(live):
     deployed = apps.read_namespaced_deployment("hello", namespace)
     assert deployed.metadata.labels[LABEL_APPLICATION] == "hello"
     assert deployed.spec.template.metadata.labels[LABEL_APPLICATION] == "hello"
-    assert (
-        live["core"].read_namespaced_config_map("hello-config", namespace).metadata.labels[LABEL_APPLICATION]
-    )
+    # The workspace's registry: its pull secret in the namespace, referenced from the pods' spec.
+    pull = f"paas-registry-{registry.pk}"
+    assert [r.name for r in deployed.spec.template.spec.image_pull_secrets] == [pull]
+    assert live["core"].read_namespaced_secret(pull, namespace).type == "kubernetes.io/dockerconfigjson"
+    labels = live["core"].read_namespaced_config_map("hello-config", namespace).metadata.labels
+    assert labels[LABEL_APPLICATION] == "hello" and LABEL_SERVICE not in labels
     first = app.revisions.get(number=1)
     assert first.outcome == "deployed" and first.digest.startswith("sha256:") and first.deployed_at
 
@@ -121,7 +141,7 @@ def test_upload_deploy_update_rollback_delete_and_who_may(live):
 
     # Roll back: revision 1's objects again, as a new revision 3.
     rollback = applications.application_rollback(actor=world.a.users["collaborator_rw"], application=app)
-    assert rollback.number == 3 and rollback.rollback_of.number == 1 and rollback.files == V1
+    assert rollback.number == 3 and rollback.rollback_of.number == 1 and rollback.files == files
     assert run_app(app) == "ready", last_run(app).log
     assert live["core"].read_namespaced_config_map("hello-config", namespace).data == {"greeting": "hello"}
     env = apps.read_namespaced_deployment("hello", namespace).spec.template.spec.containers[0].env
