@@ -51,8 +51,11 @@ class RepositoryForm(forms.Form):
     )
     default_ref = _text("Branch or tag", help_text="Git: what is deployed when an application names none.")
     path = _text("Path", max_length=1024, help_text="Git: the directory applications read by default.")
+    # Git over SSH is not offered: the service layer has no SSH transport yet (it refuses ssh_key).
     auth = forms.ChoiceField(
-        label="Authentication", choices=Repository.Auth.choices, initial=Repository.Auth.NONE
+        label="Authentication",
+        choices=[c for c in Repository.Auth.choices if c[0] != Repository.Auth.SSH_KEY],
+        initial=Repository.Auth.NONE,
     )
     username = _text("Username")
     credential = forms.CharField(
@@ -76,7 +79,7 @@ class RepositoryForm(forms.Form):
     )
     sharing = forms.ChoiceField(label="Shared with", choices=SHARING_CHOICES, initial=Sharing.NONE)
 
-    def __init__(self, *args, repository: Repository | None = None, **kwargs):
+    def __init__(self, *args, repository: Repository | None = None, may_share: bool = False, **kwargs):
         self.repository = repository
         if repository is not None:
             kwargs.setdefault(
@@ -88,6 +91,8 @@ class RepositoryForm(forms.Form):
                 },
             )
         super().__init__(*args, **kwargs)
+        if not may_share:  # sharing a workspace's repository (its credential's reach) is an admin's call
+            del self.fields["sharing"]
         if repository is not None:
             self.fields["name"].disabled = True
             self.fields["name"].help_text = "Cannot be changed after creation."
@@ -97,7 +102,9 @@ class RepositoryForm(forms.Form):
             self.fields["clear_credential"] = forms.BooleanField(
                 label="Remove the stored credential", required=False
             )
-            if repository.sharing not in dict(SHARING_CHOICES):  # shared with selected workspaces (studio)
+            if "sharing" in self.fields and repository.sharing not in dict(
+                SHARING_CHOICES
+            ):  # shared with selected workspaces (studio)
                 self.fields["sharing"].choices = [
                     *SHARING_CHOICES,
                     (repository.sharing, "Selected workspaces"),

@@ -17,10 +17,10 @@ from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from catalog.integration_forms import RepositoryForm
-from catalog.integration_selectors import repositories_for_project, repository_get_for
-from catalog.models import ContainerRegistry, Repository
+from catalog.integration_selectors import can_manage_repository, repositories_for_project, repository_get_for
+from catalog.models import Repository
+from catalog.registry_selectors import registries_for_project
 from catalog.repositories import repository_check, repository_create, repository_delete, repository_update
-from catalog.selectors import visible_in_project_q
 from paas import authz
 from paas.errors import Forbidden
 from paas.forms import apply_error
@@ -37,8 +37,15 @@ def may_manage_repositories(user, project) -> bool:
     return authz.has_perm(user, "manage_services", project) or authz.has_perm(user, "manage_catalog", project)
 
 
+def _may_share(user, project) -> bool:
+    """Sharing a workspace's repository with the org's other workspaces: its PaaS admins and the org's
+    admins (``manage_catalog``), not every member who may add one."""
+    return authz.has_perm(user, "manage_catalog", project)
+
+
 def _manageable(user, repository: Repository) -> bool:
-    return repository.project_id is not None and may_manage_repositories(user, repository.project)
+    """The workspace's own repositories, for those who may change them (``can_manage_repository``)."""
+    return repository.project_id is not None and can_manage_repository(user, repository)
 
 
 def _checking_since(request: HttpRequest) -> float | None:
@@ -65,7 +72,10 @@ def repository_list(request: HttpRequest, project_id: int) -> HttpResponse:
         {
             "nav": "integrations",
             "project": project,
-            "rows": [{"repo": r, "manage": manage and r.project_id == project.pk} for r in repositories],
+            "rows": [
+                {"repo": r, "manage": r.project_id == project.pk and can_manage_repository(request.user, r)}
+                for r in repositories
+            ],
             "can_create": manage,
             "live": awaiting,
         },
@@ -85,7 +95,7 @@ def repository_new(request: HttpRequest, project_id: int) -> HttpResponse:
     project = use_workspace(request, project_id)
     if not may_manage_repositories(request.user, project):
         raise Forbidden("You may not add repositories to this workspace.")
-    form = RepositoryForm(request.POST or None)
+    form = RepositoryForm(request.POST or None, may_share=_may_share(request.user, project))
     error, status = "", 200
     if request.method == "POST":
         status = 400
@@ -119,7 +129,9 @@ def _own(request: HttpRequest, repository_id: int, what: str) -> Repository:
 @require_http_methods(["GET", "POST"])
 def repository_edit(request: HttpRequest, repository_id: int) -> HttpResponse:
     repository = _own(request, repository_id, "change")
-    form = RepositoryForm(request.POST or None, repository=repository)
+    form = RepositoryForm(
+        request.POST or None, repository=repository, may_share=_may_share(request.user, repository.project)
+    )
     error, status = "", 200
     if request.method == "POST":
         status = 400
@@ -190,7 +202,7 @@ def registry_list(request: HttpRequest, project_id: int) -> HttpResponse:
     """The container registries whose pull credential is delivered to this workspace's instances."""
     project = use_workspace(request, project_id)
     registries = list(
-        ContainerRegistry.objects.filter(visible_in_project_q(ContainerRegistry, project))
+        registries_for_project(project)
         .select_related("org", "project")
         .defer("credential", "token")
         .order_by("name")
@@ -199,8 +211,8 @@ def registry_list(request: HttpRequest, project_id: int) -> HttpResponse:
     if authz.has_perm(request.user, "manage_catalog", project) and request.user.is_staff:
         try:
             studio_url = reverse("admin:catalog_containerregistry_changelist")
-        except NoReverseMatch:  # the studio page is not there (yet)
-            studio_url = ""
+        except NoReverseMatch:  # no registry page in the studio: its home
+            studio_url = reverse("admin:index")
     return render(
         request,
         "catalog/integrations/registries.html",

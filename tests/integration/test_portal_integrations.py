@@ -26,7 +26,7 @@ def repo_row(org, project, name: str, **fields) -> Repository:
         name=name,
         display_name=fields.pop("display_name", name.title()),
         kind=fields.pop("kind", "git"),
-        url=fields.pop("url", f"https://git.example.test/{name}.git"),
+        url=fields.pop("url", f"http://127.0.0.1:9/{name}.git"),  # loopback: allowed in the test profile
         **fields,
     )
 
@@ -41,7 +41,7 @@ def repos(world):
 
 
 def test_repositories_list_and_who_may_change_them(repos, client):
-    world, own, shared, hidden, theirs = repos
+    world, own, shared, _hidden, theirs = repos
     base = f"/w/{world.a.project.pk}/integrations/repositories/"
     ro = as_user(client, world, "collaborator_ro")
     landing = ro.get(f"/w/{world.a.project.pk}/").content.decode()
@@ -52,9 +52,13 @@ def test_repositories_list_and_who_may_change_them(repos, client):
     assert "+ New Repository" not in page and "Edit own-repo" not in page and "Check own-repo" not in page
     assert SECRET not in page
     assert ro.get(f"{base}new/").status_code == 403
-    assert ro.post(f"{base}new/", {"name": "x", "kind": "git", "url": "https://h.test/x.git"}).status_code == 403
+    assert (
+        ro.post(f"{base}new/", {"name": "x", "kind": "git", "url": "http://127.0.0.1:9/x"}).status_code == 403
+    )
     for path in ("", "check/", "delete/"):
-        assert ro.post(f"/repositories/{own.pk}/{path}", {"confirm_name": "own-repo"}).status_code == 403, path
+        assert ro.post(f"/repositories/{own.pk}/{path}", {"confirm_name": "own-repo"}).status_code == 403, (
+            path
+        )
     assert Repository.objects.filter(pk=own.pk).exists()
 
     rw = as_user(client, world, "collaborator_rw")
@@ -79,7 +83,7 @@ def test_new_repository_refuses_local_urls_and_edit_keeps_the_credential(repos, 
         assert refused.status_code == 400, url
         assert 'id="id_url_error"' in refused.content.decode(), url  # the message is beside the URL
     assert not Repository.objects.filter(name="mine").exists()
-    done = c.post(new, base | {"url": "https://git.example.test/mine.git", "default_ref": "main"})
+    done = c.post(new, base | {"url": "http://127.0.0.1:9/mine.git", "default_ref": "main"})
     assert done.status_code == 302, done.content.decode()[:3000]
     created = Repository.objects.get(name="mine")
     assert (created.project_id, created.default_ref) == (world.a.project.pk, "main")
@@ -89,7 +93,14 @@ def test_new_repository_refuses_local_urls_and_edit_keeps_the_credential(repos, 
     assert SECRET not in shown and "one is stored" in shown
     kept = c.post(
         edit,
-        {"display_name": "Own", "kind": "git", "url": own.url, "auth": "token", "sharing": "none", "credential": ""},
+        {
+            "display_name": "Own",
+            "kind": "git",
+            "url": own.url,
+            "auth": "token",
+            "sharing": "none",
+            "credential": "",
+        },
     )
     assert kept.status_code == 302, kept.content.decode()[:3000]
     own.refresh_from_db()
@@ -106,7 +117,7 @@ def test_new_repository_refuses_local_urls_and_edit_keeps_the_credential(repos, 
 
 def test_check_shows_the_result_and_delete_asks_for_the_name(repos, client, settings):
     world, own, *_ = repos
-    Repository.objects.filter(pk=own.pk).update(url="http://127.0.0.1:9/own.git", auth="none")
+    Repository.objects.filter(pk=own.pk).update(auth="none", credential="")
     c = as_user(client, world, "collaborator_rw")
     base = f"/w/{world.a.project.pk}/integrations/repositories/"
     assert 'data-check="never"' in c.get(base).content.decode()
