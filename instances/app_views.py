@@ -277,7 +277,9 @@ def _application_context(request: HttpRequest, application: Application) -> dict
         State.DELETING,
         State.DELETED,
     )
-    runs = list(application.runs.select_related("requested_by").order_by("-created_at", "-pk")[:10])
+    runs = list(
+        application.runs.select_related("requested_by", "revision").order_by("-created_at", "-pk")[:10]
+    )
     revisions = list(
         application.revisions.select_related("repository", "created_by", "rollback_of").order_by("-number")
     )
@@ -476,3 +478,11 @@ def application_delete_view(request: HttpRequest, application_id: int) -> HttpRe
         {"nav": "deployments", "application": application, "project": application.project, "error": error},
         status=400 if error else 200,
     )
+
+
+# --- the compute instance page's applications part ----------------------------------------------------------
+
+
+def instance_applications_context(request: HttpRequest, instance) -> dict:
+    """What a compute instance's page shows of its applications (one query)."""
+    return {"applications": list(application_list_filtered(request.user, compute_instance=instance))}

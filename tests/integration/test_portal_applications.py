@@ -117,6 +117,11 @@ def test_the_list_its_search_and_filters_and_who_sees_what(hub, client):
     rw = as_user(client, world, "collaborator_rw").get(base).content.decode()
     assert f'href="{base}new/">+ New Application</a>' in rw
     assert f'href="{base}catalog/">+ New Application From Catalog</a>' in rw
+    box_page = as_user(client, world, "collaborator_rw").get(f"/instances/{box.pk}/").content.decode()
+    assert f'href="/applications/{web.pk}/">web</a>' in box_page and "chart-app" not in box_page
+    assert f'href="{base}new/?instance={box.pk}">New application</a>' in box_page
+    new_on_box = client.get(f"{base}new/?instance={box.pk}").content.decode()
+    assert f'<option value="{box.pk}" selected>box</option>' in new_on_box
 
     outsider = as_user(client, world, "outsider")  # tenant B's org admin
     assert outsider.get(base).status_code == 404
@@ -387,3 +392,39 @@ def test_update_roll_back_retry_and_delete_through_the_page(hub, client):
     assert gone.status_code == 302
     assert Application.objects.get(pk=web.pk).state == "deleting"
     assert Run.objects.filter(application=web, kind="delete").exists()
+
+
+def test_query_counts_do_not_grow_with_applications_revisions_or_runs(hub, client):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    world, box, spare, _ = hub
+    c = as_user(client, world, "collaborator_rw")
+    first = app_row(box, "app-0")
+    urls = [
+        f"/w/{world.a.project.pk}/applications/",
+        f"/applications/{first.pk}/",
+        f"/applications/{first.pk}/status/",
+        f"/instances/{box.pk}/",
+    ]
+
+    def count(url) -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert c.get(url).status_code == 200, url
+        return len(ctx.captured_queries)
+
+    def grow(start, stop):
+        for n in range(start, stop):
+            app_row(box if n % 2 else spare, f"app-{n}")
+            run = Run.objects.create(instance=box, application=first, kind="deploy", outcome="succeeded")
+            ApplicationRevision.objects.create(
+                application=first, number=n + 1, run=run, package_type="yaml", sync="upload", files={}
+            )
+
+    grow(1, 3)
+    for url in urls:
+        c.get(url)  # warm the process-wide caches
+    small = {url: count(url) for url in urls}
+    grow(3, 25)
+    large = {url: count(url) for url in urls}
+    assert small == large, (small, large)
