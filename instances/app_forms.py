@@ -15,9 +15,11 @@ from django import forms
 from catalog.models import ArtifactSync, PackageType
 from instances.states import State
 
-#: Read at most this much of one uploaded file (memory bound; the service layer's own, smaller limits
-#: are the ones users meet: ``catalog.sources.validate_upload``).
-UPLOAD_READ_LIMIT = 16 * 1024 * 1024
+#: Read at most this much of one uploaded file, and of all of them (a memory bound against a hostile
+#: form; the service layer's own, smaller limits are the ones users meet: ``catalog.sources.
+#: validate_upload``, 2 MiB of YAML or a 5 MiB chart). Django caps the number of files (100).
+UPLOAD_READ_LIMIT = 8 * 1024 * 1024
+UPLOAD_TOTAL_LIMIT = 16 * 1024 * 1024
 YAML_SUFFIXES = (".yaml", ".yml")
 CHART_SUFFIXES = (".tgz", ".tar.gz")
 
@@ -47,13 +49,21 @@ def read_uploads(package_type: str, uploads) -> tuple[dict, list[str]]:
     """Uploaded files as the service layer's ``files``, and the problems found in reading them (each
     naming its file): YAML files must be UTF-8 text named ``*.yaml``/``*.yml``; a chart is one packaged
     ``.tgz`` (kept as base64)."""
-    files, errors = {}, []
+    files, errors, total = {}, [], 0
     for upload in uploads:
         name = (upload.name or "").rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
-        if upload.size is not None and upload.size > UPLOAD_READ_LIMIT:
+        size = upload.size or 0
+        if size > UPLOAD_READ_LIMIT:
             errors.append(f"{name} is larger than {UPLOAD_READ_LIMIT // (1024 * 1024)} MiB.")
             continue
+        total += size
+        if total > UPLOAD_TOTAL_LIMIT:
+            errors.append(f"The files are larger than {UPLOAD_TOTAL_LIMIT // (1024 * 1024)} MiB in all.")
+            break
         data = upload.read(UPLOAD_READ_LIMIT + 1)
+        if len(data) > UPLOAD_READ_LIMIT:  # a size that lied
+            errors.append(f"{name} is larger than {UPLOAD_READ_LIMIT // (1024 * 1024)} MiB.")
+            continue
         if package_type == PackageType.HELM:
             if not name.lower().endswith(CHART_SUFFIXES):
                 errors.append(
