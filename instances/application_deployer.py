@@ -203,10 +203,10 @@ def deploy(run: Run, application: Application, step: deployer.RunLog) -> None:
         step(f"Note: {note}", level="warning")
     custom = validate(objects, compute, kubeconfig)
     label(objects, application.name)
-    add_pull_secrets(compute, kubeconfig, objects)
     refs = [service_objects.ref(o) for o in objects]
     previous = list(application.objects_applied or [])
-    _claim_room(application, objects, refs, previous)
+    _claim_room(application, objects, refs, previous)  # (refused before the cluster is touched)
+    add_pull_secrets(compute, kubeconfig, objects)
     kube.apply(kubeconfig, objects, namespace=namespace)
     step(f"Applied {len(objects)} objects to namespace {namespace} (server-side apply).")
     stale = [r for r in previous if r not in refs]

@@ -71,5 +71,9 @@ def instance_ready(*, sender, instance, previous, state, **kwargs) -> None:
     """Receiver of ``instances.signals.instance_state_changed``: a compute instance that became ready
     (deployed, started, or a warm-pool standby it claimed) gets its pull secrets synced on commit (a
     claimed standby had none: it belonged to no workspace)."""
-    if sender is ComputeInstance and state == State.READY and instance.cluster_id:
+    if sender is not ComputeInstance or state != State.READY or not instance.cluster_id:
+        return
+    from instances.pull_secrets import registries_for
+
+    if registries_for(instance.project):  # (nothing to deliver: nothing to sync; a deploy removes leftovers)
         _enqueue_pull_secret_syncs([instance])

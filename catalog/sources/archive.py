@@ -13,6 +13,7 @@ import gzip
 import io
 import os
 import tarfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from catalog.sources.errors import PackageRefused
@@ -67,7 +68,7 @@ def _members(data: bytes, name: str) -> list[tuple[tarfile.TarInfo, bytes]]:
         if problems:
             raise PackageRefused({"files": problems})
         return members
-    except (tarfile.TarError, OSError, EOFError, gzip.BadGzipFile) as exc:
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
         raise PackageRefused({"files": [f"{name}: not a valid .tgz archive ({exc})"]}) from exc
 
 
@@ -138,3 +139,18 @@ def check_chart_archive(data: bytes, name: str = "chart.tgz") -> None:
         raise PackageRefused({"files": [f"{name}: Chart.yaml is not valid YAML"]}) from exc
     if not isinstance(meta, dict) or not meta.get("name") or not meta.get("version"):
         raise PackageRefused({"files": [f"{name}: Chart.yaml needs a name and a version"]})
+    crds = sorted(
+        str(PurePosixPath(*PurePosixPath(m.name).parts[1:]))
+        for m, _c in members
+        if m.isfile() and "crds" in PurePosixPath(m.name).parts[1:-1]
+    )
+    if crds:
+        raise PackageRefused(
+            {
+                "files": [
+                    f"{name}: {path}: a chart's crds/ define cluster-scoped CustomResourceDefinitions: "
+                    "applications may only create objects in their namespace"
+                    for path in crds
+                ]
+            }
+        )

@@ -79,6 +79,8 @@ def describe(exc: BaseException) -> str:
         if isinstance(current, u3.SSLError | ssl.SSLError):
             detail = getattr(current, "reason", None) or (current.args[0] if current.args else "")
             text = str(detail)
+            if "mismatch" in text or "doesn't match" in text:
+                return "TLS: the server's certificate is not valid for this host name"
             if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
                 return "TLS: the server's certificate is not trusted (add the CA certificate of its issuer)"
             if "WRONG_VERSION_NUMBER" in text or "record layer failure" in text:

@@ -12,8 +12,10 @@ from catalog.models import CatalogApplication, Repository
 from instances import applications, deployer
 from instances.models import Run
 from tests.support.applications import bundle, config_map, deployment, last_run, run_app
+from tests.support.canary import CANARY
 from tests.support.helm_charts import write_chart
 from tests.support.instances import launch_instance
+from tests.support.integration_servers import GIT_PASSWORD, GIT_USER
 
 pytestmark = pytest.mark.kube
 
@@ -215,3 +217,48 @@ def test_an_unreachable_repository_is_retried_with_the_reason_then_fails(live):
     run.refresh_from_db()
     assert app.state == "failed" and app.state_reason == run.message and run.attempt == 3
     assert app.revisions.get().outcome == "failed" and app.revisions.get().message == run.message
+
+
+def test_a_private_git_repository_and_a_wrong_credential_never_shown(live, git_server_auth):
+    world = live["world"]
+    instance = launch_instance(live)
+    repo = git_server_auth.create_repository("private")
+    commit = repo.commit({"app.yaml": config_map("private-config", "secret-free")}, "c")
+    repository = _repository(
+        world,
+        kind="git",
+        url=repo.url,
+        name="private",
+        auth="basic",
+        username=GIT_USER,
+        credential=GIT_PASSWORD,
+    )
+    app = applications.application_create(
+        actor=instance.owner,
+        compute_instance=instance,
+        name="private",
+        package_type="yaml",
+        sync="repository",
+        repository=repository,
+    )
+    assert run_app(app) == "ready", last_run(app).log
+    assert app.revisions.get().commit == commit
+    assert _data(live, instance.namespace, "private-config") == {"greeting": "secret-free"}
+
+    Repository.objects.filter(pk=repository.pk).update(credential=GIT_PASSWORD + "-wrong")
+    applications.application_update(actor=instance.owner, application=app, ref="main")
+    run = last_run(app)
+    for _attempt in range(3):
+        result = deployer.execute(run.pk)
+    app.refresh_from_db()
+    run.refresh_from_db()
+    assert result == "failed" and "401" in run.message and app.state == "failed", run.message
+    shown = (
+        f"{run.log} {run.message} {app.state_reason} {list(app.revisions.values_list('message', flat=True))}"
+    )
+    assert CANARY not in shown
+    # The deployed revision's objects stay; a rollback pulls its pinned commit again (credential fixed).
+    assert _data(live, instance.namespace, "private-config") == {"greeting": "secret-free"}
+    Repository.objects.filter(pk=repository.pk).update(credential=GIT_PASSWORD)
+    rollback = applications.application_rollback(actor=instance.owner, application=app)
+    assert rollback.ref == commit and run_app(app) == "ready", last_run(app).log

@@ -5,6 +5,10 @@ dockerconfigjson document). Delivery into namespaces is tested on the local clus
 import base64
 import json
 
+import pytest
+import yaml
+
+from catalog.templating import TemplateError, parse, validate_objects
 from instances.pull_secrets import docker_config, inject, pod_specs
 
 
@@ -50,3 +54,23 @@ def test_docker_config_is_what_the_kubelet_reads():
     entry = document["auths"]["registry.example.com:5000"]
     assert entry["username"] == "robot" and entry["password"] == "s3cret"
     assert base64.b64decode(entry["auth"]).decode() == "robot:s3cret"
+
+
+def test_a_template_may_not_render_a_pull_secret():
+    namespace = "i-org-proj-dev-abc123"
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "paas-registry-1"},
+        "type": "kubernetes.io/dockerconfigjson",
+        "data": {".dockerconfigjson": "e30="},
+    }
+    with pytest.raises(TemplateError) as error:
+        validate_objects(parse(yaml.safe_dump(secret)), namespace=namespace)
+    assert (
+        "Secret/paas-registry-1: the name 'paas-registry-1' is reserved" in error.value.errors["manifests"][0]
+    )
+    labelled = {**secret, "metadata": {"name": "mine", "labels": {"paas.gpu/registry": "1"}}}
+    with pytest.raises(TemplateError) as error:
+        validate_objects(parse(yaml.safe_dump(labelled)), namespace=namespace)
+    assert "paas.gpu/registry" in error.value.errors["manifests"][0]

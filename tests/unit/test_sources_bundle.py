@@ -158,6 +158,14 @@ def test_chart_uploads_that_are_not_charts(monkeypatch):
     assert "not a valid .tgz archive" in refused({"c.tgz": base64.b64encode(b"not a tarball").decode()})
     assert "base64" in refused({"c.tgz": "%%%"})
     assert "one packaged chart" in refused({"a.yaml": CONFIG_MAP})
+    with_crd = _tgz([_file("hello/Chart.yaml", CHART_YAML), _file("hello/crds/widget.yaml", b"kind: x\n")])
+    assert refused({"c.tgz": base64.b64encode(with_crd).decode()}) == (
+        "c.tgz: crds/widget.yaml: a chart's crds/ define cluster-scoped CustomResourceDefinitions: "
+        "applications may only create objects in their namespace"
+    )
+    corrupt = _tgz([_file("hello/Chart.yaml", CHART_YAML)])
+    corrupt = corrupt[:20] + bytes(b ^ 0xFF for b in corrupt[20:40]) + corrupt[40:]
+    assert "not a valid .tgz archive" in refused({"c.tgz": base64.b64encode(corrupt).decode()})
     monkeypatch.setattr(archive, "MAX_UNPACKED_BYTES", 1000)
     bomb = _tgz([_file("hello/Chart.yaml", CHART_YAML), _file("hello/big", b"\0" * 100_000)])
     assert len(bomb) < 1000
