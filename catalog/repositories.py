@@ -10,8 +10,9 @@ audit event in the same transaction.
   belong in the write-only credential). ``oci://host/path`` is checked as ``https://host/path``.
 * The credential (password, token) is encrypted, write-only: never returned, logged or audited;
   an update with an empty credential keeps it, ``clear_credential=True`` removes it.
-* Git over SSH (an SSH key) is refused for now: no SSH transport is implemented (see the report of
-  issue 14); use the https:// address with a token.
+* Git over SSH: an ``ssh://[user@]host/path`` address (a user name but never a password in it) goes
+  with an SSH private key (checked to parse, without a passphrase) and the server's host keys
+  (``known_hosts`` lines, required: no trust on first use).
 * ``repository_check`` enqueues the connectivity check on the agent serving the chosen datacenter
   (a repository behind a firewall is reached like a cluster); ``repository_check_record`` (the task's
   body) stores the outcome and audits it.
@@ -92,11 +93,12 @@ def check_repository_url(kind: str, url: str) -> str:
     else:
         checked_as = url
     parts = urlsplit(checked_as)
-    if kind == Repository.Kind.GIT and parts.scheme.lower() == "ssh":
-        raise _invalid("url", "Git over SSH is not supported yet: use the https:// address with a token.")
-    if "@" in parts.netloc:
+    ssh = kind == Repository.Kind.GIT and parts.scheme.lower() == "ssh"
+    userinfo = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else ""
+    if userinfo and (not ssh or ":" in userinfo):
         raise _invalid("url", "Put credentials in the credential field, never in the URL.")
-    outbound.check_url(checked_as, purpose="repository", field="url", schemes=("https", "http"))
+    schemes = ("ssh",) if ssh else ("https", "http")
+    outbound.check_url(checked_as, purpose="repository", field="url", schemes=schemes)
     if kind == Repository.Kind.OCI and not parts.path.strip("/"):
         raise _invalid("url", "Name the path in the registry: oci://host/path (charts are below it).")
     return url
@@ -117,6 +119,19 @@ def _check_ca(pem: str) -> str:
     return pem + "\n"
 
 
+def _check_ssh_key(auth: str, credential: str) -> None:
+    if auth == Repository.Auth.SSH_KEY and credential:
+        from catalog.sources import PackageRefused
+        from catalog.sources.ssh import load_private_key
+
+        try:
+            load_private_key(credential)
+        except PackageRefused as exc:
+            raise _invalid(
+                "credential", exc.errors["credential"][0][:1].upper() + exc.errors["credential"][0][1:] + "."
+            ) from None
+
+
 def _clean(data: dict, *, credential_set: bool) -> dict:
     kind = data.get("kind")
     if kind not in Repository.Kind.values:
@@ -124,15 +139,31 @@ def _clean(data: dict, *, credential_set: bool) -> dict:
     auth = data.get("auth") or Repository.Auth.NONE
     if auth not in Repository.Auth.values:
         raise _invalid("auth", "Choose none, basic, token or ssh_key.")
-    if auth == Repository.Auth.SSH_KEY:
-        raise _invalid("auth", "Git over SSH is not supported yet: use the https:// address with a token.")
     data["auth"] = auth
     data["url"] = check_repository_url(kind, data.get("url", ""))
+    ssh_url = urlsplit(data["url"]).scheme.lower() == "ssh"
+    if (auth == Repository.Auth.SSH_KEY) != ssh_url:
+        raise _invalid(
+            "auth" if not ssh_url else "url",
+            "An SSH key goes with a Git ssh://… address, and an ssh://… address with an SSH key.",
+        )
+    known_hosts = (data.get("ssh_known_hosts") or "").strip()
+    if ssh_url:
+        from catalog.sources.ssh import check_known_hosts
+
+        try:
+            if not check_known_hosts(known_hosts):
+                raise ValueError("give the server's host keys (ssh-keyscan output, checked out of band)")
+        except ValueError as exc:
+            raise _invalid("ssh_known_hosts", f"Known hosts: {exc}.") from None
+    data["ssh_known_hosts"] = known_hosts + "\n" if known_hosts else ""
     data["username"] = (data.get("username") or "").strip()
     if auth == Repository.Auth.BASIC and not data["username"]:
         raise _invalid("username", "A username goes with a password or token.")
     if auth != Repository.Auth.NONE and not credential_set:
-        raise _invalid("credential", "Give the password or token.")
+        raise _invalid(
+            "credential", "Give the SSH private key." if ssh_url else "Give the password or token."
+        )
     for field, limit in (("default_ref", 255), ("path", 1024)):
         value = (data.get(field) or "").strip()
         if len(value) > limit or any(ord(c) < 32 for c in value):
@@ -224,6 +255,7 @@ def repository_create(
     name = clean_slug("name", name)
     _name_free(name, org, project)
     data = _clean({**data}, credential_set=bool(credential))
+    _check_ssh_key(data["auth"], credential)
     repository = Repository(
         org=org,
         project=project,
@@ -276,6 +308,8 @@ def repository_update(
     if merged.get("auth") == Repository.Auth.NONE:
         new_credential = ""
     merged = _clean(merged, credential_set=bool(new_credential))
+    if credential:
+        _check_ssh_key(merged["auth"], credential)
     changed = sorted(f for f in FIELDS if (merged.get(f) or "") != (getattr(repository, f) or ""))
     for field in FIELDS:
         setattr(repository, field, merged.get(field, "") or "")

@@ -10,8 +10,8 @@ an in-memory object store (at most ``MAX_PACK_BYTES``) and the files are read as
   directory is skipped with a note); submodules are skipped with a note. At most ``MAX_FILES`` files and
   ``MAX_TOTAL_BYTES`` in all, each at most ``MAX_BLOB_BYTES``.
 * The credential goes in an ``Authorization`` header (basic or bearer), never in the URL.
-* Git over SSH (``ssh://`` with an SSH key): refused with the reason, not supported yet (see the
-  report of issue 14: no SSH server to test against here).
+* Git over SSH (``ssh://`` with an SSH key): ``catalog.sources.ssh`` (paramiko; the host key checked
+  against the repository's known hosts, the connection through the outbound policy).
 """
 
 from __future__ import annotations
@@ -78,24 +78,34 @@ class Tree:
 
 
 def _client(repository, url: str):
+    """(dulwich client, path to fetch) for the repository's URL."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() == "ssh":
+        from dulwich.client import SSHGitClient
+
+        from catalog.sources.ssh import CheckedSSHVendor
+
+        vendor = CheckedSSHVendor(repository, http.credential_of(repository))
+        username = repository.username or parts.username or "git"
+        client = SSHGitClient(
+            parts.hostname, port=parts.port, username=username, vendor=vendor, thin_packs=False
+        )
+        client.quiet = True
+        return client, parts.path or "/"
     from dulwich.client import Urllib3HttpGitClient
 
     pool = http.pool_manager(repository, purpose="Git repository", headers=http.auth_headers(repository))
-    return Urllib3HttpGitClient(url.rstrip("/") + "/", pool_manager=pool, thin_packs=False, quiet=True)
+    return Urllib3HttpGitClient(url.rstrip("/") + "/", pool_manager=pool, thin_packs=False, quiet=True), ""
 
 
 def _checked_url(repository) -> str:
     url = (repository.url or "").strip()
     scheme = urlsplit(url).scheme.lower()
-    if scheme == "ssh" or repository.auth == "ssh_key":
+    if scheme == "ssh" and repository.auth != "ssh_key":
         raise PackageRefused(
-            {
-                "repository": [
-                    "Git over SSH is not supported yet: use the repository's https:// address with a token"
-                ]
-            }
+            {"repository": ["Git over SSH needs an SSH private key (authentication: SSH key)"]}
         )
-    if scheme not in ("http", "https"):
+    if scheme not in ("http", "https", "ssh"):
         raise PackageRefused(
             {"repository": [f"a Git repository is reached over https:// (not {scheme or url!r})"]}
         )
@@ -141,7 +151,8 @@ def list_refs(repository) -> dict[bytes, bytes]:
     """``git ls-remote``: the advertised refs (FetchFailed naming what failed)."""
     url = _checked_url(repository)
     try:
-        return dict(_client(repository, url).get_refs("").refs)
+        client, path = _client(repository, url)
+        return dict(client.get_refs(path).refs)
     except Exception as exc:
         if isinstance(exc, PackageRefused | FetchFailed):
             raise
@@ -187,8 +198,9 @@ def fetch(repository, *, ref: str = "", path: str = "") -> Tree:
             return spool.write(data)
 
         try:
-            _client(repository, url).fetch_pack(
-                "",
+            client, remote_path = _client(repository, url)
+            client.fetch_pack(
+                remote_path,
                 determine_wants,
                 target.get_graph_walker(),
                 pack_data,

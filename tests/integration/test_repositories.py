@@ -149,7 +149,8 @@ def test_org_and_system_scopes_and_what_each_user_sees(world, example_resolves):
         ("git", "http://169.254.169.254/latest/meta-data", "a cloud metadata address"),
         ("helm", "ftp://charts.example.com", "the scheme ftp:// is not allowed"),
         ("git", "https://user:secret@git.example.com/app.git", "never in the URL"),
-        ("git", "ssh://git@git.example.com/app.git", "Git over SSH is not supported yet"),
+        ("git", "ssh://git:pw@git.example.com/app.git", "never in the URL"),
+        ("helm", "ssh://git.example.com/charts", "the scheme ssh:// is not allowed"),
         ("oci", "https://registry.example.com/charts", "oci://host[:port]/path"),
         ("oci", "oci://registry.example.com", "Name the path in the registry"),
     ],
@@ -175,8 +176,11 @@ def test_the_credential_is_write_only(world, example_resolves):
     with pytest.raises(ValidationFailed) as refused:
         _git(admin, project=world.a.project, auth="basic", username="bot")
     assert refused.value.fields == {"credential": ["Give the password or token."]}
-    with pytest.raises(ValidationFailed, match="Git over SSH"):
+    with pytest.raises(ValidationFailed) as refused:
         _git(admin, project=world.a.project, auth="ssh_key", credential="-----BEGIN OPENSSH PRIVATE KEY-----")
+    assert refused.value.fields == {
+        "auth": ["An SSH key goes with a Git ssh://… address, and an ssh://… address with an SSH key."]
+    }
     secret = "s3cret-token-value"
     repository = _git(admin, project=world.a.project, auth="basic", username="bot", credential=secret)
     assert Repository.objects.get(pk=repository.pk).credential.reveal() == secret
@@ -315,3 +319,44 @@ def test_unreachable_check(world):
         f"Helm repository http://127.0.0.1:{port}/charts (http://127.0.0.1:{port}/charts/index.yaml): "
         "the connection was refused (nothing listens there)"
     )
+
+
+def test_git_over_ssh_repositories_and_their_check(world, git_server):
+    from tests.support.ssh_git_server import SshGitServer
+
+    admin = world.a.users["workspace_admin"]
+    repo = git_server.create_repository("ssh-app")
+    head = repo.commit({"a.yaml": "x: 1\n"}, "c")
+    with SshGitServer(git_server.root) as ssh:
+        fields = {
+            "actor": admin,
+            "project": world.a.project,
+            "name": "ssh",
+            "kind": "git",
+            "url": ssh.url("ssh-app"),
+        }
+        with pytest.raises(ValidationFailed) as refused:
+            repositories.repository_create(**fields, auth="ssh_key", credential=ssh.client_key_text)
+        assert "ssh_known_hosts" in refused.value.fields
+        with pytest.raises(ValidationFailed) as refused:
+            repositories.repository_create(**fields, auth="ssh_key", credential=ssh.client_key_text,
+                                           ssh_known_hosts="not a key line")  # fmt: skip
+        assert refused.value.fields["ssh_known_hosts"][0].startswith("Known hosts: not a known_hosts line")
+        with pytest.raises(ValidationFailed) as refused:
+            repositories.repository_create(**fields, auth="ssh_key", credential="hunter2",
+                                           ssh_known_hosts=ssh.known_hosts_line)  # fmt: skip
+        assert refused.value.fields["credential"][0].startswith("Not an SSH private key")
+        with pytest.raises(ValidationFailed) as refused:
+            repositories.repository_create(**fields, auth="basic", username="u", credential="p")
+        assert "url" in refused.value.fields
+        repository = repositories.repository_create(
+            **fields, auth="ssh_key", credential=ssh.client_key_text, ssh_known_hosts=ssh.known_hosts_line
+        )
+        assert AuditEvent.objects.get(action="repository.create").details["auth"] == "ssh_key"
+        assert "PRIVATE KEY" not in str(list(AuditEvent.objects.values_list("details", flat=True)))
+        tasks.repository_check(repository.pk)
+        repository.refresh_from_db()
+        assert (repository.check_ok, repository.check_message) == (
+            True, f"reached: 1 branches, 0 tags; HEAD is at {head[:12]}"
+        )  # fmt: skip
+        assert ssh.auth_attempts[-1] == ("git", True)

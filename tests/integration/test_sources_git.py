@@ -142,3 +142,43 @@ def test_unreachable_refused_and_unsupported_addresses(git_server, settings):
     for url in ("file:///etc", "/srv/git/app.git", "ssh://git@example.com/app.git"):
         with pytest.raises(sources.PackageRefused):
             _render(_source(_repository(url)))
+
+
+def test_git_over_ssh_with_a_key_and_known_hosts(git_server, settings):
+    from tests.support.ssh_git_server import SshGitServer
+
+    repo = git_server.create_repository("over-ssh")
+    first = repo.commit({"deploy/a.yaml": CM.format(name="a", value="1")}, "first")
+    repo.tag("v1", first)
+    head = repo.commit({"deploy/a.yaml": CM.format(name="a", value="2")}, "second")
+    with SshGitServer(git_server.root) as ssh:
+        repository = _repository(ssh.url("over-ssh"), auth="ssh_key", credential=ssh.client_key_text,
+                                 ssh_known_hosts=ssh.known_hosts_line, path="deploy")  # fmt: skip
+        rendered = _render(_source(repository))
+        assert rendered.commit == head and _names(rendered) == [("ConfigMap", "a", "2")]
+        assert _render(_source(repository, ref="v1")).commit == first
+        assert _render(_source(repository, ref=first)).commit == first
+        assert ssh.auth_attempts[-1] == ("git", True)
+        assert ssh.commands[-1] == "git-upload-pack '/over-ssh.git'"
+
+        other_key = SshGitServer(git_server.root)  # another host key and client key, never started
+        impostor = f"[127.0.0.1]:{ssh.port} {other_key.host_key.get_name()} {other_key.host_key.get_base64()}"
+        stranger = _repository(repository.url, auth="ssh_key", credential=ssh.client_key_text,
+                               ssh_known_hosts=impostor)  # fmt: skip
+        with pytest.raises(sources.FetchFailed, match="is not the one in the repository's known hosts"):
+            _render(_source(stranger))
+        unknown = _repository(repository.url, auth="ssh_key", credential=ssh.client_key_text)
+        with pytest.raises(sources.FetchFailed, match=r"no host key for 127\.0\.0\.1"):
+            _render(_source(unknown))
+        wrong_key = _repository(repository.url, auth="ssh_key", credential=other_key.client_key_text,
+                                ssh_known_hosts=ssh.known_hosts_line)  # fmt: skip
+        with pytest.raises(sources.FetchFailed, match="the SSH key was refused"):
+            _render(_source(wrong_key))
+        assert ("git", False) in ssh.auth_attempts
+        not_a_key = _repository(repository.url, auth="ssh_key", credential="hunter2",
+                                ssh_known_hosts=ssh.known_hosts_line)  # fmt: skip
+        with pytest.raises(sources.PackageRefused, match="not an SSH private key"):
+            _render(_source(not_a_key))
+        settings.PAAS_OUTBOUND_ALLOW_LOOPBACK = False
+        with pytest.raises(sources.FetchFailed, match="refused by the outbound-address policy"):
+            _render(_source(repository))
