@@ -10,6 +10,7 @@ from catalog import (  # noqa: F401  (each module registers its pages)
     admin_home,
     admin_integrations,
     admin_profiles,
+    admin_repositories,
     admin_service_profiles,
     admin_templates,
     custom_resources,

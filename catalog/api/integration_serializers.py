@@ -5,8 +5,11 @@ says whether one is stored); an empty value keeps the stored one, ``clear_creden
 from rest_framework import serializers
 
 from catalog.api.app_catalog_serializers import _catalog_orgs
-from catalog.models import ContainerRegistry
+from catalog.integration_selectors import can_manage_repository
+from catalog.models import ContainerRegistry, Repository
+from catalog.registry_selectors import can_manage_registry
 from catalog.selectors import managed_projects
+from inventory.selectors import datacenter_list_for
 from paas.api.fields import ScopedPrimaryKeyRelatedField
 from tenancy.models import slug_validator
 from tenancy.selectors import org_list_for, project_list_for
@@ -72,9 +75,11 @@ class IntegrationSerializer(serializers.ModelSerializer):
         return bool(obj.credential)
 
     def get_may_manage(self, obj) -> bool:
-        from catalog import app_catalog
+        return self.manages(self.context["request"].user, obj)
 
-        return bool(app_catalog.allowed_actions(self.context["request"].user, obj))
+    @staticmethod
+    def manages(user, obj) -> bool:
+        return can_manage_registry(user, obj)
 
 
 class RegistrySerializer(IntegrationSerializer):
@@ -101,3 +106,53 @@ class RegistrySerializer(IntegrationSerializer):
 class RegistryUpdateSerializer(RegistrySerializer):
     class Meta(RegistrySerializer.Meta):
         read_only_fields = [*RegistrySerializer.Meta.read_only_fields, "org", "project"]
+
+
+class RepositorySerializer(IntegrationSerializer):
+    # Workspace admins and read-write members add their workspace's repositories too (the service
+    # decides): any project the user sees is accepted here.
+    project = ScopedPrimaryKeyRelatedField(selector=project_list_for, required=False, allow_null=True)
+
+    class Meta:
+        model = Repository
+        fields = [
+            *IntegrationSerializer.COMMON[:7],
+            "kind",
+            "url",
+            "default_ref",
+            "path",
+            "auth",
+            "username",
+            "ssh_known_hosts",
+            "ca_certificate",
+            *IntegrationSerializer.COMMON[7:],
+        ]
+        read_only_fields = IntegrationSerializer.READ_ONLY
+        extra_kwargs = {"display_name": {"required": False, "allow_blank": True}}
+        validators = []
+
+    @staticmethod
+    def manages(user, obj) -> bool:
+        return can_manage_repository(user, obj)
+
+
+class RepositoryUpdateSerializer(RepositorySerializer):
+    class Meta(RepositorySerializer.Meta):
+        # Sharing changes through POST {id}/share/ (or ``sharing`` + ``shared_projects`` here).
+        read_only_fields = [
+            *RepositorySerializer.Meta.read_only_fields,
+            "org",
+            "project",
+            "kind",
+            "system_sharing",
+            "shared_orgs",
+        ]
+
+
+class RepositoryCheckSerializer(serializers.Serializer):
+    datacenter = ScopedPrimaryKeyRelatedField(
+        selector=datacenter_list_for,
+        required=False,
+        allow_null=True,
+        help_text="Check from the agent serving this datacenter (where the repository will be used).",
+    )

@@ -12,6 +12,7 @@ router.register(
     "application-catalog", app_catalog_views.CatalogApplicationViewSet, basename="catalog-application"
 )
 router.register("registries", integration_views.RegistryViewSet, basename="registry")
+router.register("repositories", integration_views.RepositoryViewSet, basename="repository")
 router.register(
     "allowed-custom-resources", views.AllowedCustomResourceViewSet, basename="allowed-custom-resource"
 )
