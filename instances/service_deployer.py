@@ -112,9 +112,9 @@ def decorate(objects: list[dict], service: ServiceInstance, *, pull_secret_names
                 for container in [*(containers or []), *(spec.get("initContainers") or [])]:
                     if isinstance(container, dict):
                         _env(container, extra)
-    if pull_secret_names is None:
+    if pull_secret_names is None and service.compute_instance_id:
         pull_secret_names = pull_secrets.names(service.compute_instance)
-    pull_secrets.inject(objects, pull_secret_names)
+    pull_secrets.inject(objects, pull_secret_names or [])
     return objects
 
 

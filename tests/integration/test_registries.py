@@ -354,3 +354,35 @@ def _desired(world):
     from instances.models import ComputeInstance
 
     return pull_secrets.desired(ComputeInstance(project=world.a.project, org=world.a.org))
+
+
+def test_who_sees_which_registry(world):
+    from catalog import registry_selectors
+    from paas.errors import NotFound
+
+    a, b = world.a, world.b
+    own = _create(a.users["paas_admin_project"], project=a.project, name="own")
+    spare_only = _create(
+        a.users["org_admin"],
+        org=a.org,
+        name="spare-only",
+        sharing="selected",
+        shared_projects=[a.spare_project],
+    )
+    system = _create(world.operator, name="sys", system_sharing="selected", shared_orgs=[b.org])
+
+    def names(user):
+        return {r.name for r in registry_selectors.registry_list_for(user)}
+
+    assert names(world.operator) == {"own", "spare-only", "sys"}
+    assert names(a.users["org_admin"]) == {"own", "spare-only"}
+    assert names(a.users["collaborator_ro"]) == {"own"}  # visible in 'team', read-only
+    assert names(b.users["workspace_admin"]) == {"sys"}
+    assert names(world.outsider) == set()
+    with pytest.raises(NotFound):
+        registry_selectors.registry_get_for(b.users["org_admin"], own.pk)
+    assert registry_selectors.registry_get_for(a.users["collaborator_ro"], own.pk) == own
+    assert registry_selectors.can_manage_registry(a.users["org_admin"], spare_only)
+    assert not registry_selectors.can_manage_registry(a.users["collaborator_ro"], own)
+    assert not registry_selectors.can_manage_registry(a.users["org_admin"], system)
+    assert list(registry_selectors.registries_for_project(b.project)) == [system]
