@@ -16,6 +16,13 @@ SHARING_CHOICES = [
 ]
 
 
+class WriteOnlyTextarea(forms.Textarea):
+    """A text area that never renders a value back (an SSH private key), even on a form with errors."""
+
+    def format_value(self, value):
+        return None
+
+
 def _text(label, *, required=False, help_text="", max_length=255):
     return forms.CharField(
         label=label,
@@ -51,11 +58,8 @@ class RepositoryForm(forms.Form):
     )
     default_ref = _text("Branch or tag", help_text="Git: what is deployed when an application names none.")
     path = _text("Path", max_length=1024, help_text="Git: the directory applications read by default.")
-    # Git over SSH is not offered: the service layer has no SSH transport yet (it refuses ssh_key).
     auth = forms.ChoiceField(
-        label="Authentication",
-        choices=[c for c in Repository.Auth.choices if c[0] != Repository.Auth.SSH_KEY],
-        initial=Repository.Auth.NONE,
+        label="Authentication", choices=Repository.Auth.choices, initial=Repository.Auth.NONE
     )
     username = _text("Username")
     credential = forms.CharField(
@@ -65,11 +69,20 @@ class RepositoryForm(forms.Form):
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
         help_text="Write-only: encrypted at rest, never shown again. Prefer a read-only token.",
     )
+    ssh_key = forms.CharField(
+        label="SSH private key",
+        required=False,
+        strip=False,
+        widget=WriteOnlyTextarea(
+            attrs={"rows": 4, "spellcheck": "false", "class": "code", "autocomplete": "off"}
+        ),
+        help_text="Git over SSH: the private key (no passphrase; prefer a read-only deploy key). Write-only.",
+    )
     ssh_known_hosts = forms.CharField(
         label="SSH known hosts",
         required=False,
         widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false", "class": "code"}),
-        help_text="Git over SSH: the server's host keys (known_hosts lines).",
+        help_text="Git over SSH (ssh://…, with an SSH private key): the server's host keys, required.",
     )
     ca_certificate = forms.CharField(
         label="CA certificate (PEM)",
@@ -87,7 +100,7 @@ class RepositoryForm(forms.Form):
                 {
                     name: getattr(repository, name)
                     for name in self.base_fields
-                    if name != "credential" and hasattr(repository, name)
+                    if name not in ("credential", "ssh_key") and hasattr(repository, name)
                 },
             )
         super().__init__(*args, **kwargs)
@@ -110,16 +123,26 @@ class RepositoryForm(forms.Form):
                     (repository.sharing, "Selected workspaces"),
                 ]
 
+    @property
+    def credential_field(self) -> str:
+        """Where the service's messages about the credential belong on this form."""
+        return "ssh_key" if self.data.get("auth") == Repository.Auth.SSH_KEY else "credential"
+
     def service_data(self) -> dict:
         """The service layer's keywords: an empty credential is left out (on edit: kept)."""
         data = {
-            name: value for name, value in self.cleaned_data.items() if name not in ("credential", "name")
+            name: value
+            for name, value in self.cleaned_data.items()
+            if name not in ("credential", "ssh_key", "name")
         }
         data["display_name"] = data.get("display_name") or self.cleaned_data.get("name") or ""
         if self.repository is None:
             data["name"] = self.cleaned_data["name"]
-        if self.cleaned_data.get("credential"):
-            data["credential"] = self.cleaned_data["credential"]
+        secret = self.cleaned_data.get("credential")
+        if self.cleaned_data.get("auth") == Repository.Auth.SSH_KEY:
+            secret = self.cleaned_data.get("ssh_key")
+        if secret:
+            data["credential"] = secret
         if not data.pop("clear_credential", False):
             return data
         data.pop("credential", None)

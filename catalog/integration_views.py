@@ -103,7 +103,10 @@ def repository_new(request: HttpRequest, project_id: int) -> HttpResponse:
             try:
                 repository = repository_create(actor=request.user, project=project, **form.service_data())
             except FORM_ERRORS as exc:
-                error, status = apply_error(form, exc), exc.status
+                error, status = (
+                    apply_error(form, exc, renamed={"credential": form.credential_field}),
+                    exc.status,
+                )
             else:
                 messages.success(
                     request, f"Repository {repository.name} added. Check that it can be reached."
@@ -139,7 +142,10 @@ def repository_edit(request: HttpRequest, repository_id: int) -> HttpResponse:
             try:
                 repository_update(actor=request.user, repository=repository, **form.service_data())
             except FORM_ERRORS as exc:
-                error, status = apply_error(form, exc), exc.status
+                error, status = (
+                    apply_error(form, exc, renamed={"credential": form.credential_field}),
+                    exc.status,
+                )
             else:
                 messages.success(request, f"Repository {repository.name} saved.")
                 return redirect("catalog:repositories", repository.project_id)

@@ -82,6 +82,14 @@ def test_new_repository_refuses_local_urls_and_edit_keeps_the_credential(repos, 
         refused = c.post(new, base | {"url": url})
         assert refused.status_code == 400, url
         assert 'id="id_url_error"' in refused.content.decode(), url  # the message is beside the URL
+    key = "-----BEGIN OPENSSH PRIVATE KEY-----\nnot-a-key-" + SECRET + "\n-----END OPENSSH PRIVATE KEY-----\n"
+    ssh = c.post(
+        new,
+        base
+        | {"auth": "ssh_key", "url": "ssh://git@127.0.0.1:9/mine.git", "ssh_key": key, "credential": "x"},
+    )
+    assert ssh.status_code == 400 and "Please correct" in ssh.content.decode()
+    assert SECRET not in ssh.content.decode()  # a private key typed is never sent back, even with errors
     assert not Repository.objects.filter(name="mine").exists()
     done = c.post(new, base | {"url": "http://127.0.0.1:9/mine.git", "default_ref": "main"})
     assert done.status_code == 302, done.content.decode()[:3000]
