@@ -7,6 +7,7 @@ page's answer to every role. Pages that change something call the real service l
 read rows as a deploy leaves them (the deploys themselves are in tests/integration/test_applications*)."""
 
 import pytest
+import yaml
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
@@ -14,6 +15,7 @@ from catalog.models import CatalogApplication, Repository
 from instances.application_models import Application, ApplicationRevision
 from instances.models import Run
 from tests.factories import ONE_A100, make_profile, make_synced_cluster
+from tests.support.html_forms import form_data
 from tests.support.instances import launch
 from tests.support.roles import user_for
 
@@ -305,6 +307,26 @@ def test_new_application_pulled_from_a_repository(hub, client):
         "helm",
     )
 
+    # An update to a new chart version: a new revision with the rest of the source kept.
+    application = Application.objects.get(name="chart")
+    Application.objects.filter(pk=application.pk).update(state="ready")
+    Run.objects.filter(application=application).update(outcome="succeeded")
+    form = c.get(f"/applications/{application.pk}/update/").content.decode()
+    assert 'value="1.2.0"' in form and "replicaCount: 2" in form
+    data = form_data(form)
+    data["chart_version"] = ["1.3.0"]
+    assert c.post(f"/applications/{application.pk}/update/", data).status_code == 302
+    latest = application.revisions.order_by("-number").first()
+    assert (latest.number, latest.chart_version, latest.chart, latest.repository_id) == (
+        2,
+        "1.3.0",
+        "web",
+        charts.pk,
+    )
+    assert latest.values == "replicaCount: 2\n"
+    busy = c.post(f"/applications/{application.pk}/update/", data)  # revision 2 is deploying
+    assert busy.status_code == 409 and "deploy in progress" in busy.content.decode()
+
 
 def test_new_application_from_the_catalog(hub, client):
     world, box, _, _ = hub
@@ -346,6 +368,43 @@ def test_new_application_from_the_catalog(hub, client):
     assert ro.post(deploy, {"name": "x", "compute_instance": box.pk}).status_code == 403
     outsider = as_user(client, world, "outsider")
     assert outsider.get(f"/w/{world.b.project.pk}/applications/catalog/{item.pk + 1000}/").status_code == 404
+
+
+def test_a_chart_from_the_catalog_with_its_defaults_prefilled(hub, client):
+    world, box, _, _ = hub
+    charts = Repository.objects.create(
+        org=world.a.org,
+        project=None,
+        name="org-charts",
+        display_name="Org charts",
+        kind="helm",
+        url="http://127.0.0.1:9/charts/",
+        sharing="all",
+    )
+    item = CatalogApplication.objects.create(
+        org=world.a.org,
+        name="web-chart",
+        display_name="Web chart",
+        package_type="helm",
+        sync="repository",
+        repository=charts,
+        chart="web",
+        chart_version="1.0.0",
+        values="replicaCount: 1\nimage:\n  tag: v1\n",
+        published=True,
+        sharing="all",
+    )
+    c = as_user(client, world, "collaborator_rw")
+    url = f"/w/{world.a.project.pk}/applications/catalog/{item.pk}/"
+    form = c.get(url).content.decode()
+    assert "replicaCount: 1" in form and "tag: v1" in form  # the defaults, to change
+    done = c.post(url, {"name": "web", "compute_instance": box.pk, "values": "image:\n  tag: v2\n"})
+    assert done.status_code == 302, done.content.decode()[:2000]
+    revision = Application.objects.get(name="web").revisions.get()
+    assert (revision.repository_id, revision.chart, revision.chart_version) == (charts.pk, "web", "1.0.0")
+    assert yaml.safe_load(revision.values) == {"replicaCount": 1, "image": {"tag": "v2"}}  # merged
+    bad = c.post(url, {"name": "web2", "compute_instance": box.pk, "values": "- a list\n"})
+    assert bad.status_code == 400 and 'id="id_values_error"' in bad.content.decode()
 
 
 def test_update_roll_back_retry_and_delete_through_the_page(hub, client):
