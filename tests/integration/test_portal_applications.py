@@ -487,3 +487,39 @@ def test_query_counts_do_not_grow_with_applications_revisions_or_runs(hub, clien
     grow(3, 25)
     large = {url: count(url) for url in urls}
     assert small == large, (small, large)
+
+
+def test_role_matrix_of_the_application_and_integrations_pages(hub, client):
+    """Who reaches which page of tenant A's team workspace (200), is refused (403: sees the workspace,
+    may not do this) or is told nothing exists (404)."""
+    world, box, _, _ = hub
+    web = app_row(box, "web")
+    w = world.a.project.pk
+    pages = {
+        "list": f"/w/{w}/applications/",
+        "new": f"/w/{w}/applications/new/",
+        "app": f"/applications/{web.pk}/",
+        "update": f"/applications/{web.pk}/update/",
+        "repos": f"/w/{w}/integrations/repositories/",
+        "new repo": f"/w/{w}/integrations/repositories/new/",
+        "registries": f"/w/{w}/integrations/registries/",
+    }
+    everything = dict.fromkeys(pages, 200)
+    # Org-level admins see the workspace and manage its catalog (repositories), but deploy nothing and
+    # see applications only through compute instances they may view.
+    org_level = everything | {"new": 403, "app": 404, "update": 404}
+    expected = {
+        "operator": everything,
+        "org_admin": org_level | {"app": 200, "update": 403},  # org admins view every instance
+        "paas_admin_org": org_level,
+        "paas_admin_project": org_level,
+        "workspace_admin": everything,
+        "collaborator_rw": everything,
+        "collaborator_ro": everything | {"new": 403, "update": 403, "new repo": 403},
+        "outsider": dict.fromkeys(pages, 404),
+    }
+    seen = {}
+    for who in expected:
+        c = as_user(client, world, who)
+        seen[who] = {name: c.get(url).status_code for name, url in pages.items()}
+    assert seen == expected
