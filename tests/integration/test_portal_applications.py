@@ -523,3 +523,45 @@ def test_role_matrix_of_the_application_and_integrations_pages(hub, client):
         c = as_user(client, world, who)
         seen[who] = {name: c.get(url).status_code for name, url in pages.items()}
     assert seen == expected
+
+
+def test_bad_input_is_a_form_error_never_a_500(hub, client):
+    world, box, _, theirs = hub
+    web = app_row(box, "web")
+    c = as_user(client, world, "collaborator_rw")
+    w = world.a.project.pk
+    junk = ["x", "99999999999999999999", "a\x00b", "nan"]
+    fields = ("name", "package_type", "sync", "compute_instance", "repository", "ref", "path", "chart")
+    fields += ("chart_version", "values_file", "values", "revision", "confirm_name", "q", "state", "instance")
+    for value in junk:
+        data = dict.fromkeys(fields, value)
+        for url in (
+            f"/w/{w}/applications/new/",
+            f"/applications/{web.pk}/update/",
+            f"/applications/{web.pk}/rollback/",
+            f"/applications/{web.pk}/retry/",
+            f"/applications/{web.pk}/delete/",
+            f"/w/{w}/integrations/repositories/new/",
+        ):
+            assert c.post(url, data).status_code < 500, (url, value)
+        for url in (
+            f"/w/{w}/applications/",
+            f"/applications/{web.pk}/",
+            f"/w/{w}/integrations/repositories/",
+        ):
+            query = {"page": value, "refresh": value, "checking": value, "repository": value} | data
+            assert c.get(url, query).status_code == 200, (url, value)
+    deep = "a:\n" + "".join("  " * i + "- \n" for i in range(200))
+    response = c.post(
+        f"/w/{w}/applications/new/",
+        {
+            "name": "deep",
+            "package_type": "helm",
+            "sync": "upload",
+            "compute_instance": box.pk,
+            "values": deep,
+            "files": [_upload("c.tgz", b"\x1f\x8b")],
+        },
+    )
+    assert response.status_code == 400
+    assert c.post(f"/w/{w}/applications/new/", {"compute_instance": theirs.pk}).status_code == 400
