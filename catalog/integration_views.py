@@ -21,6 +21,7 @@ from catalog.integration_selectors import can_manage_repository, repositories_fo
 from catalog.models import Repository
 from catalog.registry_selectors import registries_for_project
 from catalog.repositories import repository_check, repository_create, repository_delete, repository_update
+from inventory.selectors import datacenter_list_for
 from paas import authz
 from paas.errors import Forbidden
 from paas.forms import apply_error
@@ -78,6 +79,9 @@ def repository_list(request: HttpRequest, project_id: int) -> HttpResponse:
             ],
             "can_create": manage,
             "live": awaiting,
+            # where a check may run from (the agent serving a datacenter reaches what it reaches):
+            # offered to those who may read the inventory, as the API does
+            "datacenters": list(datacenter_list_for(request.user).order_by("display_name")) if manage else [],
         },
     )
 
@@ -166,10 +170,18 @@ def repository_edit(request: HttpRequest, repository_id: int) -> HttpResponse:
 @portal_page
 @require_POST
 def repository_check_view(request: HttpRequest, repository_id: int) -> HttpResponse:
-    """Queue a connectivity check on a worker; the list polls until its result is stored."""
+    """Queue a connectivity check on the worker of the agent serving the chosen datacenter (none: a
+    global agent, else the default workers); the list polls until its result is stored."""
     repository = _own(request, repository_id, "check")
+    datacenter = None
+    if request.POST.get("datacenter"):
+        chosen = _int(request.POST["datacenter"])
+        datacenter = datacenter_list_for(request.user).filter(pk=chosen).first() if chosen else None
+        if datacenter is None:
+            messages.error(request, "Choose a datacenter you may use, or any agent.")
+            return redirect("catalog:repositories", repository.project_id)
     try:
-        repository_check(actor=request.user, repository=repository)
+        repository_check(actor=request.user, repository=repository, datacenter=datacenter)
     except FORM_ERRORS as exc:
         messages.error(request, exc.message)
         return redirect("catalog:repositories", repository.project_id)

@@ -139,6 +139,25 @@ def test_check_shows_the_result_and_delete_asks_for_the_name(repos, client, sett
     own.refresh_from_db()
     assert own.check_message and own.check_message in result  # what failed, in words
 
+    # Where the check runs from: a datacenter's agent, for those who may read the inventory (as the API).
+    from inventory.models import Datacenter
+
+    east = Datacenter.objects.create(name="east", display_name="East", kind="data_center", credentials="x")
+    assert 'name="datacenter"' not in c.get(base).content.decode()  # members pick no datacenter
+    assert (
+        "flash-error"
+        in c.post(f"/repositories/{own.pk}/check/", {"datacenter": east.pk}, follow=True).content.decode()
+    )
+    admin = as_user(client, world, "org_admin")
+    assert f'<option value="{east.pk}">East</option>' in admin.get(base).content.decode()
+    from_east = admin.post(f"/repositories/{own.pk}/check/", {"datacenter": east.pk})
+    assert from_east.status_code == 302 and "checking=" in from_east.url
+    assert (
+        "flash-error"
+        in admin.post(f"/repositories/{own.pk}/check/", {"datacenter": "x"}, follow=True).content.decode()
+    )
+    c = as_user(client, world, "collaborator_rw")
+
     wrong = c.post(f"/repositories/{own.pk}/delete/", {"confirm_name": "nope"})
     assert wrong.status_code == 400 and "Type own-repo to confirm." in wrong.content.decode()
     assert c.post(f"/repositories/{own.pk}/delete/", {"confirm_name": "own-repo"}).status_code == 302
