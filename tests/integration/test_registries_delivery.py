@@ -129,8 +129,12 @@ def test_pull_secrets_follow_the_registries(
         template="with-tools",
     )
     instance = launch(world, profile, "pulls")
-    assert deployer.execute(instance.runs.get().pk) == "ready", instance.runs.get().log
+    OrmQ.objects.all().delete()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert deployer.execute(instance.runs.get().pk) == "ready", instance.runs.get().log
     instance.refresh_from_db()
+    # ready (also after a warm-pool claim): a sync is queued on the cluster's agent
+    assert _queued_syncs() == [(instance.pk, queue_for_cluster(instance.cluster))]
     namespace = instance.namespace
     own = f"paas-registry-{robot.pk}"
 
