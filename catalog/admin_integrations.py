@@ -86,6 +86,10 @@ class CatalogApplicationForm(forms.ModelForm):
             "published",
         ]
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["display_name"].required = False  # empty: the name
+
     def clean(self):
         data = super().clean()
         upload = data.get("add_file")

@@ -232,5 +232,5 @@ class ContainerRegistryAdmin(CheckedIntegrationAdmin):
             except ApplicationError as exc:
                 self.message_user(request, f"{registry.name}: {exc.message}", messages.ERROR)
             else:
-                level = messages.SUCCESS if checked.check_ok else messages.ERROR
+                level = messages.SUCCESS if checked.check_ok else messages.WARNING  # done; a negative outcome
                 self.message_user(request, f"{registry.name}: {checked.check_message}", level)

@@ -13,6 +13,8 @@ Users see the *published* items visible in their project (``catalog.selectors.vi
 Sharing never crosses organizations.
 """
 
+import re
+
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
@@ -52,6 +54,11 @@ REPOSITORY_KINDS = {
     PackageType.YAML: {Repository.Kind.GIT},
     PackageType.HELM: {Repository.Kind.GIT, Repository.Kind.HELM, Repository.Kind.OCI},
 }
+# The same shapes as a deployed application's source (``instances.applications``): the catalog's
+# source is copied into revisions as it is.
+_REF = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._/@+-]{0,254}$")
+_CHART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$")
+_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+_-]{0,63}$")
 MAX_VALUES_BYTES = 256 * 1024
 MAX_README_BYTES = 256 * 1024
 
@@ -216,6 +223,25 @@ def _check_source(data: dict, *, org, project) -> None:
                 errors["values"] = ["A YAML mapping (key: value), e.g. replicaCount: 2."]
     if package_type == PackageType.YAML and (data.get("chart") or data.get("chart_version")):
         errors["chart"] = ["Only Helm charts have a chart and a chart version."]
+    for field, pattern, what in (
+        ("ref", _REF, "A branch, tag or commit name."),
+        ("chart", _CHART, "A chart name."),
+        ("chart_version", _VERSION, "A chart version."),
+    ):
+        value = data.get(field) or ""
+        if value and (not isinstance(value, str) or not pattern.match(value) or ".." in value):
+            errors.setdefault(field, []).append(what)
+    for field in ("path", "values_file"):
+        value = data.get(field) or ""
+        if value and (
+            not isinstance(value, str)
+            or len(value) > 1024
+            or value.startswith("/")
+            or "\\" in value
+            or ".." in value.split("/")
+            or any(ord(c) < 32 for c in value)
+        ):
+            errors[field] = ["A relative path inside the repository or chart, without '..'."]
     if errors:
         raise ValidationFailed("Invalid catalog application.", fields=errors)
     if sync == ArtifactSync.UPLOAD:

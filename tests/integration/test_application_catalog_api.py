@@ -87,6 +87,10 @@ def test_bad_input_is_400_with_field_messages(world, api):
         ({"icon_url": "file:///etc/passwd"}, "icon_url"),
         ({"sync": "upload", "repository": None, "files": {}}, "files"),
         ({"package_type": "helm", "repository": helm.pk, "chart": ""}, "chart"),
+        ({"path": "../../etc"}, "path"),
+        ({"path": "/etc/passwd"}, "path"),
+        ({"ref": "main; rm -rf /"}, "ref"),
+        ({"package_type": "helm", "chart": "web", "chart_version": "1.0 --set x"}, "chart_version"),
     ]
     missing = {}
     for extra, field in cases:

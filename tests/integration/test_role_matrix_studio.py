@@ -52,6 +52,14 @@ EXPECTED = {
     # Warm pools hold the provider's capacity: operators only (issue 15).
     "warm_pool_list_page": {"operator"},
     "standby_list_page": {"operator"},
+    # Integrations (issue 14): catalog managers manage the application catalog, repositories and
+    # registries of their scopes; applications are shown read-only as instances are.
+    "catalog_application_list_page": STUDIO_ROLES,
+    "catalog_application_add_post": STUDIO_ROLES,
+    "repository_list_page": STUDIO_ROLES,
+    "registry_list_page": STUDIO_ROLES,
+    "registry_add_post": STUDIO_ROLES,
+    "application_list_page": {"operator", "org_admin"},
 }
 
 
@@ -67,6 +75,41 @@ def _do(client, world, action):
         return client.get("/studio/instances/warmpool/"), None
     if action == "standby_list_page":
         return client.get("/studio/instances/standbyinstance/"), None
+    if action == "catalog_application_list_page":
+        return client.get("/studio/catalog/catalogapplication/"), None
+    if action == "repository_list_page":
+        return client.get("/studio/catalog/repository/"), None
+    if action == "registry_list_page":
+        return client.get("/studio/catalog/containerregistry/"), None
+    if action == "application_list_page":
+        return client.get("/studio/instances/application/"), None
+    if action == "catalog_application_add_post":
+        from catalog.models import CatalogApplication
+
+        data = {
+            "project": a.project.pk,
+            "name": "hello",
+            "display_name": "Hello",
+            "package_type": "yaml",
+            "sync": "upload",
+            "files": '{"cm.yaml": "apiVersion: v1\\nkind: ConfigMap\\nmetadata:\\n  name: cm\\n"}',
+        }
+        r = client.post("/studio/catalog/catalogapplication/add/", data)
+        return r, lambda: CatalogApplication.objects.filter(name="hello").exists()
+    if action == "registry_add_post":
+        from catalog.models import ContainerRegistry
+
+        data = {
+            "project": a.project.pk,
+            "name": "harbor",
+            "provider": "generic",
+            "scheme": "https",
+            "endpoint": "127.0.0.1:5000",
+            "username": "robot",
+            "new_credential": "pull-only-token",
+        }
+        r = client.post("/studio/catalog/containerregistry/add/", data)
+        return r, lambda: ContainerRegistry.objects.filter(name="harbor").exists()
     if action == "org_change_post":
         r = client.post(f"/studio/tenancy/organization/{a.org.pk}/change/", {"display_name": "New name"})
         return r, lambda: a.org.__class__.objects.get(pk=a.org.pk).display_name == "New name"

@@ -153,8 +153,32 @@ def samples(world) -> Samples:
     standby = StandbyInstance.objects.create(
         pool=pool, profile=warm, snapshot_digest="cov", cluster=cluster, namespace="w-cov-1", state="ready"
     )
+    from catalog import app_catalog, registries, repositories
+    from instances.models import Application
+
+    catalog_app = app_catalog.catalog_application_create(
+        actor=admin_a, org=a.org, name="cov-app", package_type="yaml", files={"cm.yaml": MANIFESTS}
+    )
+    repository = repositories.repository_create(
+        actor=admin_a, project=a.project, name="cov-repo", kind="git", url="https://127.0.0.1:9/cov.git"
+    )
+    registry = registries.registry_create(
+        actor=admin_a, org=a.org, name="cov-registry", provider="generic", endpoint="127.0.0.1:9"
+    )
+    application = Application.objects.create(  # a sample for a read-only page: what it offers
+        org=a.org,
+        project=a.project,
+        compute_instance=instance,
+        name="cov-application",
+        owner=a.users["workspace_admin"],
+        package_type="yaml",
+    )
     return Samples(
         objects={
+            "catalog.catalogapplication": catalog_app,
+            "catalog.repository": repository,
+            "catalog.containerregistry": registry,
+            "instances.application": application,
             "inventory.cluster": cluster,
             "inventory.datacenter": datacenter,
             "inventory.storage": storage,
@@ -277,7 +301,75 @@ def _profile_operations(model: str, *, service: bool) -> dict:
     }
 
 
+def _integration_operations(model: str, add: dict, event: str) -> dict:
+    """The studio operations of an integration (repositories, registries, the application catalog)."""
+    label = f"catalog.{model}"
+    return {
+        (label, "add"): (
+            "org_admin",
+            lambda c, w, s: _submit(c, _add_url(label), {"project": str(w.a.project.pk), **add}),
+            f"{event}.create",
+        ),
+        (label, "change"): (
+            "org_admin",
+            lambda c, w, s: _submit(c, _url(s[label], "change"), {"description": "changed"}),
+            f"{event}.update",
+        ),
+        (label, "delete"): (
+            "org_admin",
+            lambda c, w, s: c.post(_url(s[label], "delete"), {"post": "yes"}),
+            f"{event}.delete",
+        ),
+        (label, "page:share"): (
+            "org_admin",
+            lambda c, w, s: c.post(_url(s[label], "share"), {"sharing": "all"}),
+            f"{event}.share" if model == "catalogapplication" else f"{event}.update",
+        ),
+    }
+
+
 OPERATIONS = {
+    **_integration_operations(
+        "catalogapplication",
+        {
+            "name": "added",
+            "package_type": "yaml",
+            "sync": "upload",
+            "files": '{"cm.yaml": "kind: ConfigMap\\napiVersion: v1\\nmetadata:\\n  name: x\\n"}',
+        },
+        "catalogapplication",
+    ),
+    ("catalog.catalogapplication", "action:publish"): (
+        "org_admin",
+        lambda c, w, s: _action(c, s["catalog.catalogapplication"], "publish"),
+        "catalogapplication.update",
+    ),
+    ("catalog.catalogapplication", "action:withdraw"): (
+        "org_admin",
+        lambda c, w, s: (
+            _action(c, s["catalog.catalogapplication"], "publish")
+            and _action(c, s["catalog.catalogapplication"], "withdraw")
+        ),
+        "catalogapplication.update",
+    ),
+    **_integration_operations(
+        "repository", {"name": "added", "kind": "git", "url": "https://127.0.0.1:9/added.git"}, "repository"
+    ),
+    ("catalog.repository", "action:check_now"): (
+        "org_admin",
+        lambda c, w, s: _action(c, s["catalog.repository"], "check_now"),
+        "repository.check_requested",
+    ),
+    **_integration_operations(
+        "containerregistry",
+        {"name": "added", "provider": "generic", "endpoint": "127.0.0.1:9"},
+        "containerregistry",
+    ),
+    ("catalog.containerregistry", "action:check_now"): (
+        "org_admin",
+        lambda c, w, s: _action(c, s["catalog.containerregistry"], "check_now"),
+        "containerregistry.check",
+    ),
     ("paas.apitoken", "add"): (
         "org_admin",
         lambda c, w, s: _submit(c, _add_url("paas.apitoken"), {"name": "ci", "expires_in_days": "30"}),
