@@ -194,6 +194,14 @@ def test_the_application_page_objects_debug_revisions_and_controls_by_role(hub, 
     assert ">Refresh status</button>" in page
     assert "hx-get" not in page  # settled: nothing polls
 
+    # "Refresh status": queued on the agent; the page polls until the worker has read the status again.
+    refreshed = rw.post(f"/applications/{web.pk}/refresh/")
+    assert refreshed.status_code == 302 and refreshed.url.startswith(f"/applications/{web.pk}/?refresh=")
+    waiting = rw.get(refreshed.url).content.decode()
+    assert f'hx-get="/applications/{web.pk}/status/?refresh=' in waiting
+    Application.objects.filter(pk=web.pk).update(status_checked_at=timezone.now())  # the task ran
+    assert "hx-get" not in rw.get(refreshed.url).content.decode()
+
     ro = as_user(client, world, "collaborator_ro")
     ro_page = ro.get(f"/applications/{web.pk}/").content.decode()
     assert "Back-off pulling image" in ro_page  # the debug view is for readers too
