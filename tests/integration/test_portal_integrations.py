@@ -180,4 +180,4 @@ def test_container_registries_are_listed_read_only(world, client):
     assert "Manage in the studio" not in ro and "https://team-reg.example.test" in ro
     admin = as_user(client, world, "org_admin").get(base).content.decode()
     assert 'data-registry="team-reg"' in admin
-    assert "Manage in the studio" in admin
+    assert 'href="/studio/catalog/containerregistry/">Manage in the studio</a>' in admin
