@@ -54,6 +54,7 @@ from paas.portal import FORM_ERRORS, portal_page
 from tenancy.portal import use_workspace
 
 PAGE_SIZE = 50
+REVISIONS_SHOWN = 50
 LIVE_STATES = {State.PENDING, State.PROVISIONING, State.DELETING}
 UNFINISHED = {Run.Outcome.QUEUED, Run.Outcome.RUNNING}
 # After "refresh status", the page polls until the worker has read the status, for at most this long.
@@ -280,8 +281,10 @@ def _application_context(request: HttpRequest, application: Application) -> dict
     runs = list(
         application.runs.select_related("requested_by", "revision").order_by("-created_at", "-pk")[:10]
     )
-    revisions = list(
-        application.revisions.select_related("repository", "created_by", "rollback_of").order_by("-number")
+    revisions = list(  # the most recent ones: what the page shows and what a rollback may pick from
+        application.revisions.select_related("repository", "created_by", "rollback_of").order_by("-number")[
+            :REVISIONS_SHOWN
+        ]
     )
     current = next(
         (r for r in revisions if r.number == application.revision), revisions[0] if revisions else None
