@@ -136,7 +136,14 @@ def test_the_list_its_search_and_filters_and_who_sees_what(hub, client):
 def test_the_application_page_objects_debug_revisions_and_controls_by_role(hub, client):
     world, box, _, _ = hub
     events = [
-        {"type": "Warning", "reason": "BackOff", "message": "Back-off pulling image", "count": 7, "last": "x"}
+        {
+            "object": "Pod/web-5d9c7-abcde",
+            "type": "Warning",
+            "reason": "BackOff",
+            "message": "Back-off pulling image",
+            "count": 7,
+            "last": "x",
+        }
     ]
     web = app_row(
         box,
@@ -187,6 +194,7 @@ def test_the_application_page_objects_debug_revisions_and_controls_by_role(hub, 
     assert "<h1>web</h1>" in page and 'data-state="failed"' in page and "0/1 replicas" in page
     assert 'data-object="Deployment/web"' in page and 'data-object="ConfigMap/web-config"' in page
     assert 'id="debug"' in page and "Back-off pulling image" in page and "BackOff" in page
+    assert "Pod/web-5d9c7-abcde" in page  # a workload's events include its pods'; each names its object
     assert "applied 1 object" in page and "box own" not in page  # its own run log only
     assert 'data-revision="2"' in page and "0123456789ab" in page and "(deleted repository)" in page
     assert "Update…" in page and "Delete…" in page and ">Retry</button>" in page
