@@ -129,6 +129,7 @@ def test_every_page_passes_axe_and_fits_the_screen(platform, new_page, shot, pho
                 "message": "0/1 replicas ready",
                 "events": [
                     {
+                        "object": "Pod/web-5d9c7-abcde",
                         "type": "Warning",
                         "reason": "BackOff",
                         "message": "Back-off pulling image",
