@@ -10,6 +10,7 @@ from django.utils.html import format_html
 from catalog import integration_selectors, registries, registry_selectors, repositories
 from catalog.admin_integrations import IntegrationAdmin
 from catalog.models import ContainerRegistry, Repository
+from paas.admin import secret_field
 from paas.errors import ApplicationError
 
 PULL_ONLY_WARNING = (
@@ -49,6 +50,12 @@ SCOPE_FIELDS = ["org", "project", "name", "display_name", "description"]
 
 
 class RepositoryForm(IntegrationForm):
+    # A textarea that never renders a value: an SSH private key has several lines.
+    new_credential = secret_field(
+        "password, token or SSH private key",
+        help_text="Write-only: stored encrypted and never shown again. Leave empty to keep.",
+    )
+
     class Meta:
         model = Repository
         fields = [

@@ -29,6 +29,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
 from catalog import app_catalog
+from catalog.models import ContainerRegistry, Repository
 from instances import applications, service_instances
 from instances.models import ComputeInstance
 from instances.states import State, transition
@@ -147,7 +148,19 @@ def _objects(world) -> dict[str, int]:
         package_type="yaml",
         files={"cm.yaml": MANIFESTS.replace("{{ instance.name }}", "item")},
     )
+    repository = Repository.objects.create(  # the fuzzer's outbound policy refuses every address
+        org=world.a.org,
+        project=world.a.project,
+        name="fz-repo",
+        kind="git",
+        url="https://git.example.com/a.git",
+    )
+    registry = ContainerRegistry.objects.create(
+        org=world.a.org, name="fz-registry", provider="generic", endpoint="registry.example.com"
+    )
     return {
+        "repositories": repository.pk,
+        "registries": registry.pk,
         "applications": application.pk,
         "application-catalog": item.pk,
         "projects": world.a.project.pk,

@@ -134,6 +134,23 @@ def _app_catalog_update(api, w):
     )
 
 
+def _registry_create(api, w):
+    body = {
+        "project": w.a.project.pk,
+        "name": "harbor",
+        "provider": "generic",
+        "endpoint": "127.0.0.1:5000",
+        "username": "robot",
+        "credential": "pull-only",
+    }
+    return api.post("/api/v1/registries/", body, format="json")
+
+
+def _repository_create(api, w):
+    body = {"project": w.a.project.pk, "name": "app", "kind": "git", "url": "https://127.0.0.1:9/app.git"}
+    return api.post("/api/v1/repositories/", body, format="json")
+
+
 MATRIX = [
     ("org.view", _org_view, MEMBERS),
     ("org.update", _org_update, {"operator", "org_admin"}),
@@ -165,6 +182,10 @@ MATRIX = [
     ("app_catalog.create_system", _app_catalog_create, {"operator"}),
     ("app_catalog.view", _app_catalog_view, MEMBERS),
     ("app_catalog.update", _app_catalog_update, CATALOG_MANAGERS),
+    # Registries: admins only (what is delivered, tenants can read). Repositories: also the workspace's
+    # admins and read-write members.
+    ("registry.create", _registry_create, CATALOG_MANAGERS),
+    ("repository.create", _repository_create, CATALOG_MANAGERS | {"workspace_admin", "collaborator_rw"}),
 ]
 
 
