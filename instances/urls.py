@@ -1,6 +1,6 @@
 from django.urls import path
 
-from instances import service_views, views
+from instances import app_views, service_views, views
 
 app_name = "instances"
 
@@ -23,6 +23,44 @@ urlpatterns = [
         "instances/<int:instance_id>/actions/<str:action>/",
         service_views.instance_action,
         name="instance-action",
+    ),
+    # "My deployments → Applications": users' own Kubernetes YAML and Helm charts on compute instances
+    path("w/<int:project_id>/applications/", app_views.application_list, name="application-list"),
+    path("w/<int:project_id>/applications/new/", app_views.application_new, name="application-new"),
+    path(
+        "w/<int:project_id>/applications/catalog/", app_views.application_catalog, name="application-catalog"
+    ),
+    path(
+        "w/<int:project_id>/applications/catalog/<int:item_id>/",
+        app_views.application_from_catalog,
+        name="application-from-catalog",
+    ),
+    path("applications/<int:application_id>/", app_views.application_detail, name="application-detail"),
+    path(
+        "applications/<int:application_id>/status/", app_views.application_status, name="application-status"
+    ),
+    path(
+        "applications/<int:application_id>/refresh/",
+        app_views.application_refresh_view,
+        name="application-refresh",
+    ),
+    path(
+        "applications/<int:application_id>/update/",
+        app_views.application_update_view,
+        name="application-update",
+    ),
+    path(
+        "applications/<int:application_id>/rollback/",
+        app_views.application_rollback_view,
+        name="application-rollback",
+    ),
+    path(
+        "applications/<int:application_id>/retry/", app_views.application_retry_view, name="application-retry"
+    ),
+    path(
+        "applications/<int:application_id>/delete/",
+        app_views.application_delete_view,
+        name="application-delete",
     ),
     # "My deployments": services deployed onto compute instances
     path(

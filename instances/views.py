@@ -19,6 +19,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from catalog.models import ComputeProfile
 from catalog.selectors import catalog_for
 from instances import pool_selectors, quota, selectors, services
+from instances.app_views import instance_applications_context
 from instances.filters import InstanceFilter
 from instances.forms import CollaboratorForm, InstanceNameForm, InstanceSizeForm
 from instances.models import ComputeInstance, Run
@@ -295,6 +296,7 @@ def instance_detail(request: HttpRequest, instance_id: int) -> HttpResponse:
         _detail_context(request, instance)
         | _collaboration_context(instance, CollaboratorForm())
         | instance_services_context(request, instance)
+        | instance_applications_context(request, instance)
     )
     return render(request, "instances/detail.html", context)
 

@@ -8,9 +8,15 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
-from catalog.models import ServiceProfile
+from catalog.models import CatalogApplication, ContainerRegistry, Repository, ServiceProfile
 from instances import pool_claims
-from instances.models import ComputeInstance, ServiceInstance, StandbyInstance
+from instances.models import (
+    Application,
+    ApplicationRevision,
+    ComputeInstance,
+    ServiceInstance,
+    StandbyInstance,
+)
 from instances.services import instance_launch
 from tests.browser.helpers import login
 
@@ -74,6 +80,77 @@ def test_every_page_passes_axe_and_fits_the_screen(platform, new_page, shot, pho
         state="ready",
         ready_at=timezone.now(),
     )
+    # An application whose Deployment fails (its debug view has events), from the catalog, and the
+    # workspace's integrations.
+    repository = Repository.objects.create(
+        org=team.org,
+        project=team,
+        name="charts",
+        display_name="Charts",
+        kind="helm",
+        url="http://127.0.0.1:9/charts/",
+        checked_at=timezone.now(),
+        check_ok=False,
+        check_message="Connection refused by 127.0.0.1:9.",
+    )
+    item = CatalogApplication.objects.create(
+        name="hello",
+        display_name="Hello",
+        description="Says hello.",
+        readme="# Hello\n\nA *friendly* app.",
+        package_type="helm",
+        sync="repository",
+        repository=repository,
+        chart="hello",
+        values="replicas: 1\n",
+        published=True,
+        system_sharing="all",
+    )
+    ContainerRegistry.objects.create(
+        name="hub", display_name="Hub", provider="jfrog", endpoint="hub.example.test", system_sharing="all"
+    )
+    app = Application.objects.create(
+        org=team.org,
+        project=team,
+        compute_instance=instance,
+        name="web",
+        owner=platform.owner,
+        package_type="helm",
+        catalog_item=item,
+        state="failed",
+        revision=1,
+        state_reason="Deployment web is not ready.",
+        object_status=[
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "name": "web",
+                "ready": False,
+                "message": "0/1 replicas ready",
+                "events": [
+                    {
+                        "object": "Pod/web-5d9c7-abcde",
+                        "type": "Warning",
+                        "reason": "BackOff",
+                        "message": "Back-off pulling image",
+                        "count": 3,
+                        "last": "2026-01-01T00:00:00Z",
+                    }
+                ],
+            }
+        ],
+    )
+    ApplicationRevision.objects.create(
+        application=app,
+        number=1,
+        package_type="helm",
+        sync="repository",
+        repository=repository,
+        chart="hello",
+        chart_version="1.0.0",
+        resolved_chart_version="1.0.0",
+        outcome="failed",
+    )
     page = new_page(phone=phone)
     page.goto("/login/")
     check(page, shot, "login")
@@ -88,6 +165,13 @@ def test_every_page_passes_axe_and_fits_the_screen(platform, new_page, shot, pho
         (f"/w/{team.pk}/deployments/notebooks/new/?instance={instance.pk}", "new-notebook"),
         (f"/services/{notebook.pk}/", "notebook"),
         (f"/services/{notebook.pk}/delete/", "notebook-delete"),
+        (f"/w/{team.pk}/applications/", "applications"),
+        (f"/w/{team.pk}/applications/new/", "new-application"),
+        (f"/w/{team.pk}/applications/catalog/", "application-catalog"),
+        (f"/applications/{app.pk}/", "application"),
+        (f"/w/{team.pk}/integrations/repositories/", "repositories"),
+        (f"/w/{team.pk}/integrations/repositories/new/", "new-repository"),
+        (f"/w/{team.pk}/integrations/registries/", "registries"),
     ):
         page.goto(path)
         check(page, shot, name)
