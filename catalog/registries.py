@@ -31,6 +31,7 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from catalog import registry_check as talk
+from catalog import sharing as sharing_rule
 from catalog.models import ContainerRegistry, Sharing, SystemSharing
 from catalog.signals import registry_changed
 from paas import authz, outbound
@@ -161,35 +162,17 @@ def _set_sharing(registry: ContainerRegistry, data: dict) -> dict | None:
             raise _invalid("sharing", "A system registry is shared with organizations (system sharing).")
         if "system_sharing" not in data and "shared_orgs" not in data:
             return None
-        sharing = data.get("system_sharing", registry.system_sharing)
-        orgs = list(data.get("shared_orgs") or [])
-        if sharing not in SystemSharing.values:
-            raise _invalid("system_sharing", "Choose none, all or selected.")
-        if sharing == SystemSharing.SELECTED and not orgs:
-            raise _invalid("shared_orgs", "Choose the organizations.")
-        registry.system_sharing = sharing
-        registry.save(update_fields=["system_sharing", "updated_at"])
-        registry.shared_orgs.set(orgs if sharing == SystemSharing.SELECTED else [])
-        return {"system_sharing": sharing, "orgs": sorted(o.name for o in orgs)}
+        sharing, orgs = data.get("system_sharing", registry.system_sharing), data.get("shared_orgs")
+        return sharing_rule.apply(registry, sharing=sharing, orgs=orgs, fields=_SHARING_FIELDS)
     if "system_sharing" in data or "shared_orgs" in data:
         raise _invalid("system_sharing", "Only system registries are shared with organizations.")
     if "sharing" not in data and "shared_projects" not in data:
         return None
-    sharing = data.get("sharing", registry.sharing)
-    projects = list(data.get("shared_projects") or [])
-    if sharing not in Sharing.values:
-        raise _invalid("sharing", "Choose none, all or selected.")
-    if sharing == Sharing.SELECTED and not projects:
-        raise _invalid("shared_projects", "Choose the projects.")
-    foreign = [str(p) for p in projects if p.org_id != registry.org_id]
-    if foreign:
-        raise _invalid(
-            "shared_projects", f"Sharing never crosses organizations: not in {registry.org}: {foreign}."
-        )
-    registry.sharing = sharing
-    registry.save(update_fields=["sharing", "updated_at"])
-    registry.shared_projects.set(projects if sharing == Sharing.SELECTED else [])
-    return {"sharing": sharing, "projects": sorted(str(p) for p in projects)}
+    sharing, projects = data.get("sharing", registry.sharing), data.get("shared_projects")
+    return sharing_rule.apply(registry, sharing=sharing, projects=projects, fields=_SHARING_FIELDS)
+
+
+_SHARING_FIELDS = {"system_sharing": "system_sharing", "orgs": "shared_orgs", "projects": "shared_projects"}
 
 
 def _audit(actor, action: str, registry: ContainerRegistry, details: dict) -> None:

@@ -25,8 +25,9 @@ from urllib.parse import urlsplit
 from django.db import transaction
 from django.utils import timezone
 
+from catalog import sharing as sharing_rule
 from catalog.integration_selectors import can_manage_repository
-from catalog.models import Repository, Sharing, SystemSharing
+from catalog.models import Repository, Sharing
 from catalog.sources.http import credential_of
 from paas import authz, outbound
 from paas.audit import audit_log
@@ -184,24 +185,11 @@ def _sharing(actor, repository: Repository, sharing, projects, orgs) -> dict:
     none|all|selected orgs). Returns what the audit records."""
     if repository.org_id is None:
         value = sharing if sharing is not None else repository.system_sharing
-        if value not in SystemSharing.values:
-            raise _invalid("system_sharing", "Choose none, all or selected.")
-        orgs = list(orgs or [])
-        if value == SystemSharing.SELECTED and not orgs:
-            raise _invalid("orgs", "Choose the organizations.")
-        repository.system_sharing = value
-        repository.save(update_fields=["system_sharing", "updated_at"])
-        repository.shared_orgs.set(orgs if value == SystemSharing.SELECTED else [])
-        return {"sharing": value, "orgs": sorted(o.name for o in orgs)}
+        return sharing_rule.apply(
+            repository, sharing=value, orgs=orgs, fields={"system_sharing": "system_sharing"}
+        )
     value = sharing if sharing is not None else repository.sharing
-    if value not in Sharing.values:
-        raise _invalid("sharing", "Choose none, all or selected.")
     projects = list(projects or [])
-    if value == Sharing.SELECTED and not projects:
-        raise _invalid("projects", "Choose the projects.")
-    foreign = [str(p) for p in projects if p.org_id != repository.org_id]
-    if foreign:
-        raise _invalid("projects", f"Sharing never crosses organizations: {', '.join(foreign)}.")
     current = set(repository.shared_projects.values_list("pk", flat=True))
     widened = value != repository.sharing or {p.pk for p in projects} != current
     may_share = authz.has_perm(actor, "manage_catalog", repository.org) or (
@@ -213,10 +201,7 @@ def _sharing(actor, repository: Repository, sharing, projects, orgs) -> dict:
         raise Forbidden(
             "Only PaaS admins and org admins share a workspace's repository with other workspaces."
         )
-    repository.sharing = value
-    repository.save(update_fields=["sharing", "updated_at"])
-    repository.shared_projects.set(projects if value == Sharing.SELECTED else [])
-    return {"sharing": value, "projects": sorted(str(p) for p in projects)}
+    return sharing_rule.apply(repository, sharing=value, projects=projects)
 
 
 def _described(repository: Repository) -> dict:

@@ -12,6 +12,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from catalog import profile_settings, secret_inputs, selectors
+from catalog import sharing as sharing_rule
 from catalog.models import (
     CatalogGeneration,
     ComputeProfile,
@@ -290,31 +291,7 @@ def item_share(*, actor, item, sharing: str, projects=(), orgs=()):
     """Project items: none, all projects or selected projects of the same org. System items
     (operators): none, all orgs or selected orgs. Sharing never crosses orgs."""
     _require_action(actor, item, "share")
-    projects, orgs = list(projects or []), list(orgs or [])
-    if item.org_id is None:
-        if sharing not in SystemSharing.values:
-            raise ValidationFailed("Invalid sharing.", fields={"sharing": "Choose none, all or selected."})
-        if sharing == SystemSharing.SELECTED and not orgs:
-            raise ValidationFailed("Invalid sharing.", fields={"orgs": "Choose the organizations."})
-        item.system_sharing = sharing
-        item.save(update_fields=["system_sharing", "updated_at"])
-        item.shared_orgs.set(orgs if sharing == SystemSharing.SELECTED else [])
-        details = {"sharing": sharing, "orgs": sorted(o.name for o in orgs)}
-    else:
-        if sharing not in Sharing.values:
-            raise ValidationFailed("Invalid sharing.", fields={"sharing": "Choose none, all or selected."})
-        if sharing == Sharing.SELECTED and not projects:
-            raise ValidationFailed("Invalid sharing.", fields={"projects": "Choose the projects."})
-        foreign = [str(p) for p in projects if p.org_id != item.org_id]
-        if foreign:
-            raise ValidationFailed(
-                "Sharing never crosses organizations.",
-                fields={"projects": f"Not in {item.org}: {', '.join(foreign)}."},
-            )
-        item.sharing = sharing
-        item.save(update_fields=["sharing", "updated_at"])
-        item.shared_projects.set(projects if sharing == Sharing.SELECTED else [])
-        details = {"sharing": sharing, "projects": sorted(str(p) for p in projects)}
+    details = sharing_rule.apply(item, sharing=sharing, projects=projects, orgs=orgs)
     catalog_changed()
     audit_log(
         actor=actor,
