@@ -13,8 +13,6 @@ Users see the *published* items visible in their project (``catalog.selectors.vi
 Sharing never crosses organizations.
 """
 
-import re
-
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
@@ -30,37 +28,22 @@ from catalog.models import (
     Sharing,
     SystemSharing,
 )
-from paas import authz, yamlsafe
+from catalog.sources import spec
+from paas import authz
 from paas.audit import audit_log
 from paas.errors import Forbidden, ValidationFailed
 from tenancy.models import Organization, Project
 from tenancy.validation import clean_slug
 
-SOURCE_FIELDS = (
+EDITABLE_FIELDS = (
+    "display_name",
+    "description",
     "package_type",
-    "sync",
-    "files",
-    "repository",
-    "ref",
-    "path",
-    "chart",
-    "chart_version",
-    "values_file",
-    "values",
+    *spec.SOURCE_FIELDS,
+    "readme",
+    "icon_url",
+    "published",
 )
-EDITABLE_FIELDS = ("display_name", "description", *SOURCE_FIELDS, "readme", "icon_url", "published")
-# Which repository kinds a package type may be pulled from: YAML lives in Git; a chart in Git, a Helm
-# chart repository or an OCI registry.
-REPOSITORY_KINDS = {
-    PackageType.YAML: {Repository.Kind.GIT},
-    PackageType.HELM: {Repository.Kind.GIT, Repository.Kind.HELM, Repository.Kind.OCI},
-}
-# The same shapes as a deployed application's source (``instances.applications``): the catalog's
-# source is copied into revisions as it is.
-_REF = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._/@+-]{0,254}$")
-_CHART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$")
-_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+_-]{0,63}$")
-MAX_VALUES_BYTES = 256 * 1024
 MAX_README_BYTES = 256 * 1024
 
 
@@ -202,98 +185,21 @@ def repository_choices_for(user) -> QuerySet[Repository]:
 
 
 def _check_source(data: dict, *, org, project) -> None:
-    """The source of a catalog application, as a whole (the merged state after an update)."""
-    errors: dict[str, list[str]] = {}
-    package_type, sync = data.get("package_type"), data.get("sync")
-    if package_type not in PackageType.values:
-        errors["package_type"] = [f"Choose one of: {', '.join(PackageType.values)}."]
-    if sync not in ArtifactSync.values:
-        errors["sync"] = [f"Choose one of: {', '.join(ArtifactSync.values)}."]
-    values = data.get("values") or ""
-    if not isinstance(values, str):
-        errors["values"] = ["YAML text."]
-    elif len(values.encode()) > MAX_VALUES_BYTES:
-        errors["values"] = [f"At most {MAX_VALUES_BYTES // 1024} KiB."]
-    elif values.strip():
-        try:
-            parsed = yamlsafe.safe_load(values)
-        except Exception as exc:  # yaml.YAMLError, too deep: the message names line and column
-            errors["values"] = [f"Not valid YAML: {str(exc)[:300]}"]
-        else:
-            if parsed is not None and not isinstance(parsed, dict):
-                errors["values"] = ["A YAML mapping (key: value), e.g. replicaCount: 2."]
-    if package_type == PackageType.YAML and (data.get("chart") or data.get("chart_version")):
-        errors["chart"] = ["Only Helm charts have a chart and a chart version."]
-    for field, pattern, what in (
-        ("ref", _REF, "A branch, tag or commit name."),
-        ("chart", _CHART, "A chart name."),
-        ("chart_version", _VERSION, "A chart version."),
-    ):
-        value = data.get(field) or ""
-        if value and (not isinstance(value, str) or not pattern.match(value) or ".." in value):
-            errors.setdefault(field, []).append(what)
-    for field in ("path", "values_file"):
-        value = data.get(field) or ""
-        if value and (
-            not isinstance(value, str)
-            or len(value) > 1024
-            or value.startswith("/")
-            or "\\" in value
-            or ".." in value.split("/")
-            or any(ord(c) < 32 for c in value)
-        ):
-            errors[field] = ["A relative path inside the repository or chart, without '..'."]
-    if errors:
-        raise ValidationFailed("Invalid catalog application.", fields=errors)
-    if sync == ArtifactSync.UPLOAD:
-        files = data.get("files")
-        if not files or not isinstance(files, dict):
-            raise ValidationFailed(
-                "Invalid catalog application.", fields={"files": ["Upload at least one file."]}
-            )
-        if data.get("repository") is not None:
-            raise ValidationFailed(
-                "Invalid catalog application.",
-                fields={"repository": ["An upload has no repository (choose one or the other)."]},
-            )
-        if not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
-            raise ValidationFailed(
-                "Invalid catalog application.", fields={"files": ["A mapping of file names to contents."]}
-            )
-        from catalog import sources
-
-        sources.validate_upload(package_type, files)
-        return
-    repository: Repository | None = data.get("repository")
-    if repository is None:
-        raise ValidationFailed(
-            "Invalid catalog application.", fields={"repository": ["Choose a repository."]}
-        )
-    if data.get("files"):
+    """The source of a catalog application, as a whole (the merged state after an update): the rules
+    of every application's source (``catalog.sources.spec``), with the repositories of the item's scope."""
+    if data.get("package_type") == PackageType.YAML and (data.get("chart") or data.get("chart_version")):
         raise ValidationFailed(
             "Invalid catalog application.",
-            fields={"files": ["Files are uploaded only when the artifact sync is an upload."]},
+            fields={"chart": ["Only Helm charts have a chart and a chart version."]},
         )
-    if not repositories_for_scope(org=org, project=project).filter(pk=repository.pk).exists():
-        # Another org's repository reads exactly like a missing one.
-        raise ValidationFailed(
-            "Invalid catalog application.",
-            fields={"repository": [f'Invalid pk "{repository.pk}" - object does not exist.']},
-        )
-    if repository.kind not in REPOSITORY_KINDS[package_type]:
-        raise ValidationFailed(
-            "Invalid catalog application.",
-            fields={
-                "repository": [
-                    f"A {PackageType(package_type).label} cannot be pulled from a "
-                    f"{Repository.Kind(repository.kind).label} repository."
-                ]
-            },
-        )
-    if repository.kind == Repository.Kind.HELM and not data.get("chart"):
-        raise ValidationFailed(
-            "Invalid catalog application.", fields={"chart": ["Name the chart of the Helm repository."]}
-        )
+    repository = data.get("repository")
+    spec.clean(
+        package_type=data.get("package_type"),
+        repositories=repositories_for_scope(org=org, project=project),
+        # another org's repository reads exactly like a missing one (the API's own words for a missing id)
+        missing=f'Invalid pk "{getattr(repository, "pk", repository)}" - object does not exist.',
+        **{field: data.get(field) for field in spec.SOURCE_FIELDS},
+    )
 
 
 def _check_text(data: dict) -> None:
@@ -390,7 +296,7 @@ def catalog_application_update(*, actor, item: CatalogApplication, **data) -> Ca
     merged = {f: getattr(item, f) for f in EDITABLE_FIELDS} | data
     merged["display_name"] = merged.get("display_name") or item.name
     _check_text(merged)
-    if set(data) & set(SOURCE_FIELDS):
+    if set(data) & {"package_type", *spec.SOURCE_FIELDS}:
         _check_source(merged, org=item.org, project=item.project)
     before = snapshot(item)
     for field in data:

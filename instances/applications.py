@@ -16,16 +16,13 @@ makes the next one wait (409). Values given as overrides are kept with the revis
 user's configuration, shown back to whoever may see the application (secrets belong in Secrets).
 """
 
-import re
-from collections.abc import Mapping
-
 import yaml
 from django.db import transaction
 from django.db.models import Max
 
 from catalog import selectors as catalog_selectors
-from catalog import sources
-from catalog.models import ArtifactSync, CatalogApplication, PackageType, Repository
+from catalog.models import ArtifactSync, CatalogApplication, Repository
+from catalog.sources import spec
 from instances import selectors
 from instances.application_selectors import application_list_for, can_manage_application
 from instances.models import Application, ApplicationRevision, ComputeInstance, Run
@@ -36,31 +33,10 @@ from paas import authz
 from paas.audit import audit_log
 from paas.errors import Conflict, Forbidden, ValidationFailed
 from paas.validation import is_dns_label
-from paas.yamlsafe import safe_load
 
 RUN_TASK = "instances.tasks.run_execute"
 STATUS_TASK = "instances.tasks.application_status"
 NAME_MAX = 53  # a Helm release name
-VALUES_MAX = 256 * 1024  # characters of value overrides
-SOURCE_FIELDS = (
-    "sync",
-    "files",
-    "repository",
-    "ref",
-    "path",
-    "chart",
-    "chart_version",
-    "values_file",
-    "values",
-)
-#: Which repositories each package type may be pulled from.
-REPOSITORY_KINDS = {
-    PackageType.YAML: (Repository.Kind.GIT,),
-    PackageType.HELM: (Repository.Kind.GIT, Repository.Kind.HELM, Repository.Kind.OCI),
-}
-_REF = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._/@+-]{0,254}$")
-_CHART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$")
-_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+_-]{0,63}$")
 _IN_FLIGHT = (Run.Outcome.QUEUED, Run.Outcome.RUNNING)
 
 
@@ -102,131 +78,11 @@ def _require_deploy(actor, compute_instance: ComputeInstance) -> None:
         )
 
 
-def _relative_path(value: str, field: str) -> str:
-    value = (value or "").strip()
-    if not value:
-        return ""
-    parts = value.split("/")
-    if (
-        len(value) > 1024
-        or value.startswith("/")
-        or "\\" in value
-        or any(part == ".." for part in parts)
-        or any(ord(c) < 32 for c in value)
-    ):
-        raise ValidationFailed(
-            f"Invalid {field}.",
-            fields={field: "A relative path inside the repository or chart, without '..'."},
-        )
-    return value
-
-
-def _matching(value: str, pattern: re.Pattern, field: str, what: str) -> str:
-    value = (value or "").strip()
-    if value and (not pattern.match(value) or ".." in value):
-        raise ValidationFailed(f"Invalid {field}.", fields={field: what})
-    return value
-
-
-def values_mapping(text: str, *, field: str = "values") -> dict:
-    """The value overrides as a mapping (empty text: none)."""
-    text = text or ""
-    if len(text) > VALUES_MAX:
-        raise ValidationFailed("Invalid values.", fields={field: f"At most {VALUES_MAX // 1024} KiB."})
-    if not text.strip():
-        return {}
-    try:
-        data = safe_load(text)
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        line = f" (line {where.line + 1})" if where is not None else ""
-        raise ValidationFailed("Invalid values.", fields={field: f"Not valid YAML{line}."}) from exc
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ValidationFailed("Invalid values.", fields={field: "Must be a YAML mapping (key: value)."})
-    return data
-
-
-def _repository(project, repository) -> Repository:
-    pk = repository.pk if isinstance(repository, Repository) else repository
-    found = (
-        Repository.objects.filter(catalog_selectors.visible_in_project_q(Repository, project), pk=pk).first()
-        if isinstance(pk, int) or (isinstance(pk, str) and pk.isdigit())
-        else None
-    )
-    if found is None:
-        raise ValidationFailed(
-            "Invalid repository.", fields={"repository": "Choose a repository this workspace may use."}
-        )
-    return found
-
-
 def clean_source(*, project, package_type, **given) -> dict:
-    """The source fields of a revision, checked for ``project`` (see the module docstring)."""
-    if package_type not in PackageType.values:
-        raise ValidationFailed(
-            "Invalid package type.", fields={"package_type": f"One of: {', '.join(PackageType.values)}."}
-        )
-    sync = given.get("sync") or ArtifactSync.UPLOAD
-    if sync not in ArtifactSync.values:
-        raise ValidationFailed(
-            "Invalid artifact sync.", fields={"sync": f"One of: {', '.join(ArtifactSync.values)}."}
-        )
-    values = given.get("values") or ""
-    values_mapping(values)
-    source = {
-        "sync": sync,
-        "files": {},
-        "repository": None,
-        "ref": _matching(given.get("ref"), _REF, "ref", "A branch, tag or commit name."),
-        "path": _relative_path(given.get("path"), "path"),
-        "chart": _matching(given.get("chart"), _CHART, "chart", "A chart name."),
-        "chart_version": _matching(given.get("chart_version"), _VERSION, "chart_version", "A chart version."),
-        "values_file": _relative_path(given.get("values_file"), "values_file"),
-        "values": values,
-    }
-    if sync == ArtifactSync.UPLOAD:
-        files = given.get("files")
-        if given.get("repository") is not None:
-            raise ValidationFailed(
-                "Invalid source.", fields={"repository": "Uploaded files come without a repository."}
-            )
-        if not isinstance(files, Mapping) or not files:
-            raise ValidationFailed("Invalid files.", fields={"files": "Upload at least one file."})
-        if not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
-            raise ValidationFailed("Invalid files.", fields={"files": "Each file is a name and its text."})
-        sources.validate_upload(package_type, dict(files))
-        return source | {"files": dict(files), "ref": "", "path": "", "chart": ""}
-    if given.get("files"):
-        raise ValidationFailed(
-            "Invalid source.", fields={"files": "Files are uploaded only without a repository."}
-        )
-    if given.get("repository") is None:
-        raise ValidationFailed("Invalid repository.", fields={"repository": "Choose a repository."})
-    repository = _repository(project, given["repository"])
-    if repository.kind not in REPOSITORY_KINDS[package_type]:
-        raise ValidationFailed(
-            "Invalid repository.",
-            fields={
-                "repository": f"A {repository.get_kind_display()} repository cannot hold a "
-                f"{PackageType(package_type).label} package."
-            },
-        )
-    if repository.kind == Repository.Kind.HELM and not source["chart"]:
-        raise ValidationFailed("Invalid chart.", fields={"chart": "Name the chart of the Helm repository."})
-    return source | {"repository": repository}
-
-
-def deep_merge(base: dict, overrides: dict) -> dict:
-    """``overrides`` over ``base``: mappings merged key by key, anything else replaced."""
-    merged = dict(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
+    """The source fields of a revision, checked for ``project`` (``catalog.sources.spec``): its
+    repository must be one the workspace sees."""
+    repositories = Repository.objects.filter(catalog_selectors.visible_in_project_q(Repository, project))
+    return spec.clean(package_type=package_type, repositories=repositories, **given)
 
 
 def _from_catalog(project, catalog_item, values: str) -> tuple[CatalogApplication, str, dict]:
@@ -243,10 +99,10 @@ def _from_catalog(project, catalog_item, values: str) -> tuple[CatalogApplicatio
             "Invalid catalog application.",
             fields={"catalog_item": "Choose an application of this workspace's catalog."},
         )
-    overrides = values_mapping(values)
-    merged = deep_merge(values_mapping(item.values), overrides)
+    overrides = spec.values_mapping(values)
+    merged = spec.deep_merge(spec.values_mapping(item.values), overrides)
     text = yaml.safe_dump(merged, sort_keys=False) if merged else ""
-    source = {field: getattr(item, field) for field in SOURCE_FIELDS} | {"values": text}
+    source = {field: getattr(item, field) for field in spec.SOURCE_FIELDS} | {"values": text}
     return item, item.package_type, source
 
 
@@ -262,7 +118,7 @@ def _audit_source(source: dict) -> dict:
         "path": source.get("path", ""),
         "chart": source.get("chart", ""),
         "chart_version": source.get("chart_version", ""),
-        "values_keys": sorted(str(k) for k in values_mapping(source.get("values") or "")),
+        "values_keys": sorted(str(k) for k in spec.values_mapping(source.get("values") or "")),
     }
 
 
@@ -445,16 +301,16 @@ def _new_revision(
 
 
 def _source_of(revision: ApplicationRevision) -> dict:
-    return {field: getattr(revision, field) for field in SOURCE_FIELDS}
+    return {field: getattr(revision, field) for field in spec.SOURCE_FIELDS}
 
 
 @transaction.atomic
 def application_update(*, actor, application: Application, **source_changes) -> ApplicationRevision:
     """Deploy a new revision: the current revision's source with ``source_changes`` (any of
-    ``SOURCE_FIELDS``, and ``description``). Objects the new revision no longer has are deleted by its run.
-    Changing the artifact sync starts from an empty source of that kind."""
+    ``spec.SOURCE_FIELDS``, and ``description``). Objects the new revision no longer has are deleted by
+    its run. Changing the artifact sync starts from an empty source of that kind."""
     application = _require_manage(actor, application, "You may not update this application.")
-    unknown = sorted(set(source_changes) - set(SOURCE_FIELDS) - {"description", "package_type"})
+    unknown = sorted(set(source_changes) - set(spec.SOURCE_FIELDS) - {"description", "package_type"})
     if unknown:
         raise ValidationFailed(
             "Invalid update.", fields={k: "Not a field of an application's source." for k in unknown}
@@ -470,7 +326,7 @@ def application_update(*, actor, application: Application, **source_changes) -> 
     base = _source_of(current) if current else {}
     if current is None or source_changes.get("sync", base.get("sync")) != base.get("sync"):
         base = {"sync": source_changes.get("sync")}
-    changes = {k: v for k, v in source_changes.items() if k in SOURCE_FIELDS}
+    changes = {k: v for k, v in source_changes.items() if k in spec.SOURCE_FIELDS}
     source = clean_source(
         project=application.project, package_type=application.package_type, **(base | changes)
     )

@@ -6,6 +6,7 @@ package type, uploads are checked (``catalog.sources.validate_upload``)."""
 import pytest
 
 from catalog.models import Repository
+from catalog.sources import spec
 from instances import applications
 from paas.errors import ValidationFailed
 
@@ -78,6 +79,6 @@ def test_source_rules(world):
 
 def test_values_deep_merge():
     base = {"a": 1, "nested": {"x": 1, "y": {"z": 1}}, "list": [1, 2]}
-    merged = applications.deep_merge(base, {"nested": {"y": {"w": 2}}, "list": [3], "b": None})
+    merged = spec.deep_merge(base, {"nested": {"y": {"w": 2}}, "list": [3], "b": None})
     assert merged == {"a": 1, "nested": {"x": 1, "y": {"z": 1, "w": 2}}, "list": [3], "b": None}
     assert base["nested"]["y"] == {"z": 1}  # the catalog item's defaults untouched

@@ -9,6 +9,7 @@ from kubernetes.client.exceptions import ApiException
 
 from catalog import registries
 from catalog.models import CatalogApplication
+from catalog.sources import spec
 from instances import actions, application_selectors, applications, service_instances
 from instances import services as instance_services
 from instances import tasks as instance_tasks
@@ -361,7 +362,7 @@ def test_from_the_catalog_values_merged(live):
     )
     revision = app.revisions.get()
     assert app.catalog_item == item and app.package_type == "yaml" and revision.files == item.files
-    assert applications.values_mapping(revision.values) == {"greeting": "hi", "nested": {"a": 1, "b": 3}}
+    assert spec.values_mapping(revision.values) == {"greeting": "hi", "nested": {"a": 1, "b": 3}}
     assert run_app(app) == "ready", last_run(app).log
     assert live["core"].read_namespaced_config_map("greeter", instance.namespace).data == {
         "greeting": "hello"
