@@ -21,16 +21,15 @@ from django.utils import timezone
 
 from catalog import selectors as catalog_selectors
 from catalog import sources, templating
-from instances import deployer, pull_secrets, service_objects
+from instances import deployer, pull_secrets, service_deployer, service_instances, service_objects
 from instances.models import Application, ApplicationRevision, ComputeInstance, Run
-from instances.service_deployer import _as_objects, _pod_templates, _remove
+from instances.service_deployer import as_objects, pod_templates, remove
 from instances.service_instances import fit_problems, instance_totals, own_usage, services_usage
 from instances.service_render import host_suffix
-from instances.states import State, transition
+from instances.states import State
 from instances.workloads import usage_of
-from inventory import kube, mig
+from inventory import kube
 from inventory.kube import status as kube_status
-from paas.audit import audit_log
 from paas.platform_owned import LABEL_APPLICATION, LABEL_SERVICE
 
 DELETE_TIMEOUT = 120  # seconds a delete waits for the application's objects to be gone
@@ -77,7 +76,7 @@ def label(objects: list[dict], name: str) -> list[dict]:
     for obj in objects:
         metadata = obj.setdefault("metadata", {})
         metadata["labels"] = _labelled(metadata.get("labels"), name)
-        for template in _pod_templates(obj):
+        for template in pod_templates(obj):
             meta = template.setdefault("metadata", {})
             meta["labels"] = _labelled(meta.get("labels"), name)
     return objects
@@ -122,18 +121,6 @@ def add_pull_secrets(compute: ComputeInstance, kubeconfig: str, objects: list[di
     return names
 
 
-def _usage_fields(objects: list[dict]) -> dict:
-    usage = usage_of(objects)
-    return {
-        "gpus": usage.gpus,
-        "gpu_units": mig.gpu_units(gpus=usage.gpus, mig_slices=usage.mig_slices),
-        "mig_slices": dict(usage.mig_slices),
-        "cpu_millis": usage.cpu_millis,
-        "memory_gib": usage.memory_gib,
-        "storage_gib": usage.storage_gib,
-    }
-
-
 def _claim_room(
     application: Application, objects: list[dict], refs: list[dict], previous: list[dict]
 ) -> None:
@@ -158,7 +145,8 @@ def _claim_room(
                 {"objects": [f"{application.name} does not fit on {compute.name}: " + " ".join(problems)]}
             )
         Application.objects.filter(pk=application.pk).update(
-            objects_applied=refs + [r for r in previous if r not in refs], **_usage_fields(objects)
+            objects_applied=refs + [r for r in previous if r not in refs],
+            **service_instances.usage_fields(usage_of(objects)),
         )
 
 
@@ -211,7 +199,7 @@ def deploy(run: Run, application: Application, step: deployer.RunLog) -> None:
     step(f"Applied {len(objects)} objects to namespace {namespace} (server-side apply).")
     stale = [r for r in previous if r not in refs]
     if stale:
-        kube.delete_objects(kubeconfig, _as_objects(stale, namespace))
+        kube.delete_objects(kubeconfig, as_objects(stale, namespace))
         step(
             f"Removed {len(stale)} objects revision {revision.number} no longer has: "
             + ", ".join(f"{r['kind']}/{r['name']}" for r in stale)
@@ -239,7 +227,7 @@ def delete(application: Application, step: deployer.RunLog, *, timeout: float = 
     compute = application.compute_instance
     refs = list(application.objects_applied or [])
     if compute.namespace and refs:
-        _remove(compute.cluster.kubeconfig.reveal(), compute.namespace, refs, timeout=timeout)
+        remove(compute.cluster.kubeconfig.reveal(), compute.namespace, refs, timeout=timeout)
     Application.objects.filter(pk=application.pk).update(objects_applied=[], object_status=[])
     step(f"Removed {len(refs)} objects from namespace {compute.namespace}.")
 
@@ -301,24 +289,5 @@ def failed(run: Run, application: Application, message: str) -> None:
 def deleted_with(compute: ComputeInstance) -> None:
     """The compute instance is deleted (in its delete run's success transaction): so are its
     applications (their rows, revisions, runs and audit stay)."""
-    for application in (
-        Application.objects.select_for_update().filter(compute_instance=compute).exclude(state=State.DELETED)
-    ):
-        if application.state != State.DELETING:
-            transition(application, State.DELETING, f"Its compute instance {compute.name} was deleted.")
-        transition(application, State.DELETED, f"Deleted with its compute instance {compute.name}.")
-        Run.objects.filter(
-            application=application, outcome__in=(Run.Outcome.QUEUED, Run.Outcome.RUNNING)
-        ).update(
-            outcome=Run.Outcome.FAILED,
-            message="The compute instance was deleted.",
-            finished_at=timezone.now(),
-        )
-        Application.objects.filter(pk=application.pk).update(objects_applied=[], object_status=[])
-        audit_log(
-            actor=None,
-            action="application.deleted",
-            target=application,
-            project=application.project,
-            details={"with_instance": compute.name},
-        )
+    service_deployer.deleted_with(compute, Application)
+    Application.objects.filter(compute_instance=compute).update(objects_applied=[], object_status=[])

@@ -23,7 +23,7 @@ from django.db.models import Max
 from catalog import selectors as catalog_selectors
 from catalog.models import ArtifactSync, CatalogApplication, Repository
 from catalog.sources import spec
-from instances import selectors
+from instances import selectors, service_instances
 from instances.application_selectors import application_list_for, can_manage_application
 from instances.models import Application, ApplicationRevision, ComputeInstance, Run
 from instances.service_selectors import can_deploy_services_on
@@ -460,20 +460,5 @@ def application_status_refresh(*, actor, application: Application) -> None:
 
 
 def applications_deleting_with(*, actor, compute_instance: ComputeInstance) -> list[str]:
-    """Inside ``instance_delete``'s transaction: the instance's applications go DELETING with it (its
-    delete run removes their objects first, then the namespace, and marks them DELETED)."""
-    names = []
-    rows = Application.objects.select_for_update().filter(compute_instance=compute_instance)
-    for application in rows.exclude(state__in=(State.DELETING, State.DELETED)).order_by("pk"):
-        transition(
-            application, State.DELETING, f"Its compute instance {compute_instance.name} is being deleted."
-        )
-        audit_log(
-            actor=actor,
-            action="application.delete",
-            target=application,
-            project=application.project,
-            details={"with_instance": compute_instance.name},
-        )
-        names.append(application.name)
-    return names
+    """Inside ``instance_delete``'s transaction: the instance's applications go DELETING with it."""
+    return service_instances.deleting_with(Application, actor=actor, compute_instance=compute_instance)

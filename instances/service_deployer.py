@@ -52,7 +52,7 @@ def work(run: Run, service: ServiceInstance, step: deployer.RunLog) -> None:
 # --- what the deployer adds to the template's objects -----------------------------------------------
 
 
-def _pod_templates(obj: dict) -> list[dict]:
+def pod_templates(obj: dict) -> list[dict]:
     """The pod templates of a workload (``{"metadata", "spec"}`` dicts), to label and give env to."""
     kind, spec = obj.get("kind"), obj.get("spec")
     if not isinstance(spec, dict):
@@ -71,7 +71,7 @@ def _pod_templates(obj: dict) -> list[dict]:
 def _pod_specs(obj: dict) -> list[dict]:
     if obj.get("kind") == "Pod":
         return [obj["spec"]] if isinstance(obj.get("spec"), dict) else []
-    specs = [t.get("spec") for t in _pod_templates(obj)]
+    specs = [t.get("spec") for t in pod_templates(obj)]
     if obj.get("kind") == "InferenceService" and isinstance(obj.get("spec"), dict):
         for name in ("predictor", "transformer", "explainer"):
             component = obj["spec"].get(name)
@@ -104,7 +104,7 @@ def decorate(objects: list[dict], service: ServiceInstance, *, pull_secret_names
     extra = dict(snapshot.get("extra_config") or {})
     for obj in objects:
         _label(obj.setdefault("metadata", {}), labels, annotations, service.name)
-        for template in _pod_templates(obj):
+        for template in pod_templates(obj):
             _label(template.setdefault("metadata", {}), labels, annotations, service.name)
         if extra:
             for spec in _pod_specs(obj):
@@ -122,7 +122,7 @@ def _ref(obj: dict) -> dict:
     return {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": obj["metadata"]["name"]}
 
 
-def _as_objects(refs: list[dict], namespace: str) -> list[dict]:
+def as_objects(refs: list[dict], namespace: str) -> list[dict]:
     return [
         {
             "apiVersion": r["apiVersion"],
@@ -166,7 +166,7 @@ def deploy(service: ServiceInstance, step: deployer.RunLog, *, action: dict | No
     step(f"Applied {len(objects)} objects to namespace {namespace} (server-side apply).")
     stale = [r for r in previous if r not in refs]
     if stale:
-        kube.delete_objects(kubeconfig, _as_objects(stale, namespace))
+        kube.delete_objects(kubeconfig, as_objects(stale, namespace))
         step(f"Removed {len(stale)} objects the template no longer renders.")
     ServiceInstance.objects.filter(pk=service.pk).update(objects_applied=refs)
     # Polled more often than a compute instance's namespace: a service is a few objects, and its
@@ -184,8 +184,8 @@ def deploy(service: ServiceInstance, step: deployer.RunLog, *, action: dict | No
     ServiceInstance.objects.filter(pk=service.pk).update(outputs=outputs)
 
 
-def _remove(kubeconfig: str, namespace: str, refs: list[dict], *, timeout: float) -> None:
-    objects = _as_objects(refs, namespace)
+def remove(kubeconfig: str, namespace: str, refs: list[dict], *, timeout: float) -> None:
+    objects = as_objects(refs, namespace)
     kube.delete_objects(kubeconfig, objects, propagation="Foreground")
     deadline = time.monotonic() + timeout
     while left := kube.existing(kubeconfig, objects):
@@ -198,7 +198,7 @@ def delete(service: ServiceInstance, step: deployer.RunLog, *, timeout: float = 
     compute = service.compute_instance
     refs = list(service.objects_applied or [])
     if compute.namespace and refs:
-        _remove(compute.cluster.kubeconfig.reveal(), compute.namespace, refs, timeout=timeout)
+        remove(compute.cluster.kubeconfig.reveal(), compute.namespace, refs, timeout=timeout)
     step(f"Removed {len(refs)} objects from namespace {compute.namespace}.")
 
 
@@ -209,7 +209,7 @@ def delete_services_of(compute: ComputeInstance, kubeconfig: str, step: deployer
     applications = list(compute.applications.exclude(state=State.DELETED).only("name", "objects_applied"))
     refs = [r for s in [*services, *applications] for r in (s.objects_applied or [])]
     if compute.namespace and refs:
-        _remove(kubeconfig, compute.namespace, refs, timeout=DELETE_TIMEOUT)
+        remove(kubeconfig, compute.namespace, refs, timeout=DELETE_TIMEOUT)
     for noun, items in (("services", services), ("applications", applications)):
         if items:
             step(f"Removed the objects of {len(items)} {noun} ({', '.join(s.name for s in items)}).")
@@ -218,26 +218,26 @@ def delete_services_of(compute: ComputeInstance, kubeconfig: str, step: deployer
 # --- in the success's transaction (instances.deployer._succeeded) ------------------------------------
 
 
-def deleted_with(compute: ComputeInstance) -> None:
-    """The compute instance is deleted: so are its services (their rows, runs and audit stay)."""
-    for service in (
-        ServiceInstance.objects.select_for_update()
-        .filter(compute_instance=compute)
-        .exclude(state=State.DELETED)
+def deleted_with(compute: ComputeInstance, model=ServiceInstance) -> None:
+    """The compute instance is deleted: so are its services (``model``: or its applications); their
+    rows, runs and audit stay."""
+    noun = model._meta.model_name.removesuffix("instance")  # service, application
+    for row in (
+        model.objects.select_for_update().filter(compute_instance=compute).exclude(state=State.DELETED)
     ):
-        if service.state != State.DELETING:
-            transition(service, State.DELETING, f"Its compute instance {compute.name} was deleted.")
-        transition(service, State.DELETED, f"Deleted with its compute instance {compute.name}.")
-        Run.objects.filter(service=service, outcome__in=(Run.Outcome.QUEUED, Run.Outcome.RUNNING)).update(
+        if row.state != State.DELETING:
+            transition(row, State.DELETING, f"Its compute instance {compute.name} was deleted.")
+        transition(row, State.DELETED, f"Deleted with its compute instance {compute.name}.")
+        Run.objects.filter(**{noun: row}, outcome__in=(Run.Outcome.QUEUED, Run.Outcome.RUNNING)).update(
             outcome=Run.Outcome.FAILED,
             message="The compute instance was deleted.",
             finished_at=timezone.now(),
         )
         audit_log(
             actor=None,
-            action="service.deleted",
-            target=service,
-            project=service.project,
+            action=f"{noun}.deleted",
+            target=row,
+            project=row.project,
             details={"with_instance": compute.name},
         )
 

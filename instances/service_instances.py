@@ -178,7 +178,8 @@ def service_snapshot(profile: ServiceProfile, *, datacenter, storage: list[Stora
 # --- what fits on an instance -----------------------------------------------------------------------
 
 
-def _usage_fields(usage: Usage) -> dict:
+def usage_fields(usage: Usage) -> dict:
+    """A ``Usage`` as the columns of ``UsedOfInstance`` (services and applications)."""
     return {
         "gpus": usage.gpus,
         "gpu_units": mig.gpu_units(gpus=usage.gpus, mig_slices=usage.mig_slices),
@@ -292,7 +293,7 @@ def instance_service_usage(compute_instance: ComputeInstance) -> dict:
     )
 
     def shown(usage: Usage) -> dict:
-        fields = _usage_fields(usage)
+        fields = usage_fields(usage)
         fields.pop("gpu_units")
         return fields
 
@@ -375,7 +376,7 @@ def service_launch(
         ) from exc
     need = usage_of(objects)
     own_objects = service_objects.own_objects(compute_instance)  # its snapshot never changes
-    for key, value in _usage_fields(need).items():
+    for key, value in usage_fields(need).items():
         setattr(service, key, value)
     return _service_create(
         actor=actor,
@@ -481,22 +482,28 @@ def service_delete(*, actor, service: ServiceInstance) -> Run:
     return run
 
 
-def services_deleting_with(*, actor, compute_instance: ComputeInstance) -> list[str]:
-    """Inside ``instance_delete``'s transaction: the instance's services go DELETING with it (its delete
-    run removes their objects first, then the namespace, and marks them DELETED). Returns their names."""
+def deleting_with(model, *, actor, compute_instance: ComputeInstance) -> list[str]:
+    """Inside ``instance_delete``'s transaction: the instance's services (``model`` ServiceInstance) or
+    applications go DELETING with it (its delete run removes their objects first, then the namespace,
+    and marks them DELETED). Returns their names."""
+    noun = model._meta.model_name.removesuffix("instance")  # service, application
     names = []
-    rows = ServiceInstance.objects.select_for_update().filter(compute_instance=compute_instance)
-    for service in rows.exclude(state__in=(State.DELETING, State.DELETED)).order_by("pk"):
-        transition(service, State.DELETING, f"Its compute instance {compute_instance.name} is being deleted.")
+    rows = model.objects.select_for_update().filter(compute_instance=compute_instance)
+    for row in rows.exclude(state__in=(State.DELETING, State.DELETED)).order_by("pk"):
+        transition(row, State.DELETING, f"Its compute instance {compute_instance.name} is being deleted.")
         audit_log(
             actor=actor,
-            action="service.delete",
-            target=service,
-            project=service.project,
+            action=f"{noun}.delete",
+            target=row,
+            project=row.project,
             details={"with_instance": compute_instance.name},
         )
-        names.append(service.name)
+        names.append(row.name)
     return names
+
+
+def services_deleting_with(*, actor, compute_instance: ComputeInstance) -> list[str]:
+    return deleting_with(ServiceInstance, actor=actor, compute_instance=compute_instance)
 
 
 # --- outputs ----------------------------------------------------------------------------------------
