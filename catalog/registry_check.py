@@ -262,7 +262,8 @@ def sigv4_headers(
     now: datetime | None = None,
 ) -> dict[str, str]:
     """``headers`` plus ``Host``, ``X-Amz-Date`` and the ``Authorization`` of AWS Signature Version 4
-    (every header given is signed)."""
+    (every header given is signed). Our own: botocore's signer cannot be installed beside the
+    ``kubernetes`` client (python-dateutil below 3 against 3 or later); checked against AWS's examples."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
     amz_date, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
     parts = urlsplit(url)
