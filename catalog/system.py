@@ -1,15 +1,23 @@
 """The system catalog shipped with the platform (catalog/system_catalog/catalog.yaml), loaded through
-the same services an operator uses: templates are created, validated and published; profiles are
-created and shared with every organization; the custom resource kinds its templates create are
-put on the operators' allow-list. Idempotent: what exists already is left as it is."""
+the same services an operator uses: templates are created, validated and published; profiles and the
+application catalog's applications are created and shared with every organization; the custom resource
+kinds its templates create are put on the operators' allow-list. Idempotent: what exists already is
+left as it is."""
 
 from pathlib import Path
 
 import yaml
 from django.db import transaction
 
-from catalog import custom_resources, services
-from catalog.models import ComputeProfile, EnvironmentTemplate, ServiceProfile, SystemSharing, TemplateVersion
+from catalog import app_catalog, custom_resources, services
+from catalog.models import (
+    CatalogApplication,
+    ComputeProfile,
+    EnvironmentTemplate,
+    ServiceProfile,
+    SystemSharing,
+    TemplateVersion,
+)
 
 CATALOG = Path(__file__).resolve().parent / "system_catalog" / "catalog.yaml"
 
@@ -97,4 +105,23 @@ def load(*, actor, path: Path = CATALOG) -> list[str]:
             )
             services.item_share(actor=actor, item=profile, sharing=SystemSharing.ALL)
             report.append(f"service profile {profile.name}")
+        for item in spec.get("applications", []):
+            if CatalogApplication.objects.filter(org__isnull=True, name=item["name"]).exists():
+                continue
+            files = {
+                Path(name).name: (path.parent / "applications" / name).read_text() for name in item["files"]
+            }
+            application = app_catalog.catalog_application_create(
+                actor=actor,
+                name=item["name"],
+                display_name=item.get("display_name", ""),
+                description=item.get("description", ""),
+                package_type=item["package_type"],
+                files=files,
+                values=item.get("values", ""),
+                readme=item.get("readme", ""),
+                published=True,
+            )
+            app_catalog.catalog_application_share(actor=actor, item=application, sharing=SystemSharing.ALL)
+            report.append(f"catalog application {application.name}")
     return report

@@ -367,3 +367,11 @@ def test_from_the_catalog_values_merged(live):
     assert live["core"].read_namespaced_config_map("greeter", instance.namespace).data == {
         "greeting": "hello"
     }
+    # The system catalog's own application (catalog/system_catalog/applications/) deploys as shipped: it
+    # passes Pod Security "restricted" and the guardrails without a change.
+    nginx = CatalogApplication.objects.get(org__isnull=True, name="nginx")
+    shipped = applications.application_create(
+        actor=admin, compute_instance=instance, name="web", catalog_item=nginx
+    )
+    assert run_app(shipped) == "ready", last_run(shipped).log
+    assert live["core"].read_namespaced_service("nginx", instance.namespace).spec.ports[0].port == 80
