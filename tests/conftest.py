@@ -42,18 +42,12 @@ def _flush_past_the_audit_truncate_trigger():
     DatabaseOperations.execute_sql_flush = original
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _canary_log_handler():
-    import logging
-
-    handler = canary.install_log_handler()
-    yield
-    logging.getLogger().removeHandler(handler)
-
-
 @pytest.fixture(autouse=True)
 def _canary_never_comes_back():
-    """No response and no log line of the test may carry a credential of the suite's servers."""
+    """No response and no log line of the test may carry a credential of the suite's servers. The log
+    handler is put back on the root logger before every test: a logging configuration applied by an
+    earlier test (Django's ``LOGGING`` for a server it starts) replaces the root's handlers."""
+    canary.install_log_handler()
     canary.hits.clear()
     yield
     if canary.hits:

@@ -13,7 +13,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from guardian.models import UserObjectPermission, UserObjectPermissionBase
 
-from instances import service_instances
+from instances import applications, service_instances
 from instances import services as instance_services
 from instances.models import ComputeInstance
 from instances.states import State, transition
@@ -49,7 +49,7 @@ def test_the_compared_models_are_the_ones_with_object_permissions():
 
 def _objects_in(org: Organization, project: Project, admin: User, owner: User, name: str) -> ComputeInstance:
     """One of each kind in ``org``: an IdP mapping, a profile, a launched instance in ``project`` and a
-    service on it."""
+    service and an application on it."""
     tenancy_services.idp_mapping_create(actor=admin, org=org, group=f"{name}-staff", role=Role.PAAS_ADMIN)
     tenancy_services.idp_mapping_create(
         actor=admin, org=org, group=f"{name}-ops", role=Role.WORKSPACE_ADMIN, project=project
@@ -69,6 +69,14 @@ def _objects_in(org: Organization, project: Project, admin: User, owner: User, n
     service_profile = make_service_profile(None, actor=admin, project=project, name=f"{name}-web")
     service_instances.service_launch(
         actor=owner, compute_instance=instance, profile=service_profile, name=f"{name}-web"
+    )
+    applications.application_create(
+        actor=owner,
+        compute_instance=instance,
+        name=f"{name}-app",
+        package_type="yaml",
+        sync="upload",
+        files={"cm.yaml": MANIFESTS.replace("{{ instance.name }}", f"{name}-app")},
     )
     return instance
 

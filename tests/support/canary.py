@@ -43,8 +43,19 @@ class CanaryLogHandler(logging.Handler):
             hits.append(f"log line of {record.name} ({record.levelname})")
 
 
+_handler = CanaryLogHandler(level=logging.DEBUG)
+_handler.setFormatter(logging.Formatter("%(message)s"))
+
+
 def install_log_handler() -> CanaryLogHandler:
-    handler = CanaryLogHandler(level=logging.DEBUG)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    logging.getLogger().addHandler(handler)
-    return handler
+    """The watch on the root logger and on every logger that does not pass its records up to it (once
+    each: adding it again is a no-op)."""
+    loggers = [logging.getLogger()] + [
+        logger
+        for logger in logging.root.manager.loggerDict.values()
+        if isinstance(logger, logging.Logger) and not logger.propagate
+    ]
+    for logger in loggers:
+        if _handler not in logger.handlers:
+            logger.addHandler(_handler)
+    return _handler
