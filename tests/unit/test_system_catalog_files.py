@@ -241,7 +241,13 @@ def _error_message(exc: BaseException) -> str:
 
 
 def test_catalog_has_exactly_its_sections():
-    assert set(CATALOG) == {"allowed_custom_resources", "templates", "compute_profiles", "service_profiles"}
+    assert set(CATALOG) == {
+        "allowed_custom_resources",
+        "templates",
+        "compute_profiles",
+        "service_profiles",
+        "applications",
+    }
     for section in CATALOG.values():
         assert isinstance(section, list) and section
 
@@ -1138,3 +1144,26 @@ def test_the_platform_engine_deploys_every_input_variant(template_name, number, 
             except templating.TemplateError as exc:
                 errors.append(f"inputs={inputs_label} action={action_label}: {exc.errors}")
     assert not errors, f"{template_name}@{number}:\n" + "\n".join(errors[:20])
+
+
+# --- the application catalog ------------------------------------------------------------------------
+
+
+def test_the_shipped_applications_are_namespaced_schema_valid_and_restricted():
+    """Each application of the system's application catalog (K8s YAML files under applications/):
+    its files exist, every document is a namespaced object valid against the Kubernetes schemas, and
+    its pods meet Pod Security "restricted" as written."""
+    for item in CATALOG["applications"]:
+        assert set(item) == {"name", "display_name", "description", "package_type", "files", "readme"}, item
+        assert item["package_type"] == "yaml" and item["readme"].strip(), item["name"]
+        for name in item["files"]:
+            documents = [
+                d for d in yaml.safe_load_all((CATALOG_DIR / "applications" / name).read_text()) if d
+            ]
+            assert documents, name
+            for obj in documents:
+                assert obj["kind"] in ("Deployment", "Service", "ConfigMap"), f"{name}: {obj['kind']}"
+                assert "namespace" not in obj["metadata"], name
+                kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+                for where, spec, containers in _pod_specs(obj, custom=False):
+                    assert _check_restricted(f"{name} {where}", spec, containers) == []
