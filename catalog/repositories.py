@@ -355,7 +355,7 @@ def repository_check(*, actor, repository: Repository, datacenter=None) -> Repos
     """Ask for a connectivity check, run by the agent serving ``datacenter`` (None: a global agent,
     else the default workers). Whoever may see the repository may check it."""
     from catalog.integration_selectors import repository_list_for
-    from inventory.services import enqueue_for_datacenter
+    from inventory.routing import enqueue_for_datacenter
 
     if not repository_list_for(actor).filter(pk=repository.pk).exists():
         from paas.errors import NotFound

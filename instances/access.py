@@ -27,7 +27,7 @@ from django.utils import timezone
 from instances.models import Collaborator, CollaboratorInvitation, ComputeInstance
 from instances.namespace import baseline_objects, identities
 from instances.states import State
-from inventory.services import enqueue_for_cluster
+from inventory.routing import enqueue_for_cluster
 from paas import authz
 from paas.audit import audit_log
 

@@ -38,8 +38,8 @@ from instances.service_selectors import can_manage_service
 from instances.states import State, transition
 from inventory import mig
 from inventory.matchmaker import PlacementRequest, ResourceGroup
+from inventory.routing import enqueue_for_cluster
 from inventory.selectors import placement_for
-from inventory.services import enqueue_for_cluster
 from paas import authz
 from paas.audit import audit_log
 from paas.errors import Conflict, Forbidden, NotFound, ValidationFailed

@@ -28,7 +28,7 @@ from instances.application_selectors import application_list_for, can_manage_app
 from instances.models import Application, ApplicationRevision, ComputeInstance, Run
 from instances.service_selectors import can_deploy_services_on
 from instances.states import State, transition
-from inventory.services import enqueue_for_cluster
+from inventory.routing import enqueue_for_cluster
 from paas import authz
 from paas.audit import audit_log
 from paas.errors import Conflict, Forbidden, ValidationFailed

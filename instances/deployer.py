@@ -20,7 +20,7 @@ from instances.rendering import instance_render as render
 from instances.states import State, transition
 from inventory import guardrails, kube
 from inventory.models import Cluster
-from inventory.services import enqueue_for_cluster, queue_for_cluster
+from inventory.routing import enqueue_for_cluster, queue_for_cluster
 from paas.audit import audit_log
 
 log = logging.getLogger(__name__)

@@ -129,7 +129,7 @@ def after_claim(run, cluster: Cluster) -> None:
     from django.utils.module_loading import import_string
     from django_q.tasks import async_task
 
-    from inventory.services import queue_for_cluster
+    from inventory.routing import queue_for_cluster
 
     queue = queue_for_cluster(cluster)
 

@@ -42,7 +42,7 @@ from instances import baseline, deployer, drift, placeholders, pull_secrets, ren
 from instances.models import ComputeInstance, Run, StandbyInstance
 from instances.namespace import baseline_objects, held_resources
 from inventory import guardrails, kube
-from inventory.services import enqueue_for_cluster
+from inventory.routing import enqueue_for_cluster
 from paas.audit import audit_log
 
 log = logging.getLogger(__name__)

@@ -43,8 +43,8 @@ from instances.models import StandbyInstance, WarmPool
 from instances.quota import profile_totals
 from inventory import mig
 from inventory.models import Cluster
+from inventory.routing import enqueue_for_cluster
 from inventory.selectors import Reservation, placement_for
-from inventory.services import enqueue_for_cluster
 from paas.audit import audit_log
 from paas.units import GIB
 

@@ -37,7 +37,7 @@ def _enqueue_pull_secret_syncs(instances) -> int:
     from django.db import transaction
     from django_q.tasks import async_task
 
-    from inventory.services import queue_for_cluster
+    from inventory.routing import queue_for_cluster
 
     queues: dict[int, str] = {}
     jobs = []

@@ -27,8 +27,8 @@ from instances.states import STORAGE_ONLY, State, transition
 from instances.workloads import GIB, Usage, usage_of
 from inventory import mig
 from inventory.models import Datacenter, Storage
+from inventory.routing import enqueue_for_cluster
 from inventory.selectors import storage_for_datacenter
-from inventory.services import enqueue_for_cluster
 from paas import authz
 from paas.audit import audit_log
 from paas.errors import Conflict, Forbidden, NotFound, ValidationFailed

@@ -16,8 +16,8 @@ from instances.secret_outputs import read_secret_output
 from instances.service_instances import services_deleting_with
 from instances.states import State, transition
 from inventory.models import Cluster
+from inventory.routing import enqueue_for_cluster
 from inventory.selectors import placement_for
-from inventory.services import enqueue_for_cluster
 from paas import authz
 from paas.audit import audit_log
 from paas.errors import Conflict, Forbidden, NotFound, ValidationFailed

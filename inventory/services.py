@@ -2,15 +2,14 @@
 as tasks (routed to the agent that reaches the cluster) and record what they observe.
 
 Over 600 lines, kept whole for now: datacenters, clusters, MIG changes, storage and agents share the
-naming, routing (``queue_for_cluster``) and kubeconfig helpers at the top; the next subject added
-splits it into a package by subject, as ``tenancy/services/`` was.
+naming and kubeconfig helpers at the top (routing work to agents is ``inventory/routing.py``); the next
+subject added splits it into a package by subject, as ``tenancy/services/`` was.
 """
 
 import logging
 import time
 from collections.abc import Callable
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django_q.models import Schedule
@@ -23,6 +22,7 @@ from inventory.guardrail_services import (
     require_guardrails_support,
 )
 from inventory.models import Agent, Cluster, Datacenter, DatacenterAgent, MigChange, Node, Storage
+from inventory.routing import enqueue_for_cluster, queue_for_cluster
 from paas import authz
 from paas.audit import apply_changes, audit_log
 from paas.errors import Conflict, ValidationFailed
@@ -43,41 +43,6 @@ def _unique(model, field: str, value: str, exclude_pk=None) -> None:
         raise ValidationFailed(
             "Invalid input.", fields={field: f"A {model._meta.verbose_name} named {value!r} already exists."}
         )
-
-
-# --- routing ----------------------------------------------------------------------------------------
-
-
-def queue_for_cluster(cluster: Cluster) -> str:
-    """The django-q2 queue of the agent that reaches ``cluster``.
-
-    The datacenter's mapped agent (global settings) when there is one; otherwise a global agent;
-    otherwise the platform's default workers.
-    """
-    return queue_for_datacenter(cluster.datacenter_id)
-
-
-def queue_for_datacenter(datacenter_id: int | None) -> str:
-    """The queue of the agent serving a datacenter (by id; None: a global agent, else the default
-    workers): work that must reach what that datacenter reaches (a cluster, a private repository)."""
-    if datacenter_id:
-        mapping = DatacenterAgent.objects.select_related("agent").filter(datacenter_id=datacenter_id).first()
-        if mapping:
-            return mapping.agent.queue
-    agent = Agent.objects.filter(datacenter__isnull=True).order_by("name").first()
-    return agent.queue if agent else settings.Q_CLUSTER["name"]  # the default workers
-
-
-def enqueue_for_datacenter(datacenter_id: int | None, func: str, *args) -> None:
-    """Enqueue ``func(*args)`` on commit, for the workers of the agent serving the datacenter."""
-    queue = queue_for_datacenter(datacenter_id)
-    transaction.on_commit(lambda: async_task(func, *args, cluster=queue))
-
-
-def enqueue_for_cluster(cluster: Cluster, func: str, *args) -> None:
-    """Enqueue ``func(*args)`` on commit, for the workers of the cluster's agent. Args are ids."""
-    queue = queue_for_cluster(cluster)
-    transaction.on_commit(lambda: async_task(func, *args, cluster=queue))
 
 
 # --- datacenters ------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from inventory import selectors, services
+from inventory import routing, selectors, services
 from inventory.api.serializers import (
     AgentSerializer,
     ClusterSerializer,
@@ -73,8 +73,8 @@ class ClusterViewSet(
         """Check reachability and sync the nodes now (on the cluster's agent)."""
         cluster = self.get_object()
         authz.require_operator(request.user)
-        services.enqueue_for_cluster(cluster, "inventory.tasks.cluster_refresh", cluster.pk)
-        return Response({"queued_on": services.queue_for_cluster(cluster)}, status=status.HTTP_202_ACCEPTED)
+        routing.enqueue_for_cluster(cluster, "inventory.tasks.cluster_refresh", cluster.pk)
+        return Response({"queued_on": routing.queue_for_cluster(cluster)}, status=status.HTTP_202_ACCEPTED)
 
 
 class NodeViewSet(ScopedReadOnlyViewSet):

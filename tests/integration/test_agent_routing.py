@@ -11,7 +11,7 @@ import pytest
 from django.conf import settings
 from django_q.models import OrmQ
 
-from inventory import services
+from inventory import routing, services
 from tests.factories import DEAD_KUBECONFIG, make_operator
 from tests.support.wait import WaitTimedOut, wait_for
 
@@ -54,14 +54,14 @@ def test_tasks_reach_only_the_agent_of_the_clusters_datacenter(tmp_path):
     services.datacenter_agent_set(actor=op, datacenter=dc_a, agent=agent_a)
     in_a = services.cluster_register(actor=op, name="in-a", datacenter=dc_a, kubeconfig=DEAD_KUBECONFIG)
     in_b = services.cluster_register(actor=op, name="in-b", datacenter=dc_b, kubeconfig=DEAD_KUBECONFIG)
-    assert services.queue_for_cluster(in_a) == "agent-dc-a"
-    assert services.queue_for_cluster(in_b) == "agent-everywhere"  # dc-b is not mapped: a global agent
+    assert routing.queue_for_cluster(in_a) == "agent-dc-a"
+    assert routing.queue_for_cluster(in_b) == "agent-everywhere"  # dc-b is not mapped: a global agent
     OrmQ.objects.all().delete()  # the registrations' own refresh tasks are not this test's business
 
     record = tmp_path / "ran.txt"
     for index in range(3):
-        services.enqueue_for_cluster(in_a, "tests.support.tasks.record_worker", str(record), f"a{index}")
-        services.enqueue_for_cluster(in_b, "tests.support.tasks.record_worker", str(record), f"b{index}")
+        routing.enqueue_for_cluster(in_a, "tests.support.tasks.record_worker", str(record), f"a{index}")
+        routing.enqueue_for_cluster(in_b, "tests.support.tasks.record_worker", str(record), f"b{index}")
     assert OrmQ.objects.filter(key="agent-dc-a").count() == 3
     assert OrmQ.objects.filter(key="agent-everywhere").count() == 3
 

@@ -18,7 +18,7 @@ from kubernetes.client.exceptions import ApiException
 
 from catalog import registries
 from instances import deployer, pull_secrets, services, tasks
-from inventory.services import queue_for_cluster
+from inventory.routing import queue_for_cluster
 from tests.factories import ONE_A100, make_profile
 from tests.integration.test_hostile_tenant import refused
 from tests.support.canary import CANARY
