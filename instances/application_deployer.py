@@ -21,9 +21,9 @@ from django.utils import timezone
 
 from catalog import selectors as catalog_selectors
 from catalog import sources, templating
-from instances import deployer, pull_secrets, service_deployer, service_instances, service_objects
+from instances import deployer, pull_secrets, service_deployer, service_instances, service_objects, workloads
 from instances.models import Application, ApplicationRevision, ComputeInstance, Run
-from instances.service_deployer import as_objects, pod_templates, remove
+from instances.service_deployer import as_objects, remove
 from instances.service_instances import fit_problems, instance_totals, own_usage, services_usage
 from instances.service_render import host_suffix
 from instances.states import State
@@ -76,7 +76,7 @@ def label(objects: list[dict], name: str) -> list[dict]:
     for obj in objects:
         metadata = obj.setdefault("metadata", {})
         metadata["labels"] = _labelled(metadata.get("labels"), name)
-        for template in pod_templates(obj):
+        for template in workloads.pod_templates(obj):
             meta = template.setdefault("metadata", {})
             meta["labels"] = _labelled(meta.get("labels"), name)
     return objects

@@ -37,6 +37,7 @@ from django.utils import timezone
 
 from catalog.models import ContainerRegistry
 from catalog.selectors import visible_in_project_q
+from instances import workloads
 from instances.models import ComputeInstance
 from instances.states import State
 from inventory import kube
@@ -156,30 +157,6 @@ def _ref(name: str, namespace: str) -> dict:
 
 # --- pod specs --------------------------------------------------------------------------------------
 
-_WORKLOADS = ("Deployment", "StatefulSet", "ReplicaSet", "DaemonSet", "Job")
-
-
-def pod_specs(obj: dict) -> list[dict]:
-    """The pod specs of a rendered object: a Pod's, the pod templates' of the workload kinds (CronJob's
-    job template included), KubeRay RayCluster groups', KServe InferenceService components'."""
-    kind, spec = obj.get("kind"), obj.get("spec")
-    if not isinstance(spec, dict):
-        return []
-    if kind == "Pod":
-        return [spec]
-    templates = []
-    if kind in _WORKLOADS:
-        templates.append(spec.get("template"))
-    elif kind == "CronJob":
-        templates.append(((spec.get("jobTemplate") or {}).get("spec") or {}).get("template"))
-    elif kind == "RayCluster":
-        templates.append((spec.get("headGroupSpec") or {}).get("template"))
-        templates += [g.get("template") for g in spec.get("workerGroupSpecs") or [] if isinstance(g, dict)]
-    specs = [t.get("spec") for t in templates if isinstance(t, dict)]
-    if kind == "InferenceService":
-        specs += [spec.get(c) for c in ("predictor", "transformer", "explainer")]
-    return [s for s in specs if isinstance(s, dict)]
-
 
 def inject(objects: list[dict], names: list[str]) -> list[dict]:
     """Add ``imagePullSecrets`` entries for ``names`` to every pod spec of ``objects`` (in place; the
@@ -187,7 +164,7 @@ def inject(objects: list[dict], names: list[str]) -> list[dict]:
     if not names:
         return objects
     for obj in objects:
-        for spec in pod_specs(obj):
+        for spec in workloads.pod_specs(obj):
             own = spec.get("imagePullSecrets")
             own = [e for e in own if isinstance(e, dict)] if isinstance(own, list) else []
             present = {e.get("name") for e in own}

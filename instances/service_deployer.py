@@ -19,7 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from catalog import templating
-from instances import deployer, pull_secrets, service_objects
+from instances import deployer, pull_secrets, service_objects, workloads
 from instances.models import ComputeInstance, Run, ServiceInstance
 from instances.service_render import service_render
 from instances.states import State, transition
@@ -29,7 +29,6 @@ from paas.audit import audit_log
 from paas.platform_owned import LABEL_SERVICE
 
 DELETE_TIMEOUT = 120  # seconds a delete waits for the service's objects to be gone
-_WORKLOADS = ("Deployment", "StatefulSet", "ReplicaSet", "DaemonSet", "Job")
 
 
 def target(run: Run) -> ServiceInstance:
@@ -52,33 +51,11 @@ def work(run: Run, service: ServiceInstance, step: deployer.RunLog) -> None:
 # --- what the deployer adds to the template's objects -----------------------------------------------
 
 
-def pod_templates(obj: dict) -> list[dict]:
-    """The pod templates of a workload (``{"metadata", "spec"}`` dicts), to label and give env to."""
-    kind, spec = obj.get("kind"), obj.get("spec")
-    if not isinstance(spec, dict):
-        return []
-    found = []
-    if kind in _WORKLOADS:
-        found.append(spec.get("template"))
-    elif kind == "CronJob":
-        found.append(((spec.get("jobTemplate") or {}).get("spec") or {}).get("template"))
-    elif kind == "RayCluster":
-        found.append((spec.get("headGroupSpec") or {}).get("template"))
-        found += [g.get("template") for g in spec.get("workerGroupSpecs") or [] if isinstance(g, dict)]
-    return [t for t in found if isinstance(t, dict)]
-
-
 def _pod_specs(obj: dict) -> list[dict]:
-    if obj.get("kind") == "Pod":
-        return [obj["spec"]] if isinstance(obj.get("spec"), dict) else []
-    specs = [t.get("spec") for t in pod_templates(obj)]
-    if obj.get("kind") == "InferenceService" and isinstance(obj.get("spec"), dict):
-        for name in ("predictor", "transformer", "explainer"):
-            component = obj["spec"].get(name)
-            if isinstance(component, dict):
-                specs.append(component)
-                specs += [v for v in component.values() if isinstance(v, dict) and "image" in v]
-    return [s for s in specs if isinstance(s, dict)]
+    specs = workloads.pod_specs(obj)
+    if obj.get("kind") == "InferenceService":  # and the components' model containers, for the env
+        specs += [v for c in specs for v in c.values() if isinstance(v, dict) and "image" in v]
+    return specs
 
 
 def _label(metadata: dict, labels: Mapping, annotations: Mapping, service_name: str) -> None:
@@ -104,7 +81,7 @@ def decorate(objects: list[dict], service: ServiceInstance, *, pull_secret_names
     extra = dict(snapshot.get("extra_config") or {})
     for obj in objects:
         _label(obj.setdefault("metadata", {}), labels, annotations, service.name)
-        for template in pod_templates(obj):
+        for template in workloads.pod_templates(obj):
             _label(template.setdefault("metadata", {}), labels, annotations, service.name)
         if extra:
             for spec in _pod_specs(obj):

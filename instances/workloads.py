@@ -224,3 +224,38 @@ def usage_of(objects: Iterable[Mapping]) -> Usage:
         if isinstance(obj, Mapping):
             total.add(object_usage(obj))
     return total
+
+
+# --- where the pods of an object are ----------------------------------------------------------------
+
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "ReplicaSet", "DaemonSet", "Job")
+
+
+def pod_templates(obj: dict) -> list[dict]:
+    """The pod templates of a workload (``{"metadata", "spec"}`` dicts), to label and give env to."""
+    kind, spec = obj.get("kind"), obj.get("spec")
+    if not isinstance(spec, dict):
+        return []
+    found = []
+    if kind in WORKLOAD_KINDS:
+        found.append(spec.get("template"))
+    elif kind == "CronJob":
+        found.append(((spec.get("jobTemplate") or {}).get("spec") or {}).get("template"))
+    elif kind == "RayCluster":
+        found.append((spec.get("headGroupSpec") or {}).get("template"))
+        found += [g.get("template") for g in spec.get("workerGroupSpecs") or [] if isinstance(g, dict)]
+    return [t for t in found if isinstance(t, dict)]
+
+
+def pod_specs(obj: dict) -> list[dict]:
+    """The pod specs of a rendered object: a Pod's, its pod templates' (``pod_templates``), KServe
+    InferenceService components' (each a pod spec)."""
+    kind, spec = obj.get("kind"), obj.get("spec")
+    if not isinstance(spec, dict):
+        return []
+    if kind == "Pod":
+        return [spec]
+    specs = [t.get("spec") for t in pod_templates(obj)]
+    if kind == "InferenceService":
+        specs += [spec.get(c) for c in ("predictor", "transformer", "explainer")]
+    return [s for s in specs if isinstance(s, dict)]

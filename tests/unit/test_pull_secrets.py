@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from catalog.templating import TemplateError, parse, validate_objects
-from instances.pull_secrets import docker_config, inject, pod_specs
+from instances.pull_secrets import docker_config, inject
+from instances.workloads import pod_specs
 
 
 def _deployment(**spec):
