@@ -16,19 +16,8 @@ from catalog.api.app_catalog_serializers import (
     PublishSerializer,
 )
 from paas import authz
-from paas.api.viewsets import ScopedGenericViewSet, ServiceWriteMixin
-from paas.errors import ValidationFailed
+from paas.api.viewsets import ScopedGenericViewSet, ServiceWriteMixin, query_id
 from tenancy.models import Project
-
-
-def parse_id(request, name: str) -> int | None:
-    """An id from the query string (``?project=3``), or None; anything else is a 400 on that name."""
-    raw = request.query_params.get(name)
-    if raw in (None, ""):
-        return None
-    if not (raw.isascii() and raw.isdigit() and len(raw) < 19):
-        raise ValidationFailed("Invalid filter.", fields={name: "An id (a number)."})
-    return int(raw)
 
 
 @extend_schema_view(
@@ -59,7 +48,7 @@ class CatalogApplicationViewSet(
         queryset = super().filter_queryset(queryset)
         if self.action != "list":
             return queryset
-        project_id = parse_id(self.request, "project")
+        project_id = query_id(self.request, "project")
         if project_id is not None:
             project = authz.get_for(self.request.user, "view_project", Project.objects.all(), project_id)
             queryset = queryset.filter(pk__in=app_catalog.catalog_applications_for(project).values("pk"))

@@ -19,17 +19,8 @@ from instances.api.application_serializers import (
 )
 from instances.api.serializers import RunSerializer
 from instances.states import State
-from paas.api.viewsets import ScopedGenericViewSet, ServiceWriteMixin
+from paas.api.viewsets import ScopedGenericViewSet, ServiceWriteMixin, query_id
 from paas.errors import ValidationFailed
-
-
-def _id_param(request, name: str) -> int | None:
-    raw = request.query_params.get(name)
-    if raw in (None, ""):
-        return None
-    if not (raw.isascii() and raw.isdigit() and len(raw) < 19):
-        raise ValidationFailed("Invalid filter.", fields={name: "An id (a number)."})
-    return int(raw)
 
 
 @extend_schema_view(
@@ -76,8 +67,8 @@ class ApplicationViewSet(
                 )
             return application_selectors.application_list_filtered(
                 self.request.user,
-                project=_id_param(self.request, "project"),
-                compute_instance=_id_param(self.request, "compute_instance"),
+                project=query_id(self.request, "project"),
+                compute_instance=query_id(self.request, "compute_instance"),
                 state=state,
                 q=(params.get("q") or "").replace("\x00", "")[:200] or None,
             )

@@ -7,6 +7,7 @@ from rest_framework import status, viewsets
 from rest_framework.response import Response
 
 from paas import authz
+from paas.errors import ValidationFailed
 
 
 class ScopedViewSetMixin:
@@ -119,3 +120,13 @@ class ServiceDestroyMixin(ServiceWriteBase):
 
 class ServiceWriteMixin(ServiceCreateMixin, ServiceUpdateMixin, ServiceDestroyMixin):
     pass  # create, PATCH and DELETE through services (see ``ServiceWriteBase``)
+
+
+def query_id(request, name: str) -> int | None:
+    """An id from the query string (``?project=3``), or None; anything else is a 400 on that name."""
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return None
+    if not (raw.isascii() and raw.isdigit() and len(raw) < 19):
+        raise ValidationFailed("Invalid filter.", fields={name: "An id (a number)."})
+    return int(raw)
