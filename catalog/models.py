@@ -190,6 +190,37 @@ class Profile(CatalogItem):
     readme = models.TextField("readme (markdown)", blank=True)
     published = models.BooleanField("published", default=False)
 
+    # Cost metadata: what a tenant is billed for an instance of the profile (snapshotted at launch;
+    # billing meters the instance's running time against it).
+    class CostPeriod(models.TextChoices):
+        HOUR = "hour", "per hour"
+        DAY = "day", "per day"
+        MONTH = "month", "per month"
+
+    class BillingModel(models.TextChoices):
+        ON_DEMAND = "on_demand", "On demand (billed for running time)"
+        RESERVED = "reserved", "Reserved (billed for the committed term, whatever runs)"
+
+    cost_currency = models.CharField("currency", max_length=3, default="USD")
+    cost_amount = models.DecimalField(
+        "price", max_digits=12, decimal_places=4, default=0, validators=[MinValueValidator(0)]
+    )
+    cost_period = models.CharField(
+        "price unit", max_length=8, choices=CostPeriod.choices, default=CostPeriod.HOUR
+    )
+    cost_billing_model = models.CharField(
+        "billing model", max_length=16, choices=BillingModel.choices, default=BillingModel.ON_DEMAND
+    )
+    cost_stopped_amount = models.DecimalField(
+        "price while stopped",
+        max_digits=12,
+        decimal_places=4,
+        default=0,
+        validators=[MinValueValidator(0)],
+        help_text="Per the same unit, while the instance is stopped or being deleted (its storage only). "
+        "On-demand only: a reserved instance is billed its price for the whole term.",
+    )
+
     class Meta:
         abstract = True
 
@@ -208,22 +239,11 @@ class ComputeProfile(Profile):
         ON_DEMAND = "on_demand", "On demand"
         WARM_POOL = "warm_pool", "Warm pool"
 
-    class CostPeriod(models.TextChoices):
-        HOUR = "hour", "per hour"
-        MONTH = "month", "per month"
-
     flavor = models.CharField("flavor", max_length=32, choices=Flavor.choices, default=Flavor.NAMESPACE)
     allocation_strategy = models.CharField(
         "allocation strategy", max_length=16, choices=Allocation.choices, default=Allocation.ON_DEMAND
     )
     warm_pool_size = models.PositiveIntegerField("warm pool desired capacity", default=0)
-    cost_currency = models.CharField("currency", max_length=3, default="USD")
-    cost_amount = models.DecimalField(
-        "price", max_digits=12, decimal_places=4, default=0, validators=[MinValueValidator(0)]
-    )
-    cost_period = models.CharField(
-        "price period", max_length=8, choices=CostPeriod.choices, default=CostPeriod.HOUR
-    )
     input_values = models.JSONField("template input values", default=dict, blank=True)
 
     class Meta:

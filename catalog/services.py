@@ -23,6 +23,7 @@ from catalog.models import (
     SystemSharing,
     TemplateVersion,
 )
+from catalog.pricing import COST_FIELDS, amount_text, check_cost
 from paas import authz
 from paas.audit import apply_changes, audit_log
 from paas.errors import Conflict, Forbidden, ValidationFailed
@@ -321,9 +322,7 @@ COMPUTE_FIELDS = (
     "flavor",
     "allocation_strategy",
     "warm_pool_size",
-    "cost_currency",
-    "cost_amount",
-    "cost_period",
+    *COST_FIELDS,
     "input_values",
 )
 SERVICE_FIELDS = (
@@ -338,6 +337,7 @@ SERVICE_FIELDS = (
     "input_settings",
     "output_settings",
     "action_settings",
+    *COST_FIELDS,
 )
 
 
@@ -425,13 +425,7 @@ def _check_compute(data: dict) -> None:
         errors["warm_pool_size"] = "A warm pool needs a desired capacity of at least 1."
     if data.get("allocation_strategy") == ComputeProfile.Allocation.ON_DEMAND and data.get("warm_pool_size"):
         errors["warm_pool_size"] = "On-demand profiles keep no warm pool (0)."
-    if not re.match(r"^[A-Z]{3}$", data.get("cost_currency") or ""):
-        errors["cost_currency"] = "A three-letter ISO 4217 code, e.g. USD."
-    try:
-        if Decimal(str(data.get("cost_amount", 0))) < 0:
-            errors["cost_amount"] = "Zero or more."
-    except InvalidOperation:
-        errors["cost_amount"] = "A number."
+    check_cost(data, errors)
     version: TemplateVersion = data["template_version"]
     unknown = set(data.get("input_values") or {}) - set(version.input_names())
     if unknown:
@@ -447,6 +441,10 @@ def _validate_profile(model, data: dict, project: Project | None, groups, storag
     if model is ComputeProfile:
         _check_compute(data)
         return _check_groups(groups) if groups is not None else None
+    errors: dict = {}
+    check_cost(data, errors)
+    if errors:
+        raise ValidationFailed("Invalid service profile.", fields=errors)
     profile_settings.check_service(data, storages)
     return None
 
@@ -462,6 +460,8 @@ def profile_snapshot(profile) -> dict:
     """The profile as data (for audit details and for instances' launch snapshots)."""
     data = {f: getattr(profile, f) for f in _fields_of(type(profile))}
     data["template_version"] = str(profile.template_version)
+    data["cost_amount"] = amount_text(profile.cost_amount)
+    data["cost_stopped_amount"] = amount_text(profile.cost_stopped_amount)
     if "input_values" in data:
         data["input_values"] = secret_inputs.masked(data["input_values"])  # audit details show no secret
     if isinstance(profile, ComputeProfile):
@@ -477,7 +477,6 @@ def profile_snapshot(profile) -> dict:
             }
             for g in profile.resource_groups.all()
         ]
-        data["cost_amount"] = str(profile.cost_amount)
     else:
         data["datacenter"] = profile.datacenter.name if profile.datacenter_id else None
         data["storages"] = sorted(s.name for s in profile.storages.all())

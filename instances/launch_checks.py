@@ -4,9 +4,11 @@ A higher layer registers a check once (in its ``AppConfig.ready``) with :func:`l
 ``instances.services.instance_launch`` calls every registered check through :func:`launch_checks_run`
 inside the launch's transaction, while it holds the workspace's and org's quota rows locked (so launches
 of a workspace are serialised while the checks count), after the quota and placement are known and
-before the instance is created. A check is called with keyword arguments ``actor``, ``project``,
-``profile``, ``cluster`` and ``totals`` (what the instance will hold: gpus, gpu_units, cpu_millis, ...),
-and must accept further keywords (``**kwargs``) added later. It refuses by raising a
+before the instance is created. ``instances.service_instances`` calls them too when a service is
+deployed onto a compute instance, under that instance's row lock. A check is called with keyword
+arguments ``actor``, ``project``, ``profile`` (a compute or a service profile), ``cluster``, ``totals``
+(what the instance will hold: gpus, gpu_units, cpu_millis, ...) and ``kind`` (``"compute"`` or
+``"service"``), and must accept further keywords (``**kwargs``) added later. It refuses by raising a
 ``paas.errors.ApplicationError`` (``Conflict`` with a ``code``, usually), which the API and portal show
 as they show an over-quota refusal; returning allows the launch.
 """

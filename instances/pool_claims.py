@@ -6,13 +6,13 @@ launches never get the same standby, and neither waits for the other)."""
 import hashlib
 import json
 import logging
-from decimal import Decimal
 
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from catalog.models import ComputeProfile
+from catalog.pricing import price_snapshot
 from catalog.services import profile_snapshot
 from instances.models import StandbyInstance
 from inventory.models import Cluster
@@ -25,12 +25,7 @@ def launch_snapshot(profile: ComputeProfile) -> dict:
     """The profile as an instance keeps it (template manifests, inputs with secret values still sealed,
     outputs, actions, price): what a launch stores, and what a standby instance is built from."""
     version = profile.template_version
-    # The price as the database keeps it (4 places): a profile object just saved holds what was
-    # assigned ("2.4"), the same row read back "2.4000"; both must give the same snapshot and digest.
-    places = ComputeProfile._meta.get_field("cost_amount").decimal_places
-    amount = str(Decimal(str(profile.cost_amount)).quantize(Decimal(1).scaleb(-places)))
     return profile_snapshot(profile) | {
-        "cost_amount": amount,
         "profile_id": profile.pk,
         "name": profile.name,
         "template": {
@@ -43,11 +38,7 @@ def launch_snapshot(profile: ComputeProfile) -> dict:
             "custom_resources": version.custom_resources,
         },
         "input_values": profile.input_values,
-        "price": {
-            "currency": profile.cost_currency,
-            "amount": amount,
-            "period": profile.cost_period,
-        },
+        "price": price_snapshot(profile),
     }
 
 

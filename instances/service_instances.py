@@ -16,9 +16,11 @@ from django.db import transaction
 
 from catalog import service_inputs, templating
 from catalog.models import ServiceProfile
+from catalog.pricing import price_snapshot
 from catalog.selectors import catalog_for
 from catalog.services import profile_snapshot
 from instances import selectors, service_objects
+from instances.launch_checks import launch_checks_run
 from instances.models import Application, ComputeInstance, Run, ServiceInstance
 from instances.secret_outputs import read_secret_output
 from instances.service_render import service_host, service_render
@@ -158,6 +160,7 @@ def service_snapshot(profile: ServiceProfile, *, datacenter, storage: list[Stora
         "annotations": dict(profile.annotations or {}),
         "extra_config": dict(profile.extra_config or {}),
         "input_settings": dict(profile.input_settings or {}),
+        "price": price_snapshot(profile),
         "output_settings": dict(profile.output_settings or {}),
         "action_settings": dict(profile.action_settings or {}),
         "datacenter": datacenter.name if datacenter else None,
@@ -426,6 +429,15 @@ def _service_create(
             f"{service.name} does not fit on {compute_instance.name}: " + " ".join(problems),
             code="instance_capacity",
         )
+    # Higher layers' rules (budgets), under the compute instance's lock (instances.launch_checks).
+    launch_checks_run(
+        actor=actor,
+        project=compute_instance.project,
+        profile=service.profile,
+        cluster=compute_instance.cluster,
+        totals=usage_fields(need),
+        kind="service",
+    )
     service.compute_instance = compute_instance
     service.save()
     run = Run.objects.create(

@@ -111,7 +111,9 @@ def instance_launch(
             "No cluster has capacity for this profile now. " + placement.explain(), code="no_capacity"
         )
     # Higher layers' rules (budgets, limits), under the same locks (instances.launch_checks).
-    launch_checks_run(actor=actor, project=project, profile=profile, cluster=cluster, totals=want)
+    launch_checks_run(
+        actor=actor, project=project, profile=profile, cluster=cluster, totals=want, kind="compute"
+    )
     instance = ComputeInstance.objects.create(
         org_id=project.org_id,
         project=project,

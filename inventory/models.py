@@ -187,6 +187,14 @@ class Cluster(models.Model):
         help_text="The admission policies installed on the cluster at the last refresh: version, "
         "enforced rules, whether the mutating pod defaults are active, the platform identity exempt.",
     )
+    prometheus_url = models.URLField(
+        "Prometheus URL",
+        max_length=300,
+        blank=True,
+        help_text="The cluster's Prometheus (with the DCGM exporter's per-pod GPU utilisation), e.g. "
+        "https://prometheus.example.com/. Billing reads GPU utilisation from it for idle-GPU figures; "
+        "empty: the dashboards say utilisation is not configured. Checked by the outbound policy.",
+    )
     status = models.CharField("status", max_length=16, choices=Status.choices, default=Status.UNKNOWN)
     status_message = models.TextField("status detail", blank=True)
     kubernetes_version = models.CharField("Kubernetes version", max_length=32, blank=True)

@@ -1,0 +1,132 @@
+"""Permission-filtered reads of metering: who sees which meters, and a period's seconds and costs.
+
+Who sees what (the one rule for the billing API, the dashboards and the budgets' figures):
+
+* operators: every meter (the whole platform);
+* org admins (``administer_organization`` on the org): their org's meters;
+* people who may view a workspace's instances (``view_instances`` on the project): that workspace's.
+
+Times are whole seconds: :mod:`billing.metering` opens and closes intervals on whole seconds and
+:func:`billing.periods.parse_period` takes whole-second bounds, so a period's seconds are exact integers
+and the hourly roll-up's seconds add up to the same figures.
+"""
+
+import datetime as dt
+from collections import defaultdict
+from decimal import Decimal
+
+from django.db import connection
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from billing import costs
+from billing.models import Meter
+from paas import authz
+from tenancy.models import Organization, Project
+
+KINDS = ("running", "stopped", "deleting")
+
+
+def meters_visible(user) -> QuerySet[Meter]:
+    """The meters ``user`` may see (operators all; org admins their org's; workspace viewers theirs)."""
+    if not authz.is_active_user(user):
+        return Meter.objects.none()
+    if authz.is_operator(user):
+        return Meter.objects.all()
+    visible = authz.permission_q(user, "administer_organization", Organization, prefix="org__")
+    visible |= authz.permission_q(user, "view_instances", Project, prefix="project__")
+    return Meter.objects.filter(visible)
+
+
+def meters_in_period(meters: QuerySet[Meter], *, start: dt.datetime, end: dt.datetime) -> QuerySet[Meter]:
+    """Those of ``meters`` that existed at some time in [start, end)."""
+    return meters.filter(Q(created_at__lt=end), Q(ended_at__isnull=True) | Q(ended_at__gt=start))
+
+
+def now_second() -> dt.datetime:
+    return timezone.now().replace(microsecond=0)
+
+
+def seconds_by_meter(
+    meter_ids, *, start: dt.datetime, end: dt.datetime, now: dt.datetime | None = None
+) -> dict[int, dict[str, int]]:
+    """Per meter id: its running, stopped and deleting seconds within [start, end) (an interval still
+    open counts until ``now``). One query whatever the number of meters."""
+    now = now or now_second()
+    out: dict[int, dict[str, int]] = defaultdict(lambda: dict.fromkeys(KINDS, 0))
+    ids = list(meter_ids)
+    if not ids:
+        return out
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT meter_id, kind,
+                   SUM(GREATEST(0, EXTRACT(EPOCH FROM
+                       LEAST(COALESCE(ended_at, %(now)s), %(end)s) - GREATEST(started_at, %(start)s))))
+            FROM billing_interval
+            WHERE meter_id = ANY(%(ids)s) AND started_at < %(end)s
+              AND (ended_at IS NULL OR ended_at > %(start)s)
+            GROUP BY meter_id, kind
+            """,
+            {"ids": ids, "start": start, "end": end, "now": now},
+        )
+        for meter_id, kind, seconds in cursor.fetchall():
+            out[meter_id][kind] = int(seconds)
+    return out
+
+
+def existing_seconds(meter: Meter, *, start: dt.datetime, end: dt.datetime, now: dt.datetime) -> int:
+    """How long ``meter``'s instance existed (launched, not deleted) within [start, end), until ``now``."""
+    began = max(meter.created_at.replace(microsecond=0), start)
+    until = min(meter.ended_at or now, end, now)
+    return max(0, int((until - began).total_seconds()))
+
+
+def period_figures(
+    meters: list[Meter], *, start: dt.datetime, end: dt.datetime, now: dt.datetime | None = None
+) -> list[dict]:
+    """For each meter (in order): its seconds in the period and their list-price cost."""
+    now = now or now_second()
+    seconds = seconds_by_meter([m.pk for m in meters], start=start, end=end, now=now)
+    rows = []
+    for meter in meters:
+        s = seconds[meter.pk]
+        existing = existing_seconds(meter, start=start, end=end, now=now)
+        cost = costs.list_cost(
+            amount=meter.amount,
+            stopped_amount=meter.stopped_amount,
+            unit=meter.unit,
+            billing_model=meter.billing_model,
+            running=s["running"],
+            stopped=s["stopped"],
+            deleting=s["deleting"],
+            existing=existing,
+        )
+        rows.append(
+            {
+                "meter": meter,
+                "running_seconds": s["running"],
+                "stopped_seconds": s["stopped"],
+                "deleting_seconds": s["deleting"],
+                "existing_seconds": existing,
+                "billable_seconds": costs.billable_seconds(
+                    billing_model=meter.billing_model, running=s["running"], existing=existing
+                ),
+                "cost": cost,
+            }
+        )
+    return rows
+
+
+def spend(meters: QuerySet[Meter], *, start: dt.datetime, end: dt.datetime, currency: str) -> Decimal:
+    """The list-price spend of ``meters`` in ``currency`` within [start, end) (until now), exact."""
+    total = Decimal(0)
+    chunk: list[Meter] = []
+    for meter in meters_in_period(meters.filter(currency=currency), start=start, end=end).iterator(2000):
+        chunk.append(meter)
+        if len(chunk) == 2000:
+            total += sum((r["cost"] for r in period_figures(chunk, start=start, end=end)), Decimal(0))
+            chunk = []
+    if chunk:
+        total += sum((r["cost"] for r in period_figures(chunk, start=start, end=end)), Decimal(0))
+    return total
