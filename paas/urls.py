@@ -14,6 +14,7 @@ api_v1 = [
     path("", include("inventory.api.urls")),
     path("", include("catalog.api.urls")),
     path("", include("instances.api.urls")),
+    path("", include("billing.api.urls")),
 ]
 
 urlpatterns = [
@@ -26,5 +27,6 @@ urlpatterns = [
     path("", include("tenancy.sso_urls")),
     path("", include("instances.urls")),
     path("", include("catalog.urls")),
+    path("", include("billing.urls")),
     path("", include("tenancy.urls")),
 ]

@@ -1,0 +1,1 @@
+"""Studio pages of billing: dashboards (filled by its part of issue 16)."""

@@ -1,0 +1,3 @@
+"""URLs of the billing API: usage (filled by its part of issue 16)."""
+
+urlpatterns: list = []
