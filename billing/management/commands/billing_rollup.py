@@ -18,6 +18,7 @@ from paas.errors import ValidationFailed
 
 class Command(BaseCommand):
     help = "Roll up hourly usage records (pending hours), or re-run a past period with --start/--end."
+    requires_system_checks = []  # as the scheduled task: a worker's job, not a deployment check
 
     def add_arguments(self, parser):
         parser.add_argument("--start", help="Re-run from this date or date-time (UTC), e.g. 2026-11-01.")
