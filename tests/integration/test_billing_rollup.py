@@ -245,16 +245,20 @@ def test_idle_gpu_seconds_follow_the_namespace_utilisation():
         mig_slices={"1g.5gb": 3},  # slices are not GPUs
         created_at=HOURS[0],
     )
-    meter.pk = 1
+    meter.id = 1
     seconds = {"running": 1800, "stopped": 0, "deleting": 0}
     record = rollup._record(
         meter, start=HOURS[0], end=HOURS[1], now=NOW, seconds=seconds, rates=None, util={"ns-a": 0.25}
     )
-    assert (record.gpu_seconds, record.gpu_utilisation, record.idle_gpu_seconds) == (3600, 0.25, 2700)
+    assert (record["gpu_seconds"], record["gpu_utilisation"], record["idle_gpu_seconds"]) == (
+        3600,
+        0.25,
+        2700,
+    )
     other = rollup._record(
         meter, start=HOURS[0], end=HOURS[1], now=NOW, seconds=seconds, rates=None, util={"ns-b": 0.9}
     )
-    assert (other.gpu_utilisation, other.idle_gpu_seconds) == (None, None)
+    assert (other["gpu_utilisation"], other["idle_gpu_seconds"]) == (None, None)
     assert rollup._fraction("nan") is None and rollup._fraction(1.7) == 1.0
 
 
