@@ -126,6 +126,16 @@ _UPSERT = """
         chargeback_currency = EXCLUDED.chargeback_currency,
         gpu_utilisation = EXCLUDED.gpu_utilisation,
         idle_gpu_seconds = EXCLUDED.idle_gpu_seconds
+    WHERE (billing_usagerecord.running_seconds, billing_usagerecord.stopped_seconds,
+           billing_usagerecord.deleting_seconds, billing_usagerecord.existing_seconds,
+           billing_usagerecord.gpu_seconds, billing_usagerecord.gpu_seconds_by_model,
+           billing_usagerecord.cost, billing_usagerecord.currency, billing_usagerecord.chargeback_cost,
+           billing_usagerecord.chargeback_currency, billing_usagerecord.gpu_utilisation,
+           billing_usagerecord.idle_gpu_seconds)
+      IS DISTINCT FROM (EXCLUDED.running_seconds, EXCLUDED.stopped_seconds, EXCLUDED.deleting_seconds,
+           EXCLUDED.existing_seconds, EXCLUDED.gpu_seconds, EXCLUDED.gpu_seconds_by_model, EXCLUDED.cost,
+           EXCLUDED.currency, EXCLUDED.chargeback_cost, EXCLUDED.chargeback_currency,
+           EXCLUDED.gpu_utilisation, EXCLUDED.idle_gpu_seconds)
 """
 
 # Meters with any existence or interval in [start, cap): the ones an hour has records for.
@@ -245,7 +255,9 @@ def _record(meter, *, start, end, now, seconds, rates, util) -> dict:
 
 
 def _upsert(records: list[dict], *, hour: dt.datetime) -> None:
-    """Insert or rewrite ``records`` of ``hour``: one statement (arrays unnested), whatever their number."""
+    """Insert or rewrite ``records`` of ``hour``: one statement (arrays unnested), whatever their number.
+    A record whose figures did not change is left alone (``rolled_up_at`` says when it last changed), so
+    re-running an hour writes nothing and the 5-minute rewrite of the current hour only its open meters'."""
     if not records:
         return
     params = {column: [r[column] for r in records] for column in _COLUMNS}
