@@ -5,6 +5,10 @@ Every read starts from ``billing.selectors.meters_visible(user)``; the filters o
 are exact values rounded once (half up): costs and billable hours to 6 places, seconds are integers. A
 row's cost and a total are each the exact figure rounded, so a total may differ from the sum of its
 rounded rows by less than a millionth per row.
+
+A walk through the pages of a period still running is one snapshot: the first page's instant goes into
+``next`` (``as_of``) and every following page counts up to it, so instances started or stopped meanwhile
+change no figure of the walk. A period that has ended needs none (it never changes).
 """
 
 import datetime as dt
@@ -13,6 +17,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import connection
 from django.db.models import QuerySet
+from django.utils.dateparse import parse_datetime
 
 from billing import costs
 from billing.models import Meter
@@ -49,11 +54,16 @@ class UsageQuery:
     page_size: int = DEFAULT_PAGE_SIZE
     after: int | None = None
     filters: dict = field(default_factory=dict)
+    until: dt.datetime | None = None  # the figures count up to here: min(end, as_of or now)
 
     @property
     def closed(self) -> bool:
         """The period has ended: its figures never change any more."""
         return self.end <= self.now
+
+    @property
+    def as_of(self) -> dt.datetime:
+        return self.until or min(self.end, self.now)
 
 
 def _text(params, name: str, errors: dict, *, max_length: int) -> str | None:
@@ -89,6 +99,27 @@ def _choice(params, name: str, choices, errors: dict) -> str | None:
     return raw
 
 
+def _as_of(params, errors: dict, *, now: dt.datetime) -> dt.datetime | None:
+    raw = _text(params, "as_of", errors, max_length=40)
+    if raw is None:
+        return None
+    try:
+        moment = parse_datetime(raw) if raw.isascii() else None
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        errors["as_of"] = "A date and time with its offset, as the previous page's next link gave it."
+        return None
+    try:
+        moment = moment.astimezone(dt.UTC).replace(microsecond=0)
+    except OverflowError:
+        moment = None
+    if moment is None or moment > now:
+        errors["as_of"] = "Not in the future."
+        return None
+    return moment
+
+
 def parse(params, *, user, now: dt.datetime) -> UsageQuery:
     """Check the query string (``start``, ``end``, ``org``, ``project``, ``profile``, ``profile_id``,
     ``cluster``, ``kind``, ``billing_model``, ``page_size``, ``after``): every mistake is reported at
@@ -119,6 +150,7 @@ def parse(params, *, user, now: dt.datetime) -> UsageQuery:
     if page_size is not None and not 1 <= page_size <= MAX_PAGE_SIZE:
         errors["page_size"] = size_message
     after = _number(params, "after", errors, what="A meter id (the last one of the previous page).")
+    as_of = _as_of(params, errors, now=now)
 
     visible = meters_visible(user)
     # Existence checks, through what the caller may see: another org's id reads as an unknown one.
@@ -133,7 +165,15 @@ def parse(params, *, user, now: dt.datetime) -> UsageQuery:
     if errors:
         raise ValidationFailed("Invalid billing usage query.", fields=errors)
 
-    meters = meters_in_period(visible, start=start, end=end)
+    until = min(end, as_of or now, now)
+    if until <= start and as_of is not None:
+        raise ValidationFailed(
+            "Invalid billing usage query.",
+            fields={"as_of": "Within the period, as the previous page gave it."},
+        )
+    # A period that has not begun yet has nothing to count.
+    meters = meters_in_period(visible, start=start, end=until) if until > start else visible.none()
+    until = max(until, start)
     filters = {
         "org": org,
         "project": project,
@@ -161,6 +201,7 @@ def parse(params, *, user, now: dt.datetime) -> UsageQuery:
         page_size=page_size or DEFAULT_PAGE_SIZE,
         after=after,
         filters={k: v for k, v in filters.items() if v is not None},
+        until=until,
     )
 
 
@@ -211,7 +252,7 @@ def page(query: UsageQuery) -> tuple[list[dict], int | None]:
     chunk = list(meters[: query.page_size + 1])
     more = len(chunk) > query.page_size
     chunk = chunk[: query.page_size]
-    rows = [usage_row(f) for f in period_figures(chunk, start=query.start, end=query.end, now=query.now)]
+    rows = [usage_row(f) for f in period_figures(chunk, start=query.start, end=query.as_of, now=query.now)]
     return rows, (chunk[-1].pk if more else None)
 
 
@@ -222,34 +263,42 @@ def chunks(query: UsageQuery, size: int = 1000):
         chunk = list(query.meters.filter(pk__gt=after)[:size])
         if not chunk:
             return
-        yield [usage_row(f) for f in period_figures(chunk, start=query.start, end=query.end, now=query.now)]
+        yield [usage_row(f) for f in period_figures(chunk, start=query.start, end=query.as_of, now=query.now)]
         if len(chunk) < size:
             return
         after = chunk[-1].pk
 
 
+# Per price: the meters' count and existing seconds, and their intervals' seconds by kind, summed in
+# two passes (no per-meter grouping): what the whole period's totals need.
 _TOTALS_SQL = """
-WITH m AS ({meters})
-SELECT b.currency, b.billing_model, b.unit, b.amount, b.stopped_amount, COUNT(*),
-       COALESCE(SUM(s.running), 0), COALESCE(SUM(s.stopped), 0), COALESCE(SUM(s.deleting), 0),
-       COALESCE(SUM(GREATEST(0, FLOOR(EXTRACT(EPOCH FROM
-           LEAST(COALESCE(b.ended_at, %s), %s, %s) - GREATEST(date_trunc('second', b.created_at), %s))))), 0)
-FROM billing_meter b
-JOIN m ON m.id = b.id
-LEFT JOIN (
-    SELECT meter_id,
-           SUM(secs) FILTER (WHERE kind = 'running') AS running,
-           SUM(secs) FILTER (WHERE kind = 'stopped') AS stopped,
-           SUM(secs) FILTER (WHERE kind = 'deleting') AS deleting
+WITH m AS ({meters}),
+existing AS (
+    SELECT b.currency, b.billing_model, b.unit, b.amount, b.stopped_amount, COUNT(*) AS instances,
+           SUM(GREATEST(0, FLOOR(EXTRACT(EPOCH FROM LEAST(COALESCE(b.ended_at, %s), %s, %s)
+               - GREATEST(date_trunc('second', b.created_at), %s))))) AS existing
+    FROM billing_meter b WHERE b.id IN (SELECT id FROM m)
+    GROUP BY 1, 2, 3, 4, 5
+),
+timed AS (
+    SELECT b.currency, b.billing_model, b.unit, b.amount, b.stopped_amount,
+           SUM(x.secs) FILTER (WHERE x.kind = 'running') AS running,
+           SUM(x.secs) FILTER (WHERE x.kind = 'stopped') AS stopped,
+           SUM(x.secs) FILTER (WHERE x.kind = 'deleting') AS deleting
     FROM (
         SELECT i.meter_id, i.kind, GREATEST(0, EXTRACT(EPOCH FROM
                    LEAST(COALESCE(i.ended_at, %s), %s) - GREATEST(i.started_at, %s))) AS secs
-        FROM billing_interval i JOIN m ON m.id = i.meter_id
-        WHERE i.started_at < %s AND (i.ended_at IS NULL OR i.ended_at > %s)
-    ) x
-    GROUP BY meter_id
-) s ON s.meter_id = b.id
-GROUP BY 1, 2, 3, 4, 5
+        FROM billing_interval i
+        WHERE i.meter_id IN (SELECT id FROM m) AND i.started_at < %s
+          AND (i.ended_at IS NULL OR i.ended_at > %s)
+    ) x JOIN billing_meter b ON b.id = x.meter_id
+    GROUP BY 1, 2, 3, 4, 5
+)
+SELECT e.currency, e.billing_model, e.unit, e.amount, e.stopped_amount, e.instances,
+       COALESCE(t.running, 0), COALESCE(t.stopped, 0), COALESCE(t.deleting, 0), e.existing
+FROM existing e LEFT JOIN timed t
+  ON (t.currency, t.billing_model, t.unit, t.amount, t.stopped_amount)
+   = (e.currency, e.billing_model, e.unit, e.amount, e.stopped_amount)
 """
 
 _FIGURES = ("instances", "running_seconds", "stopped_seconds", "deleting_seconds", "existing_seconds")
@@ -259,7 +308,7 @@ def totals(query: UsageQuery) -> list[dict]:
     """The whole filtered period's totals per currency, on-demand and reserved apart (one query: the
     seconds are summed per price in SQL, priced here by ``billing.costs``, the one formula)."""
     sql, params = query.meters.order_by().values("id").query.sql_with_params()
-    start, end, now = query.start, query.end, query.now
+    start, end, now = query.start, query.as_of, query.now
     with connection.cursor() as cursor:
         cursor.execute(
             _TOTALS_SQL.format(meters=sql),
@@ -310,9 +359,14 @@ def totals(query: UsageQuery) -> list[dict]:
     return out
 
 
+def iso(moment: dt.datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
 def period_of(query: UsageQuery) -> dict:
     return {
-        "start": query.start.isoformat().replace("+00:00", "Z"),
-        "end": query.end.isoformat().replace("+00:00", "Z"),
+        "start": iso(query.start),
+        "end": iso(query.end),
+        "as_of": iso(query.as_of),
         "closed": query.closed,
     }

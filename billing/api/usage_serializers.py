@@ -66,12 +66,18 @@ class UsageTotalSerializer(serializers.Serializer):
 class _Period(serializers.Serializer):
     start = serializers.DateTimeField()
     end = serializers.DateTimeField(help_text="Exclusive.")
+    as_of = serializers.DateTimeField(help_text="The figures count up to here (the end once it has passed).")
     closed = serializers.BooleanField(help_text="The period has ended: its figures never change.")
 
 
 class UsagePageSerializer(serializers.Serializer):
     period = _Period()
     filters = serializers.DictField(help_text="The filters applied, as understood.")
-    totals = UsageTotalSerializer(many=True, help_text="The whole filtered period (all pages), per currency.")
+    totals = UsageTotalSerializer(
+        many=True,
+        allow_null=True,
+        help_text="The whole filtered period (all pages), per currency; on the first page (null on the "
+        "following ones).",
+    )
     next = serializers.URLField(allow_null=True, help_text="The next page, or null on the last one.")
     results = UsageRowSerializer(many=True)

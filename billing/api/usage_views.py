@@ -59,6 +59,12 @@ _PARAMETERS = [
         "instances come and go.",
     ),
     OpenApiParameter(
+        "as_of",
+        OpenApiTypes.DATETIME,
+        description="Count up to this instant (not in the future): `next` carries the first page's, so a "
+        "walk through a period still running is one snapshot.",
+    ),
+    OpenApiParameter(
         "format",
         OpenApiTypes.STR,
         enum=["json", "csv"],
@@ -95,11 +101,13 @@ class UsageView(APIView):
         next_url = None
         if after is not None:
             next_url = replace_query_param(request.build_absolute_uri(), "after", after)
+            if not query.closed:  # the walk stays one snapshot (usage_query)
+                next_url = replace_query_param(next_url, "as_of", usage_query.iso(query.as_of))
         return Response(
             {
                 "period": usage_query.period_of(query),
                 "filters": query.filters,
-                "totals": usage_query.totals(query),
+                "totals": usage_query.totals(query) if query.after is None else None,
                 "next": next_url,
                 "results": rows,
             }

@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from paas.models import TokenScope
 from paas.services import api_token_create
 from tenancy.models import Organization
-from tests.support.billing import launch_at, move, priced_setup
+from tests.support.billing import frozen_at, launch_at, move, priced_setup
 
 URL = "/api/v1/billing/usage/"
 NOV = {"start": "2026-11-01", "end": "2026-11-30"}  # the end date is inclusive: [Nov 1, Dec 1)
@@ -68,7 +68,13 @@ def billed(db):
 
 def test_a_closed_month_rows_and_totals(api, billed):
     body = api.as_user(billed["operator"]).get(URL, NOV).json()
-    assert body["period"] == {"start": "2026-11-01T00:00:00Z", "end": "2026-12-01T00:00:00Z", "closed": False}
+    period = body["period"]
+    assert (period["start"], period["end"], period["closed"]) == (
+        "2026-11-01T00:00:00Z",
+        "2026-12-01T00:00:00Z",
+        False,
+    )
+    assert dt.datetime.fromisoformat(period["as_of"].replace("Z", "+00:00")) <= dt.datetime.now(dt.UTC)
     rows = {r["instance"]["name"]: r for r in body["results"]}
     dev = rows["dev"]
     assert dev["instance"]["kind"] == "compute" and dev["instance"]["id"] == billed["instances"]["dev"].pk
@@ -130,23 +136,29 @@ def test_keyset_pages_constant_queries_and_concurrent_launches(api, billed):
         body = response.json()
         seen += [r["meter"] for r in body["results"]]
         if not launched_meanwhile:  # a launch between two pages neither shifts nor repeats a row
+            assert body["totals"] is not None and "as_of=" in body["next"]
             late = launch_at(
                 owner=billed["acme_owner"],
                 project=billed["acme_lab"],
                 profile=billed["acme_profile"],
                 name="late",
-                at=at(4),
+                at=dt.datetime.fromisoformat(body["period"]["as_of"].replace("Z", "+00:00")),
             )
-            move(late, "provisioning", at=at(4, 0, 0, 1))
+            move(late, "provisioning")
             launched_meanwhile = True
+        else:
+            assert body["totals"] is None  # the totals come with the first page
         next_url = body["next"]
         if not next_url:
             break
-    assert len(seen) == len(set(seen)) == 3 + 6 + 1 and seen == sorted(seen)
-    assert len(set(counts)) == 1, counts  # the same queries on every page
+    # The walk is one snapshot (as_of): the instance launched during it is in the next walk.
+    assert len(seen) == len(set(seen)) == 3 + 6 and seen == sorted(seen)
+    assert len(set(counts[1:])) == 1 and counts[0] == counts[1] + 1, counts  # + the totals on the first
     with CaptureQueriesContext(connection) as big:
         assert client.get(URL, {**NOV, "page_size": 500}).status_code == 200
     assert len(big) == counts[0]
+    with frozen_at(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2)):  # a later walk has it
+        assert len(client.get(URL, {**NOV, "page_size": 500}).json()["results"]) == 3 + 6 + 1
 
 
 def _both(client, params):
@@ -226,6 +238,10 @@ BAD_INPUT = [
     ({"page_size": "100000"}, "page_size"),
     ({"page_size": "\uff11\uff10"}, "page_size"),
     ({"after": "abc"}, "after"),
+    ({"as_of": "2999-01-01T00:00:00Z"}, "as_of"),
+    ({"as_of": "2026-11-01T00:00:00"}, "as_of"),
+    ({"as_of": "2026-10-01T00:00:00Z", "start": "2026-11-01"}, "as_of"),
+    ({"as_of": "soon"}, "as_of"),
     ({"after": "9" * 30}, "after"),
 ]
 

@@ -186,8 +186,10 @@ def api_rows(client, params) -> tuple[dict[int, dict], list[dict], list[dict]]:
         response = client.get(url) if url else client.get(URL, {**params, "page_size": 3})
         assert response.status_code == 200, response.content
         body = response.json()
-        assert totals in (None, body["totals"])  # every page tells the same totals
-        totals = body["totals"]
+        if url is None:
+            totals = body["totals"]
+        else:
+            assert body["totals"] is None  # the totals come with the first page
         for row in body["results"]:
             assert row["instance"]["id"] not in by_id
             by_id[row["instance"]["id"]] = row
