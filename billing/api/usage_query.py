@@ -272,12 +272,12 @@ def chunks(query: UsageQuery, size: int = 1000):
 # Per price: the meters' count and existing seconds, and their intervals' seconds by kind, summed in
 # two passes (no per-meter grouping): what the whole period's totals need.
 _TOTALS_SQL = """
-WITH m AS ({meters}),
+WITH m AS MATERIALIZED ({meters}),
 existing AS (
     SELECT b.currency, b.billing_model, b.unit, b.amount, b.stopped_amount, COUNT(*) AS instances,
            SUM(GREATEST(0, FLOOR(EXTRACT(EPOCH FROM LEAST(COALESCE(b.ended_at, %s), %s, %s)
                - GREATEST(date_trunc('second', b.created_at), %s))))) AS existing
-    FROM billing_meter b WHERE b.id IN (SELECT id FROM m)
+    FROM billing_meter b JOIN m ON m.id = b.id
     GROUP BY 1, 2, 3, 4, 5
 ),
 timed AS (
@@ -289,7 +289,8 @@ timed AS (
         SELECT i.meter_id, i.kind, GREATEST(0, EXTRACT(EPOCH FROM
                    LEAST(COALESCE(i.ended_at, %s), %s) - GREATEST(i.started_at, %s))) AS secs
         FROM billing_interval i
-        WHERE i.meter_id IN (SELECT id FROM m) AND i.started_at < %s
+        JOIN m ON m.id = i.meter_id
+        WHERE i.started_at < %s
           AND (i.ended_at IS NULL OR i.ended_at > %s)
     ) x JOIN billing_meter b ON b.id = x.meter_id
     GROUP BY 1, 2, 3, 4, 5

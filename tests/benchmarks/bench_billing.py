@@ -8,8 +8,9 @@ late November, 40% deleted) and their intervals (running / stopped / deleting, a
 fresh ``gpupaas_bench_billing`` database. Then prints:
 
 * the p50/p95 of ``GET /api/v1/billing/usage/`` for November, page by page (500 a page) through the whole
-  month as an operator (target p95 under 300 ms), the SQL queries per page (must be one number), and
-  a trivial authenticated DRF endpoint measured in the same run (the baseline: what the stack costs);
+  month as an operator (target p95 under 300 ms), the SQL queries per page (one number; the first page
+  has one more, the whole period's totals, timed apart), and a trivial authenticated DRF endpoint
+  measured in the same run (the baseline: what the stack costs);
 * the same for an org admin (the visibility rule's subqueries) over their org's pages;
 * the whole month as one streamed CSV;
 * the hourly roll-up (``billing.rollup.rollup_hour``) of one hour of the same data.
@@ -175,9 +176,9 @@ def main() -> int:
     module.urlpatterns = [path("bench/trivial/", Trivial.as_view()), *root.urlpatterns]
     sys.modules["bench_urls"] = module
 
-    def walk(client: Client, params: dict) -> tuple[list[float], set[int], int]:
-        """Every page of the month: (durations, query counts, rows)."""
-        durations, counts, rows, url = [], set(), 0, None
+    def walk(client: Client, params: dict) -> tuple[list[float], list[int], int]:
+        """Every page of the month: (durations, query counts, rows); the first page has the totals."""
+        durations, counts, rows, url = [], [], 0, None
         while True:
             with CaptureQueriesContext(connection) as captured:
                 begin = time.perf_counter()
@@ -185,7 +186,7 @@ def main() -> int:
                 durations.append(time.perf_counter() - begin)
             assert response.status_code == 200, response.content[:300]
             body = response.json()
-            counts.add(len(captured))
+            counts.append(len(captured))
             rows += len(body["results"])
             url = body["next"]
             if not url:
@@ -214,23 +215,24 @@ def main() -> int:
         walk(op_client, {**month, "org": admin_org.pk})
         trivial, trivial_queries = timed(op_client, "/bench/trivial/", 200)
         print(f"baseline, trivial authenticated DRF endpoint: {ms(trivial)}, {trivial_queries} queries")
-        durations, counts, rows = walk(op_client, month)
-        ok = pct(durations, 0.95) < 0.3 and len(counts) == 1
-        passed &= ok
-        print(
-            f"GET /api/v1/billing/usage/ as an operator, November, {len(durations)} pages of 500 "
-            f"({rows} rows): {ms(durations)}, max {max(durations) * 1000:.0f} ms; "
-            f"queries per page {sorted(counts)} ({'PASS' if ok else 'FAIL'} against p95 < 300 ms, constant)"
-        )
+
+        def report(who: str, durations, counts, rows) -> bool:
+            rest = set(counts[1:])
+            ok = pct(durations, 0.95) < 0.3 and len(rest) <= 1 and counts[0] - 1 in (rest or {counts[0] - 1})
+            print(
+                f"GET /api/v1/billing/usage/ as {who}, November, {len(durations)} pages of up to 500 "
+                f"({rows} rows): all pages {ms(durations)}; the first (with the whole period's totals) "
+                f"{durations[0] * 1000:.0f} ms, {counts[0]} queries; "
+                f"the following {ms(durations[1:] or [0])}, "
+                f"queries per page {sorted(rest)} ({'PASS' if ok else 'FAIL'} against p95 < 300 ms, constant)"
+            )
+            return ok
+
+        passed &= report("an operator", *walk(op_client, month))
         admin_client = Client()
         admin_client.force_login(admin)
-        durations, counts, rows = walk(admin_client, month)
-        ok = pct(durations, 0.95) < 0.3 and len(counts) == 1
-        passed &= ok
-        print(
-            f"GET /api/v1/billing/usage/ as an org admin (their org), {len(durations)} pages "
-            f"({rows} rows): {ms(durations)}; queries per page {sorted(counts)} ({'PASS' if ok else 'FAIL'})"
-        )
+        walk(admin_client, month)  # warm up (the permission ids are cached per process)
+        passed &= report("an org admin (their org)", *walk(admin_client, month))
         with CaptureQueriesContext(connection) as captured:
             begin = time.perf_counter()
             response = op_client.get("/api/v1/billing/usage/", {**month, "format": "csv"})
