@@ -7,10 +7,11 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
-from inventory import mig, selectors, services
+from inventory import mig, prometheus, selectors, services
 from inventory.models import Agent, Cluster, Datacenter, DatacenterAgent, MigChange, Node, Storage
 from paas import authz
 from paas.admin import ReadOnlyInline, ScopedModelAdmin, secret_field
+from paas.errors import ApplicationError
 from paas.units import GIB
 from tenancy.selectors import administers_any_org
 
@@ -131,6 +132,7 @@ class ClusterForm(forms.ModelForm):
             "ingress_domain",
             "ingress_class",
             "ingress_tls",
+            "prometheus_url",
         ]
 
     def clean(self):
@@ -191,7 +193,7 @@ class ClusterAdmin(OperatorWritesAdmin):
     ]
     list_filter = ["status", "tenancy", "datacenter"]
     search_fields = ["name", "display_name", "server"]
-    actions = ["refresh"]
+    actions = ["refresh", "prometheus_test"]
 
     def get_inlines(self, request, obj):
         return [NodeInline] if obj else []  # nodes come from the sync, after registration
@@ -239,6 +241,7 @@ class ClusterAdmin(OperatorWritesAdmin):
             "ingress_domain",
             "ingress_class",
             "ingress_tls",
+            "prometheus_url",
         ]
         if not authz.is_operator(request.user):
             return [
@@ -300,6 +303,19 @@ class ClusterAdmin(OperatorWritesAdmin):
         for cluster in queryset:
             services.cluster_refresh_request(actor=request.user, cluster=cluster)
         self.message_user(request, f"Refresh queued for {queryset.count()} cluster(s).", messages.SUCCESS)
+
+    @admin.action(description="Test the Prometheus connection (GPU utilisation)", permissions=["change"])
+    def prometheus_test(self, request, queryset):
+        """Ask each cluster's Prometheus now and say what it answered (inventory/prometheus.py)."""
+        for cluster in queryset:
+            try:
+                works, message = prometheus.prometheus_check(actor=request.user, cluster=cluster)
+            except ApplicationError as exc:
+                works = False
+                message = " ".join(m for ms in exc.fields.values() for m in ms) or exc.message
+            self.message_user(
+                request, f"{cluster.name}: {message}", messages.SUCCESS if works else messages.ERROR
+            )
 
 
 @admin.register(Node)
