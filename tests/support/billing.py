@@ -75,3 +75,25 @@ def launch_at(*, owner, project, profile, name: str, at: dt.datetime) -> Compute
     """Launch at ``at`` (the instance's launch time is ``at``)."""
     with frozen_at(at):
         return instance_launch(actor=owner, project=project, name=name, profile=profile)
+
+
+# --- the hourly roll-up (issue 16, part A) -----------------------------------------------------------
+
+
+def usage_rows(**filters) -> list[dict]:
+    """Every usage record (filtered), as full rows but for when it was rolled up, in (hour, meter)
+    order: what two roll-ups of the same intervals must agree on."""
+    from billing.models import UsageRecord
+
+    return [
+        {k: v for k, v in row.items() if k not in ("id", "rolled_up_at")}
+        for row in UsageRecord.objects.filter(**filters).order_by("hour", "meter_id").values()
+    ]
+
+
+def add_cost_profile(cluster, effective_from: dt.datetime, **rates):
+    """A cost profile of ``cluster`` from ``effective_from`` (rates as model fields: gpu_hour={model:
+    "rate"}, mig_slice_hour, cpu_hour, memory_gib_hour, storage_gib_hour, currency)."""
+    from billing.models import CostProfile
+
+    return CostProfile.objects.create(cluster=cluster, effective_from=effective_from, **rates)
