@@ -114,6 +114,13 @@ class DatacenterAdmin(OperatorWritesAdmin):
 
 
 class ClusterForm(forms.ModelForm):
+    prometheus_url = forms.URLField(
+        label="Prometheus URL",
+        required=False,
+        max_length=300,
+        assume_scheme="https",
+        help_text=Cluster._meta.get_field("prometheus_url").help_text,
+    )
     new_kubeconfig = secret_field(
         "Kubeconfig",
         help_text="Write-only: stored encrypted and never shown again. Required when adding; "
@@ -134,6 +141,17 @@ class ClusterForm(forms.ModelForm):
             "ingress_tls",
             "prometheus_url",
         ]
+
+    def clean_prometheus_url(self):
+        """Checked here too, so that an address carrying a password is not put back into the page."""
+        value = self.cleaned_data.get("prometheus_url") or ""
+        try:
+            return prometheus.clean_prometheus_url(value)
+        except ApplicationError as exc:
+            if "@" in value:
+                self.data = self.data.copy()
+                self.data[self.add_prefix("prometheus_url")] = prometheus.safe_url(value)
+            raise forms.ValidationError(exc.fields.get("prometheus_url") or exc.message) from None
 
     def clean(self):
         data = super().clean()
@@ -306,16 +324,16 @@ class ClusterAdmin(OperatorWritesAdmin):
 
     @admin.action(description="Test the Prometheus connection (GPU utilisation)", permissions=["change"])
     def prometheus_test(self, request, queryset):
-        """Ask each cluster's Prometheus now and say what it answered (inventory/prometheus.py)."""
+        """Ask each cluster's Prometheus now and say what it answered (inventory/prometheus.py): a
+        success, a warning when it did not answer as it should, an error when there is nothing to ask."""
         for cluster in queryset:
             try:
                 works, message = prometheus.prometheus_check(actor=request.user, cluster=cluster)
+                level = messages.SUCCESS if works else messages.WARNING
             except ApplicationError as exc:
-                works = False
+                level = messages.ERROR
                 message = " ".join(m for ms in exc.fields.values() for m in ms) or exc.message
-            self.message_user(
-                request, f"{cluster.name}: {message}", messages.SUCCESS if works else messages.ERROR
-            )
+            self.message_user(request, f"{cluster.name}: {message}", level)
 
 
 @admin.register(Node)

@@ -105,7 +105,11 @@ def _pool() -> outbound.CheckedPoolManager:
 
 def _get_json(url: str, path: str, params: dict) -> dict:
     """GET ``<url>/<path>?<params>`` from a Prometheus; its JSON answer's ``data`` (bounded, checked)."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError on a port that is not one)
+    except ValueError:
+        raise PrometheusFailed("the Prometheus address is not a valid URL") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise PrometheusFailed("the Prometheus address is not an http(s) URL")
     if parts.username is not None or parts.password is not None:

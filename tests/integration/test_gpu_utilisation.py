@@ -88,11 +88,12 @@ def test_a_changing_utilisation_is_the_mean_of_the_samples_in_the_period(prometh
     assert earlier is not None and "util-shift" not in earlier  # answered, but nothing known: no key
 
 
-def test_no_prometheus_url_gives_none(db):
-    cluster = _cluster("prom-none", "")
+def test_no_or_a_broken_prometheus_url_gives_none(db):
     start, end = _window()
-    assert gpu_utilisation(cluster, start=start, end=end) is None
+    assert gpu_utilisation(_cluster("prom-none", ""), start=start, end=end) is None
     assert gpu_utilisation(None, start=start, end=end) is None
+    for n, stored in enumerate(("http://[::1/", "http://127.0.0.1:99999/", "gopher://127.0.0.1/")):
+        assert gpu_utilisation(_cluster(f"prom-broken-{n}", stored), start=start, end=end) is None
 
 
 class _Answers(LoopbackHandler):
