@@ -239,6 +239,12 @@ def _action(client, obj, action: str, **extra):
     return client.post(f"/studio/{meta.app_label}/{meta.model_name}/", data)
 
 
+def _with_prometheus(cluster):
+    """The cluster with a Prometheus URL where nothing listens (the check fails fast, and is audited)."""
+    type(cluster).objects.filter(pk=cluster.pk).update(prometheus_url="http://127.0.0.1:9/")
+    return cluster
+
+
 def _lone_datacenter():
     return Datacenter.objects.create(
         name="lone", display_name="Lone", kind="data_center", infrastructure_type="bare_metal"
@@ -529,6 +535,11 @@ OPERATIONS = {
         "operator",
         lambda c, w, s: _action(c, s["inventory.cluster"], "refresh"),
         "cluster.refresh_request",
+    ),
+    ("inventory.cluster", "action:prometheus_test"): (
+        "operator",
+        lambda c, w, s: _action(c, _with_prometheus(s["inventory.cluster"]), "prometheus_test"),
+        "cluster.prometheus_check",
     ),
     ("inventory.migchange", "add"): (
         "operator",
