@@ -11,7 +11,14 @@ from django.utils.html import format_html, format_html_join
 from catalog import secret_inputs, selectors, services
 from catalog.admin_base import CatalogAdmin, JSONText, LaunchIntoProjects
 from catalog.models import ComputeProfile, ResourceGroup, TemplateVersion
-from catalog.pricing import COST_DEFAULTS, COST_FIELDS, cost_defaults, price_label, stopped_label
+from catalog.pricing import (
+    COST_DEFAULTS,
+    COST_FIELDS,
+    check_cost_form,
+    cost_defaults,
+    price_label,
+    stopped_label,
+)
 from paas.errors import ApplicationError
 from paas.forms import apply_error
 from paas.secrets import MASK
@@ -156,6 +163,7 @@ class ComputeProfileForm(forms.ModelForm):
     def clean(self):
         data = super().clean()
         cost_defaults(self.cleaned_data)
+        check_cost_form(self)
         return data
 
 

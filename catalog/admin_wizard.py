@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from catalog import profile_settings, selectors
 from catalog.models import ServiceProfile, TemplateVersion
-from catalog.pricing import COST_DEFAULTS, COST_FIELDS, cost_defaults
+from catalog.pricing import COST_DEFAULTS, COST_FIELDS, check_cost_form, cost_defaults
 from inventory.selectors import datacenter_list_for, storage_for_datacenter, storage_list_for
 from paas import authz
 
@@ -158,6 +158,7 @@ class ProfileForm(forms.Form):
     def clean(self):
         data = super().clean()
         cost_defaults(self.cleaned_data)
+        check_cost_form(self)
         template, version = data.get("template"), data.get("template_version")
         if version and not template:
             data["template"] = template = version.template

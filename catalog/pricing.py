@@ -41,6 +41,17 @@ def cost_defaults(data: dict) -> None:
             data[name] = default
 
 
+def check_cost_form(form) -> None:
+    """Put ``check_cost``'s messages on a form's cost fields (those without an error of their own), so a
+    form shows them with its other errors, before the service checks the same again."""
+    data = {name: form.cleaned_data[name] for name in COST_FIELDS if name in form.cleaned_data}
+    errors: dict = {}
+    check_cost(data, errors)
+    for name, message in errors.items():
+        if name in data and name not in form.errors:
+            form.add_error(name, message)
+
+
 def check_cost(data: dict, errors: dict) -> None:
     """Put a message in ``errors`` for each bad cost field of ``data`` (a profile's fields)."""
     if not re.fullmatch(r"[A-Z]{3}", str(data.get("cost_currency", "USD"))):
