@@ -7,6 +7,7 @@ asserting the audit event it wrote) or listed in ``READ_ONLY`` with the reason. 
 action that is in neither fails the suite; so does one listed here that writes no event.
 """
 
+import datetime as dt
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -173,8 +174,14 @@ def samples(world) -> Samples:
         owner=a.users["workspace_admin"],
         package_type="yaml",
     )
+    from billing import cost_profiles
+
+    rates = cost_profiles.cost_profile_set(  # not in force yet: the one kind a studio delete is offered for
+        actor=op, cluster=cluster, effective_from=now + dt.timedelta(days=1), currency="USD"
+    )
     return Samples(
         objects={
+            "billing.costprofile": rates,
             "catalog.catalogapplication": catalog_app,
             "catalog.repository": repository,
             "catalog.containerregistry": registry,
@@ -692,6 +699,14 @@ OPERATIONS = {
         lambda c, w, s: _action(c, s["instances.warmpool"], "converge_now"),
         "warm_pool.converge",
     ),
+    ("billing.costprofile", "add"): (
+        "operator",
+        lambda c, w, s: _submit(
+            c, _add_url("billing.costprofile"), {"cluster": str(s["billing.costprofile"].cluster_id)}
+        ),
+        "cost_profile.create",
+    ),
+    **_deletes("billing.costprofile", "operator", "cost_profile.delete"),
     ("django_q.success", "action:resubmit"): (
         "operator",
         lambda c, w, s: _action(c, s["django_q.success"], "resubmit"),
