@@ -173,8 +173,12 @@ def samples(world) -> Samples:
         owner=a.users["workspace_admin"],
         package_type="yaml",
     )
+    from billing import budgets
+
+    budget = budgets.budget_set(actor=admin_a, org=a.org, project=a.project, amount="100")
     return Samples(
         objects={
+            "billing.budget": budget,
             "catalog.catalogapplication": catalog_app,
             "catalog.repository": repository,
             "catalog.containerregistry": registry,
@@ -681,6 +685,19 @@ OPERATIONS = {
         lambda c, w, s: _action(c, s["instances.warmpool"], "converge_now"),
         "warm_pool.converge",
     ),
+    ("billing.budget", "add"): (
+        "org_admin",
+        lambda c, w, s: _submit(
+            c, _add_url("billing.budget"), {"org": str(w.a.org.pk), "amount": "50", "currency": "USD"}
+        ),
+        "budget.set",
+    ),
+    ("billing.budget", "change"): (
+        "org_admin",
+        lambda c, w, s: _submit(c, _url(s["billing.budget"], "change"), {"amount": "75"}),
+        "budget.set",
+    ),
+    **_deletes("billing.budget", "org_admin", "budget.delete"),
     ("django_q.success", "action:resubmit"): (
         "operator",
         lambda c, w, s: _action(c, s["django_q.success"], "resubmit"),
