@@ -256,3 +256,28 @@ def test_the_check_is_one_query_without_a_hard_stop(spent, django_assert_num_que
     budgets.budget_update(actor=spent["admin"], budget=spent["budget"], hard_stop=False)
     with django_assert_num_queries(1):
         budgets.hard_stop_check(project=spent["project"], kind="compute")
+
+
+@pytest.mark.django_db
+def test_an_email_the_mail_server_refused_is_sent_by_a_later_check(
+    django_capture_on_commit_callbacks, settings
+):
+    _op, admin, project, owner, profile, _cluster = priced_setup("bud5")
+    admin.email = "admin@bud5.example"
+    admin.save()
+    budget = budgets.budget_set(actor=admin, org=project.org, amount="10")
+    running(owner, project, profile, "dev", NOV)
+    # nothing listens on port 1 of the loopback: the SMTP connection is refused
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 1, 2
+    assert check(NOV + 2 * HOUR, django_capture_on_commit_callbacks) == 1
+    alert = BudgetAlert.objects.get(budget=budget)
+    assert alert.emailed_at is None  # the claim was released
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    assert check(NOV + 2 * HOUR + dt.timedelta(minutes=5), django_capture_on_commit_callbacks) == 0
+    assert mail.outbox == []  # too fresh: its own worker may still be sending it
+    assert check(NOV + 2 * HOUR + dt.timedelta(minutes=11), django_capture_on_commit_callbacks) == 0
+    [message] = mail.outbox
+    assert "at 50%" in message.subject and message.to == ["admin@bud5.example"]
+    assert check(NOV + 2 * HOUR + dt.timedelta(minutes=20), django_capture_on_commit_callbacks) == 0
+    assert len(mail.outbox) == 1
