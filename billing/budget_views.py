@@ -1,8 +1,9 @@
 """Portal side of budgets: the workspace landing page's budget section (``instances.landing``): a banner
 for each alert raised this month on the workspace's budget and its org's, and each budget's status.
 
-Shown to whoever may see the budgets (``billing.budget_selectors.budget_list_for``: the workspace's
-members who view its instances, and the org's admins); PaaS admins of the workspace see none. The
+Shown to whoever may see the budgets (``billing.budget_selectors.budget_list_for``): the workspace's
+budget to those who view its instances and the org's admins; the org-wide budget to anyone who views
+instances of some workspace of the org (every member has a personal one) and the org's admins. The
 figures are computed live over the budget's own scope (see ``budget_selectors``).
 """
 

@@ -227,7 +227,7 @@ def test_hard_stop_refuses_a_launch_through_the_api_and_the_portal(spent, api, c
     assert not ComputeInstance.objects.filter(name="late").exists()
 
 
-def test_hard_stop_refuses_a_service_deploy(spent, api):
+def test_hard_stop_refuses_a_service_deploy(spent, api, client):
     project, owner, admin = spent["project"], spent["owner"], spent["admin"]
     instance = ComputeInstance.objects.get(pk=spent["instance"].pk)
     ComputeInstance.objects.filter(pk=instance.pk).update(namespace="i-dev-ns")
@@ -246,6 +246,13 @@ def test_hard_stop_refuses_a_service_deploy(spent, api):
             format="json",
         )
     assert answer.status_code == 409 and answer.json()["error"]["code"] == "budget_exceeded"
+    client.force_login(owner)
+    form = {"name": "web", "profile": service_profile.pk, "compute_instance": instance.pk, "launch": "1"}
+    form |= {"input_replicas": "1", "input_cpu_millis": "100", "input_memory_mib": "64", "input_mode": "dev"}
+    with frozen_at(NOV + 2 * HOUR):
+        page = client.post(f"/w/{project.pk}/deployments/custom/new/", form)
+    assert page.status_code == 409, page.content.decode()[-3000:]
+    assert MESSAGE in page.content.decode()
     with frozen_at(NOV + HOUR):  # before the budget was spent: deployed
         service_instances.service_launch(
             actor=owner, compute_instance=instance, profile=service_profile, name="web"
