@@ -174,14 +174,16 @@ def samples(world) -> Samples:
         owner=a.users["workspace_admin"],
         package_type="yaml",
     )
-    from billing import cost_profiles
+    from billing import budgets, cost_profiles
 
     rates = cost_profiles.cost_profile_set(  # not in force yet: the one kind a studio delete is offered for
         actor=op, cluster=cluster, effective_from=now + dt.timedelta(days=1), currency="USD"
     )
+    budget = budgets.budget_set(actor=admin_a, org=a.org, project=a.project, amount="100")
     return Samples(
         objects={
             "billing.costprofile": rates,
+            "billing.budget": budget,
             "catalog.catalogapplication": catalog_app,
             "catalog.repository": repository,
             "catalog.containerregistry": registry,
@@ -707,6 +709,19 @@ OPERATIONS = {
         "cost_profile.create",
     ),
     **_deletes("billing.costprofile", "operator", "cost_profile.delete"),
+    ("billing.budget", "add"): (
+        "org_admin",
+        lambda c, w, s: _submit(
+            c, _add_url("billing.budget"), {"org": str(w.a.org.pk), "amount": "50", "currency": "USD"}
+        ),
+        "budget.set",
+    ),
+    ("billing.budget", "change"): (
+        "org_admin",
+        lambda c, w, s: _submit(c, _url(s["billing.budget"], "change"), {"amount": "75"}),
+        "budget.set",
+    ),
+    **_deletes("billing.budget", "org_admin", "budget.delete"),
     ("django_q.success", "action:resubmit"): (
         "operator",
         lambda c, w, s: _action(c, s["django_q.success"], "resubmit"),
