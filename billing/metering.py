@@ -1,5 +1,7 @@
 """Metering: billable intervals opened and closed with the instances' state changes.
 
+A compute or service instance's meter is created with the instance (``post_save``, in its launch
+transaction: :func:`instance_saved`), so a period holds every instance that existed in it.
 :func:`state_changed` receives ``instances.signals.instance_state_changed`` (connected in
 ``billing.apps``), which ``instances.states.transition`` sends inside the transaction of every state
 change of a compute or service instance, with the instance's row locked. In that same transaction it
@@ -93,48 +95,44 @@ def _meter_fields(instance) -> dict:
     }
 
 
+#: Fields known only once the instance is placed and deployed (a namespace is named by the deploy).
+PLACEMENT = ("cluster", "cluster_name", "namespace")
+
+
 def meter_for(instance) -> Meter:
-    """The meter of ``instance``, created on its first state change. The cluster, namespace and a
-    service's resources are known only once it is placed and rendered: they are refreshed while the
-    meter has no closed interval yet (its first billable time starts with them)."""
+    """The meter of ``instance`` (created at its launch by :func:`instance_saved`; created here for one
+    launched before billing was installed), with its placement filled in once it is known."""
     key = instance_key(instance)
     meter = Meter.objects.filter(instance_key=key).first()
     if meter is None:
         return Meter.objects.create(instance_key=key, **_meter_fields(instance))
-    if not meter.intervals.filter(ended_at__isnull=False).exists():
-        fields = _meter_fields(instance)
-        changed = [
-            f
-            for f in (
-                "cluster",
-                "cluster_name",
-                "namespace",
-                "gpus",
-                "gpu_units",
-                "gpus_by_model",
-                "mig_slices",
-                "cpu_millis",
-                "memory_gib",
-                "storage_gib",
-            )
-            if getattr(meter, f) != fields[f]
-        ]
-        for f in changed:
-            setattr(meter, f, fields[f])
-        if changed:
-            meter.save(update_fields=changed)
+    fields = _meter_fields(instance)
+    changed = [f for f in PLACEMENT if not getattr(meter, f) and fields[f]]
+    for f in changed:
+        setattr(meter, f, fields[f])
+    if changed:
+        meter.save(update_fields=changed)
     return meter
+
+
+def instance_saved(sender, instance, created: bool, raw: bool = False, **kwargs) -> None:
+    """Receiver of ``post_save`` of compute and service instances: the meter is created with the
+    instance, in its launch transaction, so that a period holds every instance that existed in it from
+    the moment it was launched (a reserved price bills from then), whenever its first state change
+    comes. Services are saved when they are deployed, with what they use of their compute instance."""
+    if created and not raw:
+        Meter.objects.get_or_create(instance_key=instance_key(instance), defaults=_meter_fields(instance))
 
 
 def state_changed(sender, instance, previous: str, state: str, reason: str = "", **kwargs) -> None:
     """Receiver of ``instance_state_changed``: close and open intervals at the change's instant."""
     if sender not in (ComputeInstance, ServiceInstance):
         return  # applications are billed through their compute instance
+    meter = meter_for(instance)
     was, now_kind = KIND_OF_STATE.get(previous), KIND_OF_STATE.get(state)
     if was == now_kind and state != State.DELETED:
         return
     at = timezone.now().replace(microsecond=0)  # whole seconds: periods' seconds are exact integers
-    meter = meter_for(instance)
     closed = Interval.objects.filter(meter=meter, ended_at__isnull=True).update(ended_at=at)
     opened = None
     if now_kind is not None:

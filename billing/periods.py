@@ -8,29 +8,34 @@ from paas.errors import ValidationFailed
 
 UTC = dt.UTC
 MAX_DAYS = 400
+MIN_YEAR, MAX_YEAR = 2000, 2999
 
 
 def _bound(name: str, text: str | None, *, end: bool) -> dt.datetime | None:
     if text is None or text == "":
         return None
     text = str(text).strip()
+    message = "A date (2026-11-01) or a date and time with its offset (2026-11-01T00:00:00Z)."
+    if not text.isascii() or "\x00" in text:
+        raise ValidationFailed("Invalid period.", fields={name: message})
     try:
         day = parse_date(text)
         moment = None if day else parse_datetime(text)
-    except ValueError:
-        day = moment = None
-    if day is not None:
-        moment = dt.datetime.combine(day, dt.time(), tzinfo=UTC)
-        if end:
-            moment += dt.timedelta(days=1)  # an end date includes that whole day
-    if moment is None:
+        if day is not None:
+            moment = dt.datetime.combine(day, dt.time(), tzinfo=UTC)
+            if end:
+                moment += dt.timedelta(days=1)  # an end date includes that whole day
+        if moment is not None:
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+            moment = moment.astimezone(UTC).replace(microsecond=0)
+    except (ValueError, OverflowError):
+        moment = None
+    if moment is None or not (MIN_YEAR <= moment.year <= MAX_YEAR):
         raise ValidationFailed(
-            "Invalid period.",
-            fields={name: "A date (2026-11-01) or a date and time with its offset (2026-11-01T00:00:00Z)."},
+            "Invalid period.", fields={name: message + f" Years {MIN_YEAR} to {MAX_YEAR}."}
         )
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).replace(microsecond=0)
+    return moment
 
 
 def month_start(moment: dt.datetime) -> dt.datetime:

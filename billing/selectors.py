@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from billing import costs
 from billing.models import Meter
+from catalog.pricing import UNIT_SECONDS
 from paas import authz
 from tenancy.models import Organization, Project
 
@@ -118,15 +119,56 @@ def period_figures(
     return rows
 
 
-def spend(meters: QuerySet[Meter], *, start: dt.datetime, end: dt.datetime, currency: str) -> Decimal:
-    """The list-price spend of ``meters`` in ``currency`` within [start, end) (until now), exact."""
-    total = Decimal(0)
-    chunk: list[Meter] = []
-    for meter in meters_in_period(meters.filter(currency=currency), start=start, end=end).iterator(2000):
-        chunk.append(meter)
-        if len(chunk) == 2000:
-            total += sum((r["cost"] for r in period_figures(chunk, start=start, end=end)), Decimal(0))
-            chunk = []
-    if chunk:
-        total += sum((r["cost"] for r in period_figures(chunk, start=start, end=end)), Decimal(0))
-    return total
+def spend(
+    meters: QuerySet[Meter],
+    *,
+    start: dt.datetime,
+    end: dt.datetime,
+    currency: str,
+    now: dt.datetime | None = None,
+) -> Decimal:
+    """The list-price spend of ``meters`` in ``currency`` within [start, end) (until now), exact: the
+    formulas of :func:`billing.costs.list_cost` over the seconds of :func:`seconds_by_meter` and
+    :func:`existing_seconds`, summed in PostgreSQL's exact numeric arithmetic in one query (the budgets'
+    status and hard stop call it under the launch's locks)."""
+    now = now or now_second()
+    ids_sql, ids_params = (
+        meters_in_period(meters.filter(currency=currency), start=start, end=end)
+        .values("pk")
+        .query.sql_with_params()
+    )
+    per = (
+        "CASE m.unit "
+        + " ".join(f"WHEN '{unit}' THEN {seconds}" for unit, seconds in UNIT_SECONDS.items())
+        + " ELSE 3600 END"
+    )
+    # Identifiers and the unit table are ours; every value is a parameter.
+    sql = f"""
+        WITH m AS (
+            SELECT m.id, m.amount, m.stopped_amount, m.billing_model, ({per})::numeric AS per,
+                   GREATEST(0, EXTRACT(EPOCH FROM
+                       LEAST(COALESCE(m.ended_at, %s), %s, %s)
+                       - GREATEST(date_trunc('second', m.created_at), %s))) AS existing
+            FROM billing_meter m WHERE m.id IN ({ids_sql})
+        ), i AS (
+            SELECT meter_id,
+                   SUM(CASE WHEN kind = 'running' THEN secs ELSE 0 END) AS running,
+                   SUM(CASE WHEN kind <> 'running' THEN secs ELSE 0 END) AS storage
+            FROM (SELECT meter_id, kind,
+                         GREATEST(0, EXTRACT(EPOCH FROM LEAST(COALESCE(ended_at, %s), %s)
+                                                        - GREATEST(started_at, %s))) AS secs
+                  FROM billing_interval
+                  WHERE meter_id IN (SELECT id FROM m)
+                    AND started_at < %s AND (ended_at IS NULL OR ended_at > %s)) x
+            GROUP BY meter_id
+        )
+        SELECT COALESCE(SUM(CASE WHEN m.billing_model = %s THEN m.amount * m.existing / m.per
+                                 ELSE (m.amount * COALESCE(i.running, 0)
+                                       + m.stopped_amount * COALESCE(i.storage, 0)) / m.per
+                            END), 0)
+        FROM m LEFT JOIN i ON i.meter_id = m.id
+    """  # noqa: S608
+    params = [now, end, now, start, *ids_params, now, end, start, end, start, costs.RESERVED]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return Decimal(cursor.fetchone()[0])

@@ -91,8 +91,13 @@ def expected_rows(start: dt.datetime, end: dt.datetime, org=None) -> dict[int, d
     events = defaultdict(list)
     for event in AuditEvent.objects.filter(action="usage.interval").order_by("pk"):
         events[int(event.target_id)].append(event.details)
+    # Every instance launched (its launch event), with or without a state change since: it exists in a
+    # period from its launch on, and a reserved price bills that.
+    launched_ids = AuditEvent.objects.filter(action="instance.launch").values_list("target_id", flat=True)
     rows = {}
-    for instance in ComputeInstance.objects.filter(pk__in=list(events)).select_related("org"):
+    for instance in ComputeInstance.objects.filter(pk__in=[int(i) for i in launched_ids]).select_related(
+        "org"
+    ):
         if org is not None and instance.org_id != org.pk:
             continue
         launched = instance.created_at.replace(microsecond=0)

@@ -260,7 +260,7 @@ def test_hard_stop_refuses_a_service_deploy(spent, api, client):
 
 
 def test_the_check_is_one_query_without_a_hard_stop(spent, django_assert_num_queries):
-    with frozen_at(NOV + HOUR), django_assert_num_queries(3):  # the budgets, the meters, their seconds
+    with frozen_at(NOV + HOUR), django_assert_num_queries(2):  # the budgets, then the spend (one query)
         budgets.hard_stop_check(project=spent["project"], kind="compute")
     budgets.budget_update(actor=spent["admin"], budget=spent["budget"], hard_stop=False)
     with django_assert_num_queries(1):

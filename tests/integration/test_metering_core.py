@@ -1,6 +1,7 @@
 """The metering hook: intervals open and close with the state changes, in whole seconds."""
 
 import datetime as dt
+from decimal import Decimal
 
 import pytest
 
@@ -66,3 +67,46 @@ def test_instances_running_before_billing_are_metered_from_then_on():
     [interval] = meter.intervals.all()
     assert interval.kind == "running" and interval.ended_at is None
     assert AuditEvent.objects.filter(action="usage.interval", details__reason="metering started").count() == 1
+
+
+@pytest.mark.django_db
+def test_spend_in_sql_equals_the_per_meter_figures():
+    from billing.selectors import spend
+
+    _op, _admin, project, owner, profile, _cluster = priced_setup("meter3")
+    reserved_setup = priced_setup("meter4", amount="700", period="month", billing_model="reserved")
+    a = launch_at(owner=owner, project=project, profile=profile, name="a", at=at(0))
+    move(a, "provisioning", at=at(10))
+    move(a, "stopped", at=at(5000))
+    b = launch_at(
+        owner=reserved_setup[3], project=reserved_setup[2], profile=reserved_setup[4], name="b", at=at(30)
+    )
+    move(b, "provisioning", "ready", at=at(40))
+    move(b, "deleting", at=at(9000))
+    move(b, "deleted", at=at(9100))
+    start, end, now = (
+        at(-3600).replace(microsecond=0),
+        at(20000).replace(microsecond=0),
+        at(12000).replace(microsecond=0),
+    )
+    meters = Meter.objects.filter(currency="USD")
+    expected = sum(r["cost"] for r in period_figures(list(meters), start=start, end=end, now=now))
+    got = spend(meters, start=start, end=end, currency="USD", now=now)
+    assert got > 0 and abs(got - expected) < Decimal("1e-12")
+    assert spend(meters, start=start, end=end, currency="EUR", now=now) == 0
+
+
+@pytest.mark.django_db
+def test_the_meter_is_made_at_the_launch_so_a_closed_period_never_gains_a_row():
+    _op, _admin, project, owner, profile, _cluster = priced_setup(
+        "meter5", amount="730", period="month", billing_model="reserved"
+    )
+    instance = launch_at(owner=owner, project=project, profile=profile, name="late", at=at(7100))
+    meter = Meter.objects.get(instance_key=f"compute:{instance.pk}")  # before any state change
+    assert meter.created_at == at(7100).replace(microsecond=0) and not meter.intervals.exists()
+    october = (dt.datetime(2026, 10, 1, tzinfo=dt.UTC), dt.datetime(2026, 11, 1, tzinfo=dt.UTC))
+    [row] = period_figures([meter], start=october[0], end=october[1], now=at(9000))
+    assert row["existing_seconds"] == 100 and row["cost"] == Decimal(730) * 100 / (730 * 3600)
+    move(instance, "provisioning", at=at(8000))  # its first state change, in November
+    [again] = period_figures([Meter.objects.get(pk=meter.pk)], start=october[0], end=october[1], now=at(9000))
+    assert again == row | {"meter": again["meter"]}
