@@ -16,104 +16,22 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from billing.models import Meter, RollupState, UsageRecord
-from billing.selectors import meters_in_period, period_figures
+from billing.models import Meter, UsageRecord
+from billing.selectors import period_figures
 from instances.models import StandbyInstance
-from tenancy import services as tenancy_services
-from tenancy.roles import Role
-from tests.factories import UserFactory
-from tests.support.billing import launch_at, move, priced_setup
+from tests.support.billing import NOVEMBER as NOV
+from tests.support.billing import OCTOBER as OCT
+from tests.support.billing import dashboard_history
+from tests.support.billing import october as t
 from tests.support.pools import make_standby
 
 UTC = dt.UTC
-OCT = dt.datetime(2026, 10, 1, tzinfo=UTC)
-NOV = dt.datetime(2026, 11, 1, tzinfo=UTC)
 URL = "/api/v1/billing/costs/"
-
-
-def t(day: int, hour: int = 0, minute: int = 0, second: int = 0) -> dt.datetime:
-    return dt.datetime(2026, 10, day, hour, minute, second, tzinfo=UTC)
-
-
-def rollup(start: dt.datetime, end: dt.datetime) -> None:
-    """Usage records for every hour of [start, end) from the intervals (a stand-in until the roll-up of
-    part A lands: per meter and hour, period_figures' seconds and cost, GPU-seconds = running x GPUs)."""
-    hour, records = start, []
-    while hour < end:
-        nxt = hour + dt.timedelta(hours=1)
-        meters = list(meters_in_period(Meter.objects.all(), start=hour, end=nxt))
-        for row in period_figures(meters, start=hour, end=nxt, now=end):
-            meter = row["meter"]
-            if not (row["existing_seconds"] or row["running_seconds"] or row["stopped_seconds"]):
-                continue
-            records.append(
-                UsageRecord(
-                    meter=meter,
-                    hour=hour,
-                    running_seconds=row["running_seconds"],
-                    stopped_seconds=row["stopped_seconds"],
-                    deleting_seconds=row["deleting_seconds"],
-                    existing_seconds=row["existing_seconds"],
-                    gpu_seconds=row["running_seconds"] * meter.gpus,
-                    gpu_seconds_by_model={
-                        m: row["running_seconds"] * int(n) for m, n in (meter.gpus_by_model or {}).items()
-                    },
-                    cost=row["cost"],
-                    currency=meter.currency,
-                )
-            )
-        hour = nxt
-    UsageRecord.objects.bulk_create(records)
-    RollupState.objects.update_or_create(name="hourly", defaults={"complete_until": end})
 
 
 @pytest.fixture
 def history(db):
-    """Two orgs on two clusters; org A on demand ($2.5/h running, $0.1/h stopped), org B reserved
-    ($1.2/h whatever runs). Rolled up for October."""
-    op, admin_a, project_a, owner_a, profile_a, cluster_a = priced_setup("dasha")
-    _op, admin_b, project_b, owner_b, profile_b, cluster_b = priced_setup(
-        "dashb", operator=op, amount="1.2", billing_model="reserved"
-    )
-    a1 = launch_at(owner=owner_a, project=project_a, profile=profile_a, name="a1", at=t(3, 9, 58, 10))
-    move(a1, "provisioning", at=t(3, 9, 59, 1))
-    move(a1, "ready", at=t(3, 10, 0, 7))
-    move(a1, "provisioning", at=t(5, 12, 29, 0))
-    move(a1, "stopped", at=t(5, 12, 30, 13))
-    move(a1, "provisioning", at=t(6, 8, 0, 0))
-    move(a1, "ready", at=t(6, 8, 1, 0))
-    move(a1, "deleting", at=t(6, 20, 0, 0))
-    move(a1, "deleted", at=t(6, 20, 1, 30))
-    second = UserFactory(username="dasha-second")
-    tenancy_services.role_assign(actor=op, user=second, role=Role.WORKSPACE_ADMIN, project=project_a)
-    a2 = launch_at(owner=second, project=project_a, profile=profile_a, name="a2", at=t(30, 22, 0, 30))
-    move(a2, "provisioning", at=t(30, 22, 1, 0))
-    move(a2, "ready", at=t(30, 22, 2, 0))  # still running at the end of the month
-    b1 = launch_at(owner=owner_b, project=project_b, profile=profile_b, name="b1", at=t(20, 6, 15, 0))
-    move(b1, "provisioning", at=t(20, 6, 15, 20))
-    move(b1, "ready", at=t(20, 6, 17, 0))
-    move(b1, "provisioning", at=t(21, 0, 0, 0))
-    move(b1, "stopped", at=t(21, 0, 1, 0))  # reserved: billed while stopped too
-    move(b1, "deleting", at=t(22, 3, 0, 0))
-    move(b1, "deleted", at=t(22, 3, 0, 45))
-    rollup(OCT, NOV)
-    return {
-        "operator": op,
-        "a": {
-            "admin": admin_a,
-            "project": project_a,
-            "owner": owner_a,
-            "cluster": cluster_a,
-            "org": project_a.org,
-        },
-        "b": {
-            "admin": admin_b,
-            "project": project_b,
-            "owner": owner_b,
-            "cluster": cluster_b,
-            "org": project_b.org,
-        },
-    }
+    return dashboard_history()
 
 
 def expected(meters, start=OCT, end=NOV) -> dict:
