@@ -16,7 +16,8 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from billing.models import Meter, UsageRecord
+from billing.costs import chargeback_cost
+from billing.models import CostProfile, Meter, UsageRecord
 from billing.selectors import period_figures
 from instances.models import StandbyInstance
 from tests.support.billing import NOVEMBER as NOV
@@ -284,3 +285,21 @@ def test_the_costs_endpoint_is_in_the_schema(api, world):
     paths = schema.json()["paths"]
     params = {p["name"] for p in paths["/api/v1/billing/costs/"]["get"]["parameters"]}
     assert {"start", "end", "group_by", "bucket", "org", "project", "cluster", "profile", "format"} <= params
+
+
+@pytest.mark.django_db
+def test_the_chargeback_equals_the_cost_profiles_rates_over_the_running_and_storage_time(history, api):
+    meters = list(Meter.objects.all())
+    want = Decimal(0)
+    for row in period_figures(meters, start=OCT, end=NOV):
+        meter = row["meter"]
+        rates = CostProfile.objects.get(cluster_id=meter.cluster_id)
+        storage = row["running_seconds"] + row["stopped_seconds"] + row["deleting_seconds"]
+        want += chargeback_cost(rates=rates, meter=meter, running=row["running_seconds"], storage=storage)
+    assert want > 0
+    data = get(api, history["operator"], group_by="cluster", bucket="month").json()
+    got = Decimal(data["totals"]["chargeback_costs"]["USD"])
+    records = UsageRecord.objects.filter(hour__gte=OCT, hour__lt=NOV).count()
+    assert abs(got - want) <= Decimal("0.000001") * records, (got, want)
+    assert data["totals"]["chargeback_complete"] is True
+    assert sum(Decimal(g["chargeback_costs"]["USD"]) for g in data["groups"]) == got

@@ -77,6 +77,28 @@ def launch_at(*, owner, project, profile, name: str, at: dt.datetime) -> Compute
         return instance_launch(actor=owner, project=project, name=name, profile=profile)
 
 
+# --- the hourly roll-up (issue 16, part A) -----------------------------------------------------------
+
+
+def usage_rows(**filters) -> list[dict]:
+    """Every usage record (filtered), as full rows but for when it was rolled up, in (hour, meter)
+    order: what two roll-ups of the same intervals must agree on."""
+    from billing.models import UsageRecord
+
+    return [
+        {k: v for k, v in row.items() if k not in ("id", "rolled_up_at")}
+        for row in UsageRecord.objects.filter(**filters).order_by("hour", "meter_id").values()
+    ]
+
+
+def add_cost_profile(cluster, effective_from: dt.datetime, **rates):
+    """A cost profile of ``cluster`` from ``effective_from`` (rates as model fields: gpu_hour={model:
+    "rate"}, mig_slice_hour, cpu_hour, memory_gib_hour, storage_gib_hour, currency)."""
+    from billing.models import CostProfile
+
+    return CostProfile.objects.create(cluster=cluster, effective_from=effective_from, **rates)
+
+
 # --- the chargeback dashboards' generated history (tests/integration/test_billing_dashboards.py and
 # --- tests/browser/test_billing_browser.py) --------------------------------------------------------------
 
@@ -88,41 +110,6 @@ def october(day: int, hour: int = 0, minute: int = 0, second: int = 0) -> dt.dat
     return dt.datetime(2026, 10, day, hour, minute, second, tzinfo=dt.UTC)
 
 
-def usage_rollup_for_tests(start: dt.datetime, end: dt.datetime) -> None:
-    """Usage records for every hour of [start, end) from the intervals (a stand-in until the roll-up of
-    part A lands: per meter and hour, period_figures' seconds and cost, GPU-seconds = running x GPUs)."""
-    from billing.models import Meter, RollupState, UsageRecord
-    from billing.selectors import meters_in_period, period_figures
-
-    hour, records = start, []
-    while hour < end:
-        nxt = hour + dt.timedelta(hours=1)
-        meters = list(meters_in_period(Meter.objects.all(), start=hour, end=nxt))
-        for row in period_figures(meters, start=hour, end=nxt, now=end):
-            meter = row["meter"]
-            if not (row["existing_seconds"] or row["running_seconds"] or row["stopped_seconds"]):
-                continue
-            records.append(
-                UsageRecord(
-                    meter=meter,
-                    hour=hour,
-                    running_seconds=row["running_seconds"],
-                    stopped_seconds=row["stopped_seconds"],
-                    deleting_seconds=row["deleting_seconds"],
-                    existing_seconds=row["existing_seconds"],
-                    gpu_seconds=row["running_seconds"] * meter.gpus,
-                    gpu_seconds_by_model={
-                        m: row["running_seconds"] * int(n) for m, n in (meter.gpus_by_model or {}).items()
-                    },
-                    cost=row["cost"],
-                    currency=meter.currency,
-                )
-            )
-        hour = nxt
-    UsageRecord.objects.bulk_create(records)
-    RollupState.objects.update_or_create(name="hourly", defaults={"complete_until": end})
-
-
 def dashboard_history() -> dict:
     """Two orgs ("dasha" on demand: $2.5/h running, $0.1/h stopped; "dashb" reserved: $1.2/h whatever
     runs), three instances started, stopped, restarted and deleted at chosen instants of October 2026
@@ -131,6 +118,15 @@ def dashboard_history() -> dict:
     _op, admin_b, project_b, owner_b, profile_b, cluster_b = priced_setup(
         "dashb", operator=op, amount="1.2", billing_model="reserved"
     )
+    for cluster, rate in ((cluster_a, "1.5"), (cluster_b, "1.75")):  # chargeback rates on both clusters
+        add_cost_profile(
+            cluster,
+            OCTOBER - dt.timedelta(days=1),
+            gpu_hour={"A100-SXM4-40GB": rate},
+            cpu_hour="0.02",
+            memory_gib_hour="0.005",
+            storage_gib_hour="0.0001",
+        )
     a1 = launch_at(owner=owner_a, project=project_a, profile=profile_a, name="a1", at=october(3, 9, 58, 10))
     move(a1, "provisioning", at=october(3, 9, 59, 1))
     move(a1, "ready", at=october(3, 10, 0, 7))
@@ -152,7 +148,10 @@ def dashboard_history() -> dict:
     move(b1, "stopped", at=october(21, 0, 1, 0))  # reserved: billed while stopped too
     move(b1, "deleting", at=october(22, 3, 0, 0))
     move(b1, "deleted", at=october(22, 3, 0, 45))
-    usage_rollup_for_tests(OCTOBER, NOVEMBER)
+    from billing.rollup import rollup_pending
+
+    # the roll-up's own schedule as it would have run just after October (every settled hour)
+    rollup_pending(now=NOVEMBER + dt.timedelta(hours=1))
     return {
         "operator": op,
         "a": {
