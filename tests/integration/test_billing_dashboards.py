@@ -77,10 +77,10 @@ def test_the_figures_equal_the_period_figures_in_every_grouping_and_bucket(histo
         assert Decimal(group["costs"]["USD"]) == want["cost"]
         assert group["running_seconds"] == want["running_seconds"]
     # a shorter period, hour by hour
-    start, end = t(5, 0), t(7, 0)
+    start, end = t(28, 0), t(30, 0)
     data = (
         api.as_user(op)
-        .get(URL, {"start": "2026-10-05T00:00:00Z", "end": "2026-10-07T00:00:00Z", "bucket": "hour"})
+        .get(URL, {"start": "2026-10-28T00:00:00Z", "end": "2026-10-30T00:00:00Z", "bucket": "hour"})
         .json()
     )
     want = expected(Meter.objects.all(), start=start, end=end)
@@ -91,8 +91,8 @@ def test_the_figures_equal_the_period_figures_in_every_grouping_and_bucket(histo
     }
     # one day's bucket equals that day's figures
     data = get(api, op, group_by="org", bucket="day").json()
-    day = [s for s in data["series"] if s["bucket"] == "2026-10-05T00:00:00Z"]
-    want = expected(Meter.objects.all(), start=t(5), end=t(6))
+    day = [s for s in data["series"] if s["bucket"] == "2026-10-28T00:00:00Z"]
+    want = expected(Meter.objects.all(), start=t(28), end=t(29))
     assert sum(Decimal(s["costs"]["USD"]) for s in day) == want["cost"]
     assert sum(s["running_seconds"] for s in day) == want["running_seconds"]
 
@@ -177,7 +177,7 @@ def test_bad_input_is_a_400_with_field_messages(history, api):
         response = api.as_user(op).get(URL, params)
         assert response.status_code == 400, params
         assert field in response.json()["error"]["fields"], (params, response.json())
-    response = api.as_user(op).get(URL, {"start": "2026-10-05T10:30:00Z", "format": "csv"})
+    response = api.as_user(op).get(URL, {"start": "2026-10-28T10:30:00Z", "format": "csv"})
     assert response.status_code == 400 and "start" in response.json()["error"]["fields"]
     response = api.as_user(op).get(URL, {"start": "2026-01-01", "end": "2026-12-31", "bucket": "hour"})
     assert response.status_code == 400 and "bucket" in response.json()["error"]["fields"]
