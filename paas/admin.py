@@ -203,7 +203,8 @@ class ApiTokenAdmin(ScopedModelAdmin):
                 fields = ["name", "scope"]
                 help_texts = {
                     "scope": "Read only: the token may only read (GET). Read and write: it may do what you "
-                    "may. A token can never create another token."
+                    "may. Billing read: it may only read the billing API (/api/v1/billing/), for the "
+                    "provider's billing system. A token can never create another token."
                 }
 
         kwargs["form"] = TokenForm

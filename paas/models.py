@@ -88,11 +88,13 @@ class AuditEvent(models.Model):
 
 
 class TokenScope(models.TextChoices):
-    """What an API token may do; each scope's rule is in ``paas.api.scopes``. Narrower scopes (say a
-    ``billing:read`` for an accounting tool) are a new choice here and a rule there."""
+    """What an API token may do; each scope's rule is in ``paas.api.scopes``. A narrower scope is a new
+    choice here and a rule there (``billing:read``: the provider's billing system reads the billing
+    API, nothing else)."""
 
     READ_WRITE = "read-write", "Read and write"
     READ_ONLY = "read-only", "Read only"
+    BILLING_READ = "billing:read", "Billing read (the billing API only, read only)"
 
 
 class ApiToken(models.Model):

@@ -1,3 +1,9 @@
-"""URLs of the billing API: usage (filled by its part of issue 16)."""
+"""URLs of the billing API: usage (the billing API for providers' billing systems)."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from billing.api.usage_views import UsageView
+
+urlpatterns: list = [
+    path("usage/", UsageView.as_view(), name="billing-usage"),
+]

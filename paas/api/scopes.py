@@ -2,7 +2,7 @@
 
 Checked in ``ApiTokenAuthentication`` itself, so no view's permission classes can leave it out. A
 scope is a rule over the request: its methods, and for narrower scopes the API area of the view (a
-view's ``api_area``, e.g. a future ``"billing"``; views without one are the ``"core"`` area).
+view's ``api_area``, e.g. ``"billing"`` for /api/v1/billing/; views without one are the ``"core"`` area).
 """
 
 from dataclasses import dataclass
@@ -24,6 +24,14 @@ RULES: dict[str, ScopeRule] = {
     TokenScope.READ_ONLY: ScopeRule(
         methods=frozenset(SAFE_METHODS),
         refusal="This token is read-only: it may only read (GET). Use a read-write token to make changes.",
+    ),
+    # For the provider's billing system: reads the billing API (/api/v1/billing/), nothing else (not
+    # the instances, not the tokens, not the schema), and writes nothing there either (budgets, rates).
+    TokenScope.BILLING_READ: ScopeRule(
+        methods=frozenset(SAFE_METHODS),
+        areas=frozenset({"billing"}),
+        refusal="This token has the billing:read scope: it may only read the billing API "
+        "(GET /api/v1/billing/...). Use a read-only or read-write token for anything else.",
     ),
 }
 

@@ -36,7 +36,8 @@ class ApiTokenCreateSerializer(serializers.Serializer):
     scope = serializers.ChoiceField(
         choices=TokenScope.choices,
         default=TokenScope.READ_WRITE,
-        help_text="read-only tokens may only read (GET); read-write tokens may do what you may.",
+        help_text="read-only tokens may only read (GET); read-write tokens may do what you may; "
+        "billing:read tokens may only read the billing API (/api/v1/billing/), for a billing system.",
     )
 
 
