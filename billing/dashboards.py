@@ -40,7 +40,7 @@ from paas.errors import ValidationFailed
 GROUPS = {
     "org": "organization",
     "project": "workspace",
-    "user": "launched by",
+    "user": "user",
     "profile": "profile",
     "cluster": "cluster",
     "gpu_model": "GPU model",

@@ -30,6 +30,7 @@ def workspace_spend_card(context, project) -> dict:
         # exact to the second, from the intervals; the chart is the rolled-up hours
         "spend": [(c, f"{spend(meters, start=start, end=end, currency=c):,.2f}") for c in currencies],
         "chart": dashboards.chart_data(figures),
+        "rolled_up_until": figures["rolled_up_until"],
         "chart_id": "spend-card-data",
         "costs_url": reverse("billing-workspace-costs", args=[project.pk]),
         "csv_url": reverse("billing-costs") + "?" + dashboards.query_string(query, format="csv"),

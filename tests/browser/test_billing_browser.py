@@ -1,8 +1,8 @@
 """The chargeback dashboards in a real browser: the studio dashboard (operator) and the portal's
 workspace cost page and spend card (a workspace member). The numbers behind the drawn charts (read
 from Chart.js itself) and the totals of the downloaded CSV must equal the billing figures of the same
-period: ``billing.selectors.period_figures`` over the same meters (the billing API of part B,
-``/api/v1/billing/usage/``, computes its figures with the same function). The pages pass axe-core."""
+period: the billing API's totals (``/api/v1/billing/usage/``, fetched in the same browser session) and
+``billing.selectors.period_figures`` over the same meters. The pages pass axe-core."""
 
 from decimal import Decimal
 from pathlib import Path
@@ -27,6 +27,16 @@ def figures(meters) -> dict:
         "gpu_hours": sum(r["running_seconds"] * r["meter"].gpus for r in rows) / 3600,
         "running_hours": sum(r["running_seconds"] for r in rows) / 3600,
     }
+
+
+def billing_api(page: Page, **params) -> dict:
+    """The billing API's totals for October (in the browser's session: the same user's view)."""
+    query = "&".join(f"{k}={v}" for k, v in params.items())
+    response = page.request.get(f"/api/v1/billing/usage/?{PERIOD}&{query}")
+    assert response.ok, response.text()
+    [total] = response.json()["totals"]  # one currency
+    running = total["on_demand"]["running_seconds"] + total["reserved"]["running_seconds"]
+    return {"cost": Decimal(total["cost"]), "running_hours": running / 3600}
 
 
 def chart(page: Page, canvas_id: str) -> dict:
@@ -66,6 +76,8 @@ def test_the_studio_dashboard_draws_the_billing_figures(new_page, shot, tmp_path
     login(page, history["operator"].username, PASSWORD)
     page.goto(f"/studio/billing/usagerecord/?{PERIOD}&group_by=org&bucket=day")
     expect(page.get_by_role("heading", name="Costs and usage", level=1)).to_be_visible()
+    api = billing_api(page)
+    assert api["cost"] == everything["cost"] and close(api["running_hours"], everything["running_hours"])
 
     cost = chart(page, "studio-cost-chart")
     assert len(cost["labels"]) == 31 and cost["labels"][0] == "2026-10-01"
@@ -112,6 +124,8 @@ def test_the_portal_cost_page_and_spend_card_draw_the_workspace_figures(
     mine = figures(Meter.objects.filter(project=a["project"]))
     page = new_page()
     login(page, a["owner"].username, PASSWORD, url="/login/")
+    api = billing_api(page, project=a["project"].pk)
+    assert api["cost"] == mine["cost"] and close(api["running_hours"], mine["running_hours"])
 
     page.goto(f"/w/{a['project'].pk}/")
     expect(page.get_by_role("heading", name="Spend this month")).to_be_visible()
