@@ -19,6 +19,9 @@ starts at its own launch (the claim), never at the standby's creation.
 
 from decimal import Decimal
 
+from django.db import transaction
+from django.db.models import CharField, Value
+from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
 from billing.models import Interval, Meter
@@ -153,5 +156,30 @@ def state_changed(sender, instance, previous: str, state: str, reason: str = "",
             "at": at.isoformat(),
             "closed": bool(closed),
             "opened": now_kind or None,
+            "reason": reason[:200],
         },
     )
+
+
+def meter_untracked(*, limit: int = 500) -> int:
+    """Meter the instances in a billed state that have no meter (those running before billing was
+    installed): a meter and an open interval from now on, as if they had just changed state. The
+    instance row is locked (skipped when a state change holds it: that change meters it). Returns how
+    many were metered; called by the roll-up's schedule before each roll-up."""
+    done = 0
+    for model, kind in ((ComputeInstance, Meter.Kind.COMPUTE), (ServiceInstance, Meter.Kind.SERVICE)):
+        keys = Meter.objects.filter(kind=kind).values("instance_key")
+        untracked = (
+            model.objects.filter(state__in=list(KIND_OF_STATE))
+            .annotate(key=Concat(Value(f"{kind}:"), Cast("pk", CharField())))
+            .exclude(key__in=keys)
+            .values_list("pk", flat=True)[:limit]
+        )
+        for pk in list(untracked):
+            with transaction.atomic():
+                row = model.objects.select_for_update(skip_locked=True).filter(pk=pk).first()
+                if row is None or Meter.objects.filter(instance_key=instance_key(row)).exists():
+                    continue
+                state_changed(model, row, previous=State.PENDING, state=row.state, reason="metering started")
+                done += 1
+    return done

@@ -4,8 +4,9 @@
 def usage_rollup() -> dict:
     """Scheduled every 5 minutes: roll up every completed hour not rolled up yet, and the current hour
     so far (``billing.rollup``). Safe to run twice, or after a worker died half-way."""
-    from billing import rollup
+    from billing import metering, rollup
 
+    metering.meter_untracked()
     return rollup.rollup_pending()
 
 

@@ -11,6 +11,14 @@ from django.utils.html import format_html, format_html_join
 from catalog import secret_inputs, selectors, services
 from catalog.admin_base import CatalogAdmin, JSONText, LaunchIntoProjects
 from catalog.models import ComputeProfile, ResourceGroup, TemplateVersion
+from catalog.pricing import (
+    COST_DEFAULTS,
+    COST_FIELDS,
+    check_cost_form,
+    cost_defaults,
+    price_label,
+    stopped_label,
+)
 from paas.errors import ApplicationError
 from paas.forms import apply_error
 from paas.secrets import MASK
@@ -136,9 +144,7 @@ class ComputeProfileForm(forms.ModelForm):
             "flavor",
             "allocation_strategy",
             "warm_pool_size",
-            "cost_currency",
-            "cost_amount",
-            "cost_period",
+            *COST_FIELDS,
             "input_values",
             "labels",
             "annotations",
@@ -149,8 +155,16 @@ class ComputeProfileForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        for name in COST_DEFAULTS:  # a form posted without them (an older page or client) keeps the default
+            self.fields[name].required = False
         if "input_values" in self.initial:  # write-only secrets: the form shows the mask, never a value
             self.initial["input_values"] = secret_inputs.masked(self.initial["input_values"])
+
+    def clean(self):
+        data = super().clean()
+        cost_defaults(self.cleaned_data)
+        check_cost_form(self)
+        return data
 
 
 @admin.register(ComputeProfile)
@@ -179,9 +193,7 @@ class ComputeProfileAdmin(ProfileAdmin):
 
     @admin.display(description="price")
     def price(self, obj):
-        return format_html(
-            "{} {} {}", obj.cost_amount.normalize(), obj.cost_currency, obj.get_cost_period_display()
-        )
+        return format_html("{}<br><small>{}</small>", price_label(obj), stopped_label(obj))
 
     def extra_service_data(self, form, formsets) -> dict:
         groups = [

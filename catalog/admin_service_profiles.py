@@ -25,6 +25,7 @@ from catalog.admin_wizard import (
     versions_of,
 )
 from catalog.models import ServiceProfile
+from catalog.pricing import COST_FIELDS, price_label
 from paas import authz
 from paas.errors import ApplicationError
 
@@ -40,6 +41,7 @@ PROFILE_FIELDS = [
     "storage_overridable",
     "icon_url",
     "readme",
+    *COST_FIELDS,
     "published",
 ]
 
@@ -47,13 +49,17 @@ PROFILE_FIELDS = [
 @admin.register(ServiceProfile)
 class ServiceProfileAdmin(ProfileAdmin):
     selector = staticmethod(selectors.service_profile_list_for)
-    # The reference's columns: unique name, service type, creation date, sharing, the actions menu.
-    list_display = ["name", "service_type", "created_at", "sharing_label", "scope", "actions_menu"]
+    # The reference's columns (name, service type, creation date, sharing, the actions menu) and the price.
+    list_display = ["name", "service_type", "price", "created_at", "sharing_label", "scope", "actions_menu"]
     list_display_links = ["name"]
     list_filter = ["service_type", "published"]
     search_fields = ["name", "display_name", "description"]
     # What the wizard edits (the audit-coverage test asks which fields a change page offers).
     fields = ["project", "name", *PROFILE_FIELDS, "storages", "labels", "annotations", "extra_config"]
+
+    @admin.display(description="price")
+    def price(self, obj) -> str:
+        return price_label(obj)
 
     def extra_urls(self, prefix: str) -> list:
         return [

@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from catalog import profile_settings, selectors
 from catalog.models import ServiceProfile, TemplateVersion
+from catalog.pricing import COST_DEFAULTS, COST_FIELDS, check_cost_form, cost_defaults
 from inventory.selectors import datacenter_list_for, storage_for_datacenter, storage_list_for
 from paas import authz
 
@@ -48,6 +49,14 @@ SECTIONS = [
         "Environment variables of every container the service runs (and `extra` in its template).",
     ),
     ("design", "Design", ["icon_url", "readme"], "The catalog card: an icon and a readme (markdown)."),
+    (
+        "price",
+        "Price",
+        list(COST_FIELDS),
+        "What a service of this profile costs its workspace (on top of its compute instance), kept from "
+        "its launch: on demand bills the running time and, while stopped, the stopped price (storage "
+        "only); reserved bills the price for the whole term, whatever runs.",
+    ),
     ("inputs", "Input settings", [], ""),
     ("outputs", "Output settings", [], ""),
     ("actions", "Action settings", [], ""),
@@ -90,6 +99,26 @@ class ProfileForm(forms.Form):
     storage_overridable = forms.BooleanField(required=False, label="Overridable")
     icon_url = forms.URLField(required=False, assume_scheme="https", label="Icon URL", max_length=500)
     readme = forms.CharField(widget=forms.Textarea(attrs={"rows": 8}), required=False, label="Readme")
+    cost_currency = forms.CharField(
+        max_length=3, initial="USD", label="Currency", help_text="ISO 4217, e.g. USD."
+    )
+    cost_amount = forms.DecimalField(max_digits=12, decimal_places=4, min_value=0, initial=0, label="Price")
+    cost_period = forms.ChoiceField(
+        choices=ServiceProfile.CostPeriod.choices, initial=ServiceProfile.CostPeriod.HOUR, label="Price unit"
+    )
+    cost_billing_model = forms.ChoiceField(
+        choices=ServiceProfile.BillingModel.choices,
+        initial=ServiceProfile.BillingModel.ON_DEMAND,
+        label="Billing model",
+    )
+    cost_stopped_amount = forms.DecimalField(
+        max_digits=12,
+        decimal_places=4,
+        min_value=0,
+        initial=0,
+        label="Price while stopped",
+        help_text="Per the same unit, while stopped (storage only). On demand only.",
+    )
     published = forms.BooleanField(required=False, label="Published (shown in catalogs)")
     # the template version the settings tables below were built for (a changed version rebuilds them)
     tables_version = forms.IntegerField(required=False, widget=forms.HiddenInput)
@@ -117,6 +146,8 @@ class ProfileForm(forms.Form):
                 "hx-include": "[name='datacenter'],[name='storages']",
             }
         )
+        for name in COST_DEFAULTS:  # a form posted without them keeps the default
+            self.fields[name].required = False
         if instance is not None:
             self.fields["project"].disabled = self.fields["name"].disabled = True
             self.fields["project"].required = False  # kept as it is (a system profile has none)
@@ -126,6 +157,8 @@ class ProfileForm(forms.Form):
 
     def clean(self):
         data = super().clean()
+        cost_defaults(self.cleaned_data)
+        check_cost_form(self)
         template, version = data.get("template"), data.get("template_version")
         if version and not template:
             data["template"] = template = version.template

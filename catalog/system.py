@@ -18,18 +18,38 @@ from catalog.models import (
     SystemSharing,
     TemplateVersion,
 )
+from catalog.pricing import COST_FIELDS
+from paas.errors import ValidationFailed
 
 CATALOG = Path(__file__).resolve().parent / "system_catalog" / "catalog.yaml"
 
 # The profile fields catalog.yaml may set directly (the template version, prices and storage are
 # resolved by the loader).
-COMPUTE_KEYS = set(services.COMPUTE_FIELDS) - {
-    "template_version",
-    "cost_currency",
-    "cost_amount",
-    "cost_period",
+COMPUTE_KEYS = set(services.COMPUTE_FIELDS) - {"template_version", *COST_FIELDS}
+SERVICE_KEYS = set(services.SERVICE_FIELDS) - {"template_version", "datacenter", *COST_FIELDS}
+#: The keys of a profile's ``cost:`` block (all optional): the profile's cost fields.
+COST_KEYS = {
+    "currency": "cost_currency",
+    "amount": "cost_amount",
+    "period": "cost_period",
+    "billing_model": "cost_billing_model",
+    "stopped_amount": "cost_stopped_amount",
 }
-SERVICE_KEYS = set(services.SERVICE_FIELDS) - {"template_version", "datacenter"}
+
+
+def cost_fields(item: dict) -> dict:
+    """A catalog.yaml profile's ``cost:`` block as the profile's cost fields (the services check them);
+    an unknown key is refused rather than ignored (a typo would price a profile at zero)."""
+    cost = item.get("cost") or {}
+    if not isinstance(cost, dict):
+        raise ValidationFailed(f"{item.get('name')}: cost is a mapping.", fields={"cost": "A mapping."})
+    unknown = sorted(set(cost) - set(COST_KEYS))
+    if unknown:
+        raise ValidationFailed(
+            f"{item.get('name')}: unknown cost keys {', '.join(unknown)}.",
+            fields={"cost": f"Only {', '.join(COST_KEYS)}."},
+        )
+    return {COST_KEYS[key]: str(value) for key, value in cost.items()}
 
 
 def load(*, actor, path: Path = CATALOG) -> list[str]:
@@ -77,7 +97,6 @@ def load(*, actor, path: Path = CATALOG) -> list[str]:
         for item in spec.get("compute_profiles", []):
             if ComputeProfile.objects.filter(org__isnull=True, name=item["name"]).exists():
                 continue
-            cost = item.get("cost") or {}
             profile = services.profile_create(
                 actor=actor,
                 model=ComputeProfile,
@@ -85,9 +104,7 @@ def load(*, actor, path: Path = CATALOG) -> list[str]:
                 name=item["name"],
                 template_version=versions[(item["template"], item["version"])],
                 resource_groups=item["resource_groups"],
-                cost_currency=cost.get("currency", "USD"),
-                cost_amount=str(cost.get("amount", "0")),
-                cost_period=cost.get("period", "hour"),
+                **cost_fields(item),
                 **{k: v for k, v in item.items() if k in COMPUTE_KEYS},
             )
             services.item_share(actor=actor, item=profile, sharing=SystemSharing.ALL)
@@ -101,6 +118,7 @@ def load(*, actor, path: Path = CATALOG) -> list[str]:
                 project=None,
                 name=item["name"],
                 template_version=versions[(item["template"], item["version"])],
+                **cost_fields(item),
                 **{k: v for k, v in item.items() if k in SERVICE_KEYS},
             )
             services.item_share(actor=actor, item=profile, sharing=SystemSharing.ALL)

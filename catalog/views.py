@@ -6,6 +6,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from catalog.models import ServiceProfile
+from catalog.pricing import COST_FIELDS
 from catalog.readme import render_readmes
 from catalog.selectors import catalog_for
 from paas import authz
@@ -18,7 +19,7 @@ def service_catalog(request: HttpRequest, project_id: int) -> HttpResponse:
     project = use_workspace(request, project_id)
     profiles = list(
         catalog_for(ServiceProfile, project).only(
-            "id", "name", "display_name", "description", "icon_url", "readme", "service_type"
+            "id", "name", "display_name", "description", "icon_url", "readme", "service_type", *COST_FIELDS
         )
     )
     readmes = render_readmes([p.readme for p in profiles])

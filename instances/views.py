@@ -18,7 +18,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from catalog.models import ComputeProfile
 from catalog.selectors import catalog_for
-from instances import pool_selectors, quota, selectors, services
+from instances import landing, pool_selectors, quota, selectors, services
 from instances.app_views import instance_applications_context
 from instances.filters import InstanceFilter
 from instances.forms import CollaboratorForm, InstanceNameForm, InstanceSizeForm
@@ -437,6 +437,7 @@ def workspace(request: HttpRequest, project_id: int) -> HttpResponse:
         "project": project,
         "can": can,
         "others": selectors.workspaces_with_active_instances(request.user, exclude=project),
+        "sections": landing.landing_sections(request, project),  # higher layers' (instances.landing)
     }
     if not can["view_instances"]:
         return render(request, "instances/workspace.html", context)

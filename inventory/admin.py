@@ -7,10 +7,11 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
-from inventory import mig, selectors, services
+from inventory import mig, prometheus, selectors, services
 from inventory.models import Agent, Cluster, Datacenter, DatacenterAgent, MigChange, Node, Storage
 from paas import authz
 from paas.admin import ReadOnlyInline, ScopedModelAdmin, secret_field
+from paas.errors import ApplicationError
 from paas.units import GIB
 from tenancy.selectors import administers_any_org
 
@@ -113,6 +114,13 @@ class DatacenterAdmin(OperatorWritesAdmin):
 
 
 class ClusterForm(forms.ModelForm):
+    prometheus_url = forms.URLField(
+        label="Prometheus URL",
+        required=False,
+        max_length=300,
+        assume_scheme="https",
+        help_text=Cluster._meta.get_field("prometheus_url").help_text,
+    )
     new_kubeconfig = secret_field(
         "Kubeconfig",
         help_text="Write-only: stored encrypted and never shown again. Required when adding; "
@@ -131,7 +139,19 @@ class ClusterForm(forms.ModelForm):
             "ingress_domain",
             "ingress_class",
             "ingress_tls",
+            "prometheus_url",
         ]
+
+    def clean_prometheus_url(self):
+        """Checked here too, so that an address carrying a password is not put back into the page."""
+        value = self.cleaned_data.get("prometheus_url") or ""
+        try:
+            return prometheus.clean_prometheus_url(value)
+        except ApplicationError as exc:
+            if "@" in value:
+                self.data = self.data.copy()
+                self.data[self.add_prefix("prometheus_url")] = prometheus.safe_url(value)
+            raise forms.ValidationError(exc.fields.get("prometheus_url") or exc.message) from None
 
     def clean(self):
         data = super().clean()
@@ -191,7 +211,7 @@ class ClusterAdmin(OperatorWritesAdmin):
     ]
     list_filter = ["status", "tenancy", "datacenter"]
     search_fields = ["name", "display_name", "server"]
-    actions = ["refresh"]
+    actions = ["refresh", "prometheus_test"]
 
     def get_inlines(self, request, obj):
         return [NodeInline] if obj else []  # nodes come from the sync, after registration
@@ -239,6 +259,7 @@ class ClusterAdmin(OperatorWritesAdmin):
             "ingress_domain",
             "ingress_class",
             "ingress_tls",
+            "prometheus_url",
         ]
         if not authz.is_operator(request.user):
             return [
@@ -300,6 +321,19 @@ class ClusterAdmin(OperatorWritesAdmin):
         for cluster in queryset:
             services.cluster_refresh_request(actor=request.user, cluster=cluster)
         self.message_user(request, f"Refresh queued for {queryset.count()} cluster(s).", messages.SUCCESS)
+
+    @admin.action(description="Test the Prometheus connection (GPU utilisation)", permissions=["change"])
+    def prometheus_test(self, request, queryset):
+        """Ask each cluster's Prometheus now and say what it answered (inventory/prometheus.py): a
+        success, a warning when it did not answer as it should, an error when there is nothing to ask."""
+        for cluster in queryset:
+            try:
+                works, message = prometheus.prometheus_check(actor=request.user, cluster=cluster)
+                level = messages.SUCCESS if works else messages.WARNING
+            except ApplicationError as exc:
+                level = messages.ERROR
+                message = " ".join(m for ms in exc.fields.values() for m in ms) or exc.message
+            self.message_user(request, f"{cluster.name}: {message}", level)
 
 
 @admin.register(Node)

@@ -22,6 +22,7 @@ from inventory.guardrail_services import (
     require_guardrails_support,
 )
 from inventory.models import Agent, Cluster, Datacenter, DatacenterAgent, MigChange, Node, Storage
+from inventory.prometheus import clean_prometheus_url
 from inventory.routing import enqueue_for_cluster, queue_for_cluster
 from paas import authz
 from paas.audit import apply_changes, audit_log
@@ -183,6 +184,7 @@ def cluster_register(
     ingress_domain: str = "",
     ingress_class: str = "",
     ingress_tls: bool = False,
+    prometheus_url: str = "",
 ) -> Cluster:
     """Register a cluster; its reachability check and node sync are enqueued for its agent.
 
@@ -193,6 +195,7 @@ def cluster_register(
     name = clean_slug("name", name)
     _unique(Cluster, "name", name)
     _check_tenancy(tenancy, dedicated_org)
+    prometheus_url = clean_prometheus_url(prometheus_url)
     kubeconfig = _resolve_kubeconfig(kubeconfig, server, ca_data, token, name)
     require_guardrails_support(kubeconfig, field="kubeconfig" if not server else "server")
     cluster = Cluster.objects.create(
@@ -207,6 +210,7 @@ def cluster_register(
         ingress_domain=clean_ingress_domain(ingress_domain),
         ingress_class=clean_ingress_class(ingress_class),
         ingress_tls=bool(ingress_tls),
+        prometheus_url=prometheus_url,
     )
     audit_log(
         actor=actor,
@@ -218,6 +222,7 @@ def cluster_register(
             "datacenter": datacenter.name if datacenter else None,
             "tenancy": tenancy,
             "labels": cluster.labels,
+            "prometheus_url": prometheus_url,
         },
     )
     enqueue_for_cluster(cluster, "inventory.tasks.cluster_refresh", cluster.pk)
@@ -249,6 +254,7 @@ def cluster_update(*, actor, cluster: Cluster, kubeconfig: str | None = None, **
         "ingress_domain",
         "ingress_class",
         "ingress_tls",
+        "prometheus_url",
     }
     unknown = set(data) - allowed
     if unknown:
@@ -260,6 +266,8 @@ def cluster_update(*, actor, cluster: Cluster, kubeconfig: str | None = None, **
         data["ingress_class"] = clean_ingress_class(data["ingress_class"])
     if "ingress_tls" in data:
         data["ingress_tls"] = bool(data["ingress_tls"])
+    if "prometheus_url" in data:
+        data["prometheus_url"] = clean_prometheus_url(data["prometheus_url"])
     changes = apply_changes(cluster, data)
     if kubeconfig:
         kubeconfig = _resolve_kubeconfig(kubeconfig, "", "", "", cluster.name)

@@ -16,6 +16,7 @@ from tests.support.roles import TENANT_ROLES
 pytest_plugins = [
     "tests.support.oidc",  # the oidc_provider and oidc fixtures: a real OIDC provider process
     "tests.support.integration_servers",  # Git, Helm chart repository and container registry servers
+    "tests.support.prometheus",  # a real Prometheus scraping a DCGM exporter double (GPU utilisation)
     *(
         ["tests.localkube.pytest_plugin"]
         if os.path.exists(os.path.join(os.path.dirname(__file__), "localkube", "pytest_plugin.py"))

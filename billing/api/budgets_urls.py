@@ -1,3 +1,10 @@
-"""URLs of the billing API: budgets (filled by its part of issue 16)."""
+"""URLs of the billing API: budgets (``/api/v1/billing/budgets/``)."""
 
-urlpatterns: list = []
+from rest_framework.routers import SimpleRouter
+
+from billing.api.budgets_views import BudgetViewSet
+
+router = SimpleRouter()
+router.register("budgets", BudgetViewSet, basename="budget")
+
+urlpatterns = router.urls

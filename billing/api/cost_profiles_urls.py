@@ -1,3 +1,10 @@
-"""URLs of the billing API: cost_profiles (filled by its part of issue 16)."""
+"""URLs of the billing API: cost profiles (clusters' chargeback rates)."""
 
-urlpatterns: list = []
+from rest_framework.routers import SimpleRouter
+
+from billing.api.cost_profiles_views import CostProfileViewSet
+
+router = SimpleRouter()
+router.register("cost-profiles", CostProfileViewSet, basename="cost-profile")
+
+urlpatterns = router.urls

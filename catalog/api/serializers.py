@@ -10,6 +10,7 @@ from catalog.models import (
     Sharing,
     TemplateVersion,
 )
+from catalog.pricing import COST_FIELDS
 from inventory.selectors import datacenter_list_for, storage_list_for
 from paas.api.fields import ScopedPrimaryKeyRelatedField
 from tenancy.models import slug_validator
@@ -170,9 +171,7 @@ class ComputeProfileSerializer(ProfileSerializerBase):
             "resource_groups",
             "allocation_strategy",
             "warm_pool_size",
-            "cost_currency",
-            "cost_amount",
-            "cost_period",
+            *COST_FIELDS,
             "input_values",
         ]
         read_only_fields = ["id", "origin", "sharing", "system_sharing", "created_at", "updated_at"]
@@ -199,6 +198,7 @@ class ServiceProfileSerializer(ProfileSerializerBase):
             "input_settings",
             "output_settings",
             "action_settings",
+            *COST_FIELDS,
         ]
         read_only_fields = ["id", "origin", "sharing", "system_sharing", "created_at", "updated_at"]
         extra_kwargs = {"display_name": {"required": False, "allow_blank": True}}
@@ -219,9 +219,7 @@ class CatalogComputeSerializer(serializers.ModelSerializer):
             "description",
             "flavor",
             "resource_groups",
-            "cost_currency",
-            "cost_amount",
-            "cost_period",
+            *COST_FIELDS,
             "icon_url",
             "labels",
         ]
@@ -238,6 +236,7 @@ class CatalogServiceSerializer(serializers.ModelSerializer):
             "display_name",
             "description",
             "service_type",
+            *COST_FIELDS,
             "icon_url",
             "readme_html",
             "labels",

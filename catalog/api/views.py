@@ -25,6 +25,7 @@ from catalog.api.serializers import (
     TemplateVersionSerializer,
 )
 from catalog.models import ComputeProfile, ServiceProfile
+from catalog.pricing import COST_FIELDS
 from paas.api.viewsets import (
     ScopedGenericViewSet,
     ServiceCreateMixin,
@@ -161,6 +162,12 @@ class ServiceProfileViewSet(ProfileViewSet):
     filterset_fields = ["project", "service_type", "published", "sharing"]
 
 
+def shape_cost(row: dict) -> None:
+    """A catalog row's prices as the serializers give them (decimal strings, 4 places)."""
+    for field in ("cost_amount", "cost_stopped_amount"):
+        row[field] = f"{row[field]:f}"
+
+
 class ProjectCatalogView(generics.ListAPIView):
     """The catalog a project sees: its own, inherited and system profiles, published only.
 
@@ -175,9 +182,7 @@ class ProjectCatalogView(generics.ListAPIView):
         "display_name",
         "description",
         "flavor",
-        "cost_currency",
-        "cost_amount",
-        "cost_period",
+        *COST_FIELDS,
         "icon_url",
         "labels",
     )
@@ -247,13 +252,23 @@ class ProjectCatalogView(generics.ListAPIView):
         return {"groups_json": selectors.resource_groups_json()}
 
     def shape(self, row: dict) -> None:
-        row["cost_amount"] = f"{row['cost_amount']:f}"
+        shape_cost(row)
         row["resource_groups"] = row.pop("groups_json")
 
 
 class ServiceCatalogView(ProjectCatalogView):
     kind = ServiceProfile
-    FIELDS = ("id", "name", "display_name", "description", "service_type", "icon_url", "readme", "labels")
+    FIELDS = (
+        "id",
+        "name",
+        "display_name",
+        "description",
+        "service_type",
+        *COST_FIELDS,
+        "icon_url",
+        "readme",
+        "labels",
+    )
 
     def extra_columns(self) -> dict:
         return {}
@@ -261,6 +276,7 @@ class ServiceCatalogView(ProjectCatalogView):
     def shape(self, row: dict) -> None:
         from catalog.readme import render_readme
 
+        shape_cost(row)
         row["readme_html"] = render_readme(row.pop("readme"))
 
 

@@ -102,6 +102,7 @@ class ClusterSerializer(serializers.ModelSerializer):
             "ingress_domain",
             "ingress_class",
             "ingress_tls",
+            "prometheus_url",
             "guardrails",
             "status",
             "status_message",
@@ -136,6 +137,22 @@ class ClusterSerializer(serializers.ModelSerializer):
         ):
             raise serializers.ValidationError("Labels are a mapping of text keys to text values.")
         return value
+
+
+class PrometheusCheckSerializer(serializers.Serializer):
+    prometheus_url = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=300,
+        help_text="An address to test before saving it; omitted: the cluster's stored Prometheus URL.",
+    )
+
+
+class PrometheusCheckResultSerializer(serializers.Serializer):
+    works = serializers.BooleanField(help_text="Prometheus answered the query API.")
+    message = serializers.CharField(
+        help_text="What Prometheus answered (version, DCGM series), or what failed."
+    )
 
 
 class NodeSerializer(serializers.ModelSerializer):

@@ -5,7 +5,7 @@ from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from inventory import routing, selectors, services
+from inventory import prometheus, routing, selectors, services
 from inventory.api.serializers import (
     AgentSerializer,
     ClusterSerializer,
@@ -13,6 +13,8 @@ from inventory.api.serializers import (
     DatacenterSerializer,
     MigChangeSerializer,
     NodeSerializer,
+    PrometheusCheckResultSerializer,
+    PrometheusCheckSerializer,
     StorageSerializer,
 )
 from paas import authz
@@ -75,6 +77,19 @@ class ClusterViewSet(
         authz.require_operator(request.user)
         routing.enqueue_for_cluster(cluster, "inventory.tasks.cluster_refresh", cluster.pk)
         return Response({"queued_on": routing.queue_for_cluster(cluster)}, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=PrometheusCheckSerializer, responses={200: PrometheusCheckResultSerializer})
+    @action(detail=True, methods=["post"], url_path="prometheus-check")
+    def prometheus_check(self, request, pk=None):
+        """Test the cluster's Prometheus (GPU utilisation): what it answered, or what failed. A
+        ``prometheus_url`` in the body is tested instead of the stored one (before saving it)."""
+        cluster = self.get_object()
+        body = PrometheusCheckSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        works, message = prometheus.prometheus_check(
+            actor=request.user, cluster=cluster, url=body.validated_data.get("prometheus_url")
+        )
+        return Response({"works": works, "message": message})
 
 
 class NodeViewSet(ScopedReadOnlyViewSet):

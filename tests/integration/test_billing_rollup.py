@@ -8,13 +8,21 @@ from decimal import Decimal
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from billing import rollup
 from billing.costs import list_cost
 from billing.models import Interval, Meter, RollupState, UsageRecord
 from billing.rates import rates_at
 from billing.selectors import existing_seconds, seconds_by_meter
+from catalog import services as catalog_services
+from catalog.models import ComputeProfile
+from instances import pool_claims
+from instances.models import StandbyInstance, WarmPool
+from instances.quota import profile_totals
 from inventory.models import Cluster
+from tests.factories import ONE_A100, make_operator, make_profile
 from tests.support.billing import add_cost_profile, launch_at, move, priced_setup, usage_rows
 
 UTC = dt.UTC
@@ -115,14 +123,20 @@ def test_a_rerun_of_an_hour_or_a_range_changes_nothing():
     history()
     rollup.rollup_range(HOURS[0], HOURS[-1], now=NOW)
     before = usage_rows()
-    ids = list(UsageRecord.objects.order_by("hour", "meter_id").values_list("id", flat=True))
+    full = list(UsageRecord.objects.order_by("hour", "meter_id").values())
     assert len(before) > 15
     rollup.rollup_hour(HOURS[3], now=NOW)
     rollup.rollup_range(HOURS[0], HOURS[-1], now=NOW)
     rollup.rollup_range(HOURS[2] + dt.timedelta(minutes=30), HOURS[5], now=NOW)
     assert usage_rows() == before
-    # rewritten in place: the same rows, not deleted and inserted again
-    assert list(UsageRecord.objects.order_by("hour", "meter_id").values_list("id", flat=True)) == ids
+    # the work is set-based: as many queries for an hour of three meters as for one of one meter
+    with CaptureQueriesContext(connection) as busy:
+        assert rollup.rollup_hour(HOURS[3], now=NOW) == 3
+    with CaptureQueriesContext(connection) as quiet:
+        assert rollup.rollup_hour(HOURS[9], now=NOW) == 1
+    assert len(busy.captured_queries) == len(quiet.captured_queries)
+    # the very same rows, not even rewritten (same ids, same rolled_up_at)
+    assert list(UsageRecord.objects.order_by("hour", "meter_id").values()) == full
 
 
 @pytest.mark.django_db
@@ -245,16 +259,20 @@ def test_idle_gpu_seconds_follow_the_namespace_utilisation():
         mig_slices={"1g.5gb": 3},  # slices are not GPUs
         created_at=HOURS[0],
     )
-    meter.pk = 1
+    meter.id = 1
     seconds = {"running": 1800, "stopped": 0, "deleting": 0}
     record = rollup._record(
         meter, start=HOURS[0], end=HOURS[1], now=NOW, seconds=seconds, rates=None, util={"ns-a": 0.25}
     )
-    assert (record.gpu_seconds, record.gpu_utilisation, record.idle_gpu_seconds) == (3600, 0.25, 2700)
+    assert (record["gpu_seconds"], record["gpu_utilisation"], record["idle_gpu_seconds"]) == (
+        3600,
+        0.25,
+        2700,
+    )
     other = rollup._record(
         meter, start=HOURS[0], end=HOURS[1], now=NOW, seconds=seconds, rates=None, util={"ns-b": 0.9}
     )
-    assert (other.gpu_utilisation, other.idle_gpu_seconds) == (None, None)
+    assert (other["gpu_utilisation"], other["idle_gpu_seconds"]) == (None, None)
     assert rollup._fraction("nan") is None and rollup._fraction(1.7) == 1.0
 
 
@@ -298,3 +316,60 @@ def test_the_command_rolls_up_and_reruns_a_period():
     with pytest.raises(CommandError, match="--start"):
         call_command("billing_rollup", "--end", "2026-11-01")
     assert not RollupState.objects.exists()  # a re-run leaves the schedule's bookkeeping alone
+
+
+@pytest.mark.django_db
+def test_warm_pool_standby_time_is_the_providers():
+    """A standby ready for hours before a claim bills nothing to the tenant: the claiming instance's
+    meter, and its records, start at the claim."""
+    operator = make_operator(username="op-warm")
+    _op, _admin, project, owner, _profile, cluster = priced_setup("warm", operator=operator)
+    profile = make_profile(
+        actor=operator,
+        project=None,
+        name="pooled",
+        template="t-pooled",
+        manifests="apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ instance.name }}-x\ndata: {}\n",
+        resource_groups=ONE_A100,
+        allocation_strategy=ComputeProfile.Allocation.WARM_POOL,
+        warm_pool_size=1,
+        cost_amount="4",
+        cost_period="hour",
+        cost_billing_model="on_demand",
+        cost_stopped_amount="0",
+    )
+    catalog_services.item_share(actor=operator, item=profile, sharing="all")
+    profile = ComputeProfile.objects.get(pk=profile.pk)
+    pool = WarmPool.objects.get_or_create(
+        profile=profile, datacenter=None, cluster=None, defaults={"desired": 1}
+    )[0]
+    snapshot = pool_claims.launch_snapshot(profile)
+    standby = StandbyInstance.objects.create(
+        pool=pool,
+        profile=profile,
+        snapshot=snapshot,
+        snapshot_digest=pool_claims.snapshot_digest(snapshot),
+        cluster=cluster,
+        namespace="w-pooled-0001",
+        placement={"cluster": cluster.name, "explanation": "best fit"},
+        state="ready",
+        ready_at=HOURS[0],
+        heartbeat_at=HOURS[0],
+        **profile_totals(profile, cluster_id=cluster.pk),
+    )
+    claim = at(2 * 3600 + 17)  # 2026-11-01 00:00:17, the standby ready since 21:00 the day before
+    instance = launch_at(owner=owner, project=project, profile=profile, name="warm", at=claim)
+    standby.refresh_from_db()
+    assert instance.from_warm_pool and standby.instance_id == instance.pk
+    move(instance, "provisioning", at=claim + dt.timedelta(seconds=1))  # the hand-over task
+    move(instance, "ready", at=claim + dt.timedelta(seconds=3))
+    meter = meter_of(instance)
+    assert meter.created_at == claim.replace(microsecond=0)
+    rollup.rollup_range(HOURS[0], HOURS[-1], now=NOW)
+    rows = usage_rows(meter=meter)
+    assert rows[0]["hour"] == HOURS[3] and rows[0]["existing_seconds"] == 3600 - 17
+    assert rows[0]["running_seconds"] == 3600 - 18
+    assert (
+        sum(r["running_seconds"] for r in rows)
+        == seconds_by_meter([meter.pk], start=HOURS[0], end=HOURS[-1], now=NOW)[meter.pk]["running"]
+    )

@@ -50,3 +50,19 @@ def test_running_stopped_deleting_across_a_month_boundary():
     # $2.5 an hour running, $0.1 an hour stopped or deleting
     assert abs(float(row["cost"]) - (2.5 * 3600 + 0.1 * 3660) / 3600) < 1e-9
     assert AuditEvent.objects.filter(action="usage.interval", target_id=str(instance.pk)).count() == 5
+
+
+@pytest.mark.django_db
+def test_instances_running_before_billing_are_metered_from_then_on():
+    from billing.metering import meter_untracked
+
+    _op, _admin, project, owner, profile, _cluster = priced_setup("meter2")
+    instance = launch_at(owner=owner, project=project, profile=profile, name="old", at=at(0))
+    move(instance, "provisioning", "ready", at=at(60))
+    Meter.objects.all().delete()  # as if billing was installed now
+    assert meter_untracked() == 1
+    assert meter_untracked() == 0  # once
+    meter = Meter.objects.get(instance_key=f"compute:{instance.pk}")
+    [interval] = meter.intervals.all()
+    assert interval.kind == "running" and interval.ended_at is None
+    assert AuditEvent.objects.filter(action="usage.interval", details__reason="metering started").count() == 1

@@ -7,6 +7,7 @@ asserting the audit event it wrote) or listed in ``READ_ONLY`` with the reason. 
 action that is in neither fails the suite; so does one listed here that writes no event.
 """
 
+import datetime as dt
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -173,8 +174,16 @@ def samples(world) -> Samples:
         owner=a.users["workspace_admin"],
         package_type="yaml",
     )
+    from billing import budgets, cost_profiles
+
+    rates = cost_profiles.cost_profile_set(  # not in force yet: the one kind a studio delete is offered for
+        actor=op, cluster=cluster, effective_from=now + dt.timedelta(days=1), currency="USD"
+    )
+    budget = budgets.budget_set(actor=admin_a, org=a.org, project=a.project, amount="100")
     return Samples(
         objects={
+            "billing.costprofile": rates,
+            "billing.budget": budget,
             "catalog.catalogapplication": catalog_app,
             "catalog.repository": repository,
             "catalog.containerregistry": registry,
@@ -238,6 +247,12 @@ def _action(client, obj, action: str, **extra):
     meta = obj._meta
     data = {"action": action, "_selected_action": [obj.pk], "index": 0, **extra}
     return client.post(f"/studio/{meta.app_label}/{meta.model_name}/", data)
+
+
+def _with_prometheus(cluster):
+    """The cluster with a Prometheus URL where nothing listens (the check fails fast, and is audited)."""
+    type(cluster).objects.filter(pk=cluster.pk).update(prometheus_url="http://127.0.0.1:9/")
+    return cluster
 
 
 def _lone_datacenter():
@@ -531,6 +546,11 @@ OPERATIONS = {
         lambda c, w, s: _action(c, s["inventory.cluster"], "refresh"),
         "cluster.refresh_request",
     ),
+    ("inventory.cluster", "action:prometheus_test"): (
+        "operator",
+        lambda c, w, s: _action(c, _with_prometheus(s["inventory.cluster"]), "prometheus_test"),
+        "cluster.prometheus_check",
+    ),
     ("inventory.migchange", "add"): (
         "operator",
         lambda c, w, s: _submit(
@@ -682,6 +702,27 @@ OPERATIONS = {
         lambda c, w, s: _action(c, s["instances.warmpool"], "converge_now"),
         "warm_pool.converge",
     ),
+    ("billing.costprofile", "add"): (
+        "operator",
+        lambda c, w, s: _submit(
+            c, _add_url("billing.costprofile"), {"cluster": str(s["billing.costprofile"].cluster_id)}
+        ),
+        "cost_profile.create",
+    ),
+    **_deletes("billing.costprofile", "operator", "cost_profile.delete"),
+    ("billing.budget", "add"): (
+        "org_admin",
+        lambda c, w, s: _submit(
+            c, _add_url("billing.budget"), {"org": str(w.a.org.pk), "amount": "50", "currency": "USD"}
+        ),
+        "budget.set",
+    ),
+    ("billing.budget", "change"): (
+        "org_admin",
+        lambda c, w, s: _submit(c, _url(s["billing.budget"], "change"), {"amount": "75"}),
+        "budget.set",
+    ),
+    **_deletes("billing.budget", "org_admin", "budget.delete"),
     ("django_q.success", "action:resubmit"): (
         "operator",
         lambda c, w, s: _action(c, s["django_q.success"], "resubmit"),

@@ -1,4 +1,5 @@
-"""The suite's entry point (``make test``): provision PostgreSQL and Chromium, then run pytest on them.
+"""The suite's entry point (``make test``): provision PostgreSQL, Chromium and Prometheus, then run pytest
+on them.
 
 The local Kubernetes control plane is built and started by the suite's own fixtures
 (tests/localkube) the first time a test needs it.
@@ -8,6 +9,7 @@ import os
 import sys
 
 from tests.support import chromium, postgres
+from tests.toolchain import prometheus
 
 
 def main(argv: list[str]) -> int:
@@ -16,6 +18,11 @@ def main(argv: list[str]) -> int:
         # Debian's Chromium for the browser tests (tests/browser), installed here when missing.
         os.environ[chromium.ENV] = chromium.ensure()
     except chromium.ChromiumUnavailable as exc:
+        sys.exit(str(exc))
+    try:
+        # Debian's Prometheus for the GPU-utilisation tests (tests/toolchain/prometheus.py), cached.
+        os.environ[prometheus.ENV] = prometheus.ensure()
+    except prometheus.PrometheusUnavailable as exc:
         sys.exit(str(exc))
     os.environ["DJANGO_SETTINGS_MODULE"] = "paas.settings.test"
     import pytest

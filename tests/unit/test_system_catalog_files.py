@@ -31,6 +31,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CATALOG_DIR = ROOT / "catalog" / "system_catalog"
 CATALOG_FILE = CATALOG_DIR / "catalog.yaml"
 KUBERNETES_VERSION = "1.37.0"
+#: The keys of a profile's ``cost:`` block (catalog/system.py COST_KEYS).
+COST_KEYS = {"currency", "amount", "period", "billing_model", "stopped_amount"}
 NAMESPACE = "sample-namespace"
 INSTANCE = {
     "name": "sample-instance",
@@ -425,9 +427,14 @@ def test_compute_profiles_are_well_formed():
             assert profile["allocation_strategy"] == "on_demand", where
             assert not profile.get("warm_pool_size"), f"{where}: on-demand profiles keep no warm pool"
         cost = profile["cost"]
-        assert set(cost) == {"currency", "amount", "period"}, where
-        assert re.match(r"^[A-Z]{3}$", cost["currency"]) and cost["period"] in {"hour", "month"}, where
+        assert {"currency", "amount", "period"} <= set(cost) <= COST_KEYS, where
+        assert re.match(r"^[A-Z]{3}$", cost["currency"]) and cost["period"] in {"hour", "day", "month"}, where
         assert isinstance(cost["amount"], str) and Decimal(cost["amount"]) > 0, where
+        # stopped: storage only, so cheaper than running; reserved profiles have no stopped price
+        assert cost.get("billing_model", "on_demand") in {"on_demand", "reserved"}, where
+        stopped = Decimal(cost.get("stopped_amount", "0"))
+        assert 0 <= stopped < Decimal(cost["amount"]), where
+        assert not (cost.get("billing_model") == "reserved" and stopped), where
         for field in ("labels", "annotations"):
             mapping = profile[field]
             assert isinstance(mapping, dict), where
