@@ -7,7 +7,7 @@ class BillingConfig(AppConfig):
     verbose_name = "Billing"
 
     def ready(self) -> None:
-        from billing import budget_views, budgets, metering
+        from billing import budget_views, budgets, dashboard_views, metering
         from instances.landing import landing_section_register
         from instances.launch_checks import launch_check_register
         from instances.signals import instance_state_changed
@@ -16,3 +16,4 @@ class BillingConfig(AppConfig):
         instance_state_changed.connect(metering.state_changed, dispatch_uid="billing.metering")
         launch_check_register(budgets.hard_stop_check)  # a spent budget with a hard stop refuses launches
         landing_section_register(budget_views.landing_section)  # budget banners on /w/<id>/
+        landing_section_register(dashboard_views.landing_spend_section)  # the spend card on /w/<id>/
