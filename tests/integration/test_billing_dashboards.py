@@ -303,3 +303,62 @@ def test_the_chargeback_equals_the_cost_profiles_rates_over_the_running_and_stor
     assert abs(got - want) <= Decimal("0.000001") * records, (got, want)
     assert data["totals"]["chargeback_complete"] is True
     assert sum(Decimal(g["chargeback_costs"]["USD"]) for g in data["groups"]) == got
+
+
+@pytest.mark.django_db
+def test_gpu_hours_beside_idle_gpu_hours_from_a_real_prometheus(prometheus, api):
+    """End to end: the cluster's real Prometheus scrapes an exporter reporting 25% for one instance's
+    namespace; after the roll-up the dashboard shows its idle GPU-seconds (75% of its GPU-seconds) beside
+    its GPU-seconds, the other instance (unknown to Prometheus) as not measured (null, never 0), and no
+    "not configured" note for the cluster."""
+    from billing.rollup import hour_start, rollup_hour
+    from billing.selectors import now_second
+    from instances.models import ComputeInstance
+    from instances.namespace import namespace_for
+    from tests.support.billing import launch_at, move, priced_setup
+    from tests.support.wait import wait_for
+
+    op, _admin, project, owner, profile, cluster = priced_setup("dashidle")
+    cluster.prometheus_url = prometheus.url
+    cluster.save(update_fields=["prometheus_url"])
+    launched = now_second() - dt.timedelta(hours=2)
+    instances = {}
+    for name in ("busy", "quiet"):
+        row = launch_at(owner=owner, project=project, profile=profile, name=name, at=launched)
+        ComputeInstance.objects.filter(pk=row.pk).update(namespace=namespace_for(row))
+        row.refresh_from_db()
+        instances[name] = row
+    prometheus.exporter.set_gpu(namespace=instances["busy"].namespace, pod="busy-0", percent=25, gpu=8)
+    prometheus.wait_for_samples(instances["busy"].namespace, 3)
+    wait_for(lambda: (now_second() - hour_start(now_second())).total_seconds() >= 5, timeout=10)
+    now = now_second()
+    hour = hour_start(now)
+    for row in instances.values():
+        move(row, "provisioning", at=hour - dt.timedelta(minutes=5))
+        move(row, "ready", at=hour - dt.timedelta(minutes=4))
+    rollup_hour(hour, now=now)
+    running = int((now - hour).total_seconds())
+
+    start = hour.isoformat().replace("+00:00", "Z")
+    end = (hour + dt.timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+    data = (
+        api.as_user(op)
+        .get(
+            URL, {"start": start, "end": end, "bucket": "hour", "group_by": "cluster", "project": project.pk}
+        )
+        .json()
+    )
+    [group] = data["groups"]
+    assert group["gpu_seconds"] == 2 * running
+    assert group["idle_gpu_seconds"] == round(running * 0.75)  # the busy one's; the quiet one's unknown
+    assert group["measured_gpu_seconds"] == running and group["utilisation"] == "partial"
+    assert f"GPU utilisation not configured for cluster {cluster.name}" not in data["utilisation_notes"]
+    rows = csv_rows(
+        api.as_user(op).get(
+            URL, {"start": start, "end": end, "bucket": "hour", "group_by": "cluster", "format": "csv"}
+        )
+    )
+    [line] = [r for r in rows if r["group"] == cluster.name]
+    assert Decimal(line["idle_gpu_hours"]) == (Decimal(round(running * 0.75)) / 3600).quantize(
+        Decimal("0.000001")
+    )
