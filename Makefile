@@ -60,6 +60,9 @@ vendor:
 	cp frontend/node_modules/@picocss/pico/LICENSE.md paas/static/vendor/pico.LICENSE.md
 	cp frontend/node_modules/htmx.org/dist/htmx.min.js paas/static/vendor/htmx.min.js
 	cp frontend/node_modules/htmx.org/LICENSE paas/static/vendor/htmx.LICENSE
+	cp frontend/node_modules/chart.js/dist/chart.umd.min.js paas/static/vendor/chart.umd.min.js
+	cp frontend/node_modules/chart.js/LICENSE.md paas/static/vendor/chart.LICENSE.md
+	cp frontend/node_modules/@kurkle/color/LICENSE.md paas/static/vendor/kurkle-color.LICENSE.md
 	mkdir -p tests/browser/vendor
 	cp frontend/node_modules/axe-core/axe.min.js tests/browser/vendor/axe.min.js
 	cp frontend/node_modules/axe-core/LICENSE tests/browser/vendor/axe.LICENSE

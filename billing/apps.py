@@ -9,7 +9,7 @@ class BillingConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_save
 
-        from billing import budget_views, budgets, metering
+        from billing import budget_views, budgets, dashboard_views, metering
         from instances.landing import landing_section_register
         from instances.launch_checks import launch_check_register
         from instances.models import ComputeInstance, ServiceInstance
@@ -23,3 +23,4 @@ class BillingConfig(AppConfig):
             )
         launch_check_register(budgets.hard_stop_check)  # a spent budget with a hard stop refuses launches
         landing_section_register(budget_views.landing_section)  # budget banners on /w/<id>/
+        landing_section_register(dashboard_views.landing_spend_section)  # the spend card on /w/<id>/

@@ -1,3 +1,9 @@
-"""Portal pages of billing: dashboards (filled by its part of issue 16)."""
+"""Portal pages of billing: a workspace's cost page."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from billing import dashboard_views
+
+urlpatterns: list = [
+    path("w/<int:project_id>/costs/", dashboard_views.workspace_costs, name="billing-workspace-costs"),
+]

@@ -1,3 +1,7 @@
-"""URLs of the billing API: costs (filled by its part of issue 16)."""
+"""URLs of the billing API: the dashboards' cost and usage aggregates."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from billing.api.costs import CostsView
+
+urlpatterns: list = [path("costs/", CostsView.as_view(), name="billing-costs")]

@@ -217,6 +217,7 @@ def samples(world) -> Samples:
             "paas.apitoken": token,
             "paas.auditevent": AuditEvent.objects.filter(chain=a.org.pk).first(),
             "paas.workerheartbeat": None,
+            "billing.usagerecord": None,  # the chargeback dashboard (read-only; no row page)
         }
     )
 
