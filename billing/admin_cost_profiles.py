@@ -16,8 +16,7 @@ from django.utils.html import format_html
 from billing import cost_profile_selectors, cost_profiles
 from billing.models import CostProfile
 from catalog.admin_base import JSONText
-from paas import authz
-from paas.admin import ScopedModelAdmin
+from paas.admin import OperatorOnlyAdmin
 
 FORM_FIELDS = [
     "cluster",
@@ -62,7 +61,7 @@ def _rate(value) -> str:
 
 
 @admin.register(CostProfile)
-class CostProfileAdmin(ScopedModelAdmin):
+class CostProfileAdmin(OperatorOnlyAdmin):
     selector = staticmethod(cost_profile_selectors.cost_profile_list_for)
     form = CostProfileForm
     list_display = ["cluster", "effective_from", "standing", "currency", "rates", "created_by", "created_at"]
@@ -71,18 +70,9 @@ class CostProfileAdmin(ScopedModelAdmin):
     fields = FORM_FIELDS
 
     # --- operators only --------------------------------------------------------------------------------
-    def has_module_permission(self, request) -> bool:
-        return authz.is_operator(request.user)
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        return authz.is_operator(request.user)
-
-    def has_add_permission(self, request) -> bool:
-        return authz.is_operator(request.user)
-
     def has_delete_permission(self, request, obj=None) -> bool:
         # Offered for rates not in force yet; the service refuses the others with the reason.
-        if not authz.is_operator(request.user):
+        if not super().has_delete_permission(request, obj):
             return False
         return obj is None or self._standing(obj) == cost_profile_selectors.FUTURE
 

@@ -17,12 +17,11 @@ from catalog import (  # noqa: F401  (each module registers its pages)
     selectors,
 )
 from catalog.models import AllowedCustomResource
-from paas import authz
-from paas.admin import ScopedModelAdmin
+from paas.admin import OperatorOnlyAdmin
 
 
 @admin.register(AllowedCustomResource)
-class AllowedCustomResourceAdmin(ScopedModelAdmin):
+class AllowedCustomResourceAdmin(OperatorOnlyAdmin):
     """The custom resource kinds templates may create: operators only (add and remove; no edits, a
     different kind is a new entry). Org and PaaS admins read the list through the API."""
 
@@ -30,18 +29,6 @@ class AllowedCustomResourceAdmin(ScopedModelAdmin):
     list_display = ["kind", "group", "description", "created_by", "created_at"]
     search_fields = ["group", "kind", "description"]
     fields = ["group", "kind", "description"]
-
-    def has_module_permission(self, request) -> bool:
-        return authz.is_operator(request.user)
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        return authz.is_operator(request.user)
-
-    def has_add_permission(self, request) -> bool:
-        return authz.is_operator(request.user)
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return authz.is_operator(request.user)
 
     def save_model(self, request, obj, form, change):
         obj.pk = custom_resources.allowed_custom_resource_create(

@@ -150,6 +150,22 @@ class ScopedModelAdmin(admin.ModelAdmin):
         return None
 
 
+class OperatorOnlyAdmin(ScopedModelAdmin):
+    """A page only operators see, add to and delete from (no edits unless a subclass allows them)."""
+
+    def has_module_permission(self, request) -> bool:
+        return authz.is_operator(request.user)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return authz.is_operator(request.user)
+
+    def has_add_permission(self, request) -> bool:
+        return authz.is_operator(request.user)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return authz.is_operator(request.user)
+
+
 class ReadOnlyInline(admin.TabularInline):
     """An inline that only shows rows (they are written by services or observed from clusters)."""
 

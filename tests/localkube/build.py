@@ -126,11 +126,11 @@ def go_environment() -> dict[str, str]:
 
 
 @contextmanager
-def _build_lock() -> Iterator[None]:
-    """Exclusive lock so two concurrent test runs never build at the same time."""
-    root = cache_root()
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / "build.lock", "w") as handle:
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path`` (created with its folder): two concurrent test runs never build or
+    unpack the same thing at once (localkube's binaries, the toolchain's tools)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -179,7 +179,7 @@ def build(force: bool = False) -> Path:
     final = bin_dir()
     if is_built(final) and not force:
         return final
-    with _build_lock():
+    with file_lock(cache_root() / "build.lock"):
         if is_built(final) and not force:  # another process built it while we waited
             return final
         env = go_environment()

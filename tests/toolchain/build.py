@@ -17,7 +17,6 @@ tool's directory only appears (atomic rename) once its binary was built.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -27,8 +26,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,18 +107,6 @@ def tool_dir(tool: Tool) -> Path:
     return tools_root() / f"{tool.name}-{tool.version}-{_digest(tool)}"
 
 
-@contextmanager
-def _build_lock() -> Iterator[None]:
-    root = tools_root()
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / "build.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _log(message: str) -> None:
     print(f"[toolchain build] {message}", file=sys.stderr, flush=True)
 
@@ -140,7 +125,7 @@ def build(tool: Tool, force: bool = False) -> Path:
     binary = final / tool.name
     if binary.is_file() and not force:
         return binary
-    with _build_lock():
+    with localkube_build.file_lock(tools_root() / "build.lock"):
         if binary.is_file() and not force:  # another process built it while we waited
             return binary
         env = localkube_build.go_environment()

@@ -26,7 +26,6 @@ prometheus=<version> && sha256sum prometheus_*.deb``).
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -35,8 +34,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from tests.localkube import build as localkube_build
@@ -81,17 +78,6 @@ def cache_dir(arch: str | None = None) -> Path:
     """Where the binary of the pinned package lives: keyed by the version and the package's digest."""
     digest = pinned_digest(arch or architecture())
     return localkube_build.cache_root() / "tools" / f"prometheus-{VERSION}-{digest[:10]}"
-
-
-@contextmanager
-def _lock(root: Path) -> Iterator[None]:
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / "prometheus.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _download(into: Path) -> Path:
@@ -139,7 +125,7 @@ def fetch(arch: str) -> Path:
     """Fetch, check and unpack the pinned package into the cache (under the lock); returns the binary."""
     final = cache_dir(arch)
     binary = final / "prometheus"
-    with _lock(final.parent):
+    with localkube_build.file_lock(final.parent / "prometheus.lock"):
         if binary.is_file():  # another run fetched it while we waited
             return binary
         staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
