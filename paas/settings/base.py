@@ -297,7 +297,13 @@ PAAS_AUDIT_CHECKPOINT_KEY = env("PAAS_AUDIT_CHECKPOINT_KEY", "")
 PAAS_AUDIT_CHECKPOINT_DIR = env("PAAS_AUDIT_CHECKPOINT_DIR") or str(VAR_DIR / "audit-checkpoints")
 
 # Demo data, each step a dotted path run in order by `manage.py demo_setup`. Later apps append theirs.
-DEMO_SEEDERS = ["tenancy.demo.seed", "inventory.demo.seed", "catalog.demo.seed", "instances.demo.seed"]
+DEMO_SEEDERS = [
+    "tenancy.demo.seed",
+    "inventory.demo.seed",
+    "catalog.demo.seed",
+    "instances.demo.seed",
+    "billing.demo.seed",
+]
 
 LOGGING = {
     "version": 1,
