@@ -218,6 +218,7 @@ def samples(world) -> Samples:
             "paas.auditevent": AuditEvent.objects.filter(chain=a.org.pk).first(),
             "paas.workerheartbeat": None,
             "billing.usagerecord": None,  # the chargeback dashboard (read-only; no row page)
+            "billing.meter": None,  # instance usage: the billing API's figures (read-only; no row page)
         }
     )
 

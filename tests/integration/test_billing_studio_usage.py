@@ -1,0 +1,87 @@
+"""The studio's *Instance usage* page (billing/admin_usage.py): the billing API's figures as a page, for
+operators (every org) and org admins (theirs only), with the API's filters, errors and CSV."""
+
+import pytest
+from django.test import Client
+
+from billing.models import Meter
+from tests.support.billing import dashboard_history
+
+URL = "/studio/billing/meter/"
+OCTOBER = {"start": "2026-10-01", "end": "2026-10-31"}
+
+
+@pytest.fixture
+def history(db):
+    return dashboard_history()
+
+
+def _page(user, **params):
+    client = Client()
+    client.force_login(user)
+    return client.get(URL, params)
+
+
+def _api(user, **params):
+    client = Client()
+    client.force_login(user)
+    return client.get("/api/v1/billing/usage/", params).json()
+
+
+def test_the_page_shows_the_api_figures_operators_every_org(history):
+    op = history["operator"]
+    response = _page(op, **OCTOBER)
+    assert response.status_code == 200
+    api = _api(op, **OCTOBER)
+    assert {r["instance"]["name"] for r in api["results"]} == {"a1", "a2", "b1"}
+    page = response.context["rows"]
+    assert [(r["instance"]["name"], r["cost"], r["billable_hours"]) for r in page] == [
+        (r["instance"]["name"], r["cost"], r["billable_hours"]) for r in api["results"]
+    ]
+    assert response.context["totals"] == api["totals"]
+    html = response.content.decode()
+    for row in api["results"]:
+        assert row["cost"] in html and row["billable_hours"] in html
+    assert "/api/v1/billing/usage/?start=2026-10-01&amp;end=2026-10-31&amp;format=csv" in html
+    assert "2.50 USD per hour, on demand" in html and "reserved, 1.20 USD per hour" in html
+
+
+def test_an_org_admin_sees_only_their_org_and_cannot_ask_for_another(history):
+    admin_a, b_org = history["a"]["admin"], Meter.objects.filter(name="b1").get().org
+    response = _page(admin_a, **OCTOBER)
+    assert {r["instance"]["name"] for r in response.context["rows"]} == {"a1", "a2"}
+    assert "b1" not in response.content.decode() and "Dashb" not in response.content.decode()
+    forged = _page(admin_a, org=str(b_org.pk), **OCTOBER)
+    assert forged.status_code == 400 and forged.context["errors"] == {"org": "No such organization."}
+    assert "b1" not in forged.content.decode()
+
+
+def test_members_without_an_org_to_administer_are_refused(history):
+    assert _page(history["a"]["owner"], **OCTOBER).status_code in (302, 403)
+
+
+def test_bad_input_is_a_form_error_not_a_500(history):
+    op = history["operator"]
+    for params in (
+        {"start": "2026-13-01"},
+        {"end": "\u0662\u0660\u0662\u0666-10-01"},
+        {"start": "2026-10-05", "end": "2026-10-01"},
+        {"kind": "gpu"},
+        {"project": "x"},
+    ):
+        response = _page(op, **params)
+        assert response.status_code == 400, params
+        assert response.context["errors"], params
+
+
+def test_pages_follow_the_meter_ids(history):
+    op = history["operator"]
+    first = _page(op, **OCTOBER)
+    assert first.context["next_url"] == ""  # three rows: one page of 100
+    client = Client()
+    client.force_login(op)
+    second = client.get(URL, {**OCTOBER, "after": str(Meter.objects.order_by("pk").first().pk)})
+    assert [r["meter"] for r in second.context["rows"]] == list(
+        Meter.objects.order_by("pk").values_list("pk", flat=True)[1:]
+    )
+    assert second.context["totals"] is None and second.context["first_url"]
