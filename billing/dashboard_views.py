@@ -2,13 +2,15 @@
 and CSV as the studio dashboard, for the people who may view the workspace's instances. The
 workspace's landing page shows a spend card (``landing_spend_section``, an ``instances.landing`` section)."""
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
 from django.urls import reverse
 
 from billing import dashboards
+from billing.api import usage_query
 from billing.periods import month_start, next_month
 from billing.selectors import meters_visible, now_second, spend
+from catalog.pricing import price_label
 from paas import authz
 from paas.errors import NotFound, ValidationFailed
 from paas.portal import portal_page
@@ -47,7 +49,34 @@ def workspace_costs(request: HttpRequest, project_id: int) -> HttpResponse:
     figures = dashboards.cost_figures(request.user, query)
     csv_url = reverse("billing-costs") + "?" + dashboards.query_string(query, format="csv")
     context |= dashboards.panel(figures, csv_url=csv_url, prefix="ws")
+    context |= _instances(request.user, project, params)
     return render(request, "billing/workspace_costs.html", context)
+
+
+def _instances(user, project, params) -> dict:
+    """The workspace's instances in the same period with their price and time (the billing API's rows:
+    ``billing.api.usage_query``), the first 100 and a CSV link for them all."""
+    wanted = QueryDict(mutable=True)
+    wanted["project"] = str(project.pk)
+    for name in ("start", "end"):
+        if params.get(name):
+            wanted[name] = params[name]
+    asked = wanted.copy()
+    asked["page_size"] = "100"
+    try:
+        query = usage_query.parse(asked, user=user, now=now_second())
+    except ValidationFailed:
+        return {}
+    rows, more = usage_query.page(query)
+    for row in rows:
+        row["price_label"] = price_label({**row["price"], "period": row["price"]["unit"]})
+        row["running_hours"] = usage_query.hours(row["running_seconds"])
+    wanted["format"] = "csv"
+    return {
+        "usage_rows": rows,
+        "usage_more": more is not None,
+        "usage_csv": reverse("billing-usage") + "?" + wanted.urlencode(),
+    }
 
 
 def landing_spend_section(request: HttpRequest, project) -> dict | None:

@@ -85,3 +85,17 @@ def test_pages_follow_the_meter_ids(history):
         Meter.objects.order_by("pk").values_list("pk", flat=True)[1:]
     )
     assert second.context["totals"] is None and second.context["first_url"]
+
+
+def test_the_workspace_cost_page_lists_its_instances_with_the_api_figures(history):
+    owner, project = history["a"]["owner"], Meter.objects.get(name="a1").project
+    client = Client()
+    client.force_login(owner)
+    response = client.get(f"/w/{project.pk}/costs/", OCTOBER)
+    assert response.status_code == 200
+    api = _api(owner, project=str(project.pk), **OCTOBER)
+    assert [(r["instance"]["name"], r["cost"]) for r in response.context["usage_rows"]] == [
+        (r["instance"]["name"], r["cost"]) for r in api["results"]
+    ]
+    html = response.content.decode()
+    assert "b1" not in html and f"/api/v1/billing/usage/?project={project.pk}" in html
