@@ -267,27 +267,31 @@ def chunks(query: UsageQuery, size: int = 1000):
 # Per price: the meters' count and existing seconds, and their intervals' seconds by kind, summed in
 # two passes (no per-meter grouping): what the whole period's totals need.
 _TOTALS_SQL = """
-WITH m AS MATERIALIZED ({meters}),
+WITH m AS MATERIALIZED (
+    -- the filtered meters with what the totals read of them (no second pass over the meters table)
+    SELECT b.id, b.currency, b.billing_model, b.unit, b.amount, b.stopped_amount, b.created_at, b.ended_at
+    FROM billing_meter b WHERE b.id IN ({meters})
+),
 existing AS (
-    SELECT b.currency, b.billing_model, b.unit, b.amount, b.stopped_amount, COUNT(*) AS instances,
-           SUM(GREATEST(0, FLOOR(EXTRACT(EPOCH FROM LEAST(COALESCE(b.ended_at, %s), %s, %s)
-               - GREATEST(date_trunc('second', b.created_at), %s))))) AS existing
-    FROM billing_meter b JOIN m ON m.id = b.id
+    SELECT m.currency, m.billing_model, m.unit, m.amount, m.stopped_amount, COUNT(*) AS instances,
+           SUM(GREATEST(0, FLOOR(EXTRACT(EPOCH FROM LEAST(COALESCE(m.ended_at, %s), %s, %s)
+               - GREATEST(date_trunc('second', m.created_at), %s))))) AS existing
+    FROM m
     GROUP BY 1, 2, 3, 4, 5
 ),
 timed AS (
-    SELECT b.currency, b.billing_model, b.unit, b.amount, b.stopped_amount,
+    SELECT m.currency, m.billing_model, m.unit, m.amount, m.stopped_amount,
            SUM(x.secs) FILTER (WHERE x.kind = 'running') AS running,
            SUM(x.secs) FILTER (WHERE x.kind = 'stopped') AS stopped,
            SUM(x.secs) FILTER (WHERE x.kind = 'deleting') AS deleting
-    FROM (
-        SELECT i.meter_id, i.kind, GREATEST(0, EXTRACT(EPOCH FROM
+    FROM m JOIN LATERAL (
+        SELECT i.kind, GREATEST(0, EXTRACT(EPOCH FROM
                    LEAST(COALESCE(i.ended_at, %s), %s) - GREATEST(i.started_at, %s))) AS secs
         FROM billing_interval i
-        JOIN m ON m.id = i.meter_id
-        WHERE i.started_at < %s
+        WHERE i.meter_id = m.id AND i.started_at < %s
           AND (i.ended_at IS NULL OR i.ended_at > %s)
-    ) x JOIN billing_meter b ON b.id = x.meter_id
+        OFFSET 0  -- each meter's own intervals by the index, never a pass over the whole period's
+    ) x ON TRUE
     GROUP BY 1, 2, 3, 4, 5
 )
 SELECT e.currency, e.billing_model, e.unit, e.amount, e.stopped_amount, e.instances,

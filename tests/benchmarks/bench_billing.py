@@ -139,8 +139,11 @@ def build(count: int, rng: random.Random):
                     copy.write_row((meter_id, kind, moment, until))
                     intervals += 1
                     moment, kind = until, ("stopped" if kind == "running" else "running")
-        cursor.execute("ANALYZE billing_meter")
-        cursor.execute("ANALYZE billing_interval")
+    # Vacuumed and analyzed as a live database's autovacuum keeps them (else it starts on the fresh rows
+    # in the middle of the measurements).
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM (ANALYZE) billing_meter")
+        cursor.execute("VACUUM (ANALYZE) billing_interval")
     return operator, admin, admin_org, intervals
 
 
@@ -232,7 +235,17 @@ def main() -> int:
         admin_client = Client()
         admin_client.force_login(admin)
         walk(admin_client, month)  # warm up (the permission ids are cached per process)
-        passed &= report("an org admin (their org)", *walk(admin_client, month))
+        # Their org has 9 pages: five walks, so that the p95 is not just the slowest of 9 requests.
+        walks = [walk(admin_client, month) for _ in range(5)]
+        passed &= report(
+            "an org admin (their org, 5 walks)",
+            [d for w in walks for d in w[0]],
+            [
+                walks[0][1][0],
+                *(c for w in walks for c in w[1][1:]),
+            ],  # the first page's queries, then the rest
+            walks[0][2],
+        )
         with CaptureQueriesContext(connection) as captured:
             begin = time.perf_counter()
             response = op_client.get("/api/v1/billing/usage/", {**month, "format": "csv"})
