@@ -18,16 +18,7 @@ from billing.models import CostProfile
 from catalog.admin_base import JSONText
 from paas.admin import OperatorOnlyAdmin
 
-FORM_FIELDS = [
-    "cluster",
-    "effective_from",
-    "currency",
-    "gpu_hour",
-    "mig_slice_hour",
-    "cpu_hour",
-    "memory_gib_hour",
-    "storage_gib_hour",
-]
+FORM_FIELDS = list(cost_profiles.INPUT_FIELDS)
 
 
 class CostProfileForm(forms.ModelForm):

@@ -29,9 +29,9 @@ def may_view(user) -> bool:
     return administers_any_org(user)
 
 
-@admin.register(UsageRecord)
-class CostDashboardAdmin(admin.ModelAdmin):
-    """The dashboard in place of a list of rows (the figures, not the rows, are what people read)."""
+class ReportAdmin(admin.ModelAdmin):
+    """A studio page of figures in place of a model's list, for operators and org admins (what each sees
+    is the subclass's ``get_queryset``); read-only, without row pages."""
 
     def has_module_permission(self, request) -> bool:
         return may_view(request.user)
@@ -48,11 +48,16 @@ class CostDashboardAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
-    def get_queryset(self, request):
-        return super().get_queryset(request).filter(meter__in=meters_visible(request.user))
-
     def change_view(self, request, object_id, form_url="", extra_context=None):
         raise PermissionDenied
+
+
+@admin.register(UsageRecord)
+class CostDashboardAdmin(ReportAdmin):
+    """The dashboard in place of a list of rows (the figures, not the rows, are what people read)."""
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(meter__in=meters_visible(request.user))
 
     def changelist_view(self, request, extra_context=None):
         if not self.has_view_permission(request):

@@ -11,41 +11,24 @@ from django.http import QueryDict
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
+from billing.admin_dashboards import ReportAdmin
 from billing.api import usage_query
 from billing.models import Meter
 from billing.selectors import meters_visible, now_second
 from catalog.pricing import price_label
 from paas import authz
 from paas.errors import ValidationFailed
-from tenancy.selectors import administers_any_org, org_list_for
+from tenancy.selectors import org_list_for
 
 FILTERS = ("start", "end", "org", "project", "profile", "cluster", "kind", "billing_model")
 
 
 @admin.register(Meter)
-class InstanceUsageAdmin(admin.ModelAdmin):
+class InstanceUsageAdmin(ReportAdmin):
     """The per-instance billing figures in place of a list of meters (read-only)."""
-
-    def has_module_permission(self, request) -> bool:
-        return administers_any_org(request.user)
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        return administers_any_org(request.user) and obj is None
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def get_queryset(self, request):
         return meters_visible(request.user)
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        raise PermissionDenied
 
     def changelist_view(self, request, extra_context=None):
         if not self.has_view_permission(request):

@@ -34,6 +34,8 @@ from paas.errors import Conflict, ValidationFailed
 ONLY_OPERATORS = "Only platform operators manage cost profiles."
 RATE_FIELDS = ("cpu_hour", "memory_gib_hour", "storage_gib_hour")
 MAP_FIELDS = ("gpu_hour", "mig_slice_hour")
+#: What a cost profile is made of (the studio form and the API take these).
+INPUT_FIELDS = ("cluster", "effective_from", "currency", *MAP_FIELDS, *RATE_FIELDS)
 PLACES = 6
 _QUANTUM = Decimal(1).scaleb(-PLACES)
 #: Rates are stored with 12 digits, 6 of them places: below a million per hour.

@@ -3,6 +3,7 @@ profile, per CPU-hour and per GiB-hour of memory and storage (6-place decimal st
 
 from rest_framework import serializers
 
+from billing import cost_profiles
 from billing.cost_profile_selectors import in_force_ids, standing
 from billing.cost_profiles import cluster_choices
 from billing.models import CostProfile
@@ -38,21 +39,7 @@ class CostProfileSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = CostProfile
-        fields = [
-            "id",
-            "cluster",
-            "cluster_name",
-            "effective_from",
-            "currency",
-            "gpu_hour",
-            "mig_slice_hour",
-            "cpu_hour",
-            "memory_gib_hour",
-            "storage_gib_hour",
-            "standing",
-            "created_by",
-            "created_at",
-        ]
+        fields = ["id", *cost_profiles.INPUT_FIELDS, "cluster_name", "standing", "created_by", "created_at"]
         read_only_fields = ["id", "cluster_name", "standing", "created_by", "created_at"]
         validators = []
 
