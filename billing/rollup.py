@@ -372,6 +372,9 @@ def rollup_pending(now: dt.datetime | None = None, *, max_hours: int = MAX_HOURS
         while hour < settled and summary["hours"] < max_hours:
             util = _utilisation(hour, hour + HOUR)
             with transaction.atomic():
+                # The state row first, as billing.cost_profiles reads it: rates added for this hour
+                # either commit before it is read here or wait until it is closed (and are refused).
+                RollupState.objects.select_for_update().filter(pk=state.pk).first()
                 summary["records"] += _write_hour(hour, now=now, util=util)
                 _gate(summary["hours"])
                 RollupState.objects.filter(pk=state.pk).update(
