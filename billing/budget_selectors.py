@@ -21,10 +21,9 @@ from decimal import Decimal
 
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 
-from billing import selectors
+from billing import costs, selectors
 from billing.models import Budget, BudgetAlert, Interval, Meter
 from billing.periods import month_start, next_month
-from catalog.pricing import UNIT_SECONDS
 from paas import authz
 from tenancy.models import Organization, Project
 
@@ -94,12 +93,17 @@ def run_rate(meters: QuerySet[Meter], *, currency: str, now: dt.datetime) -> Dec
         .values_list("billing_model", "amount", "stopped_amount", "unit", "open_kind")
     )
     rate = Decimal(0)
-    for billing_model, amount, stopped_amount, unit, kind in rows:
-        per = Decimal(UNIT_SECONDS.get(unit, 3600))
-        if billing_model == "reserved" or kind == Interval.Kind.RUNNING:
-            rate += Decimal(amount) / per
-        elif kind in (Interval.Kind.STOPPED, Interval.Kind.DELETING):
-            rate += Decimal(stopped_amount) / per
+    for billing_model, amount, stopped_amount, unit, kind in rows:  # one second of each, by the one formula
+        rate += costs.list_cost(
+            amount=amount,
+            stopped_amount=stopped_amount,
+            unit=unit,
+            billing_model=billing_model,
+            running=int(kind == Interval.Kind.RUNNING),
+            stopped=int(kind == Interval.Kind.STOPPED),
+            deleting=int(kind == Interval.Kind.DELETING),
+            existing=1,
+        )
     return rate
 
 

@@ -17,7 +17,6 @@
 
 import datetime as dt
 import logging
-import re
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
@@ -26,9 +25,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from billing import budget_selectors
+from billing.costs import money_shown
 from billing.models import Budget, BudgetAlert
 from billing.periods import month_start
 from billing.selectors import now_second
+from catalog.pricing import is_currency
 from paas import authz
 from paas.audit import audit_log
 from paas.errors import Conflict, NotFound, ValidationFailed
@@ -63,7 +64,7 @@ def clean_amount(value) -> Decimal:
 
 def clean_currency(value) -> str:
     currency = str(value or "").strip().upper()
-    if not re.fullmatch(r"[A-Z]{3}", currency):
+    if not is_currency(currency):
         raise ValidationFailed(
             "Invalid budget.", fields={"currency": "A three-letter ISO 4217 code, e.g. USD."}
         )
@@ -233,10 +234,6 @@ def recipients(budget: Budget) -> list[str]:
     return sorted(set(users.values_list("email", flat=True)))
 
 
-def _money(value: Decimal) -> str:
-    return f"{Decimal(value).quantize(Decimal('0.01')):,}"
-
-
 def _claim(alert_ids: list[int]) -> list[BudgetAlert]:
     """Mark the alerts emailed and return those this call marked (the others are someone else's)."""
     claimed = []
@@ -269,9 +266,9 @@ def email_alerts(alert_ids: list[int]) -> None:
         body = (
             f"The {what} budget of {budget.org.display_name} has reached {top.threshold}% for "
             f"{top.period:%B %Y}.\n\n"
-            f"Spend so far: {_money(top.spend)} {budget.currency}\n"
-            f"Budget: {_money(budget.amount)} {budget.currency}\n"
-            f"Projected month-end spend: {_money(top.projected)} {budget.currency}\n"
+            f"Spend so far: {money_shown(top.spend)} {budget.currency}\n"
+            f"Budget: {money_shown(budget.amount)} {budget.currency}\n"
+            f"Projected month-end spend: {money_shown(top.projected)} {budget.currency}\n"
             f"Thresholds reached: {', '.join(f'{a.threshold}%' for a in group)}\n"
             + (
                 "\nThis budget has a hard stop: new launches are refused once the spend reaches it.\n"
@@ -327,8 +324,8 @@ def hard_stop_check(*, project, kind: str = "compute", **kwargs) -> None:
             )
             what = "deploy" if kind == "service" else "launch"
             raise Conflict(
-                f"{whose} budget of {_money(budget.amount)} {budget.currency} for {now:%B %Y} is spent "
-                f"({_money(spent)} {budget.currency}); nothing new may {what} until next month. Ask an "
+                f"{whose} budget of {money_shown(budget.amount)} {budget.currency} for {now:%B %Y} is spent "
+                f"({money_shown(spent)} {budget.currency}); nothing new may {what} until next month. Ask an "
                 "org admin to raise the budget or lift its hard stop.",
                 code="budget_exceeded",
             )

@@ -26,6 +26,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from billing.models import CostProfile, RollupState
+from catalog.pricing import is_currency
 from inventory.models import Cluster
 from paas import authz
 from paas.audit import audit_log
@@ -45,7 +46,6 @@ MAX_KEYS = 64
 GPU_MODEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?")
 #: A MIG profile as resource groups and meters name it, e.g. 1g.10gb.
 MIG_PROFILE = re.compile(r"[1-7]g\.[0-9]{1,3}gb")
-CURRENCY = re.compile(r"[A-Z]{3}")
 
 
 def check_rate(value) -> tuple[Decimal | None, str]:
@@ -97,7 +97,7 @@ def clean_rates(data: dict) -> dict:
     otherwise), or ``ValidationFailed`` with a message per field."""
     errors: dict = {}
     currency = data.get("currency")
-    if not isinstance(currency, str) or not CURRENCY.fullmatch(currency):
+    if not is_currency(currency):
         errors["currency"] = "A three-letter ISO 4217 code in capitals, e.g. USD."
     cleaned = {"currency": currency}
     cleaned["gpu_hour"] = _check_map("gpu_hour", data.get("gpu_hour"), GPU_MODEL, "A100-SXM4-40GB", errors)

@@ -4,12 +4,24 @@ The one place these formulas live: the roll-up, the billing API, the dashboards 
 call them (with seconds summed from intervals or usage records), so their figures agree.
 """
 
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from catalog.pricing import UNIT_SECONDS
 
 RESERVED = "reserved"
 HOUR = Decimal(3600)
+MICRO = Decimal("0.000001")
+CENT = Decimal("0.01")
+
+
+def money(value) -> Decimal:
+    """A cost as it is stored and answered: 6 places, half up."""
+    return Decimal(value).quantize(MICRO, rounding=ROUND_HALF_UP)
+
+
+def money_shown(value) -> str:
+    """A cost as pages and emails show it: 2 places, thousands separated ("1,234.50")."""
+    return f"{Decimal(value).quantize(CENT):,}"
 
 
 def list_cost(

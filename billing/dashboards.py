@@ -28,11 +28,12 @@ from decimal import Decimal
 from urllib.parse import urlencode
 
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
+from billing.costs import money_shown
 from billing.models import Meter, RollupState
 from billing.periods import UTC, parse_period
-from billing.selectors import meters_visible, now_second
+from billing.selectors import meters_in_period, meters_visible, now_second
 from inventory.models import Cluster
 from paas import authz
 from paas.errors import ValidationFailed
@@ -189,7 +190,7 @@ def meters_for(user, query: CostQuery) -> QuerySet[Meter]:
         meters = meters.filter(cluster_id=query.cluster)
     if query.profile is not None:
         meters = meters.filter(profile_id=query.profile)
-    return meters.filter(Q(created_at__lt=query.end), Q(ended_at__isnull=True) | Q(ended_at__gt=query.start))
+    return meters_in_period(meters, start=query.start, end=query.end)
 
 
 def _rows(meters: QuerySet[Meter], query: CostQuery) -> list[dict]:
@@ -399,10 +400,6 @@ def chart_data(figures: dict) -> dict:
     return out
 
 
-def _money(value: Decimal) -> str:
-    return f"{Decimal(value).quantize(Decimal('0.01')):,}"
-
-
 def _idle_text(f: Figures) -> str:
     if f.utilisation == "no_gpu":
         return "—"
@@ -422,8 +419,8 @@ def table(figures: dict) -> dict:
     def row(label: str, f: Figures) -> dict:
         return {
             "label": label,
-            "costs": [_money(f.costs.get(c, 0)) for c in currencies],
-            "chargeback": [_money(f.chargeback_costs.get(c, 0)) for c in chargeback],
+            "costs": [money_shown(f.costs.get(c, 0)) for c in currencies],
+            "chargeback": [money_shown(f.chargeback_costs.get(c, 0)) for c in chargeback],
             "chargeback_complete": f.unpriced_records == 0,
             "running_hours": f"{hours(f.running_seconds):,.2f}",
             "gpu_hours": f"{hours(f.gpu_seconds):,.2f}",

@@ -34,18 +34,17 @@ import math
 import os
 import time
 from contextlib import contextmanager
-from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from types import SimpleNamespace
 
 from django.db import connection, transaction
-from django.db.models import Min, Q
+from django.db.models import Min
 from django.utils import timezone
 
 from billing import costs, utilisation
 from billing.models import Interval, Meter, RollupState
 from billing.rates import rates_at
-from billing.selectors import existing_seconds, now_second, seconds_by_meter
+from billing.selectors import existing_seconds, meters_in_period, now_second, seconds_by_meter
 from inventory.models import Cluster
 
 log = logging.getLogger(__name__)
@@ -58,7 +57,6 @@ SETTLE = dt.timedelta(minutes=5)
 CHUNK = 5000
 STATE_NAME = "hourly"
 LOCK_KEY = 0x62696C6C_726F6C6C  # "billroll": the roll-up's PostgreSQL advisory lock
-MONEY_PLACES = Decimal("0.000001")
 # Test-only: "<dir>:<n>" makes rollup_pending wait, inside the transaction of its n-th settled hour
 # (counting from 0) after writing it, until <dir>/release exists, having written <dir>/blocked. Lets the
 # suite kill a worker mid-roll-up deterministically. Never set outside the tests.
@@ -165,10 +163,6 @@ def hour_start(moment: dt.datetime) -> dt.datetime:
     return moment.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
 
 
-def _money(value: Decimal) -> Decimal:
-    return value.quantize(MONEY_PLACES, rounding=ROUND_HALF_UP)
-
-
 def _fraction(value) -> float | None:
     """A utilisation figure as 0..1, or None when it is not a number."""
     try:
@@ -184,9 +178,7 @@ def _utilisation(start: dt.datetime, cap: dt.datetime) -> dict[int, dict[str, fl
     """Per cluster with a Prometheus URL and compute meters in the hour: its answer {namespace: 0..1}.
     Clusters without a URL, or whose Prometheus failed or did not answer, are left out (unknown). Called
     outside the hour's transaction (no locks held while waiting on the network)."""
-    in_hour = Meter.objects.filter(kind=Meter.Kind.COMPUTE, created_at__lt=cap).filter(
-        Q(ended_at__isnull=True) | Q(ended_at__gt=start)
-    )
+    in_hour = meters_in_period(Meter.objects.filter(kind=Meter.Kind.COMPUTE), start=start, end=cap)
     clusters = Cluster.objects.exclude(prometheus_url="").filter(id__in=in_hour.values("cluster_id"))
     out: dict[int, dict[str, float]] = {}
     for cluster in clusters:
@@ -216,7 +208,7 @@ def _record(meter, *, start, end, now, seconds, rates, util) -> dict:
         "existing_seconds": existing,
         "gpu_seconds": 0,
         "gpu_seconds_by_model": {},
-        "cost": _money(
+        "cost": costs.money(
             costs.list_cost(
                 amount=meter.amount,
                 stopped_amount=meter.stopped_amount,
@@ -242,7 +234,7 @@ def _record(meter, *, start, end, now, seconds, rates, util) -> dict:
             model: running * int(count) for model, count in sorted((meter.gpus_by_model or {}).items())
         }
     if rates is not None:
-        record["chargeback_cost"] = _money(
+        record["chargeback_cost"] = costs.money(
             costs.chargeback_cost(
                 rates=rates, meter=meter, running=running, storage=running + stopped + deleting
             )

@@ -21,7 +21,6 @@ from django.utils import timezone
 
 from billing import costs
 from billing.models import Meter
-from catalog.pricing import UNIT_SECONDS
 from paas import authz
 from tenancy.models import Organization, Project
 
@@ -119,6 +118,58 @@ def period_figures(
     return rows
 
 
+_SECONDS_BY_PRICE = """
+WITH m AS MATERIALIZED (
+    -- the meters with what is read of them (no second pass over the meters table)
+    SELECT b.id, b.currency, b.billing_model, b.unit, b.amount, b.stopped_amount, b.created_at, b.ended_at
+    FROM billing_meter b WHERE b.id IN ({meters})
+),
+existing AS (
+    SELECT m.currency, m.billing_model, m.unit, m.amount, m.stopped_amount, COUNT(*) AS instances,
+           SUM(GREATEST(0, FLOOR(EXTRACT(EPOCH FROM LEAST(COALESCE(m.ended_at, %s), %s, %s)
+               - GREATEST(date_trunc('second', m.created_at), %s))))) AS existing
+    FROM m
+    GROUP BY 1, 2, 3, 4, 5
+),
+timed AS (
+    SELECT m.currency, m.billing_model, m.unit, m.amount, m.stopped_amount,
+           SUM(x.secs) FILTER (WHERE x.kind = 'running') AS running,
+           SUM(x.secs) FILTER (WHERE x.kind = 'stopped') AS stopped,
+           SUM(x.secs) FILTER (WHERE x.kind = 'deleting') AS deleting
+    FROM m JOIN LATERAL (
+        SELECT i.kind, GREATEST(0, EXTRACT(EPOCH FROM
+                   LEAST(COALESCE(i.ended_at, %s), %s) - GREATEST(i.started_at, %s))) AS secs
+        FROM billing_interval i
+        WHERE i.meter_id = m.id AND i.started_at < %s
+          AND (i.ended_at IS NULL OR i.ended_at > %s)
+        OFFSET 0  -- each meter's own intervals by the index, never a pass over the whole period's
+    ) x ON TRUE
+    GROUP BY 1, 2, 3, 4, 5
+)
+SELECT e.currency, e.billing_model, e.unit, e.amount, e.stopped_amount, e.instances,
+       COALESCE(t.running, 0), COALESCE(t.stopped, 0), COALESCE(t.deleting, 0), e.existing
+FROM existing e LEFT JOIN timed t
+  ON (t.currency, t.billing_model, t.unit, t.amount, t.stopped_amount)
+   = (e.currency, e.billing_model, e.unit, e.amount, e.stopped_amount)
+"""
+
+
+def seconds_by_price(
+    meters: QuerySet[Meter], *, start: dt.datetime, end: dt.datetime, now: dt.datetime | None = None
+) -> list[tuple]:
+    """Per price (currency, billing model, unit, amount, stopped amount) of ``meters``: how many, and their
+    running, stopped, deleting and existing seconds within [start, end) until ``now``. One query, each
+    meter's intervals read through its index (the billing API's totals, the budgets' spend)."""
+    now = now or now_second()
+    sql, params = meters.order_by().values("id").query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _SECONDS_BY_PRICE.format(meters=sql),
+            [*params, now, end, now, start, now, end, start, end, start],
+        )
+        return cursor.fetchall()
+
+
 def spend(
     meters: QuerySet[Meter],
     *,
@@ -127,48 +178,31 @@ def spend(
     currency: str,
     now: dt.datetime | None = None,
 ) -> Decimal:
-    """The list-price spend of ``meters`` in ``currency`` within [start, end) (until now), exact: the
-    formulas of :func:`billing.costs.list_cost` over the seconds of :func:`seconds_by_meter` and
-    :func:`existing_seconds`, summed in PostgreSQL's exact numeric arithmetic in one query (the budgets'
-    status and hard stop call it under the launch's locks)."""
-    now = now or now_second()
-    ids_sql, ids_params = (
-        meters_in_period(meters.filter(currency=currency), start=start, end=end)
-        .values("pk")
-        .query.sql_with_params()
-    )
-    per = (
-        "CASE m.unit "
-        + " ".join(f"WHEN '{unit}' THEN {seconds}" for unit, seconds in UNIT_SECONDS.items())
-        + " ELSE 3600 END"
-    )
-    # Identifiers and the unit table are ours; every value is a parameter.
-    sql = f"""
-        WITH m AS (
-            SELECT m.id, m.amount, m.stopped_amount, m.billing_model, ({per})::numeric AS per,
-                   GREATEST(0, EXTRACT(EPOCH FROM
-                       LEAST(COALESCE(m.ended_at, %s), %s, %s)
-                       - GREATEST(date_trunc('second', m.created_at), %s))) AS existing
-            FROM billing_meter m WHERE m.id IN ({ids_sql})
-        ), i AS (
-            SELECT meter_id,
-                   SUM(CASE WHEN kind = 'running' THEN secs ELSE 0 END) AS running,
-                   SUM(CASE WHEN kind <> 'running' THEN secs ELSE 0 END) AS storage
-            FROM (SELECT meter_id, kind,
-                         GREATEST(0, EXTRACT(EPOCH FROM LEAST(COALESCE(ended_at, %s), %s)
-                                                        - GREATEST(started_at, %s))) AS secs
-                  FROM billing_interval
-                  WHERE meter_id IN (SELECT id FROM m)
-                    AND started_at < %s AND (ended_at IS NULL OR ended_at > %s)) x
-            GROUP BY meter_id
+    """The list-price spend of ``meters`` in ``currency`` within [start, end) (until now), exact: their
+    seconds per price (:func:`seconds_by_price`, one query) priced by :func:`billing.costs.list_cost`
+    (the budgets' status and hard stop call it under the launch's locks)."""
+    in_period = meters_in_period(meters.filter(currency=currency), start=start, end=end)
+    total = Decimal(0)
+    for (
+        _currency,
+        model,
+        unit,
+        amount,
+        stopped_amount,
+        _count,
+        running,
+        stopped,
+        deleting,
+        existing,
+    ) in seconds_by_price(in_period, start=start, end=end, now=now):
+        total += costs.list_cost(
+            amount=amount,
+            stopped_amount=stopped_amount,
+            unit=unit,
+            billing_model=model,
+            running=int(running),
+            stopped=int(stopped),
+            deleting=int(deleting),
+            existing=int(existing),
         )
-        SELECT COALESCE(SUM(CASE WHEN m.billing_model = %s THEN m.amount * m.existing / m.per
-                                 ELSE (m.amount * COALESCE(i.running, 0)
-                                       + m.stopped_amount * COALESCE(i.storage, 0)) / m.per
-                            END), 0)
-        FROM m LEFT JOIN i ON i.meter_id = m.id
-    """  # noqa: S608
-    params = [now, end, now, start, *ids_params, now, end, start, end, start, costs.RESERVED]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return Decimal(cursor.fetchone()[0])
+    return total

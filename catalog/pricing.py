@@ -52,9 +52,17 @@ def check_cost_form(form) -> None:
             form.add_error(name, message)
 
 
+CURRENCY = re.compile(r"[A-Z]{3}")
+
+
+def is_currency(value) -> bool:
+    """An ISO 4217 code as prices, rates and budgets carry it: three capital letters."""
+    return isinstance(value, str) and CURRENCY.fullmatch(value) is not None
+
+
 def check_cost(data: dict, errors: dict) -> None:
     """Put a message in ``errors`` for each bad cost field of ``data`` (a profile's fields)."""
-    if not re.fullmatch(r"[A-Z]{3}", str(data.get("cost_currency", "USD"))):
+    if not is_currency(str(data.get("cost_currency", "USD"))):
         errors["cost_currency"] = "A three-letter ISO 4217 code, e.g. USD."
     for field in ("cost_amount", "cost_stopped_amount"):
         try:

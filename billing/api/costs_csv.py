@@ -9,8 +9,7 @@ from django.http import HttpResponse
 from rest_framework.renderers import BaseRenderer
 
 from billing import dashboards
-
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+from billing.usage_export import safe  # the one formula-injection rule of our CSVs
 
 
 class CsvRenderer(BaseRenderer):
@@ -20,11 +19,6 @@ class CsvRenderer(BaseRenderer):
 
     def render(self, data, accepted_media_type=None, renderer_context=None):
         return data if isinstance(data, (str, bytes)) else ""
-
-
-def _cell(value) -> str:
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_START) else text
 
 
 def csv_text(figures: dict) -> str:
@@ -50,7 +44,7 @@ def csv_text(figures: dict) -> str:
     group_by = figures["query"].group_by
     for row in dashboards.series_rows(figures):
         writer.writerow(
-            _cell(v)
+            safe(v)
             for v in [
                 row["bucket"].isoformat().replace("+00:00", "Z"),
                 group_by,

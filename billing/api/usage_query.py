@@ -15,14 +15,13 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db import connection
 from django.db.models import QuerySet
 from django.utils.dateparse import parse_datetime
 
 from billing import costs
 from billing.models import Meter
 from billing.periods import parse_period
-from billing.selectors import meters_in_period, meters_visible, period_figures
+from billing.selectors import meters_in_period, meters_visible, period_figures, seconds_by_price
 from catalog.models import ComputeProfile
 from inventory.selectors import cluster_list_for
 from paas.errors import ValidationFailed
@@ -36,7 +35,7 @@ BILLING_MODELS = tuple(ComputeProfile.BillingModel.values)
 
 
 def money(value: Decimal) -> str:
-    return str(Decimal(value).quantize(PLACES, rounding=ROUND_HALF_UP))
+    return str(costs.money(value))
 
 
 def hours(seconds: int) -> str:
@@ -266,40 +265,6 @@ def chunks(query: UsageQuery, size: int = 1000):
 
 # Per price: the meters' count and existing seconds, and their intervals' seconds by kind, summed in
 # two passes (no per-meter grouping): what the whole period's totals need.
-_TOTALS_SQL = """
-WITH m AS MATERIALIZED (
-    -- the filtered meters with what the totals read of them (no second pass over the meters table)
-    SELECT b.id, b.currency, b.billing_model, b.unit, b.amount, b.stopped_amount, b.created_at, b.ended_at
-    FROM billing_meter b WHERE b.id IN ({meters})
-),
-existing AS (
-    SELECT m.currency, m.billing_model, m.unit, m.amount, m.stopped_amount, COUNT(*) AS instances,
-           SUM(GREATEST(0, FLOOR(EXTRACT(EPOCH FROM LEAST(COALESCE(m.ended_at, %s), %s, %s)
-               - GREATEST(date_trunc('second', m.created_at), %s))))) AS existing
-    FROM m
-    GROUP BY 1, 2, 3, 4, 5
-),
-timed AS (
-    SELECT m.currency, m.billing_model, m.unit, m.amount, m.stopped_amount,
-           SUM(x.secs) FILTER (WHERE x.kind = 'running') AS running,
-           SUM(x.secs) FILTER (WHERE x.kind = 'stopped') AS stopped,
-           SUM(x.secs) FILTER (WHERE x.kind = 'deleting') AS deleting
-    FROM m JOIN LATERAL (
-        SELECT i.kind, GREATEST(0, EXTRACT(EPOCH FROM
-                   LEAST(COALESCE(i.ended_at, %s), %s) - GREATEST(i.started_at, %s))) AS secs
-        FROM billing_interval i
-        WHERE i.meter_id = m.id AND i.started_at < %s
-          AND (i.ended_at IS NULL OR i.ended_at > %s)
-        OFFSET 0  -- each meter's own intervals by the index, never a pass over the whole period's
-    ) x ON TRUE
-    GROUP BY 1, 2, 3, 4, 5
-)
-SELECT e.currency, e.billing_model, e.unit, e.amount, e.stopped_amount, e.instances,
-       COALESCE(t.running, 0), COALESCE(t.stopped, 0), COALESCE(t.deleting, 0), e.existing
-FROM existing e LEFT JOIN timed t
-  ON (t.currency, t.billing_model, t.unit, t.amount, t.stopped_amount)
-   = (e.currency, e.billing_model, e.unit, e.amount, e.stopped_amount)
-"""
 
 _FIGURES = ("instances", "running_seconds", "stopped_seconds", "deleting_seconds", "existing_seconds")
 
@@ -307,14 +272,7 @@ _FIGURES = ("instances", "running_seconds", "stopped_seconds", "deleting_seconds
 def totals(query: UsageQuery) -> list[dict]:
     """The whole filtered period's totals per currency, on-demand and reserved apart (one query: the
     seconds are summed per price in SQL, priced here by ``billing.costs``, the one formula)."""
-    sql, params = query.meters.order_by().values("id").query.sql_with_params()
-    start, end, now = query.start, query.as_of, query.now
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _TOTALS_SQL.format(meters=sql),
-            [*params, now, end, now, start, now, end, start, end, start],
-        )
-        groups = cursor.fetchall()
+    groups = seconds_by_price(query.meters, start=query.start, end=query.as_of, now=query.now)
     by_currency: dict[str, dict] = {}
     for currency, model, unit, amount, stopped_amount, *seconds in groups:
         count, running, stopped, deleting, existing = (int(v) for v in seconds)
