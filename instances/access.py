@@ -24,6 +24,7 @@ change revoked (``revoked_invitations``) are dropped, audited.
 from django.db.models import Q
 from django.utils import timezone
 
+from instances.kubeproxy import credentials
 from instances.models import Collaborator, CollaboratorInvitation, ComputeInstance
 from instances.namespace import baseline_objects, identities
 from instances.states import State
@@ -71,6 +72,7 @@ def revoke(user, instance: ComputeInstance) -> None:
     for codename in OWNER_PERMISSIONS:
         remove_perm(codename, user, instance)
     authz.forget(user)
+    credentials.revoke_lost(instance=instance, user_ids=[user.pk], reason="instance permissions revoked")
 
 
 def keeps_access(user, instance: ComputeInstance, *, collaborator: bool) -> bool:
@@ -124,6 +126,7 @@ def access_changed(*, users=None, org=None, reason: str = "", revoked_invitation
             for user, collaborator in people.values():
                 if user.is_active and not keeps_access(user, instance, collaborator=collaborator):
                     _lose(user, instance, reason=reason)
+        credentials.revoke_lost(instance=instance, user_ids=ids if users is not None else None, reason=reason)
         sync_later(instance)
 
 

@@ -339,37 +339,12 @@ def instance_delete(*, actor, instance: ComputeInstance) -> Run:
 
 @transaction.atomic
 def kubeconfig_issue(*, actor, instance: ComputeInstance) -> str:
-    """A kubeconfig for the actor's own ServiceAccount in the instance's namespace, with a short-lived
-    token from the TokenRequest API (issued now, audited, never stored)."""
-    from instances import baseline
-    from inventory import kube
+    """A kubeconfig for the platform's kubectl proxy with a new short-lived credential of the actor's
+    (instances/kubeproxy/credentials.py: bound to the actor and this instance, stored as a digest,
+    revocable, audited). Nothing of the cluster's leaves the platform."""
+    from instances.kubeproxy import credentials
 
-    authz.require(
-        actor,
-        "use_instance",
-        instance,
-        message="Only the owner and collaborators of this instance get a kubeconfig.",
-    )
-    if instance.state != State.READY:
-        raise Conflict(f"{instance.name} is {instance.state}; a kubeconfig is issued once it is ready.")
-    kubeconfig = instance.cluster.kubeconfig.reveal()
-    account = baseline.service_account_name(actor.username)
-    try:
-        token, expires = kube.issue_token(
-            kubeconfig, namespace=instance.namespace, service_account=account, seconds=3600
-        )
-    except kube.KubeUnreachable as exc:
-        raise Conflict(f"The cluster cannot issue a token now: {exc}") from exc
-    audit_log(
-        actor=actor,
-        action="instance.kubeconfig",
-        target=instance,
-        project=instance.project,
-        details={"service_account": account, "expires_at": expires.isoformat()},
-    )
-    return kube.kubeconfig_for_token(
-        kubeconfig, token=token, namespace=instance.namespace, user=actor.username
-    )
+    return credentials.kubeconfig_issue(actor=actor, instance=instance)
 
 
 @transaction.atomic

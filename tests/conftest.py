@@ -171,3 +171,20 @@ def world(_session_world, db) -> World:
 @pytest.fixture
 def password() -> str:
     return PASSWORD
+
+
+@pytest.fixture
+def kube_proxy(request, settings):
+    """The platform's kubectl proxy, served by the real ASGI server (tests/support/asgi_server.py):
+    kubeconfigs issued in the test point at it. A test on the ``db`` fixture lends the server its
+    connection (so the server sees the test's rows); on ``transactional_db`` nothing is lent."""
+    from tests.support import asgi_server
+
+    server = asgi_server.session_server()
+    settings.PAAS_KUBE_PROXY_URL = server.url
+    if "transactional_db" in request.fixturenames or "live_server" in request.fixturenames:
+        yield server
+        return
+    request.getfixturevalue("db")
+    with asgi_server.sharing_the_test_connection():
+        yield server

@@ -115,8 +115,24 @@ DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)} if
 # (the billing totals and dashboards, aggregations over an org's few thousand rows) the compiling took
 # longer than the query: 0.3 s against 0.15 s measured (tests/benchmarks/bench_billing.py). Off for
 # our connections unless DATABASE_URL's own options say otherwise.
+
+
+def database_options(database: dict) -> dict:
+    """Our connection options: JIT off (above) and, under the ASGI server, psycopg's connection pool
+    instead of persistent connections (a persistent connection belongs to a thread, and the ASGI
+    server runs each request's synchronous code on a thread of its own). ``PAAS_DB_POOL_MAX`` bounds
+    a process's connections (``0`` turns the pool off)."""
+    options = database.setdefault("OPTIONS", {})
+    options.setdefault("options", "-c jit=off")
+    pool_max = env_int("PAAS_DB_POOL_MAX", 16)
+    if pool_max > 0:
+        options.setdefault("pool", {"min_size": 1, "max_size": pool_max, "timeout": 10})
+        database["CONN_MAX_AGE"] = 0  # the pool keeps the connections; Django returns them after each request
+    return database
+
+
 if DATABASES:
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("options", "-c jit=off")
+    database_options(DATABASES["default"])
 
 
 def require_postgresql(databases: dict, hint: str) -> None:
@@ -192,6 +208,19 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "GPU PaaS <no-reply@localhost>")
 # The absolute base URL used in links that leave the platform (invitation emails).
 PAAS_BASE_URL = env("PAAS_BASE_URL", "http://127.0.0.1:8000")
 INVITATION_TTL_HOURS = env_int("INVITATION_TTL_HOURS", 72)
+# The kubectl proxy (instances/kubeproxy): where downloaded kubeconfigs point (default: PAAS_BASE_URL),
+# the CA a private https address needs (embedded into the kubeconfig), and a credential's lifetime.
+PAAS_KUBE_PROXY_URL = env("PAAS_KUBE_PROXY_URL", "")
+PAAS_KUBE_PROXY_CA_FILE = env("PAAS_KUBE_PROXY_CA_FILE", "")
+PAAS_KUBECONFIG_TTL_MINUTES = env_int("PAAS_KUBECONFIG_TTL_MINUTES", 60)
+# The ASGI application (paas/asgi.py): applications mounted at a path prefix outside Django's request
+# handling, Channels' WebSocket routes, and what runs at the server's shutdown. Dotted paths, so that
+# the project's module imports no app.
+PAAS_ASGI_MOUNTS = [("/k8s/", "instances.kubeproxy.app.application")]
+PAAS_WEBSOCKET_ROUTES = "instances.shell.routing.websocket_urlpatterns"
+PAAS_ASGI_SHUTDOWN = ["instances.kubeproxy.upstream.close_all"]
+# Django serves the static files itself (dev and the suite; production puts them behind its web tier).
+PAAS_SERVE_STATIC = env_bool("PAAS_SERVE_STATIC", False)
 # Invitation emails sent in the last hour: at most this many per inviting person and per organization.
 INVITATIONS_PER_HOUR_PER_ACTOR = env_int("INVITATIONS_PER_HOUR_PER_ACTOR", 20)
 INVITATIONS_PER_HOUR_PER_ORG = env_int("INVITATIONS_PER_HOUR_PER_ORG", 100)

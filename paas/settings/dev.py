@@ -5,7 +5,7 @@ database as ``make run``; DATABASE_URL points anywhere else."""
 import secrets
 
 from .base import *  # noqa: F403
-from .base import DATABASES, VAR_DIR, env, env_bool, env_list, require_postgresql
+from .base import DATABASES, VAR_DIR, database_options, env, env_bool, env_list, require_postgresql
 
 DEBUG = True
 
@@ -15,7 +15,9 @@ if not DATABASES:
     from paas import embedded_postgres
 
     DATABASES = {
-        "default": dj_database_url.parse(embedded_postgres.ensure_project_database(VAR_DIR), conn_max_age=60)
+        "default": database_options(
+            dj_database_url.parse(embedded_postgres.ensure_project_database(VAR_DIR), conn_max_age=60)
+        )
     }
 require_postgresql(DATABASES, "Unset DATABASE_URL for the project's own server, or name a PostgreSQL one.")
 # The demo's local cluster listens on 127.0.0.1 (production keeps loopback refused).
@@ -51,3 +53,5 @@ def _dev_checkpoint_key() -> str:
 SECRET_KEY = env("SECRET_KEY") or _dev_secret_key()
 PAAS_ENCRYPTION_KEYS = env_list("PAAS_ENCRYPTION_KEYS") or _dev_encryption_keys()
 PAAS_AUDIT_CHECKPOINT_KEY = env("PAAS_AUDIT_CHECKPOINT_KEY") or _dev_checkpoint_key()
+
+PAAS_SERVE_STATIC = True  # uvicorn serves the static files through Django here (paas/asgi.py)

@@ -29,3 +29,5 @@ require_postgresql(
     "The suite runs on PostgreSQL only. Run it with `make test`, which provisions PostgreSQL, "
     "or set DATABASE_URL=postgres://...",
 )
+
+PAAS_SERVE_STATIC = True  # uvicorn serves the static files through Django here (paas/asgi.py)

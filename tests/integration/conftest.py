@@ -25,7 +25,7 @@ def registered_cluster(world, kube_cluster):
 
 
 @pytest.fixture
-def live(world, kube_cluster, registered_cluster):
+def live(world, kube_cluster, registered_cluster, kube_proxy):
     """The registered local cluster with the system catalog loaded; ``profile`` is the small system
     profile, ``core`` an admin CoreV1Api."""
     admin = kube_cluster.api_client()

@@ -70,7 +70,7 @@ def run_tasks(django_capture_on_commit_callbacks, monkeypatch):
 
 
 @pytest.fixture
-def live(world, kube_cluster):
+def live(world, kube_cluster, kube_proxy):
     cluster = inventory_services.cluster_register(
         actor=world.operator, name="local", kubeconfig=Path(kube_cluster.kubeconfig_path).read_text()
     )
@@ -364,8 +364,9 @@ def test_a_removed_collaborator_without_the_workspace_is_refused_everywhere(live
 
 @pytest.mark.kube
 def test_a_lost_access_task_is_made_up_by_the_drift_repair(live, api, client, run_tasks):
-    """The cluster's agent was down when the access task was queued (here: never run). The periodic
-    drift repair finds the person's ServiceAccount and deletes it, reporting it in its audit event."""
+    """The cluster's agent was down when the access task was queued (here: never run). The kubectl
+    proxy refuses the person at once all the same; the periodic drift repair then finds their
+    ServiceAccount and deletes it, reporting it in its audit event."""
     world = live["world"]
     owner = world.a.users["workspace_admin"]
     friend = _member(world, "rev-lost", (Role.COLLABORATOR_RW, world.a.project))
@@ -378,7 +379,9 @@ def test_a_lost_access_task_is_made_up_by_the_drift_repair(live, api, client, ru
     # Removed from the org; the enqueued access task is lost (the on-commit callbacks never run).
     services.member_remove(actor=world.a.users["org_admin"], org=world.a.org, user=friend)
     assert not Task.objects.filter(func="instances.tasks.access_sync").exists()
-    old.list_namespaced_pod(instance.namespace)  # the hole: the old token still works
+    # No hole: the proxy checks the permission at each request, so the old kubeconfig is refused at
+    # once, though the ServiceAccount it impersonated is still in the cluster.
+    assert _status(old, instance.namespace) == 401
     assert account in _accounts(live, instance)
 
     report = drift.baseline_repair(cluster_id=instance.cluster_id)

@@ -2,26 +2,48 @@ import signal
 import subprocess
 import sys
 
-from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 
 class Command(BaseCommand):
-    help = "Run the web server and a background worker (manage.py qcluster) together, for the demo."
+    help = (
+        "Serve the platform with the ASGI server (uvicorn: pages, API, the kubectl proxy and the web "
+        "shell's WebSockets) and run a background worker (manage.py qcluster) beside it."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("addrport", nargs="?", default="127.0.0.1:8000")
+        parser.add_argument("--workers", type=int, default=1, help="web server processes (default 1)")
+        parser.add_argument("--no-worker", action="store_true", help="do not start the background worker")
 
-    def handle(self, *args, addrport: str, **options):
-        worker = subprocess.Popen([sys.executable, "manage.py", "qcluster"])
-        self.stdout.write(f"Worker started (pid {worker.pid}).")
-        # runserver does not handle SIGTERM; turn it into a normal exit so the worker is stopped too.
-        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    def handle(self, *args, addrport: str, workers: int, no_worker: bool, **options):
+        import uvicorn
+
+        host, _, port = addrport.rpartition(":")
+        if not host or not port.isdigit():
+            raise CommandError("Give the address as HOST:PORT, e.g. 127.0.0.1:8000.")
+        worker = None
+        if not no_worker:
+            worker = subprocess.Popen([sys.executable, "manage.py", "qcluster"])
+            self.stdout.write(f"Worker started (pid {worker.pid}).")
         try:
-            call_command("runserver", addrport, use_reloader=False)
+            uvicorn.run(
+                "paas.asgi:application",
+                host=host.strip("[]"),
+                port=int(port),
+                workers=max(1, workers),
+                loop="uvloop",
+                http="httptools",
+                ws="websockets-sansio",
+                lifespan="on",
+                proxy_headers=False,
+                server_header=False,
+                timeout_graceful_shutdown=20,
+            )
         finally:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                worker.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+            if worker is not None:
+                worker.send_signal(signal.SIGTERM)
+                try:
+                    worker.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    worker.kill()

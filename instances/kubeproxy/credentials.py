@@ -1,0 +1,265 @@
+"""The kubectl proxy's credentials: issued with a kubeconfig, checked at every request.
+
+A credential binds one user to one compute instance, expires, can be revoked, and is stored only as a
+digest. :func:`grant_for` is the only way the proxy reaches an instance: it authenticates the token and
+checks, at that moment, that the user is active and still holds ``use_instance`` on a ready instance,
+so a removed collaborator is cut off at their next request.
+"""
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import yaml
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from instances.models import ComputeInstance, KubeCredential
+from instances.states import State
+from paas import authz
+from paas.audit import audit_log
+from paas.errors import Conflict, NotFound
+
+TOKEN_PREFIX = "gpk_"  # noqa: S105 - a public marker, not a secret
+VIA_KUBECONFIG = "kubeconfig"
+VIA_SHELL = "shell"
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def proxy_base_url() -> str:
+    """Where kubeconfigs point: ``PAAS_KUBE_PROXY_URL``, by default the platform's own base URL."""
+    return (getattr(settings, "PAAS_KUBE_PROXY_URL", "") or settings.PAAS_BASE_URL).rstrip("/")
+
+
+def instance_server(instance_id: int, *, base: str | None = None) -> str:
+    return f"{(base or proxy_base_url()).rstrip('/')}/k8s/instances/{instance_id}"
+
+
+def _new_token() -> tuple[str, str]:
+    prefix = secrets.token_hex(6)
+    return prefix, f"{TOKEN_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+
+
+def credential_issue(
+    *, actor, instance: ComputeInstance, via: str = VIA_KUBECONFIG, ttl: timedelta | None = None
+) -> tuple[KubeCredential, str]:
+    """A new credential for ``actor`` on ``instance`` (checked and audited by the caller's service); the
+    clear token is returned here and never again."""
+    ttl = ttl or timedelta(minutes=settings.PAAS_KUBECONFIG_TTL_MINUTES)
+    prefix, token = _new_token()
+    credential = KubeCredential.objects.create(
+        user=actor, instance=instance, prefix=prefix, digest=_digest(token), via=via,
+        expires_at=timezone.now() + ttl,
+    )
+    return credential, token
+
+
+def proxy_kubeconfig(*, instance: ComputeInstance, user, token: str, base: str | None = None) -> str:
+    """A kubeconfig for the platform's proxy: its server is the instance's proxy URL, its user the
+    credential's token; the namespace is the instance's. Nothing of the cluster's is in it."""
+    server = instance_server(instance.pk, base=base)
+    cluster: dict = {"server": server}
+    ca_file = getattr(settings, "PAAS_KUBE_PROXY_CA_FILE", "")
+    if ca_file and server.startswith("https://"):
+        import base64
+        from pathlib import Path
+
+        cluster["certificate-authority-data"] = base64.b64encode(Path(ca_file).read_bytes()).decode()
+    name = f"paas-{instance.name}"
+    context = f"{user.username}@{instance.name}"
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": name, "cluster": cluster}],
+        "users": [{"name": user.username, "user": {"token": token}}],
+        "contexts": [
+            {"name": context, "context": {"cluster": name, "user": user.username, "namespace": instance.namespace}}
+        ],
+        "current-context": context,
+        "preferences": {},
+    }
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+def _require_usable(actor, instance: ComputeInstance) -> None:
+    authz.require(
+        actor,
+        "use_instance",
+        instance,
+        message="Only the owner and collaborators of this instance get a kubeconfig.",
+    )
+    if instance.state != State.READY:
+        raise Conflict(f"{instance.name} is {instance.state}; a kubeconfig is issued once it is ready.")
+
+
+@transaction.atomic
+def kubeconfig_issue(*, actor, instance: ComputeInstance) -> str:
+    """A kubeconfig for the platform's proxy with a new short-lived credential of ``actor`` on
+    ``instance`` (audited; the token is shown in it once and stored only as a digest)."""
+    _require_usable(actor, instance)
+    credential, token = credential_issue(actor=actor, instance=instance)
+    audit_log(
+        actor=actor,
+        action="instance.kubeconfig",
+        target=instance,
+        project=instance.project,
+        details={
+            "credential": f"gpk_{credential.prefix}",
+            "expires_at": credential.expires_at.isoformat(),
+            "server": instance_server(instance.pk),
+        },
+    )
+    return proxy_kubeconfig(instance=instance, user=actor, token=token)
+
+
+@transaction.atomic
+def credential_revoke(*, actor, credential: KubeCredential) -> KubeCredential:
+    """Revoke a credential (its user, or anyone who may change the instance); audited. The next request
+    made with it is refused, and its open streams are closed at their next check."""
+    instance = credential.instance
+    if credential.user_id != actor.pk:
+        authz.require(actor, "change_computeinstance", instance, message="You cannot revoke this credential.")
+    if credential.revoked_at is None:
+        credential.revoked_at = timezone.now()
+        credential.save(update_fields=["revoked_at"])
+        audit_log(
+            actor=actor,
+            action="instance.kubeconfig_revoke",
+            target=instance,
+            project=instance.project,
+            details={"credential": f"gpk_{credential.prefix}", "user": credential.user.email},
+        )
+    return credential
+
+
+def revoke_lost(*, instance: ComputeInstance, user_ids=None, reason: str = "") -> int:
+    """Revoke the credentials on ``instance`` whose users cannot use it now (access changed: a role,
+    the membership, the account or the org went). The proxy refuses them at once anyway; revoked, they
+    stay dead when the access comes back (a reactivated account downloads a new kubeconfig). Audited
+    in the access change's transaction."""
+    live = KubeCredential.objects.filter(
+        instance=instance, revoked_at__isnull=True, expires_at__gt=timezone.now()
+    ).select_related("user")
+    if user_ids is not None:
+        live = live.filter(user_id__in=list(user_ids))
+    lost = [c for c in live if not (c.user.is_active and authz.has_perm(c.user, "use_instance", instance))]
+    if not lost:
+        return 0
+    KubeCredential.objects.filter(pk__in=[c.pk for c in lost]).update(revoked_at=timezone.now())
+    audit_log(
+        actor=None,
+        action="instance.kubeconfig_revoke",
+        target=instance,
+        project=instance.project,
+        details={
+            "credentials": sorted(f"gpk_{c.prefix}" for c in lost),
+            "users": sorted({c.user.email for c in lost}),
+            "via": reason or "access changed",
+        },
+    )
+    return len(lost)
+
+
+def credentials_visible(*, actor, instance: ComputeInstance):
+    """The unexpired, unrevoked credentials on ``instance`` the actor may see: their own, or everyone's
+    for who may change the instance."""
+    qs = KubeCredential.objects.filter(
+        instance=instance, revoked_at__isnull=True, expires_at__gt=timezone.now()
+    ).select_related("user")
+    if not authz.has_perm(actor, "change_computeinstance", instance):
+        qs = qs.filter(user=actor)
+    return qs.order_by("-created_at")
+
+
+def access_credential(*, actor, instance: ComputeInstance, credential_id) -> KubeCredential:
+    """A credential the actor may see on the instance; missing and forbidden look alike."""
+    try:
+        return credentials_visible(actor=actor, instance=instance).get(pk=int(credential_id))
+    except (KubeCredential.DoesNotExist, TypeError, ValueError):
+        raise NotFound("No such credential.") from None
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What one authenticated proxy request may do: act as ``service_account`` in ``namespace`` of the
+    cluster, on behalf of ``user``. Carries what the audit record needs."""
+
+    credential_id: int
+    via: str
+    user_id: int
+    user_repr: str
+    instance_id: int
+    instance_name: str
+    namespace: str
+    service_account: str
+    org_id: int
+    project_id: int
+    cluster_id: int
+    cluster_name: str
+    cluster_key: str  # a digest of the cluster's kubeconfig: the proxy's session for it (upstream.py)
+    expires_at: datetime
+
+    @property
+    def impersonate_user(self) -> str:
+        return f"system:serviceaccount:{self.namespace}:{self.service_account}"
+
+
+def _parse(token: str) -> str | None:
+    if not token.startswith(TOKEN_PREFIX):
+        return None
+    try:
+        _, prefix, _secret = token.split("_", 2)
+    except ValueError:
+        return None
+    return prefix if 0 < len(prefix) <= 16 else None
+
+
+def grant_for(*, token: str, instance_id: int) -> Grant | None:
+    """The grant of a proxy request presenting ``token`` for instance ``instance_id``, or ``None`` (the
+    proxy answers 401 and says nothing more). Checked now: the token's digest, expiry and revocation,
+    that it was issued for this instance, that its user is active and still holds ``use_instance`` on
+    it (org and user not deactivated), and that the instance is ready."""
+    from instances import baseline
+
+    prefix = _parse(token)
+    if prefix is None:
+        return None
+    credential = (
+        KubeCredential.objects.select_related("user", "instance__cluster", "instance__project__org")
+        .filter(prefix=prefix)
+        .first()
+    )
+    if credential is None or not hmac.compare_digest(credential.digest, _digest(token)):
+        return None
+    now = timezone.now()
+    if credential.revoked_at is not None or credential.expires_at <= now:
+        return None
+    instance, user = credential.instance, credential.user
+    if instance.pk != instance_id or not user.is_active or instance.state != State.READY:
+        return None
+    if instance.cluster is None or not authz.has_perm(user, "use_instance", instance):
+        return None
+    if credential.last_used_at is None or now - credential.last_used_at > timedelta(minutes=1):
+        KubeCredential.objects.filter(pk=credential.pk).update(last_used_at=now)
+    return Grant(
+        credential_id=credential.pk,
+        via=credential.via,
+        user_id=user.pk,
+        user_repr=user.email or user.get_username(),
+        instance_id=instance.pk,
+        instance_name=instance.name,
+        namespace=instance.namespace,
+        service_account=baseline.service_account_name(user.username),
+        org_id=instance.project.org_id,
+        project_id=instance.project_id,
+        cluster_id=instance.cluster_id,
+        cluster_name=instance.cluster.name,
+        cluster_key=hashlib.sha256(instance.cluster.kubeconfig.reveal().encode()).hexdigest()[:32],
+        expires_at=credential.expires_at,
+    )

@@ -1,0 +1,3 @@
+"""The web shell's WebSocket routes (paas/asgi.py routes them through Channels)."""
+
+websocket_urlpatterns: list = []
