@@ -104,7 +104,7 @@ def test_a_kubeconfig_change_to_such_a_credential_is_refused(world, registered_c
         inventory_services.cluster_update(
             actor=world.operator, cluster=registered_cluster, kubeconfig=limited
         )
-    assert refused.value.fields == {"kubeconfig": IMPERSONATION_REFUSED}
+    assert refused.value.fields == {"kubeconfig": [IMPERSONATION_REFUSED]}
     registered_cluster.refresh_from_db()
     assert registered_cluster.kubeconfig.reveal() == admin_kc, "the stored credential is unchanged"
 
