@@ -6,6 +6,7 @@ UV_VERSION := 0.13.9
 UV := var/tools/bin/uv
 VENV := .venv
 ADDR ?= 127.0.0.1:8000
+TLS_PORT ?= 8443
 DEMO_CLUSTER ?= 1
 
 export UV_PYTHON_DOWNLOADS := never
@@ -51,11 +52,15 @@ run: install
 	    || { echo "bwrap is unavailable; the web shell is unavailable."; rm -f var/bwrap-binary.path; }; \
 	fi
 	PAAS_DEMO_KUBECONFIG="$$(cat var/demo-kubeconfig.path 2>/dev/null)" $(VENV)/bin/python manage.py demo_setup
-	@echo "Open http://$(ADDR)/  (studio at /studio/, API docs at /api/docs/)"
+	$(VENV)/bin/python manage.py dev_tls var/tls
+	@echo "Open http://$(ADDR)/  (studio at /studio/, API docs at /api/docs/; kubeconfigs reach the kubectl proxy at https://$(firstword $(subst :, ,$(ADDR))):$(TLS_PORT))"
 	PAAS_HELM_BINARY="$${PAAS_HELM_BINARY:-$$(cat var/helm-binary.path 2>/dev/null)}" \
 	PAAS_KUBECTL_BINARY="$${PAAS_KUBECTL_BINARY:-$$(cat var/kubectl-binary.path 2>/dev/null)}" \
 	PAAS_BWRAP_BINARY="$${PAAS_BWRAP_BINARY:-$$(cat var/bwrap-binary.path 2>/dev/null)}" \
-	  $(VENV)/bin/python manage.py serve $(ADDR)
+	PAAS_TLS_CERT_FILE=var/tls/server.crt PAAS_TLS_KEY_FILE=var/tls/server.key \
+	PAAS_KUBE_PROXY_URL="$${PAAS_KUBE_PROXY_URL:-https://$(firstword $(subst :, ,$(ADDR))):$(TLS_PORT)}" \
+	PAAS_KUBE_PROXY_CA_FILE="$${PAAS_KUBE_PROXY_CA_FILE:-var/tls/ca.crt}" \
+	  $(VENV)/bin/python manage.py serve $(ADDR) --tls-port $(TLS_PORT)
 
 ## test: the whole suite on PostgreSQL and the local Kubernetes control plane (provisioned on demand)
 test: install lint

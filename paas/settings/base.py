@@ -118,22 +118,24 @@ DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)} if
 # our connections unless DATABASE_URL's own options say otherwise.
 
 
-def _forks_workers() -> bool:
-    """``manage.py qcluster`` (django-q2) forks its worker processes after it has used the database: a
-    pool's connections would then be shared by several processes (each reading the others' results) and
-    its threads lost. It keeps Django's own per-thread connections; the pool is for the ASGI server."""
-    return sys.argv[1:2] == ["qcluster"]
+def serves_asgi() -> bool:
+    """Is this process the ASGI server (``manage.py serve``, or uvicorn started on its own)? Only it uses
+    psycopg's pool: a command has one thread and needs none (and a pool turns "database does not
+    exist" into a timeout), and ``manage.py qcluster`` (django-q2) forks its workers after using the
+    database, so a pool's connections would be shared by several processes, each reading the others'
+    results. The suite's profile turns it on: the suite serves the ASGI server in its own process."""
+    return sys.argv[1:2] == ["serve"] or Path(sys.argv[0]).name in ("uvicorn", "gunicorn")
 
 
-def database_options(database: dict) -> dict:
-    """Our connection options: JIT off (above) and, under the ASGI server, psycopg's connection pool
+def database_options(database: dict, *, pool: bool | None = None) -> dict:
+    """Our connection options: JIT off (above) and, in the ASGI server, psycopg's connection pool
     instead of persistent connections (a persistent connection belongs to a thread, and the ASGI
     server runs each request's synchronous code on a thread of its own). ``PAAS_DB_POOL_MAX`` bounds
     a process's connections (``0`` turns the pool off)."""
     options = database.setdefault("OPTIONS", {})
     options.setdefault("options", "-c jit=off")
     pool_max = env_int("PAAS_DB_POOL_MAX", 16)
-    if pool_max > 0 and not _forks_workers():
+    if pool_max > 0 and (serves_asgi() if pool is None else pool):
         options.setdefault("pool", {"min_size": 1, "max_size": pool_max, "timeout": 10})
         database["CONN_MAX_AGE"] = 0  # the pool keeps the connections; Django returns them after each request
     return database
@@ -220,6 +222,9 @@ INVITATION_TTL_HOURS = env_int("INVITATION_TTL_HOURS", 72)
 # the CA a private https address needs (embedded into the kubeconfig), and a credential's lifetime.
 PAAS_KUBE_PROXY_URL = env("PAAS_KUBE_PROXY_URL", "")
 PAAS_KUBE_PROXY_CA_FILE = env("PAAS_KUBE_PROXY_CA_FILE", "")
+# The certificate and key `manage.py serve --tls-port` serves HTTPS with (where no ingress ends TLS).
+PAAS_TLS_CERT_FILE = env("PAAS_TLS_CERT_FILE", "")
+PAAS_TLS_KEY_FILE = env("PAAS_TLS_KEY_FILE", "")
 PAAS_KUBECONFIG_TTL_MINUTES = env_int("PAAS_KUBECONFIG_TTL_MINUTES", 60)
 # The ASGI application (paas/asgi.py): applications mounted at a path prefix outside Django's request
 # handling, Channels' WebSocket routes, and what runs at the server's shutdown. Dotted paths, so that

@@ -1,11 +1,12 @@
 """The suite's profile: PostgreSQL only (DATABASE_URL is provided by tests/support/run.py)."""
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 
 from .base import *  # noqa: F403
-from .base import DATABASES, MIDDLEWARE, require_postgresql
+from .base import DATABASES, MIDDLEWARE, database_options, require_postgresql
 
 SECRET_KEY = "test-only-secret-key-not-for-production-0123456789abcdefghijklmnopqrstuvwxyz"  # noqa: S105
 # Two keys: the suite encrypts with the first and proves it still reads what the second encrypted.
@@ -24,6 +25,10 @@ PAAS_OUTBOUND_ALLOW_LOOPBACK = True
 # Every response is searched for the suite's credential canary (tests/support/canary.py).
 MIDDLEWARE = ["tests.support.canary.CanaryMiddleware", *MIDDLEWARE]
 
+# The suite serves the ASGI server in its own process (tests/support/asgi_server.py): with the pool, as
+# `manage.py serve` runs. Worker processes it starts (`manage.py qcluster`) keep their own connections.
+if DATABASES and sys.argv[1:2] != ["qcluster"]:
+    database_options(DATABASES["default"], pool=True)
 require_postgresql(
     DATABASES,
     "The suite runs on PostgreSQL only. Run it with `make test`, which provisions PostgreSQL, "

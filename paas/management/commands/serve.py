@@ -27,13 +27,31 @@ class Command(BaseCommand):
         parser.add_argument("addrport", nargs="?", default="127.0.0.1:8000")
         parser.add_argument("--workers", type=int, default=1, help="web server processes (default 1)")
         parser.add_argument("--no-worker", action="store_true", help="do not start the background worker")
+        parser.add_argument(
+            "--tls-port",
+            type=int,
+            default=0,
+            help="also serve HTTPS on this port (same host), with PAAS_TLS_CERT_FILE and PAAS_TLS_KEY_FILE: "
+            "kubectl sends its credential to no plain-HTTP server, so the kubectl proxy needs HTTPS where no "
+            "ingress terminates TLS (make run). One web process only.",
+        )
 
-    def handle(self, *args, addrport: str, workers: int, no_worker: bool, **options):
+    def handle(self, *args, addrport: str, workers: int, no_worker: bool, tls_port: int, **options):
         import uvicorn
+        from django.conf import settings
 
         host, _, port = addrport.rpartition(":")
         if not host or not port.isdigit():
             raise CommandError("Give the address as HOST:PORT, e.g. 127.0.0.1:8000.")
+        tls = {}
+        if tls_port:
+            tls = {"ssl_certfile": settings.PAAS_TLS_CERT_FILE, "ssl_keyfile": settings.PAAS_TLS_KEY_FILE}
+            if not all(tls.values()):
+                raise CommandError("--tls-port needs PAAS_TLS_CERT_FILE and PAAS_TLS_KEY_FILE.")
+            if workers > 1:
+                raise CommandError(
+                    "--tls-port serves one web process; with workers, TLS ends at the ingress."
+                )
         # uvicorn catches the stop signals for its graceful shutdown, then restores the handlers it found
         # and raises the signal again: ours turns it into an exception, so the worker below is still
         # stopped and the command exits 0 (the default handler would kill this process on the spot).
@@ -43,19 +61,20 @@ class Command(BaseCommand):
             if not no_worker:
                 worker = subprocess.Popen([sys.executable, "manage.py", "qcluster"])
                 self.stdout.write(f"Worker started (pid {worker.pid}).")
-            uvicorn.run(
-                "paas.asgi:application",
-                host=host.strip("[]"),
-                port=int(port),
-                workers=max(1, workers),
-                loop="uvloop",
-                http="httptools",
-                ws="websockets-sansio",
-                lifespan="on",
-                proxy_headers=False,
-                server_header=False,
-                timeout_graceful_shutdown=20,
-            )
+            options = {
+                "host": host.strip("[]"),
+                "loop": "uvloop",
+                "http": "httptools",
+                "ws": "websockets-sansio",
+                "lifespan": "on",
+                "proxy_headers": False,
+                "server_header": False,
+                "timeout_graceful_shutdown": 20,
+            }
+            if tls:
+                _serve_both(options, port=int(port), tls_port=tls_port, tls=tls)
+            else:
+                uvicorn.run("paas.asgi:application", port=int(port), workers=max(1, workers), **options)
         except _Stopped:
             pass
         finally:
@@ -67,3 +86,29 @@ class Command(BaseCommand):
                     worker.kill()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+
+def _serve_both(options: dict, *, port: int, tls_port: int, tls: dict) -> None:
+    """HTTP on ``port`` and HTTPS on ``tls_port``, one process and one event loop; when either server
+    stops (a stop signal reaches the one whose handler is current), the other is stopped too."""
+    import asyncio
+
+    import uvicorn
+
+    servers = [
+        uvicorn.Server(uvicorn.Config("paas.asgi:application", port=port, **options)),
+        uvicorn.Server(uvicorn.Config("paas.asgi:application", port=tls_port, **tls, **options)),
+    ]
+
+    async def main() -> None:
+        tasks = [asyncio.ensure_future(server.serve()) for server in servers]
+        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for server in servers:
+            server.should_exit = True
+        await asyncio.gather(*pending)
+        for task in done:
+            task.result()
+
+    import uvloop
+
+    uvloop.run(main())
