@@ -48,8 +48,14 @@ def start(host: str = "127.0.0.1") -> Iterator[AsgiServer]:
 
     sock = _free_socket(host)
     config = uvicorn.Config(
-        application, loop="uvloop", http="httptools", ws="websockets-sansio", lifespan="on",
-        log_level="warning", timeout_graceful_shutdown=5, server_header=False,
+        application,
+        loop="uvloop",
+        http="httptools",
+        ws="websockets-sansio",
+        lifespan="on",
+        log_level="warning",
+        timeout_graceful_shutdown=5,
+        server_header=False,
     )
     server = uvicorn.Server(config)
 
@@ -58,7 +64,12 @@ def start(host: str = "127.0.0.1") -> Iterator[AsgiServer]:
 
     thread = threading.Thread(target=run, name="asgi-server", daemon=True)
     thread.start()
-    wait_for(lambda: server.started or not thread.is_alive(), timeout=30, interval=0.02, what="the ASGI server started")
+    wait_for(
+        lambda: server.started or not thread.is_alive(),
+        timeout=30,
+        interval=0.02,
+        what="the ASGI server started",
+    )
     if not server.started:
         raise RuntimeError("the ASGI server did not start")
     try:
@@ -109,9 +120,14 @@ def sharing_the_test_connection() -> Iterator[None]:
     connections._connections = Shared()
     signals.request_started.disconnect(close_old_connections)
     signals.request_finished.disconnect(close_old_connections)
+    # Django's test clients connect close_old_connections again after each of their requests (an API
+    # client's call in the test would then let the server's next Django request close the shared
+    # connection, since it is inside the test's transaction): the connection ignores it meanwhile.
+    conn.close_if_unusable_or_obsolete = lambda: None
     try:
         yield
     finally:
+        del conn.close_if_unusable_or_obsolete
         signals.request_started.connect(close_old_connections)
         signals.request_finished.connect(close_old_connections)
         connections._connections = saved

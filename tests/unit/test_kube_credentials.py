@@ -264,3 +264,106 @@ def test_revoke_lost_leaves_whoever_keeps_access(ready):
     services.kubeconfig_issue(actor=instance.owner, instance=instance)
     assert credentials.revoke_lost(instance=instance, reason="test") == 0
     assert not _audits("instance.kubeconfig_revoke", instance)
+
+
+# --- the API and the instance page ----------------------------------------------------------------
+
+FIELDS = {"id", "user", "via", "created_at", "expires_at", "last_used_at", "revoked"}
+
+
+def test_the_api_lists_and_revokes(ready, api):
+    world, instance = ready
+    owner, friend = instance.owner, _add_collaborator(world, instance)
+    reader, outsider = world.a.users["collaborator_ro"], world.b.users["org_admin"]
+    tokens = [_token(services.kubeconfig_issue(actor=u, instance=instance)) for u in (owner, friend)]
+    url = f"/api/v1/instances/{instance.pk}/kube-credentials/"
+    listed = api.as_user(owner).get(url)
+    assert listed.status_code == 200
+    assert [set(row) for row in listed.json()] == [FIELDS, FIELDS]
+    assert {row["user"]["email"] for row in listed.json()} == {owner.email, friend.email}
+    body = listed.content.decode()
+    for token in tokens:  # neither the token, nor its secret part, nor the digest
+        assert token.rsplit("_", 1)[1] not in body and hashlib.sha256(token.encode()).hexdigest() not in body
+    assert api.as_user(reader).get(url).json() == []  # only their own, and they have none
+    assert api.as_user(outsider).get(url).status_code == 404
+    assert api.as_user(owner).get(f"/api/v1/instances/{10**30}/kube-credentials/").status_code == 404
+    friends = KubeCredential.objects.get(user=friend)
+    revoke = f"{url}{friends.pk}/revoke/"
+    # Forbidden and missing alike.
+    assert api.as_user(reader).post(revoke).status_code == 404
+    assert api.as_user(outsider).post(revoke).status_code == 404
+    assert api.as_user(owner).post(f"{url}{10**30}/revoke/").status_code == 404
+    assert api.as_user(owner).get(revoke).status_code == 405
+    assert KubeCredential.objects.get(pk=friends.pk).revoked_at is None
+    # The owner revokes the collaborator's (audited); then it is gone from the list and a 404.
+    answer = api.as_user(owner).post(revoke, {"junk": ["x"] * 3}, format="json")
+    assert answer.status_code == 200 and answer.json()["revoked"] is True and set(answer.json()) == FIELDS
+    assert credentials.grant_for(token=tokens[1], instance_id=instance.pk) is None
+    assert api.as_user(owner).post(revoke).status_code == 404
+    assert [row["user"]["email"] for row in api.as_user(owner).get(url).json()] == [owner.email]
+    (event,) = _audits("instance.kubeconfig_revoke", instance)
+    assert event.actor == owner and event.details == {
+        "credential": f"gpk_{friends.prefix}",
+        "user": friend.email,
+    }
+
+
+def test_the_instance_page_lists_and_revokes(ready, client):
+    from django.test import Client
+
+    world, instance = ready
+    owner, friend = instance.owner, _add_collaborator(world, instance)
+    services.kubeconfig_issue(actor=owner, instance=instance)
+    services.kubeconfig_issue(actor=friend, instance=instance)
+    mine, friends = KubeCredential.objects.get(user=owner), KubeCredential.objects.get(user=friend)
+    client.force_login(owner)
+    page = client.get(f"/instances/{instance.pk}/")
+    html = page.content.decode()
+    assert page.status_code == 200 and 'id="kube-credentials"' in html and "kubectl access" in html
+    assert (
+        f"/kube-credentials/{friends.pk}/revoke/" in html and f"/kube-credentials/{mine.pk}/revoke/" in html
+    )
+    assert "platform's kubectl proxy" in html and "audited" in html and "expires after one hour" in html
+    # Without htmx: revoked, back to the page with a message.
+    answer = client.post(f"/instances/{instance.pk}/kube-credentials/{friends.pk}/revoke/", follow=True)
+    assert answer.redirect_chain[-1][0].endswith(f"/instances/{instance.pk}/#kube-credentials")
+    assert f"The kubectl credential of {friend.email} is revoked." in answer.content.decode()
+    assert KubeCredential.objects.get(pk=friends.pk).revoked_at is not None
+    # Again (revoked already): an error on the form, nothing else happens.
+    again = client.post(
+        f"/instances/{instance.pk}/kube-credentials/{friends.pk}/revoke/", HTTP_HX_REQUEST="true"
+    )
+    assert again.status_code == 200 and 'role="alert"' in again.content.decode()
+    assert "no longer live" in again.content.decode()
+    # With htmx: the section comes back without the revoked credential.
+    section = client.post(
+        f"/instances/{instance.pk}/kube-credentials/{mine.pk}/revoke/", HTTP_HX_REQUEST="true"
+    )
+    assert section.status_code == 200 and section.content.decode().lstrip().startswith(
+        '<section id="kube-credentials"'
+    )
+    assert "No live kubectl credentials." in section.content.decode()
+    assert len(_audits("instance.kubeconfig_revoke", instance)) == 2
+    # A reader sees only their own (none), and another's credential answers as a missing one.
+    services.kubeconfig_issue(actor=owner, instance=instance)
+    fresh = KubeCredential.objects.get(user=owner, revoked_at__isnull=True)
+    reader = Client()
+    reader.force_login(world.a.users["collaborator_ro"])
+    assert (
+        f"/kube-credentials/{fresh.pk}/revoke/"
+        not in reader.get(f"/instances/{instance.pk}/").content.decode()
+    )
+    refused = reader.post(
+        f"/instances/{instance.pk}/kube-credentials/{fresh.pk}/revoke/", HTTP_HX_REQUEST="true"
+    )
+    assert "no longer live" in refused.content.decode()
+    assert KubeCredential.objects.get(pk=fresh.pk).revoked_at is None
+    outsider = Client()
+    outsider.force_login(world.b.users["org_admin"])
+    assert outsider.post(f"/instances/{instance.pk}/kube-credentials/{fresh.pk}/revoke/").status_code == 404
+    # A POST needs the CSRF token; a GET changes nothing.
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(owner)
+    assert strict.post(f"/instances/{instance.pk}/kube-credentials/{fresh.pk}/revoke/").status_code == 403
+    assert client.get(f"/instances/{instance.pk}/kube-credentials/{fresh.pk}/revoke/").status_code == 405
+    assert KubeCredential.objects.get(pk=fresh.pk).revoked_at is None
