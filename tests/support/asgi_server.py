@@ -48,14 +48,8 @@ def start(host: str = "127.0.0.1") -> Iterator[AsgiServer]:
 
     sock = _free_socket(host)
     config = uvicorn.Config(
-        application,
-        loop="uvloop",
-        http="httptools",
-        ws="websockets-sansio",
-        lifespan="on",
-        log_level="warning",
-        timeout_graceful_shutdown=5,
-        server_header=False,
+        application, loop="uvloop", http="httptools", ws="websockets-sansio", lifespan="on",
+        log_level="warning", timeout_graceful_shutdown=5, server_header=False,
     )
     server = uvicorn.Server(config)
 
@@ -64,12 +58,7 @@ def start(host: str = "127.0.0.1") -> Iterator[AsgiServer]:
 
     thread = threading.Thread(target=run, name="asgi-server", daemon=True)
     thread.start()
-    wait_for(
-        lambda: server.started or not thread.is_alive(),
-        timeout=30,
-        interval=0.02,
-        what="the ASGI server started",
-    )
+    wait_for(lambda: server.started or not thread.is_alive(), timeout=30, interval=0.02, what="the ASGI server started")
     if not server.started:
         raise RuntimeError("the ASGI server did not start")
     try:
