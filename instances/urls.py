@@ -1,6 +1,6 @@
 from django.urls import path
 
-from instances import app_views, service_views, views
+from instances import app_views, credential_views, service_views, views
 
 app_name = "instances"
 
@@ -11,6 +11,16 @@ urlpatterns = [
     path("instances/<int:instance_id>/", views.instance_detail, name="detail"),
     path("instances/<int:instance_id>/status/", views.instance_status, name="status"),
     path("instances/<int:instance_id>/kubeconfig/", views.instance_kubeconfig, name="kubeconfig"),
+    path(
+        "instances/<int:instance_id>/kube-credentials/",
+        credential_views.kube_credentials,
+        name="kube-credentials",
+    ),
+    path(
+        "instances/<int:instance_id>/kube-credentials/<int:credential_id>/revoke/",
+        credential_views.kube_credential_revoke,
+        name="kube-credential-revoke",
+    ),
     path("instances/<int:instance_id>/collaborators/", views.collaborator_add, name="collaborator-add"),
     path(
         "instances/<int:instance_id>/collaborators/<int:user_id>/remove/",

@@ -20,6 +20,7 @@ from catalog.models import ComputeProfile
 from catalog.selectors import catalog_for
 from instances import landing, pool_selectors, quota, selectors, services
 from instances.app_views import instance_applications_context
+from instances.credential_views import instance_kube_credentials_context, kubeconfig_ttl_label
 from instances.filters import InstanceFilter
 from instances.forms import CollaboratorForm, InstanceNameForm, InstanceSizeForm
 from instances.models import ComputeInstance, Run
@@ -256,6 +257,7 @@ def _detail_context(request: HttpRequest, instance: ComputeInstance) -> dict:
         "can_use": authz.has_perm(user, "use_instance", instance) and instance.state == State.READY,
         "collaborators": list(instance.collaborators.all()),
         "outputs": _outputs(instance),
+        "kubeconfig_ttl": kubeconfig_ttl_label(),
     }
 
 
@@ -297,6 +299,7 @@ def instance_detail(request: HttpRequest, instance_id: int) -> HttpResponse:
         | _collaboration_context(instance, CollaboratorForm())
         | instance_services_context(request, instance)
         | instance_applications_context(request, instance)
+        | instance_kube_credentials_context(request, instance)
     )
     return render(request, "instances/detail.html", context)
 
@@ -354,6 +357,7 @@ def collaborator_add(request: HttpRequest, instance_id: int) -> HttpResponse:
         _detail_context(request, instance)
         | _collaboration_context(instance, form, error)
         | instance_services_context(request, instance)
+        | instance_kube_credentials_context(request, instance)
     )
     return render(request, "instances/detail.html", context, status=400)
 

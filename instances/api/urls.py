@@ -1,7 +1,7 @@
 from django.urls import path, re_path
 from rest_framework.routers import SimpleRouter
 
-from instances.api import action_views, application_views, pool_views, service_views, views
+from instances.api import action_views, application_views, credential_views, pool_views, service_views, views
 from instances.api.hub import DeveloperHubView
 
 router = SimpleRouter()
@@ -23,6 +23,17 @@ urlpatterns = [
         rf"^instances/(?P<pk>[0-9]+)/actions/{action_views.ACTION_NAME}/$",
         action_views.InstanceActionRunView.as_view(),
         name="instance-action-run",
+    ),
+    # the kubectl proxy's credentials (instances.api.credential_views)
+    path(
+        "instances/<int:pk>/kube-credentials/",
+        credential_views.KubeCredentialListView.as_view(),
+        name="instance-kube-credentials",
+    ),
+    path(
+        "instances/<int:pk>/kube-credentials/<int:credential_id>/revoke/",
+        credential_views.KubeCredentialRevokeView.as_view(),
+        name="instance-kube-credential-revoke",
     ),
     path(
         "service-instances/<int:pk>/actions/",

@@ -97,9 +97,15 @@ def bearer(scope) -> str:
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
+# A Kubernetes API path never has these; decoded from %2F, %3F, %23 or written out, they would make the
+# path forwarded (resolved by the HTTP client) differ from the path audited.
+UNCLEAN_PATH = re.compile(r"//|/\.{1,2}(/|$)|[?#\\\x00-\x1f\x7f]")
+
+
 def target(scope) -> tuple[int, str] | None:
-    match = PATH.match(scope.get("path", ""))
-    if not match:
+    path = scope.get("path", "")
+    match = PATH.match(path)
+    if not match or UNCLEAN_PATH.search(path):
         return None
     return int(match["id"]), match["rest"] or "/"
 

@@ -21,7 +21,7 @@ from instances.models import ComputeInstance, KubeCredential
 from instances.states import State
 from paas import authz
 from paas.audit import audit_log
-from paas.errors import Conflict, NotFound
+from paas.errors import Conflict
 
 TOKEN_PREFIX = "gpk_"  # noqa: S105 - a public marker, not a secret
 VIA_KUBECONFIG = "kubeconfig"
@@ -132,7 +132,8 @@ def credential_revoke(*, actor, credential: KubeCredential) -> KubeCredential:
     instance = credential.instance
     if credential.user_id != actor.pk:
         authz.require(actor, "change_computeinstance", instance, message="You cannot revoke this credential.")
-    if credential.revoked_at is None:
+    credential = KubeCredential.objects.select_for_update().select_related("user").get(pk=credential.pk)
+    if credential.revoked_at is None:  # (revoked twice at once: one revocation, one audit event)
         credential.revoked_at = timezone.now()
         credential.save(update_fields=["revoked_at"])
         audit_log(
@@ -171,25 +172,6 @@ def revoke_lost(*, instance: ComputeInstance, user_ids=None, reason: str = "") -
         },
     )
     return len(lost)
-
-
-def credentials_visible(*, actor, instance: ComputeInstance):
-    """The unexpired, unrevoked credentials on ``instance`` the actor may see: their own, or everyone's
-    for who may change the instance."""
-    qs = KubeCredential.objects.filter(
-        instance=instance, revoked_at__isnull=True, expires_at__gt=timezone.now()
-    ).select_related("user")
-    if not authz.has_perm(actor, "change_computeinstance", instance):
-        qs = qs.filter(user=actor)
-    return qs.order_by("-created_at")
-
-
-def access_credential(*, actor, instance: ComputeInstance, credential_id) -> KubeCredential:
-    """A credential the actor may see on the instance; missing and forbidden look alike."""
-    try:
-        return credentials_visible(actor=actor, instance=instance).get(pk=int(credential_id))
-    except (KubeCredential.DoesNotExist, TypeError, ValueError):
-        raise NotFound("No such credential.") from None
 
 
 @dataclass(frozen=True)
