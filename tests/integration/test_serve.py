@@ -75,10 +75,11 @@ class Served:
 
 
 @contextmanager
-def _serve(log: Path) -> Iterator[Served]:
+def _serve(log: Path, *args: str, **extra_env: str) -> Iterator[Served]:
     """``manage.py serve 127.0.0.1:<port> --no-worker`` on the test database, its pool at ``POOL_MAX``."""
     port = _free_port()
     env = {
+        **extra_env,
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "paas.settings.test",
         "DATABASE_URL": _database_url(application_name=APP_NAME),
@@ -88,7 +89,7 @@ def _serve(log: Path) -> Iterator[Served]:
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     with log.open("ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "manage.py", "serve", f"127.0.0.1:{port}", "--no-worker"],
+            [sys.executable, "manage.py", "serve", f"127.0.0.1:{port}", "--no-worker", *args],
             cwd=ROOT,
             env=env,
             start_new_session=True,
@@ -261,3 +262,45 @@ def test_the_database_pool_bounds_connections_under_concurrent_requests(served):
     assert 1 <= peak <= POOL_MAX, f"{peak} connections for a pool of {POOL_MAX}"
     assert _server_connections(dsn) <= POOL_MAX
     assert "Traceback" not in served.output()
+
+
+def test_tls_port_serves_https_beside_http_for_kubeconfigs(django_db_setup, tmp_path):
+    """``serve --tls-port`` (what ``make run`` does: kubectl sends its credential to no plain-HTTP
+    server): the same application over HTTPS with the certificate of ``manage.py dev_tls``'s local CA,
+    verified by a client trusting only that CA; HTTP beside it; SIGTERM stops both and exits 0."""
+    tls = tmp_path / "tls"
+    subprocess.run(
+        [sys.executable, "manage.py", "dev_tls", str(tls)],
+        cwd=ROOT,
+        check=True,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "paas.settings.test"},
+    )
+    assert oct((tls / "server.key").stat().st_mode & 0o777) == "0o600"
+    tls_port = _free_port()
+    with _serve(
+        tmp_path / "serve.log",
+        "--tls-port",
+        str(tls_port),
+        PAAS_TLS_CERT_FILE=str(tls / "server.crt"),
+        PAAS_TLS_KEY_FILE=str(tls / "server.key"),
+    ) as served:
+        wait_for(lambda: _accepting(tls_port), timeout=30, interval=0.1, what="the HTTPS listener")
+        with httpx.Client(verify=str(tls / "ca.crt")) as client:
+            proxied = client.get(f"https://127.0.0.1:{tls_port}/k8s/instances/1/api/v1/pods")
+            assert proxied.status_code == 401 and proxied.json()["kind"] == "Status"
+            assert client.get(f"https://127.0.0.1:{tls_port}/login/").status_code == 200
+        with httpx.Client() as client:
+            assert client.get(f"{served.url}/login/").status_code == 200
+            with pytest.raises(httpx.ConnectError):  # (no certificate trusted but the local CA's)
+                client.get(f"https://127.0.0.1:{tls_port}/login/")
+        served.process.send_signal(signal.SIGTERM)
+        assert served.process.wait(timeout=60) == 0, served.output()
+        assert not _accepting(tls_port) and not served.accepting()
+
+
+def _accepting(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
