@@ -72,7 +72,15 @@ REGISTRY = Tool(
         "-X github.com/distribution/distribution/v3/version.mainpkg=github.com/distribution/distribution/v3",
     ),
 )
-TOOLS = {tool.name: tool for tool in (HELM, REGISTRY)}
+KUBECTL = Tool(
+    "kubectl",
+    "k8s.io/kubernetes",
+    localkube_build.KUBERNETES_VERSION,  # the control plane's release: kubectl speaks to it
+    "k8s.io/kubernetes/cmd/kubectl",
+    # The same version stamps as the control plane (``kubectl version --client`` says v1.37.2).
+    localkube_build.kube_version_ldflags(),
+)
+TOOLS = {tool.name: tool for tool in (HELM, REGISTRY, KUBECTL)}
 
 
 class ToolchainError(RuntimeError):
