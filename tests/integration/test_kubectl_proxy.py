@@ -3,16 +3,28 @@ ASGI server, the local control plane behind it; streams over WebSockets (instanc
 """
 
 import asyncio
+import http.client
 import json
+import re
+import ssl
+import subprocess
+import threading
+from datetime import timedelta
 
 import aiohttp
 import pytest
 import yaml
+from django.conf import settings
+from django.utils import timezone
 
+from instances import deployer, services
 from instances.kubeproxy import app as proxy_app
-from instances.kubeproxy import streams
+from instances.kubeproxy import credentials, streams
 from instances.models import KubeCredential, ProxyRequestLog
+from tests.localkube.helpers import pod_port_server
 from tests.support.instances import launch_instance
+from tests.support.kubectl import popen_kubectl, run_kubectl, stop_kubectl
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.kube
 
@@ -31,8 +43,9 @@ def _download(api, user, instance) -> dict:
 
 
 @pytest.fixture
-def proxied(live, api):
-    """A ready instance of tenant A and its workspace admin's kubeconfig, downloaded through the API."""
+def proxied(live, api, kube_proxy_tls):
+    """A ready instance of tenant A and its workspace admin's kubeconfig, downloaded through the API
+    (pointing at the proxy served over HTTPS: kubectl sends no credential over plain HTTP)."""
     world = live["world"]
     instance = launch_instance(live)
     owner = world.a.users["workspace_admin"]
@@ -48,13 +61,19 @@ def proxied(live, api):
 # ---- WebSockets through the proxy, spoken by a plain client (what kubectl does, frame by frame) --------
 
 
+def _client() -> aiohttp.ClientSession:
+    """An HTTP client trusting the proxy's certificate (the CA the downloaded kubeconfig carries)."""
+    context = ssl.create_default_context(cafile=settings.PAAS_KUBE_PROXY_CA_FILE)
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context))
+
+
 def _ws_url(server: str, path: str) -> str:
-    return server.replace("http://", "ws://", 1) + path
+    return server.replace("https://", "wss://", 1) + path
 
 
 async def _ws(server: str, token: str, path: str, *, protocols=(), headers=None):
     """(session, websocket) or raises aiohttp.WSServerHandshakeError; the refusal body in .refusal."""
-    session = aiohttp.ClientSession()
+    session = _client()
     try:
         ws = await session.ws_connect(
             _ws_url(server, path),
@@ -79,7 +98,7 @@ async def _refusal(
     }
     if protocols:
         upgrade["Sec-WebSocket-Protocol"] = ", ".join(protocols)
-    async with aiohttp.ClientSession() as session:
+    async with _client() as session:
         auth = {"Authorization": f"Bearer {token}"} if token else {}
         async with session.request(
             method, server + path, headers={**upgrade, **auth, **(headers or {})}
@@ -193,7 +212,7 @@ def test_spdy_upgrades_are_refused_with_a_clear_status(proxied):
     refused = f"/api/v1/namespaces/{ns}/pods/gone/exec?command=true&stdout=true"
 
     async def scenario():
-        async with aiohttp.ClientSession() as session:
+        async with _client() as session:
 
             async def spdy_post(path, token=token):
                 async with session.post(
@@ -211,3 +230,276 @@ def test_spdy_upgrades_are_refused_with_a_clear_status(proxied):
     assert first[0] == 400 and first[1].lower() == "close" and "kubectl 1.31 or later" in first[2]["message"]
     assert websocket[0] == 404 and fallback[0] == 404 and fallback[2] == websocket[1]
     assert anonymous[0] == 401
+
+
+# ---- the real kubectl with the downloaded kubeconfig ------------------------------------------------
+
+
+UNAUTHORIZED = "You must be logged in to the server"  # kubectl's words for the proxy's 401
+
+
+def _ok(result) -> str:
+    assert result.returncode == 0, (result.args, result.stdout, result.stderr)
+    return result.stdout
+
+
+def _refused(result) -> str:
+    assert result.returncode != 0, (result.args, result.stdout)
+    return result.stderr
+
+
+CONFIGMAP = """
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: app-settings
+data:
+  mode: {mode}
+"""
+
+
+def test_kubectl_get_apply_watch_and_can_i_through_the_proxy(proxied, kubectl_binary, monkeypatch):
+    """Everyday kubectl through the proxy as the tenant: get, apply, get -w (streams, and stops when
+    the credential is revoked), auth can-i answering the tenant's rights; each command recorded."""
+    monkeypatch.setattr(proxy_app, "RECHECK_SECONDS", 0.2)
+    kubeconfig, ns = proxied["text"], proxied["namespace"]
+
+    assert _ok(run_kubectl(kubeconfig, "get", "pods")) == ""
+    assert "instance-info" in _ok(run_kubectl(kubeconfig, "get", "configmaps", "-o", "name"))
+    assert "configmap/app-settings created" in _ok(
+        run_kubectl(kubeconfig, "apply", "-f", "-", input=CONFIGMAP.format(mode="one"))
+    )
+    shown = json.loads(_ok(run_kubectl(kubeconfig, "get", "configmap", "app-settings", "-o", "json")))
+    assert shown["data"] == {"mode": "one"} and shown["metadata"]["namespace"] == ns
+
+    for question, answer in (
+        (("create", "pods"), "yes"),
+        (("create", "pods/exec"), "yes"),
+        (("create", "pods/portforward"), "yes"),
+        (("get", "pods/log"), "yes"),
+        (("list", "nodes"), "no"),
+        (("list", "namespaces"), "no"),
+        (("patch", "resourcequotas"), "no"),
+        (("create", "networkpolicies.networking.k8s.io"), "no"),
+        (("list", "pods", "-n", "kube-system"), "no"),
+    ):
+        result = run_kubectl(kubeconfig, "auth", "can-i", *question)
+        assert result.stdout.strip() == answer, (question, result.stdout, result.stderr)
+
+    watch = popen_kubectl(kubeconfig, "get", "configmaps", "-w", "-o", "name")
+    lines = _lines(watch)
+    try:
+        wait_for(lambda: "configmap/app-settings" in lines, 30, 0.1, what="the watch's first events")
+        _ok(
+            run_kubectl(
+                kubeconfig,
+                "apply",
+                "-f",
+                "-",
+                input=CONFIGMAP.format(mode="two").replace("app-settings", "app-settings-2"),
+            )
+        )
+        wait_for(
+            lambda: "configmap/app-settings-2" in lines, 30, 0.1, what="the watch to stream a new object"
+        )
+        credential = KubeCredential.objects.get(user=proxied["owner"], instance=proxied["instance"])
+        credentials.credential_revoke(actor=proxied["owner"], credential=credential)
+        wait_for(lambda: watch.poll() is not None, 30, 0.1, what="the watch to stop when the credential goes")
+    finally:
+        stop_kubectl(watch)
+    assert UNAUTHORIZED in _refused(run_kubectl(kubeconfig, "get", "pods"))
+
+    rows = list(ProxyRequestLog.objects.filter(instance_id=proxied["instance"].pk).order_by("id"))
+    commands = {(r.command.split(" ")[1] if r.command else "", r.verb, r.resource) for r in rows}
+    assert {
+        ("get", "list", "pods"),
+        ("apply", "create", "configmaps"),
+        ("get", "watch", "configmaps"),
+        ("auth", "create", "selfsubjectaccessreviews"),
+    } <= commands, commands
+    applied = [r for r in rows if r.verb == "create" and r.resource == "configmaps"]
+    assert [r.status for r in applied] == [201, 201] and {r.name for r in applied} == {""}
+    assert all(
+        r.user_id == proxied["owner"].pk and r.cluster_id == proxied["instance"].cluster_id for r in rows
+    )
+
+
+def _lines(process) -> list[str]:
+    """The process's stdout lines, collected as they come by a thread."""
+    lines: list[str] = []
+
+    def read():
+        for line in iter(process.stdout.readline, ""):
+            lines.append(line.strip())
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
+def test_kubectl_is_refused_elsewhere_and_once_access_ends(proxied, api, kubectl_binary):
+    """Another tenant's namespace is refused by the cluster (the proxy impersonates the tenant's own
+    ServiceAccount); a removed collaborator is refused at the next request, and so are an expired and
+    a revoked credential."""
+    live, world, instance = proxied["live"], proxied["world"], proxied["instance"]
+    other = launch_instance(live, "theirs", actor=world.b.users["workspace_admin"], project=world.b.project)
+    for args in (
+        ("get", "pods", "-n", other.namespace),
+        ("get", "secrets", "-n", other.namespace),
+        ("delete", "configmap", "instance-info", "-n", other.namespace),
+    ):
+        err = _refused(run_kubectl(proxied["text"], *args))
+        assert "Forbidden" in err and other.namespace in err, err
+    # Nor can the tenant's kubeconfig be pointed at the other instance's proxy address.
+    elsewhere = proxied["text"].replace(f"/k8s/instances/{instance.pk}", f"/k8s/instances/{other.pk}")
+    assert UNAUTHORIZED in _refused(run_kubectl(elsewhere, "get", "pods"))
+
+    friend = world.a.users["collaborator_rw"]
+    owner = proxied["owner"]
+    services.collaborator_add(actor=owner, instance=instance, email=friend.email)
+    deployer.access_apply(instance_id=instance.pk)
+    theirs = _download(api, friend, instance)
+    _ok(run_kubectl(theirs["text"], "get", "configmaps"))
+    services.collaborator_remove(actor=owner, instance=instance, user=friend)
+    assert UNAUTHORIZED in _refused(run_kubectl(theirs["text"], "get", "configmaps"))
+
+    expiring = _download(api, owner, instance)
+    _ok(run_kubectl(expiring["text"], "get", "configmaps"))
+    KubeCredential.objects.filter(pk=_credential_id(expiring["token"])).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    assert UNAUTHORIZED in _refused(run_kubectl(expiring["text"], "get", "configmaps"))
+
+    _ok(run_kubectl(proxied["text"], "get", "configmaps"))
+    credentials.credential_revoke(
+        actor=owner, credential=KubeCredential.objects.get(pk=_credential_id(proxied["token"]))
+    )
+    assert UNAUTHORIZED in _refused(run_kubectl(proxied["text"], "get", "configmaps"))
+
+
+def _credential_id(token: str) -> int:
+    return KubeCredential.objects.get(prefix=token.split("_")[1]).pk
+
+
+POD = """
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+spec:
+  runtimeClassName: kata
+  containers:
+  - name: app
+    image: registry.example/app:1
+    ports:
+    - containerPort: 8080
+    resources:
+      limits: {cpu: "1", memory: 1Gi}
+    securityContext:
+      runAsNonRoot: true
+      allowPrivilegeEscalation: false
+      capabilities: {drop: [ALL]}
+      seccompProfile: {type: RuntimeDefault}
+"""
+
+
+def _wait_line(lines: list[str], pattern: str, what: str) -> re.Match:
+    def probe():
+        for line in list(lines):
+            if match := re.search(pattern, line):
+                return match
+        return None
+
+    try:
+        return wait_for(probe, 30, 0.05, what=what)
+    except AssertionError as error:
+        raise AssertionError(f"{error}; kubectl printed: {lines!r}") from error
+
+
+def test_kubectl_logs_exec_and_port_forward_stream_through_the_proxy(
+    proxied, kubectl_binary, kube_cluster, monkeypatch
+):
+    """logs -f, exec (with stdin) and port-forward over the proxy's WebSockets to a simulated pod whose
+    kubelet is KWOK on loopback; a refused exec prints the API server's reason; an exec in progress ends
+    when the credential is revoked; each stream is recorded as a create answered 101."""
+    monkeypatch.setattr(proxy_app, "RECHECK_SECONDS", 0.2)
+    kubeconfig = proxied["text"]
+    assert "pod/web created" in _ok(run_kubectl(kubeconfig, "apply", "-f", "-", input=POD))
+    wait_for(
+        lambda: (
+            run_kubectl(kubeconfig, "get", "pod", "web", "-o", "jsonpath={.status.phase}").stdout == "Running"
+        ),
+        60,
+        0.3,
+        what="the pod to run",
+    )
+
+    assert "simulated container started" in _ok(run_kubectl(kubeconfig, "logs", "web"))
+    follow = popen_kubectl(kubeconfig, "logs", "-f", "pod/web")
+    try:
+        lines = _lines(follow)
+        _wait_line(lines, "simulated container started", "the log so far")
+        kube_cluster.append_pod_log("followed through the proxy")
+        _wait_line(lines, "^followed through the proxy$", "a line appended while following")
+        assert follow.poll() is None
+    finally:
+        stop_kubectl(follow)
+
+    assert (
+        _ok(run_kubectl(kubeconfig, "exec", "web", "--", "sh", "-c", "echo hello-$((6*7))")) == "hello-42\n"
+    )
+    echoed = run_kubectl(
+        kubeconfig, "exec", "-i", "web", "--", "sh", "-c", 'read line; echo "got $line"', input="over stdin\n"
+    )
+    assert _ok(echoed) == "got over stdin\n"
+    refused = _refused(run_kubectl(kubeconfig, "exec", "-n", "kube-system", "etcd", "--", "true"))
+    assert "Forbidden" in refused and "kube-system" in refused and "kubectl 1.31" not in refused, refused
+
+    body = b"served behind the proxy"
+    with pod_port_server(kube_cluster, body) as target:
+        forward = popen_kubectl(kubeconfig, "port-forward", "pod/web", ":8080")
+        try:
+            local = _wait_line(_lines(forward), r"Forwarding from 127\.0\.0\.1:(\d+) -> 8080", "forwarding")
+            for _ in range(2):  # two connections over the same forward
+                connection = http.client.HTTPConnection("127.0.0.1", int(local.group(1)), timeout=20)
+                try:
+                    connection.request("GET", "/")
+                    response = connection.getresponse()
+                    assert (response.status, response.read()) == (200, body)
+                finally:
+                    connection.close()
+        finally:
+            stop_kubectl(forward)
+    assert target.requests == 2
+
+    shell = popen_kubectl(
+        kubeconfig,
+        "exec",
+        "-i",
+        "web",
+        "--",
+        "sh",
+        "-c",
+        'while read l; do echo "got $l"; done',
+        stdin=subprocess.PIPE,
+    )
+    try:
+        lines = _lines(shell)
+        shell.stdin.write("one\n")
+        shell.stdin.flush()
+        _wait_line(lines, "^got one$", "the interactive exec to answer")
+        credentials.credential_revoke(
+            actor=proxied["owner"], credential=KubeCredential.objects.get(pk=_credential_id(proxied["token"]))
+        )
+        wait_for(lambda: shell.poll() is not None, 30, 0.1, what="the exec to end with its credential")
+    finally:
+        stop_kubectl(shell)
+    assert shell.returncode != 0
+
+    rows = ProxyRequestLog.objects.filter(instance_id=proxied["instance"].pk)
+    streamed = [
+        (r.subresource, r.verb, r.status, r.command)
+        for r in rows.filter(subresource__in=["exec", "portforward"])
+    ]
+    assert ("exec", "create", 101, "kubectl exec") in streamed
+    assert ("portforward", "create", 101, "kubectl port-forward") in streamed
+    assert rows.filter(subresource="log", verb="get", status=200).count() >= 2
