@@ -458,7 +458,17 @@ def test_kubectl_logs_exec_and_port_forward_stream_through_the_proxy(
     with pod_port_server(kube_cluster, body) as target:
         forward = popen_kubectl(kubeconfig, "port-forward", "pod/web", ":8080")
         try:
-            local = _wait_line(_lines(forward), r"Forwarding from 127\.0\.0\.1:(\d+) -> 8080", "forwarding")
+            try:
+                local = _wait_line(
+                    _lines(forward), r"Forwarding from 127\.0\.0\.1:(\d+) -> 8080", "forwarding"
+                )
+            except AssertionError as error:
+                rows = ProxyRequestLog.objects.filter(subresource="portforward").values_list(
+                    "status", "command"
+                )
+                raise AssertionError(
+                    f"{error}; kubectl: {stop_kubectl(forward)!r}; records {list(rows)}"
+                ) from error
             for _ in range(2):  # two connections over the same forward
                 connection = http.client.HTTPConnection("127.0.0.1", int(local.group(1)), timeout=20)
                 try:

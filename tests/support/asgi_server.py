@@ -71,7 +71,7 @@ def start(host: str = "127.0.0.1", *, tls: bool = False) -> Iterator[AsgiServer]
         application,
         loop="uvloop",
         http="httptools",
-        ws="websockets-sansio",
+        ws="paas.wsprotocol:WebSocketProtocol",  # websockets-sansio, subprotocols left to the app
         lifespan="on",
         log_level="warning",
         timeout_graceful_shutdown=5,

@@ -34,7 +34,7 @@ class Command(BaseCommand):
                 workers=max(1, workers),
                 loop="uvloop",
                 http="httptools",
-                ws="websockets-sansio",
+                ws="paas.wsprotocol:WebSocketProtocol",  # (subprotocols the application reads)
                 lifespan="on",
                 proxy_headers=False,
                 server_header=False,
