@@ -72,7 +72,7 @@ def _ws_url(server: str, path: str) -> str:
 
 
 async def _ws(server: str, token: str, path: str, *, protocols=(), headers=None):
-    """(session, websocket) or raises aiohttp.WSServerHandshakeError; the refusal body in .refusal."""
+    """(session, websocket) through the proxy; a refused handshake raises aiohttp.WSServerHandshakeError."""
     session = _client()
     try:
         ws = await session.ws_connect(
