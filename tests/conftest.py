@@ -189,3 +189,22 @@ def kube_proxy(request, settings):
     request.getfixturevalue("db")
     with asgi_server.sharing_the_test_connection():
         yield server
+
+
+@pytest.fixture
+def kube_proxy_tls(request, settings):
+    """The kubectl proxy as ``kube_proxy``, served over HTTPS (kubectl sends its credential to no plain
+    HTTP server): kubeconfigs issued in the test point at it and carry its CA (``.ca_file``)."""
+    from tests.support import asgi_server
+
+    server = asgi_server.session_server(tls=True)
+    if "kube_proxy" in request.fixturenames:
+        request.getfixturevalue("kube_proxy")  # (its connection lending is the test's already)
+    settings.PAAS_KUBE_PROXY_URL = server.url
+    settings.PAAS_KUBE_PROXY_CA_FILE = server.ca_file
+    if {"kube_proxy", "transactional_db", "live_server"} & set(request.fixturenames):
+        yield server
+        return
+    request.getfixturevalue("db")
+    with asgi_server.sharing_the_test_connection():
+        yield server

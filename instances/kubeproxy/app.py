@@ -266,6 +266,12 @@ async def stream_body(receive, send, response, *, token: str, grant) -> None:
 
 async def application(scope, receive, send) -> None:
     if scope["type"] == "http":
+        if header(scope, b"upgrade"):  # SPDY (kubectl before 1.31, or its fallback) cannot pass ASGI
+            from instances.kubeproxy import streams
+
+            if streams.is_upgrade(scope):
+                await streams.refuse_upgrade(scope, receive, send)
+                return
         await http(scope, receive, send)
     elif scope["type"] == "websocket":
         from instances.kubeproxy import streams

@@ -24,14 +24,15 @@ class AsgiServer:
     port: int
     server: uvicorn.Server
     thread: threading.Thread
+    ca_file: str = ""  # served over TLS: the CA that issued its certificate (a client trusts this)
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.ca_file else 'http'}://{self.host}:{self.port}"
 
     @property
     def ws_url(self) -> str:
-        return f"ws://{self.host}:{self.port}"
+        return f"{'wss' if self.ca_file else 'ws'}://{self.host}:{self.port}"
 
 
 def _free_socket(host: str) -> socket.socket:
@@ -41,21 +42,41 @@ def _free_socket(host: str) -> socket.socket:
     return sock
 
 
+def _tls_files(host: str) -> tuple[str, str, str]:
+    """(CA file, certificate file, key file) for serving ``host`` over TLS (a throw-away CA)."""
+    import tempfile
+    from pathlib import Path
+
+    from tests.localkube.pki import CertificateAuthority
+
+    directory = Path(tempfile.mkdtemp(prefix="asgi-tls-"))
+    ca = CertificateAuthority(directory, "test ASGI server CA")
+    pair = ca.issue("server", host, dns_names=("localhost",), ip_addresses=(host,))
+    return str(ca.pair.cert), str(pair.cert), str(pair.key)
+
+
 @contextmanager
-def start(host: str = "127.0.0.1") -> Iterator[AsgiServer]:
-    """uvicorn serving ``paas.asgi.application`` until the block ends (then shut down gracefully)."""
+def start(host: str = "127.0.0.1", *, tls: bool = False) -> Iterator[AsgiServer]:
+    """uvicorn serving ``paas.asgi.application`` until the block ends (then shut down gracefully);
+    ``tls``: over HTTPS with a certificate of a throw-away CA (``.ca_file``), as kubectl needs: it sends
+    no credential to a plain-HTTP server."""
     from paas.asgi import application
 
     sock = _free_socket(host)
+    ca_file, ssl = "", {}
+    if tls:
+        ca_file, cert, key = _tls_files(host)
+        ssl = {"ssl_certfile": cert, "ssl_keyfile": key}
     config = uvicorn.Config(
         application,
         loop="uvloop",
         http="httptools",
-        ws="websockets-sansio",
+        ws="paas.wsprotocol:WebSocketProtocol",  # websockets-sansio, subprotocols left to the app
         lifespan="on",
         log_level="warning",
         timeout_graceful_shutdown=5,
         server_header=False,
+        **ssl,
     )
     server = uvicorn.Server(config)
 
@@ -73,27 +94,26 @@ def start(host: str = "127.0.0.1") -> Iterator[AsgiServer]:
     if not server.started:
         raise RuntimeError("the ASGI server did not start")
     try:
-        yield AsgiServer(host=host, port=sock.getsockname()[1], server=server, thread=thread)
+        yield AsgiServer(host=host, port=sock.getsockname()[1], server=server, thread=thread, ca_file=ca_file)
     finally:
         server.should_exit = True
         thread.join(timeout=15)
         sock.close()
 
 
-_server: AsgiServer | None = None
-_server_context = None
+_servers: dict[bool, AsgiServer] = {}
 
 
-def session_server() -> AsgiServer:
-    """One server for the whole session (started on first use, stopped at exit)."""
-    global _server, _server_context
-    if _server is None:
+def session_server(*, tls: bool = False) -> AsgiServer:
+    """One server for the whole session (started on first use, stopped at exit); ``tls``: another one,
+    over HTTPS."""
+    if tls not in _servers:
         import atexit
 
-        _server_context = start()
-        _server = _server_context.__enter__()
-        atexit.register(lambda: _server_context.__exit__(None, None, None))
-    return _server
+        context = start(tls=tls)
+        _servers[tls] = context.__enter__()
+        atexit.register(lambda: context.__exit__(None, None, None))
+    return _servers[tls]
 
 
 @contextmanager

@@ -65,7 +65,7 @@ class Command(BaseCommand):
                 "host": host.strip("[]"),
                 "loop": "uvloop",
                 "http": "httptools",
-                "ws": "websockets-sansio",
+                "ws": "paas.wsprotocol:WebSocketProtocol",  # (subprotocols the application reads)
                 "lifespan": "on",
                 "proxy_headers": False,
                 "server_header": False,
