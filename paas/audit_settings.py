@@ -13,7 +13,7 @@ from paas.models import AuditSettings, KubectlReads
 
 SAMPLE_EVERY_MIN, SAMPLE_EVERY_MAX = 2, 1000
 
-_listeners = []  # called after a change commits (the proxy's cache in this process)
+_listeners = []  # told of a change (the proxy's cache of the setting in this process)
 
 
 def on_change(listener) -> None:
@@ -62,6 +62,7 @@ def audit_settings_update(
                 target=row,
                 details={"changes": changes},
             )
-            for listener in _listeners:
+            for listener in _listeners:  # now (a forgotten cache is only read again) and once committed
+                listener()
                 transaction.on_commit(listener)
     return row

@@ -303,6 +303,7 @@ def flush_task() -> int:
 class _Flusher:
     wake: asyncio.Event
     task: asyncio.Task | None = None
+    dirty: bool = False  # rows recorded since the last flush that went through
 
 
 _flushers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Flusher]" = weakref.WeakKeyDictionary()
@@ -323,6 +324,7 @@ def _wake() -> None:
     flusher = _flushers.get(loop)
     if flusher is None:
         flusher = _flushers[loop] = _Flusher(wake=asyncio.Event())
+    flusher.dirty = True
     flusher.wake.set()
     if flusher.task is None or flusher.task.done():
         flusher.task = loop.create_task(_run(flusher), name="kubectl-audit-flush")
@@ -338,6 +340,8 @@ async def _run(flusher: _Flusher) -> None:
                 pass
         except Exception:
             logger.exception("kubectl audit: the background flush failed (the schedule will retry)")
+        else:
+            flusher.dirty = flusher.wake.is_set()
 
 
 async def shutdown() -> None:
@@ -349,6 +353,8 @@ async def shutdown() -> None:
         flusher.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await flusher.task
+    if not flusher.dirty:
+        return
     try:
         while await in_thread(_background_flush)() >= BATCH:
             pass
