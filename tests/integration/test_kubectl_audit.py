@@ -313,3 +313,86 @@ def test_the_proxy_answers_while_the_orgs_chain_lock_is_held_and_the_flush_waits
         )
     ) == ["create", "list"]
     assert audit_verify().ok
+
+
+def _pending(world, tenant, **extra) -> ProxyRequestLog:
+    user = tenant.users["workspace_admin"]
+    row = {
+        "created_at": timezone.now(),
+        "org_id": tenant.org.pk,
+        "project_id": tenant.project.pk,
+        "instance_id": 1,
+        "instance_name": "i",
+        "cluster_id": 2,
+        "cluster_name": "c",
+        "user_id": user.pk,
+        "user_repr": user.email,
+        "client": "kubeconfig",
+        "method": "GET",
+        "verb": "list",
+        "resource": "pods",
+        "namespace": "ns",
+        "path": "/api/v1/namespaces/ns/pods",
+        "status": 200,
+    }
+    return ProxyRequestLog.objects.create(**(row | extra))
+
+
+@pytest.mark.django_db
+def test_flush_goes_org_by_org_into_each_orgs_own_chain_within_its_limit(world):
+    for _ in range(3):
+        _pending(world, world.a)
+        _pending(world, world.b)
+    assert auditing.flush(limit=4) == 4
+    assert ProxyRequestLog.objects.count() == 2
+    assert auditing.flush() == 2
+    for tenant in (world.a, world.b):
+        events = _kubectl_events(tenant.org)
+        assert len(events) == 3 and {e.chain for e in events} == {tenant.org.pk}
+        assert [e.seq for e in events] == list(range(events[0].seq, events[0].seq + 3))
+    assert auditing.flush() == 0
+    assert auditing.flush_task() == 0
+    from django_q.models import Schedule
+
+    assert Schedule.objects.filter(func="instances.kubeproxy.auditing.flush_task", minutes=1).exists()
+    assert audit_verify().ok
+
+
+@pytest.mark.django_db
+def test_the_read_setting_is_the_operators_in_the_api_and_audited(world, api):
+    operator, org_admin = world.operator, world.a.users["org_admin"]
+    url = "/api/v1/audit-settings/"
+    assert api.as_user(operator).get(url).json()["kubectl_reads"] == "all"
+    for user in (org_admin, world.a.users["paas_admin_org"], world.a.users["workspace_admin"]):
+        assert api.as_user(user).get(url).status_code == 403
+        assert api.as_user(user).patch(url, {"kubectl_reads": "summary"}, format="json").status_code == 403
+    refused = api.as_user(operator).patch(url, {"kubectl_sample_every": 1}, format="json")
+    assert refused.status_code == 400 and "kubectl_sample_every" in str(refused.json())
+    assert api.as_user(operator).patch(url, {"kubectl_reads": "often"}, format="json").status_code == 400
+    changed = api.as_user(operator).patch(
+        url, {"kubectl_reads": "sample", "kubectl_sample_every": 20}, format="json"
+    )
+    assert changed.status_code == 200, changed.content
+    assert (changed.json()["kubectl_reads"], changed.json()["kubectl_sample_every"]) == ("sample", 20)
+    event = AuditEvent.objects.filter(action="audit.settings_update").latest("pk")
+    assert event.actor_id == operator.pk and event.chain == audit.PLATFORM_CHAIN
+    assert event.details["changes"]["kubectl_reads"] == ["all", "sample"]
+    auditing._policy.forget()
+
+
+@pytest.mark.django_db
+def test_the_read_setting_has_an_operators_studio_page(world, client):
+    client.force_login(world.operator)
+    listing = client.get("/studio/paas/auditsettings/")
+    assert listing.status_code == 302 and listing["Location"].endswith("/studio/paas/auditsettings/1/change/")
+    page = client.get(listing["Location"])
+    assert page.status_code == 200 and "Writes are always recorded" in page.content.decode()
+    bad = client.post(listing["Location"], {"kubectl_reads": "sample", "kubectl_sample_every": "0"})
+    assert bad.status_code == 200 and "from 2 to 1000" in bad.content.decode()
+    saved = client.post(listing["Location"], {"kubectl_reads": "summary", "kubectl_sample_every": "10"})
+    assert saved.status_code == 302
+    assert AuditEvent.objects.filter(action="audit.settings_update", actor=world.operator).exists()
+    auditing._policy.forget()
+    client.force_login(world.a.users["org_admin"])
+    assert client.get("/studio/paas/auditsettings/").status_code == 403
+    assert client.get("/studio/paas/auditsettings/1/change/").status_code in (403, 404)
