@@ -31,7 +31,7 @@ from django.utils import timezone
 
 from instances.kubeproxy.credentials import Grant
 from instances.kubeproxy.db import in_thread
-from instances.kubeproxy.requestinfo import READ_VERBS, RequestInfo
+from instances.kubeproxy.requestinfo import RequestInfo, is_read
 from instances.models import ProxyRequestLog
 from paas import audit_settings
 from paas.audit import Entry, audit_append_batch
@@ -230,12 +230,12 @@ def _entries(rows: list[ProxyRequestLog], mode: str, every: int) -> list[Entry]:
     entries: list[Entry] = []
     groups: dict[tuple, list[ProxyRequestLog]] = {}
     for row in rows:
-        if mode == KubectlReads.SUMMARY and row.verb in READ_VERBS:
+        if mode == KubectlReads.SUMMARY and is_read(row.verb, row.subresource):
             key = (row.user_id, row.instance_id, row.verb, row.api_group, row.resource, row.namespace)
             groups.setdefault(key, []).append(row)
             continue
         details = _details(row)
-        if mode == KubectlReads.SAMPLE and row.verb in READ_VERBS:
+        if mode == KubectlReads.SAMPLE and is_read(row.verb, row.subresource):
             details["sampled"] = f"1 in {every}"
         entries.append(_entry(row, ACTION, details, row.created_at))
     entries.extend(_summary(group) for group in groups.values())

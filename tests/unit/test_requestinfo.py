@@ -108,7 +108,8 @@ def test_resource_requests(method, path, query, expected):
     assert info.resource_request
     assert info.method == method
     assert info.path == path
-    assert info.is_read == (expected[0] in ("get", "list", "watch"))
+    sessions = ("exec", "attach", "portforward", "proxy")
+    assert info.is_read == (expected[0] in ("get", "list", "watch") and expected[3] not in sessions)
 
 
 @pytest.mark.parametrize(
@@ -150,3 +151,14 @@ def test_a_write_cannot_pass_for_a_read_with_watch_in_its_query():
 def test_empty_segments_are_ignored():
     info = parse("GET", "//api//v1/namespaces/ns1//pods/web-0/", "")
     assert (info.verb, info.resource, info.namespace, info.name) == ("get", "pods", "ns1", "web-0")
+
+
+def test_exec_attach_port_forward_and_proxy_are_never_reads_though_their_verb_is_get():
+    """kubectl exec (WebSocket, since 1.30) and port-forward are GETs: the audit records each one, before
+    it is forwarded, whatever the operators' read setting."""
+    for subresource in ("exec", "attach", "portforward", "proxy"):
+        info = parse("GET", f"/api/v1/namespaces/ns1/pods/web-0/{subresource}", "command=sh")
+        assert info.verb == "get" and info.subresource == subresource
+        assert not info.is_read
+    assert parse("GET", "/api/v1/namespaces/ns1/pods/web-0/log").is_read
+    assert parse("GET", "/api/v1/namespaces/ns1/services/web:80/proxy/metrics").subresource == "proxy"
