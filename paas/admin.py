@@ -17,7 +17,7 @@ from django.http import HttpResponseRedirect
 from paas import admin_queue, authz, selectors
 from paas.errors import ApplicationError
 from paas.forms import apply_error
-from paas.models import ApiToken, AuditEvent, WorkerHeartbeat
+from paas.models import ApiToken, AuditEvent, AuditSettings, WorkerHeartbeat
 
 
 class WriteOnlyTextarea(forms.Textarea):
@@ -185,12 +185,83 @@ class ReadOnlyInline(admin.TabularInline):
 class AuditEventAdminBase(ScopedModelAdmin):
     """Read-only audit trail; the filters are defined by tenancy (which knows orgs and projects)."""
 
-    list_display = ["created_at", "actor_repr", "org", "project", "client", "action", "target_repr"]
+    list_display = [
+        "created_at",
+        "actor_repr",
+        "org",
+        "project",
+        "client",
+        "action",
+        "target_repr",
+        "cluster",
+    ]
     search_fields = ["action", "actor_repr", "target_repr", "request_id"]
     date_hierarchy = "created_at"
     list_select_related = ["org", "project"]
     readonly_fields = [f.name for f in AuditEvent._meta.fields]
     show_full_result_count = False
+
+    @admin.display(description="cluster")
+    def cluster(self, obj) -> str:
+        """The cluster of a kubectl request (its name as recorded; paas knows no clusters)."""
+        if obj.cluster_id is None:
+            return "-"
+        return (obj.details or {}).get("cluster") or f"cluster {obj.cluster_id}"
+
+
+def _audit_settings_for(user) -> QuerySet:
+    from paas.audit_settings import audit_settings_for
+
+    audit_settings_for(user)  # operators only
+    return AuditSettings.objects.all()
+
+
+@admin.register(AuditSettings)
+class AuditSettingsAdmin(OperatorOnlyAdmin):
+    """The operators' audit settings: how the kubectl proxy's reads reach the tenants' trails (every
+    read, 1 in N, or a summary per flush). One row; changes are audited."""
+
+    selector = staticmethod(_audit_settings_for)
+    list_display = ["__str__", "kubectl_reads", "kubectl_sample_every", "updated_at"]
+    fields = ["kubectl_reads", "kubectl_sample_every"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return authz.is_operator(request.user)
+
+    def get_queryset(self, request) -> QuerySet:
+        if not authz.is_operator(request.user):
+            return AuditSettings.objects.none()
+        return super().get_queryset(request)
+
+    def changelist_view(self, request, extra_context=None):
+        from django.urls import reverse
+
+        if not authz.is_operator(request.user):
+            return super().changelist_view(request, extra_context)
+        AuditSettings.objects.get_or_create(pk=1)
+        return HttpResponseRedirect(reverse("admin:paas_auditsettings_change", args=[1]))
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        kwargs["help_texts"] = {
+            "kubectl_reads": "Reads are get, list and watch (and discovery). Writes are always recorded "
+            "one by one, whatever this says.",
+        }
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def save_model(self, request, obj, form, change):
+        from paas.audit_settings import audit_settings_update
+
+        audit_settings_update(
+            actor=request.user,
+            kubectl_reads=form.cleaned_data["kubectl_reads"],
+            kubectl_sample_every=form.cleaned_data["kubectl_sample_every"],
+        )
 
 
 @admin.register(ApiToken)

@@ -19,6 +19,7 @@ class Client(models.TextChoices):
     API = "api", "REST API"
     TASK = "task", "Background task"
     CLI = "cli", "Command line"
+    KUBECTL = "kubectl", "kubectl (the platform's Kubernetes API proxy)"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Cross-cutting records: the audit trail, personal API tokens and worker heartbeats."""
+"""Cross-cutting records: the audit trail (and how kubectl reads reach it), personal API tokens and worker
+heartbeats."""
 
 from django.conf import settings
 from django.db import models
@@ -59,6 +60,9 @@ class AuditEvent(models.Model):
     target_repr = models.CharField("target", max_length=255, blank=True)
     details = models.JSONField("details", default=dict, blank=True)
     request_id = models.CharField("request id", max_length=64, blank=True)
+    # The cluster a kubectl request went to (a plain id: paas knows no clusters; hashed only when set,
+    # so the chains written before it existed still verify).
+    cluster_id = models.BigIntegerField("cluster id", null=True, blank=True)
     prev_hash = models.CharField("previous hash", max_length=64)
     hash = models.CharField("hash", max_length=64, unique=True)
 
@@ -72,6 +76,11 @@ class AuditEvent(models.Model):
         indexes = [
             models.Index(fields=["org", "created_at"], name="paas_audit_org_time_idx"),
             models.Index(fields=["project", "created_at"], name="paas_audit_project_time_idx"),
+            models.Index(
+                fields=["cluster_id", "created_at"],
+                name="paas_audit_cluster_time_idx",
+                condition=models.Q(cluster_id__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -85,6 +94,37 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise RuntimeError("Audit events are append-only.")
+
+
+class KubectlReads(models.TextChoices):
+    """How the kubectl proxy's reads (get, list, watch, discovery) reach the audit trail. Writes are
+    always recorded one by one."""
+
+    ALL = "all", "Record every read"
+    SAMPLE = "sample", "Record 1 read in N"
+    SUMMARY = "summary", "Summarise reads (one event per user, instance, verb, resource and namespace)"
+
+
+class AuditSettings(models.Model):
+    """The operators' audit settings: one row (pk 1), changed only through
+    ``paas.audit_settings.audit_settings_update`` (audited)."""
+
+    kubectl_reads = models.CharField(
+        "kubectl reads", max_length=16, choices=KubectlReads.choices, default=KubectlReads.ALL
+    )
+    kubectl_sample_every = models.PositiveIntegerField(
+        "sample 1 read in",
+        default=10,
+        help_text="With sampling: one read in this many is recorded (2 to 1000).",
+    )
+    updated_at = models.DateTimeField("updated", auto_now=True)
+
+    class Meta:
+        verbose_name = "audit settings"
+        verbose_name_plural = "audit settings"
+
+    def __str__(self) -> str:
+        return "Audit settings"
 
 
 class TokenScope(models.TextChoices):

@@ -4,12 +4,14 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
 from paas.api import views as core_api
+from paas.api.audit_settings import AuditSettingsView
 
 router = SimpleRouter()
 router.register("tokens", core_api.ApiTokenViewSet, basename="api-token")
 
 api_v1 = [
     *router.urls,
+    path("audit-settings/", AuditSettingsView.as_view(), name="audit-settings"),
     path("", include("tenancy.api.urls")),
     path("", include("inventory.api.urls")),
     path("", include("catalog.api.urls")),

@@ -592,6 +592,15 @@ class ClientFilter(_ScopedFilter):
         return Client.choices
 
 
+class ClusterFilter(_ScopedFilter):
+    """The reference's filter by cluster: the clusters of the kubectl requests the viewer may see."""
+
+    title, parameter_name, field = "cluster", "cluster", "cluster_id"
+
+    def lookups(self, request, model_admin):
+        return selectors.audit_clusters_for(request.user)
+
+
 @admin.register(AuditEvent)
 class AuditEventAdmin(AuditEventAdminBase):
     selector = staticmethod(selectors.audit_event_list_for)
@@ -600,6 +609,7 @@ class AuditEventAdmin(AuditEventAdminBase):
         ProjectFilter,
         UserFilter,
         ClientFilter,
+        ClusterFilter,
         ("created_at", admin.DateFieldListFilter),
     ]
 

@@ -127,6 +127,23 @@ def audit_event_list_for(user) -> QuerySet[AuditEvent]:
     return AuditEvent.objects.filter(org__in=orgs)
 
 
+def audit_clusters_for(user) -> list[tuple[int, str]]:
+    """The clusters named in the audit events ``user`` may see (kubectl requests): ``(id, name)``, the
+    name as last recorded. From the events themselves, so no other tenant's cluster is named."""
+    from django.db.models import Max
+    from django.db.models.fields.json import KT
+
+    rows = (
+        audit_event_list_for(user)
+        .filter(cluster_id__isnull=False)
+        .order_by()
+        .values("cluster_id")
+        .annotate(name=Max(KT("details__cluster")))
+        .order_by("name", "cluster_id")
+    )
+    return [(row["cluster_id"], row["name"] or f"cluster {row['cluster_id']}") for row in rows]
+
+
 def can_view_audit(user) -> bool:
     """Operators and whoever holds ``view_audit`` on an org (org admins; never a PaaS admin)."""
     orgs = authz.filter_for(user, "view_audit", Organization.objects.all())

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs
 
 READ_VERBS = frozenset({"get", "list", "watch"})
+#: Subresources that open a session into a workload (a GET upgraded to a WebSocket, or a proxied
+#: request): never a read for the audit, whatever their verb, so never sampled or summarised away.
+SESSION_SUBRESOURCES = frozenset({"exec", "attach", "portforward", "proxy"})
 
 _METHOD_VERBS = {
     "POST": "create",
@@ -32,8 +35,13 @@ class RequestInfo:
     @property
     def is_read(self) -> bool:
         """A read (get, list, watch, or a non-resource GET such as discovery): sampled or summarised
-        by the operator's setting. Everything else is recorded one by one."""
-        return self.verb in READ_VERBS
+        by the operator's setting. Everything else (and exec, attach, port-forward and proxy, though
+        their verb may be get) is recorded one by one."""
+        return is_read(self.verb, self.subresource)
+
+
+def is_read(verb: str, subresource: str = "") -> bool:
+    return verb in READ_VERBS and subresource not in SESSION_SUBRESOURCES
 
 
 def parse(method: str, path: str, query: str = "") -> RequestInfo:

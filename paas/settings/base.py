@@ -231,7 +231,12 @@ PAAS_KUBECONFIG_TTL_MINUTES = env_int("PAAS_KUBECONFIG_TTL_MINUTES", 60)
 # the project's module imports no app.
 PAAS_ASGI_MOUNTS = [("/k8s/", "instances.kubeproxy.app.application")]
 PAAS_WEBSOCKET_ROUTES = "instances.shell.routing.websocket_urlpatterns"
-PAAS_ASGI_SHUTDOWN = ["instances.kubeproxy.upstream.close_all"]
+PAAS_ASGI_SHUTDOWN = ["instances.kubeproxy.auditing.shutdown", "instances.kubeproxy.upstream.close_all"]
+# The kubectl proxy's audit (instances/kubeproxy/auditing.py): each server process chains its pending
+# requests into the trails this often while they come in (0: only the schedule does); a write whose
+# process died before its response was recorded is chained without a status after the grace.
+PAAS_KUBECTL_AUDIT_FLUSH_SECONDS = float(env("PAAS_KUBECTL_AUDIT_FLUSH_SECONDS", "1.0"))
+PAAS_KUBECTL_AUDIT_GRACE_SECONDS = env_int("PAAS_KUBECTL_AUDIT_GRACE_SECONDS", 600)
 # Django serves the static files itself (dev and the suite; production puts them behind its web tier).
 PAAS_SERVE_STATIC = env_bool("PAAS_SERVE_STATIC", False)
 # Invitation emails sent in the last hour: at most this many per inviting person and per organization.

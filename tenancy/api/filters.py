@@ -75,7 +75,8 @@ class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
 
 
 class AuditEventFilter(django_filters.FilterSet):
-    """The reference's audit screen: project, user, client and time range (plus org and action)."""
+    """The reference's audit screen: project, user, client, cluster and time range (plus org and
+    action)."""
 
     user = django_filters.NumberFilter(field_name="actor_id", label="Actor user id")
     client = django_filters.ChoiceFilter(choices=Client.choices)
@@ -84,7 +85,8 @@ class AuditEventFilter(django_filters.FilterSet):
     action = django_filters.CharFilter(lookup_expr="startswith")
     org = django_filters.NumberFilter(field_name="org_id")
     project = django_filters.NumberFilter(field_name="project_id")
+    cluster = django_filters.NumberFilter(field_name="cluster_id", label="Cluster id (kubectl requests)")
 
     class Meta:
         model = AuditEvent
-        fields = ["org", "project", "user", "client", "action", "since", "until"]
+        fields = ["org", "project", "user", "client", "action", "since", "until", "cluster"]

@@ -81,6 +81,10 @@ class OrganizationViewSet(
 class AuditEventSerializer(serializers.ModelSerializer):
     user = serializers.IntegerField(source="actor_id", read_only=True)
     user_email = serializers.CharField(source="actor_repr", read_only=True)
+    cluster = serializers.IntegerField(
+        source="cluster_id", read_only=True, allow_null=True, help_text="The cluster of a kubectl request."
+    )
+    cluster_name = serializers.SerializerMethodField(help_text="Its name when the request was made.")
 
     class Meta:
         model = AuditEvent
@@ -98,11 +102,18 @@ class AuditEventSerializer(serializers.ModelSerializer):
             "target_repr",
             "details",
             "request_id",
+            "cluster",
+            "cluster_name",
             "chain",
             "seq",
             "hash",
             "prev_hash",
         ]
+
+    def get_cluster_name(self, obj) -> str | None:
+        if obj.cluster_id is None:
+            return None
+        return (obj.details or {}).get("cluster") or None
 
 
 @extend_schema_view(

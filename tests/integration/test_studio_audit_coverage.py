@@ -26,7 +26,7 @@ from catalog.models import ServiceProfile
 from instances import services as instance_services
 from instances.models import ComputeInstance, StandbyInstance, WarmPool
 from inventory.models import Agent, Datacenter, DatacenterAgent, MigChange, Storage
-from paas.models import AuditEvent
+from paas.models import AuditEvent, AuditSettings
 from tenancy import services as tenancy_services
 from tenancy.models import RoleAssignment
 from tenancy.roles import Role
@@ -217,6 +217,7 @@ def samples(world) -> Samples:
             "paas.apitoken": token,
             "paas.auditevent": AuditEvent.objects.filter(chain=a.org.pk).first(),
             "paas.workerheartbeat": None,
+            "paas.auditsettings": AuditSettings.objects.get_or_create(pk=1)[0],
             "billing.usagerecord": None,  # the chargeback dashboard (read-only; no row page)
             "billing.meter": None,  # instance usage: the billing API's figures (read-only; no row page)
         }
@@ -733,6 +734,15 @@ OPERATIONS = {
         "operator",
         lambda c, w, s: _action(c, s["django_q.failure"], "resubmit"),
         "task.resubmit",
+    ),
+    ("paas.auditsettings", "change"): (
+        "operator",
+        lambda c, w, s: _submit(
+            c,
+            _url(s["paas.auditsettings"], "change"),
+            {"kubectl_reads": "sample", "kubectl_sample_every": "5"},
+        ),
+        "audit.settings_update",
     ),
 }
 
