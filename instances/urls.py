@@ -1,6 +1,7 @@
 from django.urls import path
 
 from instances import app_views, service_views, views
+from instances.shell import views as shell_views
 
 app_name = "instances"
 
@@ -11,6 +12,7 @@ urlpatterns = [
     path("instances/<int:instance_id>/", views.instance_detail, name="detail"),
     path("instances/<int:instance_id>/status/", views.instance_status, name="status"),
     path("instances/<int:instance_id>/kubeconfig/", views.instance_kubeconfig, name="kubeconfig"),
+    path("instances/<int:instance_id>/shell/", shell_views.shell_page, name="shell"),
     path("instances/<int:instance_id>/collaborators/", views.collaborator_add, name="collaborator-add"),
     path(
         "instances/<int:instance_id>/collaborators/<int:user_id>/remove/",
