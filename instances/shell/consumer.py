@@ -63,7 +63,7 @@ class ShellConsumer(AsyncWebsocketConsumer):
         user = self.scope.get("user")
         instance_id = self.scope["url_route"]["kwargs"]["instance_id"]
         if user is None or not user.is_authenticated:
-            await self.close(code=CLOSE_NOT_FOUND)
+            await self._refuse(CLOSE_NOT_FOUND)
             return
         programs = sandbox.binaries()
         try:
@@ -80,7 +80,7 @@ class ShellConsumer(AsyncWebsocketConsumer):
                 actor=user, instance_id=instance_id, base_url=settings.PAAS_KUBE_PROXY_URL or None
             )
         except NotFound:
-            await self.close(code=CLOSE_NOT_FOUND)
+            await self._refuse(CLOSE_NOT_FOUND)
             return
         except Conflict as exc:
             await self.accept()
@@ -91,7 +91,8 @@ class ShellConsumer(AsyncWebsocketConsumer):
         self.workspace = sandbox.Workspace.create()
         self.relay = sandbox.Relay(self.workspace.directory, credentials.proxy_base_url())
         await self.relay.start()
-        self.kubeconfig = sandbox.sandbox_kubeconfig(self.session.kubeconfig)
+        self.tls = sandbox.LoopbackTLS.create()
+        self.kubeconfig = sandbox.sandbox_kubeconfig(self.session.kubeconfig, self.tls)
         await self.accept()
         self.tasks = [asyncio.ensure_future(self._limits())]
         tools = "kubectl and helm (read-only)" if self.helm else "kubectl"
@@ -104,6 +105,12 @@ class ShellConsumer(AsyncWebsocketConsumer):
             )
             + PROMPT
         )
+
+    async def _refuse(self, code: int) -> None:
+        """Accepted, then closed with ``code`` (a refusal before accepting would be a bare HTTP 403, the
+        same as a foreign page's Origin); missing and forbidden instances get the same code."""
+        await self.accept()
+        await self.close(code=code)
 
     async def _limits(self) -> None:
         """End the session at its idle timeout, its maximum length, or when its grant ends."""
@@ -269,6 +276,7 @@ class ShellConsumer(AsyncWebsocketConsumer):
                 args=command.args,
                 workspace=self.workspace,
                 kubeconfig=self.kubeconfig,
+                tls=self.tls,
                 stdout_fd=slave,
             )
         except (OSError, sandbox.SandboxUnavailable) as exc:

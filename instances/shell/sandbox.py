@@ -31,19 +31,23 @@ from urllib.parse import urlsplit
 from django.conf import settings
 
 SANDBOX_UID = 65534
-INNER_PORT = 8080
+INNER_PORT = 8443
 BIN = "/sandbox/bin"
 KUBECONFIG = "/sandbox/kubeconfig"
 RELAY_SCRIPT = "/sandbox/relay.py"
 RELAY_SOCKET = "/sandbox/relay.sock"
+TLS_CERT = "/sandbox/tls.crt"
+TLS_KEY = "/sandbox/tls.key"
 SCRATCH = "/scratch"
 RELAY_PYTHON = "/usr/bin/python3"
 
 # The relay inside the sandbox: listens on 127.0.0.1:INNER_PORT, forwards to the Unix socket, runs the
 # command as its child and exits with its status.
 RELAY_SOURCE = r"""
-import os, socket, sys, threading
+import os, socket, ssl, sys, threading
 sock_path, port, argv = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+tls.load_cert_chain("/sandbox/tls.crt", "/sandbox/tls.key")
 server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 server.bind(("127.0.0.1", port))
@@ -64,7 +68,12 @@ def pipe(src, dst):
         except OSError:
             pass
 
-def serve(conn):
+def serve(raw):
+    try:
+        conn = tls.wrap_socket(raw, server_side=True)
+    except (OSError, ssl.SSLError):
+        raw.close()
+        return
     up = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         up.connect(sock_path)
@@ -116,14 +125,63 @@ def bwrap_binary() -> str:
     return path
 
 
-def sandbox_kubeconfig(kubeconfig_text: str) -> str:
+@dataclass(frozen=True)
+class LoopbackTLS:
+    """The relay's certificate inside the sandbox (a session's own, for 127.0.0.1; its key only ever in
+    memory and in the sandbox). kubectl sends its credential only over TLS (client-go reads a
+    kubeconfig's user only for an https server), so the sandbox's loopback hop is TLS too."""
+
+    cert_pem: str
+    key_pem: str
+
+    @classmethod
+    def create(cls, *, days: int = 2) -> "LoopbackTLS":
+        import datetime
+        import ipaddress
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "paas web shell relay")])
+        now = datetime.datetime.now(datetime.UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=days))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+            )
+            .sign(key, hashes.SHA256())
+        )
+        return cls(
+            cert_pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
+            key_pem=key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            ).decode(),
+        )
+
+
+def sandbox_kubeconfig(kubeconfig_text: str, tls: LoopbackTLS) -> str:
     """The session's proxy kubeconfig with its server rewritten to the relay inside the sandbox."""
+    import base64
+
     import yaml
 
     data = yaml.safe_load(kubeconfig_text)
     for cluster in data.get("clusters", []):
         path = urlsplit(cluster["cluster"]["server"]).path
-        cluster["cluster"] = {"server": f"http://127.0.0.1:{INNER_PORT}{path}"}
+        cluster["cluster"] = {
+            "server": f"https://127.0.0.1:{INNER_PORT}{path}",
+            "certificate-authority-data": base64.b64encode(tls.cert_pem.encode()).decode(),
+        }
     return yaml.safe_dump(data, sort_keys=False)
 
 
@@ -229,6 +287,7 @@ def command_argv(
     workspace: Workspace,
     kubeconfig_fd: int,
     relay_fd: int,
+    tls_fds: tuple[int, int],
     term: str = "xterm-256color",
 ) -> list[str]:
     """bwrap's argv for one command (``program`` is a key of :func:`binaries`)."""
@@ -272,6 +331,12 @@ def command_argv(
         "--ro-bind-data",
         str(relay_fd),
         RELAY_SCRIPT,
+        "--ro-bind-data",
+        str(tls_fds[0]),
+        TLS_CERT,
+        "--ro-bind-data",
+        str(tls_fds[1]),
+        TLS_KEY,
         "--bind",
         str(workspace.directory / "relay.sock"),
         RELAY_SOCKET,
@@ -305,23 +370,30 @@ def command_argv(
     return argv
 
 
-async def spawn(*, program: str, args: list[str], workspace: Workspace, kubeconfig: str, stdout_fd: int):
+async def spawn(
+    *, program: str, args: list[str], workspace: Workspace, kubeconfig: str, tls: LoopbackTLS, stdout_fd: int
+):
     """Start one command in its sandbox (output to ``stdout_fd``, a pseudo-terminal; no input)."""
-    kube_fd, relay_fd = _data_fd(kubeconfig), _data_fd(RELAY_SOURCE)
+    fds = [_data_fd(kubeconfig), _data_fd(RELAY_SOURCE), _data_fd(tls.cert_pem), _data_fd(tls.key_pem)]
     try:
         argv = command_argv(
-            program=program, args=args, workspace=workspace, kubeconfig_fd=kube_fd, relay_fd=relay_fd
+            program=program,
+            args=args,
+            workspace=workspace,
+            kubeconfig_fd=fds[0],
+            relay_fd=fds[1],
+            tls_fds=(fds[2], fds[3]),
         )
         return await asyncio.create_subprocess_exec(
             *argv,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=stdout_fd,
             stderr=stdout_fd,
-            pass_fds=(kube_fd, relay_fd),
+            pass_fds=tuple(fds),
             start_new_session=True,
             env={},
             cwd="/",
         )
     finally:
-        os.close(kube_fd)
-        os.close(relay_fd)
+        for fd in fds:
+            os.close(fd)

@@ -91,10 +91,10 @@ def shell_open(*, actor, instance_id, base_url: str | None = None) -> Session:
     )
 
 
-def _scope(session: Session) -> tuple[User, ComputeInstance]:
+def _scope(session: Session) -> tuple[User | None, ComputeInstance | None]:
     return (
-        User.objects.get(pk=session.user_id),
-        ComputeInstance.objects.select_related("project__org").get(pk=session.instance_id),
+        User.objects.filter(pk=session.user_id).first(),
+        ComputeInstance.objects.select_related("project__org").filter(pk=session.instance_id).first(),
     )
 
 
@@ -102,6 +102,8 @@ def _scope(session: Session) -> tuple[User, ComputeInstance]:
 def shell_command(*, session: Session, line: str, refusal_code: str = "", refusal: str = "") -> None:
     """Audit one command line the user entered (run or refused)."""
     actor, instance = _scope(session)
+    if actor is None or instance is None:  # deleted meanwhile: nothing to record it against
+        return
     details = {"line": line[:4096], "credential": session.credential_label, "allowed": not refusal_code}
     if refusal_code:
         details |= {"refusal": refusal_code, "reason": refusal}
@@ -121,6 +123,8 @@ def shell_close(*, session: Session, reason: str, commands: int) -> None:
     KubeCredential.objects.filter(pk=session.credential_id, revoked_at__isnull=True).update(
         revoked_at=timezone.now()
     )
+    if actor is None or instance is None:
+        return
     audit_log(
         actor=actor,
         action="instance.shell_close",
