@@ -289,7 +289,7 @@ class ShellConsumer(AsyncWebsocketConsumer):
         rate = max(1024, settings.PAAS_SHELL_OUTPUT_BYTES_PER_SECOND)
         loop = asyncio.get_running_loop()
         os.set_blocking(master, False)
-        started, sent = time.monotonic(), 0
+        started, sent, at_line_start = time.monotonic(), 0, True
         try:
             while True:
                 readable = loop.create_future()
@@ -307,7 +307,10 @@ class ShellConsumer(AsyncWebsocketConsumer):
                 if not chunk:
                     break
                 self.last_activity = time.monotonic()
-                await self.send(text_data=decoder.decode(chunk))
+                text = decoder.decode(chunk)
+                if text:
+                    at_line_start = text.endswith("\n")
+                await self.send(text_data=text)
                 sent += len(chunk)
                 ahead = sent / rate - (time.monotonic() - started)
                 if ahead > 0:  # over the rate: stop reading (the command blocks on its full terminal)
@@ -318,7 +321,8 @@ class ShellConsumer(AsyncWebsocketConsumer):
             self.process = None
         tail = decoder.decode(b"", final=True)
         note = f"\x1b[2m[exit {status}]\x1b[0m\r\n" if status else ""
-        await self.send(text_data=tail + ("" if tail.endswith("\n") else "\r\n") + note + PROMPT)
+        at_line_start = tail.endswith("\n") if tail else at_line_start
+        await self.send(text_data=tail + ("" if at_line_start else "\r\n") + note + PROMPT)
 
     async def _kill(self) -> None:
         process = self.process
