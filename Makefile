@@ -21,7 +21,8 @@ $(UV):
 install: $(UV)
 	$(UV) sync --frozen --python $(PYTHON)
 
-## run: the platform on the embedded default (its own PostgreSQL server under var/postgres, a worker), with demo data
+## run: the platform on the embedded default (its own PostgreSQL server under var/postgres, a worker), with demo data,
+## served by uvicorn (manage.py serve: pages, API, the kubectl proxy and the web shell's WebSockets)
 run: install
 	$(VENV)/bin/python manage.py migrate --noinput
 	@rm -f var/demo-kubeconfig.path
@@ -37,9 +38,24 @@ run: install
 	  $(VENV)/bin/python -m tests.toolchain build helm > var/helm-binary.path \
 	    || { echo "helm did not build; Helm charts cannot be rendered (K8s YAML still works)."; rm -f var/helm-binary.path; }; \
 	fi
+	@rm -f var/kubectl-binary.path
+	@if [ -z "$(PAAS_KUBECTL_BINARY)" ] && command -v go >/dev/null 2>&1; then \
+	  echo "Building kubectl for the web shell (tests/toolchain, cached; the first time: ~10 min)"; \
+	  $(VENV)/bin/python -m tests.toolchain build kubectl > var/kubectl-binary.path \
+	    || { echo "kubectl did not build; the web shell is unavailable (downloaded kubeconfigs still work)."; rm -f var/kubectl-binary.path; }; \
+	fi
+	@rm -f var/bwrap-binary.path
+	@if [ -z "$(PAAS_BWRAP_BINARY)" ]; then \
+	  echo "Fetching bubblewrap, the web shell's sandbox (tests/toolchain, cached)"; \
+	  $(VENV)/bin/python -m tests.toolchain build bwrap > var/bwrap-binary.path \
+	    || { echo "bwrap is unavailable; the web shell is unavailable."; rm -f var/bwrap-binary.path; }; \
+	fi
 	PAAS_DEMO_KUBECONFIG="$$(cat var/demo-kubeconfig.path 2>/dev/null)" $(VENV)/bin/python manage.py demo_setup
 	@echo "Open http://$(ADDR)/  (studio at /studio/, API docs at /api/docs/)"
-	PAAS_HELM_BINARY="$${PAAS_HELM_BINARY:-$$(cat var/helm-binary.path 2>/dev/null)}" $(VENV)/bin/python manage.py serve $(ADDR)
+	PAAS_HELM_BINARY="$${PAAS_HELM_BINARY:-$$(cat var/helm-binary.path 2>/dev/null)}" \
+	PAAS_KUBECTL_BINARY="$${PAAS_KUBECTL_BINARY:-$$(cat var/kubectl-binary.path 2>/dev/null)}" \
+	PAAS_BWRAP_BINARY="$${PAAS_BWRAP_BINARY:-$$(cat var/bwrap-binary.path 2>/dev/null)}" \
+	  $(VENV)/bin/python manage.py serve $(ADDR)
 
 ## test: the whole suite on PostgreSQL and the local Kubernetes control plane (provisioned on demand)
 test: install lint

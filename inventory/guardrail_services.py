@@ -18,8 +18,25 @@ def clean_ingress_domain(domain: str) -> str:
         raise ValidationFailed("Invalid ingress domain.", fields={"ingress_domain": str(exc)}) from exc
 
 
+IMPERSONATION_REFUSED = (
+    "The platform's credential may not impersonate ServiceAccounts (verb 'impersonate' on "
+    "'serviceaccounts' in every namespace), so the kubectl proxy could not forward users' requests as "
+    "their instance's ServiceAccount. Bind it a ClusterRole allowing that (docs/operations.md)."
+)
+
+
+def impersonation_refusal(kubeconfig: str) -> str:
+    """Why the kubectl proxy cannot serve this cluster with this credential, or "" when it can: the
+    proxy forwards each request as the user's per-instance ServiceAccount (``Impersonate-User``), so the
+    platform's identity must be allowed to impersonate ServiceAccounts in every namespace. Raises
+    :class:`kube.KubeUnreachable` when the API server does not answer."""
+    allowed = kube.can_i(kubeconfig, verb="impersonate", resource="serviceaccounts")
+    return "" if allowed else IMPERSONATION_REFUSED
+
+
 def require_guardrails_support(kubeconfig: str, *, field: str) -> None:
-    """Refuse a cluster whose API server is too old to enforce the guardrails (unreachable: later)."""
+    """Refuse a cluster whose API server is too old to enforce the guardrails, or whose credential may
+    not impersonate ServiceAccounts (the kubectl proxy needs it). Unreachable: the refresh checks later."""
     try:
         version = kube.server_version(kubeconfig)
     except (kube.KubeUnreachable, kube.KubeconfigInvalid):
@@ -29,6 +46,12 @@ def require_guardrails_support(kubeconfig: str, *, field: str) -> None:
         raise ValidationFailed(
             "The cluster cannot enforce the platform's guardrails.", fields={field: reason}
         )
+    try:
+        refusal = impersonation_refusal(kubeconfig)
+    except kube.KubeUnreachable:
+        return  # no answer to the review now: the refresh records it
+    if refusal:
+        raise ValidationFailed("The cluster cannot serve the kubectl proxy.", fields={field: refusal})
 
 
 _GUARDRAIL_KEYS = (
@@ -39,6 +62,7 @@ _GUARDRAIL_KEYS = (
     "platform_identity",
     "ingress_domain",
     "error",
+    "proxy_error",
 )
 
 
@@ -63,6 +87,7 @@ def cluster_guardrails_sync(*, cluster_id: int) -> Cluster:
             bare_pods = bool(sandbox) and guardrails.runtime_class_defaultable(
                 kube.runtime_class(kubeconfig, sandbox)
             )
+            proxy_error = impersonation_refusal(kubeconfig)
             domain = guardrails.ingress_domain(cluster)
             objects = guardrails.manifests(
                 platform_identity=identity,
@@ -90,6 +115,7 @@ def cluster_guardrails_sync(*, cluster_id: int) -> Cluster:
                 platform_identity=identity,
                 ingress_domain=domain,
                 error="",
+                proxy_error=proxy_error,  # the kubectl proxy cannot serve the cluster while this is set
             )
             if removed:
                 record["removed"] = removed[:50]

@@ -1,4 +1,4 @@
-"""The ASGI application (``make run`` and production serve it with uvicorn: paas/management/commands/serve.py).
+"""The ASGI application (``make run`` and production serve it with uvicorn: ``manage.py serve``).
 
 - ``/k8s/...`` (HTTP and WebSocket): the kubectl proxy, a plain ASGI application (``PAAS_ASGI_MOUNTS``)
   that never passes through Django's request handling: it speaks the Kubernetes API, streams, and
@@ -14,7 +14,7 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "paas.settings.dev")
 
-from django.core.asgi import get_asgi_application  # noqa: E402
+from django.core.asgi import get_asgi_application
 
 django_application = get_asgi_application()  # sets Django up before anything below imports models
 

@@ -17,6 +17,7 @@ pytest_plugins = [
     "tests.support.oidc",  # the oidc_provider and oidc fixtures: a real OIDC provider process
     "tests.support.integration_servers",  # Git, Helm chart repository and container registry servers
     "tests.support.prometheus",  # a real Prometheus scraping a DCGM exporter double (GPU utilisation)
+    "tests.support.kubectl",  # kubectl_binary and bwrap_binary: the real kubectl and bubblewrap
     *(
         ["tests.localkube.pytest_plugin"]
         if os.path.exists(os.path.join(os.path.dirname(__file__), "localkube", "pytest_plugin.py"))

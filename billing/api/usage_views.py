@@ -96,7 +96,7 @@ class UsageView(APIView):
     def get(self, request):
         query = usage_query.parse(request.query_params, user=request.user, now=now_second())
         if request.accepted_renderer.format == "csv":
-            return usage_export.csv_response(query)
+            return usage_export.csv_response(query, request=request)
         rows, after = usage_query.page(query)
         next_url = None
         if after is not None:

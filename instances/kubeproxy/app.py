@@ -10,6 +10,7 @@ or expired, collaborator removed). WebSocket requests (exec, attach, port-forwar
 """
 
 import asyncio
+import contextlib
 import json
 import re
 import time
@@ -41,23 +42,45 @@ FORWARDED_REQUEST_HEADERS = frozenset(
     }
 )
 DROPPED_RESPONSE_HEADERS = frozenset(
-    {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade", "te", "trailer",
-     "set-cookie", "www-authenticate", "content-length"}
+    {
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "proxy-connection",
+        "upgrade",
+        "te",
+        "trailer",
+        "set-cookie",
+        "www-authenticate",
+        "content-length",
+    }
 )
 
 
 def status_body(code: int, reason: str, message: str) -> bytes:
     """A Kubernetes ``Status`` object, so kubectl prints the message as it would the API server's."""
     return json.dumps(
-        {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-         "message": message, "reason": reason, "code": code}
+        {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": message,
+            "reason": reason,
+            "code": code,
+        }
     ).encode()
 
 
 async def send_status(send, code: int, reason: str, message: str) -> None:
     body = status_body(code, reason, message)
-    await send({"type": "http.response.start", "status": code,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": code,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -142,9 +165,13 @@ async def http(scope, receive, send) -> None:
         await send_status(send, 404, "NotFound", "Not a kubectl proxy address: /k8s/instances/<id>/.")
         return
     if grant is None:
-        await send_status(send, 401, "Unauthorized",
-                          "Unauthorized: the credential is missing, expired or revoked, or no longer "
-                          "grants this instance. Download a new kubeconfig.")
+        await send_status(
+            send,
+            401,
+            "Unauthorized",
+            "Unauthorized: the credential is missing, expired or revoked, or no longer "
+            "grants this instance. Download a new kubeconfig.",
+        )
         return
     query = scope.get("query_string", b"").decode("latin-1")
     info = requestinfo.parse(scope["method"], path, query)
@@ -164,8 +191,17 @@ async def http(scope, receive, send) -> None:
         except upstream.UpstreamRefused as exc:
             await send_status(send, 502, "BadGateway", str(exc))
             return
-        code = await forward(scope, receive, send, grant=grant, conn=conn, path=path, query=query,
-                             body=body, request_id=request_id)
+        code = await forward(
+            scope,
+            receive,
+            send,
+            grant=grant,
+            conn=conn,
+            path=path,
+            query=query,
+            body=body,
+            request_id=request_id,
+        )
     finally:
         await auditing.done(record, code)
 
@@ -174,15 +210,20 @@ async def forward(scope, receive, send, *, grant, conn, path, query, body, reque
     headers = upstream_headers(scope, grant, conn)
     try:
         response = await conn.session.request(
-            scope["method"], conn.url(path, query), data=body or None, headers=headers,
-            allow_redirects=False, server_hostname=conn.server_hostname,
+            scope["method"],
+            conn.url(path, query),
+            data=body or None,
+            headers=headers,
+            allow_redirects=False,
+            server_hostname=conn.server_hostname,
         )
-    except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         await send_status(send, 502, "BadGateway", f"The cluster's API server could not be reached: {exc}")
         return 502
     async with response:
         out_headers = [
-            (k.lower(), v) for k, v in response.raw_headers
+            (k.lower(), v)
+            for k, v in response.raw_headers
             if k.decode("latin-1").lower() not in DROPPED_RESPONSE_HEADERS
         ]
         out_headers.append((b"x-request-id", request_id.encode()))
@@ -202,18 +243,19 @@ async def stream_body(receive, send, response, *, token: str, grant) -> None:
         while (await receive())["type"] != "http.disconnect":
             pass
 
-    tasks = [asyncio.ensure_future(pump()), asyncio.ensure_future(client_gone()),
-             asyncio.ensure_future(watch_grant(token, grant))]
+    tasks = [
+        asyncio.ensure_future(pump()),
+        asyncio.ensure_future(client_gone()),
+        asyncio.ensure_future(watch_grant(token, grant)),
+    ]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-    try:
+    with contextlib.suppress(OSError):  # the client went already
         await send({"type": "http.response.body", "body": b"", "more_body": False})
-    except OSError:
-        pass
 
 
 async def application(scope, receive, send) -> None:

@@ -54,7 +54,11 @@ def credential_issue(
     ttl = ttl or timedelta(minutes=settings.PAAS_KUBECONFIG_TTL_MINUTES)
     prefix, token = _new_token()
     credential = KubeCredential.objects.create(
-        user=actor, instance=instance, prefix=prefix, digest=_digest(token), via=via,
+        user=actor,
+        instance=instance,
+        prefix=prefix,
+        digest=_digest(token),
+        via=via,
         expires_at=timezone.now() + ttl,
     )
     return credential, token
@@ -79,7 +83,10 @@ def proxy_kubeconfig(*, instance: ComputeInstance, user, token: str, base: str |
         "clusters": [{"name": name, "cluster": cluster}],
         "users": [{"name": user.username, "user": {"token": token}}],
         "contexts": [
-            {"name": context, "context": {"cluster": name, "user": user.username, "namespace": instance.namespace}}
+            {
+                "name": context,
+                "context": {"cluster": name, "user": user.username, "namespace": instance.namespace},
+            }
         ],
         "current-context": context,
         "preferences": {},

@@ -108,7 +108,11 @@ def build(key: tuple, kubeconfig: str) -> Upstream:
     if user.get("token"):
         headers["Authorization"] = f"Bearer {user['token']}"
     connector = aiohttp.TCPConnector(
-        resolver=PolicyResolver(), limit=256, limit_per_host=256, ttl_dns_cache=None, use_dns_cache=False,
+        resolver=PolicyResolver(),
+        limit=256,
+        limit_per_host=256,
+        ttl_dns_cache=None,
+        use_dns_cache=False,
         ssl=_ssl_context(cluster, user),
     )
     session = aiohttp.ClientSession(
@@ -119,8 +123,12 @@ def build(key: tuple, kubeconfig: str) -> Upstream:
         skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
     )
     return Upstream(
-        key=key, base=server, session=session, ssl_context=None,
-        server_hostname=cluster.get("tls-server-name") or None, auth_headers=headers,
+        key=key,
+        base=server,
+        session=session,
+        ssl_context=None,
+        server_hostname=cluster.get("tls-server-name") or None,
+        auth_headers=headers,
     )
 
 

@@ -42,6 +42,7 @@ from inventory.kube.objects import (
 from inventory.kube.reads import (
     GFD,
     NodeFacts,
+    can_i,
     custom_resource_note,
     events,
     field_at,
@@ -73,6 +74,7 @@ __all__ = [
     "Session",
     "api_client",
     "apply",
+    "can_i",
     "custom_resource_note",
     "delete_namespace",
     "delete_objects",

@@ -478,6 +478,27 @@ def whoami(kubeconfig: str) -> str:
     return user.username
 
 
+def can_i(kubeconfig: str, *, verb: str, resource: str, group: str = "", namespace: str = "") -> bool:
+    """Whether this kubeconfig's identity may ``verb`` ``resource`` (in every namespace when
+    ``namespace`` is empty): the API server's own answer (SelfSubjectAccessReview)."""
+    attributes = {"verb": verb, "resource": resource, "group": group}
+    if namespace:
+        attributes["namespace"] = namespace
+    with api_client(kubeconfig) as api:
+        try:
+            review = k8s.AuthorizationV1Api(api).create_self_subject_access_review(
+                {
+                    "apiVersion": "authorization.k8s.io/v1",
+                    "kind": "SelfSubjectAccessReview",
+                    "spec": {"resourceAttributes": attributes},
+                },
+                _request_timeout=TIMEOUT,
+            )
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _unreachable(exc) from exc
+    return bool(review.status and review.status.allowed)
+
+
 def server_version(kubeconfig: str) -> str:
     """The API server's git version (``v1.37.2``)."""
     with api_client(kubeconfig) as api:

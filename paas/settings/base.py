@@ -6,6 +6,7 @@ variable; see the README's configuration table.
 """
 
 import os
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -117,6 +118,13 @@ DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)} if
 # our connections unless DATABASE_URL's own options say otherwise.
 
 
+def _forks_workers() -> bool:
+    """``manage.py qcluster`` (django-q2) forks its worker processes after it has used the database: a
+    pool's connections would then be shared by several processes (each reading the others' results) and
+    its threads lost. It keeps Django's own per-thread connections; the pool is for the ASGI server."""
+    return sys.argv[1:2] == ["qcluster"]
+
+
 def database_options(database: dict) -> dict:
     """Our connection options: JIT off (above) and, under the ASGI server, psycopg's connection pool
     instead of persistent connections (a persistent connection belongs to a thread, and the ASGI
@@ -125,7 +133,7 @@ def database_options(database: dict) -> dict:
     options = database.setdefault("OPTIONS", {})
     options.setdefault("options", "-c jit=off")
     pool_max = env_int("PAAS_DB_POOL_MAX", 16)
-    if pool_max > 0:
+    if pool_max > 0 and not _forks_workers():
         options.setdefault("pool", {"min_size": 1, "max_size": pool_max, "timeout": 10})
         database["CONN_MAX_AGE"] = 0  # the pool keeps the connections; Django returns them after each request
     return database

@@ -25,10 +25,16 @@ Every test here is marked ``browser`` and runs in the normal suite. Fixtures:
     ``var/test-artifacts/workers/<test>.log``. ``helpers.wait_until(..., worker=worker)`` waits for a
     state and fails early, with the worker's output, if it died.
 
+``live_server``
+    The real ASGI server (tests/support/asgi_server.py: uvicorn serving ``paas.asgi.application`` as
+    ``make run`` and production do, so WebSockets and the kubectl proxy work too), with ``.url`` and
+    ``.ws_url``; kubeconfigs issued during the test point at it. It replaces pytest-django's WSGI
+    ``live_server`` under the same name.
+
 ``helpers.login(page, username, password, url="/studio/login/")`` logs in through a real form.
-The server is pytest-django's ``live_server``: it serves static files from every app's ``static/``
-directory (Django's StaticFilesHandler, through the finders; no collectstatic). Tests using it run
-with ``transactional_db``: what they create is committed, and the database is emptied afterwards.
+The server serves static files from every app's ``static/`` directory (``PAAS_SERVE_STATIC``:
+Django's ASGIStaticFilesHandler, through the finders; no collectstatic). Tests using it run with
+``transactional_db``: what they create is committed, and the database is emptied afterwards.
 """
 
 from __future__ import annotations
@@ -60,7 +66,8 @@ from tests.browser.helpers import (
     slug,
 )
 from tests.factories import PASSWORD
-from tests.support import chromium
+from tests.support import asgi_server, chromium
+from tests.support.asgi_server import AsgiServer
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -156,6 +163,22 @@ def _browser_run(request, artifacts_dir) -> BrowserRun:
     run = BrowserRun(name=slug(request.node.name), artifacts=artifacts_dir)
     request.node.stash[RUN_KEY] = run
     return run
+
+
+# --- the server ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _live_server_helper() -> None:
+    """Replaces pytest-django's helper of the same name, which would set up its own WSGI ``live_server``."""
+
+
+@pytest.fixture
+def live_server(transactional_db, settings) -> AsgiServer:
+    """The session's real ASGI server (started on first use), seeing this test's committed rows."""
+    server = asgi_server.session_server()
+    settings.PAAS_KUBE_PROXY_URL = server.url
+    return server
 
 
 @pytest.fixture

@@ -349,3 +349,22 @@ def test_tokens_are_created_with_the_billing_scope_through_the_api_and_the_studi
     )
     assert created.status_code == 302
     assert billed["acme_admin"].api_tokens.get(name="from-studio").scope == "billing:read"
+
+
+def test_csv_streams_through_the_asgi_server(api, billed, kube_proxy):
+    """Served by the real ASGI server (as `make run` and production serve it), the CSV streams from an
+    asynchronous iterator (a synchronous one would be buffered whole) and holds the same rows."""
+    import urllib3
+
+    _, token = api_token_create(actor=billed["operator"], name="csv", scope=TokenScope.BILLING_READ)
+    expected = csv_rows(api.as_user(billed["operator"]).get(URL, NOV, HTTP_ACCEPT="text/csv"))
+    response = urllib3.request(
+        "GET",
+        f"{kube_proxy.url}{URL}?start={NOV['start']}&end={NOV['end']}",
+        headers={"Authorization": f"Bearer {token}", "Accept": "text/csv"},
+        preload_content=False,
+    )
+    assert response.status == 200 and response.headers["Content-Type"].startswith("text/csv")
+    assert response.headers.get("Transfer-Encoding") == "chunked"  # streamed, no Content-Length
+    body = b"".join(response.stream(1024)).decode()
+    assert list(csv.DictReader(io.StringIO(body))) == expected

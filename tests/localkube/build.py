@@ -47,7 +47,7 @@ class GoTarget:
     ldflags: tuple[str, ...] = ()
 
 
-def _kube_version_ldflags() -> tuple[str, ...]:
+def kube_version_ldflags() -> tuple[str, ...]:
     """The ``-X`` flags Kubernetes' own build (hack/lib/version.sh) stamps into its binaries."""
     major, minor = KUBERNETES_VERSION.lstrip("v").split(".")[:2]
     values = {
@@ -65,14 +65,14 @@ def _kube_version_ldflags() -> tuple[str, ...]:
 
 
 TARGETS = (
-    GoTarget("kube-apiserver", "kube", "k8s.io/kubernetes/cmd/kube-apiserver", _kube_version_ldflags()),
+    GoTarget("kube-apiserver", "kube", "k8s.io/kubernetes/cmd/kube-apiserver", kube_version_ldflags()),
     GoTarget(
         "kube-controller-manager",
         "kube",
         "k8s.io/kubernetes/cmd/kube-controller-manager",
-        _kube_version_ldflags(),
+        kube_version_ldflags(),
     ),
-    GoTarget("kube-scheduler", "kube", "k8s.io/kubernetes/cmd/kube-scheduler", _kube_version_ldflags()),
+    GoTarget("kube-scheduler", "kube", "k8s.io/kubernetes/cmd/kube-scheduler", kube_version_ldflags()),
     GoTarget("etcd", "etcd", "go.etcd.io/etcd/server/v3"),
     GoTarget("kwok", "kwok", "sigs.k8s.io/kwok/cmd/kwok"),
 )

@@ -22,6 +22,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import datetime
 import http.client
 import json
 import os
@@ -57,6 +58,13 @@ COMPONENTS = (
     "volume-provisioner",
 )
 STATE_FILE = "state.json"
+# The simulated nodes' address: every node's InternalIP (and so every pod's hostIP) is loopback, and KWOK
+# serves their kubelet API (logs, exec, port-forward) there, on the port each node's status advertises.
+NODE_IP = "127.0.0.1"
+DEBUGGING_FILE = "kwok-debugging.yaml"  # KWOK's ClusterLogs / ClusterExec / ClusterPortForward
+POD_LOG_FILE = "pod.log"  # every simulated container's log (CRI format), what `kubectl logs` reads
+EXEC_DIR = "exec"  # the working directory (and HOME) of `kubectl exec` commands, empty
+NOBODY_UID = 65534  # `kubectl exec` runs as nobody when the cluster runs as root
 _PR_SET_PDEATHSIG = 1
 _START_ATTEMPTS = 2
 
@@ -133,8 +141,20 @@ def _remove_cluster_files(workdir: Path, keep_logs: bool) -> None:
     """Remove what a cluster writes into a directory it does not own."""
     for sub in ("pki", "etcd", "volumes") if keep_logs else ("pki", "etcd", "volumes", "logs"):
         shutil.rmtree(workdir / sub, ignore_errors=True)
+    shutil.rmtree(workdir / EXEC_DIR, ignore_errors=True)
     for path in (*workdir.glob("*.kubeconfig"), workdir / "kubeconfig", workdir / STATE_FILE):
         path.unlink(missing_ok=True)
+    for path in (workdir / DEBUGGING_FILE, workdir / POD_LOG_FILE):
+        path.unlink(missing_ok=True)
+
+
+def append_cri_log(path: Path, lines: Sequence[str], stream: str = "stdout") -> None:
+    """Append ``lines`` to a container log file in the CRI format KWOK reads (``<RFC 3339 time> <stream>
+    F <text>``, the kubelet's own), one write so that a follower never sees half a line."""
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    text = "".join(f"{now} {stream} F {line}\n" for line in lines)
+    with open(path, "a") as handle:
+        handle.write(text)
 
 
 def rss_mib(pid: int) -> float:
@@ -191,6 +211,26 @@ class LocalCluster:
     @property
     def workdir(self) -> Path:
         return Path(self._require_state().workdir)
+
+    @property
+    def pod_log_path(self) -> Path:
+        """The file KWOK serves as every simulated container's log (``kubectl logs``); CRI log format."""
+        return self.workdir / POD_LOG_FILE
+
+    @property
+    def exec_dir(self) -> Path:
+        """The empty working directory (and ``HOME``) of the commands ``kubectl exec`` runs here."""
+        return self.workdir / EXEC_DIR
+
+    @property
+    def port_forward_target(self) -> tuple[str, int]:
+        """Where KWOK forwards every port of every simulated pod (``kubectl port-forward``): a loopback
+        address a test listens on while it port-forwards (nothing listens there otherwise)."""
+        return (NODE_IP, self._require_state().ports["pod-port-forward"])
+
+    def append_pod_log(self, *lines: str, stream: str = "stdout") -> None:
+        """Append ``lines`` to every simulated container's log (what ``kubectl logs -f`` then shows)."""
+        append_cri_log(self.pod_log_path, lines, stream)
 
     def api_client(self) -> ApiClient:
         """A new ``kubernetes.client.ApiClient`` authenticated as cluster admin (close it after use)."""
@@ -329,6 +369,13 @@ class LocalCluster:
             _remove_cluster_files(workdir, keep_logs=True)  # leftovers of a failed start
         for sub in ("pki", "logs", "etcd", "volumes"):
             (workdir / sub).mkdir(mode=0o700, exist_ok=True)
+        # `kubectl exec` runs in the empty exec/ directory as nobody when we are root (see _debugging):
+        # the cluster directory must be traversable (its secrets stay in 0700 directories / 0600 files).
+        (workdir / EXEC_DIR).mkdir(mode=0o755, exist_ok=True)
+        (workdir / EXEC_DIR).chmod(0o755)
+        if os.geteuid() == 0:
+            workdir.chmod(0o711)
+        append_cri_log(workdir / POD_LOG_FILE, ("localkube: simulated container started",), "stdout")
         ports = {
             name: free_port()
             for name in (
@@ -337,6 +384,8 @@ class LocalCluster:
                 "kube-apiserver",
                 "kube-controller-manager",
                 "kube-scheduler",
+                "kwok-kubelet",  # KWOK's kubelet API for every node (logs, exec, port-forward)
+                "pod-port-forward",  # what a pod's forwarded port reaches (``port_forward_target``)
             )
         }
         server = f"https://127.0.0.1:{ports['kube-apiserver']}"
@@ -351,8 +400,55 @@ class LocalCluster:
             started_at=time.time(),
         )
         self._write_pki(state)
+        self._write_debugging_config(state)
         state.save()
         return state
+
+    @staticmethod
+    def _write_debugging_config(state: ClusterState) -> None:
+        """KWOK's answers to the kubelet API's logs, exec and port-forward for every simulated pod.
+
+        Cluster-wide rules from a file only (no KWOK CRDs): nothing a tenant can create in the cluster
+        changes what they run or where they connect.  ``exec`` runs the requested command as a local
+        process of this machine, so it is constrained: the working directory and ``HOME`` are the empty
+        ``exec/`` directory, the environment is KWOK's own (cleared down to ``PATH``, ``HOME``, ``LANG``
+        in :meth:`_spawn`) plus ``LOCALKUBE_SIMULATED_POD=1``, and when the cluster runs as root the
+        command runs as ``nobody``.  Every forwarded port reaches ``port_forward_target`` on loopback.
+        """
+        workdir = Path(state.workdir)
+        exec_target: dict[str, Any] = {
+            "workDir": str(workdir / EXEC_DIR),
+            "envs": [{"name": "LOCALKUBE_SIMULATED_POD", "value": "1"}],
+        }
+        if os.geteuid() == 0:
+            exec_target["securityContext"] = {"runAsUser": NOBODY_UID, "runAsGroup": NOBODY_UID}
+        documents = [
+            {"kind": "ClusterLogs", "spec": {"logs": [{"logsFile": str(workdir / POD_LOG_FILE)}]}},
+            {"kind": "ClusterExec", "spec": {"execs": [{"local": exec_target}]}},
+            {
+                "kind": "ClusterPortForward",
+                "spec": {
+                    "forwards": [
+                        {"target": {"address": NODE_IP, "port": state.ports["pod-port-forward"]}},
+                    ]
+                },
+            },
+        ]
+        text = "".join(
+            "---\n"
+            + json.dumps(
+                {
+                    "apiVersion": "kwok.x-k8s.io/v1alpha1",
+                    "kind": document["kind"],
+                    "metadata": {"name": f"localkube-{document['kind'].lower()}"},
+                    "spec": document["spec"],
+                },
+                indent=2,
+            )
+            + "\n"
+            for document in documents
+        )
+        (workdir / DEBUGGING_FILE).write_text(text)
 
     def _write_pki(self, state: ClusterState) -> None:
         workdir, pki_dir = Path(state.workdir), Path(state.workdir) / "pki"
@@ -372,6 +468,11 @@ class LocalCluster:
         )
         ca.issue("kube-controller-manager-serving", "kube-controller-manager", **loopback)
         ca.issue("kube-scheduler-serving", "kube-scheduler", **loopback)
+        # KWOK serves the nodes' kubelet API on NODE_IP with a certificate of the cluster's CA, which the
+        # API server verifies (--kubelet-certificate-authority); it presents the usual kubelet client
+        # certificate (KWOK does not check it: see the README).
+        ca.issue("kwok-kubelet-serving", "kwok-kubelet", dns_names=("localhost",), ip_addresses=(NODE_IP,))
+        ca.issue("apiserver-kubelet-client", "kube-apiserver-kubelet-client")  # no group: no rights here
         pki.write_service_account_keys(pki_dir)
         # Front-proxy (request-header) CA, as kubeadm sets it up: lets KCM/scheduler delegated
         # authentication and any aggregated API server trust the API server's proxied requests.
@@ -441,6 +542,12 @@ class LocalCluster:
                 f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
                 "--allow-privileged=true",  # so that Pod Security Admission is what rejects privileged pods
                 "--endpoint-reconciler-type=none",  # 127.0.0.1 is not a valid Endpoints address
+                # logs / exec / port-forward: dial the node's InternalIP (loopback, KWOK) only, never its
+                # Hostname (a DNS lookup), on the port the node advertises (daemonEndpoints), over TLS.
+                "--kubelet-preferred-address-types=InternalIP",
+                f"--kubelet-certificate-authority={p / 'ca.crt'}",
+                f"--kubelet-client-certificate={p / 'apiserver-kubelet-client.crt'}",
+                f"--kubelet-client-key={p / 'apiserver-kubelet-client.key'}",
                 "--profiling=false",
                 "--v=1",
             ],
@@ -469,11 +576,16 @@ class LocalCluster:
                 str(b / "kwok"),
                 f"--kubeconfig={w / 'kwok.kubeconfig'}",
                 f"--config={STAGES_FILE}",
+                f"--config={w / DEBUGGING_FILE}",
                 "--manage-all-nodes=false",
                 f"--manage-nodes-with-annotation-selector={KWOK_NODE_ANNOTATION}={KWOK_NODE_ANNOTATION_VALUE}",
                 "--node-lease-duration-seconds=40",
                 f"--cidr={POD_CIDR}",
-                "--node-ip=10.0.0.1",
+                f"--node-ip={NODE_IP}",
+                f"--node-port={ports['kwok-kubelet']}",  # each node's daemonEndpoints.kubeletEndpoint
+                f"--server-address={NODE_IP}:{ports['kwok-kubelet']}",
+                f"--tls-cert-file={p / 'kwok-kubelet-serving.crt'}",
+                f"--tls-private-key-file={p / 'kwok-kubelet-serving.key'}",
             ],
             "volume-provisioner": [
                 sys.executable,
@@ -501,12 +613,19 @@ class LocalCluster:
 
     # ---------------------------------------------------------------------------- processes
     def _spawn(self, state: ClusterState, component: str, command: list[str]) -> None:
+        env = None  # inherited
+        if component == "kwok":
+            # What `kubectl exec` commands inherit (KWOK passes its environment on): nothing of ours.
+            # HOME also keeps KWOK from reading a ~/.kwok/kwok.yaml of whoever runs the tests.
+            env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(Path(state.workdir) / EXEC_DIR)}
+            env["LANG"] = "C.UTF-8"
         with open(Path(state.workdir) / "logs" / f"{component}.log", "ab") as log:
             process = subprocess.Popen(
                 command,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                env=env,
                 cwd=state.workdir,
                 start_new_session=True,
                 preexec_fn=None if self.detach else _die_with_parent,

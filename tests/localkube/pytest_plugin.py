@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import pytest
@@ -47,6 +48,15 @@ class KubeCluster(Protocol):
 
     def stop(self) -> None: ...
 
+    # The simulated pods' kubelet API, served by KWOK on loopback (logs, exec, port-forward):
+    @property
+    def pod_log_path(self) -> Path: ...
+
+    @property
+    def port_forward_target(self) -> tuple[str, int]: ...
+
+    def append_pod_log(self, *lines: str, stream: str = "stdout") -> None: ...
+
 
 class ExistingCluster:
     """A cluster someone else runs, described only by its kubeconfig; ``stop()`` leaves it alone."""
@@ -68,6 +78,31 @@ class ExistingCluster:
 
     def stop(self) -> None:
         """Nothing to do: the cluster belongs to whoever started it."""
+
+    def _local(self) -> LocalCluster:
+        """The localkube cluster whose directory holds this kubeconfig (``python -m tests.localkube
+        start``), for what only its files tell: the simulated pods' log file and port-forward target."""
+        workdir = Path(self.kubeconfig_path).resolve().parent
+        try:
+            local = LocalCluster.attach(workdir)
+        except (OSError, TypeError, ValueError) as error:
+            raise RuntimeError(
+                f"{self.kubeconfig_path} is not the kubeconfig of a localkube cluster"
+            ) from error
+        if "pod-port-forward" not in local.state.ports:  # type: ignore[union-attr]
+            raise RuntimeError(f"the localkube cluster in {workdir} predates loopback kubelets: restart it")
+        return local
+
+    @property
+    def pod_log_path(self) -> Path:
+        return self._local().pod_log_path
+
+    @property
+    def port_forward_target(self) -> tuple[str, int]:
+        return self._local().port_forward_target
+
+    def append_pod_log(self, *lines: str, stream: str = "stdout") -> None:
+        self._local().append_pod_log(*lines, stream=stream)
 
     def __repr__(self) -> str:
         return f"ExistingCluster(name={self.name!r}, server={self.server!r})"

@@ -48,8 +48,14 @@ def start(host: str = "127.0.0.1") -> Iterator[AsgiServer]:
 
     sock = _free_socket(host)
     config = uvicorn.Config(
-        application, loop="uvloop", http="httptools", ws="websockets-sansio", lifespan="on",
-        log_level="warning", timeout_graceful_shutdown=5, server_header=False,
+        application,
+        loop="uvloop",
+        http="httptools",
+        ws="websockets-sansio",
+        lifespan="on",
+        log_level="warning",
+        timeout_graceful_shutdown=5,
+        server_header=False,
     )
     server = uvicorn.Server(config)
 
@@ -58,7 +64,12 @@ def start(host: str = "127.0.0.1") -> Iterator[AsgiServer]:
 
     thread = threading.Thread(target=run, name="asgi-server", daemon=True)
     thread.start()
-    wait_for(lambda: server.started or not thread.is_alive(), timeout=30, interval=0.02, what="the ASGI server started")
+    wait_for(
+        lambda: server.started or not thread.is_alive(),
+        timeout=30,
+        interval=0.02,
+        what="the ASGI server started",
+    )
     if not server.started:
         raise RuntimeError("the ASGI server did not start")
     try:
@@ -92,11 +103,10 @@ def sharing_the_test_connection() -> Iterator[None]:
     A test on pytest-django's ``db`` fixture runs in a transaction that is rolled back at its end, so a
     server with connections of its own would not see the test's rows. As Django's own live server does
     for an in-memory database, every thread then shares the test's connection (psycopg serialises its
-    use), and Django's per-request connection closing is suspended, since it would end the test's
-    transaction. Tests on ``transactional_db`` (the browser tests) do not need it.
+    use), and Django's per-request closing of that connection is suspended, since it would end the
+    test's transaction. Tests on ``transactional_db`` (the browser tests) do not need it.
     """
-    from django.core import signals
-    from django.db import close_old_connections, connections
+    from django.db import connections
 
     conn = connections["default"]
     conn.ensure_connection()
@@ -107,12 +117,13 @@ def sharing_the_test_connection() -> Iterator[None]:
         default = conn
 
     connections._connections = Shared()
-    signals.request_started.disconnect(close_old_connections)
-    signals.request_finished.disconnect(close_old_connections)
+    # Django closes "obsolete" connections at each request's start and end (CONN_MAX_AGE 0): on the
+    # lent connection that would end the test's transaction. (The test client re-connects those
+    # signals after each of its requests, so the method itself is suspended, not the signals.)
+    conn.close_if_unusable_or_obsolete = lambda: None
     try:
         yield
     finally:
-        signals.request_started.connect(close_old_connections)
-        signals.request_finished.connect(close_old_connections)
+        del conn.close_if_unusable_or_obsolete
         connections._connections = saved
         conn.dec_thread_sharing()

@@ -3,11 +3,13 @@
 Like ``tests/localkube/build.py`` does for Kubernetes, each tool is compiled from its official Go
 module through the Go module proxy, with a small wrapper module checked in under
 ``tests/toolchain/gomod/<tool>/`` whose ``go.mod``/``go.sum`` pin every dependency (a wrapper of its
-own per tool, so helm's Kubernetes libraries are helm's and never those of the control plane).  Each
+own per tool, so helm's Kubernetes libraries are helm's and never those of the control plane; kubectl's
+carries the control plane's pins in a module of its own, so the control plane's cache key never moves).  Each
 tool is cached on its own, keyed by its pinned version and a digest of its wrapper module::
 
     ~/.cache/localkube/tools/helm-v4.3.2-<digest>/helm      BUILD-INFO.json
     ~/.cache/localkube/tools/registry-v3.1.2-<digest>/registry  BUILD-INFO.json
+    ~/.cache/localkube/tools/kubectl-v1.37.2-<digest>/kubectl   BUILD-INFO.json
 
 It shares localkube's Go module and build caches (``go_environment()``), so helm reuses the
 already compiled ``k8s.io`` packages.  Nothing is built until a test asks for a tool (the session
@@ -72,7 +74,15 @@ REGISTRY = Tool(
         "-X github.com/distribution/distribution/v3/version.mainpkg=github.com/distribution/distribution/v3",
     ),
 )
-TOOLS = {tool.name: tool for tool in (HELM, REGISTRY)}
+KUBECTL = Tool(
+    "kubectl",
+    "k8s.io/kubernetes",
+    localkube_build.KUBERNETES_VERSION,  # the control plane's release: kubectl speaks to it
+    "k8s.io/kubernetes/cmd/kubectl",
+    # The same version stamps as the control plane (``kubectl version --client`` says v1.37.2).
+    localkube_build.kube_version_ldflags(),
+)
+TOOLS = {tool.name: tool for tool in (HELM, REGISTRY, KUBECTL)}
 
 
 class ToolchainError(RuntimeError):

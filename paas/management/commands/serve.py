@@ -4,11 +4,23 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class _Stopped(Exception):
+    """SIGTERM or SIGINT, raised again by uvicorn once its graceful shutdown is done."""
+
+
+def _stopped(signum, frame):
+    raise _Stopped(signum)
+
 
 class Command(BaseCommand):
     help = (
         "Serve the platform with the ASGI server (uvicorn: pages, API, the kubectl proxy and the web "
-        "shell's WebSockets) and run a background worker (manage.py qcluster) beside it."
+        "shell's WebSockets) and run a background worker (manage.py qcluster) beside it. SIGTERM or "
+        "Ctrl-C stops it gracefully: no new connections, requests in flight finish (up to 20 s), then "
+        "the worker is stopped too."
     )
 
     def add_arguments(self, parser):
@@ -22,11 +34,15 @@ class Command(BaseCommand):
         host, _, port = addrport.rpartition(":")
         if not host or not port.isdigit():
             raise CommandError("Give the address as HOST:PORT, e.g. 127.0.0.1:8000.")
+        # uvicorn catches the stop signals for its graceful shutdown, then restores the handlers it found
+        # and raises the signal again: ours turns it into an exception, so the worker below is still
+        # stopped and the command exits 0 (the default handler would kill this process on the spot).
+        previous = {sig: signal.signal(sig, _stopped) for sig in STOP_SIGNALS}
         worker = None
-        if not no_worker:
-            worker = subprocess.Popen([sys.executable, "manage.py", "qcluster"])
-            self.stdout.write(f"Worker started (pid {worker.pid}).")
         try:
+            if not no_worker:
+                worker = subprocess.Popen([sys.executable, "manage.py", "qcluster"])
+                self.stdout.write(f"Worker started (pid {worker.pid}).")
             uvicorn.run(
                 "paas.asgi:application",
                 host=host.strip("[]"),
@@ -40,6 +56,8 @@ class Command(BaseCommand):
                 server_header=False,
                 timeout_graceful_shutdown=20,
             )
+        except _Stopped:
+            pass
         finally:
             if worker is not None:
                 worker.send_signal(signal.SIGTERM)
@@ -47,3 +65,5 @@ class Command(BaseCommand):
                     worker.wait(timeout=15)
                 except subprocess.TimeoutExpired:
                     worker.kill()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)

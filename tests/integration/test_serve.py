@@ -1,0 +1,263 @@
+"""``manage.py serve`` as production runs it: uvicorn in a process of its own on a free loopback port.
+
+Pages, a static file, ``/healthz``, the API, the kubectl proxy's door, a WebSocket handshake from a
+foreign origin refused, a graceful shutdown on SIGTERM that finishes the request in flight, and the
+database pool holding the process to ``PAAS_DB_POOL_MAX`` connections under concurrent requests
+(counted in ``pg_stat_activity`` by the server's own ``application_name``).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import psycopg
+import pytest
+from django.conf import settings
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect as ws_connect
+
+from paas import services as paas_services
+from tests.factories import UserFactory
+from tests.support.wait import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+APP_NAME = "paas-serve-test"
+POOL_MAX = 3
+
+
+def _database_url(**query: str) -> str:
+    """The test database (pytest-django's ``test_<name>``) as a DATABASE_URL for the server process."""
+    db = settings.DATABASES["default"]
+    credentials = quote(db["USER"], safe="")
+    if db.get("PASSWORD"):
+        credentials += ":" + quote(db["PASSWORD"], safe="")
+    url = f"postgres://{credentials}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    return url + ("?" + "&".join(f"{k}={quote(v)}" for k, v in query.items()) if query else "")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Served:
+    process: subprocess.Popen
+    port: int
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+    def accepting(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+
+@contextmanager
+def _serve(log: Path) -> Iterator[Served]:
+    """``manage.py serve 127.0.0.1:<port> --no-worker`` on the test database, its pool at ``POOL_MAX``."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "paas.settings.test",
+        "DATABASE_URL": _database_url(application_name=APP_NAME),
+        "PAAS_DB_POOL_MAX": str(POOL_MAX),
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "serve", f"127.0.0.1:{port}", "--no-worker"],
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    server = Served(process=process, port=port, log=log)
+    try:
+        wait_for(
+            lambda: process.poll() is not None or server.accepting(),
+            timeout=120,
+            interval=0.1,
+            what="manage.py serve listening",
+        )
+        assert process.poll() is None, f"the server exited:\n{server.output()}"
+        yield server
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def _module_server(django_db_setup, tmp_path_factory) -> Iterator[Served]:
+    """One server for the tests that leave it running (the test database exists for the session)."""
+    with _serve(tmp_path_factory.mktemp("serve") / "serve.log") as server:
+        yield server
+
+
+@pytest.fixture
+def served(transactional_db, _module_server) -> Served:
+    """The module's server; the test's rows are committed (``transactional_db``), so it sees them."""
+    assert _module_server.process.poll() is None, _module_server.output()
+    return _module_server
+
+
+@pytest.fixture
+def own_server(transactional_db, tmp_path) -> Iterator[Served]:
+    """A server of the test's own (for a test that stops it)."""
+    with _serve(tmp_path / "serve.log") as server:
+        yield server
+
+
+def test_serves_pages_static_files_healthz_and_the_api(served):
+    user = UserFactory(username="served-user")
+    _token_row, token = paas_services.api_token_create(actor=user, name="serve-test")
+    with httpx.Client(base_url=served.url, timeout=15) as http:
+        health = http.get("/healthz")
+        assert health.status_code == 503, "no worker runs: /healthz says so (and answers)"
+        assert health.json()["database"]["ok"] is True
+        assert health.json()["worker"]["ok"] is False
+
+        login = http.get("/login/")
+        assert login.status_code == 200 and "text/html" in login.headers["content-type"]
+        assert "<form" in login.text and 'name="csrfmiddlewaretoken"' in login.text
+        studio = http.get("/studio/")
+        assert studio.status_code == 302 and "/studio/login/" in studio.headers["location"]
+
+        static = http.get("/static/vendor/htmx.min.js")
+        assert static.status_code == 200
+        assert static.content == (ROOT / "paas/static/vendor/htmx.min.js").read_bytes()
+        assert http.get("/static/vendor/no-such-file.js").status_code == 404
+
+        refused = http.get("/api/v1/me/")
+        assert refused.status_code in (401, 403) and refused.json()
+        me = http.get("/api/v1/me/", headers={"Authorization": f"Bearer {token}"})
+        assert me.status_code == 200 and me.json()["username"] == "served-user"
+
+        proxy = http.get(
+            "/k8s/instances/1/api/v1/namespaces", headers={"Authorization": "Bearer gpk_0123ab_nope"}
+        )
+        assert proxy.status_code == 401 and proxy.json()["kind"] == "Status"
+    assert "Traceback" not in served.output()
+
+
+@pytest.mark.parametrize(
+    "origin",
+    ["http://evil.example", "http://127.0.0.1.evil.example", None],
+    ids=["foreign", "lookalike", "none"],
+)
+def test_a_websocket_from_another_origin_is_refused_at_the_handshake(served, origin):
+    headers = {} if origin is None else {"Origin": origin}
+    with pytest.raises(InvalidStatus) as refused:
+        ws_connect(
+            f"ws://127.0.0.1:{served.port}/instances/1/shell/ws/",
+            additional_headers=headers,
+            origin=None,
+            open_timeout=10,
+        )
+    assert refused.value.response.status_code == 403
+
+
+def test_sigterm_finishes_the_request_in_flight_then_exits(own_server):
+    served = own_server
+    body = b"0123456789"
+    with socket.create_connection(("127.0.0.1", served.port), timeout=15) as sock:
+        # The request's headers, asking to continue: uvicorn says "100 Continue" once the application
+        # reads the body, so the request is in flight when the signal comes.
+        sock.sendall(
+            b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\n"
+            b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body)
+        )
+        assert sock.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        served.process.send_signal(signal.SIGTERM)
+        wait_for(lambda: not served.accepting(), timeout=15, interval=0.05, what="no new connections")
+        assert served.process.poll() is None, "still running: a request is in flight"
+        sock.sendall(body)
+        response = b""
+        while chunk := sock.recv(65536):
+            response += chunk
+    head, _, payload = response.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 503"), response[:300]
+    assert b'"database": {"ok": true' in payload
+    assert served.process.wait(timeout=30) == 0, served.output()
+    assert "Finished server process" in served.output()
+
+
+def _server_connections(dsn: str) -> int:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND application_name = %s",
+            [APP_NAME],
+        ).fetchone()[0]
+
+
+def test_the_database_pool_bounds_connections_under_concurrent_requests(served):
+    user = UserFactory(username="pool-user")
+    _row, token = paas_services.api_token_create(actor=user, name="pool-test")
+    dsn = _database_url()
+    peak = 0
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            while not stop.is_set():
+                count = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND application_name = %s",
+                    [APP_NAME],
+                ).fetchone()[0]
+                peak = max(peak, count)
+                stop.wait(0.01)
+
+    requests = [
+        ("/healthz", {}, 503),
+        ("/api/v1/me/", {"Authorization": f"Bearer {token}"}, 200),
+        ("/login/", {}, 200),
+        # the proxy looks the credential up on a thread of its own (instances.kubeproxy.db.in_thread)
+        ("/k8s/instances/1/api/v1/pods", {"Authorization": "Bearer gpk_0a1b2c_wrong"}, 401),
+    ] * 15
+
+    def fetch(item) -> int:
+        path, headers, _expected = item
+        with httpx.Client(base_url=served.url, timeout=30) as http:
+            return http.get(path, headers=headers).status_code
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        for _round in range(2):  # a second burst: connections are reused, not leaked
+            with ThreadPoolExecutor(max_workers=len(requests)) as pool:
+                statuses = list(pool.map(fetch, requests))
+            assert statuses == [expected for _path, _headers, expected in requests], served.output()
+    finally:
+        stop.set()
+        sampler.join(timeout=10)
+    assert 1 <= peak <= POOL_MAX, f"{peak} connections for a pool of {POOL_MAX}"
+    assert _server_connections(dsn) <= POOL_MAX
+    assert "Traceback" not in served.output()
