@@ -60,6 +60,7 @@ class ShellConsumer(AsyncWebsocketConsumer):
         self.end_reason = "closed"
         self.tasks: list[asyncio.Task] = []
         self.escape = ""
+        self.interrupted = False
         user = self.scope.get("user")
         instance_id = self.scope["url_route"]["kwargs"]["instance_id"]
         if user is None or not user.is_authenticated:
@@ -195,8 +196,7 @@ class ShellConsumer(AsyncWebsocketConsumer):
             return
         if char == "\x03":  # Ctrl-C
             if self._running():
-                await self._kill()
-                await self.send(text_data="^C\r\n")
+                await self._kill()  # the command's end prints ^C and the prompt
             else:
                 self.line = ""
                 await self.send(text_data="^C\r\n" + PROMPT)
@@ -291,7 +291,7 @@ class ShellConsumer(AsyncWebsocketConsumer):
         os.set_blocking(master, False)
         started, sent, at_line_start = time.monotonic(), 0, True
         try:
-            while True:
+            while not self.interrupted:
                 readable = loop.create_future()
                 loop.add_reader(master, lambda f=readable: f.done() or f.set_result(None))
                 try:
@@ -315,20 +315,31 @@ class ShellConsumer(AsyncWebsocketConsumer):
                 ahead = sent / rate - (time.monotonic() - started)
                 if ahead > 0:  # over the rate: stop reading (the command blocks on its full terminal)
                     await asyncio.sleep(ahead)
+            if self.interrupted:  # what the terminal still holds is dropped with the command
+                self._signal_sandbox()
             status = await self.process.wait()
         finally:
             os.close(master)
             self.process = None
         tail = decoder.decode(b"", final=True)
         note = f"\x1b[2m[exit {status}]\x1b[0m\r\n" if status else ""
+        if self.interrupted:
+            self.interrupted = False
+            note, tail, at_line_start = "^C\r\n", "", True
         at_line_start = tail.endswith("\n") if tail else at_line_start
         await self.send(text_data=tail + ("" if at_line_start else "\r\n") + note + PROMPT)
 
-    async def _kill(self) -> None:
+    def _signal_sandbox(self) -> None:
         process = self.process
         if process is not None and process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, 9)  # bwrap's session: the sandbox dies with it (--die-with-parent)
+
+    async def _kill(self) -> None:
+        """End the running command (its sandbox killed, its unread output dropped)."""
+        if self._running():
+            self.interrupted = True
+        self._signal_sandbox()
         if (
             self.run_task is not None
             and not self.run_task.done()

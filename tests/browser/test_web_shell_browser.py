@@ -2,7 +2,6 @@
 ``kubectl get pods`` shows the answer from the local cluster through the platform's proxy, and
 ``kubectl proxy`` is refused by name. Served by the real ASGI server (WebSockets)."""
 
-import os
 import re
 
 import pytest
@@ -13,17 +12,6 @@ from instances.models import Run
 from paas.models import AuditEvent
 from tests.browser import helpers
 from tests.support.wait import wait_for
-
-
-# Until part A's fixtures land (tests/toolchain builds kubectl and bwrap): the binaries by path.
-@pytest.fixture(scope="session")
-def kubectl_binary():
-    return os.environ["PAAS_TEST_KUBECTL"]
-
-
-@pytest.fixture(scope="session")
-def bwrap_binary():
-    return os.environ["PAAS_TEST_BWRAP"]
 
 
 @pytest.mark.kube

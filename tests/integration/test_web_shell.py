@@ -123,17 +123,6 @@ def test_helm_is_refused_when_not_configured():
 # --- the sandbox: nothing of the platform in it (the policy bypassed) ----------------------------------
 
 
-# Until part A's fixtures land (tests/toolchain builds kubectl and bwrap): the binaries by path.
-@pytest.fixture(scope="session")
-def kubectl_binary():
-    return os.environ["PAAS_TEST_KUBECTL"]
-
-
-@pytest.fixture(scope="session")
-def bwrap_binary():
-    return os.environ["PAAS_TEST_BWRAP"]
-
-
 @pytest.fixture
 def shell_settings(settings, kubectl_binary, bwrap_binary):
     settings.PAAS_KUBECTL_BINARY = str(kubectl_binary)
@@ -453,7 +442,7 @@ def test_output_rate_ctrl_c_and_closing_the_page_end_the_process(shell, settings
     marker = "paas-shell-"  # the sandboxes' bind arguments name the session's directory
     running = wait_for(lambda: _live_bwraps(marker), timeout=10, what="the command's sandbox")
     term.type("\x03")
-    term.read_until("^C")
+    term.read_until("^C\r\n" + PROMPT)  # the command ended, its unread output dropped
     wait_for(
         lambda: not set(running) & set(_live_bwraps(marker)), timeout=10, what="Ctrl-C killed the sandbox"
     )
