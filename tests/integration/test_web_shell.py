@@ -348,6 +348,9 @@ def test_kubectl_runs_through_the_proxy_refusals_are_audited_and_the_end_revokes
     assert "Unauthorized" not in pods and "Forbidden" not in pods and "[exit" not in pods, pods
     assert "refused (local_file)" in term.run("kubectl create configmap x --from-file=/proc/self/environ")
     assert "refused (proxy)" in term.run("kubectl proxy")
+    if "helm" in sandbox.binaries():  # helm, read-only, through the same proxy
+        releases = term.run("helm list")
+        assert "NAME" in releases and "Error" not in releases, releases
 
     lines = [
         (e.details["line"], e.details["allowed"], e.details.get("refusal"))
@@ -358,13 +361,14 @@ def test_kubectl_runs_through_the_proxy_refusals_are_audited_and_the_end_revokes
         ("kubectl get pods", True, None),
         ("kubectl create configmap x --from-file=/proc/self/environ", False, "local_file"),
         ("kubectl proxy", False, "proxy"),
+        *([("helm list", True, None)] if "helm" in sandbox.binaries() else []),
     ]
     assert len(_events("instance.shell_open", instance)) == 1
     term.ws.close()
     wait_for(lambda: _events("instance.shell_close", instance), timeout=15, what="the close audited")
     credential.refresh_from_db()
     assert credential.revoked_at is not None
-    assert _events("instance.shell_close", instance)[0].details["commands"] == 4
+    assert _events("instance.shell_close", instance)[0].details["commands"] == len(lines)
 
 
 @pytest.mark.kube
