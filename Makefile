@@ -84,6 +84,11 @@ vendor:
 	cp frontend/node_modules/chart.js/dist/chart.umd.min.js paas/static/vendor/chart.umd.min.js
 	cp frontend/node_modules/chart.js/LICENSE.md paas/static/vendor/chart.LICENSE.md
 	cp frontend/node_modules/@kurkle/color/LICENSE.md paas/static/vendor/kurkle-color.LICENSE.md
+	cp frontend/node_modules/@xterm/xterm/lib/xterm.js paas/static/vendor/xterm.js
+	cp frontend/node_modules/@xterm/xterm/css/xterm.css paas/static/vendor/xterm.css
+	cp frontend/node_modules/@xterm/xterm/LICENSE paas/static/vendor/xterm.LICENSE
+	cp frontend/node_modules/@xterm/addon-fit/lib/addon-fit.js paas/static/vendor/xterm-addon-fit.js
+	cp frontend/node_modules/@xterm/addon-fit/LICENSE paas/static/vendor/xterm-addon-fit.LICENSE
 	mkdir -p tests/browser/vendor
 	cp frontend/node_modules/axe-core/axe.min.js tests/browser/vendor/axe.min.js
 	cp frontend/node_modules/axe-core/LICENSE tests/browser/vendor/axe.LICENSE

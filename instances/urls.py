@@ -1,6 +1,7 @@
 from django.urls import path
 
 from instances import app_views, credential_views, service_views, views
+from instances.shell import views as shell_views
 
 app_name = "instances"
 
@@ -21,6 +22,7 @@ urlpatterns = [
         credential_views.kube_credential_revoke,
         name="kube-credential-revoke",
     ),
+    path("instances/<int:instance_id>/shell/", shell_views.shell_page, name="shell"),
     path("instances/<int:instance_id>/collaborators/", views.collaborator_add, name="collaborator-add"),
     path(
         "instances/<int:instance_id>/collaborators/<int:user_id>/remove/",

@@ -390,6 +390,17 @@ def _default_helm_binary() -> str:
 # Applications' Helm charts are rendered with `helm template` (catalog/sources/helm.py), never installed.
 PAAS_HELM_BINARY = env("PAAS_HELM_BINARY") or _default_helm_binary()
 
+# The web shell (instances/shell): kubectl (and helm, above) run in a bubblewrap sandbox, one per command
+# line. Both binaries by path (`make run` builds them: python -m tests.toolchain build kubectl|bwrap);
+# empty: the shell says it is not available. Limits: open shells per user, idle seconds, a session's
+# longest life (its credential's lifetime), and the output passed to the browser per second.
+PAAS_KUBECTL_BINARY = env("PAAS_KUBECTL_BINARY", "")
+PAAS_BWRAP_BINARY = env("PAAS_BWRAP_BINARY", "")
+PAAS_SHELL_MAX_PER_USER = env_int("PAAS_SHELL_MAX_PER_USER", 3)
+PAAS_SHELL_IDLE_SECONDS = env_int("PAAS_SHELL_IDLE_SECONDS", 900)
+PAAS_SHELL_MAX_SECONDS = env_int("PAAS_SHELL_MAX_SECONDS", 3600)
+PAAS_SHELL_OUTPUT_BYTES_PER_SECOND = env_int("PAAS_SHELL_OUTPUT_BYTES_PER_SECOND", 65536)
+
 # Container registries (catalog/registry_check.py): the Amazon ECR API an ECR registry's access key is
 # exchanged at for a 12-hour registry token ({region} is the registry's), and how long before a token
 # expires the scheduled refresh replaces it.
