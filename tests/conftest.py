@@ -174,8 +174,19 @@ def password() -> str:
     return PASSWORD
 
 
+@pytest.fixture(scope="session")
+def _asgi_servers(django_db_setup, django_db_blocker):
+    """The session's ASGI servers (tests/support/asgi_server.py) stop at its end, before the test
+    database is dropped: their shutdown still reaches it."""
+    from tests.support import asgi_server
+
+    yield
+    with django_db_blocker.unblock():
+        asgi_server.stop_all()
+
+
 @pytest.fixture
-def kube_proxy(request, settings):
+def kube_proxy(request, settings, _asgi_servers):
     """The platform's kubectl proxy, served by the real ASGI server (tests/support/asgi_server.py):
     kubeconfigs issued in the test point at it. A test on the ``db`` fixture lends the server its
     connection (so the server sees the test's rows); on ``transactional_db`` nothing is lent."""
@@ -192,7 +203,7 @@ def kube_proxy(request, settings):
 
 
 @pytest.fixture
-def kube_proxy_tls(request, settings):
+def kube_proxy_tls(request, settings, _asgi_servers):
     """The kubectl proxy as ``kube_proxy``, served over HTTPS (kubectl sends its credential to no plain
     HTTP server): kubeconfigs issued in the test point at it and carry its CA (``.ca_file``)."""
     from tests.support import asgi_server

@@ -174,7 +174,7 @@ def _live_server_helper() -> None:
 
 
 @pytest.fixture
-def live_server(transactional_db, settings) -> AsgiServer:
+def live_server(transactional_db, settings, _asgi_servers) -> AsgiServer:
     """The session's real ASGI server (started on first use), seeing this test's committed rows."""
     server = asgi_server.session_server()
     settings.PAAS_KUBE_PROXY_URL = server.url

@@ -101,19 +101,23 @@ def start(host: str = "127.0.0.1", *, tls: bool = False) -> Iterator[AsgiServer]
         sock.close()
 
 
-_servers: dict[bool, AsgiServer] = {}
+_servers: dict[bool, tuple[AsgiServer, object]] = {}
 
 
 def session_server(*, tls: bool = False) -> AsgiServer:
-    """One server for the whole session (started on first use, stopped at exit); ``tls``: another one,
-    over HTTPS."""
+    """One server for the whole session (started on first use; :func:`stop_all` at the session's end,
+    before the test database goes); ``tls``: another one, over HTTPS."""
     if tls not in _servers:
-        import atexit
-
         context = start(tls=tls)
-        _servers[tls] = context.__enter__()
-        atexit.register(lambda: context.__exit__(None, None, None))
-    return _servers[tls]
+        _servers[tls] = (context.__enter__(), context)
+    return _servers[tls][0]
+
+
+def stop_all() -> None:
+    """Stop the session's servers (their shutdown flushes what the proxy left for the audit trail)."""
+    while _servers:
+        _, (_server, context) = _servers.popitem()
+        context.__exit__(None, None, None)
 
 
 @contextmanager
