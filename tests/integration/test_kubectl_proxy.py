@@ -3,12 +3,9 @@ ASGI server, the local control plane behind it; streams over WebSockets (instanc
 """
 
 import asyncio
-import http.client
 import json
-import re
 import ssl
 import subprocess
-import threading
 from datetime import timedelta
 
 import aiohttp
@@ -24,7 +21,14 @@ from instances.models import KubeCredential, ProxyRequestLog
 from paas.models import AuditEvent
 from tests.localkube.helpers import pod_port_server
 from tests.support.instances import launch_instance
-from tests.support.kubectl import popen_kubectl, run_kubectl, stop_kubectl
+from tests.support.kubectl import (
+    get_through_forward,
+    output_lines,
+    popen_kubectl,
+    run_kubectl,
+    stop_kubectl,
+    wait_line,
+)
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.kube
@@ -288,7 +292,7 @@ def test_kubectl_get_apply_watch_and_can_i_through_the_proxy(proxied, kubectl_bi
         assert result.stdout.strip() == answer, (question, result.stdout, result.stderr)
 
     watch = popen_kubectl(kubeconfig, "get", "configmaps", "-w", "-o", "name")
-    lines = _lines(watch)
+    lines = output_lines(watch)
     try:
         wait_for(lambda: "configmap/app-settings" in lines, 30, 0.1, what="the watch's first events")
         _ok(
@@ -335,18 +339,6 @@ def _audited(instance) -> list[dict]:
         action=auditing.ACTION, target_id=str(instance.pk), org_id=instance.project.org_id
     ).order_by("seq")
     return [{**e.details, "actor_id": e.actor_id, "cluster_id": e.cluster_id} for e in events]
-
-
-def _lines(process) -> list[str]:
-    """The process's stdout lines, collected as they come by a thread."""
-    lines: list[str] = []
-
-    def read():
-        for line in iter(process.stdout.readline, ""):
-            lines.append(line.strip())
-
-    threading.Thread(target=read, daemon=True).start()
-    return lines
 
 
 def test_kubectl_is_refused_elsewhere_and_once_access_ends(proxied, api, kubectl_binary):
@@ -415,19 +407,6 @@ spec:
 """
 
 
-def _wait_line(lines: list[str], pattern: str, what: str) -> re.Match:
-    def probe():
-        for line in list(lines):
-            if match := re.search(pattern, line):
-                return match
-        return None
-
-    try:
-        return wait_for(probe, 30, 0.05, what=what)
-    except AssertionError as error:
-        raise AssertionError(f"{error}; kubectl printed: {lines!r}") from error
-
-
 def test_kubectl_logs_exec_and_port_forward_stream_through_the_proxy(
     proxied, kubectl_binary, kube_cluster, monkeypatch
 ):
@@ -449,10 +428,10 @@ def test_kubectl_logs_exec_and_port_forward_stream_through_the_proxy(
     assert "simulated container started" in _ok(run_kubectl(kubeconfig, "logs", "web"))
     follow = popen_kubectl(kubeconfig, "logs", "-f", "pod/web")
     try:
-        lines = _lines(follow)
-        _wait_line(lines, "simulated container started", "the log so far")
+        lines = output_lines(follow)
+        wait_line(lines, "simulated container started", "the log so far")
         kube_cluster.append_pod_log("followed through the proxy")
-        _wait_line(lines, "^followed through the proxy$", "a line appended while following")
+        wait_line(lines, "^followed through the proxy$", "a line appended while following")
         assert follow.poll() is None
     finally:
         stop_kubectl(follow)
@@ -472,8 +451,8 @@ def test_kubectl_logs_exec_and_port_forward_stream_through_the_proxy(
         forward = popen_kubectl(kubeconfig, "port-forward", "pod/web", ":8080")
         try:
             try:
-                local = _wait_line(
-                    _lines(forward), r"Forwarding from 127\.0\.0\.1:(\d+) -> 8080", "forwarding"
+                local = wait_line(
+                    output_lines(forward), r"Forwarding from 127\.0\.0\.1:(\d+) -> 8080", "forwarding"
                 )
             except AssertionError as error:
                 rows = ProxyRequestLog.objects.filter(subresource="portforward").values_list(
@@ -482,14 +461,7 @@ def test_kubectl_logs_exec_and_port_forward_stream_through_the_proxy(
                 raise AssertionError(
                     f"{error}; kubectl: {stop_kubectl(forward)!r}; records {list(rows)}"
                 ) from error
-            for _ in range(2):  # two connections over the same forward
-                connection = http.client.HTTPConnection("127.0.0.1", int(local.group(1)), timeout=20)
-                try:
-                    connection.request("GET", "/")
-                    response = connection.getresponse()
-                    assert (response.status, response.read()) == (200, body)
-                finally:
-                    connection.close()
+            get_through_forward(int(local.group(1)), body)  # two connections over the same forward
         finally:
             stop_kubectl(forward)
     assert target.requests == 2
@@ -506,10 +478,10 @@ def test_kubectl_logs_exec_and_port_forward_stream_through_the_proxy(
         stdin=subprocess.PIPE,
     )
     try:
-        lines = _lines(shell)
+        lines = output_lines(shell)
         shell.stdin.write("one\n")
         shell.stdin.flush()
-        _wait_line(lines, "^got one$", "the interactive exec to answer")
+        wait_line(lines, "^got one$", "the interactive exec to answer")
         credentials.credential_revoke(
             actor=proxied["owner"], credential=KubeCredential.objects.get(pk=_credential_id(proxied["token"]))
         )

@@ -6,11 +6,7 @@ process / a loopback server), and nothing dials a node's or pod's simulated addr
 
 from __future__ import annotations
 
-import http.client
 import os
-import queue
-import re
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,7 +15,14 @@ from kubernetes import client
 
 from tests.localkube.cluster import NODE_IP, POD_CIDR
 from tests.localkube.helpers import create_namespace, pod_port_server, unique_name
-from tests.support.kubectl import popen_kubectl, run_kubectl, stop_kubectl
+from tests.support.kubectl import (
+    get_through_forward,
+    output_lines,
+    popen_kubectl,
+    run_kubectl,
+    stop_kubectl,
+    wait_line,
+)
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.kube
@@ -58,34 +61,6 @@ def _kubectl(kube_cluster: Any, *args: str, **kwargs: Any):
     return done
 
 
-def _lines(stream) -> queue.Queue[str]:
-    """The lines a long-running kubectl prints, as they come (read in a thread: never blocks the test)."""
-    lines: queue.Queue[str] = queue.Queue()
-
-    def pump() -> None:
-        for line in iter(stream.readline, ""):
-            lines.put(line)
-
-    threading.Thread(target=pump, daemon=True).start()
-    return lines
-
-
-def _wait_line(lines: queue.Queue[str], pattern: str, what: str) -> re.Match[str]:
-    seen: list[str] = []
-
-    def probe() -> re.Match[str] | None:
-        while not lines.empty():
-            seen.append(lines.get_nowait())
-            if match := re.search(pattern, seen[-1]):
-                return match
-        return None
-
-    try:
-        return wait_for(probe, timeout=30, interval=0.05, what=what)
-    except AssertionError as error:
-        raise AssertionError(f"{error}; kubectl printed: {seen!r}") from error
-
-
 def test_nodes_and_pods_point_the_api_server_at_kwok_on_loopback(kube_cluster, pod):
     api = kube_cluster.api_client()
     try:
@@ -108,11 +83,11 @@ def test_logs_and_logs_follow(kube_cluster, pod):
 
     process = popen_kubectl(kube_cluster.kubeconfig_path, "logs", "-f", "-n", namespace, f"pod/{name}")
     try:
-        lines = _lines(process.stdout)
-        _wait_line(lines, "simulated container started", "the log so far")
+        lines = output_lines(process)
+        wait_line(lines, "simulated container started", "the log so far")
         marker = unique_name("followed")
         kube_cluster.append_pod_log(f"{marker} arrived")
-        _wait_line(lines, rf"^{marker} arrived$", "a line appended while following")
+        wait_line(lines, rf"^{marker} arrived$", "a line appended while following")
         assert process.poll() is None  # still following
     finally:
         stop_kubectl(process)
@@ -162,17 +137,10 @@ def test_port_forward_reaches_the_loopback_server_the_test_started(kube_cluster,
             kube_cluster.kubeconfig_path, "port-forward", "-n", namespace, f"pod/{name}", ":8080"
         )
         try:
-            local = _wait_line(
-                _lines(process.stdout), r"Forwarding from 127\.0\.0\.1:(\d+) -> 8080", "forwarding"
+            local = wait_line(
+                output_lines(process), r"Forwarding from 127\.0\.0\.1:(\d+) -> 8080", "forwarding"
             )
-            for _ in range(2):  # two connections over the same port-forward
-                connection = http.client.HTTPConnection("127.0.0.1", int(local.group(1)), timeout=20)
-                try:
-                    connection.request("GET", "/")
-                    response = connection.getresponse()
-                    assert (response.status, response.read()) == (200, body)
-                finally:
-                    connection.close()
+            get_through_forward(int(local.group(1)), body)  # two connections over the same forward
         finally:
             stop_kubectl(process)
     assert server.requests == 2

@@ -17,15 +17,20 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import http.client
 import os
+import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import weakref
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support.wait import wait_for
 
 DEFAULT_TIMEOUT = 60.0
 
@@ -136,3 +141,44 @@ def stop_kubectl(process: subprocess.Popen[str], timeout: float = 10.0) -> tuple
             if stream is not None:
                 stream.close()
     return out or "", err or ""
+
+
+def output_lines(process: subprocess.Popen[str]) -> list[str]:
+    """The lines a long-running kubectl prints on stdout, stripped, as they come (a thread reads them:
+    the test never blocks on the pipe)."""
+    lines: list[str] = []
+
+    def read() -> None:
+        for line in iter(process.stdout.readline, ""):
+            lines.append(line.strip())
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
+def wait_line(lines: list[str], pattern: str, what: str, timeout: float = 30) -> re.Match[str]:
+    """Poll ``lines`` (of :func:`output_lines`) until one matches ``pattern``; the match."""
+
+    def probe() -> re.Match[str] | None:
+        for line in list(lines):
+            if match := re.search(pattern, line):
+                return match
+        return None
+
+    try:
+        return wait_for(probe, timeout, 0.05, what=what)
+    except AssertionError as error:
+        raise AssertionError(f"{error}; kubectl printed: {lines!r}") from error
+
+
+def get_through_forward(port: int, body: bytes, *, times: int = 2) -> None:
+    """``GET /`` on a ``kubectl port-forward``'s local port ``times`` times (a connection each), each
+    answered 200 with ``body`` by the pod-side server (``tests.localkube.helpers.pod_port_server``)."""
+    for _ in range(times):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+        try:
+            connection.request("GET", "/")
+            response = connection.getresponse()
+            assert (response.status, response.read()) == (200, body)
+        finally:
+            connection.close()

@@ -1,5 +1,5 @@
 """One binary out of a pinned Debian package: fetched with ``apt-get download``, checked against its SHA-256,
-unpacked and cached by content (the pattern of tests/toolchain/prometheus.py, for any small tool).
+unpacked and cached by content (Prometheus for the billing tests, bubblewrap for the web shell).
 
 * ``apt-get download <package>=<version>`` fetches the ``.deb`` through apt (signed archive: apt checks
   the package against the Release file's signature), as any user, installing nothing;
