@@ -10,7 +10,8 @@ Each command line the policy allows runs as argv (no shell) in a sandbox of its 
 * a tmpfs root holding only the kubectl (or helm) binary at ``/sandbox/bin``, the generated kubeconfig
   (``--ro-bind-data``: never written to the host's disk), the relay script, the session's scratch
   directory (kubectl's cache) at ``/scratch``, and, read-only, ``/usr`` for the relay's Python;
-* the kubeconfig points at ``http://127.0.0.1:8080/k8s/instances/<id>`` inside the sandbox, where the
+* the kubeconfig points at ``https://127.0.0.1:8443/k8s/instances/<id>`` inside the sandbox (kubectl
+  sends its credential over TLS only: the session's own certificate, :class:`LoopbackTLS`), where the
   relay (``python3 -I -S``, stdlib only) forwards each connection to a Unix socket bind-mounted from
   the host; the session (:class:`Relay`) forwards it to the platform's kubectl proxy, which
   authenticates the session's own credential like any other.
