@@ -12,7 +12,9 @@ control plane. Prints, measured in the same run:
   ``requests`` sequential requests of each, interleaved (target: under 10 ms added at p50);
 - requests per second through that one web process at ``clients`` concurrent keep-alive clients:
   the proxied ``get``, beside a static file and ``/healthz`` served by the same process, and the
-  direct ``get`` (the API server's own rate, the ceiling).
+  direct ``get`` (the API server's own rate, the ceiling);
+- the web process's CPU time per request of each kind (from /proc: a figure that holds when the
+  machine is busy and wall-clock latencies do not).
 
 Every client is an aiohttp session in this process (the proxy's upstream code builds the direct one,
 so both sides speak the same TLS and HTTP stack to the API server).
@@ -23,6 +25,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -54,26 +57,29 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(db_url: str, port: int) -> subprocess.Popen:
+def start_server(db_url: str, port: int, log) -> subprocess.Popen:
     env = {**os.environ, "DATABASE_URL": db_url, "DJANGO_SETTINGS_MODULE": "paas.settings.test"}
-    server = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "manage.py", "serve", f"127.0.0.1:{port}", "--no-worker"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
     )
-    deadline = time.monotonic() + 60
+
+
+def wait_serving(server: subprocess.Popen, port: int, log) -> None:
+    deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise RuntimeError(f"manage.py serve exited: {server.stderr.read().decode()[-2000:]}")
+            log.seek(0)
+            raise RuntimeError(f"manage.py serve exited: {log.read().decode()[-2000:]}")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{STATIC_PATH}", timeout=1):
-                return server
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{STATIC_PATH}", timeout=20):
+                return
         except OSError:
-            time.sleep(0.1)
-    server.terminate()
-    raise RuntimeError("manage.py serve did not answer within 60 s")
+            time.sleep(0.2)
+    raise RuntimeError("manage.py serve did not answer within 300 s")
 
 
 def setup_instance(cluster):
@@ -225,17 +231,19 @@ def main() -> int:
     from instances.services import kubeconfig_issue
     from tests.localkube import LocalCluster
 
-    with LocalCluster(name=os.environ.get("BENCH_CLUSTER", "bench-proxy"), kata=True) as cluster:
-        owner, instance = setup_instance(cluster)
-        port = free_port()
-        settings.PAAS_KUBE_PROXY_URL = f"http://127.0.0.1:{port}"
-        kubeconfig = yaml.safe_load(kubeconfig_issue(actor=owner, instance=instance))
-        proxy_base = kubeconfig["clusters"][0]["cluster"]["server"]
-        token = kubeconfig["users"][0]["user"]["token"]
-        account = baseline.service_account_name(owner.username)
-        impersonate = f"system:serviceaccount:{instance.namespace}:{account}"
-        server = start_server(db_url, port)
-        try:
+    port = free_port()
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - the server's stderr, closed after it stops
+    server = start_server(db_url, port, log)  # (it starts while the instance deploys)
+    try:
+        with LocalCluster(name=os.environ.get("BENCH_CLUSTER", "bench-proxy"), kata=True) as cluster:
+            owner, instance = setup_instance(cluster)
+            settings.PAAS_KUBE_PROXY_URL = f"http://127.0.0.1:{port}"
+            kubeconfig = yaml.safe_load(kubeconfig_issue(actor=owner, instance=instance))
+            proxy_base = kubeconfig["clusters"][0]["cluster"]["server"]
+            token = kubeconfig["users"][0]["user"]["token"]
+            account = baseline.service_account_name(owner.username)
+            impersonate = f"system:serviceaccount:{instance.namespace}:{account}"
+            wait_serving(server, port, log)
 
             async def run() -> dict:
                 direct = upstream.build(("bench",), Path(cluster.kubeconfig_path).read_text())
@@ -255,10 +263,11 @@ def main() -> int:
                     await direct.session.close()
 
             figures = asyncio.run(run())
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-        audited = ProxyRequestLog.objects.count()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+    audited = ProxyRequestLog.objects.count()
 
     lat = figures["latency"]
     direct_ms = [v * 1000 for v in lat["direct"]]
