@@ -24,6 +24,7 @@ from paas import context
 PATH = re.compile(r"^/k8s/instances/(?P<id>[0-9]{1,18})(?P<rest>/.*)?$")
 MAX_BODY = 16 * 1024 * 1024  # the API server takes up to 3 MiB; a little room, and never unbounded
 RECHECK_SECONDS = 30.0  # a long-lived stream's grant is checked again this often
+WHOLE_BODY_MAX = 1024 * 1024  # a response with a Content-Length up to this is read whole, not streamed
 
 # Request headers passed to the API server (everything else is dropped: the client's Authorization,
 # any Impersonate-* or X-Remote-* header, cookies, hop-by-hop headers).
@@ -233,6 +234,19 @@ async def forward(scope, receive, send, *, grant, conn, path, query, body, reque
             if k.decode("latin-1").lower() not in DROPPED_RESPONSE_HEADERS
         ]
         out_headers.append((b"x-request-id", request_id.encode()))
+        length = response.content_length
+        if length is not None and length <= WHOLE_BODY_MAX and scope["method"] != "HEAD":
+            # A bounded answer (a get, a small list, a write's object): read whole, sent in one message
+            # with its length; no stream to watch, so no grant re-check or disconnect tasks either.
+            try:
+                content = await response.read()
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                await send_status(send, 502, "BadGateway", f"The cluster's API server's answer failed: {exc}")
+                return 502
+            out_headers.append((b"content-length", str(len(content)).encode()))
+            await send({"type": "http.response.start", "status": response.status, "headers": out_headers})
+            await send({"type": "http.response.body", "body": content})
+            return response.status
         await send({"type": "http.response.start", "status": response.status, "headers": out_headers})
         await stream_body(receive, send, response, token=bearer(scope), grant=grant)
         return response.status
