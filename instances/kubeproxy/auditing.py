@@ -17,6 +17,7 @@ left. A write whose process died before its response was recorded is chained aft
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 import weakref
@@ -99,8 +100,24 @@ def _row(record: Record, status: int | None) -> ProxyRequestLog:
     )
 
 
+@functools.cache
+def _insert_sql() -> tuple[str, tuple[str, ...]]:
+    """The row's INSERT, built once from the model (the proxy writes one per request: the ORM would
+    compile it afresh each time). Column names from metadata; every value a parameter."""
+    meta = ProxyRequestLog._meta
+    fields = tuple(f for f in meta.concrete_fields if not f.primary_key)
+    columns = ", ".join(f.column for f in fields)
+    marks = ", ".join(["%s"] * len(fields))
+    sql = f"INSERT INTO {meta.db_table} ({columns}) VALUES ({marks}) RETURNING {meta.pk.column}"
+    return sql, tuple(f.attname for f in fields)
+
+
 def _insert(record: Record, status: int | None) -> int:
-    return ProxyRequestLog.objects.bulk_create([_row(record, status)])[0].pk
+    row = _row(record, status)
+    sql, names = _insert_sql()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [getattr(row, name) for name in names])
+        return cursor.fetchone()[0]
 
 
 def _set_status(row_id: int, status: int) -> None:

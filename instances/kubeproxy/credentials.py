@@ -6,6 +6,7 @@ checks, at that moment, that the user is active and still holds ``use_instance``
 so a removed collaborator is cut off at their next request.
 """
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -14,10 +15,10 @@ from datetime import datetime, timedelta
 
 import yaml
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from instances.models import ComputeInstance, KubeCredential
+from instances.models import ComputeInstance, KubeCredential, User
 from instances.states import State
 from paas import authz
 from paas.audit import audit_log
@@ -211,13 +212,32 @@ def _parse(token: str) -> str | None:
 
 # What the per-request check reads, and nothing more (an instance's snapshot and placement are wide and
 # decoded on load): one query through the credential's relations.
-_GRANT_FIELDS = (
-    "id", "digest", "via", "revoked_at", "expires_at", "last_used_at", "user_id", "instance_id",
-    "user__id", "user__is_active", "user__is_superuser", "user__email", "user__username",
-    "instance__id", "instance__name", "instance__namespace", "instance__state", "instance__org_id",
-    "instance__project_id", "instance__cluster_id",
-    "instance__cluster__id", "instance__cluster__name", "instance__cluster__kubeconfig",
-)
+@functools.cache
+def _grant_sql() -> str:
+    """One read for a presented credential: the credential, its user, instance and cluster (table and
+    column names from the models' metadata; the prefix is a parameter). Raw, because the proxy runs it
+    on every request and the ORM would compile it afresh each time."""
+    from inventory.models import Cluster
+    from tenancy.models import User
+
+    c, u, i, k = (m._meta for m in (KubeCredential, User, ComputeInstance, Cluster))
+
+    def col(meta, name: str) -> str:
+        return meta.get_field(name).column
+
+    columns = [
+        *(f"c.{col(c, n)}" for n in ("id", "digest", "via", "revoked_at", "expires_at", "last_used_at")),
+        *(f"u.{col(u, n)}" for n in ("id", "is_active", "is_superuser", "email", "username")),
+        *(f"i.{col(i, n)}" for n in ("id", "name", "namespace", "state", "org", "project", "cluster")),
+        *(f"k.{col(k, n)}" for n in ("name", "kubeconfig")),
+    ]
+    return (
+        f"SELECT {', '.join(columns)} FROM {c.db_table} c "
+        f"JOIN {u.db_table} u ON u.{u.pk.column} = c.{col(c, 'user')} "
+        f"JOIN {i.db_table} i ON i.{i.pk.column} = c.{col(c, 'instance')} "
+        f"LEFT JOIN {k.db_table} k ON k.{k.pk.column} = i.{col(i, 'cluster')} "
+        f"WHERE c.{col(c, 'prefix')} = %s"
+    )
 
 
 def grant_for(*, token: str, instance_id: int) -> Grant | None:
@@ -227,53 +247,50 @@ def grant_for(*, token: str, instance_id: int) -> Grant | None:
     it (org and user not deactivated), and that the instance is ready.
 
     Nothing is cached between requests (a revocation or a removed role refuses the very next one): one
-    query reads the credential with its user, instance and cluster, and one more asks
-    :func:`paas.authz.permission_q` whether the user holds ``use_instance`` on the instance now, its
-    org active (the rule ``authz.has_perm`` applies, as one SQL condition instead of its several
-    queries)."""
+    raw query reads the credential with its user, instance and cluster, and :func:`paas.authz.holds`
+    asks in one more whether the user holds ``use_instance`` on the instance now, its org active (the
+    rule of ``authz.has_perm``)."""
     from instances import baseline
 
     prefix = _parse(token)
     if prefix is None:
         return None
-    credential = (
-        KubeCredential.objects.select_related("user", "instance__cluster")
-        .only(*_GRANT_FIELDS)
-        .filter(prefix=prefix)
-        .order_by()[:1]
-    )
-    credential = next(iter(credential), None)
-    if credential is None or not hmac.compare_digest(credential.digest, _digest(token)):
+    with connection.cursor() as cursor:
+        cursor.execute(_grant_sql(), [prefix])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    (cred_id, digest, via, revoked_at, expires_at, last_used_at,
+     user_id, user_active, superuser, email, username,
+     inst_id, inst_name, namespace, state, org_id, project_id, cluster_id,
+     cluster_name, sealed_kubeconfig) = row  # fmt: skip
+    if not hmac.compare_digest(digest, _digest(token)):
         return None
     now = timezone.now()
-    if credential.revoked_at is not None or credential.expires_at <= now:
+    if revoked_at is not None or expires_at <= now:
         return None
-    instance, user = credential.instance, credential.user
-    if instance.pk != instance_id or not user.is_active or instance.state != State.READY:
+    if inst_id != instance_id or not user_active or state != State.READY or cluster_id is None:
         return None
-    if instance.cluster is None:
+    user = User(pk=user_id, is_active=user_active, is_superuser=superuser, username=username)
+    if not authz.holds(user, "use_instance", ComputeInstance, inst_id):  # (now, nothing cached)
         return None
-    if not authz.is_operator(user):  # (as authz.has_perm: an operator may; others by role, org active)
-        allowed = ComputeInstance.objects.filter(pk=instance.pk).filter(
-            authz.permission_q(user, "use_instance", ComputeInstance)
-        )
-        if not allowed.exists():
-            return None
-    if credential.last_used_at is None or now - credential.last_used_at > timedelta(minutes=1):
-        KubeCredential.objects.filter(pk=credential.pk).update(last_used_at=now)
+    if last_used_at is None or now - last_used_at > timedelta(minutes=1):
+        KubeCredential.objects.filter(pk=cred_id).update(last_used_at=now)
     return Grant(
-        credential_id=credential.pk,
-        via=credential.via,
-        user_id=user.pk,
-        user_repr=user.email or user.get_username(),
-        instance_id=instance.pk,
-        instance_name=instance.name,
-        namespace=instance.namespace,
-        service_account=baseline.service_account_name(user.username),
-        org_id=instance.org_id,
-        project_id=instance.project_id,
-        cluster_id=instance.cluster_id,
-        cluster_name=instance.cluster.name,
-        cluster_key=hashlib.sha256(instance.cluster.kubeconfig.reveal().encode()).hexdigest()[:32],
-        expires_at=credential.expires_at,
+        credential_id=cred_id,
+        via=via,
+        user_id=user_id,
+        user_repr=email or username,
+        instance_id=inst_id,
+        instance_name=inst_name,
+        namespace=namespace,
+        service_account=baseline.service_account_name(username),
+        org_id=org_id,
+        project_id=project_id,
+        cluster_id=cluster_id,
+        cluster_name=cluster_name,
+        # A digest of the stored (encrypted) kubeconfig: a new kubeconfig, or a re-encryption, gets the
+        # proxy a new session; nothing is decrypted per request.
+        cluster_key=hashlib.sha256(sealed_kubeconfig.encode()).hexdigest()[:32],
+        expires_at=expires_at,
     )
