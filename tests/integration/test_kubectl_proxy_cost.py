@@ -52,7 +52,11 @@ def test_a_request_costs_two_queries_and_the_grant_is_complete(ready):
     assert (grant.user_id, grant.instance_id, grant.instance_name) == (friend.pk, instance.pk, "cost")
     assert grant.org_id == instance.project.org_id and grant.project_id == instance.project_id
     assert grant.cluster_id == instance.cluster_id and grant.cluster_name == "cost-c"
-    assert grant.cluster_key == hashlib.sha256(instance.cluster.kubeconfig.reveal().encode()).hexdigest()[:32]
+    with connection.cursor() as cursor:  # the key digests the stored ciphertext: nothing decrypted
+        cursor.execute("SELECT kubeconfig FROM inventory_cluster WHERE id = %s", [instance.cluster_id])
+        sealed = cursor.fetchone()[0]
+    assert sealed != instance.cluster.kubeconfig.reveal()
+    assert grant.cluster_key == hashlib.sha256(sealed.encode()).hexdigest()[:32]
     assert grant.impersonate_user == (
         f"system:serviceaccount:cost-ns:{baseline.service_account_name(friend.username)}"
     )
