@@ -27,10 +27,9 @@ def test_kubectl_is_the_control_planes_release(kubectl_binary, tmp_path):
     assert _client_version(done.stdout) == localkube_build.KUBERNETES_VERSION
 
 
-def test_bwrap_runs_kubectl_alone_in_its_own_namespaces(kubectl_binary, bwrap_binary):
-    version = subprocess.run([bwrap_binary, "--version"], capture_output=True, text=True, check=True)
-    assert version.stdout.startswith("bubblewrap ")
-    sandbox = [
+def _sandbox(bwrap_binary: str, kubectl_binary: str) -> list[str]:
+    """bwrap with every namespace of its own, an empty environment and only kubectl at /kubectl."""
+    return [
         bwrap_binary,
         "--unshare-all",
         "--die-with-parent",
@@ -39,6 +38,12 @@ def test_bwrap_runs_kubectl_alone_in_its_own_namespaces(kubectl_binary, bwrap_bi
         kubectl_binary,
         "/kubectl",
     ]
+
+
+def test_bwrap_runs_kubectl_alone_in_its_own_namespaces(kubectl_binary, bwrap_binary):
+    version = subprocess.run([bwrap_binary, "--version"], capture_output=True, text=True, check=True)
+    assert version.stdout.startswith("bubblewrap ")
+    sandbox = _sandbox(bwrap_binary, kubectl_binary)
     done = subprocess.run(
         [*sandbox, "/kubectl", "version", "--client", "-o", "json"], capture_output=True, text=True
     )
@@ -56,13 +61,7 @@ def test_kubectl_reaches_the_cluster_but_not_from_inside_an_empty_network_namesp
     # The same request from a sandbox with its own (empty) network namespace cannot connect.
     done = subprocess.run(
         [
-            bwrap_binary,
-            "--unshare-all",
-            "--die-with-parent",
-            "--clearenv",
-            "--ro-bind",
-            kubectl_binary,
-            "/kubectl",
+            *_sandbox(bwrap_binary, kubectl_binary),
             "--ro-bind",
             kube_cluster.kubeconfig_path,
             "/kubeconfig",
