@@ -29,6 +29,7 @@ from instances.states import State
 from tenancy.models import Organization
 from tenancy.services import user_update
 from tests.support.instances import launch_instance
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.kube
 
@@ -218,7 +219,8 @@ def test_credentials_that_do_not_grant_this_instance_are_refused(tenants, api, c
     assert credential.last_used_at is not None and timezone.now() - credential.last_used_at < timedelta(
         minutes=1
     )
-    before = ProxyRequestLog.objects.count()
+    # (a read's row is written once its response has gone: wait for it before counting)
+    before = wait_for(ProxyRequestLog.objects.count, 10, 0.02, what="the read's audit row")
 
     # Another instance's token on this instance's path, and this one's on the other's.
     assert status(tenants["b_token"]) == 401

@@ -7,6 +7,7 @@ same application, event loop, HTTP parser and WebSocket protocol as production.
 """
 
 import asyncio
+import contextvars
 import socket
 import threading
 from collections.abc import Iterator
@@ -81,6 +82,7 @@ def start(host: str = "127.0.0.1", *, tls: bool = False) -> Iterator[AsgiServer]
     server = uvicorn.Server(config)
 
     def run() -> None:
+        SERVING.set(True)  # (copied into every task and worker thread of the server: see below)
         asyncio.run(server.serve(sockets=[sock]))
 
     thread = threading.Thread(target=run, name="asgi-server", daemon=True)
@@ -100,6 +102,10 @@ def start(host: str = "127.0.0.1", *, tls: bool = False) -> Iterator[AsgiServer]
         thread.join(timeout=15)
         sock.close()
 
+
+#: Set in the server's thread: asyncio copies it into every task, asgiref into the threads synchronous
+#: code runs on, so "is this the server's code?" has an answer in any thread.
+SERVING: contextvars.ContextVar[bool] = contextvars.ContextVar("asgi_server_serving", default=False)
 
 _servers: dict[bool, tuple[AsgiServer, object]] = {}
 
@@ -122,13 +128,17 @@ def stop_all() -> None:
 
 @contextmanager
 def sharing_the_test_connection() -> Iterator[None]:
-    """Let the server's threads use the test's own database connection, inside its transaction.
+    """Let the server use the test's own database connection, inside its transaction.
 
     A test on pytest-django's ``db`` fixture runs in a transaction that is rolled back at its end, so a
     server with connections of its own would not see the test's rows. As Django's own live server does
-    for an in-memory database, every thread then shares the test's connection (psycopg serialises its
+    for an in-memory database, the server then shares the test's connection (psycopg serialises its
     use), and Django's per-request closing of that connection is suspended, since it would end the
-    test's transaction. Tests on ``transactional_db`` (the browser tests) do not need it.
+    test's transaction. Only code carrying the :data:`SERVING` context variable gets it: the server's
+    (its event loop's tasks and the threads they run synchronous code on), the test's own, and what
+    the test runs with its context copied (its event loops, ``sync_to_async``); a plain thread the
+    test starts (a deployer's pool) keeps a connection of its own, as before.
+    Tests on ``transactional_db`` (the browser tests) need none of this.
     """
     from django.db import connections
 
@@ -136,11 +146,22 @@ def sharing_the_test_connection() -> Iterator[None]:
     conn.ensure_connection()
     conn.inc_thread_sharing()
     saved = connections._connections
+    owner = threading.get_ident()
 
-    class Shared:
-        default = conn
+    class Lent:
+        def __getattr__(self, alias):
+            if alias == "default" and (SERVING.get() or threading.get_ident() == owner):
+                return conn
+            return getattr(saved, alias)
 
-    connections._connections = Shared()
+        def __setattr__(self, alias, value):
+            setattr(saved, alias, value)
+
+        def __delattr__(self, alias):
+            delattr(saved, alias)
+
+    connections._connections = Lent()
+    serving = SERVING.set(True)  # (the test's context: its event loops and their threads share too)
     # Django closes "obsolete" connections at each request's start and end (CONN_MAX_AGE 0): on the
     # lent connection that would end the test's transaction. (The test client re-connects those
     # signals after each of its requests, so the method itself is suspended, not the signals.)
@@ -149,5 +170,6 @@ def sharing_the_test_connection() -> Iterator[None]:
         yield
     finally:
         del conn.close_if_unusable_or_obsolete
+        SERVING.reset(serving)
         connections._connections = saved
         conn.dec_thread_sharing()
