@@ -86,34 +86,18 @@ def audit_log(
         target_type = target_type or target._meta.label_lower
         target_id = target_id or target.pk
         target_repr = target_repr or str(target)
-    ctx = context.current()
-    chain = org.pk if org is not None else PLATFORM_CHAIN
-    _lock_chain(chain)
-    last = AuditEvent.objects.filter(chain=chain).order_by("-seq").values_list("seq", "hash").first()
-    seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
     is_user = actor is not None and getattr(actor, "is_authenticated", False)
-    event = AuditEvent(
-        chain=chain,
-        seq=seq,
-        actor=actor if is_user else None,
-        actor_repr=(actor.email or actor.get_username()) if is_user else "system",
-        org=org,
-        project=project,
-        client=ctx.client,
+    entry = Entry(
         action=action,
+        actor_id=actor.pk if is_user else None,
+        actor_repr=(actor.email or actor.get_username()) if is_user else "system",
         target_type=target_type,
-        target_id=str(target_id),
-        target_repr=target_repr[:255],
-        details=_json_safe(details or {}),
-        request_id=ctx.request_id,
-        prev_hash=prev_hash,
+        target_id=target_id,
+        target_repr=target_repr,
+        details=details or {},
+        project_id=project.pk if project is not None else None,
     )
-    event.hash = compute_hash(event)
-    event.save(force_insert=True)
-    from paas.checkpoints import checkpoint_on_commit  # the checkpoints build on this module
-
-    checkpoint_on_commit(chain)
-    return event
+    return audit_append_batch(org_id=org.pk if org is not None else None, entries=[entry])[0]
 
 
 @dataclass(frozen=True)
@@ -137,9 +121,9 @@ class Entry:
 
 def audit_append_batch(*, org_id: int | None, entries: Sequence[Entry]) -> list[AuditEvent]:
     """Append ``entries`` to one chain (``org_id``'s, or the platform's) under ONE chain lock, in one
-    insert. Must be called inside the transaction that also records why they are written (e.g. the
-    deletion of the rows they were made from). For many events at once: ``audit_log`` costs a lock
-    and a head read per event."""
+    insert: the one writer of the chains (``audit_log`` appends its one event here). Must be called
+    inside the transaction that also records why they are written (e.g. the deletion of the rows they
+    were made from). For many events at once: one ``audit_log`` each costs a lock and a head read."""
     if not connection.in_atomic_block:
         raise RuntimeError("audit_append_batch must run inside the transaction of what it records")
     if not entries:
