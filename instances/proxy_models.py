@@ -52,7 +52,12 @@ class KubeCredential(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"gpk_{self.prefix}_… ({self.user_id} on {self.instance_id})"
+        return f"{self.label}_… ({self.user_id} on {self.instance_id})"
+
+    @property
+    def label(self) -> str:
+        """How the audit trail and the pages name it: the token's public part, never its secret."""
+        return f"gpk_{self.prefix}"
 
 
 class ProxyRequestLog(models.Model):

@@ -58,6 +58,13 @@ DROPPED_RESPONSE_HEADERS = frozenset(
 )
 
 
+NOT_A_PROXY_ADDRESS = "Not a kubectl proxy address: /k8s/instances/<id>/."
+UNAUTHORIZED = (
+    "Unauthorized: the credential is missing, expired or revoked, or no longer grants this instance. "
+    "Download a new kubeconfig."
+)
+
+
 def status_body(code: int, reason: str, message: str) -> bytes:
     """A Kubernetes ``Status`` object, so kubectl prints the message as it would the API server's."""
     return json.dumps(
@@ -169,16 +176,10 @@ async def read_body(receive) -> bytes | None:
 async def http(scope, receive, send) -> None:
     grant, instance_id, path = await authenticate(scope)
     if not instance_id:
-        await send_status(send, 404, "NotFound", "Not a kubectl proxy address: /k8s/instances/<id>/.")
+        await send_status(send, 404, "NotFound", NOT_A_PROXY_ADDRESS)
         return
     if grant is None:
-        await send_status(
-            send,
-            401,
-            "Unauthorized",
-            "Unauthorized: the credential is missing, expired or revoked, or no longer "
-            "grants this instance. Download a new kubeconfig.",
-        )
+        await send_status(send, 401, "Unauthorized", UNAUTHORIZED)
         return
     query = scope.get("query_string", b"").decode("latin-1")
     info = requestinfo.parse(scope["method"], path, query)

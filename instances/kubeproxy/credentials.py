@@ -118,7 +118,7 @@ def kubeconfig_issue(*, actor, instance: ComputeInstance) -> str:
         target=instance,
         project=instance.project,
         details={
-            "credential": f"gpk_{credential.prefix}",
+            "credential": credential.label,
             "expires_at": credential.expires_at.isoformat(),
             "server": instance_server(instance.pk),
         },
@@ -142,7 +142,7 @@ def credential_revoke(*, actor, credential: KubeCredential) -> KubeCredential:
             action="instance.kubeconfig_revoke",
             target=instance,
             project=instance.project,
-            details={"credential": f"gpk_{credential.prefix}", "user": credential.user.email},
+            details={"credential": credential.label, "user": credential.user.email},
         )
     return credential
 
@@ -167,7 +167,7 @@ def revoke_lost(*, instance: ComputeInstance, user_ids=None, reason: str = "") -
         target=instance,
         project=instance.project,
         details={
-            "credentials": sorted(f"gpk_{c.prefix}" for c in lost),
+            "credentials": sorted(c.label for c in lost),
             "users": sorted({c.user.email for c in lost}),
             "via": reason or "access changed",
         },

@@ -55,10 +55,6 @@ SPDY_MESSAGE = (
     "This kubectl proxy carries exec, attach and port-forward over WebSockets only (SPDY cannot pass "
     "it): use kubectl 1.31 or later, which does so by default."
 )
-UNAUTHORIZED = (
-    "Unauthorized: the credential is missing, expired or revoked, or no longer grants this instance. "
-    "Download a new kubeconfig."
-)
 
 
 def stream_info(method: str, path: str, query: str) -> requestinfo.RequestInfo:
@@ -151,9 +147,9 @@ async def refuse_upgrade(scope, receive, send) -> None:
     (the ASGI server delivers none after an upgrade request) and closing the connection after."""
     grant, instance_id, path = await app.authenticate(scope)
     if not instance_id:
-        refusal = Refusal.status_of(404, "NotFound", "Not a kubectl proxy address: /k8s/instances/<id>/.")
+        refusal = Refusal.status_of(404, "NotFound", app.NOT_A_PROXY_ADDRESS)
     elif grant is None:
-        refusal = Refusal.status_of(401, "Unauthorized", UNAUTHORIZED)
+        refusal = Refusal.status_of(401, "Unauthorized", app.UNAUTHORIZED)
     else:
         query = scope.get("query_string", b"").decode("latin-1")
         refusal = _recalled(_refusal_key(grant, path, query)) or Refusal.status_of(
@@ -231,12 +227,7 @@ async def open_upstream(
         connector=conn.session.connector,
         connector_owner=False,
         trace_configs=[_refusal_trace(captured)],
-        timeout=aiohttp.ClientTimeout(
-            total=None, connect=upstream.CONNECT_TIMEOUT, sock_connect=upstream.CONNECT_TIMEOUT
-        ),
-        auto_decompress=False,
-        trust_env=False,
-        skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
+        **upstream.SESSION_OPTIONS,
     )
     try:
         ws = await asyncio.wait_for(
@@ -385,11 +376,11 @@ async def websocket(scope, receive, send) -> None:
         await deny(
             scope,
             send,
-            Refusal.status_of(404, "NotFound", "Not a kubectl proxy address: /k8s/instances/<id>/."),
+            Refusal.status_of(404, "NotFound", app.NOT_A_PROXY_ADDRESS),
         )
         return
     if grant is None:
-        await deny(scope, send, Refusal.status_of(401, "Unauthorized", UNAUTHORIZED))
+        await deny(scope, send, Refusal.status_of(401, "Unauthorized", app.UNAUTHORIZED))
         return
     query = scope.get("query_string", b"").decode("latin-1")
     record = await auditing.start(

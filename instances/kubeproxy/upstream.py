@@ -26,6 +26,17 @@ SERVER_PURPOSE = "cluster server"
 CONNECT_TIMEOUT = 5.0
 
 
+# What every session to an API server is opened with (a stream's own session too: streams.py): no
+# overall timeout (watches, logs -f), bytes passed as they come, no environment proxy (the policy
+# decides where we connect), and no header of aiohttp's own beside the client's.
+SESSION_OPTIONS = {
+    "timeout": aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT, sock_connect=CONNECT_TIMEOUT),
+    "auto_decompress": False,
+    "trust_env": False,
+    "skip_auto_headers": ("User-Agent", "Accept-Encoding", "Content-Type"),
+}
+
+
 class UpstreamRefused(Exception):
     """The cluster's address or kubeconfig may not be used now (said to the client as a 502)."""
 
@@ -63,7 +74,6 @@ class Upstream:
     key: tuple
     base: str
     session: aiohttp.ClientSession
-    ssl_context: ssl.SSLContext | None
     server_hostname: str | None
     auth_headers: dict
 
@@ -115,18 +125,11 @@ def build(key: tuple, kubeconfig: str) -> Upstream:
         use_dns_cache=False,
         ssl=_ssl_context(cluster, user),
     )
-    session = aiohttp.ClientSession(
-        connector=connector,
-        timeout=aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT, sock_connect=CONNECT_TIMEOUT),
-        auto_decompress=False,
-        trust_env=False,  # no environment proxy: the policy decides where we connect
-        skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
-    )
+    session = aiohttp.ClientSession(connector=connector, **SESSION_OPTIONS)
     return Upstream(
         key=key,
         base=server,
         session=session,
-        ssl_context=None,
         server_hostname=cluster.get("tls-server-name") or None,
         auth_headers=headers,
     )

@@ -69,7 +69,7 @@ def shell_open(*, actor, instance_id, base_url: str | None = None) -> Session:
         via=credentials.VIA_SHELL,
         ttl=timedelta(seconds=settings.PAAS_SHELL_MAX_SECONDS),
     )
-    label = f"gpk_{credential.prefix}"
+    label = credential.label
     audit_log(
         actor=actor,
         action="instance.shell_open",
