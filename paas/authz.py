@@ -3,8 +3,17 @@
 Permissions are django-guardian object permissions, granted by the tenancy services from role
 assignments. A model may declare ``authz_parents``: for a permission codename, a list of
 ``(attribute, parent_codename)`` pairs meaning "``parent_codename`` on ``getattr(obj, attribute)``
-implies this permission on ``obj``" (an org admin may view every project of the org). Operators
-(platform superusers) may do everything.
+implies this permission on ``obj``" (an org admin may view every project of the org).
+
+Operators (platform superusers) run the platform, not its tenants. They hold every permission on
+objects outside any organization (inventory, the system catalog, warm pools, users) and, on an
+organization itself, the codenames its model lists in ``authz_operator_codenames`` (view and change:
+they create, rename, deactivate orgs and set their quotas). Inside an organization (its workspaces,
+instances, services, outputs, audit trail, members) they hold nothing of their own: only what an
+active support access grants them (``SUPPORT_MODEL``; approved, ``starts_at <= now < expires_at``): a
+``read`` grant every ``view_*`` permission there, an ``admin`` grant what an org admin holds. A model
+may list ``authz_operator_codenames`` too ("*" for all) when operators run its rows although they sit
+in an org (an org's quota).
 
 ``filter_for`` turns the same rules into a queryset filter built from subqueries, so a list costs a
 constant number of queries whatever the user's roles. ``get_for`` is the only way to reach one object
@@ -27,6 +36,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import Model, Q, QuerySet
 from django.db.models.expressions import RawSQL
+from django.utils import timezone
 from guardian.core import ObjectPermissionChecker
 from guardian.models import UserObjectPermissionBase
 from guardian.utils import get_user_obj_perms_model
@@ -37,6 +47,10 @@ from paas.errors import Forbidden, NotFound, OrgDeactivated
 TENANT_MODEL = "tenancy.Organization"
 # Who is a member of a tenant: a row of this model with ``user`` and ``org`` (any role, even dormant).
 MEMBERSHIP_MODEL = "tenancy.RoleAssignment"
+# An operator's support access to one tenant: ``user``, ``org``, ``level`` ("read" or "admin"), ``state``
+# ("approved" counts), ``starts_at``, ``expires_at``; the model's ``org_codenames(level)`` names what a
+# level holds on the org besides every ``view_*``.
+SUPPORT_MODEL = "tenancy.SupportAccess"
 
 
 def _codename(perm: str) -> str:
@@ -60,9 +74,24 @@ def _checker(user) -> ObjectPermissionChecker:
     return checker
 
 
+def _holds_directly(user, codename: str, obj: Model) -> bool:
+    """A guardian grant of ``codename`` on ``obj`` itself. guardian's checker answers yes to everything
+    for a superuser, so an operator's own grants (an operator may also hold a role in an org) are read
+    from their rows."""
+    checker = _checker(user)
+    if not user.is_superuser:
+        return checker.has_perm(codename, obj)
+    cache = user.__dict__.setdefault("_authz_direct", {})
+    key = checker.get_local_cache_key(obj)
+    if key not in cache:
+        cache[key] = set(checker.get_user_perms(obj))
+    return codename in cache[key]
+
+
 def forget(user) -> None:
-    """Drop the permission cache on this user object (after its roles changed)."""
-    user.__dict__.pop("_authz_checker", None)
+    """Drop the permission caches on this user object (after its roles or support grants changed)."""
+    for key in ("_authz_checker", "_authz_direct", "_authz_support"):
+        user.__dict__.pop(key, None)
 
 
 def in_inactive_org(obj: Model) -> bool:
@@ -91,16 +120,89 @@ def _active_org_q(model: type[Model], prefix: str) -> Q:
     return Q()
 
 
+def _operator_codenames(model: type[Model]) -> set[str]:
+    return set(getattr(model, "authz_operator_codenames", ()) or ())
+
+
+def _tenant_scope(model: type[Model]) -> str | None:
+    """How ``model``'s rows belong to a tenant: "self" (the tenant model), "org", "project" or None."""
+    if model._meta.label == TENANT_MODEL:
+        return "self"
+    names = {f.name for f in model._meta.get_fields() if f.concrete}
+    if "org" in names:
+        return "org"
+    if "project" in names:
+        return "project"
+    return None
+
+
+def _operator_runs(obj: Model, codename: str) -> bool:
+    """Does an operator hold ``codename`` on ``obj`` as the platform's operator (no support access)?
+    Yes outside every organization and for the codenames the model lists; no inside a tenant."""
+    codes = _operator_codenames(type(obj))
+    if "*" in codes or codename in codes:
+        return True
+    return _tenant_scope(type(obj)) != "self" and org_of(obj) is None
+
+
+def _support_levels(codename: str, *, on_org: bool) -> list[str]:
+    """The support levels whose grant holds ``codename`` (on the org itself when ``on_org``)."""
+    if codename.startswith("view_"):
+        return ["read", "admin"]
+    if on_org and codename in apps.get_model(SUPPORT_MODEL).org_codenames("admin"):
+        return ["admin"]
+    return []
+
+
+def _support_grants(user) -> dict[int, tuple[str, object]]:
+    """The user's approved support grants by org id: ``(level, expires_at)`` (cached on the user object
+    for the request; :func:`_support_holds` still compares each expiry with the clock)."""
+    grants = user.__dict__.get("_authz_support")
+    if grants is None:
+        now = timezone.now()
+        rows = apps.get_model(SUPPORT_MODEL).objects.filter(
+            user=user, state="approved", starts_at__lte=now, expires_at__gt=now
+        )
+        grants = {}
+        for org_id, level, expires_at in rows.values_list("org_id", "level", "expires_at"):
+            if grants.get(org_id, ("read",))[0] != "admin":
+                grants[org_id] = (level, expires_at)
+        user.__dict__["_authz_support"] = grants
+    return grants
+
+
+def _support_holds(user, codename: str, obj: Model) -> bool:
+    """Does an active support grant of ``user`` on ``obj``'s organization hold ``codename`` on it?"""
+    org = org_of(obj)
+    if org is None:
+        return False
+    grant = _support_grants(user).get(org.pk)
+    if grant is None or grant[1] <= timezone.now():
+        return False
+    return grant[0] in _support_levels(codename, on_org=obj._meta.label == TENANT_MODEL)
+
+
+def support_orgs(user) -> dict[int, str]:
+    """The organizations ``user`` reaches through an active support access: ``{org id: level}``."""
+    if not is_operator(user):
+        return {}
+    now = timezone.now()
+    return {org_id: level for org_id, (level, expires) in _support_grants(user).items() if expires > now}
+
+
 def has_perm(user, perm: str, obj: Model) -> bool:
     """May ``user`` exercise ``perm`` (a codename of ``obj``'s model) on ``obj``?"""
     if not is_active_user(user):
         return False
-    if is_operator(user):
+    codename = _codename(perm)
+    operator = is_operator(user)
+    if operator and _operator_runs(obj, codename):
         return True
     if in_inactive_org(obj):
         return False
-    codename = _codename(perm)
-    if _checker(user).has_perm(codename, obj):
+    if _holds_directly(user, codename, obj):
+        return True
+    if operator and _support_holds(user, codename, obj):
         return True
     for attribute, parent_perm in getattr(type(obj), "authz_parents", {}).get(codename, []):
         parent = getattr(obj, attribute, None)
@@ -138,9 +240,57 @@ def _perms_model(model: type[Model]) -> tuple[type[Model], bool]:
     return perm_model, direct
 
 
-def _permission_sql(user, model: type[Model], codename: str) -> tuple[str, list]:
+def _support_sql(user, model: type[Model], codename: str, now) -> tuple[str, list] | None:
+    """A condition on alias ``t`` of ``model``: the row is in an org where ``user`` holds an active
+    support grant of a level that gives ``codename`` (None when no level does)."""
+    scope = _tenant_scope(model)
+    if scope is None:
+        return None
+    levels = _support_levels(codename, on_org=scope == "self")
+    if not levels:
+        return None
+    support = apps.get_model(SUPPORT_MODEL)._meta
+    column = support.get_field
+    orgs = (
+        f"SELECT s.{column('org').column} FROM {support.db_table} s WHERE s.{column('user').column} = %s "
+        f"AND s.state = 'approved' AND s.starts_at <= %s AND s.expires_at > %s "
+        f"AND s.level IN ({', '.join(['%s'] * len(levels))})"
+    )
+    params = [user.pk, now, now, *levels]
+    fields = {f.name: f for f in model._meta.get_fields() if f.concrete}
+    if scope == "self":
+        return f"t.{model._meta.pk.column} IN ({orgs})", params
+    if scope == "org":
+        return f"t.{fields['org'].column} IN ({orgs})", params
+    project = fields["project"].related_model._meta
+    return (
+        f"t.{fields['project'].column} IN (SELECT p.{project.pk.column} FROM {project.db_table} p "
+        f"WHERE p.{project.get_field('org').column} IN ({orgs}))",
+        params,
+    )
+
+
+def _platform_sql(model: type[Model], codename: str) -> str | None:
+    """For an operator: a condition on alias ``t`` matching the rows they hold ``codename`` on as the
+    platform's operator ("TRUE" for all; None for none): rows in no organization, or every row when
+    the model lists the codename in ``authz_operator_codenames``."""
+    codes = _operator_codenames(model)
+    scope = _tenant_scope(model)
+    if scope is None or "*" in codes or codename in codes:
+        return "TRUE"
+    if scope == "self":
+        return None
+    fields = {f.name: f for f in model._meta.get_fields() if f.concrete}
+    nullable = [fields[name] for name in ("org", "project") if name in fields]
+    if not all(field.null for field in nullable):
+        return None
+    return " AND ".join(f"t.{field.column} IS NULL" for field in nullable)
+
+
+def _permission_sql(user, model: type[Model], codename: str, *, support_at=None) -> tuple[str, list]:
     """SQL selecting the ids of ``model`` rows on which ``user`` holds ``codename``: direct grants
-    plus those implied by a permission on a parent (``authz_parents``), recursively."""
+    plus those implied by a permission on a parent (``authz_parents``), recursively. Given
+    ``support_at`` (a time; for operators), also the rows an active support grant gives them then."""
     table = model._meta.db_table
     pk = model._meta.pk.column
     perm_model, direct = _perms_model(model)
@@ -159,9 +309,12 @@ def _permission_sql(user, model: type[Model], codename: str) -> tuple[str, list]
         params = [user.pk, _permission_id(model, codename), ContentType.objects.get_for_model(model).pk]
     for attribute, parent_perm in getattr(model, "authz_parents", {}).get(codename, []):
         field = model._meta.get_field(attribute)
-        sub_sql, sub_params = _permission_sql(user, field.related_model, parent_perm)
+        sub_sql, sub_params = _permission_sql(user, field.related_model, parent_perm, support_at=support_at)
         clauses.append(f"t.{field.column} IN ({sub_sql})")
         params += sub_params
+    if support_at is not None and (support := _support_sql(user, model, codename, support_at)):
+        clauses.append(support[0])
+        params += support[1]
     # Identifiers come from model metadata; every value is a parameter.
     return f"SELECT t.{pk} FROM {table} t WHERE " + " OR ".join(clauses), params
 
@@ -174,10 +327,19 @@ def permission_q(user, perm: str, model: type[Model], *, prefix: str = "") -> Q:
     """
     if not is_active_user(user):
         return Q(pk__in=[])
-    if is_operator(user):
+    codename = _codename(perm)
+    if not is_operator(user):
+        sql, params = _permission_sql(user, model, codename)
+        return Q(**{f"{prefix}pk__in": RawSQL(sql, params)}) & _active_org_q(model, prefix)
+    platform = _platform_sql(model, codename)
+    if platform == "TRUE":
         return Q()
-    sql, params = _permission_sql(user, model, _codename(perm))
-    return Q(**{f"{prefix}pk__in": RawSQL(sql, params)}) & _active_org_q(model, prefix)
+    sql, params = _permission_sql(user, model, codename, support_at=timezone.now())
+    granted = Q(**{f"{prefix}pk__in": RawSQL(sql, params)}) & _active_org_q(model, prefix)
+    if platform is None:
+        return granted
+    table, pk = model._meta.db_table, model._meta.pk.column
+    return granted | Q(**{f"{prefix}pk__in": RawSQL(f"SELECT t.{pk} FROM {table} t WHERE {platform}", [])})
 
 
 def _active_org_sql(model: type[Model]) -> str:
@@ -200,19 +362,23 @@ def _active_org_sql(model: type[Model]) -> str:
 
 def holds(user, perm: str, model: type[Model], pk) -> bool:
     """:func:`has_perm` for one object known by its primary key, in one SQL query and nothing cached:
-    the same rule (an active user; operators hold everything; others by their grants, direct or through
-    a parent, the object's org active). For a hot path that must see a revocation at once (the kubectl
-    proxy checks every request)."""
+    the same rule (an active user; operators hold what they run and what their support access gives;
+    everyone by their grants, direct or through a parent, the object's org active). For a hot path
+    that must see a revocation at once (the kubectl proxy checks every request)."""
     if not is_active_user(user):
         return False
+    codename = _codename(perm)
+    platform, support_at = None, None
     if is_operator(user):
-        return True
-    sql, params = _permission_sql(user, model, _codename(perm))
+        platform, support_at = _platform_sql(model, codename), timezone.now()
+        if platform == "TRUE":
+            return True
+    sql, params = _permission_sql(user, model, codename, support_at=support_at)
     table, column = model._meta.db_table, model._meta.pk.column
-    query = (
-        f"SELECT EXISTS (SELECT 1 FROM {table} t WHERE t.{column} = %s AND t.{column} IN ({sql})"
-        f"{_active_org_sql(model)})"
-    )
+    granted = f"(t.{column} IN ({sql}){_active_org_sql(model)})"
+    if platform is not None:
+        granted = f"({granted} OR ({platform}))"
+    query = f"SELECT EXISTS (SELECT 1 FROM {table} t WHERE t.{column} = %s AND {granted})"
     with connection.cursor() as cursor:
         cursor.execute(query, [pk, *params])
         return bool(cursor.fetchone()[0])

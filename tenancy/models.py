@@ -74,6 +74,9 @@ class Organization(models.Model):
     )
 
     authz_parents: dict = {}
+    # Operators run organizations (create, rename, deactivate, set quotas); what is inside one they
+    # reach only through a support access (paas.authz).
+    authz_operator_codenames = {"view_organization", "change_organization"}
 
     class Meta:
         verbose_name = "organization"
@@ -460,3 +463,6 @@ class GpuModelQuota(models.Model):
 
     def __str__(self) -> str:
         return f"{self.gpu_model}: {self.gpus}"
+
+
+from tenancy.support_models import SupportAccess, SupportLevel, SupportState  # noqa: E402,F401  (a model of this app)

@@ -9,7 +9,7 @@ from paas import authz
 from tenancy import services
 from tenancy.models import Organization, Project, User
 from tenancy.roles import Role
-from tests.factories import PASSWORD, UserFactory, make_operator, make_org
+from tests.factories import PASSWORD, UserFactory, add_member, make_operator, make_org
 from tests.support import canary
 from tests.support.roles import TENANT_ROLES
 
@@ -116,12 +116,10 @@ def _tenant(operator: User, name: str) -> Tenant:
     users = {"org_admin": admin}
     for role_name in TENANT_ROLES[1:]:
         users[role_name] = UserFactory(username=f"{name}-{role_name.replace('_', '-')}")
-    services.role_assign(actor=operator, user=users["paas_admin_org"], role=Role.PAAS_ADMIN, org=org)
-    services.role_assign(
-        actor=operator, user=users["paas_admin_project"], role=Role.PAAS_ADMIN, project=project
-    )
+    add_member(admin=admin, user=users["paas_admin_org"], role=Role.PAAS_ADMIN, org=org)
+    add_member(admin=admin, user=users["paas_admin_project"], role=Role.PAAS_ADMIN, project=project)
     for role in (Role.WORKSPACE_ADMIN, Role.COLLABORATOR_RW, Role.COLLABORATOR_RO):
-        services.role_assign(actor=operator, user=users[role.value], role=role, project=project)
+        add_member(admin=admin, user=users[role.value], role=role, project=project)
     return Tenant(org=org, project=project, spare_project=spare, users=users)
 
 

@@ -53,6 +53,17 @@ def make_org(*, operator: User, name: str, admin: User | None = None):
     return org, admin
 
 
+def add_member(*, admin: User, user: User, role: str, org=None, project=None):
+    """Make ``user`` a member holding ``role`` the way the platform does: ``admin`` (an org admin of the
+    org) invites them by email and they accept. Operators no longer reach inside an org to assign roles."""
+    org = org or project.org
+    invitation, token = services.invitation_create(
+        actor=admin, org=org, email=user.email, role=role, project=project
+    )
+    services.invitation_accept(token=token, user=user)
+    return invitation
+
+
 def make_profile(
     *,
     actor,

@@ -93,8 +93,12 @@ def invitation_create(
     first_name: str = "",
     last_name: str = "",
 ) -> tuple[Invitation, str]:
-    """Invite someone by email; returns the invitation and its token (only ever sent by email)."""
-    authz.require(actor, "administer_organization", org, message="Only org admins may invite users.")
+    """Invite someone by email; returns the invitation and its token (only ever sent by email).
+
+    Org admins invite to their org. Operators, who do not see inside an org, may invite its admins
+    (onboarding a customer, or giving an org whose admins left a new one); nothing else."""
+    if not (authz.is_operator(actor) and role == Role.ORG_ADMIN and project is None):
+        authz.require(actor, "administer_organization", org, message="Only org admins may invite users.")
     email = _normalise_email("email", email)
     if role == Role.OPERATOR:
         raise ValidationFailed(
