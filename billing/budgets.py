@@ -20,7 +20,6 @@ import logging
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
@@ -33,6 +32,7 @@ from catalog.pricing import is_currency
 from paas import authz
 from paas.audit import audit_log
 from paas.errors import Conflict, NotFound, ValidationFailed
+from paas.mail import send_email
 from tenancy.models import Organization, Project, User
 from tenancy.roles import Role
 from tenancy.selectors import org_list_for
@@ -263,22 +263,24 @@ def email_alerts(alert_ids: list[int]) -> None:
             f"Budget alert: {budget.org.display_name} {what} at {top.threshold}% of its "
             f"{top.period:%B %Y} budget"
         )
-        body = (
-            f"The {what} budget of {budget.org.display_name} has reached {top.threshold}% for "
-            f"{top.period:%B %Y}.\n\n"
-            f"Spend so far: {money_shown(top.spend)} {budget.currency}\n"
-            f"Budget: {money_shown(budget.amount)} {budget.currency}\n"
-            f"Projected month-end spend: {money_shown(top.projected)} {budget.currency}\n"
-            f"Thresholds reached: {', '.join(f'{a.threshold}%' for a in group)}\n"
-            + (
-                "\nThis budget has a hard stop: new launches are refused once the spend reaches it.\n"
-                if budget.hard_stop
-                else ""
-            )
-            + f"\nSee it in the PaaS Studio: {settings.PAAS_BASE_URL}/studio/billing/budget/\n"
-        )
+        context = {
+            "what": what,
+            "budget": budget,
+            "top": top,
+            "spend": money_shown(top.spend),
+            "amount": money_shown(budget.amount),
+            "projected": money_shown(top.projected),
+            "reached": ", ".join(f"{a.threshold}%" for a in group),
+            "studio_url": f"{settings.PAAS_BASE_URL}/studio/billing/budget/",
+        }
         try:
-            send_mail(subject, body, None, to)
+            send_email(
+                to=to,
+                subject=subject,
+                template="billing/budget_alert_email.txt",
+                context=context,
+                org=budget.org,
+            )
         except Exception:  # the mail server: leave the alerts unsent, a later check tries again
             log.exception("budget alert email failed for budget %s", budget.pk)
             BudgetAlert.objects.filter(pk__in=[a.pk for a in group]).update(emailed_at=None)

@@ -333,3 +333,6 @@ admin.site.unregister(Group)
 
 # The worker queues: django-q2's pages, read-only, with an audited resubmit (paas/admin_queue.py).
 admin_queue.register(admin.site)
+
+# The branding page (white-label, paas/branding_admin.py) registers itself with the site.
+from paas import branding_admin  # noqa: E402, F401

@@ -10,10 +10,17 @@ from django.template.loader import render_to_string
 
 
 def send_email(*, to: list[str], subject: str, template: str, context: dict, org=None) -> None:
-    """Render ``template`` (a text template) with ``context`` and send it to ``to``.
+    """Render ``template`` (a text template; ``brand`` is in its context) with ``context`` and send it
+    to ``to``.
 
     ``org`` is the organization the email is about (None: the platform's own): its brand, if it has
-    one, names the sender and signs the footer. Raises what the mail backend raises (callers decide
+    one, else the platform's, names the sender, prefixes the subject with the product name and signs
+    the footer (with the support contact). Raises what the mail backend raises (callers decide
     whether to retry)."""
-    body = render_to_string(template, context)
-    send_mail(subject=subject, message=body, from_email=None, recipient_list=list(to))
+    from paas.branding import email_parts
+
+    brand, sender, footer = email_parts(org)
+    body = render_to_string(template, {"brand": brand, **context}).rstrip() + footer + "\n"
+    # A subject is one line: a line break in it (an org's name, say) must not start a new header.
+    subject = " ".join(f"{brand.product_name}: {subject}".split())
+    send_mail(subject=subject, message=body, from_email=sender, recipient_list=list(to))

@@ -187,3 +187,56 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.cluster} @ {self.seen_at:%H:%M:%S}"
+
+
+class Brand(models.Model):
+    """White-label branding: the platform's brand (``org`` NULL, one row) and optional per-org brands
+    (a reseller's customers see the reseller's brand). Written only through ``paas.branding`` (which
+    validates colours, contrast, images and the email sender; audited); read through its selectors.
+
+    Images are small and kept here (bytes, the type found from their magic bytes, a SHA-256 digest
+    that names them in their address, so they can be cached for good)."""
+
+    org = models.ForeignKey(
+        "tenancy.Organization",
+        verbose_name="organization",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text="Empty: the platform's brand. Else the brand this organization's people see.",
+    )
+    product_name = models.CharField("product name", max_length=60, default="GPU PaaS")
+    portal_name = models.CharField("portal name", max_length=60, default="Developer hub")
+    studio_name = models.CharField("studio name", max_length=60, default="PaaS Studio")
+    color_background = models.CharField("background colour", max_length=7, default="#ffffff")
+    color_text = models.CharField("text colour", max_length=7, default="#373c44")
+    color_primary = models.CharField("primary colour", max_length=7, default="#0b5cad")
+    color_primary_text = models.CharField("text on the primary colour", max_length=7, default="#ffffff")
+    logo = models.BinaryField("logo", null=True, blank=True, editable=False)
+    logo_type = models.CharField("logo type", max_length=40, blank=True, editable=False)
+    logo_digest = models.CharField("logo digest", max_length=64, blank=True, editable=False)
+    favicon = models.BinaryField("favicon", null=True, blank=True, editable=False)
+    favicon_type = models.CharField("favicon type", max_length=40, blank=True, editable=False)
+    favicon_digest = models.CharField("favicon digest", max_length=64, blank=True, editable=False)
+    support_email = models.CharField("support email", max_length=254, blank=True)
+    support_url = models.CharField("support page", max_length=500, blank=True)
+    email_from_name = models.CharField("email sender name", max_length=100, blank=True)
+    email_from_address = models.CharField("email sender address", max_length=254, blank=True)
+    email_footer = models.TextField("email footer", max_length=1000, blank=True)
+    updated_at = models.DateTimeField("updated", auto_now=True)
+
+    class Meta:
+        verbose_name = "brand"
+        verbose_name_plural = "brands"
+        ordering = [models.F("org").asc(nulls_first=True)]
+        constraints = [
+            models.UniqueConstraint(
+                models.functions.Coalesce("org", models.Value(0)),
+                name="paas_brand_one_per_org",
+                violation_error_message="There is one brand per organization, and one for the platform.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product_name} ({self.org if self.org_id else 'platform'})"

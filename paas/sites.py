@@ -33,6 +33,16 @@ class StudioSite(admin.AdminSite):
         """``section(request) -> {"template": ..., **context} | None`` (None: nothing for this viewer)."""
         self._home_sections = sorted([*self._home_sections, (order, section)], key=lambda item: item[0])
 
+    def each_context(self, request):
+        # The site's header and title are the brand's (``paas.branding``: the org the viewer administers
+        # when exactly one, else the platform's).
+        from paas.branding import brand_for_request
+
+        context = super().each_context(request)
+        studio_name = brand_for_request(request).studio_name
+        context.update(site_header=studio_name, site_title=studio_name)
+        return context
+
     def index(self, request, extra_context=None):
         sections = [part for _, section in self._home_sections if (part := section(request))]
         return super().index(request, {**(extra_context or {}), "home_sections": sections})

@@ -3,6 +3,8 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
+from paas import brand_assets
+from paas.api import branding as branding_api
 from paas.api import views as core_api
 from paas.api.audit_settings import AuditSettingsView
 
@@ -12,6 +14,9 @@ router.register("tokens", core_api.ApiTokenViewSet, basename="api-token")
 api_v1 = [
     *router.urls,
     path("audit-settings/", AuditSettingsView.as_view(), name="audit-settings"),
+    path("branding/", branding_api.BrandingView.as_view(), name="branding"),
+    path("branding/brands/", branding_api.BrandListView.as_view(), name="branding-list"),
+    path("branding/orgs/<int:org_id>/", branding_api.OrgBrandView.as_view(), name="branding-org"),
     path("", include("tenancy.api.urls")),
     path("", include("inventory.api.urls")),
     path("", include("catalog.api.urls")),
@@ -25,6 +30,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("healthz", core_api.healthz, name="healthz"),
+    path("branding/<int:brand_id>/<str:kind>/<str:digest>/", brand_assets.brand_image, name="brand-image"),
     # The developer hub (portal): sign-in/out and single sign-on, then the pages.
     path("", include("tenancy.sso_urls")),
     path("", include("instances.urls")),
@@ -32,3 +38,5 @@ urlpatterns = [
     path("", include("billing.urls")),
     path("", include("tenancy.urls")),
 ]
+
+handler500 = "paas.brand_assets.server_error"

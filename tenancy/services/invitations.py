@@ -6,14 +6,13 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.mail import send_mail
 from django.db import transaction
-from django.template.loader import render_to_string
 from django.utils import timezone
 
 from paas import authz
 from paas.audit import audit_log
 from paas.errors import Conflict, Forbidden, ValidationFailed
+from paas.mail import send_email
 from tenancy.invitation_limits import check_invitation_rate
 from tenancy.models import Invitation, Organization, Project, RoleAssignment, User
 from tenancy.roles import Role
@@ -74,11 +73,12 @@ def _send_invitation_email(invitation_id: int, token: str) -> None:
         "invitation": invitation,
         "accept_url": f"{settings.PAAS_BASE_URL.rstrip('/')}/invitations/{token}/",
     }
-    send_mail(
-        subject=f"You are invited to {invitation.org} on the GPU PaaS",
-        message=render_to_string("tenancy/invitation_email.txt", context),
-        from_email=None,
-        recipient_list=[invitation.email],
+    send_email(
+        to=[invitation.email],
+        subject=f"You are invited to {invitation.org}",
+        template="tenancy/invitation_email.txt",
+        context=context,
+        org=invitation.org,
     )
 
 

@@ -1,0 +1,582 @@
+"""White-label branding: the product name, logo, favicon, colours, support contact and email sender and
+footer every page and every email shows.
+
+The platform's brand is the row with ``org`` NULL (until an operator saves one, the defaults: today's
+"GPU PaaS" / "PaaS Studio" look); an operator may give an organization a brand of its own (a reseller's
+customers see the reseller's brand). Which brand a page shows (:func:`brand_for_request`): the org of the
+workspace the page is about; in the studio, the org the viewer administers when exactly one; else the
+org the signed-in user belongs to when exactly one; else (operators, sign-in pages, people of several
+orgs) the platform's.
+
+Everything here is hostile input checked in the service: colours are ``#rrggbb`` only, and text on the
+background, the primary colour on the background (links) and the button text on the primary colour
+each need WCAG AA contrast (4.5:1; refused with the measured ratio). Images are PNG, JPEG, WebP or ICO
+found by their magic bytes (SVG is refused: it can carry script), size-limited, and served by
+:mod:`paas.brand_assets` with their type, ``nosniff`` and a closed Content-Security-Policy. The email
+sender is a checked address (no header injection). Colours reach pages only as CSS custom properties
+written here from the checked values (:meth:`BrandView.portal_css`, :meth:`BrandView.studio_css`).
+"""
+
+import base64
+import binascii
+import hashlib
+import math
+import re
+from dataclasses import dataclass
+from email.utils import formataddr
+
+from django.apps import apps
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator, validate_email
+from django.db import transaction
+from django.db.models import Q
+from django.utils.safestring import SafeString, mark_safe
+
+from paas import authz
+from paas.audit import apply_changes, audit_log
+from paas.errors import NotFound, ValidationFailed
+from paas.models import Brand
+
+HEX = re.compile(r"#[0-9a-f]{6}")
+AA = 4.5  # WCAG 2.1 AA, normal text
+COLOUR_FIELDS = ("color_background", "color_text", "color_primary", "color_primary_text")
+TEXT_FIELDS = {
+    "product_name": 60,
+    "portal_name": 60,
+    "studio_name": 60,
+    "support_email": 254,
+    "support_url": 500,
+    "email_from_name": 100,
+    "email_from_address": 254,
+    "email_footer": 1000,
+}
+IMAGE_LIMITS = {"logo": 256 * 1024, "favicon": 64 * 1024}
+MAX_PIXELS = 4096  # a PNG's width or height
+DEFAULTS = {
+    f.name: f.default for f in Brand._meta.concrete_fields if f.name in {*COLOUR_FIELDS, *TEXT_FIELDS}
+}
+for _name in TEXT_FIELDS:
+    if not isinstance(DEFAULTS.get(_name), str):
+        DEFAULTS[_name] = ""
+ORG_STUDIO_ROLES = ("org_admin", "paas_admin")  # the roles that open the studio on an org
+
+
+# --- colours ---------------------------------------------------------------------------------------
+
+
+def _channel(value: int) -> float:
+    c = value / 255
+    return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+
+def luminance(colour: str) -> float:
+    r, g, b = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    return 0.2126 * _channel(r) + 0.7152 * _channel(g) + 0.0722 * _channel(b)
+
+
+def contrast(a: str, b: str) -> float:
+    """WCAG contrast ratio of two ``#rrggbb`` colours (1 to 21)."""
+    la, lb = sorted((luminance(a), luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+def shown_ratio(ratio: float) -> str:
+    """The ratio rounded down (4.499 is shown 4.49, never 4.5)."""
+    return f"{math.floor(ratio * 100) / 100:.2f}:1"
+
+
+def mix(a: str, b: str, t: float) -> str:
+    """``a`` moved ``t`` (0..1) of the way to ``b``."""
+    parts = [round(int(a[i : i + 2], 16) * (1 - t) + int(b[i : i + 2], 16) * t) for i in (1, 3, 5)]
+    return "#" + "".join(f"{p:02x}" for p in parts)
+
+
+def _readable_towards(fg: str, bg: str, t: float) -> str:
+    """``fg`` faded towards ``bg`` by up to ``t``, as far as it keeps AA contrast (with a margin)."""
+    while t > 0:
+        candidate = mix(fg, bg, t)
+        if contrast(candidate, bg) >= AA + 0.2:
+            return candidate
+        t = round(t - 0.05, 2)
+    return fg
+
+
+def _colour(value) -> str:
+    value = (value or "").strip().lower() if isinstance(value, str) else ""
+    return value if HEX.fullmatch(value) else ""
+
+
+# --- the brand a page or an email shows --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BrandView:
+    """What templates and emails read (``{{ brand.product_name }}``): checked values only."""
+
+    id: int | None = None
+    org_id: int | None = None
+    product_name: str = DEFAULTS["product_name"]
+    portal_name: str = DEFAULTS["portal_name"]
+    studio_name: str = DEFAULTS["studio_name"]
+    color_background: str = DEFAULTS["color_background"]
+    color_text: str = DEFAULTS["color_text"]
+    color_primary: str = DEFAULTS["color_primary"]
+    color_primary_text: str = DEFAULTS["color_primary_text"]
+    logo_digest: str = ""
+    favicon_digest: str = ""
+    favicon_type: str = ""
+    support_email: str = ""
+    support_url: str = ""
+    email_from_name: str = ""
+    email_from_address: str = ""
+    email_footer: str = ""
+
+    @classmethod
+    def of(cls, row: Brand | None) -> "BrandView":
+        if row is None:
+            return cls()
+        values = {name: getattr(row, name) or "" for name in TEXT_FIELDS}
+        for name in COLOUR_FIELDS:  # re-checked on the way out: only #rrggbb ever reaches a page
+            values[name] = _colour(getattr(row, name)) or DEFAULTS[name]
+        return cls(
+            id=row.pk,
+            org_id=row.org_id,
+            logo_digest=row.logo_digest or "",
+            favicon_digest=row.favicon_digest or "",
+            favicon_type=row.favicon_type or "",
+            **values,
+        )
+
+    # -- looks --
+    @property
+    def custom_colours(self) -> bool:
+        """False for the defaults: pages keep their own stylesheet's look untouched."""
+        return any(getattr(self, name) != DEFAULTS[name] for name in COLOUR_FIELDS)
+
+    @property
+    def theme(self) -> str:
+        """``dark`` when the background is dark (the base styles' dark theme then fits the rest)."""
+        return (
+            "dark"
+            if contrast(self.color_background, "#000000") < contrast(self.color_background, "#ffffff")
+            else "light"
+        )
+
+    @property
+    def default_mark(self) -> bool:
+        """The studio's "GPU" mark belongs to the default product only."""
+        return not self.logo_digest and self.product_name == DEFAULTS["product_name"]
+
+    @property
+    def logo_url(self) -> str:
+        return f"/branding/{self.id}/logo/{self.logo_digest}/" if self.logo_digest else ""
+
+    @property
+    def favicon_url(self) -> str:
+        return f"/branding/{self.id}/favicon/{self.favicon_digest}/" if self.favicon_digest else ""
+
+    def _palette(self) -> dict[str, str]:
+        bg, fg, pr, pt = self.color_background, self.color_text, self.color_primary, self.color_primary_text
+        return {
+            "bg": bg,
+            "fg": fg,
+            "primary": pr,
+            "on_primary": pt,
+            "muted": _readable_towards(fg, bg, 0.35),
+            "surface": mix(bg, fg, 0.04),
+            "selected": mix(bg, fg, 0.08),
+            "hairline": mix(bg, fg, 0.12),
+            "border": mix(bg, fg, 0.3),
+        }
+
+    @staticmethod
+    def _css(selector: str, variables: dict[str, str]) -> SafeString:
+        # Every value is a #rrggbb colour computed from checked colours, or a keyword from this module.
+        lines = []
+        for name, value in variables.items():
+            if not (HEX.fullmatch(value) or value in {"light", "dark"}):
+                raise ValueError(f"unsafe CSS value for {name}")
+            lines.append(f"  {name}: {value};")
+        return mark_safe(f"{selector} {{\n" + "\n".join(lines) + "\n}")  # noqa: S308 (checked above)
+
+    @property
+    def portal_css(self) -> SafeString:
+        """Pico CSS's custom properties for the portal (the brand's colours and what follows from them)."""
+        p = self._palette()
+        return self._css(
+            "html:root[data-theme]",
+            {
+                "color-scheme": self.theme,
+                "--pico-background-color": p["bg"],
+                "--pico-color": p["fg"],
+                **{f"--pico-h{n}-color": p["fg"] for n in range(1, 7)},
+                "--pico-muted-color": p["muted"],
+                "--pico-muted-border-color": p["hairline"],
+                "--pico-primary": p["primary"],
+                "--pico-primary-hover": p["primary"],
+                "--pico-primary-background": p["primary"],
+                "--pico-primary-hover-background": p["primary"],
+                "--pico-primary-border": p["primary"],
+                "--pico-primary-hover-border": p["primary"],
+                "--pico-primary-underline": p["primary"],
+                "--pico-primary-focus": p["border"],
+                "--pico-primary-inverse": p["on_primary"],
+                "--pico-card-background-color": p["bg"],
+                "--pico-card-sectioning-background-color": p["surface"],
+                "--pico-dropdown-background-color": p["bg"],
+                "--pico-dropdown-color": p["fg"],
+                "--pico-dropdown-hover-background-color": p["selected"],
+                "--pico-form-element-background-color": p["bg"],
+                "--pico-form-element-active-background-color": p["bg"],
+                "--pico-form-element-color": p["fg"],
+                "--pico-form-element-placeholder-color": p["muted"],
+                "--pico-form-element-border-color": p["border"],
+                "--pico-code-background-color": p["surface"],
+                "--pico-code-color": p["fg"],
+                "--pico-table-border-color": p["hairline"],
+            },
+        )
+
+    @property
+    def studio_css(self) -> SafeString:
+        """The Django admin's custom properties for the studio."""
+        p = self._palette()
+        dark = self.theme == "dark"
+        return self._css(
+            ':root, html[data-theme="light"], html[data-theme="dark"]',
+            {
+                "color-scheme": self.theme,
+                "--primary": p["primary"],
+                "--secondary": p["primary"],
+                "--accent": p["on_primary"],
+                "--primary-fg": p["on_primary"],
+                "--header-color": p["on_primary"],
+                "--header-branding-color": p["on_primary"],
+                "--header-bg": p["primary"],
+                "--header-link-color": p["on_primary"],
+                "--breadcrumbs-fg": p["on_primary"],
+                "--breadcrumbs-link-fg": p["on_primary"],
+                "--breadcrumbs-bg": p["primary"],
+                "--body-bg": p["bg"],
+                "--body-fg": p["fg"],
+                "--body-quiet-color": p["muted"],
+                "--body-medium-color": p["fg"],
+                "--body-loud-color": p["fg"],
+                "--link-fg": p["primary"],
+                "--link-hover-color": p["primary"],
+                "--link-selected-fg": p["primary"],
+                "--hairline-color": p["hairline"],
+                "--border-color": p["border"],
+                "--darkened-bg": p["surface"],
+                "--selected-bg": p["selected"],
+                "--selected-row": p["selected"],
+                "--button-fg": p["on_primary"],
+                "--button-bg": p["primary"],
+                "--button-hover-bg": p["primary"],
+                "--default-button-bg": p["primary"],
+                "--default-button-hover-bg": p["primary"],
+                "--object-tools-fg": p["on_primary"],
+                "--object-tools-bg": p["primary"],
+                "--object-tools-hover-bg": p["primary"],
+                "--error-fg": "#ff9e9e" if dark else "#ba2121",
+                "--message-success-bg": "#006b1b" if dark else "#ddffdd",
+                "--message-warning-bg": "#583305" if dark else "#ffffcc",
+                "--message-error-bg": "#570808" if dark else "#ffefef",
+            },
+        )
+
+    # -- email --
+    @property
+    def email_sender(self) -> str | None:
+        """The From header (None: the settings' DEFAULT_FROM_EMAIL)."""
+        if not self.email_from_address:
+            return None
+        return formataddr((self.email_from_name or self.product_name, self.email_from_address))
+
+    @property
+    def support_contact(self) -> str:
+        return " · ".join(part for part in (self.support_email, self.support_url) if part)
+
+
+def platform_brand() -> BrandView:
+    return BrandView.of(Brand.objects.filter(org__isnull=True).first())
+
+
+def brand_for_org(org) -> BrandView:
+    """The brand of an organization (or id): its own, else the platform's."""
+    org_id = getattr(org, "pk", org)
+    if org_id is None:
+        return platform_brand()
+    rows = {row.org_id: row for row in Brand.objects.filter(Q(org__isnull=True) | Q(org_id=org_id))}
+    return BrandView.of(rows.get(org_id) or rows.get(None))
+
+
+def _member_org_ids(user, roles=None) -> set[int]:
+    membership = apps.get_model(authz.MEMBERSHIP_MODEL)
+    rows = membership.objects.filter(user=user)
+    if roles:
+        rows = rows.filter(role__in=roles, project__isnull=True)
+    ids = set()
+    for org_id, project_org_id in rows.values_list("org_id", "project__org_id"):
+        ids.add(org_id or project_org_id)
+    ids.discard(None)
+    return ids
+
+
+def brand_for_user(user, *, studio: bool = False) -> BrandView:
+    """The brand a signed-in person sees outside a workspace: the one org they belong to (in the
+    studio: administer), else the platform's."""
+    if not authz.is_active_user(user):
+        return platform_brand()
+    orgs = _member_org_ids(user, ORG_STUDIO_ROLES if studio else None)
+    return brand_for_org(orgs.pop()) if len(orgs) == 1 else platform_brand()
+
+
+def brand_for_request(request) -> BrandView:
+    """The brand of a page (kept on the request: one lookup per request)."""
+    cached = getattr(request, "_paas_brand", None)
+    if cached is not None:
+        return cached
+    user = getattr(request, "user", None)
+    workspace = getattr(request, "workspace", None)
+    if user is None or not getattr(user, "is_authenticated", False):
+        brand = platform_brand()
+    elif request.path.startswith("/studio/"):
+        brand = brand_for_user(user, studio=True)
+    elif workspace is not None:
+        brand = brand_for_org(workspace.org_id)
+    else:
+        brand = brand_for_user(user)
+    request._paas_brand = brand
+    return brand
+
+
+def brand(request) -> dict:
+    """Context processor: ``brand`` on every page rendered with a request."""
+    return {"brand": brand_for_request(request)}
+
+
+def brand_in_effect(user, *, org_id=None) -> BrandView:
+    """``GET /api/v1/branding/``: the brand the user sees (of ``org_id`` when they belong to it; an
+    operator may name any org)."""
+    if org_id is not None:
+        if authz.is_operator(user) or int(org_id) in _member_org_ids(user):
+            return brand_for_org(int(org_id))
+        raise NotFound("No such organization.")
+    return brand_for_user(user)
+
+
+# --- selectors for operators ------------------------------------------------------------------------
+
+
+def brand_list_for(user):
+    """Every brand (the platform's and the orgs'), for operators; nobody else."""
+    if not authz.is_operator(user):
+        return Brand.objects.none()
+    return Brand.objects.select_related("org")
+
+
+def brand_get_for(user, *, org_id=None) -> Brand:
+    """The stored brand of an org (None: the platform's); NotFound if none or not an operator."""
+    row = brand_list_for(user).filter(org_id=org_id) if org_id else brand_list_for(user).filter(org=None)
+    found = row.first()
+    if found is None:
+        raise NotFound("No such brand.")
+    return found
+
+
+# --- validation -------------------------------------------------------------------------------------
+
+IMAGE_TYPES = {
+    "png": "image/png",
+    "jpeg": "image/jpeg",
+    "webp": "image/webp",
+    "ico": "image/vnd.microsoft.icon",
+}
+
+
+def image_type(data: bytes) -> str | None:
+    """The content type of ``data`` by its magic bytes, among PNG, JPEG, WebP and ICO; None otherwise."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n") and data[12:16] == b"IHDR" and len(data) >= 24:
+        width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+        return IMAGE_TYPES["png"] if 0 < width <= MAX_PIXELS and 0 < height <= MAX_PIXELS else None
+    if data.startswith(b"\xff\xd8\xff"):
+        return IMAGE_TYPES["jpeg"]
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return IMAGE_TYPES["webp"]
+    if data[:4] == b"\x00\x00\x01\x00" and len(data) >= 6 and int.from_bytes(data[4:6], "little") > 0:
+        return IMAGE_TYPES["ico"]
+    return None
+
+
+def _looks_like_markup(data: bytes) -> bool:
+    head = data[:512].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    return head.startswith(b"<") or b"<svg" in data[:4096].lower()
+
+
+def check_image(kind: str, data: bytes) -> tuple[str, str]:
+    """``(content type, sha256)`` of an acceptable image, else ValidationFailed on ``kind``."""
+    limit = IMAGE_LIMITS[kind]
+    if len(data) > limit:
+        raise ValidationFailed(
+            f"The {kind} is too large.",
+            fields={kind: f"At most {limit // 1024} KiB ({len(data)} bytes given)."},
+        )
+    if _looks_like_markup(data):
+        raise ValidationFailed(
+            f"The {kind} is not accepted.",
+            fields={
+                kind: "SVG and other markup are not accepted (they can carry scripts): "
+                "use PNG, JPEG, WebP or ICO."
+            },
+        )
+    content_type = image_type(data)
+    if content_type is None:
+        raise ValidationFailed(
+            f"The {kind} is not accepted.",
+            fields={kind: f"Not a PNG, JPEG, WebP or ICO image (a PNG at most {MAX_PIXELS} pixels a side)."},
+        )
+    return content_type, hashlib.sha256(data).hexdigest()
+
+
+def decode_image(kind: str, value: str) -> bytes:
+    """An image given as base64 (the API)."""
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValidationFailed(
+            f"The {kind} is not valid.", fields={kind: "Give the image as base64."}
+        ) from None
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_BUT_NEWLINE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
+
+
+def _check(values: dict) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    for name in COLOUR_FIELDS:
+        if not HEX.fullmatch(values[name]):
+            errors[name] = "A colour as #rrggbb (six hexadecimal digits)."
+    for name, limit in TEXT_FIELDS.items():
+        value = values[name]
+        pattern = _CONTROL_BUT_NEWLINE if name == "email_footer" else _CONTROL
+        if len(value) > limit:
+            errors[name] = f"At most {limit} characters."
+        elif pattern.search(value):
+            errors[name] = "Line breaks and control characters are not allowed here."
+    for name in ("product_name", "portal_name", "studio_name"):
+        if not values[name].strip() and name not in errors:
+            errors[name] = "This field is required."
+    for name in ("support_email", "email_from_address"):
+        if values[name] and name not in errors:
+            try:
+                validate_email(values[name])
+            except ValidationError:
+                errors[name] = "Enter a valid email address."
+    if values["email_from_name"] and not values["email_from_address"] and "email_from_name" not in errors:
+        errors["email_from_address"] = "A sender name needs a sender address."
+    if values["support_url"] and "support_url" not in errors:
+        try:
+            URLValidator(schemes=["https", "http"])(values["support_url"])
+        except ValidationError:
+            errors["support_url"] = "Enter an http(s) address."
+    if not any(name in errors for name in COLOUR_FIELDS):
+        pairs = (
+            ("color_text", "color_background", "The text colour {a} on the background {b}"),
+            ("color_primary", "color_background", "The primary colour {a} (links) on the background {b}"),
+            ("color_primary_text", "color_primary", "The button text {a} on the primary colour {b}"),
+        )
+        for fg, bg, what in pairs:
+            ratio = contrast(values[fg], values[bg])
+            if ratio < AA:
+                errors[fg] = (
+                    f"{what.format(a=values[fg], b=values[bg])} has a contrast of {shown_ratio(ratio)}; "
+                    f"WCAG AA needs at least {AA}:1."
+                )
+    return errors
+
+
+# --- services ---------------------------------------------------------------------------------------
+
+_UNSET = object()
+
+
+@transaction.atomic
+def brand_update(*, actor, org=None, logo=_UNSET, favicon=_UNSET, **values) -> Brand:
+    """Create or change the brand of ``org`` (None: the platform's). ``values`` are the text and colour
+    fields (those not given keep their value); ``logo``/``favicon``: image bytes, or None/b"" to remove.
+    Operators only; audited on the platform's chain."""
+    authz.require_operator(actor, message="Only platform operators set the branding.")
+    unknown = set(values) - {*COLOUR_FIELDS, *TEXT_FIELDS}
+    if unknown:
+        raise ValidationFailed(
+            "Unknown branding fields.", fields={name: "Unknown field." for name in unknown}
+        )
+    if org is not None:
+        tenant = apps.get_model(authz.TENANT_MODEL)
+        org = tenant.objects.filter(pk=getattr(org, "pk", org)).first()
+        if org is None:
+            raise ValidationFailed("No such organization.", fields={"org": "No such organization."})
+    stored = Brand.objects.filter(org=org) if org is not None else Brand.objects.filter(org__isnull=True)
+    row = stored.select_for_update().first()
+    created = row is None
+    current = BrandView.of(row)
+    merged = {name: getattr(current, name) for name in (*COLOUR_FIELDS, *TEXT_FIELDS)}
+    for name, value in values.items():
+        value = "" if value is None else str(value)
+        merged[name] = value.strip().lower() if name in COLOUR_FIELDS else value.strip()
+    errors = _check(merged)
+    images = {}
+    for kind, data in (("logo", logo), ("favicon", favicon)):
+        if data is _UNSET:
+            continue
+        if not data:
+            images[kind] = (None, "", "")
+            continue
+        try:
+            content_type, digest = check_image(kind, bytes(data))
+        except ValidationFailed as exc:
+            errors.update({k: v[0] for k, v in exc.fields.items()})
+            continue
+        images[kind] = (bytes(data), content_type, digest)
+    if errors:
+        raise ValidationFailed("The branding is not valid.", fields=errors)
+    if created:
+        row = Brand(org=org)
+    changes = apply_changes(row, merged)
+    for kind, (data, content_type, digest) in images.items():
+        if getattr(row, f"{kind}_digest") != digest:
+            changes[kind] = [getattr(row, f"{kind}_digest") or None, digest or None]
+        setattr(row, kind, data)
+        setattr(row, f"{kind}_type", content_type)
+        setattr(row, f"{kind}_digest", digest)
+    if created or changes:
+        row.save()
+        audit_log(
+            actor=actor,
+            action="brand.create" if created else "brand.update",
+            target=row,
+            details={"org": org.pk if org else None, "changes": changes},
+        )
+    return row
+
+
+@transaction.atomic
+def brand_delete(*, actor, brand: Brand) -> None:
+    """Remove an org's brand (its people see the platform's again) or reset the platform's to the
+    defaults. Operators only; audited."""
+    authz.require_operator(actor, message="Only platform operators set the branding.")
+    details = {"org": brand.org_id, "product_name": brand.product_name}
+    audit_log(actor=actor, action="brand.delete", target=brand, details=details)
+    brand.delete()
+
+
+def email_parts(org=None) -> tuple[BrandView, str | None, str]:
+    """For ``paas.mail.send_email``: the brand, the From header and the footer appended to the body."""
+    view = brand_for_org(org)
+    footer_lines = [line for line in (view.email_footer, view.support_contact) if line]
+    if view.support_contact:
+        footer_lines[-1] = f"Support: {view.support_contact}"
+    footer = "\n\n-- \n" + "\n".join([view.product_name, *footer_lines])
+    return view, view.email_sender, footer
