@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from email.utils import formataddr
 
 from django.apps import apps
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator, validate_email
 from django.db import transaction
@@ -298,20 +299,55 @@ class BrandView:
         return " · ".join(part for part in (self.support_email, self.support_url) if part)
 
 
+# Brands are read on every page: each process keeps them a short while (a change reaches the process
+# that made it at once, the others within CACHE_SECONDS).
+CACHE_SECONDS = 30
+_NONE = "-"  # cached: this org has no brand of its own
+
+
+def _key(org_id) -> str:
+    return f"paas.brand.{org_id or 0}"
+
+
+def _brands(org_ids: list) -> dict:
+    """``{org id or 0: BrandView or None}`` for the given orgs (0: the platform)."""
+    keys = {_key(org_id): org_id or 0 for org_id in org_ids}
+    cached = cache.get_many(list(keys))
+    found = {keys[key]: (None if value == _NONE else value) for key, value in cached.items()}
+    missing = [org_id for org_id in keys.values() if org_id not in found]
+    if missing:
+        q = Q(org_id__in=[o for o in missing if o]) | (Q(org__isnull=True) if 0 in missing else Q(pk__in=[]))
+        rows = {row.org_id or 0: BrandView.of(row) for row in Brand.objects.filter(q)}
+        fresh = {org_id: rows.get(org_id) for org_id in missing}
+        cache.set_many(
+            {_key(org_id): (_NONE if view is None else view) for org_id, view in fresh.items()}, CACHE_SECONDS
+        )
+        found.update(fresh)
+    return found
+
+
+def _forget(org_id) -> None:
+    keys = [_key(org_id)]
+    cache.delete_many(keys)
+    transaction.on_commit(lambda: cache.delete_many(keys))
+
+
 def platform_brand() -> BrandView:
-    return BrandView.of(Brand.objects.filter(org__isnull=True).first())
+    return _brands([0])[0] or BrandView()
 
 
 def brand_for_org(org) -> BrandView:
     """The brand of an organization (or id): its own, else the platform's."""
-    org_id = getattr(org, "pk", org)
-    if org_id is None:
-        return platform_brand()
-    rows = {row.org_id: row for row in Brand.objects.filter(Q(org__isnull=True) | Q(org_id=org_id))}
-    return BrandView.of(rows.get(org_id) or rows.get(None))
+    org_id = getattr(org, "pk", org) or 0
+    found = _brands([0, org_id])
+    return found[org_id] or found[0] or BrandView()
 
 
 def _member_org_ids(user, roles=None) -> set[int]:
+    key = f"paas.brand.orgs.{user.pk}.{'studio' if roles else 'any'}"
+    cached = cache.get(key)
+    if cached is not None:
+        return set(cached)
     membership = apps.get_model(authz.MEMBERSHIP_MODEL)
     rows = membership.objects.filter(user=user)
     if roles:
@@ -320,6 +356,7 @@ def _member_org_ids(user, roles=None) -> set[int]:
     for org_id, project_org_id in rows.values_list("org_id", "project__org_id"):
         ids.add(org_id or project_org_id)
     ids.discard(None)
+    cache.set(key, sorted(ids), CACHE_SECONDS)
     return ids
 
 
@@ -553,6 +590,7 @@ def brand_update(*, actor, org=None, logo=_UNSET, favicon=_UNSET, **values) -> B
         setattr(row, f"{kind}_digest", digest)
     if created or changes:
         row.save()
+        _forget(row.org_id)
         audit_log(
             actor=actor,
             action="brand.create" if created else "brand.update",
@@ -570,6 +608,7 @@ def brand_delete(*, actor, brand: Brand) -> None:
     details = {"org": brand.org_id, "product_name": brand.product_name}
     audit_log(actor=actor, action="brand.delete", target=brand, details=details)
     brand.delete()
+    _forget(details["org"])
 
 
 def email_parts(org=None) -> tuple[BrandView, str | None, str]:
