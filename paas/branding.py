@@ -92,14 +92,34 @@ def mix(a: str, b: str, t: float) -> str:
     return "#" + "".join(f"{p:02x}" for p in parts)
 
 
-def _readable_towards(fg: str, bg: str, t: float) -> str:
-    """``fg`` faded towards ``bg`` by up to ``t``, as far as it keeps AA contrast (with a margin)."""
+def _surface(bg: str, inks: list[str], t: float) -> str:
+    """``bg`` shaded ``t`` towards the first ink (a table head, a selected row), less when that would
+    bring any ink on it below AA."""
+    while t > 0:
+        candidate = mix(bg, inks[0], t)
+        if all(contrast(ink, candidate) >= AA + 0.1 for ink in inks):
+            return candidate
+        t = round(t - 0.01, 2)
+    return bg
+
+
+def _readable_towards(fg: str, bg: str, t: float, grounds: list[str]) -> str:
+    """``fg`` faded towards ``bg`` by up to ``t``, as far as it keeps AA contrast (with a margin) on
+    every one of ``grounds``."""
     while t > 0:
         candidate = mix(fg, bg, t)
-        if contrast(candidate, bg) >= AA + 0.2:
+        if all(contrast(candidate, ground) >= AA + 0.2 for ground in grounds):
             return candidate
         t = round(t - 0.05, 2)
     return fg
+
+
+def _first_readable(on: str, candidates: list[str]) -> str:
+    """The first of ``candidates`` on which ``on`` has AA contrast (else the one with the most)."""
+    for candidate in candidates:
+        if contrast(on, candidate) >= AA + 0.1:
+            return candidate
+    return max(candidates, key=lambda candidate: contrast(on, candidate))
 
 
 def _colour(value) -> str:
@@ -178,16 +198,20 @@ class BrandView:
 
     def _palette(self) -> dict[str, str]:
         bg, fg, pr, pt = self.color_background, self.color_text, self.color_primary, self.color_primary_text
+        surface, selected = _surface(bg, [fg, pr], 0.04), _surface(bg, [fg, pr], 0.08)
         return {
             "bg": bg,
             "fg": fg,
             "primary": pr,
             "on_primary": pt,
-            "muted": _readable_towards(fg, bg, 0.35),
-            "surface": mix(bg, fg, 0.04),
-            "selected": mix(bg, fg, 0.08),
+            "muted": _readable_towards(fg, bg, 0.35, [bg, surface, selected]),
+            "surface": surface,
+            "selected": selected,
             "hairline": mix(bg, fg, 0.12),
             "border": mix(bg, fg, 0.3),
+            # Buttons that keep the button text of the brand on their own colour (delete, cancel).
+            "danger": _first_readable(pt, ["#ba2121", "#8b1a1a", "#ff9e9e", "#ffc9c9"]),
+            "neutral": _first_readable(pt, ["#5c5c5c", "#333333", "#c4c4c4", "#e6e6e6"]),
         }
 
     @staticmethod
@@ -279,6 +303,10 @@ class BrandView:
                 "--object-tools-fg": p["on_primary"],
                 "--object-tools-bg": p["primary"],
                 "--object-tools-hover-bg": p["primary"],
+                "--delete-button-bg": p["danger"],
+                "--delete-button-hover-bg": p["danger"],
+                "--close-button-bg": p["neutral"],
+                "--close-button-hover-bg": p["neutral"],
                 "--error-fg": "#ff9e9e" if dark else "#ba2121",
                 "--message-success-bg": "#006b1b" if dark else "#ddffdd",
                 "--message-warning-bg": "#583305" if dark else "#ffffcc",

@@ -3,8 +3,6 @@ every email, checked colours (contrast refused with the measured ratio), hostile
 images served safely, the studio page and the API."""
 
 import base64
-import struct
-import zlib
 
 import pytest
 from django.core import mail
@@ -21,6 +19,7 @@ from paas.models import AuditEvent, Brand
 from tenancy import services
 from tenancy.roles import Role
 from tests.factories import UserFactory, add_member
+from tests.support.images import png
 
 RESELLER = {
     "product_name": "Reseller Cloud",
@@ -35,23 +34,6 @@ RESELLER = {
     "email_from_address": "no-reply@reseller.example",
     "email_footer": "Reseller Cloud Ltd, 1 Cloud Street",
 }
-
-
-def png(width: int = 2, height: int = 2, trailer: bytes = b"") -> bytes:
-    """A real PNG (grey pixels), optionally with bytes after its end."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    raw = b"".join(b"\x00" + b"\x80" * width for _ in range(height))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(raw))
-        + chunk(b"IEND", b"")
-        + trailer
-    )
 
 
 def page(client, user, url: str) -> str:
