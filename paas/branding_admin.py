@@ -8,7 +8,8 @@ from django.utils.html import format_html
 
 from paas import authz
 from paas.admin import OperatorOnlyAdmin
-from paas.branding import COLOUR_FIELDS, TEXT_FIELDS, brand_delete, brand_list_for, brand_update
+from paas.brand_checks import COLOUR_FIELDS, TEXT_FIELDS
+from paas.branding import brand_delete, brand_list_for, brand_update
 from paas.models import Brand
 
 COLOUR_HELP = (

@@ -7,16 +7,14 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from paas.brand_checks import COLOUR_FIELDS, TEXT_FIELDS, decode_image
 from paas.branding import (
-    COLOUR_FIELDS,
-    TEXT_FIELDS,
     BrandView,
     brand_delete,
     brand_get_for,
     brand_in_effect,
     brand_list_for,
     brand_update,
-    decode_image,
 )
 from paas.errors import ValidationFailed
 

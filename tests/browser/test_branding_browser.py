@@ -7,7 +7,8 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from paas.branding import brand_update, mix
+from paas.brand_checks import mix
+from paas.branding import brand_update
 from tenancy import services
 from tenancy.roles import Role
 from tests.browser.helpers import login

@@ -13,7 +13,8 @@ from rest_framework.test import APIClient
 
 from paas import authz
 from paas.brand_assets import server_error
-from paas.branding import brand_update, contrast
+from paas.brand_checks import contrast
+from paas.branding import brand_update
 from paas.errors import Forbidden, ValidationFailed
 from paas.models import AuditEvent, Brand
 from tenancy import services
@@ -139,6 +140,37 @@ def test_emails_carry_the_brand_of_their_org(world, django_capture_on_commit_cal
     assert "GPU PaaS" not in to_a.body
     assert to_b.from_email == settings.DEFAULT_FROM_EMAIL and to_b.subject.startswith("GPU PaaS: ")
     assert "Support: https://help.gpu.example/" in to_b.body and "Reseller" not in to_b.body
+
+
+def test_budget_alert_email_in_the_orgs_brand(world):
+    import datetime as dt
+    from decimal import Decimal
+
+    from billing.budgets import email_alerts
+    from billing.models import Budget, BudgetAlert
+
+    brand_update(actor=world.operator, org=world.a.org, **RESELLER)
+    budget = Budget.objects.create(org=world.a.org, amount=Decimal("100.00"), currency="EUR", hard_stop=True)
+    alert = BudgetAlert.objects.create(
+        budget=budget,
+        period=dt.date(2026, 11, 1),
+        threshold=90,
+        spend=Decimal("91.50"),
+        projected=Decimal("120"),
+    )
+    mail.outbox.clear()
+    email_alerts([alert.pk])
+    [message] = mail.outbox
+    assert message.to == [world.a.users["org_admin"].email]
+    assert message.from_email == "Reseller Cloud <no-reply@reseller.example>"
+    assert (
+        message.subject
+        == "Reseller Cloud: Budget alert: Orga organization at 90% of its November 2026 budget"
+    )
+    assert "has reached 90% for November 2026" in message.body and "Thresholds reached: 90%" in message.body
+    assert "hard stop" in message.body and "See it in the Reseller Console:" in message.body
+    assert message.body.rstrip().endswith("Support: help@reseller.example")
+    assert "&amp;" not in message.body and "&#x27;" not in message.body  # plain text, not HTML-escaped
 
 
 @pytest.mark.parametrize(
