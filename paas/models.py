@@ -187,3 +187,6 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.cluster} @ {self.seen_at:%H:%M:%S}"
+
+
+from paas.keyring_models import KeyState, OrgDataKey  # noqa: E402,F401  (a model of this app)

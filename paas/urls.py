@@ -5,9 +5,11 @@ from rest_framework.routers import SimpleRouter
 
 from paas.api import views as core_api
 from paas.api.audit_settings import AuditSettingsView
+from paas.api.org_keys import OrgKeyViewSet
 
 router = SimpleRouter()
 router.register("tokens", core_api.ApiTokenViewSet, basename="api-token")
+router.register("org-keys", OrgKeyViewSet, basename="org-key")
 
 api_v1 = [
     *router.urls,
