@@ -511,7 +511,10 @@ class StandbyInstance(HeldResources):
     labels, no outputs) until a launch claims it: the claiming ``ComputeInstance`` then takes over its
     namespace (``instance``) and the hand-over gives it the tenant's identity."""
 
-    sealed_json_fields = ("snapshot",)  # no org until claimed: the platform keys (paas.keyring)
+    # Its snapshot's sealed secret inputs are its profile's: under the profile's org's data key (a system
+    # profile's: the platform keys), rotated with that org (paas.keyring).
+    secret_org_field = "pool__profile__org"  # noqa: S105 (a field path)
+    sealed_json_fields = ("snapshot",)
 
     class State(models.TextChoices):
         PROVISIONING = "provisioning", "Provisioning"

@@ -232,8 +232,19 @@ def test_destroyed_keys_make_the_orgs_secrets_unreadable_with_a_clear_message(wo
     assert reset.status_code == 200, reset.content
     assert ContainerRegistry.objects.get(pk=reg_b.pk).credential.reveal() == "fresh"
     assert OrgDataKey.objects.get(org=world.b.org, state=KeyState.ACTIVE).version == 2
+    assert "encryption keys were destroyed" in _studio_page(world.b.users["org_admin"], legacy)
     listing = {row["org"]: row for row in client.get("/api/v1/org-keys/").json()}
     assert listing[world.b.org.pk]["version"] == 2
+
+
+def _studio_page(user, registry) -> str:
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    page = client.get(f"/studio/catalog/containerregistry/{registry.pk}/change/")
+    assert page.status_code == 200
+    return page.content.decode()
 
 
 def test_platform_key_rotation_rewraps_data_keys(world, settings):
@@ -283,3 +294,36 @@ def test_org_keys_api(world, api):
     }
     active = operator.post(f"/api/v1/org-keys/{world.a.org.pk}/destroy/", {"confirm": "orga"})
     assert active.status_code == 409 and "deactivate" in active.json()["error"]["message"]
+
+
+def test_org_keys_studio_page(world, client):
+    _registry(world.a)
+    _registry(world.b)
+    client.force_login(world.a.users["org_admin"])
+    page = client.get("/studio/paas/orgdatakey/")
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert str(world.a.org) in body and str(world.b.org) not in body and "version 1" in body
+    assert "Destroy" not in body  # org admins rotate only
+    # Another org's key: refused (as a missing one), nothing rotated.
+    other = client.post(f"/studio/paas/orgdatakey/{world.b.org.pk}/rotate/", follow=True)
+    assert "No such organization" in other.content.decode()
+    assert OrgDataKey.objects.get(org=world.b.org, state=KeyState.ACTIVE).version == 1
+    rotated = client.post(f"/studio/paas/orgdatakey/{world.a.org.pk}/rotate/", follow=True)
+    assert "new data key v2" in rotated.content.decode()
+
+    client.force_login(world.operator)
+    body = client.get("/studio/paas/orgdatakey/").content.decode()
+    assert str(world.a.org) in body and str(world.b.org) in body and "Destroy" not in body
+    org_update(actor=world.operator, org=world.b.org, is_active=False)
+    body = client.get("/studio/paas/orgdatakey/").content.decode()
+    assert f"/studio/paas/orgdatakey/{world.b.org.pk}/destroy/" in body
+    form = client.get(f"/studio/paas/orgdatakey/{world.b.org.pk}/destroy/").content.decode()
+    assert '<label for="id_confirm"' in form
+    wrong = client.post(f"/studio/paas/orgdatakey/{world.b.org.pk}/destroy/", {"confirm": "orga"})
+    assert wrong.status_code == 200 and "Type the organization" in wrong.content.decode()
+    assert OrgDataKey.objects.filter(org=world.b.org, state=KeyState.ACTIVE).exists()
+    done = client.post(f"/studio/paas/orgdatakey/{world.b.org.pk}/destroy/", {"confirm": "orgb"}, follow=True)
+    assert "can no longer be read" in done.content.decode()
+    assert "destroyed: its secrets cannot be read" in done.content.decode()
+    assert not OrgDataKey.objects.filter(org=world.b.org, state=KeyState.ACTIVE).exists()

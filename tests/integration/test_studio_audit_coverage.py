@@ -218,6 +218,7 @@ def samples(world) -> Samples:
             "paas.auditevent": AuditEvent.objects.filter(chain=a.org.pk).first(),
             "paas.workerheartbeat": None,
             "paas.auditsettings": AuditSettings.objects.get_or_create(pk=1)[0],
+            "paas.orgdatakey": None,  # one row per org on the keys page (paas/admin_org_keys.py)
             "billing.usagerecord": None,  # the chargeback dashboard (read-only; no row page)
             "billing.meter": None,  # instance usage: the billing API's figures (read-only; no row page)
         }
@@ -743,6 +744,19 @@ OPERATIONS = {
             {"kubectl_reads": "sample", "kubectl_sample_every": "5"},
         ),
         "audit.settings_update",
+    ),
+    ("paas.orgdatakey", "page:rotate"): (
+        "org_admin",
+        lambda c, w, s: c.post(f"/studio/paas/orgdatakey/{w.a.org.pk}/rotate/"),
+        "org_key.rotate",
+    ),
+    ("paas.orgdatakey", "page:destroy"): (
+        "operator",
+        lambda c, w, s: (
+            tenancy_services.org_update(actor=w.operator, org=w.b.org, is_active=False),
+            c.post(f"/studio/paas/orgdatakey/{w.b.org.pk}/destroy/", {"confirm": w.b.org.name}),
+        )[1],
+        "org_key.destroy",
     ),
 }
 
