@@ -17,6 +17,7 @@ How a model says whose secret it stores (so that parts adding secrets just decla
   ``"instance__org"``) from a row to its organization. A row whose path ends in no org (a system
   catalog item, ``org`` NULL) uses the platform keys. Optionally a method ``secret_org_id(self)``
   returns the org's id when a path is not enough (the path is still needed to find an org's rows).
+  (ruff's S105 takes the attribute's name for a password: write ``# noqa: S105`` after it.)
 - Every :class:`paas.fields.EncryptedTextField` of such a model is encrypted under that org's key
   when the row is saved (``QuerySet.update`` has no row, so it falls back to the platform keys; the
   next rotation of the org moves such values under its key).
@@ -175,7 +176,7 @@ def secret_models() -> Iterator[tuple[type[Model], list[str], list[str]]]:
     from paas.fields import EncryptedTextField
 
     for model in apps.get_models():
-        columns = [f.column for f in model._meta.concrete_fields if isinstance(f, EncryptedTextField)]
+        columns = [f.column for f in model._meta.local_concrete_fields if isinstance(f, EncryptedTextField)]
         sealed = list(getattr(model, "sealed_json_fields", ()) or ())
         if columns or sealed:
             yield model, columns, sealed

@@ -4,7 +4,8 @@ the user may see (operators: every org; org admins: their own), keyed by the org
 "<org name>"}`` crypto-shreds a deactivated org's secrets (operators only). No key material is ever
 answered."""
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -32,8 +33,12 @@ class OrgKeyDestroySerializer(serializers.Serializer):
     confirm = serializers.CharField(help_text="The organization's name, to confirm: this cannot be undone.")
 
 
+ORG_ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH, description="The organization's id.")
+
+
 class OrgKeyViewSet(viewsets.ViewSet):
     serializer_class = OrgKeySerializer
+    lookup_value_regex = r"[0-9]+"
 
     def _row(self, pk):
         return org_keys.org_key_get_for(self.request.user, pk)
@@ -42,18 +47,18 @@ class OrgKeyViewSet(viewsets.ViewSet):
     def list(self, request):
         return Response(OrgKeySerializer(org_keys.org_key_list_for(request.user), many=True).data)
 
-    @extend_schema(responses=OrgKeySerializer)
+    @extend_schema(parameters=[ORG_ID], responses=OrgKeySerializer)
     def retrieve(self, request, pk=None):
         return Response(OrgKeySerializer(self._row(pk)).data)
 
-    @extend_schema(request=None, responses=OrgKeySerializer)
+    @extend_schema(parameters=[ORG_ID], request=None, responses=OrgKeySerializer)
     @action(detail=True, methods=["post"])
     def rotate(self, request, pk=None):
         row = self._row(pk)
         org_keys.org_key_rotate(actor=request.user, org=row.org)
         return Response(OrgKeySerializer(self._row(pk)).data)
 
-    @extend_schema(request=OrgKeyDestroySerializer, responses=OrgKeySerializer)
+    @extend_schema(parameters=[ORG_ID], request=OrgKeyDestroySerializer, responses=OrgKeySerializer)
     @action(detail=True, methods=["post"], url_path="destroy")
     def destroy_keys(self, request, pk=None):
         row = self._row(pk)
