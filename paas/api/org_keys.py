@@ -11,6 +11,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from paas import org_keys
+from paas.keyring_models import OrgDataKey
 
 
 class OrgKeySerializer(serializers.Serializer):
@@ -36,16 +37,20 @@ class OrgKeyDestroySerializer(serializers.Serializer):
 ORG_ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH, description="The organization's id.")
 
 
-class OrgKeyViewSet(viewsets.ViewSet):
+class OrgKeyViewSet(viewsets.GenericViewSet):
     serializer_class = OrgKeySerializer
     lookup_value_regex = r"[0-9]+"
 
     def _row(self, pk):
         return org_keys.org_key_get_for(self.request.user, pk)
 
+    def get_queryset(self):  # (the rows come from paas.org_keys; this only types the schema)
+        return OrgDataKey.objects.none()
+
     @extend_schema(responses=OrgKeySerializer(many=True))
     def list(self, request):
-        return Response(OrgKeySerializer(org_keys.org_key_list_for(request.user), many=True).data)
+        page = self.paginate_queryset(org_keys.org_key_list_for(request.user))
+        return self.get_paginated_response(OrgKeySerializer(page, many=True).data)
 
     @extend_schema(parameters=[ORG_ID], responses=OrgKeySerializer)
     def retrieve(self, request, pk=None):

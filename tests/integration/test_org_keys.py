@@ -5,6 +5,7 @@ re-wraps the data keys."""
 import pytest
 from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
+from rest_framework.test import APIClient
 
 from catalog import registries, secret_inputs
 from catalog import services as catalog_services
@@ -233,7 +234,7 @@ def test_destroyed_keys_make_the_orgs_secrets_unreadable_with_a_clear_message(wo
     assert ContainerRegistry.objects.get(pk=reg_b.pk).credential.reveal() == "fresh"
     assert OrgDataKey.objects.get(org=world.b.org, state=KeyState.ACTIVE).version == 2
     assert "encryption keys were destroyed" in _studio_page(world.b.users["org_admin"], legacy)
-    listing = {row["org"]: row for row in client.get("/api/v1/org-keys/").json()}
+    listing = {row["org"]: row for row in client.get("/api/v1/org-keys/").json()["results"]}
     assert listing[world.b.org.pk]["version"] == 2
 
 
@@ -261,10 +262,16 @@ def test_platform_key_rotation_rewraps_data_keys(world, settings):
         username="robot",
         credential="system-token",
     )
+    profile = _secret_profile(world.a, "pw-a")  # a sealed input stored before per-org keys:
+    ComputeProfile.objects.filter(pk=profile.pk).update(
+        input_values={"password": {"encrypted": secrets.encrypt("legacy-pw")}}
+    )
     settings.PAAS_ENCRYPTION_KEYS = [new_key, old_key]
     call_command("rotate_secrets")
     settings.PAAS_ENCRYPTION_KEYS = [new_key]
     keyring.forget()  # a fresh process: the data key is unwrapped with the new platform key only
+    profile.refresh_from_db()
+    assert secret_inputs.unseal(profile.input_values) == {"password": "legacy-pw"}
     assert (
         _raw("catalog_containerregistry", "credential", reg_a.pk) == org_token
     )  # re-wrapped, not re-encrypted
@@ -277,7 +284,8 @@ def test_platform_key_rotation_rewraps_data_keys(world, settings):
 def test_org_keys_api(world, api):
     _registry(world.a)
     admin_a = api.as_user(world.a.users["org_admin"])
-    listed = admin_a.get("/api/v1/org-keys/").json()
+    assert APIClient().get("/api/v1/org-keys/").status_code in (401, 403)
+    listed = admin_a.get("/api/v1/org-keys/").json()["results"]
     assert [row["org"] for row in listed] == [world.a.org.pk]
     assert listed[0]["state"] == "active" and listed[0]["version"] == 1 and listed[0]["secrets"] == 1
     assert "wrapped_key" not in str(listed)
@@ -288,7 +296,7 @@ def test_org_keys_api(world, api):
     refused = admin_a.post(f"/api/v1/org-keys/{world.a.org.pk}/destroy/", {"confirm": "orga"})
     assert refused.status_code == 403
     operator = api.as_user(world.operator)
-    assert {row["org"] for row in operator.get("/api/v1/org-keys/").json()} >= {
+    assert {row["org"] for row in operator.get("/api/v1/org-keys/?page_size=500").json()["results"]} >= {
         world.a.org.pk,
         world.b.org.pk,
     }
