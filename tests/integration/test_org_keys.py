@@ -367,3 +367,27 @@ def test_two_first_secrets_at_once_make_one_key(transactional_db):
     key = OrgDataKey.objects.get(org=org)
     assert {keyring.key_id_of(t) for t in tokens} == {key.pk}
     assert sorted(keyring.decrypt(t) for t in tokens) == [f"secret-{n}" for n in range(4)]
+
+
+def test_a_shredded_orgs_instance_fails_to_render_with_the_reason(world):
+    """An instance launched before its org's keys were destroyed: its secret inputs can no longer reach
+    the deployer, which says why (and the snapshot is rotated with the org, like the profile)."""
+    from instances import deployer
+    from instances.models import ComputeInstance
+    from tests.factories import make_synced_cluster
+    from tests.support.instances import launch
+
+    profile = _secret_profile(world.b, "pw-b")
+    make_synced_cluster(name="keys-c")
+    instance = launch(world, profile, "db1", actor=world.b.users["workspace_admin"], project=world.b.project)
+    key = OrgDataKey.objects.get(org=world.b.org, state=KeyState.ACTIVE)
+    assert instance.snapshot["input_values"]["password"]["encrypted"].startswith(f"ok1:{key.pk}:")
+    rotated = org_key_rotate(actor=world.b.users["org_admin"], org=world.b.org)
+    instance = ComputeInstance.objects.get(pk=instance.pk)
+    assert instance.snapshot["input_values"]["password"]["encrypted"].startswith(f"ok1:{rotated.pk}:")
+    assert deployer._context(instance, "ns")["inputs"]["password"] == "pw-b"
+
+    org_update(actor=world.operator, org=world.b.org, is_active=False)
+    org_key_destroy(actor=world.operator, org=world.b.org, confirm="orgb")
+    with pytest.raises(keyring.SecretUnreadable, match="encryption keys were destroyed"):
+        deployer.render(ComputeInstance.objects.get(pk=instance.pk), "ns")
