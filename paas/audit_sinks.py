@@ -10,17 +10,17 @@ the sink streams.
 from __future__ import annotations
 
 import ssl
+from urllib.parse import urlsplit
 
 from django.apps import apps
 from django.db import IntegrityError, transaction
-from django.db.models import BigIntegerField, OuterRef, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models import QuerySet
 
 from paas import authz, outbound
 from paas.audit import apply_changes, audit_log
-from paas.audit_stream import PURPOSE, chain_head
+from paas.audit_stream import PURPOSE, chain_head, with_head
 from paas.errors import Conflict, NotFound, ValidationFailed
-from paas.models import AuditEvent, AuditSink, SinkKind
+from paas.models import AuditSink, SinkKind
 
 LIMITS = {
     "batch_size": (1, 1000),
@@ -39,19 +39,8 @@ def audit_sink_list_for(user) -> QuerySet[AuditSink]:
     """The sinks ``user`` may see (operators: the platform's, and those of orgs their support access
     reaches; members holding ``view_audit``: their org's), each annotated with ``head``: the last seq of
     its chain (lag = head - cursor)."""
-    head = (
-        AuditEvent.objects.filter(
-            chain=Coalesce(OuterRef("org_id"), Value(0), output_field=BigIntegerField())
-        )
-        .order_by("-seq")
-        .values("seq")[:1]
-    )
     queryset = authz.filter_for(user, "view_auditsink", AuditSink.objects.all())
-    return queryset.select_related("org").annotate(
-        head=Coalesce(
-            Subquery(head, output_field=BigIntegerField()), Value(0), output_field=BigIntegerField()
-        )
-    )
+    return with_head(queryset.select_related("org"))
 
 
 def lag(sink: AuditSink) -> int:
@@ -81,7 +70,15 @@ def orgs_for(user) -> QuerySet:
 def check_address(kind: str, url: str) -> str:
     """The address, checked by the outbound-address policy for the sink's kind."""
     schemes = ("tls",) if kind == SinkKind.SYSLOG else ("https",)
-    return outbound.check_url(url, purpose=PURPOSE, field="url", schemes=schemes).url
+    checked = outbound.check_url(url, purpose=PURPOSE, field="url", schemes=schemes)
+    parts = urlsplit(checked.url)
+    if parts.username or parts.password:  # the address is shown to whoever sees the sink
+        message = "Put no credentials in the address: the secret field holds them, write-only."
+        raise ValidationFailed(message, fields={"url": message})
+    if kind == SinkKind.SYSLOG and (parts.path not in ("", "/") or parts.query):
+        message = "A syslog address is tls://host:port, nothing after the port."
+        raise ValidationFailed(message, fields={"url": message})
+    return checked.url
 
 
 def check_ca_pem(ca_pem: str) -> str:
@@ -140,7 +137,7 @@ def _validate(values: dict, *, secret: str | None, has_secret: bool) -> dict:
     if kind in SinkKind.values:
         try:
             values["url"] = check_address(kind, values.get("url", ""))
-        except outbound.OutboundRefused as exc:
+        except ValidationFailed as exc:
             errors.update({k: v[0] for k, v in exc.fields.items()})
     if errors:
         raise ValidationFailed("The audit sink is not valid.", fields=errors)

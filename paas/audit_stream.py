@@ -53,7 +53,8 @@ from urllib.parse import urlsplit
 import urllib3
 from django.conf import settings
 from django.db import connection
-from django.db.models import F, Max
+from django.db.models import BigIntegerField, F, Max, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from paas import outbound
@@ -369,19 +370,24 @@ def _record_failure(sink: AuditSink, message: str) -> None:
     )
 
 
+def with_head(queryset):
+    """``queryset`` of sinks annotated with ``head``: the last seq of each sink's chain (one index
+    lookup per sink on (chain, seq), however long the trail)."""
+    chain = Coalesce(OuterRef("org_id"), Value(0), output_field=BigIntegerField())
+    head = AuditEvent.objects.filter(chain=chain).order_by("-seq").values("seq")[:1]
+    return queryset.annotate(
+        head=Coalesce(
+            Subquery(head, output_field=BigIntegerField()), Value(0), output_field=BigIntegerField()
+        )
+    )
+
+
 def due_sinks(now: datetime | None = None) -> list[int]:
     """The enabled sinks whose retry time has come and whose chain has events past their cursor."""
     now = now or timezone.now()
-    heads = dict(
-        AuditEvent.objects.order_by().values("chain").annotate(head=Max("seq")).values_list("chain", "head")
-    )
-    due = []
-    sinks = AuditSink.objects.filter(enabled=True).order_by("pk")
-    for pk, org_id, cursor, next_at in sinks.values_list("pk", "org_id", "cursor", "next_attempt_at"):
-        chain = org_id if org_id is not None else 0
-        if heads.get(chain, 0) > cursor and (next_at is None or next_at <= now):
-            due.append(pk)
-    return due
+    sinks = with_head(AuditSink.objects.filter(enabled=True)).filter(head__gt=F("cursor"))
+    sinks = sinks.filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+    return list(sinks.order_by("pk").values_list("pk", flat=True))
 
 
 def deliver_due() -> dict[int, Outcome]:

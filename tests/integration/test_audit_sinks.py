@@ -118,6 +118,44 @@ def test_syslog_refuses_a_receiver_whose_certificate_it_cannot_verify(world, rsy
     assert rsyslog_receiver.received(org.pk, after=mark) == []
 
 
+def test_syslog_receiver_down_then_back_gets_everything_in_order(world, siem_pki, tmp_path):
+    from tests.support.siem import Rsyslog
+    from tests.toolchain import rsyslog
+
+    receiver = Rsyslog(rsyslog.ensure(), tmp_path, siem_pki).start()
+    try:
+        org, admin = world.b.org, world.b.users["org_admin"]
+        sink = audit_sink_create(
+            actor=admin,
+            org=org,
+            name="siem",
+            kind="syslog",
+            url=receiver.url,
+            ca_pem=siem_pki.ca_pem,
+            batch_size=5,
+            backoff_initial_seconds=30,
+            unhealthy_after=2,
+        )
+        audit_stream.deliver_due()
+        receiver.stop(crash=True)
+        log_events(org, 8)
+        with time_machine.travel(timezone.now(), tick=False) as clock:
+            for _ in range(2):
+                audit_stream.deliver_due()
+                clock.shift(timedelta(seconds=60))
+            sink.refresh_from_db()
+            assert sink.health == "unhealthy" and "cannot connect" in sink.last_error
+            receiver.start()  # back on the same port
+            audit_stream.deliver_due()
+        sink.refresh_from_db()
+        expected = chain_seqs(org)
+        assert sink.cursor == expected[-1] and sink.health == "healthy"
+        received = [seq for seq, _ in receiver.received(org.pk)]
+        assert_at_least_once_in_order(received, expected)
+    finally:
+        receiver.stop(crash=True)
+
+
 # --- HTTPS webhook --------------------------------------------------------------------------------------
 
 
@@ -265,6 +303,11 @@ def test_address_refused_when_saved_and_when_connecting(world, https_receiver, s
     assert "scheme" in refused.value.fields["url"][0]
 
     settings.PAAS_OUTBOUND_ALLOW_LOOPBACK = True
+    with pytest.raises(ValidationFailed) as refused:
+        webhook_sink(
+            admin, org, https_receiver, siem_pki, url=f"https://u:pw@127.0.0.1:{https_receiver.port}/"
+        )
+    assert "credentials" in refused.value.fields["url"][0]
     sink = webhook_sink(admin, org, https_receiver, siem_pki)
     settings.PAAS_OUTBOUND_ALLOW_LOOPBACK = False  # the policy changed since: checked again at connect
     log_events(org, 1)
@@ -413,3 +456,59 @@ def test_studio_add_form_creates_through_the_service(world, client, https_receiv
     assert done.status_code == 302, done.content.decode()[:2000]
     sink = AuditSink.objects.get(name="from studio")
     assert sink.org == org and sink.secret.reveal() == HMAC_KEY
+
+
+def test_support_access_read_sees_the_org_sinks_and_cannot_change_them(world, https_receiver, siem_pki):
+    from paas import authz
+    from tenancy.support_models import SupportAccess
+
+    sink = webhook_sink(world.a.users["org_admin"], world.a.org, https_receiver, siem_pki)
+    operator = world.operator
+    now = timezone.now()
+    grant = SupportAccess.objects.create(
+        org=world.a.org,
+        user=operator,
+        reason="ticket 42",
+        level="read",
+        duration_minutes=60,
+        state="approved",
+        starts_at=now,
+        expires_at=now + timedelta(hours=1),
+    )
+    authz.forget(operator)
+    assert list(audit_sink_list_for(operator)) == [sink]
+    from paas.audit_sinks import audit_sink_update
+
+    with pytest.raises(Forbidden):
+        audit_sink_update(actor=operator, sink=sink, batch_size=10)
+    SupportAccess.objects.filter(pk=grant.pk).update(level="admin")
+    authz.forget(operator)
+    assert audit_sink_update(actor=operator, sink=sink, batch_size=10).batch_size == 10
+
+
+# --- the secret, the schedule ------------------------------------------------------------------------
+
+
+def test_secret_is_encrypted_at_rest_and_write_only(world, api, https_receiver, siem_pki):
+    from django.db import connection
+
+    sink = webhook_sink(world.a.users["org_admin"], world.a.org, https_receiver, siem_pki)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT secret FROM paas_auditsink WHERE id = %s", [sink.pk])
+        stored = cursor.fetchone()[0]
+    assert stored and HMAC_KEY not in stored
+    response = api.as_user(world.a.users["org_admin"]).get(f"/api/v1/audit-sinks/{sink.pk}/")
+    assert response.status_code == 200 and HMAC_KEY not in response.content.decode()
+
+
+def test_the_schedule_runs_the_delivery(world, https_receiver, siem_pki, settings):
+    from django_q.models import Schedule
+
+    from paas import tasks
+
+    schedule = Schedule.objects.get(name="audit stream")
+    assert schedule.func == "paas.tasks.audit_stream" and schedule.minutes == 1
+    webhook_sink(world.a.users["org_admin"], world.a.org, https_receiver, siem_pki, batch_size=1000)
+    settings.PAAS_AUDIT_STREAM_LOOP_SECONDS = 0
+    tasks.audit_stream()
+    assert [e["seq"] for e in https_receiver.events()] == chain_seqs(world.a.org)

@@ -19,6 +19,7 @@ import json
 import os
 import re
 import signal
+import socket
 import ssl
 import subprocess
 import threading
@@ -60,7 +61,7 @@ global(workDirectory="{work}" maxMessageSize="256k"
   DefaultNetstreamDriverCertFile="{cert}"
   DefaultNetstreamDriverKeyFile="{key}")
 module(load="imtcp" StreamDriver.Name="gtls" StreamDriver.Mode="1" StreamDriver.AuthMode="anon")
-input(type="imtcp" port="0" listenPortFileName="{work}/port" ruleset="received")
+input(type="imtcp" port="{port}" listenPortFileName="{work}/port" ruleset="received")
 template(name="raw" type="string" string="%rawmsg%\\n")
 ruleset(name="received") {{
   action(type="omfile" file="{work}/received.log" template="raw" flushOnTXEnd="on" asyncWriting="off")
@@ -91,7 +92,11 @@ class Rsyslog:
         config = self.work / "rsyslog.conf"
         config.write_text(
             CONFIG.format(
-                work=self.work, ca=self.pki.ca.cert, cert=self.pki.server.cert, key=self.pki.server.key
+                work=self.work,
+                port=self.port,  # 0 the first time; the same port when started again
+                ca=self.pki.ca.cert,
+                cert=self.pki.server.cert,
+                key=self.pki.server.key,
             )
         )
         (self.work / "port").unlink(missing_ok=True)
@@ -109,21 +114,28 @@ class Rsyslog:
         stderr = open(self.work / "rsyslogd.out", "wb")  # noqa: SIM115 (the child keeps it)
         self.process = subprocess.Popen(command, env=env, stdout=stderr, stderr=subprocess.STDOUT)
         stderr.close()
-        port_file = self.work / "port"
+        port_file = self.work / "port"  # written only when rsyslogd chose the port (port 0)
 
         def listening() -> bool:
             if self.process.poll() is not None:
                 raise RuntimeError(f"rsyslogd exited: {(self.work / 'rsyslogd.out').read_text()[-2000:]}")
+            if self.port:
+                try:
+                    socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                except OSError:
+                    return False
+                return True
             text = port_file.read_text().strip() if port_file.exists() else ""
             return text.isdigit() and int(text) > 0
 
         wait_for(listening, timeout=20, interval=0.05, what="rsyslogd listening")
-        self.port = int(port_file.read_text().strip())
+        self.port = self.port or int(port_file.read_text().strip())
         return self
 
-    def stop(self) -> None:
+    def stop(self, *, crash: bool = False) -> None:
+        """Stop it (SIGTERM), or kill it at once as a crash would (``crash``)."""
         if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
+            os.kill(self.process.pid, signal.SIGKILL if crash else signal.SIGTERM)
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
@@ -132,7 +144,9 @@ class Rsyslog:
         self.process = None
 
     def _lines(self) -> list[str]:
-        return self.log.read_text(encoding="utf-8", errors="replace").splitlines() if self.log.exists() else []
+        if not self.log.exists():
+            return []
+        return self.log.read_text(encoding="utf-8", errors="replace").splitlines()
 
     def mark(self) -> int:
         """Where the log ends now: a test reads only what arrives after (the receiver is the session's)."""
