@@ -178,8 +178,8 @@ def resolve_variables(target, action: dict, given: Any) -> dict:
         ) from exc
 
 
-def _sealed(action: dict, values: dict) -> dict:
-    return secret_inputs.seal(action.get("variables") or [], values)
+def _sealed(action: dict, values: dict, *, org_id: int) -> dict:
+    return secret_inputs.seal(action.get("variables") or [], values, org_id=org_id)
 
 
 # --- who may ----------------------------------------------------------------------------------------
@@ -299,7 +299,11 @@ def _compute_action(*, actor, instance: ComputeInstance, action: dict, values: d
         )
     transition(instance, State.PROVISIONING, reason)
     run = _queue(
-        actor=actor, target=instance, kind=Run.Kind.ACTION, action=name, variables=_sealed(action, values)
+        actor=actor,
+        target=instance,
+        kind=Run.Kind.ACTION,
+        action=name,
+        variables=_sealed(action, values, org_id=instance.org_id),
     )
     _audit(
         actor,
@@ -403,7 +407,11 @@ def _service_action(*, actor, service: ServiceInstance, action: dict, values: di
         _store_usage(service, usage)
     transition(service, State.PROVISIONING, reason)
     run = _queue(
-        actor=actor, target=service, kind=Run.Kind.ACTION, action=name, variables=_sealed(action, values)
+        actor=actor,
+        target=service,
+        kind=Run.Kind.ACTION,
+        action=name,
+        variables=_sealed(action, values, org_id=service.org_id),
     )
     _audit(
         actor,
@@ -514,7 +522,7 @@ def service_redeploy(*, actor, service: ServiceInstance, inputs: dict) -> Run:
 
     previous = dict(service.input_values or {})
     service.input_values = service_inputs.resolve_inputs(
-        snapshot=service.snapshot, given=dict(inputs or {}), previous=previous
+        snapshot=service.snapshot, given=dict(inputs or {}), org_id=service.org_id, previous=previous
     )
     usage = _render_usage(service)
     _service_fits(service, usage)

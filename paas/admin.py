@@ -509,3 +509,6 @@ admin.site.unregister(Group)
 
 # The worker queues: django-q2's pages, read-only, with an audited resubmit (paas/admin_queue.py).
 admin_queue.register(admin.site)
+
+# Organization data keys (paas/keyring.py): rotate, destroy (paas/admin_org_keys.py).
+from paas import admin_org_keys  # noqa: E402,F401

@@ -250,7 +250,12 @@ def _pool(sink: AuditSink) -> urllib3.PoolManager:
 
 def send_http(sink: AuditSink, events: Sequence[AuditEvent]) -> None:
     """POST the batch (webhook or Splunk HEC); accepted on a 2xx answer."""
-    secret = sink.secret.reveal()
+    from paas.keyring import SecretUnreadable
+
+    try:
+        secret = sink.secret.reveal()
+    except SecretUnreadable as exc:  # the org's keys were destroyed (crypto-shredded)
+        raise DeliveryFailed(f"the sink's secret cannot be read: {exc}") from exc
     if sink.kind == SinkKind.SPLUNK_HEC:
         body, headers = splunk_request(events, token=secret, sourcetype=sink.sourcetype)
     else:

@@ -280,3 +280,6 @@ class AuditSink(models.Model):
         if self.consecutive_failures >= max(1, self.unhealthy_after):
             return "unhealthy"
         return "failing" if self.consecutive_failures else "healthy"
+
+
+from paas.keyring_models import KeyState, OrgDataKey  # noqa: E402,F401  (a model of this app)

@@ -398,6 +398,8 @@ def test_api_create_list_update_delete(world, api, https_receiver, siem_pki):
     refused = api.as_user(world.b.users["org_admin"]).post("/api/v1/audit-sinks/", body, format="json")
     assert refused.status_code in (400, 404)
 
+    retried = api.as_user(admin).post(f"/api/v1/audit-sinks/{sink_id}/retry/")
+    assert retried.status_code == 200 and retried.json()["next_attempt_at"] is None
     assert api.as_user(admin).delete(f"/api/v1/audit-sinks/{sink_id}/").status_code == 204
     assert not AuditSink.objects.filter(pk=sink_id).exists()
 
@@ -496,7 +498,7 @@ def test_secret_is_encrypted_at_rest_and_write_only(world, api, https_receiver, 
     with connection.cursor() as cursor:
         cursor.execute("SELECT secret FROM paas_auditsink WHERE id = %s", [sink.pk])
         stored = cursor.fetchone()[0]
-    assert stored and HMAC_KEY not in stored
+    assert stored.startswith("ok1:") and HMAC_KEY not in stored  # under the org's data key (paas/keyring.py)
     response = api.as_user(world.a.users["org_admin"]).get(f"/api/v1/audit-sinks/{sink.pk}/")
     assert response.status_code == 200 and HMAC_KEY not in response.content.decode()
 

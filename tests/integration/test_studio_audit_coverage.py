@@ -227,6 +227,7 @@ def samples(world) -> Samples:
                 url="https://127.0.0.1:9/audit",
                 secret="cov-sink-hmac-key-0123",
             ),
+            "paas.orgdatakey": None,  # one row per org on the keys page (paas/admin_org_keys.py)
             "billing.usagerecord": None,  # the chargeback dashboard (read-only; no row page)
             "billing.meter": None,  # instance usage: the billing API's figures (read-only; no row page)
         }
@@ -777,6 +778,19 @@ OPERATIONS = {
         "org_admin",
         lambda c, w, s: _action(c, s["paas.auditsink"], "retry_now"),
         "audit_sink.retry",
+    ),
+    ("paas.orgdatakey", "page:rotate"): (
+        "org_admin",
+        lambda c, w, s: c.post(f"/studio/paas/orgdatakey/{w.a.org.pk}/rotate/"),
+        "org_key.rotate",
+    ),
+    ("paas.orgdatakey", "page:destroy"): (
+        "operator",
+        lambda c, w, s: (
+            tenancy_services.org_update(actor=w.operator, org=w.b.org, is_active=False),
+            c.post(f"/studio/paas/orgdatakey/{w.b.org.pk}/destroy/", {"confirm": w.b.org.name}),
+        )[1],
+        "org_key.destroy",
     ),
 }
 

@@ -20,7 +20,7 @@ def unschedule(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("paas", "0009_audit_cluster_and_settings"),
+        ("paas", "0010_org_data_keys"),
         ("tenancy", "0005_support_access"),
     ]
 
