@@ -5,10 +5,12 @@ from rest_framework.routers import SimpleRouter
 
 from paas.api import views as core_api
 from paas.api.audit_settings import AuditSettingsView
+from paas.api.audit_sinks import AuditSinkViewSet
 from paas.api.org_keys import OrgKeyViewSet
 
 router = SimpleRouter()
 router.register("tokens", core_api.ApiTokenViewSet, basename="api-token")
+router.register("audit-sinks", AuditSinkViewSet, basename="audit-sink")
 router.register("org-keys", OrgKeyViewSet, basename="org-key")
 
 api_v1 = [

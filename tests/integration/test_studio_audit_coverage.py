@@ -26,6 +26,7 @@ from catalog.models import ServiceProfile
 from instances import services as instance_services
 from instances.models import ComputeInstance, StandbyInstance, WarmPool
 from inventory.models import Agent, Datacenter, DatacenterAgent, MigChange, Storage
+from paas.audit_sinks import audit_sink_create
 from paas.models import AuditEvent, AuditSettings
 from tenancy import services as tenancy_services
 from tenancy.models import RoleAssignment
@@ -218,6 +219,14 @@ def samples(world) -> Samples:
             "paas.auditevent": AuditEvent.objects.filter(chain=a.org.pk).first(),
             "paas.workerheartbeat": None,
             "paas.auditsettings": AuditSettings.objects.get_or_create(pk=1)[0],
+            "paas.auditsink": audit_sink_create(
+                actor=admin_a,
+                org=a.org,
+                name="cov-sink",
+                kind="https",
+                url="https://127.0.0.1:9/audit",
+                secret="cov-sink-hmac-key-0123",
+            ),
             "paas.orgdatakey": None,  # one row per org on the keys page (paas/admin_org_keys.py)
             "billing.usagerecord": None,  # the chargeback dashboard (read-only; no row page)
             "billing.meter": None,  # instance usage: the billing API's figures (read-only; no row page)
@@ -744,6 +753,31 @@ OPERATIONS = {
             {"kubectl_reads": "sample", "kubectl_sample_every": "5"},
         ),
         "audit.settings_update",
+    ),
+    ("paas.auditsink", "add"): (
+        "org_admin",
+        lambda c, w, s: _submit(
+            c,
+            _add_url("paas.auditsink"),
+            {
+                "org": str(w.a.org.pk),
+                "name": "added",
+                "kind": "syslog",
+                "url": "tls://127.0.0.1:6514",
+            },
+        ),
+        "audit_sink.create",
+    ),
+    ("paas.auditsink", "change"): (
+        "org_admin",
+        lambda c, w, s: _submit(c, _url(s["paas.auditsink"], "change"), {"backoff_max_seconds": "600"}),
+        "audit_sink.update",
+    ),
+    **_deletes("paas.auditsink", "org_admin", "audit_sink.delete"),
+    ("paas.auditsink", "action:retry_now"): (
+        "org_admin",
+        lambda c, w, s: _action(c, s["paas.auditsink"], "retry_now"),
+        "audit_sink.retry",
     ),
     ("paas.orgdatakey", "page:rotate"): (
         "org_admin",
