@@ -273,3 +273,38 @@ def test_approval_may_lower_the_level(world, api):
     assert _events(a.org, "support.approve").get().details["requested_level"] == "admin"
     assert _sees_project(api, operator, a.project)
     assert api.as_user(operator).delete(f"/api/v1/projects/{a.spare_project.pk}/").status_code == 403
+
+
+def test_read_support_lists_the_orgs_instances_and_audit_but_cannot_delete(world, api):
+    from tests.factories import ONE_A100, make_profile, make_synced_cluster
+
+    a, operator = world.a, world.operator
+    profile = make_profile(
+        actor=a.users["org_admin"],
+        project=a.project,
+        name="one-gpu",
+        template="ns",
+        manifests="apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  a: b\n",
+        resource_groups=ONE_A100,
+    )
+    make_synced_cluster(name="support-c")
+    made = api.as_user(a.users["workspace_admin"]).post(
+        "/api/v1/instances/", {"project": a.project.pk, "name": "dev", "profile": profile.pk}
+    )
+    assert made.status_code == 201, made.content
+    instance = made.json()["id"]
+    # Without support access the operator sees no instance of the org.
+    assert api.as_user(operator).get("/api/v1/instances/").json()["count"] == 0
+    assert api.as_user(operator).get(f"/api/v1/instances/{instance}/").status_code == 404
+
+    access = grant_support(operator=operator, org=a.org, level="read")
+    reader = api.as_user(operator)
+    assert [row["id"] for row in reader.get("/api/v1/instances/").json()["results"]] == [instance]
+    assert reader.get(f"/api/v1/instances/{instance}/").status_code == 200
+    assert reader.delete(f"/api/v1/instances/{instance}/").status_code == 403
+    assert reader.post(f"/api/v1/instances/{instance}/kubeconfig/").status_code == 403
+    events = reader.get("/api/v1/audit-events/", {"org": a.org.pk, "action": "instance.launch"}).json()
+    assert [row["target_id"] for row in events["results"]] == [str(instance)]
+    # Reads write nothing to the trail; the instance is still there.
+    assert not AuditEvent.objects.filter(org=a.org, details__support_access=access.pk).exists()
+    assert api.as_user(a.users["workspace_admin"]).get(f"/api/v1/instances/{instance}/").status_code == 200
