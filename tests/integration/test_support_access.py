@@ -308,3 +308,33 @@ def test_read_support_lists_the_orgs_instances_and_audit_but_cannot_delete(world
     # Reads write nothing to the trail; the instance is still there.
     assert not AuditEvent.objects.filter(org=a.org, details__support_access=access.pk).exists()
     assert api.as_user(a.users["workspace_admin"]).get(f"/api/v1/instances/{instance}/").status_code == 200
+
+
+def test_admin_support_cannot_outlast_itself_or_pull_in_strangers(world, api):
+    """Administrative support access manages members as an org admin does, but cannot turn itself into
+    a lasting role (by assigning or inviting themselves) nor pull another org's people in."""
+    a, operator = world.a, world.operator
+    grant_support(operator=operator, org=a.org, level="admin")
+    client = api.as_user(operator)
+    member = a.users["collaborator_ro"]
+    moved = client.post(
+        "/api/v1/role-assignments/", {"user": member.pk, "role": "collaborator_rw", "project": a.project.pk}
+    )
+    assert moved.status_code == 201, moved.content
+    assert AuditEvent.objects.get(org=a.org, action="role.assign", actor_id=operator.pk).details.get(
+        "support_access"
+    )
+    for body in (
+        {"user": operator.pk, "role": "org_admin", "org": a.org.pk},
+        {"user": world.b.users["collaborator_ro"].pk, "role": "collaborator_ro", "project": a.project.pk},
+    ):
+        assert client.post("/api/v1/role-assignments/", body, format="json").status_code in (400, 403)
+    for role in ("org_admin", "collaborator_ro"):
+        invited = client.post(
+            "/api/v1/invitations/",
+            {"org": a.org.pk, "email": operator.email.upper(), "role": role}
+            | ({"project": a.project.pk} if role != "org_admin" else {}),
+            format="json",
+        )
+        assert invited.status_code == 403, invited.content
+    assert not RoleAssignment.objects.filter(user=operator, org=a.org).exists()
