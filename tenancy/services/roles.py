@@ -30,7 +30,9 @@ def role_assign(
         authz.require_operator(actor, message="Only operators may appoint operators.")
     else:
         authz.require(actor, "administer_organization", org, message="Only org admins may assign roles.")
-        if not authz.is_operator(actor) and not is_member(user, org):
+        # Operators included (a support access may make one act as an org admin): people come in by
+        # invitation, which they accept.
+        if not is_member(user, org):
             raise ValidationFailed(
                 "That user is not a member of this organization; invite them by email instead.",
                 fields={"user": "Not a member of this organization."},
