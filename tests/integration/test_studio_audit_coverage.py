@@ -28,9 +28,10 @@ from instances.models import ComputeInstance, StandbyInstance, WarmPool
 from inventory.models import Agent, Datacenter, DatacenterAgent, MigChange, Storage
 from paas.models import AuditEvent, AuditSettings
 from tenancy import services as tenancy_services
+from tenancy import support
 from tenancy.models import RoleAssignment
 from tenancy.roles import Role
-from tests.factories import DEAD_KUBECONFIG, ONE_A100, make_profile, make_synced_cluster
+from tests.factories import DEAD_KUBECONFIG, ONE_A100, make_operator, make_profile, make_synced_cluster
 from tests.support.html_forms import form_data
 from tests.support.roles import user_for
 
@@ -184,6 +185,14 @@ def samples(world) -> Samples:
         objects={
             "billing.costprofile": rates,
             "billing.budget": budget,
+            # Another operator's pending request (the sample operator asks in the "add" operation).
+            "tenancy.supportaccess": support.support_request(
+                actor=make_operator(username="cov-support"),
+                org=a.org,
+                reason="cov",
+                level="read",
+                duration_minutes=60,
+            ),
             "catalog.catalogapplication": catalog_app,
             "catalog.repository": repository,
             "catalog.containerregistry": registry,
@@ -387,6 +396,23 @@ OPERATIONS = {
         "org_admin",
         lambda c, w, s: _action(c, s["catalog.containerregistry"], "check_now"),
         "containerregistry.check",
+    ),
+    ("tenancy.supportaccess", "add"): (
+        "operator",
+        lambda c, w, s: _submit(
+            c,
+            _add_url("tenancy.supportaccess"),
+            {"org": str(w.a.org.pk), "reason": "cov", "level": "read", "duration_minutes": "60"},
+        ),
+        "support.request",
+    ),
+    ("tenancy.supportaccess", "page:settings"): (
+        "org_admin",
+        lambda c, w, s: c.post(
+            f"/studio/tenancy/supportaccess/settings/{w.a.org.pk}/",
+            {"support_preapproval": "read", "support_max_minutes": "60"},
+        ),
+        "support.settings",
     ),
     ("paas.apitoken", "add"): (
         "org_admin",
