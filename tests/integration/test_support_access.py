@@ -296,6 +296,7 @@ def test_read_support_lists_the_orgs_instances_and_audit_but_cannot_delete(world
     # Without support access the operator sees no instance of the org.
     assert api.as_user(operator).get("/api/v1/instances/").json()["count"] == 0
     assert api.as_user(operator).get(f"/api/v1/instances/{instance}/").status_code == 404
+    assert api.as_user(operator).get("/api/v1/audit-events/", {"org": a.org.pk}).json()["count"] == 0
 
     access = grant_support(operator=operator, org=a.org, level="read")
     reader = api.as_user(operator)
