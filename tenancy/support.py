@@ -9,6 +9,7 @@ request. The access ends by the clock (``paas.authz`` honours a grant only insid
 schedule :func:`support_expire_due` records that end as ``support.expire``.
 """
 
+import logging
 from datetime import timedelta
 
 from django.conf import settings
@@ -22,6 +23,8 @@ from paas.errors import Conflict, Forbidden, ValidationFailed
 from paas.mail import send_email
 from tenancy.models import Organization, SupportAccess, SupportLevel, SupportState, User
 from tenancy.support_selectors import active_q, is_org_admin, org_admins
+
+logger = logging.getLogger(__name__)
 
 MIN_MINUTES = 15
 MAX_MINUTES = 7 * 24 * 60
@@ -84,6 +87,14 @@ def _email_admins(access_id: int) -> None:
     )
 
 
+def _email_admins_safely(access_id: int) -> None:
+    """After the commit: the request stands (the studio lists it) even if the mail server is down."""
+    try:
+        _email_admins(access_id)
+    except Exception:  # any mail backend error: logged, the request is kept
+        logger.exception("support access %s: the org admins could not be emailed", access_id)
+
+
 @transaction.atomic
 def support_request(
     *, actor: User, org: Organization, reason: str, level: str, duration_minutes
@@ -128,7 +139,7 @@ def support_request(
             org=org,
             details=_details(access, preapproved=True, expires_at=access.expires_at.isoformat()),
         )
-    transaction.on_commit(lambda: _email_admins(access.pk))
+    transaction.on_commit(lambda: _email_admins_safely(access.pk))
     return access
 
 

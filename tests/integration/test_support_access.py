@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from django_q.models import Schedule
 
 from paas import authz
 from paas.models import AuditEvent
@@ -143,6 +144,8 @@ def test_expires_by_the_clock_and_the_schedule_records_it(world, api):
         assert authz.support_orgs(operator) == {}
         assert api.as_user(operator).get(f"{URL}{access.pk}/").json()["status"] == "expired"
 
+        # The worker runs it every minute (tenancy/migrations/0006_support_settings.py).
+        assert Schedule.objects.filter(func="tenancy.support.support_expire_due", minutes=1).exists()
         assert support.support_expire_due() == 1
         assert support.support_expire_due() == 0  # recorded once
         event = _events(a.org, "support.expire").get()
