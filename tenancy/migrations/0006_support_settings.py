@@ -22,27 +22,45 @@ def unschedule_expiry(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tenancy', '0005_support_access'),
+        ("tenancy", "0005_support_access"),
         ("django_q", "0019_alter_task_options_alter_ormq_key_alter_ormq_lock_and_more"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='organization',
-            name='support_max_minutes',
-            field=models.PositiveIntegerField(default=240, help_text='The longest support access pre-approval covers (15 minutes to 7 days); longer requests wait for an org admin.', verbose_name='pre-approved support duration (minutes)'),
+            model_name="organization",
+            name="support_max_minutes",
+            field=models.PositiveIntegerField(
+                default=240,
+                help_text="The longest support access pre-approval covers (15 minutes to 7 days); longer requests wait for an org admin.",
+                verbose_name="pre-approved support duration (minutes)",
+            ),
         ),
         migrations.AddField(
-            model_name='organization',
-            name='support_preapproval',
-            field=models.CharField(choices=[('none', 'None: every request waits for an org admin'), ('read', 'Read-only'), ('admin', 'Read-only or administrative')], default='none', help_text='Support requests of this level (or lower) and at most the maximum duration are approved at once, without an org admin; the admins are told by email either way.', max_length=8, verbose_name='pre-approved support access'),
+            model_name="organization",
+            name="support_preapproval",
+            field=models.CharField(
+                choices=[
+                    ("none", "None: every request waits for an org admin"),
+                    ("read", "Read-only"),
+                    ("admin", "Read-only or administrative"),
+                ],
+                default="none",
+                help_text="Support requests of this level (or lower) and at most the maximum duration are approved at once, without an org admin; the admins are told by email either way.",
+                max_length=8,
+                verbose_name="pre-approved support access",
+            ),
         ),
         migrations.AddField(
-            model_name='supportaccess',
-            name='expiry_recorded_at',
-            field=models.DateTimeField(blank=True, help_text='When the schedule wrote the support.expire event of an approved access that ran out.', null=True, verbose_name='expiry recorded'),
+            model_name="supportaccess",
+            name="expiry_recorded_at",
+            field=models.DateTimeField(
+                blank=True,
+                help_text="When the schedule wrote the support.expire event of an approved access that ran out.",
+                null=True,
+                verbose_name="expiry recorded",
+            ),
         ),
         migrations.RunPython(schedule_expiry, unschedule_expiry),
     ]
