@@ -2,7 +2,7 @@
 
 Who sees a repository:
 
-* operators: every one;
+* operators: the system's (in no org); an org's only as below, through a support access;
 * an org's admins (``manage_catalog`` on the org): every repository of their org (org and project
   scope) and the system ones shared with their org;
 * the members of a project (``view_project``): what the project sees

@@ -363,7 +363,7 @@ class IdpGroupMapping(models.Model):
         User, verbose_name="created by", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
 
-    # Org admins manage the mappings of their org (operators all).
+    # Org admins manage the mappings of their org (an operator only through a support access).
     authz_parents = {
         "view_idpgroupmapping": [("org", "administer_organization")],
         "add_idpgroupmapping": [("org", "administer_organization")],

@@ -89,7 +89,7 @@ def invitation_get_for(user, pk) -> Invitation:
 
 
 def idp_mapping_list_for(user) -> QuerySet[IdpGroupMapping]:
-    """IdP group mappings: operators all; org admins their orgs'; nobody else any."""
+    """IdP group mappings: org admins their orgs' (an operator through a support access); nobody else."""
     base = IdpGroupMapping.objects.select_related("org", "project", "created_by")
     return authz.filter_for(user, "view_idpgroupmapping", base)
 
