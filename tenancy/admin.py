@@ -381,6 +381,17 @@ class InvitationAdmin(AdministeredScopeAdmin):
             kwargs["choices"] = [c for c in Role.choices if c[0] != Role.OPERATOR]
         return super().formfield_for_choice_field(db_field, request, **kwargs)
 
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        # Operators invite an org's admins (onboarding, or an org whose admins left): every active org;
+        # any other invitation only where they administer the org (a support access), as the service says.
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if db_field.name == "org" and authz.is_operator(request.user):
+            field.queryset = Organization.objects.filter(is_active=True)
+        return field
+
+    def has_add_permission(self, request) -> bool:
+        return authz.is_operator(request.user) or super().has_add_permission(request)
+
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
         invitation, _token = services.invitation_create(
@@ -619,3 +630,6 @@ class AuditEventAdmin(AuditEventAdminBase):
     def has_view_permission(self, request, obj=None) -> bool:
         # Only who may read an org's audit (operators, org admins): a PaaS admin gets 403, not a list.
         return selectors.can_view_audit(request.user)
+
+
+from tenancy import admin_support  # noqa: E402,F401  (the support access page, registered there)

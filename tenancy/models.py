@@ -73,6 +73,26 @@ class Organization(models.Model):
         "apply only to such people: no other organization's mapping can pull them in.",
     )
 
+    # Support access (tenancy/support.py): what the org's admins let operators have without asking.
+    support_preapproval = models.CharField(
+        "pre-approved support access",
+        max_length=8,
+        choices=[
+            ("none", "None: every request waits for an org admin"),
+            ("read", "Read-only"),
+            ("admin", "Read-only or administrative"),
+        ],
+        default="none",
+        help_text="Support requests of this level (or lower) and at most the maximum duration are approved "
+        "at once, without an org admin; the admins are told by email either way.",
+    )
+    support_max_minutes = models.PositiveIntegerField(
+        "pre-approved support duration (minutes)",
+        default=240,
+        help_text="The longest support access pre-approval covers (15 minutes to 7 days); longer requests "
+        "wait for an org admin.",
+    )
+
     authz_parents: dict = {}
     # Operators run organizations (create, rename, deactivate, set quotas); what is inside one they
     # reach only through a support access (paas.authz).
@@ -343,7 +363,7 @@ class IdpGroupMapping(models.Model):
         User, verbose_name="created by", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
 
-    # Org admins manage the mappings of their org (operators all).
+    # Org admins manage the mappings of their org (an operator only through a support access).
     authz_parents = {
         "view_idpgroupmapping": [("org", "administer_organization")],
         "add_idpgroupmapping": [("org", "administer_organization")],

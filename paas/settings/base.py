@@ -101,6 +101,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "tenancy.sso.template_context",
                 "tenancy.portal.portal",
+                "tenancy.support_context.support_banner",
             ],
         },
     },

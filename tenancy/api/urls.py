@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from tenancy.api import views
+from tenancy.api import support, views
 
 router = SimpleRouter()
 router.register("orgs", views.OrganizationViewSet, basename="org")
@@ -11,6 +11,7 @@ router.register("idp-group-mappings", views.IdpGroupMappingViewSet, basename="id
 router.register("invitations", views.InvitationViewSet, basename="invitation")
 router.register("quotas", views.QuotaViewSet, basename="quota")
 router.register("users", views.UserViewSet, basename="user")
+router.register("support-access", support.SupportAccessViewSet, basename="support-access")
 router.register("audit-events", views.AuditEventViewSet, basename="audit-event")
 
 urlpatterns = [path("me/", views.MeView.as_view(), name="me"), *router.urls]

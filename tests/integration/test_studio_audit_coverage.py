@@ -29,9 +29,10 @@ from inventory.models import Agent, Datacenter, DatacenterAgent, MigChange, Stor
 from paas.audit_sinks import audit_sink_create
 from paas.models import AuditEvent, AuditSettings
 from tenancy import services as tenancy_services
+from tenancy import support
 from tenancy.models import RoleAssignment
 from tenancy.roles import Role
-from tests.factories import DEAD_KUBECONFIG, ONE_A100, make_profile, make_synced_cluster
+from tests.factories import DEAD_KUBECONFIG, ONE_A100, make_operator, make_profile, make_synced_cluster
 from tests.support.html_forms import form_data
 from tests.support.roles import user_for
 
@@ -185,6 +186,14 @@ def samples(world) -> Samples:
         objects={
             "billing.costprofile": rates,
             "billing.budget": budget,
+            # Another operator's pending request (the sample operator asks in the "add" operation).
+            "tenancy.supportaccess": support.support_request(
+                actor=make_operator(username="cov-support"),
+                org=a.org,
+                reason="cov",
+                level="read",
+                duration_minutes=60,
+            ),
             "catalog.catalogapplication": catalog_app,
             "catalog.repository": repository,
             "catalog.containerregistry": registry,
@@ -397,6 +406,23 @@ OPERATIONS = {
         "org_admin",
         lambda c, w, s: _action(c, s["catalog.containerregistry"], "check_now"),
         "containerregistry.check",
+    ),
+    ("tenancy.supportaccess", "add"): (
+        "operator",
+        lambda c, w, s: _submit(
+            c,
+            _add_url("tenancy.supportaccess"),
+            {"org": str(w.a.org.pk), "reason": "cov", "level": "read", "duration_minutes": "60"},
+        ),
+        "support.request",
+    ),
+    ("tenancy.supportaccess", "page:settings"): (
+        "org_admin",
+        lambda c, w, s: c.post(
+            f"/studio/tenancy/supportaccess/settings/{w.a.org.pk}/",
+            {"support_preapproval": "read", "support_max_minutes": "60"},
+        ),
+        "support.settings",
     ),
     ("paas.apitoken", "add"): (
         "org_admin",
@@ -686,9 +712,12 @@ OPERATIONS = {
         "custom_resource.allow",
     ),
     **_deletes("catalog.allowedcustomresource", "operator", "custom_resource.disallow"),
+    # Retrying is managing the workspace's instances: an org admin who also works in the workspace (an
+    # operator sees inside no org without a support access, and an org admin's permissions do not
+    # manage instances).
     ("instances.computeinstance", "action:retry"): (
-        "operator",
-        lambda c, w, s: _action(c, s["instances.computeinstance"], "retry"),
+        "org_admin",
+        lambda c, w, s: _working_in_the_workspace(w) and _action(c, s["instances.computeinstance"], "retry"),
         "instance.retry",
     ),
     ("instances.warmpool", "add"): (
@@ -818,6 +847,12 @@ def _submit_add_profile(client, world, samples, service=False):
             | {f"resource_groups-0-{k}": str(v) for k, v in ONE_A100[0].items()}
         )
     return _submit(client, _add_url(label), changes)
+
+
+def _working_in_the_workspace(world) -> bool:
+    admin = world.a.users["org_admin"]
+    tenancy_services.role_assign(actor=admin, user=admin, role=Role.WORKSPACE_ADMIN, project=world.a.project)
+    return True
 
 
 def test_every_studio_operation_is_covered(world, samples):
