@@ -64,6 +64,10 @@ INSTALLED_APPS = [
     "django_q",
     "mozilla_django_oidc",
     "axes",
+    # MFA (tenancy/mfa.py): TOTP authenticator apps and one-time recovery codes.
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "paas",
     "tenancy",
     "inventory",
@@ -79,6 +83,10 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): the session passed the one-time-code step (django-otp).
+    "django_otp.middleware.OTPMiddleware",
+    # Unverified email, MFA to enrol or a session still to verify: the right page, or a 403 in the API.
+    "tenancy.account_gate.AccountGateMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: turns a password page's lockout into the "sign-in paused" page.
@@ -195,6 +203,12 @@ AXES_DISABLE_ACCESS_LOG = True  # failures are kept (AccessAttempt), successful 
 # axes looks for its own middleware class; ours is a subclass (paas.lockout.LockoutMiddleware).
 SILENCED_SYSTEM_CHECKS = ["axes.W002"]
 LOGIN_URL = "/login/"
+# MFA (tenancy/mfa.py, paas/mfa_policy.py): operators must use it when this is on (production), as the
+# members of an org that requires it (Organization.mfa_required); IdP users sign in at their provider.
+PAAS_MFA_REQUIRED_FOR_OPERATORS = env_bool("PAAS_MFA_REQUIRED_FOR_OPERATORS", False)
+OTP_TOTP_ISSUER = env("PAAS_MFA_ISSUER", "GPU PaaS")
+# Email verification links (tenancy/email_verification.py) are valid this long.
+PAAS_EMAIL_VERIFICATION_HOURS = env_int("PAAS_EMAIL_VERIFICATION_HOURS", 48)
 LOGIN_REDIRECT_URL = "/"
 ANONYMOUS_USER_NAME = None  # guardian: no anonymous user row; anonymous requests have no object perms
 
