@@ -21,7 +21,7 @@ from paas.admin import AuditEventAdminBase, ReadOnlyInline, ScopedModelAdmin
 from paas.context import Client
 from paas.errors import ApplicationError
 from paas.models import AuditEvent
-from tenancy import mfa, selectors, services
+from tenancy import email_verification, mfa, selectors, services
 from tenancy.gpu_units import UNIT_NOTE, format_gpus
 from tenancy.models import IdpGroupMapping, Invitation, Organization, Project, Quota, RoleAssignment, User
 from tenancy.roles import Role
@@ -228,7 +228,7 @@ class UserAdmin(TenancyAdmin):
     list_filter = ["source", "is_active", "email_verified"]
     search_fields = ["username", "email", "first_name", "last_name"]
     inlines = [RoleAssignmentInline]
-    actions = ["reset_mfa"]
+    actions = ["reset_mfa", "require_email_verification"]
     fields = [
         "username",
         "email",
@@ -276,6 +276,16 @@ class UserAdmin(TenancyAdmin):
                 self.message_user(request, f"{user}: {exc.message}", messages.WARNING)
             else:
                 self.message_user(request, f"{user}: MFA reset ({removed} authenticator app(s) removed).")
+
+    @admin.action(description="Ask to verify their email address (operators; a link is emailed)")
+    def require_email_verification(self, request, queryset):
+        for user in queryset:
+            try:
+                email_verification.email_verification_require(actor=request.user, user=user)
+            except ApplicationError as exc:
+                self.message_user(request, f"{user}: {exc.message}", messages.WARNING)
+            else:
+                self.message_user(request, f"{user}: verification link sent to {user.email}.")
 
 
 class RoleAssignmentForm(forms.ModelForm):

@@ -159,3 +159,23 @@ def test_sso_users_are_verified_by_their_provider_not_held_here(world, client):
     User.objects.filter(pk=user.pk).update(source="idp", email_verified=False)
     client.force_login(User.objects.get(pk=user.pk))
     assert client.get("/api/v1/me/").status_code == 200
+
+
+def test_operators_ask_from_the_studio_and_org_admins_set_mfa_there(world, client, mailoutbox):
+    user = world.a.users["collaborator_rw"]
+    client.force_login(world.operator)
+    answer = client.post(
+        "/studio/tenancy/user/",
+        {"action": "require_email_verification", "_selected_action": [user.pk]},
+        follow=True,
+    )
+    assert answer.status_code == 200 and b"verification link sent" in answer.content
+    assert not User.objects.get(pk=user.pk).email_verified and mailoutbox[-1].to == [user.email]
+
+    org = world.a.org
+    form = {"display_name": org.display_name, "mfa_required": "on"}
+    client.force_login(world.a.users["org_admin"])
+    assert client.post(f"/studio/tenancy/organization/{org.pk}/change/", form).status_code == 302
+    org.refresh_from_db()
+    assert org.mfa_required
+    assert AuditEvent.objects.filter(action="org.update", org=org, actor=world.a.users["org_admin"]).exists()
