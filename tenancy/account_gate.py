@@ -43,7 +43,7 @@ def hold_for(user) -> Hold | None:
             "Enter a code from your authenticator app (or a recovery code) to finish signing in: "
             f"{VERIFY_URL}",
             VERIFY_URL,
-            (VERIFY_URL, "/api/v1/mfa/verify/"),
+            (VERIFY_URL, "/api/v1/mfa/verify/", "/webauthn/authentication/", "/webauthn/jsi18n/"),
         )
     if not user.email_verified:
         return Hold(
@@ -58,7 +58,7 @@ def hold_for(user) -> Hold | None:
             f"Multi-factor authentication is required for your account: set up an authenticator app at "
             f"{SECURITY_URL}.",
             SECURITY_URL,
-            (SECURITY_URL, "/api/v1/mfa/"),
+            (SECURITY_URL, "/api/v1/mfa/", "/webauthn/registration/", "/webauthn/jsi18n/"),
         )
     return None
 

@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_otp_webauthn.models import WebAuthnAttestation, WebAuthnCredential
 
 from paas import authz
 from paas.admin import AuditEventAdminBase, ReadOnlyInline, ScopedModelAdmin
@@ -652,6 +653,6 @@ class AuditEventAdmin(AuditEventAdminBase):
 
 # django-otp's own device pages would show every user's keys: devices are managed by their owners on
 # /account/security/ and reset by org admins (the users page's action), never browsed.
-for _device_model in (TOTPDevice, StaticDevice):
+for _device_model in (TOTPDevice, StaticDevice, WebAuthnCredential, WebAuthnAttestation):
     if admin.site.is_registered(_device_model):
         admin.site.unregister(_device_model)

@@ -5,7 +5,10 @@ Who must have it and whether a session passed it: ``paas.mfa_policy``. The sign-
 signed-in user with a confirmed device to it until the session is verified, and one whose org requires
 MFA but who has no device to the enrolment page. A code is checked against one device at a time
 (django-otp's ``verify_token``: throttled per device, a TOTP code never accepted twice, a recovery code
-used up). Recovery codes are shown once, when made; only django-otp's rows keep them.
+used up). Recovery codes are shown once, when made; only django-otp's rows keep them. Passkeys
+(WebAuthn, django-otp-webauthn) are registered and used through that library's ceremonies (``/webauthn/``,
+its scripts on the security and verify pages), as a second factor only (no password-less sign-in); they
+count as devices here (listed, removed, reset, audited when registered: :func:`passkey_registered`).
 
 Writes: :func:`mfa_totp_begin` (an unconfirmed device whose key the user scans), :func:`mfa_totp_confirm`
 (a code from the app confirms it; the first app brings recovery codes), :func:`mfa_recovery_codes_create`,
@@ -20,6 +23,7 @@ import segno
 from django.db import transaction
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_otp_webauthn.models import WebAuthnCredential
 
 from paas import authz, mfa_policy
 from paas.audit import audit_log
@@ -42,6 +46,24 @@ def _local(user: User) -> None:
 def totp_devices(user: User, *, confirmed: bool | None = True):
     queryset = TOTPDevice.objects.filter(user=user).order_by("created_at", "pk")
     return queryset if confirmed is None else queryset.filter(confirmed=confirmed)
+
+
+def passkeys(user: User):
+    """The user's passkeys (WebAuthn credentials, registered through django-otp-webauthn's ceremony on
+    ``/account/security/``; confirmed when registered)."""
+    return WebAuthnCredential.objects.filter(user=user, confirmed=True).order_by("created_at", "pk")
+
+
+def passkey_for(user: User, pk) -> WebAuthnCredential:
+    credential = WebAuthnCredential.objects.filter(user=user, pk=pk).first() if str(pk).isdigit() else None
+    if credential is None:
+        raise NotFound("No such passkey.")
+    return credential
+
+
+def _has_second_factor(user: User) -> bool:
+    """An app or a passkey (recovery codes only stand in for one)."""
+    return totp_devices(user).exists() or passkeys(user).exists()
 
 
 def recovery_codes_left(user: User) -> int | None:
@@ -130,24 +152,28 @@ def mfa_totp_confirm(*, actor: User, device: TOTPDevice, token: str) -> list[str
 def mfa_recovery_codes_create(*, actor: User) -> list[str]:
     """New recovery codes for ``actor`` (the old ones stop working); shown once."""
     _local(actor)
-    if not totp_devices(actor).exists():
-        raise ValidationFailed("Add an authenticator app first; recovery codes stand in for it.")
+    if not _has_second_factor(actor):
+        raise ValidationFailed("Add an authenticator app or a passkey first; recovery codes stand in for it.")
     codes = _new_recovery_codes(actor)
     audit_log(actor=actor, action="mfa.recovery_codes", target=actor, details={"count": len(codes)})
     return codes
 
 
 @transaction.atomic
-def mfa_device_delete(*, actor: User, device: TOTPDevice) -> None:
-    """Remove one of ``actor``'s authenticator apps; with the last one, the recovery codes go too."""
+def mfa_device_delete(*, actor: User, device: TOTPDevice | WebAuthnCredential) -> None:
+    """Remove one of ``actor``'s authenticator apps or passkeys; with the last one, the recovery codes go
+    too."""
     if device.user_id != actor.pk:
         raise NotFound("No such authenticator app.")
     name, confirmed = device.name, device.confirmed
+    kind = "passkey" if isinstance(device, WebAuthnCredential) else "totp"
     device.delete()
-    if not totp_devices(actor).exists():
+    if not _has_second_factor(actor):
         StaticDevice.objects.filter(user=actor).delete()
     if confirmed:
-        audit_log(actor=actor, action="mfa.device_delete", target=actor, details={"device": name})
+        audit_log(
+            actor=actor, action="mfa.device_delete", target=actor, details={"device": name, "kind": kind}
+        )
     mfa_policy.forget(actor)
 
 
@@ -172,6 +198,7 @@ def mfa_reset(*, actor: User, user: User) -> int:
     if user.source != User.Source.LOCAL:
         raise ValidationFailed("This user signs in with the identity provider, which handles their MFA.")
     removed = TOTPDevice.objects.filter(user=user).delete()[1].get(TOTPDevice._meta.label, 0)
+    removed += WebAuthnCredential.objects.filter(user=user).delete()[1].get(WebAuthnCredential._meta.label, 0)
     StaticDevice.objects.filter(user=user).delete()
     audit_log(
         actor=actor,
@@ -214,3 +241,15 @@ def mfa_verify(*, request, token: str) -> str | None:
                 return "recovery"
             return "totp"
     return None
+
+
+def passkey_registered(sender, instance, created, **kwargs) -> None:
+    """``post_save`` of a passkey: django-otp-webauthn's view registers it; the audit trail says so."""
+    if created and not kwargs.get("raw"):
+        with transaction.atomic():
+            audit_log(
+                actor=instance.user,
+                action="mfa.enrol",
+                target=instance.user,
+                details={"device": instance.name, "kind": "passkey"},
+            )

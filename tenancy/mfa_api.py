@@ -31,6 +31,9 @@ class StatusSerializer(serializers.Serializer):
     session_verified = serializers.BooleanField(help_text="Whether this session passed the code step.")
     recovery_codes_left = serializers.IntegerField(allow_null=True)
     devices = DeviceSerializer(many=True)
+    passkeys = DeviceSerializer(
+        many=True, help_text="Registered in a browser (WebAuthn) on /account/security/; removable here."
+    )
 
 
 class EnrolSerializer(serializers.Serializer):
@@ -73,6 +76,7 @@ def _status(request) -> dict:
         "session_verified": request.auth is None and mfa_policy.session_verified(request._request.user),
         "recovery_codes_left": mfa.recovery_codes_left(user),
         "devices": DeviceSerializer(mfa.totp_devices(user), many=True).data,
+        "passkeys": DeviceSerializer(mfa.passkeys(user), many=True).data,
     }
 
 
@@ -124,6 +128,16 @@ class TotpDeviceView(APIView):
     def delete(self, request, pk):
         _session_only(request)
         mfa.mfa_device_delete(actor=request.user, device=mfa.totp_device_for(request.user, pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PasskeyView(APIView):
+    """Remove one of your passkeys (the last second factor takes the recovery codes with it)."""
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, pk):
+        _session_only(request)
+        mfa.mfa_device_delete(actor=request.user, device=mfa.passkey_for(request.user, pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

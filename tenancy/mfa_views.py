@@ -28,6 +28,7 @@ def _security_context(request: HttpRequest, **extra) -> dict:
         "nav": "account",
         "local": user.source == "local",
         "devices": list(mfa.totp_devices(user)) if user.source == "local" else [],
+        "passkeys": list(mfa.passkeys(user)) if user.source == "local" else [],
         "codes_left": mfa.recovery_codes_left(user) if user.source == "local" else None,
         "required": mfa_policy.mfa_required_for(user),
         "verified": mfa_policy.session_verified(user),
@@ -73,8 +74,11 @@ def security(request: HttpRequest) -> HttpResponse:
         if action == "recovery":
             codes = mfa.mfa_recovery_codes_create(actor=user)
             return render(request, "tenancy/account/security.html", _security_context(request, codes=codes))
-        if action == "delete":
-            device = mfa.totp_device_for(user, request.POST.get("device", ""))
+        if action in ("delete", "delete_passkey"):
+            pk = request.POST.get("device", "")
+            device = (
+                mfa.passkey_for(user, pk) if action == "delete_passkey" else mfa.totp_device_for(user, pk)
+            )
             mfa.mfa_device_delete(actor=user, device=device)
             messages.success(request, f"{device.name} was removed.")
             return redirect("tenancy:security")
@@ -106,9 +110,8 @@ def verify(request: HttpRequest) -> HttpResponse:
                 )
             return redirect(target)
         error = "That code is not right (or too many tries: wait a little and try again)."
-    return render(
-        request, "tenancy/account/verify.html", {"error": error, "next": target}, status=400 if error else 200
-    )
+    context = {"error": error, "next": target, "passkeys": mfa.passkeys(request.user).exists()}
+    return render(request, "tenancy/account/verify.html", context, status=400 if error else 200)
 
 
 @login_required

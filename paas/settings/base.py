@@ -9,6 +9,7 @@ import os
 import sys
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -68,6 +69,7 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
+    "django_otp_webauthn",  # passkeys (WebAuthn) as a second factor
     "paas",
     "tenancy",
     "inventory",
@@ -231,6 +233,19 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "GPU PaaS <no-reply@localhost>")
 # The absolute base URL used in links that leave the platform (invitation emails).
 PAAS_BASE_URL = env("PAAS_BASE_URL", "http://127.0.0.1:8000")
+# Passkeys (django-otp-webauthn): bound to the host of PAAS_BASE_URL; browsers refuse an IP address, so a
+# dev address like http://127.0.0.1:8000 gives passkeys on http://localhost:8000. A second factor after the
+# password only, never a password-less sign-in.
+_base = urlsplit(PAAS_BASE_URL)
+_host = _base.hostname or "localhost"
+if _host.replace(".", "").isdigit() or ":" in _host:
+    _host = "localhost"
+OTP_WEBAUTHN_RP_ID = env("PAAS_WEBAUTHN_RP_ID", "") or _host
+OTP_WEBAUTHN_RP_NAME = env("PAAS_WEBAUTHN_RP_NAME", "GPU PaaS")
+OTP_WEBAUTHN_ALLOWED_ORIGINS = env_list("PAAS_WEBAUTHN_ORIGINS") or [
+    f"{_base.scheme}://{_host}" + (f":{_base.port}" if _base.port else "")
+]
+OTP_WEBAUTHN_ALLOW_PASSWORDLESS_LOGIN = False
 INVITATION_TTL_HOURS = env_int("INVITATION_TTL_HOURS", 72)
 # The kubectl proxy (instances/kubeproxy): where downloaded kubeconfigs point (default: PAAS_BASE_URL),
 # the CA a private https address needs (embedded into the kubeconfig), and a credential's lifetime.

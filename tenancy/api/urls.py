@@ -21,6 +21,7 @@ urlpatterns = [
     path("mfa/totp/", mfa_api.TotpEnrolView.as_view(), name="mfa-totp"),
     path("mfa/totp/<int:pk>/", mfa_api.TotpDeviceView.as_view(), name="mfa-totp-device"),
     path("mfa/totp/<int:pk>/confirm/", mfa_api.TotpConfirmView.as_view(), name="mfa-totp-confirm"),
+    path("mfa/passkeys/<int:pk>/", mfa_api.PasskeyView.as_view(), name="mfa-passkey"),
     path("mfa/recovery-codes/", mfa_api.RecoveryCodesView.as_view(), name="mfa-recovery-codes"),
     path("mfa/verify/", mfa_api.VerifyView.as_view(), name="mfa-verify"),
     path("mfa/reset/", mfa_api.ResetView.as_view(), name="mfa-reset"),
