@@ -319,3 +319,62 @@ def test_a_password_only_session_cannot_open_the_web_shell(world):
     assert hold_for_session(type(user).objects.get(pk=user.pk), session).code == "mfa_required"
     session["otp_device_id"] = device.persistent_id
     assert hold_for_session(type(user).objects.get(pk=user.pk), session) is None
+
+
+def make_passkey(user, name="Security key"):
+    import hashlib
+
+    from django_otp_webauthn.models import WebAuthnCredential
+
+    credential_id = f"credential-of-{user.pk}-{name}".encode()
+    return WebAuthnCredential.objects.create(
+        user=user,
+        name=name,
+        confirmed=True,
+        credential_id=credential_id,
+        credential_id_sha256=hashlib.sha256(credential_id).hexdigest(),
+        public_key=b"not-used-here",
+        sign_count=0,
+    )
+
+
+def test_passkeys_count_as_a_second_factor_and_a_reset_removes_them(world, api, client):
+    a = world.a
+    member = a.users["collaborator_rw"]
+    passkey = make_passkey(member)
+    assert AuditEvent.objects.filter(action="mfa.enrol", actor=member, details__kind="passkey").exists()
+    client.force_login(member)
+    held = client.get("/")
+    assert held["Location"].startswith("/account/mfa/verify/")
+    assert b"Use a passkey" in client.get("/account/mfa/verify/").content
+    # A password-only session registers no new passkey (nor app) to get past the step.
+    assert client.post("/webauthn/registration/begin/").status_code == 302
+    assert api_code(client.post("/api/v1/mfa/totp/", {})) == "mfa_required"
+    assert client.post("/webauthn/authentication/begin/").status_code == 200  # the ceremony of the step
+
+    other = a.users["collaborator_ro"]
+    client.force_login(other)
+    assert client.delete(f"/api/v1/mfa/passkeys/{passkey.pk}/").status_code == 404
+    answer = api.as_user(a.users["org_admin"]).post("/api/v1/mfa/reset/", {"user": member.pk})
+    assert answer.json() == {"devices": 1}
+    client.force_login(member)
+    assert client.get("/api/v1/mfa/").json()["passkeys"] == []
+
+
+def test_a_passkey_is_removed_by_its_owner_with_the_recovery_codes_when_last(world, client):
+    user = world.a.users["workspace_admin"]
+    passkey = make_passkey(user)
+    with time_machine.travel(START, tick=False):
+        client.force_login(user)
+        session = client.session
+        session["otp_device_id"] = passkey.persistent_id  # as the passkey step leaves it
+        session.save()
+        codes = client.post("/api/v1/mfa/recovery-codes/")
+        assert codes.status_code == 201 and len(codes.json()["recovery_codes"]) == 10
+        listed = client.get("/api/v1/mfa/").json()
+        assert [p["name"] for p in listed["passkeys"]] == ["Security key"] and listed["session_verified"]
+        page = client.post("/account/security/", {"action": "delete_passkey", "device": passkey.pk})
+        assert page.status_code == 302
+    assert not StaticDevice.objects.filter(user=user).exists()
+    event = AuditEvent.objects.filter(action="mfa.device_delete", actor=user).latest("seq")
+    assert event.details["kind"] == "passkey"
