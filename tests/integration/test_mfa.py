@@ -378,3 +378,22 @@ def test_a_passkey_is_removed_by_its_owner_with_the_recovery_codes_when_last(wor
     assert not StaticDevice.objects.filter(user=user).exists()
     event = AuditEvent.objects.filter(action="mfa.device_delete", actor=user).latest("seq")
     assert event.details["kind"] == "passkey"
+
+
+def test_the_api_verifies_a_session_with_a_code_and_is_throttled_like_the_page(world, client):
+    user = world.a.users["collaborator_ro"]
+    device = mfa.mfa_totp_begin(actor=user)
+    with time_machine.travel(START, tick=False) as clock:
+        mfa.mfa_totp_confirm(actor=user, device=device, token=code(device))
+        clock.shift(30)
+        client.force_login(user)
+        assert api_code(client.get("/api/v1/projects/")) == "mfa_required"
+        wrong = client.post("/api/v1/mfa/verify/", {"token": "999999"})
+        assert wrong.status_code == 403 and api_code(wrong) == "mfa_invalid"
+        assert (
+            api_code(client.post("/api/v1/mfa/verify/", {"token": code(device)})) == "mfa_invalid"
+        )  # throttled
+        clock.shift(2)
+        ok = client.post("/api/v1/mfa/verify/", {"token": code(device)})
+        assert ok.status_code == 200 and ok.json()["session_verified"] is True
+        assert client.get("/api/v1/projects/").status_code == 200
