@@ -289,6 +289,13 @@ class UserAdmin(TenancyAdmin):
                 self.message_user(request, f"{user}: verification link sent to {user.email}.")
 
 
+# django-otp's own device pages would show every user's keys: devices are managed by their owners on
+# /account/security/ and reset by org admins (the users page's action), never browsed.
+for _device_model in (TOTPDevice, StaticDevice, WebAuthnCredential, WebAuthnAttestation):
+    if admin.site.is_registered(_device_model):
+        admin.site.unregister(_device_model)
+
+
 class RoleAssignmentForm(forms.ModelForm):
     class Meta:
         model = RoleAssignment
@@ -649,10 +656,3 @@ class AuditEventAdmin(AuditEventAdminBase):
     def has_view_permission(self, request, obj=None) -> bool:
         # Only who may read an org's audit (operators, org admins): a PaaS admin gets 403, not a list.
         return selectors.can_view_audit(request.user)
-
-
-# django-otp's own device pages would show every user's keys: devices are managed by their owners on
-# /account/security/ and reset by org admins (the users page's action), never browsed.
-for _device_model in (TOTPDevice, StaticDevice, WebAuthnCredential, WebAuthnAttestation):
-    if admin.site.is_registered(_device_model):
-        admin.site.unregister(_device_model)

@@ -6,6 +6,7 @@ beside); keys and recovery codes are answered once, when made.
 """
 
 import django_otp
+from django.urls import path
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -226,3 +227,19 @@ class EmailVerifyView(APIView):
     def post(self, request):
         token = serializers.CharField(max_length=1000).run_validation(request.data.get("token"))
         return Response(_email_status(email_verification.email_verify(token=token)))
+
+
+# Included by tenancy/api/urls.py under /api/v1/.
+urlpatterns = [
+    path("mfa/", MfaView.as_view(), name="mfa"),
+    path("mfa/totp/", TotpEnrolView.as_view(), name="mfa-totp"),
+    path("mfa/totp/<int:pk>/", TotpDeviceView.as_view(), name="mfa-totp-device"),
+    path("mfa/totp/<int:pk>/confirm/", TotpConfirmView.as_view(), name="mfa-totp-confirm"),
+    path("mfa/passkeys/<int:pk>/", PasskeyView.as_view(), name="mfa-passkey"),
+    path("mfa/recovery-codes/", RecoveryCodesView.as_view(), name="mfa-recovery-codes"),
+    path("mfa/verify/", VerifyView.as_view(), name="mfa-verify"),
+    path("mfa/reset/", ResetView.as_view(), name="mfa-reset"),
+    path("account/email/", EmailView.as_view(), name="account-email"),
+    path("account/email/resend/", EmailResendView.as_view(), name="account-email-resend"),
+    path("account/email/verify/", EmailVerifyView.as_view(), name="account-email-verify"),
+]
