@@ -37,6 +37,9 @@ def test_totp_enrolment_and_sign_in_through_the_pages(transactional_db, live_ser
     page.get_by_label("Code from the app").fill(code_for(secret))
     page.get_by_role("button", name="Confirm").click()
     expect(page.get_by_test_id("recovery-codes").locator("li")).to_have_count(10)
+    page.goto("/account/email/")
+    expect(page.get_by_label("New email address")).to_be_visible()
+    assert axe_violations(page) == []
 
     page.context.clear_cookies()  # a new sign-in
     login(page, admin.username, PASSWORD, url="/studio/login/?next=/studio/")
