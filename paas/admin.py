@@ -14,7 +14,7 @@ from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpResponseRedirect
 
-from paas import admin_queue, authz, selectors
+from paas import admin_queue, authz, mfa_policy, selectors
 from paas.errors import ApplicationError
 from paas.forms import apply_error
 from paas.models import ApiToken, AuditEvent, AuditSettings, AuditSink, WorkerHeartbeat
@@ -306,6 +306,7 @@ class ApiTokenAdmin(ScopedModelAdmin):
             name=form.cleaned_data["name"],
             expires_in_days=form.cleaned_data["expires_in_days"],
             scope=form.cleaned_data["scope"],
+            mfa_verified=mfa_policy.session_verified(request.user),
         )
         obj.pk = api_token.pk
         self.message_user(request, f"Your new token (shown once, store it now): {token}", messages.WARNING)

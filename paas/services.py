@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from paas import authz
+from paas import authz, mfa_policy
 from paas.audit import audit_log
 from paas.errors import Conflict, Forbidden, ValidationFailed
 from paas.models import ApiToken, TokenScope, WorkerHeartbeat
@@ -29,16 +29,24 @@ def api_token_create(
     expires_in_days: int = 90,
     scope: str = TokenScope.READ_WRITE,
     via_token: bool = False,
+    mfa_verified: bool = False,
 ) -> tuple[ApiToken, str]:
     """Create a personal token for ``actor``; the clear token is returned here and never again.
 
     ``via_token``: the request was authenticated by a token (ours or the identity provider's). Tokens
     never mint tokens: a leaked read-only or short-lived token must not become a lasting read-write one.
+    ``mfa_verified``: the session passed the one-time-code step; required where MFA applies to the actor
+    (``paas.mfa_policy``), so a stolen password alone never yields a token.
     """
     if via_token:
         raise Forbidden(
             "API tokens are created from a signed-in session (the developer hub or the studio), "
             "not with another token."
+        )
+    if mfa_policy.mfa_applies(actor) and not mfa_verified:
+        raise Forbidden(
+            "API tokens are created only from a session verified with your second factor (MFA).",
+            code="mfa_required",
         )
     errors = {}
     if scope not in TokenScope.values:

@@ -31,6 +31,8 @@ urlpatterns = [
     path("healthz", core_api.healthz, name="healthz"),
     # The developer hub (portal): sign-in/out and single sign-on, then the pages.
     path("", include("tenancy.sso_urls")),
+    # Passkeys: the WebAuthn ceremonies of django-otp-webauthn (second factor only; tenancy/mfa.py).
+    path("webauthn/", include("django_otp_webauthn.urls")),
     path("", include("instances.urls")),
     path("", include("catalog.urls")),
     path("", include("billing.urls")),

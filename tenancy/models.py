@@ -43,6 +43,12 @@ class User(AbstractUser):
         "says at each sign-on (no claim: not verified). Invitations and collaborator grants match on "
         "verified addresses only.",
     )
+    pending_email = models.EmailField(
+        "new email address (unverified)",
+        blank=True,
+        help_text="A change of address waiting for its verification link; the address above stays until "
+        "the link is opened (tenancy/email_verification.py).",
+    )
 
     class Meta:
         verbose_name = "user"
@@ -71,6 +77,12 @@ class Organization(models.Model):
         "one organization at most. A person signing on with a verified address in one of these domains "
         "gets roles from this organization's IdP group mappings only, and this organization's mappings "
         "apply only to such people: no other organization's mapping can pull them in.",
+    )
+    mfa_required = models.BooleanField(
+        "require MFA",
+        default=False,
+        help_text="Every local user of the organization must use a second factor (an authenticator app); "
+        "who has none enrols at next sign-in. Single sign-on users are authenticated by their provider.",
     )
 
     # Support access (tenancy/support.py): what the org's admins let operators have without asking.

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
 from tenancy.api import support, views
@@ -14,4 +14,8 @@ router.register("users", views.UserViewSet, basename="user")
 router.register("support-access", support.SupportAccessViewSet, basename="support-access")
 router.register("audit-events", views.AuditEventViewSet, basename="audit-event")
 
-urlpatterns = [path("me/", views.MeView.as_view(), name="me"), *router.urls]
+urlpatterns = [
+    path("me/", views.MeView.as_view(), name="me"),
+    path("", include("tenancy.mfa_api")),  # /mfa/ and /account/email/: the signed-in user's own
+    *router.urls,
+]
