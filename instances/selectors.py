@@ -83,8 +83,9 @@ def workspace_summary(user, project_id) -> dict:
     For the people who work in the workspace (``view_instances``): a PaaS admin manages its catalog
     but does not see its activity (404, like a workspace they cannot see). GPUs in use count MIG slices
     as fractions of a GPU: ``gpu_units`` is exact (28ths of a GPU), ``gpus`` the same amount with two
-    decimals.
+    decimals. ``instance_limits``: the limits bounding the user there and what their instances hold.
     """
+    from instances import user_limits
     from instances.quota import UNIT_NOTE
     from inventory import mig
     from tenancy.selectors import project_get_for
@@ -123,6 +124,8 @@ def workspace_summary(user, project_id) -> dict:
             for v in [getattr(quota, field)]
         },
         "gpu_unit": UNIT_NOTE,
+        # The org's and the workspace's per-user limits, with what the user's own instances hold.
+        "instance_limits": user_limits.limits_summary(project=project, user=user),
     }
 
 
