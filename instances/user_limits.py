@@ -21,16 +21,16 @@ from django.db.models import Count, Q, Sum
 from instances.models import ComputeInstance
 from instances.states import ACTIVE, STORAGE_ONLY
 from inventory import mig
-from paas.errors import ApplicationError
+from paas.errors import ValidationFailed
 from tenancy.limit_selectors import instance_limits_applying
 from tenancy.models import InstanceLimit, Project
 
 format_gpus = mig.format_gpus_exact
 
 
-class InstanceLimitReached(ApplicationError):
-    """A launch (or start) past a per-user instance limit: the user's own numbers, not the platform's
-    state, so a 400 the user acts on (delete or stop an instance, choose a smaller size, ask)."""
+class InstanceLimitReached(ValidationFailed):
+    """A launch (or start) past a per-user instance limit: a 400 the user acts on (delete or stop an
+    instance, choose a smaller size, ask an org admin), shown on the launch form as a quota refusal is."""
 
     status = 400
     code = "instance_limit"

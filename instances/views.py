@@ -230,7 +230,7 @@ def _render_new(request, project, cards, name_form, size_form, step, error, code
             "summary": selectors.workspace_summary(request.user, project.pk) if step >= 2 else None,
             "steps": ["Name", "Size", "Launch"],
         },
-        status=200 if not error else 409 if code else 400,
+        status=200 if not error else 400 if code == "instance_limit" else 409 if code else 400,
     )
 
 

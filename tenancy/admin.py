@@ -619,3 +619,6 @@ class AuditEventAdmin(AuditEventAdminBase):
     def has_view_permission(self, request, obj=None) -> bool:
         # Only who may read an org's audit (operators, org admins): a PaaS admin gets 403, not a list.
         return selectors.can_view_audit(request.user)
+
+
+from tenancy import limit_admin  # noqa: E402,F401  (the instance limits page, in its own module)

@@ -61,7 +61,8 @@ def _clean(values: dict) -> dict:
 
 
 def _check_against_org(org: Organization, project: Project | None, limits: dict) -> None:
-    """A workspace's limit is at most its organization's (each limit the org sets)."""
+    """A workspace's limit is at most its organization's (each limit the org sets; an empty one leaves
+    the workspace's users to the organization's)."""
     if project is None:
         return
     org_row = InstanceLimit.objects.filter(org=org, project__isnull=True).first()
@@ -70,14 +71,7 @@ def _check_against_org(org: Organization, project: Project | None, limits: dict)
     errors = {}
     for field, value in limits.items():
         ceiling = getattr(org_row, field)
-        if ceiling is None:
-            continue
-        if value is None:
-            errors[field] = (
-                f"The organization allows at most {ceiling} {LABELS[field]}; set a limit of at most that "
-                "(or leave the workspace's limit to the organization's by removing it)."
-            )
-        elif value > ceiling:
+        if ceiling is not None and value is not None and value > ceiling:
             errors[field] = f"Cannot exceed the organization's limit of {ceiling} {LABELS[field]}."
     if errors:
         raise ValidationFailed("The workspace's limit is looser than the organization's.", fields=errors)
