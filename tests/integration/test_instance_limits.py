@@ -17,10 +17,11 @@ from instances.quota import profile_totals
 from instances.services import instance_delete, instance_launch
 from instances.states import State
 from instances.user_limits import InstanceLimitReached
+from paas import authz
 from paas.errors import Forbidden, ValidationFailed
 from paas.models import AuditEvent
 from tenancy import services as tenancy_services
-from tenancy.models import InstanceLimit
+from tenancy.models import InstanceLimit, SupportAccess, SupportLevel, SupportState
 from tenancy.roles import Role
 from tests.factories import (
     ONE_A100,
@@ -57,6 +58,24 @@ def lab(world):
 
 def _set(actor, *, org=None, project=None, **limits) -> InstanceLimit:
     return tenancy_services.instance_limit_set(actor=actor, org=org, project=project, **limits)
+
+
+def _support(operator, org, level: str) -> SupportAccess:
+    """An approved support access starting now (as tests/support/support.py of part B makes one)."""
+    now = timezone.now()
+    access = SupportAccess.objects.create(
+        org=org,
+        user=operator,
+        reason="Customer ticket (test)",
+        level=level,
+        duration_minutes=60,
+        state=SupportState.APPROVED,
+        decided_at=now,
+        starts_at=now,
+        expires_at=now + timedelta(minutes=60),
+    )
+    authz.forget(operator)
+    return access
 
 
 def _launch(user, project, profile, name):
@@ -325,6 +344,19 @@ def test_the_api_sets_lists_and_refuses(world, api, lab):
         api.as_user(operator)
         .patch(f"{url}{org_row.json()['id']}/", {"max_active_instances_per_user": 2})
         .status_code
+        == 200
+    )
+    # Through a support access: read shows the workspace's row, admin lets them change it.
+    read = _support(operator, world.a.org, SupportLevel.READ)
+    assert api.as_user(operator).get(f"{url}{ws_row.json()['id']}/").status_code == 200
+    assert (
+        api.as_user(operator).patch(f"{url}{ws_row.json()['id']}/", {"max_gpus_per_user": 1}).status_code
+        == 403
+    )
+    read.delete()
+    _support(operator, world.a.org, SupportLevel.ADMIN)
+    assert (
+        api.as_user(operator).patch(f"{url}{ws_row.json()['id']}/", {"max_gpus_per_user": 1}).status_code
         == 200
     )
     # Another tenant: nothing, and a 404 for every id.
