@@ -36,6 +36,7 @@ from instances.quota import quota_problems, start_totals
 from instances.selectors import reservations
 from instances.service_selectors import can_manage_service
 from instances.states import State, transition
+from instances.user_limits import limit_check
 from inventory import mig
 from inventory.matchmaker import PlacementRequest, ResourceGroup
 from inventory.routing import enqueue_for_cluster
@@ -349,6 +350,8 @@ def _start_checks(*, actor, instance: ComputeInstance, quotas: list[Quota]) -> N
         raise Conflict(
             f"{instance.name} cannot start: over quota: " + " ".join(problems), code="quota_exceeded"
         )
+    # The owner's per-user GPU limit (as an instance, the stopped one counts already).
+    limit_check(project=instance.project, user=instance.owner, want=want, actor=actor, what="this start")
     if want["gpu_units"] or want["cpu_millis"] or want["memory_gib"]:
         placement = placement_for(snapshot_placement_request(instance), reserved=reservations())
         if placement.cluster is None:

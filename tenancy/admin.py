@@ -669,4 +669,5 @@ class AuditEventAdmin(AuditEventAdminBase):
         return selectors.can_view_audit(request.user)
 
 
-from tenancy import admin_support  # noqa: E402,F401  (the support access page, registered there)
+# The support access and instance limits pages, registered in their own modules.
+from tenancy import admin_support, limit_admin  # noqa: E402,F401

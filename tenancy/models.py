@@ -497,4 +497,5 @@ class GpuModelQuota(models.Model):
         return f"{self.gpu_model}: {self.gpus}"
 
 
+from tenancy.limit_models import InstanceLimit  # noqa: E402,F401  (a model of this app: per-user instance limits)
 from tenancy.support_models import SupportAccess, SupportLevel, SupportState  # noqa: E402,F401  (a model of this app)

@@ -116,6 +116,9 @@ def samples(world) -> Samples:
     idp = tenancy_services.idp_mapping_create(
         actor=admin_a, org=a.org, group="cov-group", role=Role.COLLABORATOR_RO, project=a.project
     )
+    instance_limit = tenancy_services.instance_limit_set(
+        actor=admin_a, project=a.project, max_active_instances_per_user=5
+    )
     instance = instance_services.instance_launch(
         actor=a.users["workspace_admin"], project=a.project, name="cov-instance", profile=profile
     )
@@ -217,6 +220,7 @@ def samples(world) -> Samples:
             "tenancy.invitation": invitation,
             "tenancy.idpgroupmapping": idp,
             "tenancy.quota": a.project.quota,
+            "tenancy.instancelimit": instance_limit,
             "instances.computeinstance": instance,
             "instances.warmpool": pool,
             "instances.standbyinstance": standby,
@@ -531,6 +535,21 @@ OPERATIONS = {
         lambda c, w, s: _submit(c, _url(s["tenancy.quota"], "change"), {"gpus": "3"}),
         "quota.update",
     ),
+    ("tenancy.instancelimit", "add"): (
+        "org_admin",
+        lambda c, w, s: _submit(
+            c, _add_url("tenancy.instancelimit"), {"org": str(w.a.org.pk), "max_gpus_per_user": "8"}
+        ),
+        "instance_limit.set",
+    ),
+    ("tenancy.instancelimit", "change"): (
+        "org_admin",
+        lambda c, w, s: _submit(
+            c, _url(s["tenancy.instancelimit"], "change"), {"max_active_instances_per_user": "3"}
+        ),
+        "instance_limit.set",
+    ),
+    **_deletes("tenancy.instancelimit", "org_admin", "instance_limit.delete"),
     ("inventory.datacenter", "add"): (
         "operator",
         lambda c, w, s: _submit(
