@@ -1,5 +1,6 @@
-"""Studio page of budgets (org admins their orgs', operators all): each budget with its status this month
-(spend so far, percent, projected month-end spend, alerts raised), add, change and delete through
+"""Studio page of budgets (org admins their orgs', operators through a support access): each budget
+with its status this month (spend so far, percent, projected month-end spend, alerts raised), add,
+change and delete through
 ``billing.budgets`` (a service's error is shown on the form, the input kept)."""
 
 import copy

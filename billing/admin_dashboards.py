@@ -16,7 +16,7 @@ from django.urls import reverse
 from billing import dashboards
 from billing.models import UsageRecord
 from billing.periods import month_start
-from billing.selectors import meters_visible, now_second
+from billing.selectors import meters_billed, now_second
 from paas import authz
 from paas.errors import ValidationFailed
 from tenancy.models import Organization
@@ -57,7 +57,7 @@ class CostDashboardAdmin(ReportAdmin):
     """The dashboard in place of a list of rows (the figures, not the rows, are what people read)."""
 
     def get_queryset(self, request):
-        return super().get_queryset(request).filter(meter__in=meters_visible(request.user))
+        return super().get_queryset(request).filter(meter__in=meters_billed(request.user))
 
     def changelist_view(self, request, extra_context=None):
         if not self.has_view_permission(request):
@@ -66,14 +66,11 @@ class CostDashboardAdmin(ReportAdmin):
         params = request.GET.copy()
         params.setdefault("group_by", "project" if not authz.is_operator(user) else "org")
         orgs = Organization.objects.filter(
-            pk__in=meters_visible(user).exclude(org=None).values("org_id")
+            pk__in=meters_billed(user).exclude(org=None).values("org_id")
         ).order_by("name")
         clusters = sorted(
             set(
-                meters_visible(user)
-                .exclude(cluster=None)
-                .values_list("cluster_id", "cluster_name")
-                .distinct()
+                meters_billed(user).exclude(cluster=None).values_list("cluster_id", "cluster_name").distinct()
             ),
             key=lambda c: c[1],
         )
@@ -113,7 +110,7 @@ def spend_card(request) -> dict | None:
     now = now_second()
     start = month_start(now)
     rows = (
-        UsageRecord.objects.filter(meter__in=meters_visible(user).values("pk"), hour__gte=start)
+        UsageRecord.objects.filter(meter__in=meters_billed(user).values("pk"), hour__gte=start)
         .order_by()
         .values("currency")
         .annotate(total=Sum("cost"))

@@ -1,7 +1,8 @@
-"""Studio page of billing: *Instance usage*, the billing API's figures as a page (operators: every org;
-org admins: theirs). For a period and the same filters as ``/api/v1/billing/usage/`` (the same query
+"""Studio page of billing: *Instance usage*, the billing API's figures as a page (org admins: their org).
+For a period and the same filters as ``/api/v1/billing/usage/`` (the same query
 parser and figures, ``billing.api.usage_query``), every compute and service instance with its launch
-price and its time ("2.50 USD per hour and 720 hours"), the period's totals, pages of 100 following the
+price and its time ("2.50 USD per hour and 720 hours") (operators: the orgs a support access opens to
+them; every org's totals are on the costs dashboard), the period's totals, pages of 100 following the
 meter ids, and the CSV of the whole period through the API.
 """
 

@@ -2,7 +2,6 @@
 
 Who sees which budgets:
 
-* operators: every budget;
 * org admins (``administer_organization`` on the org): their org's budgets, org-wide and per workspace;
 * people who may view a workspace's instances (``view_instances`` on the project): that workspace's
   budget and their org's org-wide budget, with its status. The status is a budget's own totals (spend
@@ -10,6 +9,8 @@ Who sees which budgets:
   spend against the org's budget, never another workspace's figures or meters. They learn that total
   anyway when a hard stop refuses their launch (the refusal says how much is spent), so the banner shows
   no more than the refusal would.
+* operators: an org's budgets only through a support access to it (read: see them; admin: set them, as
+  its admins do). A budget is the org's own spending rule, not the provider's bill.
 
 A budget's status is computed over the budget's own scope (every meter of its org, or of its
 workspace), not over what the viewer may see: the budget is the org's, whoever looks at it.
@@ -36,8 +37,6 @@ def budget_list_for(user) -> QuerySet[Budget]:
     if not authz.is_active_user(user):
         return Budget.objects.none()
     budgets = Budget.objects.select_related("org", "project")
-    if authz.is_operator(user):
-        return budgets
     viewed = Project.objects.filter(authz.permission_q(user, "view_instances", Project))
     visible = authz.permission_q(user, "administer_organization", Organization, prefix="org__")
     visible |= Q(project__in=viewed.values("pk"))
@@ -50,12 +49,13 @@ def budget_get_for(user, pk) -> Budget:
 
 
 def budget_orgs_for(user) -> QuerySet[Organization]:
-    """The orgs whose budgets ``user`` may set: operators every active one, org admins theirs."""
+    """The orgs whose budgets ``user`` may set: org admins theirs (an operator's through an admin
+    support access)."""
     return authz.filter_for(user, "administer_organization", Organization.objects.filter(is_active=True))
 
 
 def may_manage_budgets(user) -> bool:
-    return authz.is_operator(user) or budget_orgs_for(user).exists()
+    return budget_orgs_for(user).exists()
 
 
 def budgets_for_workspace(user, project: Project) -> list[Budget]:

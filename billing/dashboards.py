@@ -1,8 +1,10 @@
 """Chargeback and dashboards: cost and usage aggregated from the hourly usage records.
 
-Every figure starts from :func:`billing.selectors.meters_visible` (operators: the whole platform; org
-admins: their org; workspace viewers: their workspace), so a page, the API and a CSV show the same
-numbers to the same person and nothing of another tenant.
+Every figure starts from :func:`billing.selectors.meters_visible` (org admins: their org; workspace
+viewers: their workspace; operators: the orgs their support access opens), so a page, the API and a CSV
+show the same numbers to the same person and nothing of another tenant. Operators' totals (grouped by
+org, cluster or GPU model, with no workspace or profile filter) count every org's meters
+(:func:`billing.selectors.meters_billed`): the provider bills orgs, not their workspaces.
 
 * **cost**: at the list price of the launch snapshot, per currency; **chargeback**: at the clusters'
   cost profiles (records without one count nothing there, and say so);
@@ -33,7 +35,7 @@ from django.db.models import QuerySet
 from billing.costs import money_shown
 from billing.models import Meter, RollupState
 from billing.periods import UTC, parse_period
-from billing.selectors import meters_in_period, meters_visible, now_second
+from billing.selectors import meters_billed, meters_in_period, meters_visible, now_second
 from inventory.models import Cluster
 from paas import authz
 from paas.errors import ValidationFailed
@@ -48,6 +50,9 @@ GROUPS = {
 }
 BUCKETS = ("hour", "day", "month")
 FILTERS = ("org", "project", "cluster", "profile")
+# Groupings that are totals of an org (or of the platform's capacity), not its insides: an operator sees
+# them over every org (``meters_billed``); any other grouping shows only what ``meters_visible`` gives.
+TOTAL_GROUPS = ("org", "cluster", "gpu_model")
 MAX_BUCKETS = 2000
 NO_GPU = "no GPU"
 SIX = Decimal("0.000001")
@@ -180,8 +185,10 @@ def parse_query(params, *, now: dt.datetime | None = None) -> CostQuery:
 
 def meters_for(user, query: CostQuery) -> QuerySet[Meter]:
     """The meters ``user`` may see, narrowed by the query's filters (a filter on something they cannot
-    see matches nothing: it shows nothing, never another tenant's figures)."""
-    meters = meters_visible(user)
+    see matches nothing: it shows nothing, never another tenant's figures). Totals (``TOTAL_GROUPS``,
+    no workspace or profile filter) over ``meters_billed``, anything finer over ``meters_visible``."""
+    totals = query.group_by in TOTAL_GROUPS and query.project is None and query.profile is None
+    meters = meters_billed(user) if totals else meters_visible(user)
     if query.org is not None:
         meters = meters.filter(org_id=query.org)
     if query.project is not None:

@@ -2,9 +2,13 @@
 
 Who sees what (the one rule for the billing API, the dashboards and the budgets' figures):
 
-* operators: every meter (the whole platform);
 * org admins (``administer_organization`` on the org): their org's meters;
-* people who may view a workspace's instances (``view_instances`` on the project): that workspace's.
+* people who may view a workspace's instances (``view_instances`` on the project): that workspace's;
+* operators: the provider bills organizations, so every org's **totals** (``meters_billed``: the
+  dashboards grouped by org, cluster or GPU model, the studio's spend card); an org's per-workspace,
+  per-user, per-profile and per-instance **detail** (``meters_visible``: the usage API and page, the
+  dashboards grouped otherwise or filtered by workspace or profile) only through a support access to
+  that org (read or admin), as its members see it.
 
 Times are whole seconds: :mod:`billing.metering` opens and closes intervals on whole seconds and
 :func:`billing.periods.parse_period` takes whole-second bounds, so a period's seconds are exact integers
@@ -28,14 +32,21 @@ KINDS = ("running", "stopped", "deleting")
 
 
 def meters_visible(user) -> QuerySet[Meter]:
-    """The meters ``user`` may see (operators all; org admins their org's; workspace viewers theirs)."""
+    """The meters whose detail ``user`` may see (org admins their org's; workspace viewers theirs;
+    operators those of the orgs a support access opens to them)."""
     if not authz.is_active_user(user):
         return Meter.objects.none()
-    if authz.is_operator(user):
-        return Meter.objects.all()
     visible = authz.permission_q(user, "administer_organization", Organization, prefix="org__")
     visible |= authz.permission_q(user, "view_instances", Project, prefix="project__")
     return Meter.objects.filter(visible)
+
+
+def meters_billed(user) -> QuerySet[Meter]:
+    """The meters counted in the totals ``user`` may see: every meter for operators (the provider bills
+    each org); for anyone else their ``meters_visible``."""
+    if authz.is_operator(user):
+        return Meter.objects.all()
+    return meters_visible(user)
 
 
 def meters_in_period(meters: QuerySet[Meter], *, start: dt.datetime, end: dt.datetime) -> QuerySet[Meter]:

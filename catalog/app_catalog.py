@@ -80,16 +80,17 @@ def _require_manage(actor, item_or_scope, *, org=None, project=None, action="man
 
 
 def catalog_application_list_for(user) -> QuerySet[CatalogApplication]:
-    """The catalog applications ``user`` manages (studio and the API's writes): operators all; catalog
-    managers those of the orgs and projects they manage."""
+    """The catalog applications ``user`` manages (studio and the API's writes): operators the system's;
+    catalog managers those of the orgs and projects they manage (an operator through a support access)."""
     base = CatalogApplication.objects.select_related("org", "project", "repository")
-    if authz.is_operator(user):
-        return base
     if not authz.is_active_user(user):
         return base.none()
     orgs = authz.filter_for(user, "manage_catalog", Organization.objects.all()).values("pk")
     projects = selectors.managed_projects(user).values("pk")
-    return base.filter(Q(org__in=orgs, project__isnull=True) | Q(project__in=projects))
+    condition = Q(org__in=orgs, project__isnull=True) | Q(project__in=projects)
+    if authz.is_operator(user):
+        condition |= Q(org__isnull=True, project__isnull=True)
+    return base.filter(condition)
 
 
 def catalog_applications_for(project: Project) -> QuerySet[CatalogApplication]:
@@ -130,8 +131,6 @@ def catalog_application_visible_for(user) -> QuerySet[CatalogApplication]:
     """What ``user`` may read: the items they manage and the published ones visible in a project they
     may see (the API's list; ``?project=`` narrows it to ``catalog_applications_for``)."""
     base = CatalogApplication.objects.select_related("org", "project", "repository")
-    if authz.is_operator(user):
-        return base
     if not authz.is_active_user(user):
         return base.none()
     projects = authz.filter_for(user, "view_project", Project.objects.all()).values("pk")
@@ -161,9 +160,8 @@ def repositories_for_scope(*, org: Organization | None, project: Project | None)
 def repository_choices_for(user) -> QuerySet[Repository]:
     """The repositories a catalog manager may pick for an item: those of the projects and orgs they
     manage, their orgs' repositories shared with all projects, and the system ones shared with their
-    orgs (which of them the item's scope may use is checked when saving)."""
-    if authz.is_operator(user):
-        return Repository.objects.all()
+    orgs (which of them the item's scope may use is checked when saving); for operators also the system
+    ones (for the system's items)."""
     if not authz.is_active_user(user):
         return Repository.objects.none()
     projects = selectors.managed_projects(user).values("pk")
@@ -172,13 +170,16 @@ def repository_choices_for(user) -> QuerySet[Repository]:
         Q(pk__in=managed_orgs) | Q(pk__in=Project.objects.filter(pk__in=projects).values("org_id"))
     ).values("pk")
     shared = Repository.shared_orgs.through.objects.filter(organization__in=orgs).values("repository_id")
-    return Repository.objects.filter(
+    condition = (
         Q(project__in=projects)
         | Q(org__in=managed_orgs)
         | Q(org__in=orgs, sharing=Sharing.ALL)
         | Q(org__isnull=True, system_sharing=SystemSharing.ALL)
         | Q(org__isnull=True, system_sharing=SystemSharing.SELECTED, pk__in=shared)
     )
+    if authz.is_operator(user):
+        condition |= Q(org__isnull=True)
+    return Repository.objects.filter(condition)
 
 
 # --- validation ---------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 Who sees a repository:
 
-* operators: every one;
+* operators: the system's (in no org); an org's only as below, through a support access;
 * an org's admins (``manage_catalog`` on the org): every repository of their org (org and project
   scope) and the system ones shared with their org;
 * the members of a project (``view_project``): what the project sees
@@ -43,10 +43,9 @@ def _visible_to_projects(projects: QuerySet) -> Q:
 
 
 def repository_list_for(user) -> QuerySet[Repository]:
-    """Every repository ``user`` may see (studio, API, portal lists)."""
+    """Every repository ``user`` may see (studio, API, portal lists): operators the system's, an org's
+    only through a support access (as its members and admins see them)."""
     base = Repository.objects.select_related("org", "project").order_by("name", "pk")
-    if authz.is_operator(user):
-        return base
     if not authz.is_active_user(user):
         return base.none()
     projects = authz.filter_for(user, "view_project", Project.objects.all())
@@ -59,6 +58,8 @@ def repository_list_for(user) -> QuerySet[Repository]:
         | Q(org__in=admin_orgs)
         | (Q(org__isnull=True) & (Q(system_sharing=SystemSharing.ALL) | Q(pk__in=system_to_admin_orgs)))
     )
+    if authz.is_operator(user):
+        condition |= Q(org__isnull=True, project__isnull=True)
     return base.filter(condition).distinct()
 
 

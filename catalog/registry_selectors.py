@@ -18,11 +18,14 @@ MAX_PROJECTS = 50
 
 
 def manageable_q(user) -> Q:
-    if authz.is_operator(user):
-        return Q()
+    """System registries (operators) and those of the orgs and projects ``user`` manages the catalog of
+    (an operator's only through a support access)."""
     orgs = authz.filter_for(user, "manage_catalog", Organization.objects.all()).values("pk")
     projects = authz.filter_for(user, "manage_catalog", Project.objects.all()).values("pk")
-    return Q(org__in=orgs, project__isnull=True) | Q(project__in=projects)
+    condition = Q(org__in=orgs, project__isnull=True) | Q(project__in=projects)
+    if authz.is_operator(user):
+        condition |= Q(org__isnull=True, project__isnull=True)
+    return condition
 
 
 def registry_list_for(user) -> QuerySet:
@@ -30,10 +33,9 @@ def registry_list_for(user) -> QuerySet:
     if not authz.is_active_user(user):
         return ContainerRegistry.objects.none()
     condition = manageable_q(user)
-    if not authz.is_operator(user):
-        projects = authz.filter_for(user, "view_project", Project.objects.all())[:MAX_PROJECTS]
-        for project in projects:
-            condition |= visible_in_project_q(ContainerRegistry, project)
+    projects = authz.filter_for(user, "view_project", Project.objects.all())[:MAX_PROJECTS]
+    for project in projects:
+        condition |= visible_in_project_q(ContainerRegistry, project)
     return ContainerRegistry.objects.filter(condition).select_related("org", "project").order_by("name", "pk")
 
 

@@ -141,10 +141,10 @@ def _managed_org_ids(user) -> QuerySet:
 
 def admin_list_for(user, model: type[Model]) -> QuerySet:
     """What a catalog manager sees in the studio: the items of projects they manage, what is inherited
-    into those projects, the system catalog shared with their orgs and their orgs' tenant copies."""
+    into those projects, the system catalog shared with their orgs and their orgs' tenant copies.
+    Operators manage the system catalog (every item in no org); an org's items only through a support
+    access making them its admin."""
     base = model.objects.select_related("org", "project")
-    if authz.is_operator(user):
-        return base
     if not authz.is_active_user(user):
         return base.none()
     projects, orgs = managed_projects(user), _managed_org_ids(user)
@@ -156,6 +156,8 @@ def admin_list_for(user, model: type[Model]) -> QuerySet:
     )
     if issubclass(model, Profile):
         condition |= Q(org__in=orgs, project__isnull=True, origin__isnull=False)
+    if authz.is_operator(user):
+        condition |= Q(org__isnull=True, project__isnull=True)
     return base.filter(condition)
 
 
@@ -185,11 +187,10 @@ def allowed_actions(user, item) -> set[str]:
 
     Owned by a project they manage: everything. Inherited from another project: nothing. A system
     item seen by a tenant: edit only (into the tenant's copy), never share, clone or delete. A tenant
-    copy: edit. Operators manage the system catalog itself.
+    copy: edit. Operators manage the system catalog itself (an org's items as anyone: through the
+    permissions a support access gives).
     """
-    if authz.is_operator(user):
-        if item.org_id is not None and item.project_id is None:  # a tenant copy
-            return {"edit"}
+    if item.org_id is None and item.project_id is None and authz.is_operator(user):
         return {"edit", "clone", "share", "delete"}
     if item.project_id is not None:
         return (

@@ -8,6 +8,7 @@ from paas import authz
 from paas.errors import NotFound
 from paas.models import AuditEvent
 from tenancy.models import IdpGroupMapping, Invitation, Organization, Project, Quota, RoleAssignment, User
+from tenancy.roles import Role
 
 
 def is_member(user: User, org: Organization) -> bool:
@@ -57,13 +58,16 @@ def project_get_for(user, pk) -> Project:
 
 
 def role_assignment_list_for(user) -> QuerySet[RoleAssignment]:
-    """Operators see all; org admins their org's; everyone their own."""
+    """Everyone their own; org admins their org's; operators the platform's (the operator role) and,
+    through a support access, the org's (``paas.authz``: read or admin)."""
     base = RoleAssignment.objects.select_related("user", "org", "project")
-    if authz.is_operator(user):
-        return base
     if not authz.is_active_user(user):
         return base.none()
-    return base.filter(Q(user=user) | Q(org__in=administered_org_ids(user)))
+    return base.filter(
+        Q(user=user)
+        | Q(org__in=administered_org_ids(user))
+        | authz.permission_q(user, "view_roleassignment", RoleAssignment)
+    )
 
 
 def role_assignment_get_for(user, pk) -> RoleAssignment:
@@ -71,10 +75,13 @@ def role_assignment_get_for(user, pk) -> RoleAssignment:
 
 
 def invitation_list_for(user) -> QuerySet[Invitation]:
+    """Org admins their org's; operators the invitations of org admins (onboarding, the one invitation
+    they may send) and, through a support access, the org's."""
     base = Invitation.objects.select_related("org", "project", "invited_by")
+    visible = Q(org__in=administered_org_ids(user)) | authz.permission_q(user, "view_invitation", Invitation)
     if authz.is_operator(user):
-        return base
-    return base.filter(org__in=administered_org_ids(user))
+        visible |= Q(role=Role.ORG_ADMIN, project__isnull=True)
+    return base.filter(visible)
 
 
 def invitation_get_for(user, pk) -> Invitation:
@@ -82,7 +89,7 @@ def invitation_get_for(user, pk) -> Invitation:
 
 
 def idp_mapping_list_for(user) -> QuerySet[IdpGroupMapping]:
-    """IdP group mappings: operators all; org admins their orgs'; nobody else any."""
+    """IdP group mappings: org admins their orgs' (an operator through a support access); nobody else."""
     base = IdpGroupMapping.objects.select_related("org", "project", "created_by")
     return authz.filter_for(user, "view_idpgroupmapping", base)
 
@@ -92,10 +99,9 @@ def idp_mapping_get_for(user, pk) -> IdpGroupMapping:
 
 
 def quota_list_for(user) -> QuerySet[Quota]:
-    """Org quotas to those who see the org's admin side; project quotas to those who see the project."""
+    """Org quotas to those who see the org (operators set them); project quotas to those who see the
+    project (operators only through a support access)."""
     base = Quota.objects.select_related("org", "project__org").prefetch_related("gpu_models")
-    if authz.is_operator(user):
-        return base
     org_side = authz.permission_q(user, "view_organization", Organization, prefix="org__")
     project_side = authz.permission_q(user, "view_project", Project, prefix="project__")
     return base.filter((Q(org__isnull=False) & org_side) | (Q(project__isnull=False) & project_side))
@@ -120,11 +126,13 @@ def user_get_for(user, pk) -> User:
 
 
 def audit_event_list_for(user) -> QuerySet[AuditEvent]:
-    """Operators see every event; org admins their orgs' events; others none."""
-    if authz.is_operator(user):
-        return AuditEvent.objects.all()
+    """Org admins their orgs' events; operators the platform's events (in no org) and the events of
+    the orgs a support access opens to them (``view_audit``: read or admin); others none."""
     orgs = authz.filter_for(user, "view_audit", Organization.objects.all()).values("pk")
-    return AuditEvent.objects.filter(org__in=orgs)
+    visible = Q(org__in=orgs)
+    if authz.is_operator(user):
+        visible |= Q(org__isnull=True)
+    return AuditEvent.objects.filter(visible)
 
 
 def audit_clusters_for(user) -> list[tuple[int, str]]:
@@ -145,7 +153,8 @@ def audit_clusters_for(user) -> list[tuple[int, str]]:
 
 
 def can_view_audit(user) -> bool:
-    """Operators and whoever holds ``view_audit`` on an org (org admins; never a PaaS admin)."""
+    """Operators (the platform's events) and whoever holds ``view_audit`` on an org (org admins, a
+    support access; never a PaaS admin)."""
     orgs = authz.filter_for(user, "view_audit", Organization.objects.all())
     return authz.is_operator(user) or orgs.exists()
 

@@ -1,7 +1,7 @@
 """Budgets API (``/api/v1/billing/budgets/``): list (each budget with its status this month), set,
-change, delete. Org admins their org's budgets, operators all; workspace members read their
-workspace's and their org's (``billing.budget_selectors``). A budget the caller may not see is a 404;
-one they see but may not change (a workspace member) a 403."""
+change, delete. Org admins their org's budgets (operators through a support access); workspace members
+read their workspace's and their org's (``billing.budget_selectors``). A budget the caller may not see
+is a 404; one they see but may not change (a workspace member) a 403."""
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status

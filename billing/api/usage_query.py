@@ -1,7 +1,10 @@
 """The billing API's question and its answer's figures: which meters, which period, one page of rows and
 the period's totals. Shared by the JSON pages (``usage_views``) and the CSV export (``billing.usage_export``).
 
-Every read starts from ``billing.selectors.meters_visible(user)``; the filters only narrow it. Figures
+Every row starts from ``billing.selectors.meters_visible(user)``; the filters only narrow it. The
+period's totals likewise, except an operator's: the provider bills orgs, so their totals count every
+org's meters (``meters_billed``) unless a workspace or profile filter asks for an org's insides (then
+only what a support access shows them, as the rows). Figures
 are exact values rounded once (half up): costs and billable hours to 6 places, seconds are integers. A
 row's cost and a total are each the exact figure rounded, so a total may differ from the sum of its
 rounded rows by less than a millionth per row.
@@ -21,7 +24,13 @@ from django.utils.dateparse import parse_datetime
 from billing import costs
 from billing.models import Meter
 from billing.periods import parse_period
-from billing.selectors import meters_in_period, meters_visible, period_figures, seconds_by_price
+from billing.selectors import (
+    meters_billed,
+    meters_in_period,
+    meters_visible,
+    period_figures,
+    seconds_by_price,
+)
 from catalog.models import ComputeProfile
 from inventory.selectors import cluster_list_for
 from paas.errors import ValidationFailed
@@ -50,6 +59,7 @@ class UsageQuery:
     end: dt.datetime
     now: dt.datetime
     meters: QuerySet[Meter]  # visible, existing in the period, filtered; ordered by id
+    billed: QuerySet[Meter] | None = None  # what the totals count, when not ``meters`` (operators)
     page_size: int = DEFAULT_PAGE_SIZE
     after: int | None = None
     filters: dict = field(default_factory=dict)
@@ -165,8 +175,11 @@ def parse(params, *, user, now: dt.datetime) -> UsageQuery:
             "Invalid billing usage query.",
             fields={"as_of": "Within the period, as the previous page gave it."},
         )
+    billed = visible if project is not None or profile is not None or profile_id is not None else None
+    billed = billed if billed is not None else meters_billed(user)
     # A period that has not begun yet has nothing to count.
     meters = meters_in_period(visible, start=start, end=until) if until > start else visible.none()
+    counted = meters_in_period(billed, start=start, end=until) if until > start else billed.none()
     until = max(until, start)
     filters = {
         "org": org,
@@ -186,12 +199,14 @@ def parse(params, *, user, now: dt.datetime) -> UsageQuery:
         "kind": kind,
         "billing_model": billing_model,
     }
-    meters = meters.filter(**{k: v for k, v in lookups.items() if v is not None}).order_by("pk")
+    chosen = {k: v for k, v in lookups.items() if v is not None}
+    meters = meters.filter(**chosen).order_by("pk")
     return UsageQuery(
         start=start,
         end=end,
         now=now,
         meters=meters,
+        billed=counted.filter(**chosen).order_by("pk"),
         page_size=page_size or DEFAULT_PAGE_SIZE,
         after=after,
         filters={k: v for k, v in filters.items() if v is not None},
@@ -272,7 +287,8 @@ _FIGURES = ("instances", "running_seconds", "stopped_seconds", "deleting_seconds
 def totals(query: UsageQuery) -> list[dict]:
     """The whole filtered period's totals per currency, on-demand and reserved apart (one query: the
     seconds are summed per price in SQL, priced here by ``billing.costs``, the one formula)."""
-    groups = seconds_by_price(query.meters, start=query.start, end=query.as_of, now=query.now)
+    counted = query.billed if query.billed is not None else query.meters
+    groups = seconds_by_price(counted, start=query.start, end=query.as_of, now=query.now)
     by_currency: dict[str, dict] = {}
     for currency, model, unit, amount, stopped_amount, *seconds in groups:
         count, running, stopped, deleting, existing = (int(v) for v in seconds)

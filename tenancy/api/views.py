@@ -245,7 +245,8 @@ class UserViewSet(ServiceUpdateMixin, mixins.ListModelMixin, mixins.RetrieveMode
 
 
 class AuditEventViewSet(ScopedReadOnlyViewSet):
-    """The audit trail, newest first. Org admins see their orgs'; operators all."""
+    """The audit trail, newest first. Org admins see their orgs'; operators the platform's events and
+    those of the orgs a support access opens to them."""
 
     selector = staticmethod(selectors.audit_event_list_for)
     serializer_class = AuditEventSerializer

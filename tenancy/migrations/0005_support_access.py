@@ -6,36 +6,117 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tenancy', '0004_accounts_hardening'),
+        ("tenancy", "0004_accounts_hardening"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='SupportAccess',
+            name="SupportAccess",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('reason', models.TextField(help_text="Why the access is needed (the customer's ticket).", verbose_name='reason')),
-                ('level', models.CharField(choices=[('read', 'Read-only'), ('admin', 'Administrative')], max_length=8, verbose_name='level')),
-                ('duration_minutes', models.PositiveIntegerField(help_text='How long the access lasts once approved.', verbose_name='duration (minutes)')),
-                ('state', models.CharField(choices=[('pending', 'Waiting for approval'), ('approved', 'Approved'), ('denied', 'Denied'), ('revoked', 'Ended early'), ('withdrawn', 'Withdrawn')], db_index=True, default='pending', max_length=12, verbose_name='state')),
-                ('requested_at', models.DateTimeField(auto_now_add=True, verbose_name='requested')),
-                ('decided_at', models.DateTimeField(blank=True, null=True, verbose_name='decided')),
-                ('decision_note', models.CharField(blank=True, max_length=500, verbose_name='decision note')),
-                ('starts_at', models.DateTimeField(blank=True, null=True, verbose_name='starts')),
-                ('expires_at', models.DateTimeField(blank=True, null=True, verbose_name='expires')),
-                ('ended_at', models.DateTimeField(blank=True, null=True, verbose_name='ended early')),
-                ('decided_by', models.ForeignKey(blank=True, help_text='The org admin who approved or denied it; empty when the org pre-approved it.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='decided by')),
-                ('org', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='support_accesses', to='tenancy.organization', verbose_name='organization')),
-                ('user', models.ForeignKey(help_text='The operator who asked for access and uses it.', on_delete=django.db.models.deletion.CASCADE, related_name='support_accesses', to=settings.AUTH_USER_MODEL, verbose_name='support person')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "reason",
+                    models.TextField(
+                        help_text="Why the access is needed (the customer's ticket).", verbose_name="reason"
+                    ),
+                ),
+                (
+                    "level",
+                    models.CharField(
+                        choices=[("read", "Read-only"), ("admin", "Administrative")],
+                        max_length=8,
+                        verbose_name="level",
+                    ),
+                ),
+                (
+                    "duration_minutes",
+                    models.PositiveIntegerField(
+                        help_text="How long the access lasts once approved.",
+                        verbose_name="duration (minutes)",
+                    ),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Waiting for approval"),
+                            ("approved", "Approved"),
+                            ("denied", "Denied"),
+                            ("revoked", "Ended early"),
+                            ("withdrawn", "Withdrawn"),
+                        ],
+                        db_index=True,
+                        default="pending",
+                        max_length=12,
+                        verbose_name="state",
+                    ),
+                ),
+                ("requested_at", models.DateTimeField(auto_now_add=True, verbose_name="requested")),
+                ("decided_at", models.DateTimeField(blank=True, null=True, verbose_name="decided")),
+                ("decision_note", models.CharField(blank=True, max_length=500, verbose_name="decision note")),
+                ("starts_at", models.DateTimeField(blank=True, null=True, verbose_name="starts")),
+                ("expires_at", models.DateTimeField(blank=True, null=True, verbose_name="expires")),
+                ("ended_at", models.DateTimeField(blank=True, null=True, verbose_name="ended early")),
+                (
+                    "decided_by",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="The org admin who approved or denied it; empty when the org pre-approved it.",
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="decided by",
+                    ),
+                ),
+                (
+                    "org",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="support_accesses",
+                        to="tenancy.organization",
+                        verbose_name="organization",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        help_text="The operator who asked for access and uses it.",
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="support_accesses",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="support person",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'support access',
-                'verbose_name_plural': 'support accesses',
-                'ordering': ['-requested_at', '-pk'],
-                'indexes': [models.Index(fields=['user', 'state', 'expires_at'], name='tenancy_support_user_idx'), models.Index(fields=['org', 'state', 'expires_at'], name='tenancy_support_org_idx')],
-                'constraints': [models.CheckConstraint(condition=models.Q(models.Q(('state', 'approved'), _negated=True), models.Q(('starts_at__isnull', False), ('expires_at__gt', models.F('starts_at'))), _connector='OR'), name='tenancy_supportaccess_approved_has_window'), models.CheckConstraint(condition=models.Q(('duration_minutes__gt', 0)), name='tenancy_supportaccess_duration_positive')],
+                "verbose_name": "support access",
+                "verbose_name_plural": "support accesses",
+                "ordering": ["-requested_at", "-pk"],
+                "indexes": [
+                    models.Index(fields=["user", "state", "expires_at"], name="tenancy_support_user_idx"),
+                    models.Index(fields=["org", "state", "expires_at"], name="tenancy_support_org_idx"),
+                ],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(("state", "approved"), _negated=True),
+                            models.Q(("starts_at__isnull", False), ("expires_at__gt", models.F("starts_at"))),
+                            _connector="OR",
+                        ),
+                        name="tenancy_supportaccess_approved_has_window",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("duration_minutes__gt", 0)),
+                        name="tenancy_supportaccess_duration_positive",
+                    ),
+                ],
             },
         ),
     ]

@@ -25,10 +25,10 @@ def main() -> int:
     from rest_framework.views import APIView
 
     from catalog.models import ComputeProfile, EnvironmentTemplate, ResourceGroup, TemplateVersion
-    from tenancy import services as tenancy_services
     from tenancy.models import Organization, Project, Quota
     from tenancy.roles import Role
-    from tests.factories import UserFactory, make_operator
+    from tests.factories import UserFactory, add_member, make_operator
+    from tests.support.support import grant_support
 
     rng = random.Random(7)
     started = time.perf_counter()
@@ -96,8 +96,10 @@ def main() -> int:
         batch_size=5000,
     )
     user = UserFactory(username="reader")
+    for org in orgs:  # the orgs have no admin: the operator acts as one through a support access
+        grant_support(operator=operator, org=org, level="admin")
     for project in projects[::50]:
-        tenancy_services.role_assign(actor=operator, user=user, role=Role.COLLABORATOR_RO, project=project)
+        add_member(admin=operator, user=user, role=Role.COLLABORATOR_RO, project=project)
     print(
         f"data: {len(projects)} projects, {len(profiles)} compute profiles, "
         f"{through.objects.count()} selected shares; built in {time.perf_counter() - started:.1f} s"

@@ -93,14 +93,14 @@ def setup_instance(cluster):
     from inventory import tasks as inventory_tasks
     from tenancy import services as tenancy_services
     from tenancy.roles import Role
-    from tests.factories import UserFactory, make_operator, make_org
+    from tests.factories import UserFactory, add_member, make_operator, make_org
     from tests.support.guardrails import ensure_runtime_class
 
     operator = make_operator(username="bench-op")
     org, _admin = make_org(operator=operator, name="bench")
     project = tenancy_services.project_create(actor=_admin, org=org, name="lab")
     owner = UserFactory(username="bench-owner")
-    tenancy_services.role_assign(actor=operator, user=owner, role=Role.WORKSPACE_ADMIN, project=project)
+    add_member(admin=_admin, user=owner, role=Role.WORKSPACE_ADMIN, project=project)
     registered = inventory_services.cluster_register(
         actor=operator, name="local", kubeconfig=Path(cluster.kubeconfig_path).read_text()
     )

@@ -63,7 +63,7 @@ def main() -> int:
     from paas.services import api_token_create
     from tenancy import services as tenancy_services
     from tenancy.roles import Role
-    from tests.factories import UserFactory, make_operator, make_org
+    from tests.factories import UserFactory, add_member, make_operator, make_org
     from tests.localkube import LocalCluster
     from tests.localkube.inventory import A100_40GB, NodeSpec
 
@@ -77,7 +77,7 @@ def main() -> int:
         org, admin = make_org(operator=operator, name="bench")
         project = tenancy_services.project_create(actor=admin, org=org, name="lab")
         owner = UserFactory(username="bench-owner")
-        tenancy_services.role_assign(actor=operator, user=owner, role=Role.WORKSPACE_ADMIN, project=project)
+        add_member(admin=admin, user=owner, role=Role.WORKSPACE_ADMIN, project=project)
         registered = inventory_services.cluster_register(
             actor=operator, name="local", kubeconfig=Path(cluster.kubeconfig_path).read_text()
         )

@@ -65,7 +65,7 @@ from tests.browser.helpers import (
     Worker,
     slug,
 )
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, add_member
 from tests.support import asgi_server, chromium
 from tests.support.asgi_server import AsgiServer
 
@@ -254,7 +254,7 @@ def accounts(transactional_db) -> Accounts:
     org, org_admin = make_org(operator=operator, name="browserco")
     project = services.project_create(actor=org_admin, org=org, name="team", display_name="Team")
     owner = UserFactory(username="browser-owner", email="owner@browserco.example.com")
-    services.role_assign(actor=operator, user=owner, role=Role.WORKSPACE_ADMIN, project=project)
+    add_member(admin=org_admin, user=owner, role=Role.WORKSPACE_ADMIN, project=project)
     return Accounts(operator=operator, org=org, org_admin=org_admin, project=project, owner=owner)
 
 

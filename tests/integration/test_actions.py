@@ -93,7 +93,7 @@ def test_stop_releases_gpus_then_start_takes_them_again(live, api):
     world, core, cluster = live["world"], live["core"], live["cluster"]
     admin = world.a.users["workspace_admin"]
     project = world.a.project
-    tenancy_services.quota_update(actor=world.operator, quota=project.quota, gpus=1)
+    tenancy_services.quota_update(actor=world.a.users["org_admin"], quota=project.quota, gpus=1)
     instance = launch_instance(live, "trainer")
     namespace = instance.namespace
     apps = k8s.AppsV1Api(live["core"].api_client)

@@ -16,7 +16,7 @@ from paas.audit import audit_verify
 from paas.errors import Conflict
 from tenancy import services as tenancy_services
 from tenancy.roles import Role
-from tests.factories import ONE_A100, UserFactory, make_operator, make_org, make_synced_cluster
+from tests.factories import ONE_A100, UserFactory, add_member, make_operator, make_org, make_synced_cluster
 
 MANIFESTS = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: info\ndata:\n  a: b\n"
 ACTIONS = [
@@ -31,7 +31,7 @@ def test_start_and_launches_race_for_the_last_gpu():
     org, admin = make_org(operator=operator, name="startrace")
     project = tenancy_services.project_create(actor=admin, org=org, name="lab")
     owner = UserFactory(username="startrace-owner")
-    tenancy_services.role_assign(actor=operator, user=owner, role=Role.WORKSPACE_ADMIN, project=project)
+    add_member(admin=admin, user=owner, role=Role.WORKSPACE_ADMIN, project=project)
     template = catalog_services.template_create(actor=admin, project=project, name="ns")
     version = catalog_services.template_version_create(
         actor=admin, template=template, version="v1", manifests=MANIFESTS, actions=ACTIONS

@@ -10,8 +10,8 @@ from instances.states import State
 from paas.errors import Conflict, ValidationFailed
 from tenancy import services as tenancy_services
 from tenancy.roles import Role
-from tests.factories import ONE_A100, UserFactory, make_synced_cluster
-from tests.support.roles import EVERYONE, user_for
+from tests.factories import ONE_A100, UserFactory, add_member, make_synced_cluster
+from tests.support.roles import WITH_SUPPORT, user_for
 
 MANIFESTS = """apiVersion: v1
 kind: ConfigMap
@@ -57,7 +57,7 @@ def setup(world):
     read-write collaborator there), with an instance ``collaborator``, and a ready service on it."""
     from catalog import services as catalog_services
 
-    operator, project = world.operator, world.a.project
+    org_admin, project = world.a.users["org_admin"], world.a.project
     make_synced_cluster(name="rules-c")
     admin, paas_admin = world.a.users["workspace_admin"], world.a.users["paas_admin_project"]
     template = catalog_services.template_create(actor=paas_admin, project=project, name="acts")
@@ -77,15 +77,13 @@ def setup(world):
         resource_groups=ONE_A100,
     )
     owner = UserFactory(username="rules-owner")
-    tenancy_services.role_assign(actor=operator, user=owner, role=Role.WORKSPACE_ADMIN, project=project)
+    add_member(admin=org_admin, user=owner, role=Role.WORKSPACE_ADMIN, project=project)
     instance = services.instance_launch(actor=owner, project=project, name="acts", profile=profile)
-    tenancy_services.role_assign(actor=operator, user=owner, role=Role.COLLABORATOR_RW, project=project)
+    tenancy_services.role_assign(actor=org_admin, user=owner, role=Role.COLLABORATOR_RW, project=project)
     assignment = owner.role_assignments.get(project=project, role=Role.WORKSPACE_ADMIN)
-    tenancy_services.role_revoke(actor=operator, assignment=assignment)
+    tenancy_services.role_revoke(actor=org_admin, assignment=assignment)
     collaborator = UserFactory(username="rules-collab")
-    tenancy_services.role_assign(
-        actor=operator, user=collaborator, role=Role.COLLABORATOR_RO, project=project
-    )
+    add_member(admin=org_admin, user=collaborator, role=Role.COLLABORATOR_RO, project=project)
     services.collaborator_add(actor=admin, instance=instance, email=collaborator.email)
     ComputeInstance.objects.filter(pk=instance.pk).update(state=State.READY)  # as if deployed
     instance.runs.update(outcome=Run.Outcome.SUCCEEDED)
@@ -125,17 +123,18 @@ def _who(world, setup, who):
     return setup[who] if who in ("owner", "collaborator") else user_for(world, who)
 
 
-# Compute instances: the owner, its collaborators, workspace admins (and operators); read-write and
-# read-only members see it and are refused (403); PaaS admins do not see workspace activity, nor does
-# another org (404).
-INSTANCE_ALLOWED = {"operator", "workspace_admin", "owner", "collaborator"}
+# Compute instances: the owner, its collaborators, workspace admins; read-write and read-only members
+# see it and are refused (403), as are org admins and an operator with a support access (read: sees;
+# admin: as an org admin); PaaS admins do not see workspace activity, nor does another org or an
+# operator without a support access (404).
+INSTANCE_ALLOWED = {"workspace_admin", "owner", "collaborator"}
 # Services: also the workspace's read-write collaborators.
 SERVICE_ALLOWED = INSTANCE_ALLOWED | {"collaborator_rw"}
-HIDDEN = {"paas_admin_org", "paas_admin_project", "outsider"}
+HIDDEN = {"paas_admin_org", "paas_admin_project", "outsider", "operator"}
 
 
 @pytest.mark.parametrize("target", ["instance", "service"])
-@pytest.mark.parametrize("who", [*EVERYONE, "owner", "collaborator"])
+@pytest.mark.parametrize("who", [*WITH_SUPPORT, "owner", "collaborator"])
 def test_role_matrix_for_actions(world, api, setup, who, target):
     obj = setup[target]
     path = "instances" if target == "instance" else "service-instances"
@@ -155,7 +154,7 @@ def test_role_matrix_for_actions(world, api, setup, who, target):
         )
         assert (run.service_id == obj.pk) if target == "service" else run.service_id is None
         assert type(obj).objects.get(pk=obj.pk).state == State.PROVISIONING
-    if who != "org_admin":
+    if who not in ("org_admin", "operator_admin"):
         assert listing.status_code != 200 or listing.json()["may_run"] == (who in allowed)
 
 
@@ -255,7 +254,7 @@ def test_a_failed_instance_can_be_started_without_taking_its_quota_twice(world, 
     """A stop that failed half-way leaves the instance failed (holding its quota in full) with its
     workloads possibly scaled down: start is its way back, with no second quota check."""
     instance, admin = setup["instance"], world.a.users["workspace_admin"]
-    tenancy_services.quota_update(actor=world.operator, quota=instance.project.quota, gpus=1)
+    tenancy_services.quota_update(actor=world.a.users["org_admin"], quota=instance.project.quota, gpus=1)
     ComputeInstance.objects.filter(pk=instance.pk).update(state=State.FAILED)
     run = actions.action_run(actor=admin, target=ComputeInstance.objects.get(pk=instance.pk), action="start")
     assert run.action == "start" and ComputeInstance.objects.get(pk=instance.pk).state == State.PROVISIONING
@@ -263,6 +262,6 @@ def test_a_failed_instance_can_be_started_without_taking_its_quota_twice(world, 
     run.outcome = Run.Outcome.SUCCEEDED
     run.save()
     ComputeInstance.objects.filter(pk=instance.pk).update(state=State.STOPPED)
-    tenancy_services.quota_update(actor=world.operator, quota=instance.project.quota, gpus=0)
+    tenancy_services.quota_update(actor=world.a.users["org_admin"], quota=instance.project.quota, gpus=0)
     with pytest.raises(Conflict, match="quota of 0 GPUs: 0 in use, this start needs 1"):
         actions.action_run(actor=admin, target=ComputeInstance.objects.get(pk=instance.pk), action="start")

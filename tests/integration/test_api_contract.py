@@ -37,7 +37,7 @@ def test_one_error_shape(world, api):
 
 
 def test_pagination_and_filters(world, api):
-    client = api.as_user(world.operator)
+    client = api.as_user(world.a.users["org_admin"])  # the operator sees inside no org
     page = client.get("/api/v1/projects/?page_size=2")
     body = page.json()
     assert len(body["results"]) == 2 and body["count"] > 2 and body["next"]

@@ -13,6 +13,7 @@ from paas.models import TokenScope
 from paas.services import api_token_create
 from tenancy.models import Organization
 from tests.support.billing import frozen_at, launch_at, move, priced_setup
+from tests.support.support import grant_support
 
 URL = "/api/v1/billing/usage/"
 NOV = {"start": "2026-11-01", "end": "2026-11-30"}  # the end date is inclusive: [Nov 1, Dec 1)
@@ -51,6 +52,10 @@ def billed(db):
     res = launch_at(owner=zeta_owner, project=zeta_lab, profile=zeta_profile, name="res", at=at(10, 12))
     move(res, "provisioning", "ready", at=at(10, 12, 0, 20))
     move(res, "provisioning", "stopped", at=at(11))
+    # The operator reads both orgs' rows through a read support access (without one: totals only, see
+    # test_operators_see_every_orgs_totals_and_rows_only_with_a_support_access).
+    for org in (acme_lab.org, zeta_lab.org):
+        grant_support(operator=operator, org=org, level="read")
     return {
         "operator": operator,
         "acme_admin": acme_admin,
@@ -368,3 +373,29 @@ def test_csv_streams_through_the_asgi_server(api, billed, kube_proxy):
     assert response.headers.get("Transfer-Encoding") == "chunked"  # streamed, no Content-Length
     body = b"".join(response.stream(1024)).decode()
     assert list(csv.DictReader(io.StringIO(body))) == expected
+
+
+def test_operators_see_every_orgs_totals_and_rows_only_with_a_support_access(api, billed):
+    """The provider bills orgs: an operator's totals count every org; its instances (rows), and any
+    total finer than an org's (by workspace or profile), only where a support access opens the org."""
+    from tenancy.support_models import SupportAccess
+
+    operator = billed["operator"]
+    client = api.as_user(operator)
+    with_support = client.get(URL, NOV).json()
+    SupportAccess.objects.filter(user=operator).delete()
+    client = api.as_user(operator)
+    body = client.get(URL, NOV).json()
+    assert body["results"] == [] and body["totals"] == with_support["totals"]
+    by_org = client.get(URL, {**NOV, "org": billed["zeta"].pk}).json()
+    assert by_org["results"] == [] and by_org["totals"][0]["reserved"]["instances"] == 1
+    assert by_org["totals"][0]["on_demand"]["instances"] == 0
+    finer = client.get(URL, {**NOV, "profile": "one-gpu"}).json()
+    assert finer["results"] == [] and finer["totals"] == []
+    assert client.get(URL, {**NOV, "project": billed["acme_lab"].pk}).status_code == 400  # unseen
+
+    grant_support(operator=operator, org=billed["acme"], level="read")
+    client = api.as_user(operator)
+    body = client.get(URL, NOV).json()
+    assert sorted(r["instance"]["name"] for r in body["results"]) == ["dev", "train"]
+    assert body["totals"] == with_support["totals"]  # every org's, still

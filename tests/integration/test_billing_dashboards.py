@@ -25,6 +25,7 @@ from tests.support.billing import OCTOBER as OCT
 from tests.support.billing import dashboard_history
 from tests.support.billing import october as t
 from tests.support.pools import make_standby
+from tests.support.support import grant_support
 
 UTC = dt.UTC
 URL = "/api/v1/billing/costs/"
@@ -32,7 +33,12 @@ URL = "/api/v1/billing/costs/"
 
 @pytest.fixture
 def history(db):
-    return dashboard_history()
+    """The generated history; the operator reads both orgs' detail through read support accesses
+    (without them: test_operators_see_every_orgs_totals_and_the_detail_only_with_a_support_access)."""
+    made = dashboard_history()
+    for side in ("a", "b"):
+        grant_support(operator=made["operator"], org=made[side]["org"], level="read")
+    return made
 
 
 def expected(meters, start=OCT, end=NOV) -> dict:
@@ -362,3 +368,29 @@ def test_gpu_hours_beside_idle_gpu_hours_from_a_real_prometheus(prometheus, api)
     assert Decimal(line["idle_gpu_hours"]) == (Decimal(round(running * 0.75)) / 3600).quantize(
         Decimal("0.000001")
     )
+
+
+@pytest.mark.django_db
+def test_operators_see_every_orgs_totals_and_the_detail_only_with_a_support_access(history, api):
+    """The provider bills orgs: grouped by org, cluster or GPU model an operator's figures count every
+    org; by workspace, user or profile (or filtered by workspace or profile) only the orgs a support
+    access opens."""
+    from tenancy.support_models import SupportAccess
+
+    op, a = history["operator"], history["a"]
+    everything = expected(Meter.objects.all())
+    SupportAccess.objects.filter(user=op).delete()
+    for group_by in ("org", "cluster", "gpu_model"):
+        data = get(api, op, group_by=group_by, bucket="month").json()
+        assert Decimal(data["totals"]["costs"]["USD"]) == everything["cost"], group_by
+    for group_by in ("project", "user", "profile"):
+        data = get(api, op, group_by=group_by, bucket="month").json()
+        assert data["groups"] == [] and data["totals"]["costs"] == {}, group_by
+    filtered = get(api, op, group_by="org", project=a["project"].pk).json()
+    assert filtered["groups"] == []
+
+    grant_support(operator=op, org=a["org"], level="read")
+    data = get(api, op, group_by="project", bucket="month").json()
+    assert [g["key"] for g in data["groups"]] == [str(a["project"].pk)]
+    assert Decimal(data["totals"]["costs"]["USD"]) == expected(Meter.objects.filter(org=a["org"]))["cost"]
+    assert Decimal(get(api, op, group_by="org").json()["totals"]["costs"]["USD"]) == everything["cost"]

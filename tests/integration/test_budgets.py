@@ -43,13 +43,13 @@ def alerts_in(message) -> str:
 
 @pytest.mark.django_db
 def test_alerts_fire_once_at_each_threshold_and_again_next_month(django_capture_on_commit_callbacks):
-    operator, admin, project, owner, profile, _cluster = priced_setup("bud1")
+    _operator, admin, project, owner, profile, _cluster = priced_setup("bud1")
     admin.email = "admin@bud1.example"
     admin.save()
     owner.email = "owner@bud1.example"
     owner.save()
     org_budget = budgets.budget_set(actor=admin, org=project.org, amount="10", currency="USD")
-    ws_budget = budgets.budget_set(actor=operator, org=project.org, project=project, amount="100.00")
+    ws_budget = budgets.budget_set(actor=admin, org=project.org, project=project, amount="100.00")
     running(owner, project, profile, "dev", NOV)
 
     assert check(NOV + HOUR, django_capture_on_commit_callbacks) == 0  # 2.50 of 10: 25 %

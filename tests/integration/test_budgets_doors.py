@@ -10,6 +10,7 @@ from billing import budgets
 from billing.models import Budget, BudgetAlert
 from paas.models import AuditEvent
 from tests.support.billing import frozen_at, launch_at, move, priced_setup
+from tests.support.support import grant_support
 
 URL = "/api/v1/billing/budgets/"
 NOV = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
@@ -37,7 +38,14 @@ def ids(answer) -> set[int]:
 @pytest.mark.django_db
 def test_who_sees_which_budgets(world, api, a_budgets):
     every = {b.pk for b in a_budgets.values()}
-    assert ids(api.as_user(world.operator).get(URL)) >= every
+    # The operator: a budget is the org's own rule, seen through a support access only (and then
+    # that org's alone), set only with an administrative one.
+    assert ids(api.as_user(world.operator).get(URL)) == set()
+    assert api.as_user(world.operator).get(f"{URL}{a_budgets['org'].pk}/").status_code == 404
+    grant_support(operator=world.operator, org=world.a.org, level="read")
+    assert ids(api.as_user(world.operator).get(URL)) == every
+    refused = api.as_user(world.operator).patch(f"{URL}{a_budgets['org'].pk}/", {"amount": "1"})
+    assert refused.status_code == 403
     assert ids(api.as_user(world.a.users["org_admin"]).get(URL)) == every
     # workspace members: their workspace's budget and the org's, not another workspace's
     for role in ("workspace_admin", "collaborator_rw", "collaborator_ro"):
@@ -145,7 +153,10 @@ def test_a_workspace_of_another_org_is_a_field_error(world, api, a_budgets):
     assert answer.json()["error"]["fields"]["project"] == ["A workspace of this organization."]
     answer = client.patch(f"{URL}{a_budgets['org'].pk}/", {"amount": "0"})
     assert answer.status_code == 400 and answer.json()["error"]["fields"]["amount"] == ["More than zero."]
-    # the operator too: a workspace must be of the budget's org
+    # the operator too (an administrative support access to both orgs): a workspace must be of the
+    # budget's org
+    grant_support(operator=world.operator, org=world.a.org, level="admin")
+    grant_support(operator=world.operator, org=world.b.org, level="admin")
     answer = api.as_user(world.operator).post(
         URL, {"org": world.b.org.pk, "project": world.a.project.pk, "amount": "10"}
     )

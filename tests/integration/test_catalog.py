@@ -7,6 +7,7 @@ from catalog import selectors, services
 from catalog.models import ComputeProfile, EnvironmentTemplate, ServiceProfile, SystemSharing
 from paas.errors import Forbidden, ValidationFailed
 from tenancy.roles import Role
+from tests.support.support import grant_support
 
 MANIFESTS = """apiVersion: v1
 kind: ConfigMap
@@ -133,7 +134,10 @@ def test_inherited_profiles_are_read_only(cat, world, api):
     spare_admin = world.a.users["collaborator_ro"]
     services_role = __import__("tenancy.services", fromlist=["role_assign"])
     services_role.role_assign(
-        actor=world.operator, user=spare_admin, role=Role.PAAS_ADMIN, project=world.a.spare_project
+        actor=world.a.users["org_admin"],
+        user=spare_admin,
+        role=Role.PAAS_ADMIN,
+        project=world.a.spare_project,
     )
     services.item_share(actor=cat["admin"], item=cat["compute"], sharing="all")
     client = api.as_user(spare_admin)
@@ -232,6 +236,9 @@ def test_sharing_never_crosses_orgs(cat, world, api):
         format="json",
     )
     assert response.status_code == 400  # B's project does not exist for A's admin
+    # Nor can an operator acting as both orgs' admin (administrative support accesses) cross them.
+    grant_support(operator=world.operator, org=world.a.org, level="admin")
+    grant_support(operator=world.operator, org=world.b.org, level="admin")
     with pytest.raises(ValidationFailed, match="never crosses"):
         services.item_share(
             actor=world.operator, item=cat["compute"], sharing="selected", projects=[world.b.project]

@@ -6,9 +6,12 @@ from paas.models import AuditEvent
 from tenancy import services
 from tenancy.models import IdpGroupMapping, RoleAssignment
 from tenancy.roles import Role
-from tests.support.roles import EVERYONE, user_for
+from tests.support.roles import WITH_SUPPORT, user_for
+from tests.support.support import grant_support
 
-MANAGERS = {"operator", "org_admin"}
+# An org's admins (and an operator with an administrative support access to it); never the operator
+# otherwise: mappings are inside the org.
+MANAGERS = {"org_admin", "operator_admin"}
 
 
 @pytest.fixture
@@ -30,16 +33,21 @@ def mappings(world):
 # --- API --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("who", EVERYONE)
+@pytest.mark.parametrize("who", WITH_SUPPORT)
 def test_api_list_shows_only_the_mappings_of_administered_orgs(world, api, mappings, who):
     response = api.as_user(user_for(world, who)).get("/api/v1/idp-group-mappings/")
     assert response.status_code == 200
     groups = {row["group"] for row in response.json()["results"]}
-    expected = {"operator": {"a-team", "b-team"}, "org_admin": {"a-team"}, "outsider": {"b-team"}}
+    expected = {
+        "org_admin": {"a-team"},
+        "outsider": {"b-team"},
+        "operator_read": {"a-team"},
+        "operator_admin": {"a-team"},
+    }
     assert groups == expected.get(who, set()), who
 
 
-@pytest.mark.parametrize("who", EVERYONE)
+@pytest.mark.parametrize("who", WITH_SUPPORT)
 def test_api_create_role_matrix(world, api, who):
     before = AuditEvent.objects.count()
     response = api.as_user(user_for(world, who)).post(
@@ -70,7 +78,7 @@ def test_api_create_role_matrix(world, api, who):
         assert created is None and AuditEvent.objects.count() == before
 
 
-@pytest.mark.parametrize("who", EVERYONE)
+@pytest.mark.parametrize("who", WITH_SUPPORT)
 def test_api_delete_role_matrix(world, api, mappings, who):
     mapping_a = mappings[0]
     response = api.as_user(user_for(world, who)).delete(f"/api/v1/idp-group-mappings/{mapping_a.pk}/")
@@ -78,6 +86,8 @@ def test_api_delete_role_matrix(world, api, mappings, who):
     if who in MANAGERS:
         assert response.status_code == 204 and not exists
         assert AuditEvent.objects.filter(action="idp_mapping.delete", target_id=str(mapping_a.pk)).exists()
+    elif who == "operator_read":  # sees it, may not change it
+        assert response.status_code == 403 and exists
     else:
         assert response.status_code == 404, (who, response.status_code)  # not visible: like a missing one
         assert exists
@@ -116,6 +126,8 @@ def test_api_validation_messages(world, api):
 def test_service_refuses_a_project_of_another_org_even_for_operators(world):
     from paas.errors import ValidationFailed
 
+    grant_support(operator=world.operator, org=world.a.org, level="admin")
+    grant_support(operator=world.operator, org=world.b.org, level="admin")
     with pytest.raises(ValidationFailed) as refused:
         services.idp_mapping_create(
             actor=world.operator,
@@ -209,10 +221,13 @@ def test_studio_org_admin_sees_and_manages_only_their_orgs_mappings(world, clien
     assert deleted.status_code == 302 and not IdpGroupMapping.objects.filter(pk=mapping_a.pk).exists()
 
 
-def test_studio_operator_sees_every_mapping(world, client, mappings):
+def test_studio_operator_sees_a_mapping_only_through_a_support_access(world, client, mappings):
     client.force_login(world.operator)
     listing = client.get("/studio/tenancy/idpgroupmapping/").content.decode()
-    assert "a-team" in listing and "b-team" in listing
+    assert "a-team" not in listing and "b-team" not in listing
+    grant_support(operator=world.operator, org=world.a.org, level="read")
+    listing = client.get("/studio/tenancy/idpgroupmapping/").content.decode()
+    assert "a-team" in listing and "b-team" not in listing
 
 
 @pytest.mark.parametrize("who", ["paas_admin_org", "paas_admin_project"])

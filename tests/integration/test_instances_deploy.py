@@ -291,13 +291,13 @@ def test_killing_the_worker_mid_deploy_then_restarting_ends_ready(kube_cluster, 
 
     from tenancy import services as tenancy_services
     from tenancy.roles import Role
-    from tests.factories import UserFactory, make_operator, make_org, make_profile
+    from tests.factories import UserFactory, add_member, make_operator, make_org, make_profile
 
     operator = make_operator(username="killer-op")
     org, admin = make_org(operator=operator, name="killers")
     project = tenancy_services.project_create(actor=admin, org=org, name="lab")
     owner = UserFactory(username="killer-owner")
-    tenancy_services.role_assign(actor=operator, user=owner, role=Role.WORKSPACE_ADMIN, project=project)
+    add_member(admin=admin, user=owner, role=Role.WORKSPACE_ADMIN, project=project)
     registered = inventory_services.cluster_register(
         actor=operator, name="local-kill", kubeconfig=Path(kube_cluster.kubeconfig_path).read_text()
     )

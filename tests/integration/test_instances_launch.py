@@ -13,7 +13,15 @@ from paas.audit import audit_verify
 from paas.errors import Conflict, ValidationFailed
 from tenancy import services as tenancy_services
 from tenancy.roles import Role
-from tests.factories import ONE_A100, UserFactory, make_operator, make_org, make_profile, make_synced_cluster
+from tests.factories import (
+    ONE_A100,
+    UserFactory,
+    add_member,
+    make_operator,
+    make_org,
+    make_profile,
+    make_synced_cluster,
+)
 
 MANIFESTS = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ instance.name }}-info\ndata:\n  a: b\n"
 
@@ -23,7 +31,7 @@ def _setup(name: str):
     org, admin = make_org(operator=operator, name=name)
     project = tenancy_services.project_create(actor=admin, org=org, name="lab")
     owner = UserFactory(username=f"{name}-owner")
-    tenancy_services.role_assign(actor=operator, user=owner, role=Role.WORKSPACE_ADMIN, project=project)
+    add_member(admin=admin, user=owner, role=Role.WORKSPACE_ADMIN, project=project)
     profile = make_profile(
         actor=admin,
         project=project,
@@ -100,7 +108,7 @@ def test_launch_snapshots_places_and_explains_refusals():
         and "needs 1 nvidia.com/gpu of A100-SXM4-40GB, 0 free" in full.value.message
     )
     reader = UserFactory(username="launch-reader")
-    tenancy_services.role_assign(actor=operator, user=reader, role=Role.COLLABORATOR_RO, project=project)
+    add_member(admin=admin, user=reader, role=Role.COLLABORATOR_RO, project=project)
     from paas.errors import Forbidden
 
     with pytest.raises(Forbidden):

@@ -11,7 +11,7 @@ from instances.models import ComputeInstance, Run
 from paas.models import AuditEvent
 from tenancy import services as tenancy_services
 from tenancy.roles import Role
-from tests.factories import ONE_A100, PASSWORD, make_profile, make_synced_cluster
+from tests.factories import ONE_A100, PASSWORD, UserFactory, add_member, make_profile, make_synced_cluster
 from tests.support.instances import launch
 
 MANIFESTS = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ instance.name }}-info\ndata:\n  a: b\n"
@@ -155,7 +155,11 @@ def test_read_only_members_cannot_launch_and_the_server_refuses(lab, client):
 def test_list_filters(lab, client):
     world, profile = lab
     launch(world, profile, "alpha")
-    beta = launch(world, profile, "beta", actor=world.operator)
+    other = UserFactory(username="portal-other-admin")  # another workspace admin launches beta
+    add_member(
+        admin=world.a.users["org_admin"], user=other, role=Role.WORKSPACE_ADMIN, project=world.a.project
+    )
+    beta = launch(world, profile, "beta", actor=other)
     beta.state = "ready"
     beta.save(update_fields=["state"])
     c = _client(client, world.a.users["workspace_admin"])

@@ -334,7 +334,9 @@ def test_who_may_launch(hub, client, jupyter):
 # everything and may do nothing.
 ROLE_MATRIX = {
     # role: (service delete page, instance action)
-    "operator": (200, "allowed"),
+    "operator": (404, 404),  # sees inside no org without a support access
+    "operator_read": (403, 403),  # sees, may do nothing
+    "operator_admin": (403, 403),  # as an org admin
     "org_admin": (403, 403),  # sees every workspace of the org, works in none
     "paas_admin_org": (404, 404),
     "paas_admin_project": (404, 404),

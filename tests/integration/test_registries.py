@@ -26,6 +26,7 @@ from catalog import registries, registry_check, registry_tasks
 from catalog.models import ContainerRegistry
 from catalog.signals import registry_changed
 from instances import pull_secrets
+from paas import authz
 from paas.errors import Forbidden, ValidationFailed
 from paas.models import AuditEvent
 from tests.support.canary import CANARY
@@ -37,6 +38,7 @@ from tests.support.integration_servers import (
 )
 from tests.support.loopback_http import BackgroundHTTPServer, LoopbackHandler
 from tests.support.registry import free_port
+from tests.support.support import grant_support
 
 pytestmark = pytest.mark.django_db
 
@@ -374,6 +376,9 @@ def test_who_sees_which_registry(world):
     def names(user):
         return {r.name for r in registry_selectors.registry_list_for(user)}
 
+    assert names(world.operator) == {"sys"}  # an org's only through a support access
+    grant_support(operator=world.operator, org=a.org, level="read")
+    authz.forget(world.operator)
     assert names(world.operator) == {"own", "spare-only", "sys"}
     assert names(a.users["org_admin"]) == {"own", "spare-only"}
     assert names(a.users["collaborator_ro"]) == {"own"}  # visible in 'team', read-only

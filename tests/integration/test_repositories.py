@@ -17,6 +17,7 @@ from catalog.integration_selectors import (
 )
 from catalog.models import CatalogApplication, Repository
 from inventory import services as inventory_services
+from paas import authz
 from paas.audit import AuditEvent
 from paas.errors import Forbidden, NotFound, ValidationFailed
 from tests.support.integration_servers import (
@@ -27,6 +28,7 @@ from tests.support.integration_servers import (
     REGISTRY_PULLER,
     REGISTRY_PULLER_PASSWORD,
 )
+from tests.support.support import grant_support
 
 pytestmark = pytest.mark.django_db
 
@@ -56,7 +58,9 @@ def example_resolves(monkeypatch):
 @pytest.mark.parametrize(
     ("who", "allowed"),
     [
-        ("operator", True),
+        ("operator", False),  # not inside an org without a support access
+        ("operator_read", False),
+        ("operator_admin", True),
         ("org_admin", True),
         ("paas_admin_project", True),
         ("workspace_admin", True),
@@ -105,9 +109,13 @@ def test_org_and_system_scopes_and_what_each_user_sees(world, example_resolves):
     assert set(repository_list_for(member)) == {team_repo, org_repo, system_repo}
     assert set(repositories_for_project(a.spare_project)) == {org_repo, system_repo}
     assert set(repositories_for_project(b.project)) == {b_repo}
-    # the org admin sees every repository of the org; the operator everything
+    # the org admin sees every repository of the org; the operator the system's, and an org's only
+    # through a support access
     assert set(repository_list_for(a.users["org_admin"])) == {team_repo, org_repo, system_repo}
-    assert set(repository_list_for(world.operator)) == {team_repo, org_repo, system_repo, b_repo}
+    assert set(repository_list_for(world.operator)) == {system_repo}
+    grant_support(operator=world.operator, org=b.org, level="read")
+    authz.forget(world.operator)
+    assert set(repository_list_for(world.operator)) == {system_repo, b_repo}
     # another org's member: the repository looks missing, and cannot be changed or checked
     outsider = b.users["org_admin"]
     assert team_repo not in repository_list_for(outsider)

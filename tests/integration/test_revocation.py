@@ -33,7 +33,7 @@ from paas.models import AuditEvent
 from tenancy import services
 from tenancy.models import RoleAssignment
 from tenancy.roles import Role
-from tests.factories import UserFactory
+from tests.factories import UserFactory, add_member
 from tests.support.instances import launch_instance
 from tests.support.wait import wait_for
 
@@ -150,7 +150,7 @@ def _member(world, username: str, *roles):
     user = UserFactory(username=username)
     for role, scope in roles:
         where = {"org": scope} if scope == world.a.org else {"project": scope}
-        services.role_assign(actor=world.operator, user=user, role=role, **where)
+        add_member(admin=world.a.users["org_admin"], user=user, role=role, **where)
     return user
 
 

@@ -20,7 +20,7 @@ from paas.models import AuditEvent
 from tenancy import services
 from tenancy.models import Invitation, RoleAssignment
 from tenancy.roles import Role
-from tests.factories import UserFactory
+from tests.factories import UserFactory, add_member
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +29,7 @@ CHANGELIST = "/studio/tenancy/roleassignment/"
 
 def _member(world, username: str, role=Role.COLLABORATOR_RW, project=None):
     user = UserFactory(username=username)
-    services.role_assign(actor=world.operator, user=user, role=role, project=project or world.a.project)
+    add_member(admin=world.a.users["org_admin"], user=user, role=role, project=project or world.a.project)
     return user
 
 
@@ -46,7 +46,10 @@ def _remove_action(client, assignments, **extra):
 def test_studio_remove_from_org_asks_first_then_removes_every_role(world, client):
     leaver = _member(world, "edge-leaver")
     services.role_assign(
-        actor=world.operator, user=leaver, role=Role.WORKSPACE_ADMIN, project=world.a.spare_project
+        actor=world.a.users["org_admin"],
+        user=leaver,
+        role=Role.WORKSPACE_ADMIN,
+        project=world.a.spare_project,
     )
     selected = RoleAssignment.objects.filter(user=leaver, project=world.a.project)
     before = RoleAssignment.objects.filter(user=leaver, org=world.a.org).count()
@@ -99,7 +102,7 @@ def test_removal_revokes_the_invitations_addressed_to_them_in_that_org(world):
     # While an outsider, they were invited to an instance (a pending collaborator invitation) by an org
     # admin who also works in the workspace...
     services.role_assign(
-        actor=world.operator, user=org_admin, role=Role.WORKSPACE_ADMIN, project=world.a.project
+        actor=world.a.users["org_admin"], user=org_admin, role=Role.WORKSPACE_ADMIN, project=world.a.project
     )
     instance = ComputeInstance.objects.create(
         org=world.a.org, project=world.a.project, name="edge-inst", owner=world.a.users["workspace_admin"]
@@ -107,11 +110,10 @@ def test_removal_revokes_the_invitations_addressed_to_them_in_that_org(world):
     assert instance_services.collaborator_add(actor=org_admin, instance=instance, email=person.email) is None
     riding = Invitation.objects.get(email=person.email, org=world.a.org)
     assert CollaboratorInvitation.objects.filter(invitation=riding, instance=instance).exists()
-    # ...and then joined by another way; another workspace invitation is still pending, and so is one
-    # from org B (which their removal from org A must not touch).
-    services.role_assign(
-        actor=world.operator, user=person, role=Role.COLLABORATOR_RW, project=world.a.project
-    )
+    # ...and then joined by another way (an invitation to the workspace, accepted); another workspace
+    # invitation is still pending, and so is one from org B (which their removal from org A must not
+    # touch).
+    joined = add_member(admin=org_admin, user=person, role=Role.COLLABORATOR_RW, project=world.a.project)
     _other, token = services.invitation_create(
         actor=org_admin,
         org=world.a.org,
@@ -129,7 +131,7 @@ def test_removal_revokes_the_invitations_addressed_to_them_in_that_org(world):
 
     services.member_remove(actor=org_admin, org=world.a.org, user=person)
 
-    for invitation in Invitation.objects.filter(email=person.email, org=world.a.org):
+    for invitation in Invitation.objects.filter(email=person.email, org=world.a.org).exclude(pk=joined.pk):
         assert invitation.status == "revoked", invitation
     assert not CollaboratorInvitation.objects.filter(invitation=riding).exists()
     elsewhere.refresh_from_db()
@@ -230,7 +232,9 @@ def test_a_deactivated_orgs_members_are_told_and_no_one_else_learns_anything(wor
 
 def test_a_member_of_another_active_org_lands_there(world, client):
     both = world.a.users["collaborator_ro"]
-    services.role_assign(actor=world.operator, user=both, role=Role.COLLABORATOR_RO, project=world.b.project)
+    add_member(
+        admin=world.b.users["org_admin"], user=both, role=Role.COLLABORATOR_RO, project=world.b.project
+    )
     services.org_update(actor=world.operator, org=world.a.org, is_active=False)
     client.force_login(both)
     response = client.get("/")

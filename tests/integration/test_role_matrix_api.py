@@ -1,19 +1,33 @@
 """The role matrix through the API: every role of DESIGN against every tenancy action.
 
 Each row says which roles may do the action on tenant A; everyone else must be refused with 403
-(they can see the object but not act) or 404 (they cannot see it). The operator may do everything.
+(they can see the object but not act) or 404 (they cannot see it). The operator runs organizations
+(create, rename, set their quotas, invite their admins, the system catalog) and sees nothing inside
+one, like any non-member, unless they hold a support access to it: read-only (``operator_read``: they
+see what members see, change nothing) or administrative (``operator_admin``: as an org admin).
 """
 
 import pytest
 
 from paas.models import AuditEvent
-from tests.support.roles import EVERYONE, user_for
+from tests.support.roles import OPERATORS, WITH_SUPPORT, user_for
+from tests.support.support import grant_support
 
-ALL = set(EVERYONE)
-MEMBERS = ALL - {"outsider"}
+ALL = set(WITH_SUPPORT)
+# Who sees inside org A: its members and an operator holding a support access to it.
+MEMBERS = ALL - {"outsider", "operator"}
+# Who administers org A: its admins and an operator holding an administrative support access.
+ADMINS = {"org_admin", "operator_admin"}
 # Who works in workspace A (issue 11 part 7): a PaaS admin, org- or project-scoped, manages its
 # profiles and templates but no longer sees its activity or usage (before, viewing the project did).
-WORKERS = {"operator", "org_admin", "workspace_admin", "collaborator_rw", "collaborator_ro"}
+WORKERS = {
+    "org_admin",
+    "workspace_admin",
+    "collaborator_rw",
+    "collaborator_ro",
+    "operator_read",
+    "operator_admin",
+}
 
 
 def _org_view(api, w):
@@ -100,7 +114,7 @@ def _audit_view(api, w):
     return api.get(f"/api/v1/audit-events/{event.pk}/")
 
 
-CATALOG_MANAGERS = {"operator", "org_admin", "paas_admin_org", "paas_admin_project"}
+CATALOG_MANAGERS = {"org_admin", "paas_admin_org", "paas_admin_project", "operator_admin"}
 CONFIGMAP_FILES = {"cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\n"}
 
 
@@ -152,21 +166,22 @@ def _repository_create(api, w):
 
 
 MATRIX = [
-    ("org.view", _org_view, MEMBERS),
-    ("org.update", _org_update, {"operator", "org_admin"}),
-    ("org.create", _org_create, {"operator"}),
+    # The org itself and its quota are the operators' (with or without a support access).
+    ("org.view", _org_view, MEMBERS | OPERATORS),
+    ("org.update", _org_update, OPERATORS | {"org_admin"}),
+    ("org.create", _org_create, OPERATORS),
     ("project.view", _project_view, MEMBERS),
-    ("project.create", _project_create, {"operator", "org_admin"}),
-    ("project.update", _project_update, {"operator", "org_admin"}),
-    ("project.delete", _project_delete, {"operator", "org_admin"}),
-    ("role.assign", _role_assign, {"operator", "org_admin"}),
-    ("role.revoke", _role_revoke, {"operator", "org_admin"}),
-    ("invitation.create", _invite, {"operator", "org_admin"}),
+    ("project.create", _project_create, ADMINS),
+    ("project.update", _project_update, ADMINS),
+    ("project.delete", _project_delete, ADMINS),
+    ("role.assign", _role_assign, ADMINS),
+    ("role.revoke", _role_revoke, ADMINS),
+    ("invitation.create", _invite, ADMINS),
     ("quota.view_project", _quota_view_project, MEMBERS),
-    ("quota.update_project", _quota_update_project, {"operator", "org_admin"}),
-    ("quota.view_org", _quota_view_org, {"operator", "org_admin", "paas_admin_org"}),
-    ("quota.update_org", _quota_update_org, {"operator"}),
-    ("audit.view", _audit_view, {"operator", "org_admin"}),
+    ("quota.update_project", _quota_update_project, ADMINS),
+    ("quota.view_org", _quota_view_org, OPERATORS | {"org_admin", "paas_admin_org"}),
+    ("quota.update_org", _quota_update_org, OPERATORS),
+    ("audit.view", _audit_view, {"org_admin", "operator_read", "operator_admin"}),
     ("project.activity", _project_activity, WORKERS),
     ("project.summary", _project_summary, WORKERS),
     (
@@ -177,9 +192,9 @@ MATRIX = [
     (
         "app_catalog.create_org",
         lambda api, w: _app_catalog_create(api, w, org=w.a.org.pk),
-        {"operator", "org_admin", "paas_admin_org"},
+        {"org_admin", "paas_admin_org", "operator_admin"},
     ),
-    ("app_catalog.create_system", _app_catalog_create, {"operator"}),
+    ("app_catalog.create_system", _app_catalog_create, OPERATORS),
     ("app_catalog.view", _app_catalog_view, MEMBERS),
     ("app_catalog.update", _app_catalog_update, CATALOG_MANAGERS),
     # Registries: admins only (what is delivered, tenants can read). Repositories: also the workspace's
@@ -231,10 +246,38 @@ def test_project_list_shows_exactly_what_each_role_may_see(world, api):
         assert names == expected_names | personal, who
 
 
+def _audit_orgs(api, user) -> set:
+    return {e["org"] for e in api.as_user(user).get("/api/v1/audit-events/?page_size=500").json()["results"]}
+
+
 def test_audit_list_is_org_scoped(world, api):
     admin_a = world.a.users["org_admin"]
     events = api.as_user(admin_a).get("/api/v1/audit-events/?page_size=500").json()["results"]
     assert events and {e["org"] for e in events} == {world.a.org.pk}
     assert api.as_user(world.a.users["workspace_admin"]).get("/api/v1/audit-events/").json()["count"] == 0
-    every = api.as_user(world.operator).get("/api/v1/audit-events/?page_size=500").json()
-    assert {world.a.org.pk, world.b.org.pk} <= {e["org"] for e in every["results"]}
+    # The operator: the platform's events (in no org: the orgs' creation, the operator appointed), not
+    # a tenant's trail; with a support access, that org's too, and no other's.
+    assert _audit_orgs(api, world.operator) == {None}
+    grant_support(operator=world.operator, org=world.a.org, level="read")
+    assert _audit_orgs(api, world.operator) == {None, world.a.org.pk}
+
+
+def test_lists_show_the_operator_nothing_inside_an_org_without_support(world, api):
+    """Not only one object by id: the lists of org A's insides are empty for the operator until a
+    support access opens them, and then show A's rows and none of B's."""
+    lists = {
+        "/api/v1/projects/": "org",
+        "/api/v1/role-assignments/": "org",
+        "/api/v1/invitations/": "org",
+    }
+    operator = world.operator
+    for url, org_field in lists.items():
+        rows = api.as_user(operator).get(url + "?page_size=500").json()["results"]
+        assert not [r for r in rows if r.get(org_field) is not None and r.get("role") != "org_admin"], url
+    grant_support(operator=operator, org=world.a.org, level="read")
+    for url, org_field in lists.items():
+        rows = api.as_user(operator).get(url + "?page_size=500").json()["results"]
+        orgs = {r.get(org_field) for r in rows if r.get("role") != "org_admin"} - {None}
+        assert orgs <= {world.a.org.pk}, url
+    projects = api.as_user(operator).get("/api/v1/projects/?page_size=500").json()["results"]
+    assert {p["org"] for p in projects} == {world.a.org.pk}

@@ -1,12 +1,24 @@
-"""The role matrix through the PaaS Studio (the Django admin): what each role sees and may do."""
+"""The role matrix through the PaaS Studio (the Django admin): what each role sees and may do.
+
+The operator runs organizations (create, rename, quotas, their admins' invitations), the platform's
+pages (warm pools, the queues) and the system catalog; inside org A they act only with a support
+access: ``operator_read`` sees and changes nothing, ``operator_admin`` acts as an org admin."""
 
 import pytest
 
 from paas.models import AuditEvent
 from tenancy.models import Project, RoleAssignment
-from tests.support.roles import user_for
+from tests.support.roles import OPERATORS, user_for
 
-STUDIO_ROLES = {"operator", "org_admin", "paas_admin_org", "paas_admin_project"}
+STUDIO_ROLES = {
+    "operator",
+    "org_admin",
+    "paas_admin_org",
+    "paas_admin_project",
+    "operator_read",
+    "operator_admin",
+}
+ADMINS = {"org_admin", "operator_admin"}
 NOT_STUDIO = ["workspace_admin", "collaborator_rw", "collaborator_ro"]
 
 
@@ -30,36 +42,39 @@ def test_studio_index_lists_only_allowed_sections(world, client, who):
     _login(client, world, who)
     page = client.get("/studio/").content.decode()
     assert "PaaS Studio" in page
-    assert ("/studio/django_q/" in page) == (who == "operator"), "only operators see the worker queues"
-    assert ("/studio/paas/auditevent/" in page) == (who in {"operator", "org_admin"})
+    assert ("/studio/django_q/" in page) == (who in OPERATORS), "only operators see the worker queues"
+    # Operators: the platform's events (and a support org's); org admins their org's.
+    assert ("/studio/paas/auditevent/" in page) == (who in OPERATORS | {"org_admin"})
 
 
 EXPECTED = {
     # (page, method) -> roles allowed
-    "org_add_page": {"operator"},
-    "org_change_post": {"operator", "org_admin"},
-    "project_add_post": {"operator", "org_admin"},
-    "project_change_post": {"operator", "org_admin"},
-    "project_delete_post": {"operator", "org_admin"},
-    "role_add_post": {"operator", "org_admin"},
-    "role_delete_post": {"operator", "org_admin"},
-    "invitation_add_post": {"operator", "org_admin"},
-    "org_quota_post": {"operator"},
-    "project_quota_post": {"operator", "org_admin"},
+    "org_add_page": OPERATORS,
+    "org_change_post": OPERATORS | {"org_admin"},
+    "project_add_post": ADMINS,
+    "project_change_post": ADMINS,
+    "project_delete_post": ADMINS,
+    "role_add_post": ADMINS,
+    "role_delete_post": ADMINS,
+    # An org admin's invitation: operators send those (onboarding), not other roles'.
+    "invitation_add_post": OPERATORS | {"org_admin"},
+    "invitation_member_post": ADMINS,
+    "org_quota_post": OPERATORS,
+    "project_quota_post": ADMINS,
     # A PaaS admin sees profiles and templates only (issue 11 part 7): the audit list was an empty 200.
-    "audit_list_page": {"operator", "org_admin"},
-    "instance_list_page": {"operator", "org_admin"},
+    "audit_list_page": OPERATORS | {"org_admin"},
+    "instance_list_page": OPERATORS | {"org_admin"},
     # Warm pools hold the provider's capacity: operators only (issue 15).
-    "warm_pool_list_page": {"operator"},
-    "standby_list_page": {"operator"},
+    "warm_pool_list_page": OPERATORS,
+    "standby_list_page": OPERATORS,
     # Integrations (issue 14): catalog managers manage the application catalog, repositories and
     # registries of their scopes; applications are shown read-only as instances are.
     "catalog_application_list_page": STUDIO_ROLES,
-    "catalog_application_add_post": STUDIO_ROLES,
+    "catalog_application_add_post": STUDIO_ROLES - {"operator", "operator_read"},
     "repository_list_page": STUDIO_ROLES,
     "registry_list_page": STUDIO_ROLES,
-    "registry_add_post": STUDIO_ROLES,
-    "application_list_page": {"operator", "org_admin"},
+    "registry_add_post": STUDIO_ROLES - {"operator", "operator_read"},
+    "application_list_page": OPERATORS | {"org_admin"},
 }
 
 
@@ -140,14 +155,14 @@ def _do(client, world, action):
         ra = RoleAssignment.objects.get(user=a.users["collaborator_ro"], project=a.project)
         r = client.post(f"/studio/tenancy/roleassignment/{ra.pk}/delete/", {"post": "yes"})
         return r, lambda: not RoleAssignment.objects.filter(pk=ra.pk).exists()
-    if action == "invitation_add_post":
+    if action in ("invitation_add_post", "invitation_member_post"):
         data = {
             "org": a.org.pk,
             "project": "",
             "email": "new@example.com",
             "first_name": "N",
             "last_name": "U",
-            "role": "org_admin",
+            "role": "org_admin" if action == "invitation_add_post" else "paas_admin",
         }
         r = client.post("/studio/tenancy/invitation/add/", data)
         return r, lambda: a.org.invitations.filter(email="new@example.com").exists()
@@ -179,7 +194,9 @@ def test_studio_role_matrix(world, client, who, action):
     if allowed:
         assert response.status_code == 302, response.content.decode()[:2000]
     else:
-        assert response.status_code in (302, 403), (who, action, response.status_code)
+        assert response.status_code in (200, 302, 403), (who, action, response.status_code)
+        if response.status_code == 200:  # the form again, saying what was refused
+            assert "errornote" in response.content.decode(), (who, action)
 
 
 def test_studio_shows_service_errors_on_the_form_and_keeps_input(world, client):
@@ -209,3 +226,51 @@ def test_studio_refuses_project_quota_above_org_quota(world, client):
     response = client.post(f"/studio/tenancy/quota/{world.a.project.quota.pk}/change/", limits)
     assert response.status_code == 200
     assert "exceed the organization&#x27;s limit of 8" in response.content.decode()
+
+
+def _launched_in_a(world):
+    from instances import services
+    from tests.factories import ONE_A100, make_profile, make_synced_cluster
+
+    make_synced_cluster(name="matrix-c")
+    profile = make_profile(
+        actor=world.a.users["paas_admin_project"],
+        project=world.a.project,
+        manifests="apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: info\n",
+        resource_groups=ONE_A100,
+        name="matrix",
+        template="matrix",
+    )
+    admin = world.a.users["workspace_admin"]
+    return services.instance_launch(actor=admin, project=world.a.project, name="seen-by", profile=profile)
+
+
+def _rows(client, url) -> list:
+    response = client.get(url)
+    assert response.status_code == 200
+    return list(response.context["cl"].result_list)
+
+
+def test_operator_sees_an_orgs_instances_and_trail_only_through_a_support_access(world, client):
+    from tests.support.support import grant_support
+
+    instance = _launched_in_a(world)
+    client.force_login(world.operator)
+    assert _rows(client, "/studio/instances/computeinstance/") == []
+    assert client.get(f"/studio/instances/computeinstance/{instance.pk}/change/").status_code in (302, 404)
+    trail = _rows(client, "/studio/paas/auditevent/")
+    assert trail and {event.org_id for event in trail} == {None}  # the platform's events only
+
+    access = grant_support(operator=world.operator, org=world.a.org, level="read")
+    assert [i.pk for i in _rows(client, "/studio/instances/computeinstance/")] == [instance.pk]
+    assert {event.org_id for event in _rows(client, "/studio/paas/auditevent/")} == {None, world.a.org.pk}
+    # Read-only: the project's change form does not save.
+    response = client.post(
+        f"/studio/tenancy/project/{world.a.project.pk}/change/", {"display_name": "X", "description": "ro"}
+    )
+    assert response.status_code in (302, 403)
+    assert Project.objects.get(pk=world.a.project.pk).description != "ro"
+
+    access.state = "revoked"
+    access.save(update_fields=["state"])
+    assert _rows(client, "/studio/instances/computeinstance/") == []

@@ -260,13 +260,12 @@ def test_role_matrix_launch_and_delete(setup, who, api):
 
 def test_instance_collaborator_may_deploy_and_manage(setup, world, api):
     from instances import services as instance_services
-    from tenancy import services as tenancy_services
     from tenancy.roles import Role
-    from tests.factories import UserFactory
+    from tests.factories import UserFactory, add_member
 
     friend = UserFactory(username="friend")
-    tenancy_services.role_assign(
-        actor=world.operator, user=friend, role=Role.COLLABORATOR_RO, project=world.a.project
+    add_member(
+        admin=world.a.users["org_admin"], user=friend, role=Role.COLLABORATOR_RO, project=world.a.project
     )
     body = {"compute_instance": setup["instance"].pk, "profile": setup["profile"].pk, "name": "web"}
     assert api.as_user(friend).post("/api/v1/service-instances/", body, format="json").status_code == 403

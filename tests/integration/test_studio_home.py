@@ -1,7 +1,7 @@
 """The PaaS Studio home (reference 001) per role: System and Custom Profiles cards, the "new profile"
 starts, "launch into projects" where the viewer may share, and the Developer Hub of the viewer's scope
-only (an operator: every org; an org admin: theirs; a PaaS admin: none). Another org's profiles and
-workspaces never appear."""
+only (an operator: the system catalog, and an org's workspaces only through a support access to it; an
+org admin: theirs; a PaaS admin: none). Another org's profiles and workspaces never appear."""
 
 import re
 
@@ -17,6 +17,7 @@ from tenancy.models import Project
 from tests.factories import ONE_A100, make_profile, make_synced_cluster
 from tests.support.html_forms import form_data
 from tests.support.roles import user_for
+from tests.support.support import grant_support
 
 pytestmark = pytest.mark.django_db
 
@@ -102,15 +103,23 @@ def _kpi(html: str, label: str) -> int:
     return int(re.search(rf"<strong>(\d+)</strong>{label}", html).group(1))
 
 
-def test_operator_sees_every_profile_and_every_workspace(world, client, home):
+def test_operator_sees_the_system_catalog_and_an_orgs_workspaces_only_through_support(world, client, home):
     client.force_login(world.operator)
     html = client.get("/studio/").content.decode()
-    assert "System Profiles" in html and "Custom Profiles" in html and "Developer Hub" in html
-    assert {"sys-notebook", "sys-hidden", "a-notebook", "a-compute", "b-secret-svc"} <= _cards(html)
-    assert {"orga/team", "orgb/team", "orga/spare"} <= _workspaces(html)
-    assert _kpi(html, "compute instances running") == 2 and _kpi(html, "services running") == 1
+    assert "System Profiles" in html and "Developer Hub" in html
+    assert {"sys-notebook", "sys-hidden"} <= _cards(html)
+    assert not {"a-notebook", "a-compute", "b-secret-svc", "b-compute"} & _cards(html), "no tenant's catalog"
+    assert not _workspaces(html)
+    assert _kpi(html, "compute instances running") == 0 and _kpi(html, "services running") == 0
     assert f"/studio/catalog/serviceprofile/{home['shared'].pk}/launch/" in html
     assert "/studio/django_q/" in html, "every studio page stays reachable from the home"
+    # A support access to A: A's workspaces and activity, still nothing of B.
+    grant_support(operator=world.operator, org=world.a.org, level="read")
+    html = client.get("/studio/").content.decode()
+    assert {"orga/team", "orga/spare"} <= _workspaces(html)
+    assert all(w.startswith("orga/") for w in _workspaces(html))
+    assert _kpi(html, "compute instances running") == 1 and _kpi(html, "services running") == 1
+    assert not {"b-secret-svc", "b-compute"} & _cards(html)
 
 
 def test_org_admin_sees_their_org_only(world, client, home):
@@ -190,7 +199,9 @@ def test_the_developer_hub_in_the_api(world, api, home):
     assert {w["org"] for w in body["workspaces"]} == {world.a.org.name}
     team = next(w for w in body["workspaces"] if w["id"] == world.a.project.pk)
     assert team["instances_running"] == 1 and team["services_running"] == 1 and team["profiles_in_use"] == 2
-    assert api.as_user(world.operator).get("/api/v1/developer-hub/").json()["instances_running"] == 2
+    assert api.as_user(world.operator).get("/api/v1/developer-hub/").json()["instances_running"] == 0
+    grant_support(operator=world.operator, org=world.b.org, level="admin")
+    assert api.as_user(world.operator).get("/api/v1/developer-hub/").json()["instances_running"] == 1
     for who in ("paas_admin_org", "paas_admin_project", "workspace_admin", "collaborator_ro"):
         response = api.as_user(user_for(world, who)).get("/api/v1/developer-hub/")
         assert response.status_code == 403, who

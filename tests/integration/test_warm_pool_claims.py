@@ -34,7 +34,15 @@ from paas.errors import Conflict
 from paas.models import AuditEvent
 from tenancy import services as tenancy_services
 from tenancy.roles import Role
-from tests.factories import ONE_A100, UserFactory, make_operator, make_org, make_profile, make_synced_cluster
+from tests.factories import (
+    ONE_A100,
+    UserFactory,
+    add_member,
+    make_operator,
+    make_org,
+    make_profile,
+    make_synced_cluster,
+)
 
 MANIFESTS = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ instance.name }}-info\ndata:\n  a: b\n"
 INPUTS = [
@@ -124,7 +132,7 @@ def _tenant(operator, name: str):
     org, _admin = make_org(operator=operator, name=name)
     project = tenancy_services.project_create(actor=_admin, org=org, name="lab")
     owner = UserFactory(username=f"{name}-owner")
-    tenancy_services.role_assign(actor=operator, user=owner, role=Role.WORKSPACE_ADMIN, project=project)
+    add_member(admin=_admin, user=owner, role=Role.WORKSPACE_ADMIN, project=project)
     return project, owner
 
 

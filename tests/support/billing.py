@@ -12,7 +12,15 @@ from instances.services import instance_launch
 from instances.states import transition
 from tenancy import services as tenancy_services
 from tenancy.roles import Role
-from tests.factories import ONE_A100, UserFactory, make_operator, make_org, make_profile, make_synced_cluster
+from tests.factories import (
+    ONE_A100,
+    UserFactory,
+    add_member,
+    make_operator,
+    make_org,
+    make_profile,
+    make_synced_cluster,
+)
 
 MANIFESTS = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ instance.name }}-info\ndata:\n  a: b\n"
 
@@ -33,7 +41,7 @@ def priced_setup(
     org, admin = make_org(operator=operator, name=name)
     project = tenancy_services.project_create(actor=admin, org=org, name="lab")
     owner = UserFactory(username=f"{name}-owner")
-    tenancy_services.role_assign(actor=operator, user=owner, role=Role.WORKSPACE_ADMIN, project=project)
+    add_member(admin=admin, user=owner, role=Role.WORKSPACE_ADMIN, project=project)
     profile = make_profile(
         actor=admin,
         project=project,
@@ -138,7 +146,7 @@ def dashboard_history() -> dict:
     move(a1, "deleting", at=october(29, 20, 0, 0))
     move(a1, "deleted", at=october(29, 20, 1, 30))
     second = UserFactory(username="dasha-second")
-    tenancy_services.role_assign(actor=op, user=second, role=Role.WORKSPACE_ADMIN, project=project_a)
+    add_member(admin=admin_a, user=second, role=Role.WORKSPACE_ADMIN, project=project_a)
     a2 = launch_at(owner=second, project=project_a, profile=profile_a, name="a2", at=october(30, 22, 0, 30))
     move(a2, "provisioning", at=october(30, 22, 1, 0))
     move(a2, "ready", at=october(30, 22, 2, 0))  # still running at the end of the month

@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("paas", "0009_audit_cluster_and_settings"),
+        ("paas", "0011_audit_sinks"),
         ("tenancy", "0005_support_access"),
     ]
 
