@@ -405,10 +405,12 @@ PAAS_OUTBOUND_ALLOW_LOOPBACK = env_bool("PAAS_OUTBOUND_ALLOW_LOOPBACK", False)
 PAAS_OUTBOUND_ALLOWED_NETWORKS = env_list("PAAS_OUTBOUND_ALLOWED_NETWORKS")  # CIDRs, comma-separated
 PAAS_OUTBOUND_DENY_ALL = env_bool("PAAS_OUTBOUND_DENY_ALL", False)  # refuse every outbound address
 
-# Audit streaming (paas/audit_stream.py): the every-minute "audit stream" schedule passes over the sinks
-# every POLL seconds for LOOP seconds (0: one pass a minute), so new events leave within seconds; it
-# holds one worker for that time. HOSTNAME is the syslog/Splunk host field (default: the host's name).
-PAAS_AUDIT_STREAM_LOOP_SECONDS = env_int("PAAS_AUDIT_STREAM_LOOP_SECONDS", 50)
+# Audit streaming (paas/audit_stream.py): `manage.py audit_stream` (started by `manage.py serve` beside
+# the worker) passes over the sinks every POLL seconds, so new events leave within seconds. The
+# every-minute "audit stream" schedule is the safety net: one pass, or a loop of LOOP seconds (it then
+# holds one worker for that time; 0 by default, as the streamer runs). HOSTNAME is the syslog/Splunk
+# host field (default: the host's name).
+PAAS_AUDIT_STREAM_LOOP_SECONDS = env_int("PAAS_AUDIT_STREAM_LOOP_SECONDS", 0)
 PAAS_AUDIT_STREAM_POLL_SECONDS = env_int("PAAS_AUDIT_STREAM_POLL_SECONDS", 2)
 PAAS_AUDIT_STREAM_HOSTNAME = env("PAAS_AUDIT_STREAM_HOSTNAME", "")
 

@@ -514,3 +514,62 @@ def test_the_schedule_runs_the_delivery(world, https_receiver, siem_pki, setting
     settings.PAAS_AUDIT_STREAM_LOOP_SECONDS = 0
     tasks.audit_stream()
     assert [e["seq"] for e in https_receiver.events()] == chain_seqs(world.a.org)
+
+
+# --- the streamer process (manage.py audit_stream, which manage.py serve runs beside the worker) ------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_streamer_process_delivers_new_events_within_seconds_and_stops_on_sigterm(
+    https_receiver, siem_pki
+):
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.factories import make_operator
+    from tests.integration.test_serve import _database_url
+    from tests.support.wait import wait_for
+
+    operator = make_operator(username="streamer-op")
+    webhook_sink(operator, None, https_receiver, siem_pki, batch_size=100)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "paas.settings.test",
+        "DATABASE_URL": _database_url(),
+        "PAAS_AUDIT_STREAM_POLL_SECONDS": "1",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "audit_stream"],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        log_events(None, 3, action="platform.event")  # committed: the process sees them
+        expected = chain_seqs(None)
+        wait_for(
+            lambda: process.poll() is not None or [e["seq"] for e in https_receiver.events()] == expected,
+            timeout=60,
+            interval=0.1,
+            what="the streamer delivering the platform's events",
+        )
+        assert process.poll() is None, process.stdout.read().decode(errors="replace")[-2000:]
+        log_events(None, 2, action="platform.event")  # and later ones, without a schedule running
+        expected = chain_seqs(None)
+        wait_for(
+            lambda: [e["seq"] for e in https_receiver.events()] == expected,
+            timeout=30,
+            interval=0.1,
+            what="the next events",
+        )
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)

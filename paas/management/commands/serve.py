@@ -18,15 +18,19 @@ def _stopped(signum, frame):
 class Command(BaseCommand):
     help = (
         "Serve the platform with the ASGI server (uvicorn: pages, API, the kubectl proxy and the web "
-        "shell's WebSockets) and run a background worker (manage.py qcluster) beside it. SIGTERM or "
-        "Ctrl-C stops it gracefully: no new connections, requests in flight finish (up to 20 s), then "
-        "the worker is stopped too."
+        "shell's WebSockets) and run a background worker (manage.py qcluster) and the audit streamer "
+        "(manage.py audit_stream) beside it. SIGTERM or Ctrl-C stops it gracefully: no new connections, "
+        "requests in flight finish (up to 20 s), then the worker and the streamer are stopped too."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("addrport", nargs="?", default="127.0.0.1:8000")
         parser.add_argument("--workers", type=int, default=1, help="web server processes (default 1)")
-        parser.add_argument("--no-worker", action="store_true", help="do not start the background worker")
+        parser.add_argument(
+            "--no-worker",
+            action="store_true",
+            help="do not start the background worker and the audit streamer",
+        )
         parser.add_argument(
             "--tls-port",
             type=int,
@@ -56,11 +60,14 @@ class Command(BaseCommand):
         # and raises the signal again: ours turns it into an exception, so the worker below is still
         # stopped and the command exits 0 (the default handler would kill this process on the spot).
         previous = {sig: signal.signal(sig, _stopped) for sig in STOP_SIGNALS}
-        worker = None
+        helpers = []
         try:
             if not no_worker:
-                worker = subprocess.Popen([sys.executable, "manage.py", "qcluster"])
-                self.stdout.write(f"Worker started (pid {worker.pid}).")
+                for command in ("qcluster", "audit_stream"):
+                    helpers.append(subprocess.Popen([sys.executable, "manage.py", command]))  # noqa: S603 (ours)
+                self.stdout.write(
+                    f"Worker and audit streamer started (pids {helpers[0].pid}, {helpers[1].pid})."
+                )
             options = {
                 "host": host.strip("[]"),
                 "loop": "uvloop",
@@ -78,12 +85,13 @@ class Command(BaseCommand):
         except _Stopped:
             pass
         finally:
-            if worker is not None:
-                worker.send_signal(signal.SIGTERM)
+            for helper in helpers:
+                helper.send_signal(signal.SIGTERM)
+            for helper in helpers:
                 try:
-                    worker.wait(timeout=15)
+                    helper.wait(timeout=15)
                 except subprocess.TimeoutExpired:
-                    worker.kill()
+                    helper.kill()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
