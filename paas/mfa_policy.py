@@ -12,6 +12,7 @@ read through ``authz.MEMBERSHIP_MODEL``. The devices are django-otp's (``tenancy
 
 from django.apps import apps
 from django.conf import settings
+from django.contrib.auth import get_user_model
 
 from paas import authz
 
@@ -20,31 +21,42 @@ def _local(user) -> bool:
     return bool(user is not None and user.is_authenticated and getattr(user, "source", "local") == "local")
 
 
+def _answer(user) -> None:
+    """Both answers of this module for ``user`` in ONE query (the gate asks them on every request):
+    whether a membership of an active org requires MFA and whether any confirmed device exists."""
+    from django.db.models import Exists, OuterRef, Value
+    from django_otp import device_classes
+
+    memberships = apps.get_model(authz.MEMBERSHIP_MODEL).objects
+    required = Exists(memberships.filter(user=OuterRef("pk"), org__is_active=True, org__mfa_required=True))
+    device = Value(False)
+    for model in device_classes():
+        exists = Exists(model.objects.filter(user=OuterRef("pk"), confirmed=True))
+        device = exists if isinstance(device, Value) else (device | exists)
+    row = get_user_model().objects.filter(pk=user.pk).annotate(required=required, device=device)
+    answer = row.values_list("required", "device").first() or (False, False)
+    user._mfa_required = bool(answer[0]) or (
+        authz.is_operator(user) and settings.PAAS_MFA_REQUIRED_FOR_OPERATORS
+    )
+    user._mfa_has_device = bool(answer[1])
+
+
 def mfa_required_for(user) -> bool:
     """Whether ``user`` must have a second factor (enrol at next sign-in when they have none)."""
     if not _local(user):
         return False
-    cached = getattr(user, "_mfa_required", None)
-    if cached is None:
-        if authz.is_operator(user) and settings.PAAS_MFA_REQUIRED_FOR_OPERATORS:
-            cached = True
-        else:
-            memberships = apps.get_model(authz.MEMBERSHIP_MODEL).objects
-            cached = memberships.filter(user=user, org__is_active=True, org__mfa_required=True).exists()
-        user._mfa_required = cached
-    return cached
+    if getattr(user, "_mfa_required", None) is None:
+        _answer(user)
+    return user._mfa_required
 
 
 def has_device(user) -> bool:
-    """Whether ``user`` has a confirmed device (TOTP or recovery codes)."""
+    """Whether ``user`` has a confirmed device (TOTP, recovery codes or a passkey)."""
     if not _local(user):
         return False
-    cached = getattr(user, "_mfa_has_device", None)
-    if cached is None:
-        from django_otp import user_has_device
-
-        cached = user._mfa_has_device = user_has_device(user, confirmed=True)
-    return cached
+    if getattr(user, "_mfa_has_device", None) is None:
+        _answer(user)
+    return user._mfa_has_device
 
 
 def mfa_applies(user) -> bool:

@@ -316,7 +316,8 @@ def test_page_query_counts_do_not_grow_with_rows(lab, client):
     assert ComputeInstance.objects.filter(project=project).count() == 200
     print(f"\nportal queries per page, 10 vs 200 instances: {small} vs {large}")
     assert small == large, (small, large)
-    assert max(large.values()) <= 20, large
+    # 20 until issue 18; the account gate (verified email, MFA) asks one more query on every request.
+    assert max(large.values()) <= 21, large
 
 
 def test_someone_without_an_account_is_invited_and_becomes_collaborator_on_accepting(
