@@ -12,6 +12,7 @@ from catalog.admin_integrations import IntegrationAdmin
 from catalog.models import ContainerRegistry, Repository
 from paas.admin import secret_field
 from paas.errors import ApplicationError
+from paas.secrets import UnreadableSecret
 
 PULL_ONLY_WARNING = (
     "<strong>Pull-only credentials only.</strong> This credential is delivered as an imagePullSecret into "
@@ -81,9 +82,11 @@ class CheckedIntegrationAdmin(IntegrationAdmin):
     service_error_fields = {"credential": "new_credential", "projects": "project", "orgs": "org"}
     actions = ["check_now"]
 
-    @admin.display(description="credential stored", boolean=True)
+    @admin.display(description="credential stored")
     def has_credential(self, obj):
-        return bool(obj.credential) if obj else False
+        if obj is not None and isinstance(obj.credential, UnreadableSecret):
+            return "unreadable: the organization's encryption keys were destroyed; set it again"
+        return "yes" if obj is not None and obj.credential else "no"
 
     @admin.display(description="last check")
     def last_check(self, obj):

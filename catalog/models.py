@@ -246,6 +246,10 @@ class ComputeProfile(Profile):
     warm_pool_size = models.PositiveIntegerField("warm pool desired capacity", default=0)
     input_values = models.JSONField("template input values", default=dict, blank=True)
 
+    # Sealed secret inputs (catalog/secret_inputs.py) under the org's data key (paas.keyring).
+    secret_org_field = "org"  # noqa: S105 (a field path, see paas.keyring)
+    sealed_json_fields = ("input_values",)
+
     class Meta:
         verbose_name = "compute profile"
         verbose_name_plural = "compute profiles"
@@ -430,6 +434,9 @@ class Repository(CheckedIntegration):
     firewall is reached the same way as the cluster.
     """
 
+    # The credential: under the org's data key (paas.keyring); a system repository: the platform keys.
+    secret_org_field = "org"  # noqa: S105 (a field path)
+
     class Kind(models.TextChoices):
         GIT = "git", "Git"
         HELM = "helm", "Helm"
@@ -478,6 +485,9 @@ class ContainerRegistry(CheckedIntegration):
     deploys. A tenant can read the secrets of their own namespace: the credential must be a pull-only
     one (a robot account or token), never an administrator's.
     """
+
+    # Credential and token: under the org's data key (paas.keyring); a system registry: the platform's.
+    secret_org_field = "org"  # noqa: S105 (a field path)
 
     class Provider(models.TextChoices):
         DOCKERHUB = "dockerhub", "Docker Hub"

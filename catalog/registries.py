@@ -37,7 +37,7 @@ from catalog.signals import registry_changed
 from paas import authz, outbound
 from paas.audit import audit_log
 from paas.errors import ValidationFailed
-from paas.secrets import Secret
+from paas.secrets import Secret, UnreadableSecret
 from tenancy.models import Organization, Project
 from tenancy.validation import clean_slug
 
@@ -48,6 +48,11 @@ FIELDS = ("display_name", "description", "provider", "scheme", "endpoint", "user
 DELIVERED = ("provider", "endpoint", "username")
 ENDPOINT = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?(/[A-Za-z0-9._/-]*)?$")
 REFRESH_TASK = "catalog.registry_tasks.registry_token_refresh"
+
+
+def _stored(secret: Secret) -> str | None:
+    """The stored credential in clear; None for one whose org keys were destroyed (any new one differs)."""
+    return None if isinstance(secret, UnreadableSecret) else secret.reveal()
 
 
 def _invalid(field: str, message: str) -> ValidationFailed:
@@ -268,7 +273,7 @@ def registry_update(
     credential_changed = False
     if clear_credential and registry.credential:
         registry.credential, credential_changed = Secret(""), True
-    elif credential and credential != registry.credential.reveal():
+    elif credential and (not registry.credential or credential != _stored(registry.credential)):
         registry.credential, credential_changed = Secret(credential), True
     _check_credential(registry)
     delivered = credential_changed or any(k in changes for k in DELIVERED)

@@ -1,7 +1,9 @@
 """Secret-typed template inputs at rest: encrypted, write-only, revealed only to the deployer.
 
 A profile's ``input_values`` (and the launch snapshot copied from it) keep the value of an input
-declared ``type: secret`` as ``{"encrypted": "<Fernet token>"}`` (``paas.secrets``), never as text.
+declared ``type: secret`` as ``{"encrypted": "<token>"}``, never as text: under the data key of the org
+the value belongs to (``paas.keyring``; the platform keys for a system profile or a warm pool), which is
+why :func:`seal` takes ``org_id``.
 Everything that shows input values (API, studio, audit details) shows :data:`paas.secrets.MASK`
 instead; a client that sends the mask back (a GET edited and PUT again) keeps the stored secret.
 Only the deployer calls :func:`unseal`, just before rendering.
@@ -10,10 +12,10 @@ Only the deployer calls :func:`unseal`, just before rendering.
 from collections.abc import Mapping
 from typing import Any
 
-from paas import secrets
+from paas import keyring, secrets
 from paas.errors import ValidationFailed
 
-SEALED_KEY = "encrypted"
+SEALED_KEY = keyring.SEALED_KEY
 
 
 def is_sealed(value: Any) -> bool:
@@ -28,7 +30,7 @@ def secret_names(declared_inputs: Any) -> set[str]:
     }
 
 
-def seal(declared_inputs: Any, values: Any, *, previous: Any = None) -> Any:
+def seal(declared_inputs: Any, values: Any, *, org_id: int | None, previous: Any = None) -> Any:
     """``values`` with every secret-typed input encrypted. The mask (or the stored sealed value itself)
     keeps the previous secret; a sealed value that is not this profile's own is refused (a ciphertext
     from elsewhere must not become a way to read another secret)."""
@@ -49,7 +51,7 @@ def seal(declared_inputs: Any, values: Any, *, previous: Any = None) -> Any:
                 continue
             sealed[name] = value
         elif name in names and isinstance(value, str) and value != "":
-            sealed[name] = {SEALED_KEY: secrets.encrypt(value)}
+            sealed[name] = {SEALED_KEY: keyring.encrypt(value, org_id=org_id)}
         else:
             sealed[name] = value
     if errors:
@@ -67,10 +69,11 @@ def masked(values: Any) -> Any:
 
 
 def unseal(values: Any) -> dict:
-    """The clear values, for the deployer only (never stored, logged or returned)."""
+    """The clear values, for the deployer only (never stored, logged or returned). A value whose org
+    keys were destroyed raises ``keyring.SecretUnreadable`` (a clear message, not a 500)."""
     if not isinstance(values, Mapping):
         return {}
     return {
-        name: secrets.decrypt(value[SEALED_KEY]) if is_sealed(value) else value
+        name: keyring.decrypt(value[SEALED_KEY]) if is_sealed(value) else value
         for name, value in values.items()
     }

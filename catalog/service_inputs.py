@@ -118,14 +118,16 @@ def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and value == "")
 
 
-def resolve_inputs(*, snapshot, given: Mapping | None, previous: Mapping | None = None) -> dict:
+def resolve_inputs(
+    *, snapshot, given: Mapping | None, org_id: int | None, previous: Mapping | None = None
+) -> dict:
     """The values a service deploys with: template defaults < the settings' defaults < the user's
     values, each user value checked against the settings; secrets sealed (a generated one included).
 
     ``given`` is what the user sent (the launch form or API body: only exposed inputs, only changed
-    when overridable). ``previous`` (a redeploy: the stored values) is what a value not given keeps,
-    instead of the default; a sealed secret stays as it was. Raises ``ValidationFailed`` with
-    ``fields`` keyed by input name.
+    when overridable). ``org_id``: the org whose data key seals the secrets. ``previous`` (a redeploy:
+    the stored values) is what a value not given keeps, instead of the default; a sealed secret stays
+    as it was. Raises ``ValidationFailed`` with ``fields`` keyed by input name.
     """
     if given is None:
         given = {}
@@ -182,6 +184,7 @@ def resolve_inputs(*, snapshot, given: Mapping | None, previous: Mapping | None 
     return secret_inputs.seal(
         [rule.entry for rule in rules.values()],
         {k: v for k, v in values.items() if not secret_inputs.is_sealed(v)},
+        org_id=org_id,
     ) | {k: v for k, v in values.items() if secret_inputs.is_sealed(v)}
 
 

@@ -501,7 +501,9 @@ def profile_create(
         model, data, project, resource_groups if model is ComputeProfile else None, storages
     )
     if "input_values" in data:  # secret-typed inputs are stored encrypted
-        data["input_values"] = secret_inputs.seal(data["template_version"].inputs, data["input_values"])
+        data["input_values"] = secret_inputs.seal(
+            data["template_version"].inputs, data["input_values"], org_id=project.org_id if project else None
+        )
     profile = model.objects.create(
         org=project.org if project else None, project=project, name=name, created_by=actor, **data
     )
@@ -552,7 +554,10 @@ def profile_update(
     )
     if "input_values" in merged and ("input_values" in data or "template_version" in data):
         data["input_values"] = merged["input_values"] = secret_inputs.seal(
-            merged["template_version"].inputs, merged["input_values"], previous=current["input_values"]
+            merged["template_version"].inputs,
+            merged["input_values"],
+            org_id=profile.org_id,
+            previous=current["input_values"],
         )
     before = profile_snapshot(profile)
     apply_changes(profile, {k: merged[k] for k in data})

@@ -36,6 +36,7 @@ from instances.quota import quota_problems, start_totals
 from instances.selectors import reservations
 from instances.service_selectors import can_manage_service
 from instances.states import State, transition
+from instances.user_limits import limit_check
 from inventory import mig
 from inventory.matchmaker import PlacementRequest, ResourceGroup
 from inventory.routing import enqueue_for_cluster
@@ -178,8 +179,8 @@ def resolve_variables(target, action: dict, given: Any) -> dict:
         ) from exc
 
 
-def _sealed(action: dict, values: dict) -> dict:
-    return secret_inputs.seal(action.get("variables") or [], values)
+def _sealed(action: dict, values: dict, *, org_id: int) -> dict:
+    return secret_inputs.seal(action.get("variables") or [], values, org_id=org_id)
 
 
 # --- who may ----------------------------------------------------------------------------------------
@@ -299,7 +300,11 @@ def _compute_action(*, actor, instance: ComputeInstance, action: dict, values: d
         )
     transition(instance, State.PROVISIONING, reason)
     run = _queue(
-        actor=actor, target=instance, kind=Run.Kind.ACTION, action=name, variables=_sealed(action, values)
+        actor=actor,
+        target=instance,
+        kind=Run.Kind.ACTION,
+        action=name,
+        variables=_sealed(action, values, org_id=instance.org_id),
     )
     _audit(
         actor,
@@ -345,6 +350,8 @@ def _start_checks(*, actor, instance: ComputeInstance, quotas: list[Quota]) -> N
         raise Conflict(
             f"{instance.name} cannot start: over quota: " + " ".join(problems), code="quota_exceeded"
         )
+    # The owner's per-user GPU limit (as an instance, the stopped one counts already).
+    limit_check(project=instance.project, user=instance.owner, want=want, actor=actor, what="this start")
     if want["gpu_units"] or want["cpu_millis"] or want["memory_gib"]:
         placement = placement_for(snapshot_placement_request(instance), reserved=reservations())
         if placement.cluster is None:
@@ -403,7 +410,11 @@ def _service_action(*, actor, service: ServiceInstance, action: dict, values: di
         _store_usage(service, usage)
     transition(service, State.PROVISIONING, reason)
     run = _queue(
-        actor=actor, target=service, kind=Run.Kind.ACTION, action=name, variables=_sealed(action, values)
+        actor=actor,
+        target=service,
+        kind=Run.Kind.ACTION,
+        action=name,
+        variables=_sealed(action, values, org_id=service.org_id),
     )
     _audit(
         actor,
@@ -514,7 +525,7 @@ def service_redeploy(*, actor, service: ServiceInstance, inputs: dict) -> Run:
 
     previous = dict(service.input_values or {})
     service.input_values = service_inputs.resolve_inputs(
-        snapshot=service.snapshot, given=dict(inputs or {}), previous=previous
+        snapshot=service.snapshot, given=dict(inputs or {}), org_id=service.org_id, previous=previous
     )
     usage = _render_usage(service)
     _service_fits(service, usage)

@@ -22,6 +22,7 @@ from inventory import guardrails, kube
 from inventory.models import Cluster
 from inventory.routing import enqueue_for_cluster, queue_for_cluster
 from paas.audit import audit_log
+from paas.keyring import SecretUnreadable
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3
@@ -235,6 +236,8 @@ def execute(run_id: int) -> str:
         sources.FetchFailed,  # an application's repository: retried like an unreachable cluster
     ) as exc:
         return _failed(run, instance, step, exc)
+    except SecretUnreadable as exc:  # a secret input of an org whose keys were destroyed: said as it is
+        return _failed(run, instance, step, exc)
     except Exception as exc:
         # Anything else is a fault of ours or an answer we did not expect: the run fails with its reason
         # (on the run, the instance and in the audit trail) instead of staying "running" for the
@@ -319,7 +322,7 @@ def attempt_failed(run: Run, cluster, step: RunLog, exc: Exception) -> tuple[str
         else "; ".join(m for ms in exc.errors.values() for m in ms)
     )
     step(f"Attempt {run.attempt} failed: {message}", level="error")
-    final = isinstance(exc, (templating.TemplateError, UnexpectedError, RunAbandoned))
+    final = isinstance(exc, (templating.TemplateError, UnexpectedError, RunAbandoned, SecretUnreadable))
     if run.attempt >= MAX_ATTEMPTS or final:
         return message, False
     delay = 5 * 2 ** (run.attempt - 1)

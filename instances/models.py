@@ -48,6 +48,9 @@ class ComputeInstance(HeldResources):
     org = models.ForeignKey(
         Organization, verbose_name="organization", on_delete=models.PROTECT, related_name="compute_instances"
     )
+    # The snapshot's sealed secret inputs, under the org's data key (paas.keyring).
+    secret_org_field = "org"  # noqa: S105 (a field path, see paas.keyring)
+    sealed_json_fields = ("snapshot",)
     project = models.ForeignKey(
         Project, verbose_name="workspace", on_delete=models.PROTECT, related_name="compute_instances"
     )
@@ -202,6 +205,9 @@ class Run(models.Model):
     variables = models.JSONField(
         "action variables", default=dict, blank=True, help_text="For an action run: the values it ran with."
     )
+    # Sealed secret variables, under the instance's org's data key (paas.keyring).
+    secret_org_field = "instance__org"  # noqa: S105 (a field path, see paas.keyring)
+    sealed_json_fields = ("variables",)
     requested_by = models.ForeignKey(
         User, verbose_name="requested by", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -286,6 +292,9 @@ class ServiceInstance(UsedOfInstance):
     org = models.ForeignKey(
         Organization, verbose_name="organization", on_delete=models.PROTECT, related_name="service_instances"
     )
+    # Sealed secret inputs of the snapshot and of the service's own values (paas.keyring).
+    secret_org_field = "org"  # noqa: S105 (a field path, see paas.keyring)
+    sealed_json_fields = ("snapshot", "input_values")
     project = models.ForeignKey(
         Project, verbose_name="workspace", on_delete=models.PROTECT, related_name="service_instances"
     )
@@ -501,6 +510,11 @@ class StandbyInstance(HeldResources):
     cluster. It carries no tenant identity (no user ServiceAccount, no org, workspace or instance
     labels, no outputs) until a launch claims it: the claiming ``ComputeInstance`` then takes over its
     namespace (``instance``) and the hand-over gives it the tenant's identity."""
+
+    # Its snapshot's sealed secret inputs are its profile's: under the profile's org's data key (a system
+    # profile's: the platform keys), rotated with that org (paas.keyring).
+    secret_org_field = "pool__profile__org"  # noqa: S105 (a field path)
+    sealed_json_fields = ("snapshot",)
 
     class State(models.TextChoices):
         PROVISIONING = "provisioning", "Provisioning"

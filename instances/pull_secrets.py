@@ -42,6 +42,7 @@ from instances.models import ComputeInstance
 from instances.states import State
 from inventory import kube
 from paas.platform_owned import LABEL_MANAGED_BY, LABEL_PREFIX, MANAGED_BY
+from paas.secrets import UnreadableSecret
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,10 @@ def registries_for(project) -> list[ContainerRegistry]:
 
 def pull_credential(registry: ContainerRegistry, *, now=None) -> tuple[str, str, str] | None:
     """``(server key, username, password)`` to deliver for ``registry``, or None when there is nothing
-    to deliver (a public registry without credential; an ECR registry without a current token)."""
+    to deliver (a public registry without credential; an ECR registry without a current token; a
+    credential whose org's keys were destroyed: unreadable, the registry's page says so)."""
+    if isinstance(registry.credential, UnreadableSecret) or isinstance(registry.token, UnreadableSecret):
+        return None
     if registry.provider == ContainerRegistry.Provider.ECR:
         now = now or timezone.now()
         if not registry.token or registry.token_expires_at is None or registry.token_expires_at <= now:

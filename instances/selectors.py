@@ -77,14 +77,16 @@ def instance_detail_for(user, pk) -> ComputeInstance:
     return authz.get_visible(queryset, pk, user=user)
 
 
-def workspace_summary(user, project_id) -> dict:
+def workspace_summary(user, project_id, *, with_limits: bool = False) -> dict:
     """Landing-page data: instances by state and resources in use against the workspace quota.
 
     For the people who work in the workspace (``view_instances``): a PaaS admin manages its catalog
     but does not see its activity (404, like a workspace they cannot see). GPUs in use count MIG slices
     as fractions of a GPU: ``gpu_units`` is exact (28ths of a GPU), ``gpus`` the same amount with two
-    decimals.
+    decimals. ``with_limits`` (the API's): ``instance_limits``, the limits bounding the user there and
+    what their instances hold (the portal says it on the size cards).
     """
+    from instances import user_limits
     from instances.quota import UNIT_NOTE
     from inventory import mig
     from tenancy.selectors import project_get_for
@@ -104,7 +106,7 @@ def workspace_summary(user, project_id) -> dict:
     )
     units = used["units"] or 0
     quota = project.quota
-    return {
+    summary = {
         "project": project.pk,
         "instances": {state: by_state.get(state, 0) for state in State.values},
         "in_use": {
@@ -124,6 +126,9 @@ def workspace_summary(user, project_id) -> dict:
         },
         "gpu_unit": UNIT_NOTE,
     }
+    if with_limits:
+        summary["instance_limits"] = user_limits.limits_summary(project=project, user=user)
+    return summary
 
 
 def instance_pending_invitations(instance: ComputeInstance) -> list:

@@ -354,7 +354,7 @@ def service_launch(
     chosen_datacenter = _datacenter(profile, compute_instance, datacenter)
     chosen_storage = _storage(profile, chosen_datacenter, storage)
     snapshot = service_snapshot(profile, datacenter=chosen_datacenter, storage=chosen_storage)
-    values = service_inputs.resolve_inputs(snapshot=snapshot, given=inputs)
+    values = service_inputs.resolve_inputs(snapshot=snapshot, given=inputs, org_id=compute_instance.org_id)
     service = ServiceInstance(
         org_id=compute_instance.org_id,
         project_id=compute_instance.project_id,

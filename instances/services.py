@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from catalog.models import ComputeProfile
 from catalog.selectors import catalog_for
-from instances import access, pool_claims, selectors
+from instances import access, pool_claims, selectors, user_limits
 from instances.applications import applications_deleting_with
 from instances.launch_checks import launch_checks_run
 from instances.models import ComputeInstance, Run
@@ -57,7 +57,8 @@ def instance_launch(
     """Launch a compute profile into a workspace.
 
     Inside one transaction: the project's and org's quota rows are locked, usage is re-summed and an
-    over-quota launch is refused naming the limit; the profile is snapshotted; the matchmaker places
+    over-quota launch is refused naming the limit, as is one past the launching user's instance limits
+    (``instances.user_limits``); the profile is snapshotted; the matchmaker places
     it; the instance and its first run are created; the deploy is enqueued on commit for the agent
     that reaches the chosen cluster.
 
@@ -106,6 +107,8 @@ def instance_launch(
     ]
     if problems:
         raise Conflict("Over quota: " + " ".join(problems), code="quota_exceeded")
+    # The org's and the workspace's per-user limits (instances.user_limits), under the same locks.
+    user_limits.limit_check(project=project, user=actor, want=want)
     if cluster is None:
         raise Conflict(
             "No cluster has capacity for this profile now. " + placement.explain(), code="no_capacity"

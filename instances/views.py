@@ -18,7 +18,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from catalog.models import ComputeProfile
 from catalog.selectors import catalog_for
-from instances import landing, pool_selectors, quota, selectors, services
+from instances import landing, pool_selectors, quota, selectors, services, user_limits
 from instances.app_views import instance_applications_context
 from instances.credential_views import instance_kube_credentials_context, kubeconfig_ttl_label
 from instances.filters import InstanceFilter
@@ -204,10 +204,11 @@ def instance_new(request: HttpRequest, project_id: int) -> HttpResponse:
 def _render_new(request, project, cards, name_form, size_form, step, error, code) -> HttpResponse:
     chosen = None
     if step == 2:  # each card says what the quotas would refuse now (the launch checks it again)
-        over = quota.quota_problems(
-            project=project, wants={c["profile"].pk: quota.profile_totals(c["profile"]) for c in cards}
-        )
-        cards = [c | {"over_quota": over[c["profile"].pk]} for c in cards]
+        wants = {c["profile"].pk: quota.profile_totals(c["profile"]) for c in cards}
+        over = quota.quota_problems(project=project, wants=wants)
+        # ... and how many more of it the user's instance limits leave them (none: disabled, and why).
+        room = user_limits.launch_room(project=project, user=request.user, wants=wants)
+        cards = [c | {"over_quota": over[c["profile"].pk], "room": room[c["profile"].pk]} for c in cards]
     if step in (2, 3):  # a size with a claimable standby instance for this org starts at once
         ready = pool_selectors.ready_now([c["profile"].pk for c in cards], org_id=project.org_id)
         cards = [c | {"ready_now": ready.get(c["profile"].pk, 0)} for c in cards]
@@ -229,7 +230,7 @@ def _render_new(request, project, cards, name_form, size_form, step, error, code
             "summary": selectors.workspace_summary(request.user, project.pk) if step >= 2 else None,
             "steps": ["Name", "Size", "Launch"],
         },
-        status=200 if not error else 409 if code else 400,
+        status=200 if not error else 400 if code == "instance_limit" else 409 if code else 400,
     )
 
 

@@ -14,10 +14,10 @@ from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpResponseRedirect
 
-from paas import admin_queue, authz, selectors
+from paas import admin_queue, authz, mfa_policy, selectors
 from paas.errors import ApplicationError
 from paas.forms import apply_error
-from paas.models import ApiToken, AuditEvent, AuditSettings, WorkerHeartbeat
+from paas.models import ApiToken, AuditEvent, AuditSettings, AuditSink, WorkerHeartbeat
 
 
 class WriteOnlyTextarea(forms.Textarea):
@@ -306,6 +306,7 @@ class ApiTokenAdmin(ScopedModelAdmin):
             name=form.cleaned_data["name"],
             expires_in_days=form.cleaned_data["expires_in_days"],
             scope=form.cleaned_data["scope"],
+            mfa_verified=mfa_policy.session_verified(request.user),
         )
         obj.pk = api_token.pk
         self.message_user(request, f"Your new token (shown once, store it now): {token}", messages.WARNING)
@@ -328,8 +329,187 @@ class WorkerHeartbeatAdmin(ScopedModelAdmin):
         return authz.is_operator(request.user)
 
 
+class AuditSinkForm(forms.ModelForm):
+    new_secret = secret_field(
+        "Secret",
+        help_text="HTTPS webhook: the HMAC-SHA256 key of the X-Signature header (16 characters or more); "
+        "Splunk HEC: the HEC token. Write-only: stored encrypted and never shown again. Leave empty to keep.",
+    )
+    from_beginning = forms.BooleanField(
+        label="Stream the trail from its first event",
+        required=False,
+        initial=True,
+        help_text="Unticked: only events written from now on.",
+    )
+
+    class Meta:
+        model = AuditSink
+        fields = [
+            "org",
+            "name",
+            "kind",
+            "url",
+            "ca_pem",
+            "sourcetype",
+            "enabled",
+            "batch_size",
+            "backoff_initial_seconds",
+            "backoff_max_seconds",
+            "unhealthy_after",
+        ]
+
+
+def _audit_sink_orgs(user) -> QuerySet:
+    from paas.audit_sinks import orgs_for
+
+    return orgs_for(user)
+
+
+def _audit_sink_list_for(user) -> QuerySet:
+    from paas.audit_sinks import audit_sink_list_for
+
+    return audit_sink_list_for(user)
+
+
+@admin.register(AuditSink)
+class AuditSinkAdmin(ScopedModelAdmin):
+    """Where the audit trail streams (a SIEM): syslog over TLS, an HTTPS webhook or Splunk HEC. Operators
+    set the platform's sinks (no organization), org admins their org's. Lag is the events of the chain
+    the receiver has not accepted yet; a sink failing several times in a row is unhealthy, and catches
+    up from where it stopped once its receiver answers again."""
+
+    selector = staticmethod(_audit_sink_list_for)
+    form = AuditSinkForm
+    list_display = [
+        "name",
+        "scope",
+        "kind",
+        "url",
+        "health_badge",
+        "lag",
+        "last_delivery_at",
+        "last_error_short",
+        "last_error_at",
+    ]
+    list_filter = ["kind", "enabled"]
+    search_fields = ["name", "url"]
+    actions = ["retry_now"]
+    service_error_fields = {"secret": "new_secret"}
+    status_fields = [
+        "health_badge",
+        "lag",
+        "cursor",
+        "head",
+        "consecutive_failures",
+        "next_attempt_at",
+        "last_delivery_at",
+        "last_error",
+        "last_error_at",
+    ]
+
+    def _may_use(self, request) -> bool:
+        user = request.user
+        return (
+            authz.is_operator(user) or _audit_sink_orgs(user).exists() or self.get_queryset(request).exists()
+        )
+
+    def has_module_permission(self, request) -> bool:
+        return self.admin_site.has_permission(request) and self._may_use(request)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return self.has_module_permission(request)
+
+    def has_add_permission(self, request) -> bool:
+        user = request.user
+        return self.admin_site.has_permission(request) and (
+            authz.is_operator(user) or _audit_sink_orgs(user).exists()
+        )
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        if obj is None:
+            return self.has_add_permission(request)
+        return authz.has_perm(request.user, "change_auditsink", obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        if obj is None:
+            return self.has_add_permission(request)
+        return authz.has_perm(request.user, "delete_auditsink", obj)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "org":
+            kwargs["queryset"] = _audit_sink_orgs(request.user)
+            kwargs["required"] = not authz.is_operator(request.user)
+            kwargs["empty_label"] = "(the platform's events)" if authz.is_operator(request.user) else None
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        fields = [*AuditSinkForm.Meta.fields, "new_secret"]
+        if obj is None:
+            return [*fields, "from_beginning"]
+        return ["scope", *[f for f in fields if f != "org"], *self.status_fields]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return []
+        return ["scope", "kind", *self.status_fields]
+
+    @admin.display(description="events of")
+    def scope(self, obj) -> str:
+        return str(obj.org) if obj.org_id is not None else "the platform"
+
+    @admin.display(description="health")
+    def health_badge(self, obj) -> str:
+        return obj.health
+
+    @admin.display(description="lag (events)")
+    def lag(self, obj) -> int:
+        from paas.audit_sinks import lag
+
+        return lag(obj)
+
+    @admin.display(description="head seq")
+    def head(self, obj) -> int:
+        return getattr(obj, "head", 0)
+
+    @admin.display(description="last error")
+    def last_error_short(self, obj) -> str:
+        return (obj.last_error[:120] + "…") if len(obj.last_error) > 120 else obj.last_error or "-"
+
+    def save_model(self, request, obj, form, change):
+        from paas.audit_sinks import audit_sink_create, audit_sink_update
+
+        data = dict(form.cleaned_data)
+        secret = data.pop("new_secret", "") or ""
+        if change:
+            for fixed in ("org", "kind", "from_beginning"):
+                data.pop(fixed, None)
+            audit_sink_update(actor=request.user, sink=self.fresh(obj), secret=secret or None, **data)
+        else:
+            sink = audit_sink_create(actor=request.user, secret=secret, **data)
+            obj.pk = sink.pk
+
+    def service_delete(self, request, obj) -> None:
+        from paas.audit_sinks import audit_sink_delete
+
+        audit_sink_delete(actor=request.user, sink=obj)
+
+    @admin.action(description="Retry the selected sinks now")
+    def retry_now(self, request, queryset):
+        from paas.audit_sinks import audit_sink_retry
+
+        for sink in queryset:
+            try:
+                audit_sink_retry(actor=request.user, sink=sink)
+            except ApplicationError as exc:
+                self.message_user(request, f"{sink}: {exc.message}", messages.ERROR)
+        self.message_user(request, "They will be tried at the next delivery pass.")
+
+
 # Roles are ours (tenancy.RoleAssignment, mirrored into object permissions); Django's groups are unused.
 admin.site.unregister(Group)
 
 # The worker queues: django-q2's pages, read-only, with an audited resubmit (paas/admin_queue.py).
 admin_queue.register(admin.site)
+
+# Organization data keys (paas/keyring.py): rotate, destroy (paas/admin_org_keys.py).
+from paas import admin_org_keys  # noqa: E402,F401

@@ -11,11 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from django.apps import apps
 from django.db import connection
 from django.db.models import Max, Model
 from django.utils import timezone
 
-from paas import context
+from paas import authz, context
 from paas.models import AuditEvent
 
 GENESIS_HASH = "0" * 64
@@ -134,8 +135,12 @@ def audit_append_batch(*, org_id: int | None, entries: Sequence[Entry]) -> list[
     last = AuditEvent.objects.filter(chain=chain).order_by("-seq").values_list("seq", "hash").first()
     seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
     now = timezone.now()
+    support = _support_accesses(org_id, {entry.actor_id for entry in entries if entry.actor_id}, now)
     events = []
     for entry in entries:
+        details = entry.details
+        if entry.actor_id in support:
+            details = {**details, "support_access": support[entry.actor_id]}
         event = AuditEvent(
             chain=chain,
             seq=seq,
@@ -149,7 +154,7 @@ def audit_append_batch(*, org_id: int | None, entries: Sequence[Entry]) -> list[
             target_type=entry.target_type,
             target_id=str(entry.target_id),
             target_repr=entry.target_repr[:255],
-            details=_json_safe(entry.details),
+            details=_json_safe(details),
             request_id=(entry.request_id or ctx.request_id)[:64],
             cluster_id=entry.cluster_id,
             prev_hash=prev_hash,
@@ -162,6 +167,23 @@ def audit_append_batch(*, org_id: int | None, entries: Sequence[Entry]) -> list[
 
     checkpoint_on_commit(chain)
     return events
+
+
+def _support_accesses(org_id: int | None, actor_ids: set[int], now) -> dict[int, int]:
+    """The active support access (``authz.SUPPORT_MODEL``) each of ``actor_ids`` holds on the org, by
+    user id: whatever a support person does in an org carries ``details["support_access"] = <its id>``,
+    so the tenant's trail tells their actions apart from its own people's."""
+    if org_id is None or not actor_ids:
+        return {}
+    rows = (
+        apps.get_model(authz.SUPPORT_MODEL)
+        .objects.filter(
+            org_id=org_id, user_id__in=actor_ids, state="approved", starts_at__lte=now, expires_at__gt=now
+        )
+        .order_by("starts_at")
+        .values_list("user_id", "pk")
+    )
+    return dict(rows)  # the latest grant wins
 
 
 @dataclass(frozen=True)

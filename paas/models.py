@@ -6,6 +6,7 @@ from django.db import models
 from django.utils import timezone
 
 from paas.context import Client
+from paas.fields import EncryptedTextField
 
 
 class AuditEvent(models.Model):
@@ -187,3 +188,98 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.cluster} @ {self.seen_at:%H:%M:%S}"
+
+
+class SinkKind(models.TextChoices):
+    SYSLOG = "syslog", "Syslog (RFC 5424 over TLS, RFC 5425 framing)"
+    HTTPS = "https", "HTTPS JSON webhook (HMAC-SHA256 signature)"
+    SPLUNK_HEC = "splunk_hec", "Splunk HTTP Event Collector"
+
+
+class AuditSink(models.Model):
+    """A SIEM the audit trail streams to (paas/audit_stream.py delivers, paas/audit_sinks.py manages).
+
+    ``org`` NULL: the platform's events (chain 0), set by operators; else that org's chain, set by its
+    admins. ``cursor`` is the last ``seq`` of the chain the receiver accepted: delivery resumes after
+    it, in order, at least once. ``consecutive_failures`` counts failed attempts since the last
+    success; at ``unhealthy_after`` the sink is shown unhealthy, and it keeps being retried (with the
+    backoff, capped at ``backoff_max_seconds``) until it catches up.
+    """
+
+    org = models.ForeignKey(
+        "tenancy.Organization",
+        verbose_name="organization",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="audit_sinks",
+        help_text="Empty: the platform's events (operators only).",
+    )
+    name = models.CharField("name", max_length=100)
+    kind = models.CharField("kind", max_length=16, choices=SinkKind.choices)
+    url = models.CharField(
+        "address",
+        max_length=500,
+        help_text="syslog: tls://host:port (6514 by default); HTTPS and Splunk HEC: the https:// URL "
+        "events are posted to (Splunk: …/services/collector/event).",
+    )
+    ca_pem = models.TextField(
+        "CA certificate (PEM)",
+        blank=True,
+        help_text="The CA the receiver's certificate must chain to (pinned). Empty: the system's trusted "
+        "CAs. The certificate is always verified, host name included.",
+    )
+    # The HMAC key of a webhook or the token of a Splunk HEC; encrypted under the org's key.
+    secret = EncryptedTextField("secret")
+    sourcetype = models.CharField("Splunk sourcetype", max_length=100, default="gpupaas:audit", blank=True)
+    enabled = models.BooleanField("enabled", default=True)
+    batch_size = models.PositiveIntegerField("batch size", default=100)
+    backoff_initial_seconds = models.PositiveIntegerField("first retry after (seconds)", default=5)
+    backoff_max_seconds = models.PositiveIntegerField("longest retry interval (seconds)", default=300)
+    unhealthy_after = models.PositiveIntegerField("unhealthy after (failures)", default=5)
+    cursor = models.BigIntegerField("delivered up to seq", default=0)
+    consecutive_failures = models.PositiveIntegerField("consecutive failures", default=0)
+    next_attempt_at = models.DateTimeField("next attempt", null=True, blank=True)
+    last_delivery_at = models.DateTimeField("last delivery", null=True, blank=True)
+    last_error = models.TextField("last error", blank=True)
+    last_error_at = models.DateTimeField("last error at", null=True, blank=True)
+    created_at = models.DateTimeField("created", auto_now_add=True)
+    updated_at = models.DateTimeField("updated", auto_now=True)
+
+    # View: whoever sees the org's audit trail; change: its admins (operators: the platform's sinks).
+    authz_parents = {
+        "view_auditsink": [("org", "view_audit")],
+        "change_auditsink": [("org", "administer_organization")],
+        "delete_auditsink": [("org", "administer_organization")],
+    }
+    secret_org_field = "org"  # noqa: S105 - per-org data keys (paas/keyring.py): the secret is the org's
+
+    class Meta:
+        verbose_name = "audit sink"
+        verbose_name_plural = "audit sinks"
+        ordering = ["org_id", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["org", "name"], name="paas_auditsink_org_name_unique", nulls_distinct=False
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def chain(self) -> int:
+        return self.org_id if self.org_id is not None else 0
+
+    @property
+    def health(self) -> str:
+        """``disabled``, ``unhealthy`` (``unhealthy_after`` failures in a row), ``failing`` (fewer) or
+        ``healthy``."""
+        if not self.enabled:
+            return "disabled"
+        if self.consecutive_failures >= max(1, self.unhealthy_after):
+            return "unhealthy"
+        return "failing" if self.consecutive_failures else "healthy"
+
+
+from paas.keyring_models import KeyState, OrgDataKey  # noqa: E402,F401  (a model of this app)

@@ -46,6 +46,38 @@ class Secret:
         raise TypeError("Secrets are not serialised (pickled); pass ids to tasks instead.")
 
 
+class UnreadableSecret(Secret):
+    """A stored secret whose organization's data key was destroyed (``paas.keyring``): it is set (so
+    pages say a secret exists) but its value is gone; ``reveal()`` says so with a clear error."""
+
+    __slots__ = ("message", "token")
+
+    def __init__(self, token: str, message: str):
+        super().__init__("")
+        self.token = token
+        self.message = message
+
+    def reveal(self) -> str:
+        from paas.keyring import SecretUnreadable
+
+        raise SecretUnreadable(self.message)
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __str__(self) -> str:
+        return f"{MASK} (unreadable: the organization's keys were destroyed)"
+
+    def __repr__(self) -> str:
+        return "UnreadableSecret()"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, UnreadableSecret) and other.token == self.token
+
+    def __hash__(self) -> int:
+        return hash(self.token)
+
+
 @lru_cache(maxsize=1)
 def _fernet(keys: tuple[str, ...]) -> MultiFernet:
     if not keys:

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from paas import authz
+from paas import authz, mfa_policy
 from paas.audit import audit_log
 from paas.errors import Conflict, Forbidden, ValidationFailed
 from paas.models import ApiToken, TokenScope, WorkerHeartbeat
@@ -29,16 +29,24 @@ def api_token_create(
     expires_in_days: int = 90,
     scope: str = TokenScope.READ_WRITE,
     via_token: bool = False,
+    mfa_verified: bool = False,
 ) -> tuple[ApiToken, str]:
     """Create a personal token for ``actor``; the clear token is returned here and never again.
 
     ``via_token``: the request was authenticated by a token (ours or the identity provider's). Tokens
     never mint tokens: a leaked read-only or short-lived token must not become a lasting read-write one.
+    ``mfa_verified``: the session passed the one-time-code step; required where MFA applies to the actor
+    (``paas.mfa_policy``), so a stolen password alone never yields a token.
     """
     if via_token:
         raise Forbidden(
             "API tokens are created from a signed-in session (the developer hub or the studio), "
             "not with another token."
+        )
+    if mfa_policy.mfa_applies(actor) and not mfa_verified:
+        raise Forbidden(
+            "API tokens are created only from a session verified with your second factor (MFA).",
+            code="mfa_required",
         )
     errors = {}
     if scope not in TokenScope.values:
@@ -119,36 +127,14 @@ def worker_heartbeat_record(*, cluster: str) -> WorkerHeartbeat:
 
 @transaction.atomic
 def secrets_rotate(*, actor=None) -> dict[str, int]:
-    """Re-encrypt every stored secret (each ``EncryptedTextField`` column) with the newest key.
+    """After a new platform key was put first in ``PAAS_ENCRYPTION_KEYS``: re-encrypt every stored
+    platform-key secret (each ``EncryptedTextField`` column and sealed JSON value) with it and re-wrap
+    every organization's data key under it (``paas.keyring``); values under an org's data key stay as
+    they are. Works on the stored tokens directly, so clear values never pass through Python objects
+    that could be logged. Returns the number of values re-encrypted per ``app.model.field``."""
+    from paas import keyring
 
-    Works on the stored tokens directly, so clear values never pass through Python objects that
-    could be logged. Returns the number of values re-encrypted per ``app.model.field``.
-    """
-    from django.apps import apps
-    from django.db import connection
-
-    from paas import secrets
-    from paas.fields import EncryptedTextField
-
-    counts: dict[str, int] = {}
-    with connection.cursor() as cursor:
-        for model in apps.get_models():
-            for field in model._meta.concrete_fields:
-                if not isinstance(field, EncryptedTextField):
-                    continue
-                table, column, pk = (
-                    connection.ops.quote_name(model._meta.db_table),
-                    connection.ops.quote_name(field.column),
-                    connection.ops.quote_name(model._meta.pk.column),
-                )
-                cursor.execute(f"SELECT {pk}, {column} FROM {table} WHERE {column} <> ''")  # noqa: S608
-                rows = cursor.fetchall()
-                for row_pk, token in rows:
-                    cursor.execute(
-                        f"UPDATE {table} SET {column} = %s WHERE {pk} = %s",  # noqa: S608
-                        [secrets.rotate(token), row_pk],
-                    )
-                counts[f"{model._meta.label_lower}.{field.name}"] = len(rows)
+    counts = keyring.rotate_platform()
     audit_log(actor=actor, action="secrets.rotate", target_type="platform", details={"rotated": counts})
     return counts
 

@@ -4,7 +4,7 @@ from functools import wraps
 from django.contrib import admin
 from django.http import HttpResponseBadRequest
 
-from paas import authz
+from paas import authz, mfa_policy
 
 
 def _has_nul(query) -> bool:
@@ -39,7 +39,11 @@ class StudioSite(admin.AdminSite):
 
     def has_permission(self, request) -> bool:
         # Staff is kept in step with the studio roles (operator, org admin, PaaS admin) by the services.
-        return authz.is_active_user(request.user) and request.user.is_staff
+        # Like django-otp's OTPAdminSite: where MFA applies, only a session verified with it.
+        user = request.user
+        if not (authz.is_active_user(user) and user.is_staff):
+            return False
+        return mfa_policy.session_verified(user) or not mfa_policy.mfa_applies(user)
 
     def admin_view(self, view, cacheable=False):
         inner = super().admin_view(view, cacheable)

@@ -20,3 +20,11 @@ def audit_checkpoint() -> None:
     from paas.checkpoints import checkpoint_all
 
     checkpoint_all()
+
+
+def audit_stream() -> None:
+    """Scheduled every minute: stream the audit chains to their sinks (paas/audit_stream.py), polling
+    for new events for most of the minute."""
+    from paas.audit_stream import run
+
+    run()

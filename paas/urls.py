@@ -5,9 +5,13 @@ from rest_framework.routers import SimpleRouter
 
 from paas.api import views as core_api
 from paas.api.audit_settings import AuditSettingsView
+from paas.api.audit_sinks import AuditSinkViewSet
+from paas.api.org_keys import OrgKeyViewSet
 
 router = SimpleRouter()
 router.register("tokens", core_api.ApiTokenViewSet, basename="api-token")
+router.register("audit-sinks", AuditSinkViewSet, basename="audit-sink")
+router.register("org-keys", OrgKeyViewSet, basename="org-key")
 
 api_v1 = [
     *router.urls,
@@ -27,6 +31,8 @@ urlpatterns = [
     path("healthz", core_api.healthz, name="healthz"),
     # The developer hub (portal): sign-in/out and single sign-on, then the pages.
     path("", include("tenancy.sso_urls")),
+    # Passkeys: the WebAuthn ceremonies of django-otp-webauthn (second factor only; tenancy/mfa.py).
+    path("webauthn/", include("django_otp_webauthn.urls")),
     path("", include("instances.urls")),
     path("", include("catalog.urls")),
     path("", include("billing.urls")),

@@ -13,13 +13,16 @@ from django.db.models import QuerySet
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_otp_webauthn.models import WebAuthnAttestation, WebAuthnCredential
 
 from paas import authz
 from paas.admin import AuditEventAdminBase, ReadOnlyInline, ScopedModelAdmin
 from paas.context import Client
 from paas.errors import ApplicationError
 from paas.models import AuditEvent
-from tenancy import selectors, services
+from tenancy import email_verification, mfa, selectors, services
 from tenancy.gpu_units import UNIT_NOTE, format_gpus
 from tenancy.models import IdpGroupMapping, Invitation, Organization, Project, Quota, RoleAssignment, User
 from tenancy.roles import Role
@@ -97,12 +100,14 @@ class OrganizationAdmin(TenancyAdmin):
     def get_fields(self, request, obj=None):
         if obj is None:
             return ["name", "display_name", "admin_first_name", "admin_last_name", "admin_email"]
-        return ["name", "display_name", "is_active", "sso_email_domains", "created_at"]
+        return ["name", "display_name", "is_active", "mfa_required", "sso_email_domains", "created_at"]
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return []
         readonly = ["name", "created_at"]
+        if not authz.has_perm(request.user, "administer_organization", obj):
+            readonly.append("mfa_required")
         if not authz.is_operator(request.user):
             readonly.append("is_active")
             readonly.append("sso_email_domains")
@@ -124,6 +129,7 @@ class OrganizationAdmin(TenancyAdmin):
                 org=self.fresh(obj),
                 display_name=data["display_name"],
                 is_active=data.get("is_active") if "is_active" in data else None,
+                mfa_required=data.get("mfa_required") if "mfa_required" in data else None,
             )
             if "sso_email_domains" in data:
                 from tenancy.sso_rules import org_sso_domains_set
@@ -220,12 +226,15 @@ class RoleAssignmentInline(ReadOnlyInline):
 class UserAdmin(TenancyAdmin):
     selector = staticmethod(selectors.user_list_for)
     list_display = ["username", "email", "first_name", "last_name", "source", "is_active", "last_login"]
-    list_filter = ["source", "is_active"]
+    list_filter = ["source", "is_active", "email_verified"]
     search_fields = ["username", "email", "first_name", "last_name"]
     inlines = [RoleAssignmentInline]
+    actions = ["reset_mfa", "require_email_verification"]
     fields = [
         "username",
         "email",
+        "email_verified",
+        "pending_email",
         "first_name",
         "last_name",
         "source",
@@ -236,7 +245,8 @@ class UserAdmin(TenancyAdmin):
     ]
 
     def get_readonly_fields(self, request, obj=None):
-        readonly = ["username", "email", "source", "idp_subject", "last_login", "date_joined"]
+        readonly = ["username", "email", "email_verified", "pending_email", "source", "idp_subject"]
+        readonly += ["last_login", "date_joined"]
         if not authz.is_operator(request.user):
             readonly.append("is_active")
         if obj is not None and not (authz.is_operator(request.user) or obj.pk == request.user.pk):
@@ -257,6 +267,33 @@ class UserAdmin(TenancyAdmin):
             last_name=data.get("last_name"),
             is_active=data.get("is_active"),
         )
+
+    @admin.action(description="Reset MFA: remove the selected users' devices (they enrol again)")
+    def reset_mfa(self, request, queryset):
+        for user in queryset:
+            try:
+                removed = mfa.mfa_reset(actor=request.user, user=user)
+            except ApplicationError as exc:
+                self.message_user(request, f"{user}: {exc.message}", messages.WARNING)
+            else:
+                self.message_user(request, f"{user}: MFA reset ({removed} authenticator app(s) removed).")
+
+    @admin.action(description="Ask to verify their email address (operators; a link is emailed)")
+    def require_email_verification(self, request, queryset):
+        for user in queryset:
+            try:
+                email_verification.email_verification_require(actor=request.user, user=user)
+            except ApplicationError as exc:
+                self.message_user(request, f"{user}: {exc.message}", messages.WARNING)
+            else:
+                self.message_user(request, f"{user}: verification link sent to {user.email}.")
+
+
+# django-otp's own device pages would show every user's keys: devices are managed by their owners on
+# /account/security/ and reset by org admins (the users page's action), never browsed.
+for _device_model in (TOTPDevice, StaticDevice, WebAuthnCredential, WebAuthnAttestation):
+    if admin.site.is_registered(_device_model):
+        admin.site.unregister(_device_model)
 
 
 class RoleAssignmentForm(forms.ModelForm):
@@ -630,3 +667,7 @@ class AuditEventAdmin(AuditEventAdminBase):
     def has_view_permission(self, request, obj=None) -> bool:
         # Only who may read an org's audit (operators, org admins): a PaaS admin gets 403, not a list.
         return selectors.can_view_audit(request.user)
+
+
+# The support access and instance limits pages, registered in their own modules.
+from tenancy import admin_support, limit_admin  # noqa: E402,F401

@@ -43,6 +43,12 @@ class User(AbstractUser):
         "says at each sign-on (no claim: not verified). Invitations and collaborator grants match on "
         "verified addresses only.",
     )
+    pending_email = models.EmailField(
+        "new email address (unverified)",
+        blank=True,
+        help_text="A change of address waiting for its verification link; the address above stays until "
+        "the link is opened (tenancy/email_verification.py).",
+    )
 
     class Meta:
         verbose_name = "user"
@@ -71,6 +77,32 @@ class Organization(models.Model):
         "one organization at most. A person signing on with a verified address in one of these domains "
         "gets roles from this organization's IdP group mappings only, and this organization's mappings "
         "apply only to such people: no other organization's mapping can pull them in.",
+    )
+    mfa_required = models.BooleanField(
+        "require MFA",
+        default=False,
+        help_text="Every local user of the organization must use a second factor (an authenticator app); "
+        "who has none enrols at next sign-in. Single sign-on users are authenticated by their provider.",
+    )
+
+    # Support access (tenancy/support.py): what the org's admins let operators have without asking.
+    support_preapproval = models.CharField(
+        "pre-approved support access",
+        max_length=8,
+        choices=[
+            ("none", "None: every request waits for an org admin"),
+            ("read", "Read-only"),
+            ("admin", "Read-only or administrative"),
+        ],
+        default="none",
+        help_text="Support requests of this level (or lower) and at most the maximum duration are approved "
+        "at once, without an org admin; the admins are told by email either way.",
+    )
+    support_max_minutes = models.PositiveIntegerField(
+        "pre-approved support duration (minutes)",
+        default=240,
+        help_text="The longest support access pre-approval covers (15 minutes to 7 days); longer requests "
+        "wait for an org admin.",
     )
 
     authz_parents: dict = {}
@@ -465,4 +497,5 @@ class GpuModelQuota(models.Model):
         return f"{self.gpu_model}: {self.gpus}"
 
 
+from tenancy.limit_models import InstanceLimit  # noqa: E402,F401  (a model of this app: per-user instance limits)
 from tenancy.support_models import SupportAccess, SupportLevel, SupportState  # noqa: E402,F401  (a model of this app)

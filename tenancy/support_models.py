@@ -70,6 +70,12 @@ class SupportAccess(models.Model):
     starts_at = models.DateTimeField("starts", null=True, blank=True)
     expires_at = models.DateTimeField("expires", null=True, blank=True)
     ended_at = models.DateTimeField("ended early", null=True, blank=True)
+    expiry_recorded_at = models.DateTimeField(
+        "expiry recorded",
+        null=True,
+        blank=True,
+        help_text="When the schedule wrote the support.expire event of an approved access that ran out.",
+    )
 
     class Meta:
         verbose_name = "support access"

@@ -18,6 +18,7 @@ pytest_plugins = [
     "tests.support.integration_servers",  # Git, Helm chart repository and container registry servers
     "tests.support.prometheus",  # a real Prometheus scraping a DCGM exporter double (GPU utilisation)
     "tests.support.kubectl",  # kubectl_binary and bwrap_binary: the real kubectl and bubblewrap
+    "tests.support.siem",  # audit streaming receivers: rsyslogd over TLS (Debian's), an HTTPS receiver
     *(
         ["tests.localkube.pytest_plugin"]
         if os.path.exists(os.path.join(os.path.dirname(__file__), "localkube", "pytest_plugin.py"))

@@ -11,6 +11,7 @@ from catalog.registry_selectors import can_manage_registry
 from catalog.selectors import managed_projects
 from inventory.selectors import datacenter_list_for
 from paas.api.fields import ScopedPrimaryKeyRelatedField
+from paas.secrets import UnreadableSecret
 from tenancy.models import slug_validator
 from tenancy.selectors import org_list_for, project_list_for
 
@@ -40,6 +41,10 @@ class IntegrationSerializer(serializers.ModelSerializer):
         write_only=True, required=False, default=False, help_text="Remove the stored credential."
     )
     has_credential = serializers.SerializerMethodField()
+    credential_unreadable = serializers.SerializerMethodField(
+        help_text="True when the stored credential can no longer be read: its organization's encryption "
+        "keys were destroyed. Set it again."
+    )
     shared_projects = ScopedPrimaryKeyRelatedField(selector=project_list_for, many=True, required=False)
     shared_orgs = ScopedPrimaryKeyRelatedField(selector=org_list_for, many=True, required=False)
     may_manage = serializers.SerializerMethodField()
@@ -55,6 +60,7 @@ class IntegrationSerializer(serializers.ModelSerializer):
         "credential",
         "clear_credential",
         "has_credential",
+        "credential_unreadable",
         "sharing",
         "shared_projects",
         "system_sharing",
@@ -73,6 +79,9 @@ class IntegrationSerializer(serializers.ModelSerializer):
 
     def get_has_credential(self, obj) -> bool:
         return bool(obj.credential)
+
+    def get_credential_unreadable(self, obj) -> bool:
+        return isinstance(obj.credential, UnreadableSecret)
 
     def get_may_manage(self, obj) -> bool:
         return self.manages(self.context["request"].user, obj)

@@ -17,6 +17,7 @@ from urllib3 import exceptions as u3
 
 from catalog.sources.errors import FetchFailed, PackageRefused
 from paas import outbound
+from paas.secrets import UnreadableSecret
 
 TIMEOUT = urllib3.Timeout(connect=10.0, read=60.0)
 MAX_INDEX_BYTES = 20 * 1024 * 1024  # a Helm repository's index.yaml
@@ -35,8 +36,11 @@ def pool_manager(repository, *, purpose: str, headers: dict | None = None) -> ou
 
 
 def credential_of(repository) -> str:
-    """The repository's credential in clear (an encrypted field reads as a ``paas.secrets.Secret``)."""
+    """The repository's credential in clear (an encrypted field reads as a ``paas.secrets.Secret``).
+    One whose organization's keys were destroyed is a :class:`FetchFailed` saying so."""
     value = getattr(repository, "credential", "") or ""
+    if isinstance(value, UnreadableSecret):
+        raise FetchFailed(f"The repository's credential cannot be used: {value.message}")
     return value.reveal() if hasattr(value, "reveal") else str(value)
 
 

@@ -96,8 +96,9 @@ class InstanceViewSet(
 class WorkspaceSummaryView(APIView):
     """Instances by state and resources in use against the workspace quota (the landing page), for the
     people who work in the workspace (404 for a PaaS admin). GPUs count MIG slices as fractions:
-    ``gpu_units`` is exact (28ths of a GPU), ``gpus`` has two decimals."""
+    ``gpu_units`` is exact (28ths of a GPU), ``gpus`` has two decimals. ``instance_limits``: the org's
+    and the workspace's per-user limits with what the caller's own instances hold against each."""
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request, project_id):
-        return Response(selectors.workspace_summary(request.user, project_id))
+        return Response(selectors.workspace_summary(request.user, project_id, with_limits=True))

@@ -30,6 +30,7 @@ from instances.kubeproxy import credentials
 from instances.kubeproxy.db import in_thread
 from instances.shell import policy, sandbox, sessions
 from paas.errors import Conflict, NotFound
+from tenancy import account_gate
 
 PROMPT = "\x1b[1;32mkubectl\x1b[0m$ "
 HISTORY = 200
@@ -65,6 +66,12 @@ class ShellConsumer(AsyncWebsocketConsumer):
         instance_id = self.scope["url_route"]["kwargs"]["instance_id"]
         if user is None or not user.is_authenticated:
             await self._refuse(CLOSE_NOT_FOUND)
+            return
+        hold = await in_thread(account_gate.hold_for_session)(user, self.scope.get("session"))
+        if hold is not None:  # the pages' gate: MFA step, verified email (tenancy.account_gate)
+            await self.accept()
+            await self.send(text_data=_crlf(f"{hold.message}\n"))
+            await self.close(code=CLOSE_REFUSED)
             return
         programs = sandbox.binaries()
         try:

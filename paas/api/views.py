@@ -3,7 +3,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.response import Response
 
-from paas import selectors, services
+from paas import mfa_policy, selectors, services
 from paas.api.viewsets import ScopedGenericViewSet, ServiceDestroyMixin
 from paas.models import ApiToken, TokenScope
 
@@ -64,7 +64,10 @@ class ApiTokenViewSet(
         serializer = ApiTokenCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         api_token, token = services.api_token_create(
-            actor=request.user, via_token=request.auth is not None, **serializer.validated_data
+            actor=request.user,
+            via_token=request.auth is not None,
+            mfa_verified=request.auth is None and mfa_policy.session_verified(request._request.user),
+            **serializer.validated_data,
         )
         data = ApiTokenSerializer(api_token).data | {"token": token}
         return Response(data, status=status.HTTP_201_CREATED)

@@ -9,6 +9,7 @@ import os
 import sys
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -64,6 +65,11 @@ INSTALLED_APPS = [
     "django_q",
     "mozilla_django_oidc",
     "axes",
+    # MFA (tenancy/mfa.py): TOTP authenticator apps and one-time recovery codes.
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "django_otp_webauthn",  # passkeys (WebAuthn) as a second factor
     "paas",
     "tenancy",
     "inventory",
@@ -79,6 +85,10 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): the session passed the one-time-code step (django-otp).
+    "django_otp.middleware.OTPMiddleware",
+    # Unverified email, MFA to enrol or a session still to verify: the right page, or a 403 in the API.
+    "tenancy.account_gate.AccountGateMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: turns a password page's lockout into the "sign-in paused" page.
@@ -101,6 +111,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "tenancy.sso.template_context",
                 "tenancy.portal.portal",
+                "tenancy.support_context.support_banner",
             ],
         },
     },
@@ -195,6 +206,12 @@ AXES_DISABLE_ACCESS_LOG = True  # failures are kept (AccessAttempt), successful 
 # axes looks for its own middleware class; ours is a subclass (paas.lockout.LockoutMiddleware).
 SILENCED_SYSTEM_CHECKS = ["axes.W002"]
 LOGIN_URL = "/login/"
+# MFA (tenancy/mfa.py, paas/mfa_policy.py): operators must use it when this is on (production), as the
+# members of an org that requires it (Organization.mfa_required); IdP users sign in at their provider.
+PAAS_MFA_REQUIRED_FOR_OPERATORS = env_bool("PAAS_MFA_REQUIRED_FOR_OPERATORS", False)
+OTP_TOTP_ISSUER = env("PAAS_MFA_ISSUER", "GPU PaaS")
+# Email verification links (tenancy/email_verification.py) are valid this long.
+PAAS_EMAIL_VERIFICATION_HOURS = env_int("PAAS_EMAIL_VERIFICATION_HOURS", 48)
 LOGIN_REDIRECT_URL = "/"
 ANONYMOUS_USER_NAME = None  # guardian: no anonymous user row; anonymous requests have no object perms
 
@@ -217,6 +234,19 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "GPU PaaS <no-reply@localhost>")
 # The absolute base URL used in links that leave the platform (invitation emails).
 PAAS_BASE_URL = env("PAAS_BASE_URL", "http://127.0.0.1:8000")
+# Passkeys (django-otp-webauthn): bound to the host of PAAS_BASE_URL; browsers refuse an IP address, so a
+# dev address like http://127.0.0.1:8000 gives passkeys on http://localhost:8000. A second factor after the
+# password only, never a password-less sign-in.
+_base = urlsplit(PAAS_BASE_URL)
+_host = _base.hostname or "localhost"
+if _host.replace(".", "").isdigit() or ":" in _host:
+    _host = "localhost"
+OTP_WEBAUTHN_RP_ID = env("PAAS_WEBAUTHN_RP_ID", "") or _host
+OTP_WEBAUTHN_RP_NAME = env("PAAS_WEBAUTHN_RP_NAME", "GPU PaaS")
+OTP_WEBAUTHN_ALLOWED_ORIGINS = env_list("PAAS_WEBAUTHN_ORIGINS") or [
+    f"{_base.scheme}://{_host}" + (f":{_base.port}" if _base.port else "")
+]
+OTP_WEBAUTHN_ALLOW_PASSWORDLESS_LOGIN = False
 INVITATION_TTL_HOURS = env_int("INVITATION_TTL_HOURS", 72)
 # The kubectl proxy (instances/kubeproxy): where downloaded kubeconfigs point (default: PAAS_BASE_URL),
 # the CA a private https address needs (embedded into the kubeconfig), and a credential's lifetime.
@@ -373,6 +403,13 @@ LOGGING = {
 PAAS_OUTBOUND_ALLOW_LOOPBACK = env_bool("PAAS_OUTBOUND_ALLOW_LOOPBACK", False)
 PAAS_OUTBOUND_ALLOWED_NETWORKS = env_list("PAAS_OUTBOUND_ALLOWED_NETWORKS")  # CIDRs, comma-separated
 PAAS_OUTBOUND_DENY_ALL = env_bool("PAAS_OUTBOUND_DENY_ALL", False)  # refuse every outbound address
+
+# Audit streaming (paas/audit_stream.py): the every-minute "audit stream" schedule passes over the sinks
+# every POLL seconds for LOOP seconds (0: one pass a minute), so new events leave within seconds; it
+# holds one worker for that time. HOSTNAME is the syslog/Splunk host field (default: the host's name).
+PAAS_AUDIT_STREAM_LOOP_SECONDS = env_int("PAAS_AUDIT_STREAM_LOOP_SECONDS", 50)
+PAAS_AUDIT_STREAM_POLL_SECONDS = env_int("PAAS_AUDIT_STREAM_POLL_SECONDS", 2)
+PAAS_AUDIT_STREAM_HOSTNAME = env("PAAS_AUDIT_STREAM_HOSTNAME", "")
 
 
 def _default_helm_binary() -> str:

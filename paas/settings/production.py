@@ -25,6 +25,8 @@ if len(PAAS_AUDIT_CHECKPOINT_KEY) < 32:
     )
 
 DEBUG = False
+# Operators run the platform: their accounts need a second factor (their provider's, or ours: MFA).
+PAAS_MFA_REQUIRED_FOR_OPERATORS = env_bool("PAAS_MFA_REQUIRED_FOR_OPERATORS", True)
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", True) else None
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)

@@ -22,6 +22,8 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # The local cluster and the fake identity provider listen on 127.0.0.1; the outbound-policy tests turn
 # this off to see the refusals.
 PAAS_OUTBOUND_ALLOW_LOOPBACK = True
+# A worker the suite starts must not spend most of each minute in the audit-streaming loop: one pass.
+PAAS_AUDIT_STREAM_LOOP_SECONDS = 0
 # Every response is searched for the suite's credential canary (tests/support/canary.py).
 MIDDLEWARE = ["tests.support.canary.CanaryMiddleware", *MIDDLEWARE]
 

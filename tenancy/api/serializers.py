@@ -19,8 +19,11 @@ from tenancy.roles import TENANT_ROLE_CHOICES, Role
 class OrganizationSerializer(serializers.ModelSerializer):
     class Meta:
         model = Organization
-        fields = ["id", "name", "display_name", "is_active", "created_at"]
+        fields = ["id", "name", "display_name", "is_active", "mfa_required", "created_at"]
         read_only_fields = ["id", "name", "created_at"]
+        extra_kwargs = {
+            "mfa_required": {"help_text": "Every local user of the org must use MFA (org admins set it)."}
+        }
 
 
 class MemberRemoveSerializer(serializers.Serializer):

@@ -1,7 +1,7 @@
-from django.urls import path
+from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
-from tenancy.api import views
+from tenancy.api import limit_views, support, views
 
 router = SimpleRouter()
 router.register("orgs", views.OrganizationViewSet, basename="org")
@@ -10,7 +10,13 @@ router.register("role-assignments", views.RoleAssignmentViewSet, basename="role-
 router.register("idp-group-mappings", views.IdpGroupMappingViewSet, basename="idp-group-mapping")
 router.register("invitations", views.InvitationViewSet, basename="invitation")
 router.register("quotas", views.QuotaViewSet, basename="quota")
+router.register("instance-limits", limit_views.InstanceLimitViewSet, basename="instance-limit")
 router.register("users", views.UserViewSet, basename="user")
+router.register("support-access", support.SupportAccessViewSet, basename="support-access")
 router.register("audit-events", views.AuditEventViewSet, basename="audit-event")
 
-urlpatterns = [path("me/", views.MeView.as_view(), name="me"), *router.urls]
+urlpatterns = [
+    path("me/", views.MeView.as_view(), name="me"),
+    path("", include("tenancy.mfa_api")),  # /mfa/ and /account/email/: the signed-in user's own
+    *router.urls,
+]

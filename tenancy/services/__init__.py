@@ -6,6 +6,7 @@ single sign-on); every name other modules and tests use is importable from ``ten
 
 from tenancy.models import Project
 from tenancy.selectors import invitation_for_token, is_member  # reads, importable from here as before
+from tenancy.services.instance_limits import instance_limit_delete, instance_limit_set, instance_limit_update
 from tenancy.services.invitations import (
     invitation_accept,
     invitation_create,
@@ -30,6 +31,9 @@ __all__ = [
     "Project",
     "idp_mapping_create",
     "idp_mapping_delete",
+    "instance_limit_delete",
+    "instance_limit_set",
+    "instance_limit_update",
     "invitation_accept",
     "invitation_create",
     "invitation_for_token",

@@ -100,6 +100,9 @@ def invitation_create(
     if not (authz.is_operator(actor) and role == Role.ORG_ADMIN and project is None):
         authz.require(actor, "administer_organization", org, message="Only org admins may invite users.")
     email = _normalise_email("email", email)
+    if authz.is_operator(actor) and email.lower() == (actor.email or "").lower():
+        # Operators reach inside an org only through a time-bound support access, never by a role.
+        raise Forbidden("You cannot invite yourself to an organization; ask one of its admins.")
     if role == Role.OPERATOR:
         raise ValidationFailed(
             "Operators are appointed, not invited.", fields={"role": "Choose an org or project role."}

@@ -57,7 +57,12 @@ def org_onboard(
 
 @transaction.atomic
 def org_update(
-    *, actor: User, org: Organization, display_name: str | None = None, is_active: bool | None = None
+    *,
+    actor: User,
+    org: Organization,
+    display_name: str | None = None,
+    is_active: bool | None = None,
+    mfa_required: bool | None = None,
 ):
     authz.require(actor, "change_organization", org)
     changes = (
@@ -65,6 +70,13 @@ def org_update(
         if (display_name is not None)
         else {}
     )
+    if mfa_required is not None and bool(mfa_required) != org.mfa_required:
+        # The org's own security policy: its admins set it (members enrol at next sign-in).
+        authz.require(
+            actor, "administer_organization", org, message="Only the organization's admins may require MFA."
+        )
+        changes["mfa_required"] = [org.mfa_required, bool(mfa_required)]
+        org.mfa_required = bool(mfa_required)
     if is_active is not None and is_active != org.is_active:
         authz.require_operator(
             actor, message="Only platform operators may activate or deactivate organizations."

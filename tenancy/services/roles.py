@@ -30,6 +30,9 @@ def role_assign(
         authz.require_operator(actor, message="Only operators may appoint operators.")
     else:
         authz.require(actor, "administer_organization", org, message="Only org admins may assign roles.")
+        if authz.is_operator(actor) and user.pk == actor.pk:
+            # An operator acts in an org only through a time-bound support access: never a role of their own.
+            raise Forbidden("You cannot give yourself a role in an organization; ask one of its admins.")
         # Operators included (a support access may make one act as an org admin): people come in by
         # invitation, which they accept.
         if not is_member(user, org):

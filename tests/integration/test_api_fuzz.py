@@ -36,6 +36,7 @@ from instances.states import State, transition
 from paas.models import AuditEvent
 from paas.services import api_token_create
 from tenancy.models import RoleAssignment
+from tenancy.services import instance_limit_set
 from tests.factories import ONE_A100, make_profile, make_synced_cluster
 from tests.support.instances import launch
 from tests.support.services import make_service_profile
@@ -167,6 +168,9 @@ def _objects(world) -> dict[str, int]:
         "orgs": world.a.org.pk,
         "users": world.a.users["collaborator_rw"].pk,
         "quotas": world.a.org.quota.pk,
+        "instance-limits": instance_limit_set(
+            actor=admin, org=world.a.org, max_active_instances_per_user=50
+        ).pk,
         "role-assignments": RoleAssignment.objects.filter(project=world.a.project).first().pk,
         "audit-events": AuditEvent.objects.filter(org=world.a.org).first().pk,
         "templates": profile.template_version.template_id,

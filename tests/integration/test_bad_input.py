@@ -419,7 +419,7 @@ def test_secret_input_mask_keeps_the_stored_secret(world, api, secret_profile):
     secret_profile.refresh_from_db()
     assert secret_inputs.unseal(secret_profile.input_values)["password"] == "new-secret"
     # A ciphertext is not a way in: one that is not the profile's own is refused.
-    forged = secret_inputs.seal([{"name": "p", "type": "secret"}], {"p": "x"})["p"]
+    forged = secret_inputs.seal([{"name": "p", "type": "secret"}], {"p": "x"}, org_id=None)["p"]
     response = client.patch(url, {"input_values": {"password": forged}}, format="json")
     assert response.status_code == 400 and "encrypted value cannot be given" in response.content.decode()
 

@@ -26,11 +26,13 @@ from catalog.models import ServiceProfile
 from instances import services as instance_services
 from instances.models import ComputeInstance, StandbyInstance, WarmPool
 from inventory.models import Agent, Datacenter, DatacenterAgent, MigChange, Storage
+from paas.audit_sinks import audit_sink_create
 from paas.models import AuditEvent, AuditSettings
 from tenancy import services as tenancy_services
+from tenancy import support
 from tenancy.models import RoleAssignment
 from tenancy.roles import Role
-from tests.factories import DEAD_KUBECONFIG, ONE_A100, make_profile, make_synced_cluster
+from tests.factories import DEAD_KUBECONFIG, ONE_A100, make_operator, make_profile, make_synced_cluster
 from tests.support.html_forms import form_data
 from tests.support.roles import user_for
 
@@ -114,6 +116,9 @@ def samples(world) -> Samples:
     idp = tenancy_services.idp_mapping_create(
         actor=admin_a, org=a.org, group="cov-group", role=Role.COLLABORATOR_RO, project=a.project
     )
+    instance_limit = tenancy_services.instance_limit_set(
+        actor=admin_a, project=a.project, max_active_instances_per_user=5
+    )
     instance = instance_services.instance_launch(
         actor=a.users["workspace_admin"], project=a.project, name="cov-instance", profile=profile
     )
@@ -184,6 +189,14 @@ def samples(world) -> Samples:
         objects={
             "billing.costprofile": rates,
             "billing.budget": budget,
+            # Another operator's pending request (the sample operator asks in the "add" operation).
+            "tenancy.supportaccess": support.support_request(
+                actor=make_operator(username="cov-support"),
+                org=a.org,
+                reason="cov",
+                level="read",
+                duration_minutes=60,
+            ),
             "catalog.catalogapplication": catalog_app,
             "catalog.repository": repository,
             "catalog.containerregistry": registry,
@@ -207,6 +220,7 @@ def samples(world) -> Samples:
             "tenancy.invitation": invitation,
             "tenancy.idpgroupmapping": idp,
             "tenancy.quota": a.project.quota,
+            "tenancy.instancelimit": instance_limit,
             "instances.computeinstance": instance,
             "instances.warmpool": pool,
             "instances.standbyinstance": standby,
@@ -218,6 +232,15 @@ def samples(world) -> Samples:
             "paas.auditevent": AuditEvent.objects.filter(chain=a.org.pk).first(),
             "paas.workerheartbeat": None,
             "paas.auditsettings": AuditSettings.objects.get_or_create(pk=1)[0],
+            "paas.auditsink": audit_sink_create(
+                actor=admin_a,
+                org=a.org,
+                name="cov-sink",
+                kind="https",
+                url="https://127.0.0.1:9/audit",
+                secret="cov-sink-hmac-key-0123",
+            ),
+            "paas.orgdatakey": None,  # one row per org on the keys page (paas/admin_org_keys.py)
             "billing.usagerecord": None,  # the chargeback dashboard (read-only; no row page)
             "billing.meter": None,  # instance usage: the billing API's figures (read-only; no row page)
         }
@@ -388,6 +411,23 @@ OPERATIONS = {
         lambda c, w, s: _action(c, s["catalog.containerregistry"], "check_now"),
         "containerregistry.check",
     ),
+    ("tenancy.supportaccess", "add"): (
+        "operator",
+        lambda c, w, s: _submit(
+            c,
+            _add_url("tenancy.supportaccess"),
+            {"org": str(w.a.org.pk), "reason": "cov", "level": "read", "duration_minutes": "60"},
+        ),
+        "support.request",
+    ),
+    ("tenancy.supportaccess", "page:settings"): (
+        "org_admin",
+        lambda c, w, s: c.post(
+            f"/studio/tenancy/supportaccess/settings/{w.a.org.pk}/",
+            {"support_preapproval": "read", "support_max_minutes": "60"},
+        ),
+        "support.settings",
+    ),
     ("paas.apitoken", "add"): (
         "org_admin",
         lambda c, w, s: _submit(c, _add_url("paas.apitoken"), {"name": "ci", "expires_in_days": "30"}),
@@ -495,6 +535,21 @@ OPERATIONS = {
         lambda c, w, s: _submit(c, _url(s["tenancy.quota"], "change"), {"gpus": "3"}),
         "quota.update",
     ),
+    ("tenancy.instancelimit", "add"): (
+        "org_admin",
+        lambda c, w, s: _submit(
+            c, _add_url("tenancy.instancelimit"), {"org": str(w.a.org.pk), "max_gpus_per_user": "8"}
+        ),
+        "instance_limit.set",
+    ),
+    ("tenancy.instancelimit", "change"): (
+        "org_admin",
+        lambda c, w, s: _submit(
+            c, _url(s["tenancy.instancelimit"], "change"), {"max_active_instances_per_user": "3"}
+        ),
+        "instance_limit.set",
+    ),
+    **_deletes("tenancy.instancelimit", "org_admin", "instance_limit.delete"),
     ("inventory.datacenter", "add"): (
         "operator",
         lambda c, w, s: _submit(
@@ -746,6 +801,44 @@ OPERATIONS = {
             {"kubectl_reads": "sample", "kubectl_sample_every": "5"},
         ),
         "audit.settings_update",
+    ),
+    ("paas.auditsink", "add"): (
+        "org_admin",
+        lambda c, w, s: _submit(
+            c,
+            _add_url("paas.auditsink"),
+            {
+                "org": str(w.a.org.pk),
+                "name": "added",
+                "kind": "syslog",
+                "url": "tls://127.0.0.1:6514",
+            },
+        ),
+        "audit_sink.create",
+    ),
+    ("paas.auditsink", "change"): (
+        "org_admin",
+        lambda c, w, s: _submit(c, _url(s["paas.auditsink"], "change"), {"backoff_max_seconds": "600"}),
+        "audit_sink.update",
+    ),
+    **_deletes("paas.auditsink", "org_admin", "audit_sink.delete"),
+    ("paas.auditsink", "action:retry_now"): (
+        "org_admin",
+        lambda c, w, s: _action(c, s["paas.auditsink"], "retry_now"),
+        "audit_sink.retry",
+    ),
+    ("paas.orgdatakey", "page:rotate"): (
+        "org_admin",
+        lambda c, w, s: c.post(f"/studio/paas/orgdatakey/{w.a.org.pk}/rotate/"),
+        "org_key.rotate",
+    ),
+    ("paas.orgdatakey", "page:destroy"): (
+        "operator",
+        lambda c, w, s: (
+            tenancy_services.org_update(actor=w.operator, org=w.b.org, is_active=False),
+            c.post(f"/studio/paas/orgdatakey/{w.b.org.pk}/destroy/", {"confirm": w.b.org.name}),
+        )[1],
+        "org_key.destroy",
     ),
 }
 
