@@ -30,6 +30,15 @@ def pool_list_for(user) -> QuerySet[WarmPool]:
     )
 
 
+def pool_profile_choices(user) -> QuerySet[ComputeProfile]:
+    """The profiles an operator may keep a pool of: every compute profile, a tenant's too (standby
+    capacity is the provider's; a pool shows the profile's name and its figures, nothing of the org's
+    insides). Nothing for anyone else."""
+    if not authz.is_operator(user):
+        return ComputeProfile.objects.none()
+    return ComputeProfile.objects.select_related("org", "project")
+
+
 def pool_get_for(user, pk) -> WarmPool:
     """One pool an operator may see; for anyone else every pool is "not found"."""
     return authz.get_visible(pool_list_for(user), pk, user=user)

@@ -86,12 +86,13 @@ def seed() -> list[str]:
             storage_gib=10000,
             instances=10,
         )
-        # Alice invites them (operators do not act inside an org); they accept as from the emailed link.
-        for name, role in (("bob", Role.WORKSPACE_ADMIN), ("carol", Role.COLLABORATOR_RO)):
+        # Alice brings her people in as an org admin does (the operator sees inside no org): an
+        # invitation each, which they accept as from the emailed link.
+        for user, role in ((users["bob"], Role.WORKSPACE_ADMIN), (users["carol"], Role.COLLABORATOR_RO)):
             _invitation, token = services.invitation_create(
-                actor=alice, org=org, email=users[name].email, role=role, project=research
+                actor=alice, org=org, email=user.email, role=role, project=research
             )
-            services.invitation_accept(token=token, user=users[name])
+            services.invitation_accept(token=token, user=user)
     if not Project.objects.filter(org=org, name="inference").exists():
         inference = services.project_create(actor=alice, org=org, name="inference", display_name="Inference")
         services.role_assign(actor=alice, user=users["carol"], role=Role.COLLABORATOR_RW, project=inference)

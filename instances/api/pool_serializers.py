@@ -9,9 +9,9 @@ from paas.api.fields import ScopedPrimaryKeyRelatedField
 
 
 def _profiles(user):
-    from catalog.selectors import compute_profile_list_for
+    from instances.pool_selectors import pool_profile_choices
 
-    return compute_profile_list_for(user)
+    return pool_profile_choices(user)
 
 
 def _datacenters(user):

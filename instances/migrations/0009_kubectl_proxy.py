@@ -6,64 +6,108 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('instances', '0008_applications'),
+        ("instances", "0008_applications"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ProxyRequestLog',
+            name="ProxyRequestLog",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(db_index=True, verbose_name='time')),
-                ('org_id', models.BigIntegerField(verbose_name='organization id')),
-                ('project_id', models.BigIntegerField(verbose_name='project id')),
-                ('instance_id', models.BigIntegerField(verbose_name='instance id')),
-                ('instance_name', models.CharField(max_length=255, verbose_name='instance')),
-                ('cluster_id', models.BigIntegerField(verbose_name='cluster id')),
-                ('cluster_name', models.CharField(max_length=255, verbose_name='cluster')),
-                ('user_id', models.BigIntegerField(verbose_name='user id')),
-                ('user_repr', models.CharField(max_length=254, verbose_name='user')),
-                ('client', models.CharField(help_text='kubectl (a kubeconfig) or shell.', max_length=16, verbose_name='client')),
-                ('method', models.CharField(max_length=16, verbose_name='HTTP method')),
-                ('verb', models.CharField(max_length=32, verbose_name='verb')),
-                ('api_group', models.CharField(blank=True, max_length=255, verbose_name='API group')),
-                ('resource', models.CharField(blank=True, max_length=255, verbose_name='resource')),
-                ('subresource', models.CharField(blank=True, max_length=64, verbose_name='subresource')),
-                ('namespace', models.CharField(blank=True, max_length=255, verbose_name='namespace')),
-                ('name', models.CharField(blank=True, max_length=255, verbose_name='name')),
-                ('path', models.CharField(max_length=2048, verbose_name='path')),
-                ('command', models.CharField(blank=True, max_length=1024, verbose_name='kubectl command')),
-                ('status', models.PositiveSmallIntegerField(blank=True, null=True, verbose_name='response code')),
-                ('request_id', models.CharField(blank=True, max_length=64, verbose_name='request id')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(db_index=True, verbose_name="time")),
+                ("org_id", models.BigIntegerField(verbose_name="organization id")),
+                ("project_id", models.BigIntegerField(verbose_name="project id")),
+                ("instance_id", models.BigIntegerField(verbose_name="instance id")),
+                ("instance_name", models.CharField(max_length=255, verbose_name="instance")),
+                ("cluster_id", models.BigIntegerField(verbose_name="cluster id")),
+                ("cluster_name", models.CharField(max_length=255, verbose_name="cluster")),
+                ("user_id", models.BigIntegerField(verbose_name="user id")),
+                ("user_repr", models.CharField(max_length=254, verbose_name="user")),
+                (
+                    "client",
+                    models.CharField(
+                        help_text="kubectl (a kubeconfig) or shell.", max_length=16, verbose_name="client"
+                    ),
+                ),
+                ("method", models.CharField(max_length=16, verbose_name="HTTP method")),
+                ("verb", models.CharField(max_length=32, verbose_name="verb")),
+                ("api_group", models.CharField(blank=True, max_length=255, verbose_name="API group")),
+                ("resource", models.CharField(blank=True, max_length=255, verbose_name="resource")),
+                ("subresource", models.CharField(blank=True, max_length=64, verbose_name="subresource")),
+                ("namespace", models.CharField(blank=True, max_length=255, verbose_name="namespace")),
+                ("name", models.CharField(blank=True, max_length=255, verbose_name="name")),
+                ("path", models.CharField(max_length=2048, verbose_name="path")),
+                ("command", models.CharField(blank=True, max_length=1024, verbose_name="kubectl command")),
+                (
+                    "status",
+                    models.PositiveSmallIntegerField(blank=True, null=True, verbose_name="response code"),
+                ),
+                ("request_id", models.CharField(blank=True, max_length=64, verbose_name="request id")),
             ],
             options={
-                'verbose_name': 'proxied request (pending audit)',
-                'verbose_name_plural': 'proxied requests (pending audit)',
-                'ordering': ['pk'],
+                "verbose_name": "proxied request (pending audit)",
+                "verbose_name_plural": "proxied requests (pending audit)",
+                "ordering": ["pk"],
             },
         ),
         migrations.CreateModel(
-            name='KubeCredential',
+            name="KubeCredential",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('prefix', models.CharField(max_length=16, unique=True, verbose_name='prefix')),
-                ('digest', models.CharField(max_length=64, verbose_name='digest')),
-                ('via', models.CharField(default='kubeconfig', help_text='kubeconfig (a download) or shell.', max_length=16, verbose_name='issued for')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created')),
-                ('expires_at', models.DateTimeField(verbose_name='expires')),
-                ('revoked_at', models.DateTimeField(blank=True, null=True, verbose_name='revoked')),
-                ('last_used_at', models.DateTimeField(blank=True, null=True, verbose_name='last used')),
-                ('instance', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='kube_credentials', to='instances.computeinstance', verbose_name='compute instance')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='kube_credentials', to=settings.AUTH_USER_MODEL, verbose_name='user')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("prefix", models.CharField(max_length=16, unique=True, verbose_name="prefix")),
+                ("digest", models.CharField(max_length=64, verbose_name="digest")),
+                (
+                    "via",
+                    models.CharField(
+                        default="kubeconfig",
+                        help_text="kubeconfig (a download) or shell.",
+                        max_length=16,
+                        verbose_name="issued for",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created")),
+                ("expires_at", models.DateTimeField(verbose_name="expires")),
+                ("revoked_at", models.DateTimeField(blank=True, null=True, verbose_name="revoked")),
+                ("last_used_at", models.DateTimeField(blank=True, null=True, verbose_name="last used")),
+                (
+                    "instance",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="kube_credentials",
+                        to="instances.computeinstance",
+                        verbose_name="compute instance",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="kube_credentials",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="user",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'kubectl credential',
-                'verbose_name_plural': 'kubectl credentials',
-                'ordering': ['-created_at', '-pk'],
-                'indexes': [models.Index(fields=['instance', 'user'], name='instances_kubecred_inst_user'), models.Index(fields=['expires_at'], name='instances_kubecred_expires')],
+                "verbose_name": "kubectl credential",
+                "verbose_name_plural": "kubectl credentials",
+                "ordering": ["-created_at", "-pk"],
+                "indexes": [
+                    models.Index(fields=["instance", "user"], name="instances_kubecred_inst_user"),
+                    models.Index(fields=["expires_at"], name="instances_kubecred_expires"),
+                ],
             },
         ),
     ]

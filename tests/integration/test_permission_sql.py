@@ -55,9 +55,15 @@ def test_the_compared_models_are_the_ones_with_object_permissions():
 
 
 def _objects_in(org: Organization, project: Project, admin: User, owner: User, name: str) -> ComputeInstance:
-    """One of each kind in ``org``: an IdP mapping, a profile, a launched instance in ``project`` and a
+    """One of each kind in ``org``: an IdP mapping, instance limits (the org's and the workspace's), an
+    audit sink (a row: delivery is not compared here), a profile, a launched instance in ``project`` and a
     service and an application on it."""
+    from paas.models import AuditSink
+
     tenancy_services.idp_mapping_create(actor=admin, org=org, group=f"{name}-staff", role=Role.PAAS_ADMIN)
+    tenancy_services.instance_limit_set(actor=admin, org=org, max_active_instances_per_user=5)
+    tenancy_services.instance_limit_set(actor=admin, project=project, max_active_instances_per_user=3)
+    AuditSink.objects.create(org=org, name=f"{name}-sink", kind="https", url="https://siem.example.com/in")
     tenancy_services.idp_mapping_create(
         actor=admin, org=org, group=f"{name}-ops", role=Role.WORKSPACE_ADMIN, project=project
     )

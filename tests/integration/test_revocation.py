@@ -314,10 +314,11 @@ def test_a_deactivated_org_can_do_nothing_until_reactivated(live, api, client, r
     ):
         assert response.status_code == 403, response.content
         assert response.json()["error"]["code"] == "org_deactivated"
-    # Operators still see it, and reactivate it.
+    # Operators still see the org, and reactivate it; what is inside it they do not see (nobody does
+    # while it is deactivated, not even through a support access).
     client.force_login(world.operator)
     assert client.get(f"/studio/tenancy/organization/{world.a.org.pk}/change/").status_code == 200
-    assert client.get(f"/studio/instances/computeinstance/{instance.pk}/change/").status_code == 200
+    assert client.get(f"/studio/instances/computeinstance/{instance.pk}/change/").status_code == 302
     client.logout()
     with run_tasks():
         response = api.as_user(world.operator).patch(f"/api/v1/orgs/{world.a.org.pk}/", {"is_active": True})
