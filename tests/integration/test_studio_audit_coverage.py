@@ -27,6 +27,7 @@ from instances import services as instance_services
 from instances.models import ComputeInstance, StandbyInstance, WarmPool
 from inventory.models import Agent, Datacenter, DatacenterAgent, MigChange, Storage
 from paas.audit_sinks import audit_sink_create
+from paas.branding import brand_update
 from paas.models import AuditEvent, AuditSettings
 from tenancy import services as tenancy_services
 from tenancy import support
@@ -241,6 +242,7 @@ def samples(world) -> Samples:
                 secret="cov-sink-hmac-key-0123",
             ),
             "paas.orgdatakey": None,  # one row per org on the keys page (paas/admin_org_keys.py)
+            "paas.brand": brand_update(actor=world.operator, org=a.org, product_name="Orga Cloud"),
             "billing.usagerecord": None,  # the chargeback dashboard (read-only; no row page)
             "billing.meter": None,  # instance usage: the billing API's figures (read-only; no row page)
         }
@@ -475,6 +477,16 @@ OPERATIONS = {
         "operator",
         lambda c, w, s: _submit(c, _url(s["tenancy.user"], "change"), {"first_name": "Changed"}),
         "user.update",
+    ),
+    ("tenancy.user", "action:reset_mfa"): (
+        "org_admin",
+        lambda c, w, s: _action(c, s["tenancy.user"], "reset_mfa"),
+        "mfa.reset",
+    ),
+    ("tenancy.user", "action:require_email_verification"): (
+        "operator",
+        lambda c, w, s: _action(c, s["tenancy.user"], "require_email_verification"),
+        "email.verification_required",
     ),
     ("tenancy.roleassignment", "add"): (
         "org_admin",
@@ -827,6 +839,19 @@ OPERATIONS = {
         lambda c, w, s: _action(c, s["paas.auditsink"], "retry_now"),
         "audit_sink.retry",
     ),
+    ("paas.brand", "add"): (
+        "operator",
+        lambda c, w, s: _submit(
+            c, _add_url("paas.brand"), {"org": str(w.b.org.pk), "product_name": "B Cloud"}
+        ),
+        "brand.create",
+    ),
+    ("paas.brand", "change"): (
+        "operator",
+        lambda c, w, s: _submit(c, _url(s["paas.brand"], "change"), {"product_name": "Orga Cloud 2"}),
+        "brand.update",
+    ),
+    **_deletes("paas.brand", "operator", "brand.delete"),
     ("paas.orgdatakey", "page:rotate"): (
         "org_admin",
         lambda c, w, s: c.post(f"/studio/paas/orgdatakey/{w.a.org.pk}/rotate/"),
