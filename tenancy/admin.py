@@ -13,18 +13,13 @@ from django.db.models import QuerySet
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
-from django_otp.plugins.otp_static.models import StaticDevice
-from django_otp.plugins.otp_totp.models import TOTPDevice
-from django_otp_webauthn.models import WebAuthnAttestation, WebAuthnCredential
 
 from paas import authz
-from paas.admin import AuditEventAdminBase, ReadOnlyInline, ScopedModelAdmin
-from paas.context import Client
+from paas.admin import ScopedModelAdmin
 from paas.errors import ApplicationError
-from paas.models import AuditEvent
-from tenancy import email_verification, mfa, selectors, services
+from tenancy import selectors, services
 from tenancy.gpu_units import UNIT_NOTE, format_gpus
-from tenancy.models import IdpGroupMapping, Invitation, Organization, Project, Quota, RoleAssignment, User
+from tenancy.models import IdpGroupMapping, Invitation, Organization, Project, Quota, RoleAssignment
 from tenancy.roles import Role
 from tenancy.signals import quota_usage_annotations
 
@@ -209,91 +204,6 @@ class ProjectAdmin(AdministeredScopeAdmin):
 
 
 # --- users and roles --------------------------------------------------------------------------------
-
-
-class RoleAssignmentInline(ReadOnlyInline):
-    model = RoleAssignment
-    fk_name = "user"
-    fields = ["role", "org", "project", "source", "created_at"]
-    readonly_fields = fields
-    show_change_link = True
-
-    def get_queryset(self, request):
-        return selectors.role_assignment_list_for(request.user)
-
-
-@admin.register(User)
-class UserAdmin(TenancyAdmin):
-    selector = staticmethod(selectors.user_list_for)
-    list_display = ["username", "email", "first_name", "last_name", "source", "is_active", "last_login"]
-    list_filter = ["source", "is_active", "email_verified"]
-    search_fields = ["username", "email", "first_name", "last_name"]
-    inlines = [RoleAssignmentInline]
-    actions = ["reset_mfa", "require_email_verification"]
-    fields = [
-        "username",
-        "email",
-        "email_verified",
-        "pending_email",
-        "first_name",
-        "last_name",
-        "source",
-        "idp_subject",
-        "is_active",
-        "last_login",
-        "date_joined",
-    ]
-
-    def get_readonly_fields(self, request, obj=None):
-        readonly = ["username", "email", "email_verified", "pending_email", "source", "idp_subject"]
-        readonly += ["last_login", "date_joined"]
-        if not authz.is_operator(request.user):
-            readonly.append("is_active")
-        if obj is not None and not (authz.is_operator(request.user) or obj.pk == request.user.pk):
-            readonly += ["first_name", "last_name"]
-        return readonly
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        if obj is None:
-            return True
-        return authz.is_operator(request.user) or obj.pk == request.user.pk
-
-    def save_model(self, request, obj, form, change):
-        data = form.cleaned_data
-        services.user_update(
-            actor=request.user,
-            user=self.fresh(obj),
-            first_name=data.get("first_name"),
-            last_name=data.get("last_name"),
-            is_active=data.get("is_active"),
-        )
-
-    @admin.action(description="Reset MFA: remove the selected users' devices (they enrol again)")
-    def reset_mfa(self, request, queryset):
-        for user in queryset:
-            try:
-                removed = mfa.mfa_reset(actor=request.user, user=user)
-            except ApplicationError as exc:
-                self.message_user(request, f"{user}: {exc.message}", messages.WARNING)
-            else:
-                self.message_user(request, f"{user}: MFA reset ({removed} authenticator app(s) removed).")
-
-    @admin.action(description="Ask to verify their email address (operators; a link is emailed)")
-    def require_email_verification(self, request, queryset):
-        for user in queryset:
-            try:
-                email_verification.email_verification_require(actor=request.user, user=user)
-            except ApplicationError as exc:
-                self.message_user(request, f"{user}: {exc.message}", messages.WARNING)
-            else:
-                self.message_user(request, f"{user}: verification link sent to {user.email}.")
-
-
-# django-otp's own device pages would show every user's keys: devices are managed by their owners on
-# /account/security/ and reset by org admins (the users page's action), never browsed.
-for _device_model in (TOTPDevice, StaticDevice, WebAuthnCredential, WebAuthnAttestation):
-    if admin.site.is_registered(_device_model):
-        admin.site.unregister(_device_model)
 
 
 class RoleAssignmentForm(forms.ModelForm):
@@ -599,75 +509,5 @@ class QuotaAdmin(TenancyAdmin):
         )
 
 
-# --- audit trail ------------------------------------------------------------------------------------
-
-
-class _ScopedFilter(admin.SimpleListFilter):
-    """A list filter whose choices are only what the user may see (no other tenant's names)."""
-
-    def queryset(self, request, queryset):
-        return queryset.filter(**{self.field: self.value()}) if self.value() else queryset
-
-
-class OrgFilter(_ScopedFilter):
-    title, parameter_name, field = "organization", "org", "org_id"
-
-    def lookups(self, request, model_admin):
-        return [
-            (o.pk, str(o)) for o in authz.filter_for(request.user, "view_audit", Organization.objects.all())
-        ]
-
-
-class ProjectFilter(_ScopedFilter):
-    title, parameter_name, field = "project", "project", "project_id"
-
-    def lookups(self, request, model_admin):
-        orgs = authz.filter_for(request.user, "view_audit", Organization.objects.all())
-        return [(p.pk, str(p)) for p in Project.objects.filter(org__in=orgs).select_related("org")]
-
-
-class UserFilter(_ScopedFilter):
-    title, parameter_name, field = "user", "user", "actor_id"
-
-    def lookups(self, request, model_admin):
-        return [(u.pk, str(u)) for u in selectors.user_list_for(request.user)]
-
-
-class ClientFilter(_ScopedFilter):
-    title, parameter_name, field = "client", "client", "client"
-
-    def lookups(self, request, model_admin):
-        return Client.choices
-
-
-class ClusterFilter(_ScopedFilter):
-    """The reference's filter by cluster: the clusters of the kubectl requests the viewer may see."""
-
-    title, parameter_name, field = "cluster", "cluster", "cluster_id"
-
-    def lookups(self, request, model_admin):
-        return selectors.audit_clusters_for(request.user)
-
-
-@admin.register(AuditEvent)
-class AuditEventAdmin(AuditEventAdminBase):
-    selector = staticmethod(selectors.audit_event_list_for)
-    list_filter = [
-        OrgFilter,
-        ProjectFilter,
-        UserFilter,
-        ClientFilter,
-        ClusterFilter,
-        ("created_at", admin.DateFieldListFilter),
-    ]
-
-    def has_module_permission(self, request) -> bool:
-        return selectors.audit_event_list_for(request.user).exists() or authz.is_operator(request.user)
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        # Only who may read an org's audit (operators, org admins): a PaaS admin gets 403, not a list.
-        return selectors.can_view_audit(request.user)
-
-
-# The support access and instance limits pages, registered in their own modules.
-from tenancy import admin_support, limit_admin  # noqa: E402,F401
+# The users, audit trail, support access and instance limits pages, registered in their own modules.
+from tenancy import admin_audit, admin_support, admin_users, limit_admin  # noqa: E402,F401
