@@ -82,6 +82,12 @@ def _send_invitation_email(invitation_id: int, token: str) -> None:
     )
 
 
+def _operator_may_invite_first_admin(actor: User, *, org: Organization, role: str, project) -> bool:
+    if not (authz.is_operator(actor) and role == Role.ORG_ADMIN and project is None):
+        return False
+    return not RoleAssignment.objects.filter(org=org, project=None, role=Role.ORG_ADMIN).exists()
+
+
 @transaction.atomic
 def invitation_create(
     *,
@@ -95,9 +101,11 @@ def invitation_create(
 ) -> tuple[Invitation, str]:
     """Invite someone by email; returns the invitation and its token (only ever sent by email).
 
-    Org admins invite to their org. Operators, who do not see inside an org, may invite its admins
-    (onboarding a customer, or giving an org whose admins left a new one); nothing else."""
-    if not (authz.is_operator(actor) and role == Role.ORG_ADMIN and project is None):
+    Org admins invite to their org. Operators, who do not see inside an org, may invite its first
+    admin only: while the org has no org admin (onboarding a customer, or an org whose admins all left).
+    Otherwise an operator could invite an account of their own as an admin and be inside the org with
+    no support access; with one, they act as that org's admin (the first rule)."""
+    if not _operator_may_invite_first_admin(actor, org=org, role=role, project=project):
         authz.require(actor, "administer_organization", org, message="Only org admins may invite users.")
     email = _normalise_email("email", email)
     if authz.is_operator(actor) and email.lower() == (actor.email or "").lower():

@@ -342,3 +342,26 @@ def test_admin_support_cannot_outlast_itself_or_pull_in_strangers(world, api):
         )
         assert invited.status_code == 403, invited.content
     assert not RoleAssignment.objects.filter(user=operator, org=a.org).exists()
+
+
+def test_without_support_an_operator_invites_only_an_orgs_first_admin(world, api):
+    """Operators onboard: they invite the admin of an org that has none. Into an org with an admin they
+    invite no one, not even "another admin" (an account of their own would be inside with no support
+    access): the org's admins do that."""
+    operator, a = world.operator, world.a
+    client = api.as_user(operator)
+    body = {"org": a.org.pk, "email": "second-admin@example.com", "role": "org_admin"}
+    refused = client.post("/api/v1/invitations/", body, format="json")
+    assert refused.status_code in (403, 404), refused.content
+    assert not a.org.invitations.filter(email="second-admin@example.com").exists()
+
+    RoleAssignment.objects.filter(org=a.org, role=Role.ORG_ADMIN).delete()  # its admins all left
+    invited = client.post("/api/v1/invitations/", body, format="json")
+    assert invited.status_code == 201, invited.content
+    member = client.post(
+        "/api/v1/invitations/",
+        {"org": a.org.pk, "email": "member@example.com", "role": "collaborator_ro", "project": a.project.pk},
+        format="json",
+    )
+    assert member.status_code in (400, 403, 404), member.content  # (its workspace: "no such object")
+    assert not a.org.invitations.filter(email="member@example.com").exists()
