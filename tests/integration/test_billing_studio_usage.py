@@ -1,11 +1,13 @@
 """The studio's *Instance usage* page (billing/admin_usage.py): the billing API's figures as a page, for
-operators (every org) and org admins (theirs only), with the API's filters, errors and CSV."""
+org admins (theirs only) and operators (the orgs they hold a support access to: per-instance rows are a
+tenant's insides), with the API's filters, errors and CSV."""
 
 import pytest
 from django.test import Client
 
 from billing.models import Meter
 from tests.support.billing import dashboard_history
+from tests.support.support import grant_support
 
 URL = "/studio/billing/meter/"
 OCTOBER = {"start": "2026-10-01", "end": "2026-10-31"}
@@ -22,6 +24,13 @@ def _page(user, **params):
     return client.get(URL, params)
 
 
+def _supported(op):
+    """The operator with read support access to every org of the history (what "every org" needs now)."""
+    for org_id in sorted(set(Meter.objects.values_list("org_id", flat=True))):
+        grant_support(operator=op, org=Meter.objects.filter(org_id=org_id).first().org, level="read")
+    return op
+
+
 def _api(user, **params):
     client = Client()
     client.force_login(user)
@@ -30,6 +39,9 @@ def _api(user, **params):
 
 def test_the_page_shows_the_api_figures_operators_every_org(history):
     op = history["operator"]
+    assert _api(op, **OCTOBER)["results"] == []  # no support access: no tenant's instance rows
+    assert _page(op, **OCTOBER).context["rows"] == []
+    op = _supported(op)
     response = _page(op, **OCTOBER)
     assert response.status_code == 200
     api = _api(op, **OCTOBER)
@@ -75,7 +87,7 @@ def test_bad_input_is_a_form_error_not_a_500(history):
 
 
 def test_pages_follow_the_meter_ids(history):
-    op = history["operator"]
+    op = _supported(history["operator"])
     first = _page(op, **OCTOBER)
     assert first.context["next_url"] == ""  # three rows: one page of 100
     client = Client()
