@@ -525,7 +525,11 @@ def test_role_matrix_of_the_application_and_integrations_pages(hub, client):
     # see applications only through compute instances they may view.
     org_level = everything | {"new": 403, "app": 404, "update": 404}
     expected = {
-        "operator": everything,
+        # The operator sees inside the org only through a support access: read sees, writes nothing;
+        # admin acts as an org admin does.
+        "operator": dict.fromkeys(pages, 404),
+        "operator_read": everything | {"new": 403, "update": 403, "new repo": 403},
+        "operator_admin": org_level | {"app": 200, "update": 403},
         "org_admin": org_level | {"app": 200, "update": 403},  # org admins view every instance
         "paas_admin_org": org_level,
         "paas_admin_project": org_level,
