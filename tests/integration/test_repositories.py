@@ -83,8 +83,9 @@ def test_who_may_add_a_workspace_repository(world, example_resolves, who, allowe
     assert can_manage_repository(actor, repository)
     assert repository_get_for(actor, repository.pk) == repository
     event = AuditEvent.objects.get(action="repository.create")
+    support = {"support_access": event.details["support_access"]} if who == "operator_admin" else {}
     assert event.details == {"kind": "git", "url": "https://git.example.com/app.git", "auth": "none",
-                             "has_credential": False}  # fmt: skip
+                             "has_credential": False, **support}  # fmt: skip
 
 
 def test_org_and_system_scopes_and_what_each_user_sees(world, example_resolves):
