@@ -124,6 +124,7 @@ def _operator_codenames(model: type[Model]) -> set[str]:
     return set(getattr(model, "authz_operator_codenames", ()) or ())
 
 
+@cache
 def _tenant_scope(model: type[Model]) -> str | None:
     """How ``model``'s rows belong to a tenant: "self" (the tenant model), "org", "project" or None."""
     if model._meta.label == TENANT_MODEL:
@@ -142,7 +143,13 @@ def _operator_runs(obj: Model, codename: str) -> bool:
     codes = _operator_codenames(type(obj))
     if "*" in codes or codename in codes:
         return True
-    return _tenant_scope(type(obj)) != "self" and org_of(obj) is None
+    scope = _tenant_scope(type(obj))
+    if scope is None:
+        return True
+    # In no org: read from the row's own ids (no query; a project always belongs to an org).
+    return (
+        scope != "self" and getattr(obj, "org_id", None) is None and getattr(obj, "project_id", None) is None
+    )
 
 
 def _support_levels(codename: str, *, on_org: bool) -> list[str]:
