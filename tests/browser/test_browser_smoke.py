@@ -7,6 +7,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.helpers import login, wait_until
+from tests.support.support import grant_support
 
 
 def test_an_operator_logs_into_the_studio_on_desktop_and_phone(accounts, page, phone_page, shot):
@@ -60,7 +61,8 @@ def test_missing_static_files_and_script_errors_are_caught(accounts, page, brows
 
 @pytest.mark.kube
 def test_an_instance_launched_in_a_browser_session_is_deployed_by_the_worker(worker, platform, page, shot):
-    login(page, platform.operator.username, platform.password)
+    # A member launches (operators see no workspace).
+    login(page, platform.owner.username, platform.password, url="/login/")
     csrf = next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
     made = page.request.post(
         "/api/v1/instances/",
@@ -76,6 +78,9 @@ def test_an_instance_launched_in_a_browser_session_is_deployed_by_the_worker(wor
         return state if state in ("ready", "failed") else None
 
     assert wait_until(settled, what="the instance to be deployed", timeout=90, worker=worker) == "ready"
+    # The operator looks at it in the studio through a read support access to the org.
+    grant_support(operator=platform.operator, org=platform.org, level="read")
+    login(page, platform.operator.username, platform.password)
     page.goto(f"/studio/instances/computeinstance/{instance['id']}/change/")
     expect(page.locator(".field-state .readonly")).to_have_text("Ready")
     expect(page.locator(".field-namespace .readonly")).not_to_be_empty()

@@ -14,7 +14,7 @@ from instances.models import ComputeInstance
 from tenancy import services as tenancy_services
 from tenancy.roles import Role
 from tests.browser.helpers import login, wait_until
-from tests.factories import UserFactory
+from tests.factories import UserFactory, add_member
 
 LOGIN = "/login/"
 
@@ -71,13 +71,9 @@ def test_an_instance_from_launch_to_delete_in_the_browser(
     team = platform.project
     colleague = UserFactory(username="colleague", email="colleague@browserco.example.com")
     other = tenancy_services.project_create(actor=platform.org_admin, org=platform.org, name="other")
-    tenancy_services.role_assign(
-        actor=platform.operator, user=colleague, role=Role.WORKSPACE_ADMIN, project=other
-    )
+    add_member(admin=platform.org_admin, user=colleague, role=Role.WORKSPACE_ADMIN, project=other)
     reader = UserFactory(username="reader", email="reader@browserco.example.com")
-    tenancy_services.role_assign(
-        actor=platform.operator, user=reader, role=Role.COLLABORATOR_RO, project=team
-    )
+    add_member(admin=platform.org_admin, user=reader, role=Role.COLLABORATOR_RO, project=team)
 
     # Sign in: "/" asks for it, then lands in the owner's private workspace; switch to the team's.
     page = new_page()
