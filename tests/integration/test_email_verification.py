@@ -118,6 +118,9 @@ def test_the_api_verifies_with_the_links_token_and_tokens_cannot_change_the_addr
     user = world.a.users["collaborator_ro"]
     email_verification.email_verification_require(actor=world.operator, user=user)
     token = link_in(mailoutbox[-1])
+    for body in (rb'"W\ud8f0\uddf5"', b"[]", b'{"token": 1.5e999}'):  # not an object / not a string: a 400
+        refused = api.post("/api/v1/account/email/verify/", body, content_type="application/json")
+        assert refused.status_code == 400, (body, refused.content)
     answer = api.post("/api/v1/account/email/verify/", {"token": token}, format="json")
     assert answer.status_code == 200 and answer.json()["email_verified"] is True
     from paas.services import api_token_create
