@@ -166,7 +166,7 @@ def test_upload_deploy_update_rollback_delete_and_who_may(live):
         events = rows["Deployment"]["events"]
         return not rows["Deployment"]["ready"] and any(e["reason"] == "FailedScheduling" for e in events)
 
-    wait_for(failing, timeout=30, what="the Deployment's pod events in the application's status")
+    wait_for(failing, timeout=90, what="the Deployment's pod events in the application's status")
     rows = {s["kind"]: s for s in app.object_status}
     assert (
         rows["Service"]["ready"]
