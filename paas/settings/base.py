@@ -143,12 +143,15 @@ def database_options(database: dict, *, pool: bool | None = None) -> dict:
     """Our connection options: JIT off (above) and, in the ASGI server, psycopg's connection pool
     instead of persistent connections (a persistent connection belongs to a thread, and the ASGI
     server runs each request's synchronous code on a thread of its own). ``PAAS_DB_POOL_MAX`` bounds
-    a process's connections (``0`` turns the pool off)."""
+    a process's connections (``0`` turns the pool off); ``PAAS_DB_POOL_TIMEOUT`` is how many seconds a
+    request waits for one of them before it fails."""
     options = database.setdefault("OPTIONS", {})
     options.setdefault("options", "-c jit=off")
     pool_max = env_int("PAAS_DB_POOL_MAX", 16)
     if pool_max > 0 and (serves_asgi() if pool is None else pool):
-        options.setdefault("pool", {"min_size": 1, "max_size": pool_max, "timeout": 10})
+        options.setdefault(
+            "pool", {"min_size": 1, "max_size": pool_max, "timeout": env_int("PAAS_DB_POOL_TIMEOUT", 10)}
+        )
         database["CONN_MAX_AGE"] = 0  # the pool keeps the connections; Django returns them after each request
     return database
 
