@@ -35,16 +35,16 @@ from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.kube
 
-LAUNCHES = 8
+LAUNCHES, BURST, PAUSE = 9, 3, 3.0
 READERS = 3
 # Small on purpose: a task taken by the killed cluster is delivered again RETRY seconds after it was
 # taken; a run whose worker died is re-driven by the reconcile after STALE seconds without a step.
 # (TIMEOUT < RETRY, as in production: a task is never delivered twice while it may still run.)
 WORKER_ENV = {
     "PAAS_WORKERS": "1",
-    "PAAS_TASK_TIMEOUT": "40",
-    "PAAS_TASK_RETRY": "45",
-    "INSTANCE_RUN_STALE_SECONDS": "45",
+    "PAAS_TASK_TIMEOUT": "25",
+    "PAAS_TASK_RETRY": "30",
+    "INSTANCE_RUN_STALE_SECONDS": "30",
     "PAAS_DB_POOL_MAX": "4",
 }
 
@@ -102,7 +102,9 @@ def _read_pages(url: str, token: str, traffic: Traffic) -> None:
             traffic.timed(f"GET {path}", lambda path=path: http.get(path))
 
 
-def _launch(url: str, token: str, traffic: Traffic, project: int, profile: int, pace: float) -> None:
+def _launch(url: str, token: str, traffic: Traffic, project: int, profile: int) -> None:
+    """Launches in bursts of three: a cluster of one worker holds at most two tasks (one running, one
+    taken ahead), so each burst gives both clusters a deploy at once."""
     with _client(url, token) as http:
         for n in range(LAUNCHES):
             if traffic.stop.is_set():
@@ -112,7 +114,8 @@ def _launch(url: str, token: str, traffic: Traffic, project: int, profile: int, 
             traffic.timed(
                 "POST /api/v1/instances/", lambda body=body: http.post("/api/v1/instances/", json=body), name
             )
-            traffic.stop.wait(pace)
+            if n % BURST == BURST - 1:
+                traffic.stop.wait(PAUSE)
 
 
 def _schedules(runs_file: str) -> None:
@@ -167,7 +170,7 @@ def test_two_web_processes_and_two_workers_survive_losing_one_of_each(
             threads.append(
                 threading.Thread(
                     target=_launch,
-                    args=(balancer.url, token, traffic, world.a.project.pk, live["profile"].pk, 1.5),
+                    args=(balancer.url, token, traffic, world.a.project.pk, live["profile"].pk),
                 )
             )
             for thread in threads:
@@ -252,6 +255,13 @@ def test_two_web_processes_and_two_workers_survive_losing_one_of_each(
             instance.name
         )
         redelivered += runs[0].attempt > 1
+        print(
+            "DEBUG",
+            instance.name,
+            runs[0].attempt,
+            (runs[0].finished_at - runs[0].created_at).total_seconds(),
+            (runs[0].finished_at - runs[0].started_at).total_seconds(),
+        )
         ready_events = AuditEvent.objects.filter(
             action="instance.ready", target_type=ComputeInstance._meta.label_lower, target_id=str(instance.pk)
         )

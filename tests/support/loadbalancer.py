@@ -51,9 +51,17 @@ class LoadBalancer:
 
     def __exit__(self, *exc) -> None:
         if self._loop is not None:
+            asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(timeout=10)
             self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
             self._thread.join(timeout=10)
+
+    async def _close(self) -> None:
+        """Stop accepting, and cut the connections still open (their clients see them reset)."""
+        self._server.close()
+        for task in list(self._connections):
+            task.cancel()
+        await asyncio.gather(*self._connections, return_exceptions=True)
 
     def _run(self, sock: socket.socket) -> None:
         self._loop = asyncio.new_event_loop()
@@ -85,6 +93,8 @@ class LoadBalancer:
         self._connections.add(task)
         try:
             await self._forward(client_reader, client_writer)
+        except asyncio.CancelledError:  # closing: the connection is cut (and the task ends quietly)
+            client_writer.transport.abort()
         finally:
             self._connections.discard(task)
 
