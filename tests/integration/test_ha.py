@@ -255,13 +255,6 @@ def test_two_web_processes_and_two_workers_survive_losing_one_of_each(
             instance.name
         )
         redelivered += runs[0].attempt > 1
-        print(
-            "DEBUG",
-            instance.name,
-            runs[0].attempt,
-            (runs[0].finished_at - runs[0].created_at).total_seconds(),
-            (runs[0].finished_at - runs[0].started_at).total_seconds(),
-        )
         ready_events = AuditEvent.objects.filter(
             action="instance.ready", target_type=ComputeInstance._meta.label_lower, target_id=str(instance.pk)
         )
