@@ -52,9 +52,14 @@ from inventory.models import Cluster
 def digest(secret):
     return hashlib.sha256(secret.reveal().encode()).hexdigest()
 
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+executor = MigrationExecutor(connection)
 cluster = Cluster.objects.get(name="local")
 instance = ComputeInstance.objects.get(name="keep")
 print(json.dumps({
+    "unapplied": [str(m) for m, _ in executor.migration_plan(executor.loader.graph.leaf_nodes())],
     "kubeconfig": digest(cluster.kubeconfig),
     "credential": digest(ContainerRegistry.objects.get(name="robot").credential),
     "token": hashlib.sha256(
@@ -253,10 +258,6 @@ def test_backup_then_restore_into_a_fresh_database_finds_everything(
         "PAAS_OUTBOUND_ALLOW_LOOPBACK": "true",  # the local cluster listens on 127.0.0.1
         "PAAS_VAR_DIR": str(tmp_path / "var"),
     }
-    migrate = _manage("migrate", "--noinput", env={**restored, **keys})
-    assert migrate.returncode == 0, migrate.stderr
-    assert "No migrations to apply." in migrate.stdout
-
     verify = _manage("audit_verify", env={**restored, **keys})
     assert verify.returncode == 0, verify.stdout + verify.stderr
     summary = re.search(r"OK: (\d+) events in (\d+) chains verified; (\d+) chain heads match", verify.stdout)
@@ -270,6 +271,7 @@ def test_backup_then_restore_into_a_fresh_database_finds_everything(
     assert found["kubeconfig"] == digest(live["cluster"].kubeconfig.reveal().encode()).hexdigest()
     assert found["credential"] == digest(CREDENTIAL.encode()).hexdigest()
     assert found["token"] == digest(token.encode()).hexdigest()
+    assert found["unapplied"] == []  # `manage.py migrate` has nothing to do: same release
     assert found["state"] == "ready"
     assert found["redriven"] == 0 and found["repaired"] == {}
     assert found["pull_secrets"]  # the registry's pull secret, applied again unchanged
