@@ -11,9 +11,11 @@ redeploy (no run re-driven, no new run, every Kubernetes object of the instance 
 resourceVersion). With other keys, the same restore reads no secret and verifies no checkpoint.
 """
 
+import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +36,7 @@ from paas.checkpoints import checkpoint_all
 from paas.models import AuditEvent
 from tests.support.instances import launch_instance
 from tests.support.services import deploy_service, make_service_profile
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.kube
 
@@ -137,18 +140,23 @@ def _script(name: str, *args: str, env: dict) -> subprocess.CompletedProcess:
     )
 
 
-def _manage(*args: str, env: dict) -> subprocess.CompletedProcess:
-    """``manage.py`` in a process of its own, configured by ``env`` alone (as a production pod is)."""
+def _manage(*args: str, env: dict) -> subprocess.Popen:
+    """``manage.py`` started in a process of its own, configured by ``env`` alone (as a production pod
+    is); :func:`_result` waits for it. (The checks start together: a start costs seconds here.)"""
     base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
-    return subprocess.run(
+    return subprocess.Popen(
         [sys.executable, str(REPO / "manage.py"), *args],
         env={**base, "DJANGO_SETTINGS_MODULE": "paas.settings.production", **env},
         cwd=REPO,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=300,
-        check=False,
     )
+
+
+def _result(process: subprocess.Popen) -> subprocess.CompletedProcess:
+    stdout, stderr = process.communicate(timeout=300)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 def _objects(api_client, namespace: str) -> dict[str, tuple[str, str]]:
@@ -180,6 +188,26 @@ def _objects(api_client, namespace: str) -> dict[str, tuple[str, str]]:
     return found
 
 
+def _settled_objects(api_client, namespace: str) -> dict[str, tuple[str, str]]:
+    """:func:`_objects` once the cluster's own controllers are done with them: the web Deployment
+    available and two listings in a row the same (its status is theirs to update, not a redeploy)."""
+    apps = k8s.AppsV1Api(api_client)
+    last: list[dict] = []
+
+    def probe():
+        deployment = apps.read_namespaced_deployment("web", namespace)
+        if (deployment.status.available_replicas or 0) < deployment.spec.replicas:
+            return None
+        if deployment.status.observed_generation != deployment.metadata.generation:
+            return None
+        now = _objects(api_client, namespace)
+        settled = bool(last) and last[-1] == now
+        last.append(now)
+        return now if settled else None
+
+    return wait_for(probe, timeout=60, interval=0.5, what="the instance's objects to settle")
+
+
 def test_backup_then_restore_into_a_fresh_database_finds_everything(
     transactional_db, live, kube_cluster, fresh_database, tmp_path
 ):
@@ -204,7 +232,7 @@ def test_backup_then_restore_into_a_fresh_database_finds_everything(
     token = unseal(ServiceInstance.objects.get(pk=service.pk).input_values)["token"]
     assert token and token not in json.dumps(service.input_values)  # a generated, sealed secret input
     api_client = kube_cluster.api_client()
-    before = _objects(api_client, instance.namespace)
+    before = _settled_objects(api_client, instance.namespace)
     assert {"Deployment/web", "Service/web", "Ingress/web"} <= set(before), before
     assert any(key.startswith("Secret/") for key in before), before  # the registry's pull secret
     runs = sorted([pk, outcome] for pk, outcome in Run.objects.values_list("pk", "outcome"))
@@ -249,6 +277,14 @@ def test_backup_then_restore_into_a_fresh_database_finds_everything(
     assert sorted(p.name for p in restored_store.glob("chain-*.json")) == checkpoints
     again = _script("restore.sh", str(backup_dir), env=restored)
     assert again.returncode == 1 and "not empty" in again.stderr  # never over a database in use
+    tampered = tmp_path / "tampered"
+    shutil.copytree(backup_dir, tampered)
+    with open(tampered / "migrations.txt", "a") as handle:
+        handle.write("paas.9999_forged\n")
+    refused = _script(
+        "restore.sh", str(tampered), env={**restored, "PAAS_AUDIT_CHECKPOINT_DIR": "/nonexistent"}
+    )
+    assert refused.returncode == 1 and "does not match its SHA256SUMS" in refused.stderr
 
     # The restored platform, as production runs it: the keys come from its environment only.
     keys = {
@@ -258,16 +294,25 @@ def test_backup_then_restore_into_a_fresh_database_finds_everything(
         "PAAS_OUTBOUND_ALLOW_LOOPBACK": "true",  # the local cluster listens on 127.0.0.1
         "PAAS_VAR_DIR": str(tmp_path / "var"),
     }
-    verify = _manage("audit_verify", env={**restored, **keys})
+    other = {  # another installation's keys
+        **keys,
+        "PAAS_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "PAAS_AUDIT_CHECKPOINT_KEY": "another-installation-checkpoint-key-0123456789",
+    }
+    processes = (
+        _manage("audit_verify", env={**restored, **keys}),
+        _manage("shell", "-c", RESTORED_CHECK, env={**restored, **keys}),
+        _manage("shell", "-c", WRONG_KEYS_CHECK, env={**restored, **other}),
+    )
+    verify, check, wrong = (_result(p) for p in processes)
     assert verify.returncode == 0, verify.stdout + verify.stderr
     summary = re.search(r"OK: (\d+) events in (\d+) chains verified; (\d+) chain heads match", verify.stdout)
     assert summary, verify.stdout
     assert int(summary[1]) == events and int(summary[3]) == len(checkpoints) == int(summary[2])
 
-    check = _manage("shell", "-c", RESTORED_CHECK, env={**restored, **keys})
     assert check.returncode == 0, check.stderr
     found = json.loads(check.stdout.strip().splitlines()[-1])
-    digest = __import__("hashlib").sha256
+    digest = hashlib.sha256
     assert found["kubeconfig"] == digest(live["cluster"].kubeconfig.reveal().encode()).hexdigest()
     assert found["credential"] == digest(CREDENTIAL.encode()).hexdigest()
     assert found["token"] == digest(token.encode()).hexdigest()
@@ -280,12 +325,6 @@ def test_backup_then_restore_into_a_fresh_database_finds_everything(
     assert sorted(Run.objects.values_list("pk", "outcome")) == [tuple(r) for r in runs]
 
     # The backup alone is not enough: with other keys nothing secret reads and the checkpoints are forged.
-    other = {
-        **keys,
-        "PAAS_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-        "PAAS_AUDIT_CHECKPOINT_KEY": "another-installation-checkpoint-key-0123456789",
-    }
-    wrong = _manage("shell", "-c", WRONG_KEYS_CHECK, env={**restored, **other})
     assert wrong.returncode == 0, wrong.stderr
     assert "kubeconfig UNREADABLE" in wrong.stdout and "credential UNREADABLE" in wrong.stdout
     assert "audit NOT VERIFIED" in wrong.stdout
