@@ -4,10 +4,10 @@
 #   DATABASE_URL=postgres://.../gpu_paas_restored PAAS_AUDIT_CHECKPOINT_DIR=/var/lib/gpu-paas/audit-checkpoints \
 #     deploy/restore.sh /backups/gpu-paas-backup-20260101T000000Z
 #
-# Refuses a database that holds any table in its public schema and a checkpoint store that is not
-# empty: a restore never merges into a live installation. The database is restored in one transaction
-# (all or nothing), owned by the role of DATABASE_URL (--no-owner --no-privileges: the platform's role
-# on the new server need not have the old one's name).
+# Refuses a database that holds any table in its public schema and a checkpoint store that holds
+# checkpoints already: a restore never merges into a live installation. The database is restored in
+# one transaction (all or nothing), owned by the role of DATABASE_URL (--no-owner --no-privileges: the
+# platform's role on the new server need not have the old one's name).
 #
 # Then, with the SAME keys as the backed-up installation (PAAS_ENCRYPTION_KEYS,
 # PAAS_AUDIT_CHECKPOINT_KEY, SECRET_KEY), before starting the platform:
@@ -38,8 +38,9 @@ if [ "$tables" != "0" ]; then
     echo "error: the target database is not empty ($tables relations in its public schema); restore into a new one" >&2
     exit 1
 fi
-if [ -d "$PAAS_AUDIT_CHECKPOINT_DIR" ] && [ -n "$(ls -A "$PAAS_AUDIT_CHECKPOINT_DIR")" ]; then
-    echo "error: $PAAS_AUDIT_CHECKPOINT_DIR is not empty; restore the checkpoints into an empty store" >&2
+set -- "$PAAS_AUDIT_CHECKPOINT_DIR"/chain-*.json
+if [ -e "$1" ]; then  # (anything else there, a fresh volume's lost+found, is no checkpoint)
+    echo "error: $PAAS_AUDIT_CHECKPOINT_DIR holds checkpoints already; restore them into an empty store" >&2
     exit 1
 fi
 
