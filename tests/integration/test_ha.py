@@ -3,7 +3,8 @@ worker clusters (``manage.py qcluster``) on one PostgreSQL, behind the test's lo
 (tests/support/loadbalancer.py), launching instances on the real local control plane.
 
 Under steady launches (the API, through the balancer) and page reads, one web process and one worker
-cluster are killed (SIGKILL to their process groups: a node lost) while each cluster runs a deploy.
+cluster are killed (SIGKILL to their process groups: a node lost) while each cluster is in the middle
+of a deploy (held there by the test's lock on the running runs' rows, released after the kill).
 Then: no request is lost beyond those in flight at the kill; every launch the API accepted reaches
 "ready" exactly once (one deploy run, one "instance.ready" event, one namespace with one set of
 objects), the killed cluster's deploy re-delivered to the survivor (``PAAS_TASK_RETRY`` is a few
@@ -12,6 +13,7 @@ seconds here, so that happens within the test); each due time of a schedule ran 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import Counter
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import httpx
+import psycopg
 import pytest
 from django.utils import timezone
 from django_q.models import Schedule, Task
@@ -103,8 +106,8 @@ def _read_pages(url: str, token: str, traffic: Traffic) -> None:
 
 
 def _launch(url: str, token: str, traffic: Traffic, project: int, profile: int) -> None:
-    """Launches in bursts of three: a cluster of one worker holds at most two tasks (one running, one
-    taken ahead), so each burst gives both clusters a deploy at once."""
+    """Launches in bursts of three (a cluster of one worker holds at most two tasks: one running, one
+    taken ahead)."""
     with _client(url, token) as http:
         for n in range(LAUNCHES):
             if traffic.stop.is_set():
@@ -116,6 +119,21 @@ def _launch(url: str, token: str, traffic: Traffic, project: int, profile: int) 
             )
             if n % BURST == BURST - 1:
                 traffic.stop.wait(PAUSE)
+
+
+def _hold_running_runs(holder: psycopg.Connection) -> set[str]:
+    """Lock (in ``holder``'s open transaction) every deploy run that is running now; return the
+    processes (by ``application_name``) whose writes wait on such a lock."""
+    holder.execute(
+        f"SELECT id FROM {Run._meta.db_table} WHERE outcome = %s FOR UPDATE SKIP LOCKED",
+        [Run.Outcome.RUNNING.value],
+    ).fetchall()
+    with psycopg.connect(processes.database_url(), autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT application_name FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return {name for (name,) in rows}
 
 
 def _schedules(runs_file: str) -> None:
@@ -162,6 +180,7 @@ def test_two_web_processes_and_two_workers_survive_losing_one_of_each(
                 pytest.fail(f"{process.name} exited:\n{process.output()}")
 
     doomed_web, doomed_worker = webs[0], workers[0]
+    stack = contextlib.ExitStack()  # (the lock holder's connection, closed whatever happens)
     try:
         wait_for(lambda: all(w.accepting() for w in webs), 120, 0.2, "both web processes", check=all_alive)
         with LoadBalancer(("127.0.0.1", w.port) for w in webs) as balancer:
@@ -176,18 +195,22 @@ def test_two_web_processes_and_two_workers_survive_losing_one_of_each(
             for thread in threads:
                 thread.start()
 
-            # Each cluster runs one worker: two runs running at once means each cluster runs a deploy.
+            # Each cluster must be in the middle of a deploy when it is killed: the test holds the rows of
+            # the running deploy runs (their claims committed: "running", attempt 1), so a worker stops
+            # at its next write of its run, until both clusters' workers wait there.
+            holder = stack.enter_context(psycopg.connect(processes.database_url()))
             wait_for(
-                lambda: Run.objects.filter(outcome=Run.Outcome.RUNNING).count() >= 2,
+                lambda: _hold_running_runs(holder) >= {w.name for w in workers},
                 timeout=120,
-                interval=0.05,
-                what="both clusters deploying at once",
+                interval=0.1,
+                what="both clusters in the middle of a deploy",
                 check=all_alive,
             )
             killed_at = time.monotonic()
             doomed_worker.kill()
             doomed_web.kill()  # (reaped: its sockets are closed from here on)
             dead_at = time.monotonic()
+            holder.rollback()  # the survivor goes on
 
             # Traffic goes on until every launch was sent and for a while after the kill.
             wait_for(
@@ -220,6 +243,7 @@ def test_two_web_processes_and_two_workers_survive_losing_one_of_each(
             forwarded = dict(balancer.forwarded)
     finally:
         traffic.stop.set()
+        stack.close()
         for process in everyone:
             process.kill()
 
