@@ -27,47 +27,15 @@ import glob
 import logging
 import os
 import re
-import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, multiprocess
+from prometheus_client.core import GaugeMetricFamily
+
+from paas.metrics_env import MULTIPROC_ENV, PREPARED_ENV
+
 log = logging.getLogger(__name__)
-
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-#: Set by ``manage.py serve`` for the worker and streamer it starts: the directory is cleaned already
-#: and shared with the web processes (a child must not clean it again).
-PREPARED_ENV = "PAAS_METRICS_DIR_PREPARED"
-
-
-def _multiprocess_setup() -> None:
-    """Decided before prometheus-client is imported (it reads ``PROMETHEUS_MULTIPROC_DIR`` then).
-
-    A worker (``manage.py qcluster``) serving its metrics needs the multi-process mode: django-q2
-    forks the processes that run the tasks, and a thread of the parent serves them. Without a
-    configured directory it takes a private one; a worker not started by ``manage.py serve`` cleans
-    its directory first (files of an earlier run would be summed into this one's). The directory is
-    created when missing (a command run in the image, where the variable is always set)."""
-    path = os.environ.get(MULTIPROC_ENV, "")
-    worker = sys.argv[1:2] == ["qcluster"]
-    if "prometheus_client" in sys.modules and not path:
-        return
-    if not path and worker and os.environ.get("PAAS_WORKER_METRICS_PORT"):
-        path = os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="paas-metrics-")
-        os.environ[PREPARED_ENV] = "1"
-    if not path:
-        return
-    os.makedirs(path, exist_ok=True)
-    if worker and not os.environ.get(PREPARED_ENV):
-        for name in glob.glob(os.path.join(path, "*.db")):
-            os.remove(name)
-        os.environ[PREPARED_ENV] = "1"
-
-
-_multiprocess_setup()
-
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, multiprocess  # noqa: E402
-from prometheus_client.core import GaugeMetricFamily  # noqa: E402
 
 
 def multiprocess_dir() -> str:

@@ -19,7 +19,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4 as CONTENT_TYPE, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4 as CONTENT_TYPE
+from prometheus_client.exposition import generate_latest
 
 from paas import metrics
 
@@ -150,5 +151,5 @@ def start_worker_server() -> ThreadingHTTPServer | None:
     _worker_server.daemon_threads = True
     thread = threading.Thread(target=_worker_server.serve_forever, name="paas-worker-metrics", daemon=True)
     thread.start()
-    log.info("Worker metrics on http://%s:%s%s", *address, METRICS_PATH)
+    log.info("Worker metrics on http://%s:%s%s", *_worker_server.server_address[:2], METRICS_PATH)
     return _worker_server

@@ -403,6 +403,11 @@ DEMO_SEEDERS = [
 # unset: /metrics does not exist (404). PROMETHEUS_MULTIPROC_DIR (read by prometheus-client itself):
 # the processes' shared counters with `serve --workers N`.
 PAAS_METRICS_TOKEN = env("PAAS_METRICS_TOKEN", "")
+# Before any app loads (prometheus-client picks its mode when first imported): the directory exists, and a
+# worker serving PAAS_WORKER_METRICS_PORT without one gets a private directory (paas/metrics_env.py).
+from paas import metrics_env  # noqa: E402
+
+metrics_env.setup()
 # Logs on stderr: `text` (a line per record) or `json` (one JSON object per line with timestamp, level,
 # logger, message and the request id; production's default).
 PAAS_LOG_FORMAT = env("PAAS_LOG_FORMAT", "text")

@@ -31,6 +31,7 @@ from inventory.models import Agent
 from paas import metrics
 from paas.audit import audit_log
 from paas.audit_sinks import audit_sink_create
+from paas.errors import ValidationFailed
 from paas.models import AuditEvent
 from tenancy.models import Quota
 from tests.factories import make_profile, make_synced_cluster
@@ -323,7 +324,7 @@ def test_metrics_after_a_real_launch(live, client, token, tmp_path):
     assert value(samples, "paas_queue_tasks", queue="default", state="waiting") >= 1
     assert value(samples, "paas_queue_oldest_task_age_seconds", queue="default") > 0
     # A refused launch is counted by its code.
-    with pytest.raises(Exception, match="exists in this workspace"):
+    with pytest.raises(ValidationFailed, match="Invalid name"):
         launch(world, live["profile"], instance.name)
     assert (
         value(scrape(client), "paas_launches_total", kind="compute", outcome="invalid")
