@@ -276,6 +276,7 @@ def _succeeded(
         target = type(target).objects.select_for_update().get(pk=target.pk)
         _move(target, final, reason)
         Run.objects.filter(pk=run.pk).update(outcome=Run.Outcome.SUCCEEDED, finished_at=timezone.now())
+        deployer.run_observed(run, Run.Outcome.SUCCEEDED)
         audit_log(
             actor=None,
             action=f"{_noun(target)}.{final}",
@@ -328,6 +329,7 @@ def _failed(run: Run, target, instance: ComputeInstance, step, exc: Exception) -
         Run.objects.filter(pk=run.pk).update(
             outcome=Run.Outcome.FAILED, message=message, finished_at=timezone.now()
         )
+        deployer.run_observed(run, Run.Outcome.FAILED)
         audit_log(
             actor=None,
             action=f"{_noun(target)}.failed",

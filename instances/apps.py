@@ -26,4 +26,10 @@ class InstancesConfig(AppConfig):
         from instances.signals import instance_state_changed
 
         registry_changed.connect(receivers.registry_changed, dispatch_uid="instances.registry_changed")
+
+        from instances import metrics as instance_metrics
+        from paas import metrics
+
+        metrics.register_database_collector("warm_pools", instance_metrics.warm_pools)
+        metrics.register_database_collector("quotas", instance_metrics.quotas)
         instance_state_changed.connect(receivers.instance_ready, dispatch_uid="instances.pull_secrets_ready")

@@ -21,6 +21,7 @@ from instances.states import State, transition
 from inventory import guardrails, kube
 from inventory.models import Cluster
 from inventory.routing import enqueue_for_cluster, queue_for_cluster
+from paas import metrics
 from paas.audit import audit_log
 from paas.keyring import SecretUnreadable
 
@@ -274,12 +275,23 @@ def _noun(target) -> str:
     return "application" if isinstance(target, Application) else "instance"
 
 
+def run_observed(run: Run, outcome: str) -> None:
+    """Count the run's outcome (``paas_deploys_total``, with its duration from its creation) once the
+    transaction that records it commits (now, outside one)."""
+    target = "service" if run.service_id else "application" if run.application_id else "instance"
+    seconds = (timezone.now() - run.created_at).total_seconds() if outcome != "retrying" else None
+    transaction.on_commit(
+        lambda: metrics.deploy_observed(target=target, kind=run.kind, outcome=outcome, seconds=seconds)
+    )
+
+
 def _succeeded(run: Run, instance, step: RunLog) -> str:
     with transaction.atomic():
         instance = type(instance).objects.select_for_update().get(pk=instance.pk)
         target = State.DELETED if run.kind == Run.Kind.DELETE else State.READY
         transition(instance, target, "")
         Run.objects.filter(pk=run.pk).update(outcome=Run.Outcome.SUCCEEDED, finished_at=timezone.now())
+        run_observed(run, Run.Outcome.SUCCEEDED)
         _after_success(run, instance)
         audit_log(
             actor=None,
@@ -337,6 +349,7 @@ def attempt_failed(run: Run, cluster, step: RunLog, exc: Exception) -> tuple[str
         name=f"retry run {run.pk} attempt {run.attempt + 1}",
     )
     step(f"Retrying in {delay} s.")
+    run_observed(run, "retrying")
     return message, True
 
 
@@ -350,6 +363,7 @@ def _failed(run: Run, instance, step: RunLog, exc: Exception) -> str:
         Run.objects.filter(pk=run.pk).update(
             outcome=Run.Outcome.FAILED, message=message, finished_at=timezone.now()
         )
+        run_observed(run, Run.Outcome.FAILED)
         if isinstance(instance, Application):
             from instances import application_deployer
 

@@ -31,7 +31,7 @@ from inventory import mig
 from inventory.models import Datacenter, Storage
 from inventory.routing import enqueue_for_cluster
 from inventory.selectors import storage_for_datacenter
-from paas import authz
+from paas import authz, metrics
 from paas.audit import audit_log
 from paas.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from paas.validation import is_dns_label
@@ -314,6 +314,7 @@ def instance_service_usage(compute_instance: ComputeInstance) -> dict:
 # --- launch -----------------------------------------------------------------------------------------
 
 
+@metrics.observe_launch("service")
 def service_launch(
     *,
     actor,

@@ -18,7 +18,7 @@ from instances.states import State, transition
 from inventory.models import Cluster
 from inventory.routing import enqueue_for_cluster
 from inventory.selectors import placement_for
-from paas import authz
+from paas import authz, metrics
 from paas.audit import audit_log
 from paas.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from paas.validation import is_dns_label
@@ -50,6 +50,7 @@ def instance_name_check(*, project: Project, name: str) -> str:
     return name
 
 
+@metrics.observe_launch("compute")
 @transaction.atomic
 def instance_launch(
     *, actor, project: Project, name: str, profile: ComputeProfile, description: str = ""

@@ -7,13 +7,15 @@
   default queue sent a heartbeat younger than ``WORKER_HEARTBEAT_MAX_AGE_SECONDS``
   (``paas.selectors.readiness``); 200 or 503 with the JSON report.
 
-Both are unauthenticated and answered by :class:`ProbeMiddleware`, first in ``MIDDLEWARE``: before the
+Both are unauthenticated and answered by :class:`ProbeMiddleware`, next to first in ``MIDDLEWARE``
+(after the request metrics, which count them): before the
 host check (a kubelet probes the pod's address, which is no allowed host), the HTTPS redirect (a probe
 speaks plain HTTP to the pod), sessions, the account gate and the audit trail. They reveal nothing but
 the report.
 """
 
 from django.http import HttpRequest, JsonResponse
+from django.urls import resolve
 from django.views.decorators.http import require_safe
 
 LIVENESS_PATH = "/healthz"
@@ -37,17 +39,15 @@ def readiness(request: HttpRequest) -> JsonResponse:
 
 
 class ProbeMiddleware:
-    """Answer the probes before any other middleware (see the module's docstring)."""
+    """Answer the probes before the other middleware (see the module's docstring)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest):
-        if request.method in ("GET", "HEAD"):
-            if request.path == LIVENESS_PATH:
-                return liveness(request)
-            if request.path == READINESS_PATH:
-                return readiness(request)
+        if request.method in ("GET", "HEAD") and request.path in (LIVENESS_PATH, READINESS_PATH):
+            request.resolver_match = resolve(request.path)  # (the request metrics count it by its route)
+            return request.resolver_match.func(request)
         return self.get_response(request)
 
 

@@ -79,7 +79,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First: /healthz and /readyz answered before the host check, the HTTPS redirect and sessions.
+    # First: answers /metrics (its own bearer token; nothing below sees a scrape) and counts the rest.
+    "paas.metrics_views.RequestMetricsMiddleware",
+    # Then /healthz and /readyz, answered before the host check, the HTTPS redirect and sessions.
     "paas.probes.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "paas.middleware.RequestContextMiddleware",
@@ -267,7 +269,11 @@ PAAS_KUBECONFIG_TTL_MINUTES = env_int("PAAS_KUBECONFIG_TTL_MINUTES", 60)
 # the project's module imports no app.
 PAAS_ASGI_MOUNTS = [("/k8s/", "instances.kubeproxy.app.application")]
 PAAS_WEBSOCKET_ROUTES = "instances.shell.routing.websocket_urlpatterns"
-PAAS_ASGI_SHUTDOWN = ["instances.kubeproxy.auditing.shutdown", "instances.kubeproxy.upstream.close_all"]
+PAAS_ASGI_SHUTDOWN = [
+    "instances.kubeproxy.auditing.shutdown",
+    "instances.kubeproxy.upstream.close_all",
+    "paas.metrics.shutdown",
+]
 # The kubectl proxy's audit (instances/kubeproxy/auditing.py): each server process chains its pending
 # requests into the trails this often while they come in (0: only the schedule does); a write whose
 # process died before its response was recorded is chained without a status after the grace.
@@ -394,14 +400,28 @@ DEMO_SEEDERS = [
     "billing.demo.seed",
 ]
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
-}
+# --- Metrics and logs (paas/metrics.py, paas/metrics_views.py, paas/logging.py) ------------------------
+# /metrics (web port) and the workers' PAAS_WORKER_METRICS_PORT answer `Authorization: Bearer <token>`;
+# unset: /metrics does not exist (404). PROMETHEUS_MULTIPROC_DIR (read by prometheus-client itself):
+# the processes' shared counters with `serve --workers N`.
+PAAS_METRICS_TOKEN = env("PAAS_METRICS_TOKEN", "")
+# Before any app loads (prometheus-client picks its mode when first imported): the directory exists, and a
+# worker serving PAAS_WORKER_METRICS_PORT without one gets a private directory (paas/metrics_env.py).
+from paas import metrics_env  # noqa: E402
+
+metrics_env.setup()
+# Logs on stderr: `text` (a line per record) or `json` (one JSON object per line with timestamp, level,
+# logger, message and the request id; production's default).
+PAAS_LOG_FORMAT = env("PAAS_LOG_FORMAT", "text")
+
+
+def logging_config(log_format: str) -> dict:
+    from paas.logging import logging_config as build
+
+    return build(log_format, level=env("LOG_LEVEL", "INFO"))
+
+
+LOGGING = logging_config(PAAS_LOG_FORMAT)
 
 # The outbound-address policy (paas/outbound.py): addresses the platform connects out to (cluster API
 # servers today) may not be loopback, link-local, cloud metadata, unspecified or multicast addresses;

@@ -25,6 +25,11 @@ if len(PAAS_AUDIT_CHECKPOINT_KEY) < 32:
     )
 
 DEBUG = False
+# One JSON object per line on stderr (PAAS_LOG_FORMAT=text for a line of text per record).
+from .base import logging_config  # noqa: E402
+
+PAAS_LOG_FORMAT = env("PAAS_LOG_FORMAT", "json")
+LOGGING = logging_config(PAAS_LOG_FORMAT)
 # Operators run the platform: their accounts need a second factor (their provider's, or ours: MFA).
 PAAS_MFA_REQUIRED_FOR_OPERATORS = env_bool("PAAS_MFA_REQUIRED_FOR_OPERATORS", True)
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)

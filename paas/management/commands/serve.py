@@ -60,6 +60,11 @@ class Command(BaseCommand):
         # and raises the signal again: ours turns it into an exception, so the worker below is still
         # stopped and the command exits 0 (the default handler would kill this process on the spot).
         previous = {sig: signal.signal(sig, _stopped) for sig in STOP_SIGNALS}
+        # PROMETHEUS_MULTIPROC_DIR: emptied of an earlier run's files before any process it starts
+        # writes there (the web workers, the worker and the streamer share it; paas/metrics.py).
+        from paas import metrics
+
+        metrics.prepare_multiprocess_dir()
         helpers = []
         try:
             if not no_worker:
@@ -77,6 +82,10 @@ class Command(BaseCommand):
                 "proxy_headers": False,
                 "server_header": False,
                 "timeout_graceful_shutdown": 20,
+                # Logging is the project's (LOGGING: PAAS_LOG_FORMAT), in every process; requests are
+                # counted by /metrics, so uvicorn's access log stays off (paas/logging.py).
+                "log_config": None,
+                "access_log": False,
             }
             if tls:
                 _serve_both(options, port=int(port), tls_port=tls_port, tls=tls)
