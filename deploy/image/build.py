@@ -247,15 +247,18 @@ def collect_inputs(tools: dict[str, Path]) -> Inputs:
 # --- layers -------------------------------------------------------------------------------------------
 
 
-def _walk(root: Path, rel: str = "") -> Iterator[str]:
-    """Paths under ``root`` (relative, '/'-separated), sorted by name, a directory before its content."""
+def _walk(root: Path, keep: Callable[[str], bool], rel: str = "") -> Iterator[str]:
+    """Paths under ``root`` that ``keep`` accepts (relative, '/'-separated), sorted by name, a directory
+    before its content; a refused directory is not descended into."""
     here = root / rel if rel else root
     for entry in sorted(os.listdir(here)):
         path = f"{rel}/{entry}" if rel else entry
+        if not keep(path):
+            continue
         yield path
         full = root / path
         if full.is_dir() and not full.is_symlink():
-            yield from _walk(root, path)
+            yield from _walk(root, keep, path)
 
 
 def write_layer(
@@ -271,13 +274,8 @@ def write_layer(
     hard links kept; device nodes, sockets and pipes never."""
     partial = out.with_suffix(".partial")
     with tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as tar:
-        skipped: list[str] = []
-        for rel in _walk(root):
-            if any(rel.startswith(prefix) for prefix in skipped):
-                continue
-            if not keep(rel):
-                skipped.append(rel + "/")
-                continue
+        tar.copybufsize = 1 << 20
+        for rel in _walk(root, keep):
             full = root / rel
             mode = full.lstat().st_mode
             if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
@@ -435,6 +433,7 @@ def _stage_app(inputs: Inputs, base: Path, venv: Path, out: Path, work: Path) ->
         DJANGO_SETTINGS_MODULE="paas.settings.base",
         PAAS_STATIC_ROOT=recipe.STATIC_ROOT,
         PAAS_VAR_DIR=f"{TMP}/var",
+        PYTHONDONTWRITEBYTECODE="1",  # collectstatic imports the apps: no timestamped .pyc of them
     )
     python = "/app/.venv/bin/python"
     _run(
@@ -444,7 +443,20 @@ def _stage_app(inputs: Inputs, base: Path, venv: Path, out: Path, work: Path) ->
     )
     tops = sorted({name.split("/")[0] for name, _d, _x in inputs.files if "/" in name})
     _run(
-        ["chroot", str(rootfs), python, "-m", "compileall", "-q", "-j1", *(f"/app/{top}" for top in tops)],
+        # Hash-checked .pyc: valid whatever the files' timestamps (the layers set them all to the epoch).
+        [
+            "chroot",
+            str(rootfs),
+            python,
+            "-m",
+            "compileall",
+            "-q",
+            "-j1",
+            "-f",
+            "--invalidation-mode",
+            "checked-hash",
+            *(f"/app/{top}" for top in tops),
+        ],
         what="compileall in the image's root file system",
         env=env,
     )
