@@ -552,7 +552,8 @@ def image_size(layout: Path, digest: str) -> dict[str, int]:
 
 
 def _prune(keep: Path) -> None:
-    """Keep the KEEP_IMAGES most recently used images (and the stage tars they use)."""
+    """Keep the KEEP_IMAGES most recently used images and the stage tars they use (under the build lock:
+    no other build is between writing a stage and its image's INFO.json)."""
     images = sorted(
         (path for path in cache_root().iterdir() if (path / "INFO.json").is_file()),
         key=lambda path: (path / "INFO.json").stat().st_mtime,
@@ -567,7 +568,7 @@ def _prune(keep: Path) -> None:
         for layer in json.loads((path / "INFO.json").read_text())["layers"]
     }
     for tar in (cache_root() / "stages").glob("*.tar"):
-        if tar.name not in used and tar.name.startswith("app-"):
+        if tar.name not in used:
             tar.unlink(missing_ok=True)
 
 

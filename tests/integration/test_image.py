@@ -5,8 +5,9 @@ Env, User and WorkingDir, read from the layout) says what runs, in its own names
 user, mount, pid, ipc, uts; the host's loopback network shared to reach the suite's PostgreSQL) as
 uid/gid 10001 on the host too (setpriv drops root before the sandbox starts), on a read-only root with
 a tmpfs at /tmp and a directory of the test's at /var/lib/gpu-paas.  Inside: ``manage.py check
---deploy`` with warnings failing it, then a worker (``qcluster``) and ``serve`` on a loopback port,
-polled until the readiness endpoint answers 200 (database, migrations, the worker's heartbeat).
+--deploy`` with warnings failing it; ``serve`` on a loopback port, whose /readyz says 503 with only the
+worker missing (database answers, migrations applied); then a worker (``qcluster``, the image's too),
+after which /readyz answers 200.  The probes are sent as a kubelet sends them: plain HTTP.
 Also: the same layers assemble to the same digest (reproducible), and the layers carry fixed
 timestamps and owners.
 """
@@ -45,18 +46,6 @@ pytestmark = [
 
 ROOT = Path(__file__).resolve().parents[2]
 UID = 10001
-# The readiness endpoint: /readyz (p19-proc).  Until it lands, /healthz (database + worker heartbeat).
-READINESS_PATH = "/readyz"
-
-
-def _readiness_path() -> str:
-    from django.urls import Resolver404, resolve
-
-    try:
-        resolve(READINESS_PATH)
-    except Resolver404:
-        return "/healthz"
-    return READINESS_PATH
 
 
 def _image_config(image: BuiltImage) -> dict:
@@ -233,30 +222,43 @@ def test_the_image_passes_check_deploy_and_serves_until_ready(unpacked, transact
     assert check.returncode == 0, check.stdout + check.stderr
 
     port = _free_port()
-    path = _readiness_path()
     with (
-        _running(unpacked, tmp_path / "worker.log", "qcluster", env=env) as worker,
         _running(unpacked, tmp_path / "web.log", "serve", f"127.0.0.1:{port}", "--no-worker", env=env) as web,
         httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http,
     ):
 
         def logs() -> str:
             return "\n".join(
-                f"--- {name}:\n" + (tmp_path / name).read_text(errors="replace")[-3000:]
-                for name in ("web.log", "worker.log")
+                f"--- {log.name}:\n" + log.read_text(errors="replace")[-3000:]
+                for log in sorted(tmp_path.glob("*.log"))
             )
 
-        def ready() -> httpx.Response | None:
-            assert web.poll() is None and worker.poll() is None, f"a process of the image exited\n{logs()}"
+        def answered(path: str, status: int) -> httpx.Response | None:
+            """``path`` as a kubelet probes it (plain HTTP to the pod's address), once it says ``status``."""
+            assert web.poll() is None, f"the image's web process exited\n{logs()}"
             try:
-                # As the ingress forwards it (production redirects plain http to https otherwise).
-                answer = http.get(path, headers={"X-Forwarded-Proto": "https"})
+                answer = http.get(path)
             except httpx.TransportError:
                 return None
-            return answer if answer.status_code == 200 else None
+            return answer if answer.status_code == status else None
 
-        answer = wait_for(ready, timeout=240, interval=0.5, what=f"{path} answering 200 from the image")
-        assert answer.json()["ok"] is True, answer.text
+        wait_for(lambda: answered("/healthz", 200), timeout=240, interval=0.5, what="/healthz from the image")
+        # No worker yet: not ready, and the report says that is the only reason.
+        unready = http.get("/readyz")
+        assert unready.status_code == 503, unready.text
+        report = unready.json()
+        assert report["database"]["ok"] is True and report["migrations"]["ok"] is True, report
+        assert report["worker"]["ok"] is False, report
+
+        with _running(unpacked, tmp_path / "worker.log", "qcluster", env=env) as worker:
+            ready = wait_for(
+                lambda: worker.poll() is None and answered("/readyz", 200),
+                timeout=240,
+                interval=0.5,
+                what="/readyz answering 200 once the image's worker runs",
+            )
+            assert worker.poll() is None, f"the image's worker exited\n{logs()}"
+        assert ready.json()["ok"] is True and ready.json()["worker"]["ok"] is True, ready.text
         static = http.get("/static/vendor/htmx.min.js", headers={"X-Forwarded-Proto": "https"})
         assert static.status_code == 200
         assert static.content == (ROOT / "paas/static/vendor/htmx.min.js").read_bytes()
