@@ -67,10 +67,15 @@ test: install lint
 	$(VENV)/bin/python -m tests.localkube build
 	$(VENV)/bin/python -m tests.support.run $(ARGS)
 
-## lint: ruff, and the layers contract (pyproject.toml [tool.importlinter]: a wrong-way import fails)
+## lint: ruff, the layers contract (pyproject.toml [tool.importlinter]: a wrong-way import fails) and the
+## migrations policy (django-migration-linter: a migration that would break the running release fails
+## unless it is a contract step; tests/support/lint_migrations.py). The linter renders each migration's
+## SQL through a PostgreSQL connection: DATABASE_URL, or the suite's own server (started on demand).
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+	@url="$${DATABASE_URL:-$$($(VENV)/bin/python -m tests.support.postgres)}" && \
+	  DATABASE_URL="$$url" $(VENV)/bin/python -m tests.support.lint_migrations
 
 ## vendor: refresh the portal's front-end packages from the npm registry (exact versions in
 ## frontend/package-lock.json) into paas/static/vendor/ (and axe-core, for the browser tests, into
