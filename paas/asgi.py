@@ -5,6 +5,7 @@
   authenticates with its own credentials.
 - other WebSockets: Channels' routing (``PAAS_WEBSOCKET_ROUTES``), with the session's user and an
   ``Origin`` that must be one of the allowed hosts (the web shell).
+- ``GET /healthz`` (liveness): answered by the event loop itself (``paas.probes``).
 - everything else: Django, unchanged (static files served by it when ``PAAS_SERVE_STATIC`` is on).
 
 The mounted applications are named by dotted paths in settings, so this project module imports no app.
@@ -23,6 +24,8 @@ from channels.routing import URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.utils.module_loading import import_string  # noqa: E402
+
+from paas.probes import LIVENESS_PATH, asgi_liveness  # noqa: E402
 
 
 def _http_application():
@@ -62,6 +65,9 @@ async def application(scope, receive, send) -> None:
         if path.startswith(prefix):
             await app(scope, receive, send)
             return
+    if path == LIVENESS_PATH and scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
+        await asgi_liveness(scope, receive, send)  # the event loop answers: no thread, no database
+        return
     if scope["type"] == "websocket":
         await _websockets(scope, receive, send)
     else:

@@ -177,7 +177,7 @@ class ApiToken(models.Model):
 
 
 class WorkerHeartbeat(models.Model):
-    """The last time a worker cluster ran its heartbeat schedule; /healthz reads the newest one."""
+    """The last time a worker cluster ran its heartbeat schedule; /readyz reads the newest one."""
 
     cluster = models.CharField("worker cluster", max_length=100, unique=True)
     seen_at = models.DateTimeField("last seen")

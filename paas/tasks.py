@@ -6,7 +6,7 @@ from paas import services
 
 
 def worker_heartbeat() -> None:
-    """Scheduled every minute: proves a worker is alive and taking work (read by /healthz).
+    """Scheduled every minute: proves a worker is alive and taking work (read by /readyz).
 
     Records the worker's own queue name: ``default`` for the platform's workers, ``agent-<name>``
     for an agent's (each agent has a heartbeat schedule pinned to its queue).

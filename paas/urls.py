@@ -3,7 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
-from paas import brand_assets
+from paas import brand_assets, probes
 from paas.api import branding as branding_api
 from paas.api import views as core_api
 from paas.api.audit_settings import AuditSettingsView
@@ -33,7 +33,8 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
-    path("healthz", core_api.healthz, name="healthz"),
+    path("healthz", probes.liveness, name="healthz"),
+    path("readyz", probes.readiness, name="readyz"),
     path("branding/<int:brand_id>/<str:kind>/<str:digest>/", brand_assets.brand_image, name="brand-image"),
     # The developer hub (portal): sign-in/out and single sign-on, then the pages.
     path("", include("tenancy.sso_urls")),

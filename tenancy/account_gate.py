@@ -23,7 +23,7 @@ VERIFY_URL = "/account/mfa/verify/"
 SECURITY_URL = "/account/security/"
 EMAIL_URL = "/account/email/"
 
-_ALWAYS_OPEN = ("/logout/", "/login/", "/oidc/", "/healthz", "/account/email/verify/")
+_ALWAYS_OPEN = ("/logout/", "/login/", "/oidc/", "/healthz", "/readyz", "/account/email/verify/")
 
 
 class Hold:

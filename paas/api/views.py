@@ -1,4 +1,3 @@
-from django.http import JsonResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.response import Response
@@ -71,9 +70,3 @@ class ApiTokenViewSet(
         )
         data = ApiTokenSerializer(api_token).data | {"token": token}
         return Response(data, status=status.HTTP_201_CREATED)
-
-
-def healthz(request):
-    """Database and worker heartbeat; 200 when both are fine, 503 otherwise."""
-    report = selectors.health()
-    return JsonResponse(report, status=200 if report["ok"] else 503)

@@ -79,6 +79,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: /healthz and /readyz answered before the host check, the HTTPS redirect and sessions.
+    "paas.probes.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "paas.middleware.RequestContextMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -371,7 +373,7 @@ Q_CLUSTER = {
 }
 # A running deploy/delete whose worker has not written for this long is re-driven by the reconcile.
 INSTANCE_RUN_STALE_SECONDS = env_int("INSTANCE_RUN_STALE_SECONDS", 300)
-# How old the newest worker heartbeat may be before /healthz calls the worker down.
+# How old the newest worker heartbeat may be before /readyz calls the worker down (and the process unready).
 WORKER_HEARTBEAT_MAX_AGE_SECONDS = env_int("WORKER_HEARTBEAT_MAX_AGE_SECONDS", 180)
 
 # Secrets at rest (kubeconfigs, cloud credentials): Fernet keys, newest first, comma-separated.

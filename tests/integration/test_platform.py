@@ -77,15 +77,15 @@ def test_the_suite_runs_on_postgresql(db):
     assert connection.vendor == "postgresql"
 
 
-def test_health_reports_database_and_missing_worker(db, client):
-    response = client.get("/healthz")
+def test_readiness_reports_database_and_missing_worker(db, client):
+    response = client.get("/readyz")
     assert response.status_code == 503
     body = response.json()
     assert body["database"]["ok"] is True and body["worker"]["ok"] is False
 
 
 @pytest.mark.django_db(transaction=True)
-def test_health_is_green_with_a_real_worker(client):
+def test_readiness_is_green_with_a_real_worker(client):
     """A real `manage.py qcluster` on the test database picks the heartbeat task from the ORM broker."""
     db = settings.DATABASES["default"]
     url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
@@ -100,7 +100,7 @@ def test_health_is_green_with_a_real_worker(client):
         async_task("paas.tasks.worker_heartbeat")
         with contextlib.suppress(WaitTimedOut):  # the health check below says what is missing
             wait_for(WorkerHeartbeat.objects.exists, 60, 0.3)
-        response = client.get("/healthz")
+        response = client.get("/readyz")
         assert response.status_code == 200, response.content
         assert response.json()["worker"]["cluster"] == settings.Q_CLUSTER["name"]
     finally:

@@ -1,7 +1,8 @@
 """``manage.py serve`` as production runs it: uvicorn in a process of its own on a free loopback port.
 
-Pages, a static file, ``/healthz``, the API, the kubectl proxy's door, a WebSocket handshake from a
-foreign origin refused, a graceful shutdown on SIGTERM that finishes the request in flight, and the
+Pages, a static file, the probes (``/healthz``, ``/readyz``; alive without a database), the API, the
+kubectl proxy's door, a WebSocket handshake from a foreign origin refused, a graceful shutdown on
+SIGTERM that finishes the request in flight, and the
 database pool holding the process to ``PAAS_DB_POOL_MAX`` connections under concurrent requests
 (counted in ``pg_stat_activity`` by the server's own ``application_name``).
 """
@@ -75,19 +76,20 @@ class Served:
 
 
 @contextmanager
-def _serve(log: Path, *args: str, **extra_env: str) -> Iterator[Served]:
-    """``manage.py serve 127.0.0.1:<port> --no-worker`` on the test database, its pool at ``POOL_MAX``."""
+def _serve(log: Path, *args: str, database_url: str = "", **extra_env: str) -> Iterator[Served]:
+    """``manage.py serve 127.0.0.1:<port> --no-worker`` on the test database (or ``database_url``), its
+    pool at ``POOL_MAX``."""
     port = _free_port()
     env = {
-        **extra_env,
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "paas.settings.test",
-        "DATABASE_URL": _database_url(application_name=APP_NAME),
+        "DATABASE_URL": database_url or _database_url(application_name=APP_NAME),
         "PAAS_DB_POOL_MAX": str(POOL_MAX),
         # 60 concurrent requests share 3 connections: on a loaded 2-core machine the last of them waited
         # past the default 10 s (CI, stop 27). What this module checks is the bound, not that wait.
         "PAAS_DB_POOL_TIMEOUT": "120",
         "PYTHONUNBUFFERED": "1",
+        **extra_env,
     }
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     with log.open("ab") as out:
@@ -137,14 +139,18 @@ def own_server(transactional_db, tmp_path) -> Iterator[Served]:
         yield server
 
 
-def test_serves_pages_static_files_healthz_and_the_api(served):
+def test_serves_pages_static_files_probes_and_the_api(served):
     user = UserFactory(username="served-user")
     _token_row, token = paas_services.api_token_create(actor=user, name="serve-test")
     with httpx.Client(base_url=served.url, timeout=15) as http:
-        health = http.get("/healthz")
-        assert health.status_code == 503, "no worker runs: /healthz says so (and answers)"
-        assert health.json()["database"]["ok"] is True
-        assert health.json()["worker"]["ok"] is False
+        live = http.get("/healthz")
+        assert live.status_code == 200 and live.json() == {"ok": True}
+        ready = http.get("/readyz")
+        assert ready.status_code == 503, "no worker runs: /readyz says so (and answers)"
+        assert ready.json()["database"]["ok"] is True and ready.json()["migrations"]["ok"] is True
+        assert ready.json()["worker"]["ok"] is False
+        paas_services.worker_heartbeat_record(cluster="default")
+        assert http.get("/readyz").status_code == 200
 
         login = http.get("/login/")
         assert login.status_code == 200 and "text/html" in login.headers["content-type"]
@@ -193,7 +199,7 @@ def test_sigterm_finishes_the_request_in_flight_then_exits(own_server):
         # The request's headers, asking to continue: uvicorn says "100 Continue" once the application
         # reads the body, so the request is in flight when the signal comes.
         sock.sendall(
-            b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\n"
+            b"GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\n"
             b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body)
         )
         assert sock.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -209,6 +215,23 @@ def test_sigterm_finishes_the_request_in_flight_then_exits(own_server):
     assert b'"database": {"ok": true' in payload
     assert served.process.wait(timeout=30) == 0, served.output()
     assert "Finished server process" in served.output()
+
+
+def test_alive_but_not_ready_without_its_database(django_db_setup, tmp_path):
+    """The database is gone (here: nothing listens where it should be): the process is alive (a kubelet
+    must not restart it for that) and not ready (no traffic is sent to it), saying why."""
+    gone = f"postgres://postgres@127.0.0.1:{_free_port()}/gone"
+    # (/readyz waits for a pooled connection up to PAAS_DB_POOL_TIMEOUT, then says the database failed)
+    with (
+        _serve(tmp_path / "serve.log", database_url=gone, PAAS_DB_POOL_TIMEOUT="2") as served,
+        httpx.Client(base_url=served.url, timeout=30) as http,
+    ):
+        assert http.get("/healthz").status_code == 200
+        ready = http.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["ok"] is False
+        assert ready.json()["database"]["ok"] is False and ready.json()["database"]["error"]
+        assert "Traceback" not in served.output()
 
 
 def _server_connections(dsn: str) -> int:
@@ -240,7 +263,8 @@ def test_the_database_pool_bounds_connections_under_concurrent_requests(served):
                 stop.wait(0.01)
 
     requests = [
-        ("/healthz", {}, 503),
+        ("/readyz", {}, 503),
+        ("/healthz", {}, 200),
         ("/api/v1/me/", {"Authorization": f"Bearer {token}"}, 200),
         ("/login/", {}, 200),
         # the proxy looks the credential up on a thread of its own (instances.kubeproxy.db.in_thread)
