@@ -52,7 +52,8 @@ ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 DEBIAN_TOOLS = {"mmdebstrap": "mmdebstrap", "umoci": "umoci"}  # binary -> Debian package
 TMP = "/tmp"  # noqa: S108 (inside the image's root file system during the build: nothing of it is kept)
-KEEP_IMAGES = 4  # images kept in the cache (least recently used pruned)
+KEEP_IMAGES = 4  # images kept in the cache (least recently used pruned)...
+KEEP_USED_SECONDS = 6 * 3600  # ...unless used in the last six hours
 
 
 class ImageBuildError(RuntimeError):
@@ -552,15 +553,18 @@ def image_size(layout: Path, digest: str) -> dict[str, int]:
 
 
 def _prune(keep: Path) -> None:
-    """Keep the KEEP_IMAGES most recently used images and the stage tars they use (under the build lock:
-    no other build is between writing a stage and its image's INFO.json)."""
+    """Keep the KEEP_IMAGES most recently used images, any used in the last KEEP_USED_SECONDS, and the
+    stage tars they use (under the build lock: no other build is between writing a stage and its
+    image's INFO.json)."""
     images = sorted(
         (path for path in cache_root().iterdir() if (path / "INFO.json").is_file()),
         key=lambda path: (path / "INFO.json").stat().st_mtime,
         reverse=True,
     )
+    recent = time.time() - KEEP_USED_SECONDS  # another session (a test run) may still be reading it
     for old in [path for path in images if path != keep][KEEP_IMAGES - 1 :]:
-        shutil.rmtree(old, ignore_errors=True)
+        if (old / "INFO.json").stat().st_mtime < recent:
+            shutil.rmtree(old, ignore_errors=True)
     used = {
         Path(layer["tar"]).name
         for path in cache_root().iterdir()
