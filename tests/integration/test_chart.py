@@ -211,6 +211,29 @@ def test_bad_values_are_refused_at_render_time(helm, values_file, override, mess
     assert message in result.stderr
 
 
+def test_existing_secrets_replace_the_charts_own(helm, values_file):
+    """With existingSecret and database.existingSecret the chart renders no Secret at all (not even the
+    migrations hook's) and every process, the Job included, reads the operator's Secrets."""
+    objects = _template(
+        helm,
+        values_file,
+        *("--set", "existingSecret=paas-keys", "--set", "database.existingSecret=paas-db"),
+        *("--set", "database.existingSecretKey=url"),
+    )
+    assert not [o for o in objects if o["kind"] == "Secret"]
+    specs = list(_pod_specs(objects))
+    assert {o["kind"] for o, _spec in specs} == {"Deployment", "Job"}
+    for _obj, spec in specs:
+        refs = {
+            e["name"]: e["valueFrom"]["secretKeyRef"]
+            for e in spec["containers"][0]["env"]
+            if "valueFrom" in e
+        }
+        assert refs["DATABASE_URL"] == {"name": "paas-db", "key": "url"}
+        for name in ("SECRET_KEY", "PAAS_ENCRYPTION_KEYS", "PAAS_AUDIT_CHECKPOINT_KEY", "PAAS_METRICS_TOKEN"):
+            assert refs[name] == {"name": "paas-keys", "key": name}
+
+
 # ------------------------------------------------------------------------------- on the control plane
 
 
