@@ -370,7 +370,8 @@ def test_a_forbidden_change_is_refused_by_admission(chart_cluster, api, helm, va
 def test_a_forbidden_upgrade_leaves_the_running_release_serving(chart_cluster, api, helm, values_file):
     """``helm upgrade`` running every process as root: the Deployments change, but their new pods are
     refused by admission, and the old ones keep running (a rolling update never goes below the
-    replicas)."""
+    replicas).  ``--no-hooks``: with its hook the migrations Job's pods would be refused first and the
+    upgrade would fail before any Deployment changed, after helm's timeout."""
     core, apps = k8s.CoreV1Api(api), k8s.AppsV1Api(api)
     before = {p.metadata.name for p in _pods(core, "app.kubernetes.io/component=web")}
     root = [arg for item in FORBIDDEN["root"] for arg in ("--set", item)]
