@@ -22,6 +22,13 @@ module                                                 version   CRDs
 github.com/kserve/kserve                               v0.17.0   InferenceService
 github.com/ray-project/kuberay/ray-operator            v1.5.0    RayCluster, RayService
 =====================================================  ========  =====================================
+
+Not in every cluster, only where a test asks for it (``install(api, MONITORING_MODULES)``: the Helm
+chart's test, whose ServiceMonitor is rendered only where its CRD is served):
+
+=====================================================  ========  =====================================
+github.com/prometheus-operator/prometheus-operator     v0.85.0   ServiceMonitor
+=====================================================  ========  =====================================
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +77,16 @@ MODULES = (
         ),
     ),
 )
+# The Prometheus Operator's ServiceMonitor (the "full" CRD keeps the descriptions, as the operator's
+# bundle.yaml installs it); installed on demand only, so cluster start-up stays as fast as before.
+MONITORING_MODULES = (
+    CrdModule(
+        "github.com/prometheus-operator/prometheus-operator",
+        "v0.85.0",
+        "h1:M5xLCLEoaW2IJfnuCwFzzpL+jSVQu3KGT84Pye+fW8s=",
+        ("example/prometheus-operator-crd-full/monitoring.coreos.com_servicemonitors.yaml",),
+    ),
+)
 VERSION_ANNOTATION = "localkube.gpu-paas.io/source"
 
 
@@ -76,8 +94,8 @@ class CrdError(RuntimeError):
     """A module could not be fetched or did not match its pinned checksum."""
 
 
-def _pins_digest() -> str:
-    text = json.dumps([[m.path, m.version, m.sum, list(m.files)] for m in MODULES])
+def _pins_digest(modules: Sequence[CrdModule] = MODULES) -> str:
+    text = json.dumps([[m.path, m.version, m.sum, list(m.files)] for m in modules])
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -85,8 +103,8 @@ def _file_name(module: CrdModule, path: str) -> str:
     return f"{Path(module.path).name}-{Path(path).name}"
 
 
-def cache_dir() -> Path:
-    return build.cache_root() / "crds" / _pins_digest()
+def cache_dir(modules: Sequence[CrdModule] = MODULES) -> Path:
+    return build.cache_root() / "crds" / _pins_digest(modules)
 
 
 def _download(module: CrdModule) -> Path:
@@ -114,9 +132,9 @@ def _download(module: CrdModule) -> Path:
     return Path(info["Dir"])
 
 
-def ensure() -> Path:
-    """``crds.json`` in the cache: every CRD object (fetched and converted on first use)."""
-    target = cache_dir()
+def ensure(modules: Sequence[CrdModule] = MODULES) -> Path:
+    """``crds.json`` in the cache: every CRD object of ``modules`` (fetched and converted on first use)."""
+    target = cache_dir(modules)
     if (target / "crds.json").is_file():
         return target / "crds.json"
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -124,7 +142,7 @@ def ensure() -> Path:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
         objects: list[dict[str, Any]] = []
-        for module in MODULES:
+        for module in modules:
             source = _download(module)
             for name in module.files:
                 shutil.copyfile(source / name, staging / _file_name(module, name))
@@ -134,7 +152,7 @@ def ensure() -> Path:
                         annotations[VERSION_ANNOTATION] = f"{module.path}@{module.version}"
                         objects.append(document)
         (staging / "SOURCES.json").write_text(
-            json.dumps([{"module": m.path, "version": m.version, "sum": m.sum} for m in MODULES], indent=2)
+            json.dumps([{"module": m.path, "version": m.version, "sum": m.sum} for m in modules], indent=2)
         )
         (staging / "crds.json").write_text(json.dumps(objects))
         staging.chmod(0o755)
@@ -146,9 +164,9 @@ def ensure() -> Path:
     return target / "crds.json"
 
 
-def manifests() -> list[dict[str, Any]]:
-    """Every CRD object, annotated with the module version it came from."""
-    return json.loads(ensure().read_text())
+def manifests(modules: Sequence[CrdModule] = MODULES) -> list[dict[str, Any]]:
+    """Every CRD object of ``modules``, annotated with the module version it came from."""
+    return json.loads(ensure(modules).read_text())
 
 
 def _read(extensions: Any, name: str) -> dict[str, Any] | None:
@@ -164,14 +182,15 @@ def _read(extensions: Any, name: str) -> dict[str, Any] | None:
     return json.loads(response.data)
 
 
-def install(api: Any, timeout: float = 90.0) -> list[str]:
-    """Create (or replace) the CRDs in the cluster of ``api`` and wait until each is Established and
-    served; returns their names.  Idempotent: a CRD from the same module version is left alone."""
+def install(api: Any, modules: Sequence[CrdModule] = MODULES, timeout: float = 90.0) -> list[str]:
+    """Create (or replace) the CRDs of ``modules`` in the cluster of ``api`` and wait until each is
+    Established and served; returns their names.  Idempotent: a CRD from the same module version is
+    left alone."""
     from kubernetes import client
 
     extensions = client.ApiextensionsV1Api(api)
     names: list[str] = []
-    for crd in manifests():
+    for crd in manifests(modules):
         name = crd["metadata"]["name"]
         names.append(name)
         current = _read(extensions, name)
