@@ -70,43 +70,14 @@ def tiny_layout(layout: Path, *, ref_name: str = VERSION, content: bytes = b"hel
     return bundle_mod.image_from_layout(layout)
 
 
-STANDIN_DEPLOYMENT = """\
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: {{ .Release.Name }}-web, labels: {app.kubernetes.io/name: gpu-paas}}
-spec:
-  replicas: {{ .Values.web.replicas }}
-  selector: {matchLabels: {app.kubernetes.io/component: web}}
-  template:
-    metadata: {labels: {app.kubernetes.io/name: gpu-paas, app.kubernetes.io/component: web}}
-    spec:
-      securityContext: {runAsNonRoot: true, runAsUser: 10001, seccompProfile: {type: RuntimeDefault}}
-      containers:
-        - name: web
-          image: "{{ .Values.image.repository }}@{{ .Values.image.digest }}"
-          securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
-"""
-
-
-def standin_chart(root: Path) -> Path:
-    """Only while p19-chart has no chart: the same name and the image values the bundle pins."""
-    chart = root / "gpu-paas"
-    (chart / "templates").mkdir(parents=True)
-    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: gpu-paas\nversion: 0.0.1\n")
-    (chart / "values.yaml").write_text(
-        "# stand-in\nimage:\n  repository: gpu-paas  # where the nodes find it\n"
-        '  digest: ""\nweb:\n  replicas: 2\n'
-    )
-    (chart / "templates" / "web.yaml").write_text(STANDIN_DEPLOYMENT)
-    return chart
-
-
 def _real_image() -> bundle_mod.Image | None:
     try:
         from tests.support.image import built_image  # p19-image
     except ImportError:
         return None
     built = built_image()
+    if not built.layout.is_dir():  # p19-chart's stand-in (a fixed digest, no layout) until p19-image lands
+        return None
     image = bundle_mod.image_from_layout(built.layout, bundle_mod._ref_name_in(built.layout, built.tag))
     assert image.digest == built.digest
     return image
@@ -118,8 +89,12 @@ def inputs(tmp_path_factory, helm_binary, kubectl_binary):
     image = _real_image()
     if image is None:
         image = tiny_layout(root / "layout")
-    chart = bundle_mod.CHART_DIR if (bundle_mod.CHART_DIR / "Chart.yaml").is_file() else standin_chart(root)
-    return {"image": image, "chart": chart, "helm": Path(helm_binary), "kubectl": Path(kubectl_binary)}
+    return {
+        "image": image,
+        "chart": bundle_mod.CHART_DIR,
+        "helm": Path(helm_binary),
+        "kubectl": Path(kubectl_binary),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -294,8 +269,11 @@ def test_a_tampered_or_added_file_is_refused_before_anything(tmp_path, unpacked,
 
 
 def _values(tmp_path: Path) -> Path:
-    """What an operator gives the chart (external PostgreSQL, the keys); the stand-in chart ignores it."""
+    """What an operator gives the chart: external PostgreSQL, the keys; the checkpoints on an emptyDir (the
+    local control plane has no storage provisioner for a ReadWriteMany claim)."""
     values = {
+        "auditCheckpoints": {"persistence": {"enabled": False}},
+        "workers": {"agents": ["agent-dc1"]},
         "database": {"url": "postgres://paas:secret@postgres.internal:5432/paas"},
         "secretKey": "s" * 60,
         "encryptionKeys": "Wq1t0ZJ0bq0o2aC9oY0pXl3m6Z9kT1u2v3w4x5y6z7A=",
@@ -307,66 +285,80 @@ def _values(tmp_path: Path) -> Path:
     return path
 
 
+def _pods_running(core, namespace: str, deployments) -> list | None:
+    """Every replica of ``deployments`` Running on a (KWOK) node, or None yet."""
+    pods = [p for p in core.list_namespaced_pod(namespace).items if p.metadata.deletion_timestamp is None]
+    running = [p for p in pods if p.status.phase == "Running" and p.spec.node_name]
+    wanted = {d.metadata.name: d.spec.replicas for d in deployments}
+    by_owner: dict[str, int] = {}
+    for pod in running:
+        owner = (pod.metadata.owner_references or [None])[0]
+        if owner is not None and owner.kind == "ReplicaSet":
+            deployment = owner.name.rsplit("-", 1)[0]
+            by_owner[deployment] = by_owner.get(deployment, 0) + 1
+    return running if all(by_owner.get(name, 0) == count for name, count in wanted.items()) else None
+
+
 @pytest.mark.kube
 def test_install_from_the_bundle_alone_runs_the_image_digest(tmp_path, unpacked, inputs, kube_cluster):
     api = kube_cluster.api_client()
     core, apps = k8s.CoreV1Api(api), k8s.AppsV1Api(api)
     namespace = unique_name("bundle")
+    repository = "registry.dc1.internal/platform/gpu-paas"
+    expected_image = f"{repository}@{inputs['image'].digest}"
     # Unpacked somewhere else, run from elsewhere: install.sh finds its files itself.
     here = _hardlinked_copy(unpacked, tmp_path / "dc" / "gpu-paas")
+    env = _bare_env(tmp_path)
     command = [
-        "sh",
-        str(here / "install.sh"),
-        "--kubeconfig",
-        kube_cluster.kubeconfig_path,
-        "--namespace",
-        namespace,
-        "--values",
-        str(_values(tmp_path)),
-    ]
-    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, env=_bare_env(tmp_path))
+        "sh", str(here / "install.sh"),
+        "--kubeconfig", kube_cluster.kubeconfig_path,
+        "--namespace", namespace,
+        "--image-repository", repository,
+        "--values", str(_values(tmp_path)),
+    ]  # fmt: skip
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no --registry: the nodes must already hold the image" in result.stderr
 
     labels = core.read_namespace(namespace).metadata.labels
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
     deployments = apps.list_namespaced_deployment(namespace).items
-    assert deployments, "the chart created no Deployment"
-    digest = inputs["image"].digest
-
-    def running_pods():
-        pods = [
-            p
-            for p in core.list_namespaced_pod(namespace).items
-            if not p.metadata.owner_references or p.metadata.owner_references[0].kind != "Job"
-        ]
-        expected = sum(d.spec.replicas or 0 for d in deployments)
-        running = [p for p in pods if p.status.phase == "Running" and p.spec.node_name]
-        return running if len(running) >= expected > 0 else None
-
-    pods = wait_for(running_pods, timeout=120, what="the bundle's pods scheduled and running on KWOK nodes")
-    for pod in pods:
-        for container in pod.spec.containers:
-            assert container.image.endswith(f"@{digest}"), container.image
-    # The upgrade path is the same command: the release moves to revision 2, pods keep the digest.
-    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, env=_bare_env(tmp_path))
-    assert result.returncode == 0, result.stdout + result.stderr
-    history = subprocess.run(
-        [
-            str(here / "bin" / "helm"),
-            "history",
-            "gpu-paas",
-            "-n",
-            namespace,
-            "-o",
-            "json",
-            "--kubeconfig",
-            kube_cluster.kubeconfig_path,
-        ],
-        capture_output=True,
-        text=True,
-        env={**_bare_env(tmp_path), "HELM_CONFIG_HOME": str(tmp_path / "h")},
+    names = {d.metadata.name for d in deployments}
+    assert names == {
+        "gpu-paas-web",
+        "gpu-paas-worker-default",
+        "gpu-paas-worker-agent-dc1",
+        "gpu-paas-audit-stream",
+    }
+    pods = wait_for(
+        lambda: _pods_running(core, namespace, apps.list_namespaced_deployment(namespace).items),
+        timeout=120,
+        what="every replica scheduled and running on KWOK nodes",
     )
+    assert pods
+    # Every pod (the migrations hook's too, if still there) was admitted ("restricted") and runs the digest.
+    for pod in core.list_namespaced_pod(namespace).items:
+        for container in [*pod.spec.containers, *(pod.spec.init_containers or [])]:
+            assert container.image == expected_image, (pod.metadata.name, container.image)
+
+    # Upgrade and scale with the same command: revision 2, three web replicas, still the digest.
+    scale = ["--set", "web.autoscaling.enabled=false", "--set", "web.replicas=3"]
+    result = subprocess.run([*command, *scale], cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert apps.read_namespaced_deployment("gpu-paas-web", namespace).spec.replicas == 3
+    pods = wait_for(
+        lambda: _pods_running(core, namespace, apps.list_namespaced_deployment(namespace).items),
+        timeout=120,
+        what="three web replicas running",
+    )
+    web = [p for p in pods if (p.metadata.labels or {}).get("app.kubernetes.io/component") == "web"]
+    assert len(web) == 3
+    assert {c.image for p in pods for c in p.spec.containers} == {expected_image}
+    history = subprocess.run(
+        [str(here / "bin" / "helm"), "history", "gpu-paas", "-n", namespace, "-o", "json",
+         "--kubeconfig", kube_cluster.kubeconfig_path],
+        capture_output=True, text=True, env={**env, "HELM_CONFIG_HOME": str(tmp_path / "h")},
+    )  # fmt: skip
     assert history.returncode == 0, history.stderr
     assert [entry["revision"] for entry in json.loads(history.stdout)] == [1, 2]
     core.delete_namespace(namespace)
