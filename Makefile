@@ -12,7 +12,7 @@ DEMO_CLUSTER ?= 1
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install run test lint vendor
+.PHONY: install run test lint vendor bundle
 
 $(UV):
 	$(PYTHON) -m venv var/tools
@@ -71,6 +71,12 @@ test: install lint
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+
+## bundle: the air-gapped bundle, $(BUNDLE_DIR)/gpu-paas-<version>.tar: the image (deploy/image, cached by content), the
+## chart pinned to its digest, kubectl and helm (tests/toolchain, cached), install.sh and SHA256SUMS; prints its path
+BUNDLE_DIR ?= var/bundle
+bundle: install
+	$(VENV)/bin/python -m deploy.bundle --out $(BUNDLE_DIR)
 
 ## vendor: refresh the portal's front-end packages from the npm registry (exact versions in
 ## frontend/package-lock.json) into paas/static/vendor/ (and axe-core, for the browser tests, into

@@ -47,7 +47,7 @@ while [ $# -gt 0 ]; do
     --set) add_helm --set; add_helm "${2:?--set needs KEY=VALUE}"; shift 2 ;;
     --no-wait) wait=0; shift ;;
     --verify-only) verify_only=1; shift ;;
-    --help|-h) sed -n '2,17p' "$0"; exit 0 ;;
+    --help|-h) sed -n '2,/^[^#]/{/^#/p}' "$0"; exit 0 ;;
     --) shift; for arg in "$@"; do add_helm "$arg"; done; break ;;
     *) die "unknown option $1 (--help lists them)" ;;
   esac
