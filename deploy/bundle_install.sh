@@ -3,12 +3,15 @@
 # when given one, the provider's internal registry. Written by deploy/bundle.py (values below filled in).
 #
 #   ./install.sh [--namespace NS] [--release NAME] [--kubeconfig FILE] [--context NAME]
-#                [--registry REPOSITORY | --image-repository REPOSITORY]
+#                [--registry REPOSITORY [--registry-authfile FILE] [--registry-insecure]]
+#                [--image-repository REPOSITORY]
 #                [--values FILE]... [--set KEY=VALUE]... [--no-wait] [--verify-only] [-- HELM_ARGS...]
 #
 # 1. Checks every file of the bundle against SHA256SUMS (and refuses files it does not list) before anything.
 # 2. --registry REPOSITORY: pushes the image, digest unchanged, to REPOSITORY (e.g.
-#    registry.dc1.internal/platform/gpu-paas) with skopeo, crane or regctl, whichever is on PATH.
+#    registry.dc1.internal/platform/gpu-paas) with skopeo, crane or regctl, whichever is on PATH;
+#    --registry-authfile: a Docker config.json with the registry's credentials (skopeo, crane);
+#    --registry-insecure: plain HTTP or an unverified certificate (skopeo, crane).
 #    Without it the nodes must already have the image (see "ctr import" printed below), and pods run
 #    --image-repository (default: the chart's) @ the bundle's digest.
 # 3. Creates the namespace when missing and labels it for Pod Security "restricted" (bin/kubectl).
@@ -24,6 +27,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 namespace=gpu-paas
 release=gpu-paas
 registry=
+authfile=
+insecure=0
 repository=
 verify_only=0
 wait=1
@@ -42,6 +47,8 @@ while [ $# -gt 0 ]; do
     --kubeconfig) kube_args="$kube_args --kubeconfig $(quote "${2:?--kubeconfig needs a file}")"; shift 2 ;;
     --context) kube_args="$kube_args --kube-context $(quote "${2:?--context needs a name}")"; shift 2 ;;
     --registry) registry=${2:?--registry needs a repository}; shift 2 ;;
+    --registry-authfile) authfile=${2:?--registry-authfile needs a file}; shift 2 ;;
+    --registry-insecure) insecure=1; shift ;;
     --image-repository) repository=${2:?--image-repository needs a repository}; shift 2 ;;
     --values|-f) add_helm --values; add_helm "${2:?--values needs a file}"; shift 2 ;;
     --set) add_helm --set; add_helm "${2:?--set needs KEY=VALUE}"; shift 2 ;;
@@ -77,11 +84,30 @@ export HELM_CONFIG_HOME HELM_CACHE_HOME HELM_DATA_HOME
 if [ -n "$registry" ]; then
   repository=$registry
   target="$repository:$VERSION"
+  if [ -n "$authfile" ] && [ ! -r "$authfile" ]; then die "cannot read --registry-authfile $authfile"; fi
   if command -v skopeo >/dev/null 2>&1; then
-    skopeo copy --preserve-digests "oci:$here/image:$IMAGE_REF_NAME" "docker://$target"
+    policy=
+    if [ ! -e /etc/containers/policy.json ] && [ ! -e "${HOME:-/nonexistent}/.config/containers/policy.json" ]; then
+      # No signature policy on this host: accept the bundle's image, whose bytes SHA256SUMS just vouched for.
+      printf '{"default": [{"type": "insecureAcceptAnything"}]}\n' > "$scratch/policy.json"
+      policy="--policy $scratch/policy.json"
+    fi
+    set -- --preserve-digests
+    [ -z "$authfile" ] || set -- "$@" --dest-authfile "$authfile"
+    [ "$insecure" = 0 ] || set -- "$@" --dest-tls-verify=false
+    # shellcheck disable=SC2086 # $policy is empty or two words without spaces inside
+    skopeo $policy copy "$@" "oci:$here/image:$IMAGE_REF_NAME" "docker://$target" >&2
   elif command -v crane >/dev/null 2>&1; then
-    crane push "$here/image" "$target"
+    set --
+    [ "$insecure" = 0 ] || set -- --insecure
+    if [ -n "$authfile" ]; then
+      mkdir "$scratch/docker" && cp "$authfile" "$scratch/docker/config.json"
+      DOCKER_CONFIG="$scratch/docker" crane push "$@" "$here/image" "$target" >&2
+    else
+      crane push "$@" "$here/image" "$target" >&2
+    fi
   elif command -v regctl >/dev/null 2>&1; then
+    # regctl keeps registries' credentials and TLS settings in its own configuration (regctl registry set/login).
     regctl image copy "ocidir://$here/image:$IMAGE_REF_NAME" "$target"
   else
     die "--registry needs skopeo, crane or regctl on PATH to push the image (none found)"

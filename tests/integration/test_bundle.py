@@ -5,6 +5,7 @@ where KWOK schedules and runs the pods with the bundle's image digest."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
@@ -16,11 +17,14 @@ import tarfile
 from pathlib import Path
 
 import pytest
+import requests
 import yaml
 from kubernetes import client as k8s
 
 from deploy import bundle as bundle_mod
 from tests.localkube.helpers import unique_name
+from tests.support import skopeo
+from tests.support.integration_servers import REGISTRY_PASSWORD, REGISTRY_USER
 from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.toolchain]
@@ -217,14 +221,16 @@ def test_the_same_inputs_give_the_same_bytes(tmp_path, inputs):
 SHELL_TOOLS = ("sh", "sha256sum", "cut", "sort", "comm", "find", "mktemp", "rm", "sed", "dirname", "cat")
 
 
-def _bare_env(home: Path) -> dict[str, str]:
+def _bare_env(home: Path, *, extra: dict[str, str] | None = None) -> dict[str, str]:
     """A PATH of the shell tools only (this machine has a kubectl in /usr/bin: it must not be used), no home
     configuration, and any attempt to reach past loopback over HTTP(S) sent to a dead loopback port."""
-    tools = home / ".bare-bin"
+    tools = home / (".bare-bin" if not extra else ".bare-bin-" + "-".join(sorted(extra)))
     if not tools.is_dir():
         tools.mkdir(parents=True)
         for tool in SHELL_TOOLS:
             (tools / tool).symlink_to(shutil.which(tool))
+        for tool, path in (extra or {}).items():
+            (tools / tool).symlink_to(path)
     env = {
         "PATH": str(tools),
         "HOME": str(home),
@@ -233,7 +239,7 @@ def _bare_env(home: Path) -> dict[str, str]:
         "HTTPS_PROXY": "http://127.0.0.1:9",
         "NO_PROXY": "127.0.0.1,localhost",
     }
-    for tool in ("kubectl", "helm", "skopeo", "crane", "regctl"):
+    for tool in {"kubectl", "helm", "skopeo", "crane", "regctl"} - set(extra or {}):
         assert shutil.which(tool, path=env["PATH"]) is None, f"{tool} is on {env['PATH']}"
     return env
 
@@ -362,3 +368,43 @@ def test_install_from_the_bundle_alone_runs_the_image_digest(tmp_path, unpacked,
     assert history.returncode == 0, history.stderr
     assert [entry["revision"] for entry in json.loads(history.stdout)] == [1, 2]
     core.delete_namespace(namespace)
+
+
+@pytest.mark.kube
+def test_install_pushes_the_image_to_the_providers_registry_digest_unchanged(
+    tmp_path, unpacked, inputs, kube_cluster, registry_htpasswd
+):
+    """--registry: skopeo (Debian's, the one of skopeo/crane/regctl packaged there) pushes the layout to the
+    registry (basic auth, plain HTTP on loopback) with the bundle's digest, and the release runs it there."""
+    apps = k8s.AppsV1Api(kube_cluster.api_client())
+    namespace = unique_name("bundle-push")
+    repository = f"{registry_htpasswd.host}/platform/gpu-paas"
+    auth = base64.b64encode(f"{REGISTRY_USER}:{REGISTRY_PASSWORD}".encode()).decode()
+    authfile = tmp_path / "auth.json"
+    authfile.write_text(json.dumps({"auths": {registry_htpasswd.host: {"auth": auth}}}))
+    env = _bare_env(tmp_path, extra={"skopeo": skopeo.ensure()})
+    command = [
+        "sh", str(unpacked / "install.sh"),
+        "--kubeconfig", kube_cluster.kubeconfig_path,
+        "--namespace", namespace,
+        "--registry", repository, "--registry-authfile", str(authfile), "--registry-insecure",
+        "--values", str(_values(tmp_path)),
+        "--no-wait",
+    ]  # fmt: skip
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    digest = inputs["image"].digest
+    assert f"pushed the image to {repository}:{VERSION} ({digest})" in result.stderr
+
+    manifest = requests.get(
+        f"{registry_htpasswd.url}/v2/platform/gpu-paas/manifests/{VERSION}",
+        auth=(REGISTRY_USER, REGISTRY_PASSWORD),
+        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+        timeout=10,
+    )
+    assert manifest.status_code == 200, manifest.text
+    assert manifest.headers["Docker-Content-Digest"] == digest
+    assert "sha256:" + hashlib.sha256(manifest.content).hexdigest() == digest
+    web = apps.read_namespaced_deployment("gpu-paas-web", namespace)
+    assert {c.image for c in web.spec.template.spec.containers} == {f"{repository}@{digest}"}
+    k8s.CoreV1Api(kube_cluster.api_client()).delete_namespace(namespace)
