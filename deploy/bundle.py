@@ -130,6 +130,56 @@ def _ref_name_in(layout: Path, tag: str) -> str | None:
     return None
 
 
+INDEX_TYPES = {
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+}
+
+
+def layout_files(image: Image) -> list[tuple[str, Path | bytes, int]]:
+    """The bundle's ``image/``: ``oci-layout``, an ``index.json`` naming only ``image``, and only the blobs
+    that image reaches (its manifest, config and layers; through nested indexes too). Other images a shared
+    layout may hold stay out, so the bundle depends on the one image alone."""
+    index = json.loads((image.layout / "index.json").read_text())
+    chosen = [m for m in index["manifests"] if m["digest"] == image.digest][:1]
+    blobs: set[str] = set()
+    pending = [chosen[0]]
+    while pending:
+        descriptor = pending.pop()
+        digest = descriptor["digest"]
+        if digest in blobs:
+            continue
+        blobs.add(digest)
+        if descriptor.get("mediaType") in INDEX_TYPES:
+            pending += json.loads(_blob_path(image.layout, digest).read_bytes()).get("manifests", [])
+        elif "manifest" in (descriptor.get("mediaType") or ""):
+            manifest = json.loads(_blob_path(image.layout, digest).read_bytes())
+            pending += [manifest["config"], *manifest.get("layers", [])]
+    entries: list[tuple[str, Path | bytes, int]] = [
+        ("image/oci-layout", image.layout / "oci-layout", 0o644),
+        (
+            "image/index.json",
+            json.dumps({"schemaVersion": 2, "manifests": chosen}, sort_keys=True).encode(),
+            0o644,
+        ),
+    ]
+    for digest in sorted(blobs):
+        path = _blob_path(image.layout, digest)
+        if path.is_symlink() or not path.is_file():
+            raise BundleError(
+                f"{path}: the blob {digest} is missing from the image layout (or not a plain file)"
+            )
+        entries.append((f"image/blobs/sha256/{path.name}", path, 0o644))
+    return entries
+
+
+def _blob_path(layout: Path, digest: str) -> Path:
+    algorithm, _, hexdigest = digest.partition(":")
+    if algorithm != "sha256" or not re.fullmatch(r"[0-9a-f]{64}", hexdigest):
+        raise BundleError(f"unsupported blob digest {digest!r}")
+    return layout / "blobs" / "sha256" / hexdigest
+
+
 def toolchain_binary(name: str) -> Path:
     """helm or kubectl as tests/toolchain builds and caches them (the versions the image carries)."""
     from tests.toolchain import build as toolchain  # the build side only; nothing of the apps
@@ -270,11 +320,7 @@ def build_bundle(
             ("bin/kubectl", Path(kubectl), 0o755),
             ("install.sh", _render_install(version=version, chart=chart_name, image=image), 0o755),
         ]
-        for path in sorted(image.layout.rglob("*")):
-            if path.is_symlink() or not (path.is_file() or path.is_dir()):
-                raise BundleError(f"{path}: only plain files and directories belong in the image layout")
-            if path.is_file():
-                files.append((f"image/{path.relative_to(image.layout).as_posix()}", path, 0o644))
+        files += layout_files(image)
         sums = []
         for name, source, _mode in files:
             digest = hashlib.sha256(source).hexdigest() if isinstance(source, bytes) else _sha256_file(source)

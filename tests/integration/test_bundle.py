@@ -221,6 +221,26 @@ def test_the_same_inputs_give_the_same_bytes(tmp_path, inputs):
 SHELL_TOOLS = ("sh", "sha256sum", "cut", "sort", "comm", "find", "mktemp", "rm", "sed", "dirname", "cat")
 
 
+def test_only_the_chosen_image_of_a_shared_layout_goes_in(tmp_path, inputs):
+    layout = tmp_path / "layout"
+    other = tiny_layout(layout, ref_name="old", content=b"an older build\n")
+    old_index = json.loads((layout / "index.json").read_text())
+    chosen = tiny_layout(layout, ref_name=VERSION)
+    index = json.loads((layout / "index.json").read_text())
+    index["manifests"] = old_index["manifests"] + index["manifests"]
+    (layout / "index.json").write_text(json.dumps(index))
+    with pytest.raises(bundle_mod.BundleError, match="expected one image"):
+        bundle_mod.image_from_layout(layout)
+    image = bundle_mod.image_from_layout(layout, VERSION)
+    assert image.digest == chosen.digest != other.digest
+    names = {name: source for name, source, _mode in bundle_mod.layout_files(image)}
+    assert json.loads(names["image/index.json"])["manifests"] == [index["manifests"][1]]
+    blobs = {name.rsplit("/", 1)[1] for name in names if name.startswith("image/blobs/")}
+    assert len(blobs) == 3 and chosen.digest.split(":")[1] in blobs  # manifest, config, layer
+    assert other.digest.split(":")[1] not in blobs
+    assert len(list((layout / "blobs" / "sha256").iterdir())) == 6  # both images: manifest, config, layer
+
+
 def _bare_env(home: Path, *, extra: dict[str, str] | None = None) -> dict[str, str]:
     """A PATH of the shell tools only (this machine has a kubectl in /usr/bin: it must not be used), no home
     configuration, and any attempt to reach past loopback over HTTP(S) sent to a dead loopback port."""
