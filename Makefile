@@ -12,7 +12,7 @@ DEMO_CLUSTER ?= 1
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install run test lint vendor bundle
+.PHONY: install run test lint vendor image bundle
 
 $(UV):
 	$(PYTHON) -m venv var/tools
@@ -98,3 +98,9 @@ vendor:
 	mkdir -p tests/browser/vendor
 	cp frontend/node_modules/axe-core/axe.min.js tests/browser/vendor/axe.min.js
 	cp frontend/node_modules/axe-core/LICENSE tests/browser/vendor/axe.LICENSE
+
+## image: the platform's OCI image (deploy/image: Debian's root file system from mmdebstrap, the locked venv,
+## kubectl and helm, assembled with umoci; no container daemon; as root the first time). Cached by content
+## under ~/.cache/gpu-paas/image/: prints {"layout": ..., "tag": ..., "digest": ...}
+image: install
+	$(VENV)/bin/python -m deploy.image build

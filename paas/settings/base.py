@@ -226,7 +226,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
+# Where collectstatic puts the static files (the image collects them at build time into /app/static).
+STATIC_ROOT = Path(env("PAAS_STATIC_ROOT") or VAR_DIR / "static")
 
 # --- Email (invitations) -----------------------------------------------------------------------------
 EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

@@ -1,9 +1,10 @@
-"""STAND-IN until branch p19-image lands: the built image of the platform, for the chart's test.
+"""The platform's OCI image for the tests: ``built_image()`` builds it once per session (or finds it in the
+cache by content: ``python -m deploy.image build``, ~/.cache/gpu-paas/image/) and returns where it is.
 
-The real module (part B, ``deploy/image``) builds the OCI image with ``python -m deploy.image build``
-and returns its layout, tag and digest; this stand-in only has the same name and shape and returns a
-fixed digest, so that the chart's test can already check every pod runs ``repository@digest``.  It is
-replaced wholesale by p19-image's file when that branch is merged.
+The image's layout and environment are CONTRACTS19.md's (part B): app at ``/app``, venv ``/app/.venv``,
+user ``10001:10001``, ``ENTRYPOINT ["/app/.venv/bin/python", "/app/manage.py"]``, read-only root (only
+``/tmp`` and ``/var/lib/gpu-paas`` written).  Building needs root (mmdebstrap, chroot) the first time;
+a cached image is found in a few seconds.
 """
 
 from __future__ import annotations
@@ -12,18 +13,23 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
+from deploy.image import build
+
 
 @dataclass(frozen=True)
 class BuiltImage:
-    layout: Path
+    layout: Path  # an OCI image layout directory (``umoci unpack --image <layout>:<tag>``)
     tag: str
-    digest: str
+    digest: str  # the manifest's digest, ``sha256:...`` (pods run ``repository@digest``)
+
+    @property
+    def reference(self) -> str:
+        """``<layout>:<tag>``, as umoci names an image."""
+        return f"{self.layout}:{self.tag}"
 
 
 @functools.cache
 def built_image() -> BuiltImage:
-    return BuiltImage(
-        layout=Path("/nonexistent/stand-in"),
-        tag="gpu-paas:stand-in",
-        digest="sha256:" + "5" * 64,
-    )
+    """The image of the working tree (built once, cached by the hash of its inputs)."""
+    info = build.build()
+    return BuiltImage(layout=Path(info["layout"]), tag=info["tag"], digest=info["digest"])
