@@ -106,15 +106,15 @@ def image_from_layout(layout: Path, ref_name: str | None = None) -> Image:
 
 
 def built_image() -> Image:
-    """The image of ``python -m deploy.image build`` (cached by content there; prints a JSON line)."""
-    result = subprocess.run(
-        [sys.executable, "-m", "deploy.image", "build"], cwd=REPO, capture_output=True, text=True
-    )
-    if result.returncode != 0:
-        raise BundleError(f"python -m deploy.image build failed:\n{result.stderr[-4000:]}")
-    line = [raw for raw in result.stdout.splitlines() if raw.strip().startswith("{")][-1]
-    built = json.loads(line)
-    image = image_from_layout(Path(built["layout"]), _ref_name_in(Path(built["layout"]), built["tag"]))
+    """The image of ``python -m deploy.image build`` (built, or found cached by content)."""
+    from deploy.image import build as image_build
+
+    try:
+        built = image_build.build()
+    except image_build.ImageBuildError as exc:
+        raise BundleError(f"building the image failed: {exc}") from exc
+    layout = Path(built["layout"])
+    image = image_from_layout(layout, _ref_name_in(layout, built["tag"]))
     if image.digest != built["digest"]:
         raise BundleError(f"deploy.image says {built['digest']}, its layout holds {image.digest}")
     return image

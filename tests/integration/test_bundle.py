@@ -24,6 +24,7 @@ from kubernetes import client as k8s
 from deploy import bundle as bundle_mod
 from tests.localkube.helpers import unique_name
 from tests.support import skopeo
+from tests.support.image import built_image
 from tests.support.integration_servers import REGISTRY_PASSWORD, REGISTRY_USER
 from tests.support.wait import wait_for
 
@@ -74,14 +75,8 @@ def tiny_layout(layout: Path, *, ref_name: str = VERSION, content: bytes = b"hel
     return bundle_mod.image_from_layout(layout)
 
 
-def _real_image() -> bundle_mod.Image | None:
-    try:
-        from tests.support.image import built_image  # p19-image
-    except ImportError:
-        return None
+def _real_image() -> bundle_mod.Image:
     built = built_image()
-    if not built.layout.is_dir():  # p19-chart's stand-in (a fixed digest, no layout) until p19-image lands
-        return None
     image = bundle_mod.image_from_layout(built.layout, bundle_mod._ref_name_in(built.layout, built.tag))
     assert image.digest == built.digest
     return image
