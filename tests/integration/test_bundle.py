@@ -1,7 +1,8 @@
 """The air-gapped bundle (deploy/bundle.py): built from the image, the chart and the suite's helm and kubectl;
 its checksums hold and a tampered or added file is refused; installed from the unpacked bundle alone (its
 install.sh, its helm and kubectl, no registry, no network beyond loopback) onto the local control plane,
-where KWOK schedules and runs the pods with the bundle's image digest."""
+where KWOK schedules and runs the pods with the bundle's image digest; pushed with skopeo to a registry.
+The small layouts made here only serve the reproducibility and layout-selection checks."""
 
 from __future__ import annotations
 
@@ -83,13 +84,10 @@ def _real_image() -> bundle_mod.Image:
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory, helm_binary, kubectl_binary):
-    root = tmp_path_factory.mktemp("bundle-inputs")
-    image = _real_image()
-    if image is None:
-        image = tiny_layout(root / "layout")
+def inputs(helm_binary, kubectl_binary):
+    """The real inputs: the built image (tests/support/image.py), the chart, the suite's helm and kubectl."""
     return {
-        "image": image,
+        "image": _real_image(),
         "chart": bundle_mod.CHART_DIR,
         "helm": Path(helm_binary),
         "kubectl": Path(kubectl_binary),
