@@ -67,10 +67,15 @@ test: install lint
 	$(VENV)/bin/python -m tests.localkube build
 	$(VENV)/bin/python -m tests.support.run $(ARGS)
 
-## lint: ruff, and the layers contract (pyproject.toml [tool.importlinter]: a wrong-way import fails)
+## lint: ruff, the layers contract (pyproject.toml [tool.importlinter]: a wrong-way import fails) and the
+## migrations policy (django-migration-linter: a migration that would break the running release fails
+## unless it is a contract step; tests/support/lint_migrations.py). The linter renders each migration's
+## SQL through a PostgreSQL connection: DATABASE_URL, or the suite's own server (started on demand).
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+	@url="$${DATABASE_URL:-$$($(VENV)/bin/python -m tests.support.postgres)}" && \
+	  DATABASE_URL="$$url" $(VENV)/bin/python -m tests.support.lint_migrations
 
 ## bundle: the air-gapped bundle, $(BUNDLE_DIR)/gpu-paas-<version>.tar: the image (deploy/image, cached by content), the
 ## chart pinned to its digest, kubectl and helm (tests/toolchain, cached), install.sh and SHA256SUMS; prints its path
