@@ -6,6 +6,7 @@
     image/                        the image as an OCI image layout (oci-layout, index.json, blobs/sha256/...)
     chart/gpu-paas-<version>.tgz  the Helm chart (``helm package``), its values pinned to the image's digest
     bin/kubectl  bin/helm         the suite's own builds (tests/toolchain, the same ones the image carries)
+    backup/backup.sh  restore.sh  deploy/backup.sh and deploy/restore.sh (pg_dump/pg_restore + checkpoints)
     install.sh                    checks SHA256SUMS, pushes the image to a registry if given one,
                                   labels the namespace, ``helm upgrade --install`` with bin/helm
     SHA256SUMS                    ``sha256sum --check`` format, every other file
@@ -44,6 +45,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 CHART_DIR = REPO / "deploy" / "helm" / "gpu-paas"
 INSTALL_TEMPLATE = Path(__file__).resolve().parent / "bundle_install.sh"
+# The backup and restore scripts (docs/operations.md, "Backup and restore"), run where pg_dump is.
+BACKUP_SCRIPTS = (REPO / "deploy" / "backup.sh", REPO / "deploy" / "restore.sh")
 DEFAULT_EPOCH = 315532800  # 1980-01-01T00:00:00Z, when SOURCE_DATE_EPOCH is unset
 REF_NAME = "org.opencontainers.image.ref.name"
 
@@ -320,6 +323,7 @@ def build_bundle(
             ("bin/kubectl", Path(kubectl), 0o755),
             ("install.sh", _render_install(version=version, chart=chart_name, image=image), 0o755),
         ]
+        files += [(f"backup/{path.name}", path, 0o755) for path in BACKUP_SCRIPTS if path.is_file()]
         files += layout_files(image)
         sums = []
         for name, source, _mode in files:

@@ -69,7 +69,7 @@ if ! sha256sum --check --strict --quiet SHA256SUMS >&2; then
   die "the bundle does not match its SHA256SUMS: refusing to install (files above)"
 fi
 cut -c67- SHA256SUMS | LC_ALL=C sort > "$scratch/listed"
-unlisted=$(find image chart bin install.sh -type f | LC_ALL=C sort | LC_ALL=C comm -23 - "$scratch/listed")
+unlisted=$(find image chart bin backup install.sh -type f 2>/dev/null | LC_ALL=C sort | LC_ALL=C comm -23 - "$scratch/listed")
 [ -z "$unlisted" ] || die "files not in SHA256SUMS: $unlisted"
 say "bundle gpu-paas $VERSION: every file matches SHA256SUMS (image $IMAGE_DIGEST)"
 [ "$verify_only" = 0 ] || exit 0

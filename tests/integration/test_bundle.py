@@ -139,7 +139,8 @@ def test_the_archive_holds_what_it_should_with_normalised_entries(built, inputs)
             f"chart/gpu-paas-{VERSION}.tgz",
         } <= set(files)
         assert {"image/index.json", "image/oci-layout"} <= set(files)
-        assert files["install.sh"].mode == files["bin/helm"].mode == 0o755
+        assert {"backup/backup.sh", "backup/restore.sh"} <= set(files)  # deploy/'s, for the restore inside
+        assert files["install.sh"].mode == files["bin/helm"].mode == files["backup/restore.sh"].mode == 0o755
         assert files["SHA256SUMS"].mode == 0o644
         chart_bytes = archive.extractfile(f"{root}/chart/gpu-paas-{VERSION}.tgz").read()
         install = archive.extractfile(f"{root}/install.sh").read().decode()
