@@ -517,6 +517,11 @@ def assemble(layers: list[Layer], layout: Path, *, tag: str, epoch: int) -> str:
     return manifest_digest(layout, tag)
 
 
+def layers_of(info: dict) -> list[Layer]:
+    """The layers an image's INFO.json lists (``assemble(layers_of(info), ...)`` rebuilds its layout)."""
+    return [Layer(layer["name"], Path(layer["tar"]), layer["created_by"]) for layer in info["layers"]]
+
+
 def manifest_digest(layout: Path, tag: str) -> str:
     index = json.loads((layout / "index.json").read_text())
     for manifest in index.get("manifests", []):
@@ -593,7 +598,10 @@ def build(*, force: bool = False) -> dict:
                 "digest": digest,
                 "key": inputs.key,
                 "size": image_size(staging / "oci", digest),
-                "layers": [{"name": layer.name, "tar": str(layer.tar)} for layer in layers],
+                "layers": [
+                    {"name": layer.name, "tar": str(layer.tar), "created_by": layer.created_by}
+                    for layer in layers
+                ],
                 "epoch": inputs.epoch,
                 "seconds": round(time.monotonic() - started, 1),
             }
