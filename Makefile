@@ -12,7 +12,7 @@ DEMO_CLUSTER ?= 1
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install run test lint vendor image
+.PHONY: install run test lint vendor image bundle
 
 $(UV):
 	$(PYTHON) -m venv var/tools
@@ -76,6 +76,12 @@ lint: install
 	$(VENV)/bin/lint-imports
 	@url="$${DATABASE_URL:-$$($(VENV)/bin/python -m tests.support.postgres)}" && \
 	  DATABASE_URL="$$url" $(VENV)/bin/python -m tests.support.lint_migrations
+
+## bundle: the air-gapped bundle, $(BUNDLE_DIR)/gpu-paas-<version>.tar: the image (deploy/image, cached by content), the
+## chart pinned to its digest, kubectl and helm (tests/toolchain, cached), install.sh and SHA256SUMS; prints its path
+BUNDLE_DIR ?= var/bundle
+bundle: install
+	$(VENV)/bin/python -m deploy.bundle --out $(BUNDLE_DIR)
 
 ## vendor: refresh the portal's front-end packages from the npm registry (exact versions in
 ## frontend/package-lock.json) into paas/static/vendor/ (and axe-core, for the browser tests, into

@@ -1,2 +1,2 @@
-"""Building and shipping the platform (the image, the air-gapped bundle). Imports nothing from the apps:
-it builds the platform; it does not run it."""
+"""Building and shipping the platform: the image (deploy/image), the Helm chart (deploy/helm) and the
+air-gapped bundle (deploy/bundle.py). Imports nothing from the apps: it builds the platform, never runs it."""
