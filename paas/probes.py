@@ -5,7 +5,9 @@
   pool), so a process whose requests all wait on a busy database is still alive, not restarted.
 - ``/readyz``: the database answers, no migration of this release is unapplied, and a worker of the
   default queue sent a heartbeat younger than ``WORKER_HEARTBEAT_MAX_AGE_SECONDS``
-  (``paas.selectors.readiness``); 200 or 503 with the JSON report.
+  (``paas.selectors.readiness``); 200 or 503 with the JSON report. ``/readyz?worker=optional`` reports
+  the worker but answers 200 without one: the web replicas' readiness in the Helm chart, since pages
+  and the API still serve while the workers are down (the full ``/readyz`` is for monitors).
 
 Both are unauthenticated and answered by :class:`ProbeMiddleware`, next to first in ``MIDDLEWARE``
 (after the request metrics, which count them): before the
@@ -32,7 +34,7 @@ def liveness(request: HttpRequest) -> JsonResponse:
 def readiness(request: HttpRequest) -> JsonResponse:
     from paas import selectors
 
-    report = selectors.readiness()
+    report = selectors.readiness(require_worker=request.GET.get("worker") != "optional")
     response = JsonResponse(report, status=200 if report["ok"] else 503)
     response["Cache-Control"] = "no-store"
     return response

@@ -19,9 +19,12 @@ def heartbeat_list_for(user) -> QuerySet[WorkerHeartbeat]:
     return WorkerHeartbeat.objects.all() if authz.is_operator(user) else WorkerHeartbeat.objects.none()
 
 
-def readiness() -> dict:
+def readiness(*, require_worker: bool = True) -> dict:
     """What ``/readyz`` reports: the database answers, no migration of this release is unapplied, and
     the newest heartbeat of a default-queue worker is younger than ``WORKER_HEARTBEAT_MAX_AGE_SECONDS``.
+    With ``require_worker=False`` the worker is still reported but does not decide ``ok`` (a web
+    replica can serve pages while the workers are down; the chart's readiness probe asks that way, so
+    a worker outage does not take the whole web tier out of its Service).
     Never raises: a failing check is reported (by its exception's class name, never its message)."""
     report = {
         "ok": False,
@@ -51,7 +54,8 @@ def readiness() -> dict:
             "last_seen": newest.seen_at.isoformat(),
             "age_seconds": round(age, 1),
         }
-    report["ok"] = all(report[part]["ok"] for part in ("database", "migrations", "worker"))
+    parts = ("database", "migrations", "worker") if require_worker else ("database", "migrations")
+    report["ok"] = all(report[part]["ok"] for part in parts)
     return report
 
 

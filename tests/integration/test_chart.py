@@ -164,7 +164,7 @@ def test_rendered_objects_are_valid_against_the_kubernetes_schemas(helm, values_
     web = by_name[("Deployment", f"{FULLNAME}-web")]["spec"]["template"]["spec"]["containers"][0]
     assert web["args"] == ["serve", "0.0.0.0:8000", "--no-worker", "--workers", "2"]
     assert web["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert web["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert web["readinessProbe"]["httpGet"]["path"] == "/readyz?worker=optional"
     assert by_name[("HorizontalPodAutoscaler", f"{FULLNAME}-web")]["spec"]["minReplicas"] >= 2
     job = by_name[("Job", f"{FULLNAME}-migrate")]
     assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"

@@ -47,6 +47,10 @@ def test_readiness_is_503_when_the_only_heartbeat_is_too_old_or_another_queues(d
         body["worker"]["ok"] is False
         and body["worker"]["age_seconds"] > settings.WORKER_HEARTBEAT_MAX_AGE_SECONDS
     )
+    # the web replicas' probe: the stale worker is reported, but pages still serve
+    response = client.get("/readyz?worker=optional")
+    assert response.status_code == 200
+    assert response.json()["worker"]["ok"] is False
 
 
 def test_readiness_is_503_while_a_migration_of_this_release_is_unapplied(fresh_worker, client, monkeypatch):
