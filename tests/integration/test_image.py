@@ -33,6 +33,8 @@ import httpx
 import pytest
 from cryptography.fernet import Fernet
 from django.conf import settings
+from django.utils import timezone
+from django_q.models import Schedule
 
 from deploy.image import build as image_build
 from tests.support.image import BuiltImage, built_image
@@ -250,6 +252,18 @@ def test_the_image_passes_check_deploy_and_serves_until_ready(unpacked, transact
         assert report["database"]["ok"] is True and report["migrations"]["ok"] is True, report
         assert report["worker"]["ok"] is False, report
 
+        # The heartbeat's schedule comes from a migration; an earlier transactional test of the suite may
+        # have flushed it (transactional_db empties every table), so it is put back as migrated.
+        Schedule.objects.update_or_create(
+            name="worker heartbeat",
+            defaults={
+                "func": "paas.tasks.worker_heartbeat",
+                "schedule_type": Schedule.MINUTES,
+                "minutes": 1,
+                "repeats": -1,
+                "next_run": timezone.now(),
+            },
+        )
         with _running(unpacked, tmp_path / "worker.log", "qcluster", env=env) as worker:
             ready = wait_for(
                 lambda: worker.poll() is None and answered("/readyz", 200),
