@@ -530,7 +530,7 @@ def test_the_streamer_process_delivers_new_events_within_seconds_and_stops_on_si
     from pathlib import Path
 
     from tests.factories import make_operator
-    from tests.integration.test_serve import _database_url
+    from tests.support.processes import database_url
     from tests.support.wait import wait_for
 
     operator = make_operator(username="streamer-op")
@@ -538,7 +538,7 @@ def test_the_streamer_process_delivers_new_events_within_seconds_and_stops_on_si
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "paas.settings.test",
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": database_url(),
         "PAAS_AUDIT_STREAM_POLL_SECONDS": "1",
     }
     process = subprocess.Popen(

@@ -18,8 +18,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import tarfile
 import tempfile
@@ -37,7 +35,9 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from deploy.image import build as image_build
+from tests.support import processes
 from tests.support.image import BuiltImage, built_image
+from tests.support.processes import free_port
 from tests.support.wait import wait_for
 from tests.toolchain import bwrap
 
@@ -170,19 +170,7 @@ def _running(unpacked: Unpacked, log: Path, *command: str, env: dict[str, str]) 
     try:
         yield process
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        processes.stop(process)
 
 
 PROBE = """
@@ -223,7 +211,7 @@ def test_the_image_passes_check_deploy_and_serves_until_ready(unpacked, transact
     )
     assert check.returncode == 0, check.stdout + check.stderr
 
-    port = _free_port()
+    port = free_port()
     with (
         _running(unpacked, tmp_path / "web.log", "serve", f"127.0.0.1:{port}", "--no-worker", env=env) as web,
         httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http,

@@ -7,15 +7,12 @@ prometheus-client's own parser."""
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from urllib.parse import quote
 
 import httpx
 import pytest
@@ -35,8 +32,10 @@ from paas.errors import ValidationFailed
 from paas.models import AuditEvent
 from tenancy.models import Quota
 from tests.factories import make_profile, make_synced_cluster
+from tests.support import processes
 from tests.support.instances import launch, launch_instance
 from tests.support.pools import make_standby
+from tests.support.processes import database_url, free_port
 from tests.support.wait import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -235,26 +234,12 @@ def test_a_failing_collector_is_reported_not_raised(client, token):
 # --- after a real launch: the test client, a worker's port, `serve --workers 2` ----------------------------
 
 
-def _database_url() -> str:
-    db = django_settings.DATABASES["default"]
-    credentials = quote(db["USER"], safe="") + (
-        ":" + quote(db["PASSWORD"], safe="") if db.get("PASSWORD") else ""
-    )
-    return f"postgres://{credentials}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def _process(args: list[str], log: Path, **extra_env: str) -> Iterator[subprocess.Popen]:
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "paas.settings.test",
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": database_url(),
         "PAAS_METRICS_TOKEN": TOKEN,
         "PYTHONUNBUFFERED": "1",
         **extra_env,
@@ -275,13 +260,7 @@ def _process(args: list[str], log: Path, **extra_env: str) -> Iterator[subproces
     try:
         yield process
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+        processes.stop(process)
 
 
 def _get(url: str, token: str | None = TOKEN, **headers) -> httpx.Response:
@@ -338,7 +317,7 @@ def test_metrics_after_a_real_launch(live, client, token, tmp_path):
     directory = tmp_path / "metrics"
     directory.mkdir()
     (directory / "counter_424242.db").write_bytes(b"left by an earlier run, unreadable")
-    port, web_port = _free_port(), _free_port()
+    port, web_port = free_port(), free_port()
     url, base = f"http://127.0.0.1:{port}/metrics", f"http://127.0.0.1:{web_port}"
     with ExitStack() as running:
         running.enter_context(

@@ -20,38 +20,22 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 import httpx
 import psycopg
 import pytest
-from django.conf import settings
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
 from paas import services as paas_services
 from tests.factories import UserFactory
+from tests.support import processes
+from tests.support.processes import free_port
 from tests.support.wait import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_NAME = "paas-serve-test"
 POOL_MAX = 3
-
-
-def _database_url(**query: str) -> str:
-    """The test database (pytest-django's ``test_<name>``) as a DATABASE_URL for the server process."""
-    db = settings.DATABASES["default"]
-    credentials = quote(db["USER"], safe="")
-    if db.get("PASSWORD"):
-        credentials += ":" + quote(db["PASSWORD"], safe="")
-    url = f"postgres://{credentials}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-    return url + ("?" + "&".join(f"{k}={quote(v)}" for k, v in query.items()) if query else "")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -79,11 +63,11 @@ class Served:
 def _serve(log: Path, *args: str, database_url: str = "", **extra_env: str) -> Iterator[Served]:
     """``manage.py serve 127.0.0.1:<port> --no-worker`` on the test database (or ``database_url``), its
     pool at ``POOL_MAX``."""
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "paas.settings.test",
-        "DATABASE_URL": database_url or _database_url(application_name=APP_NAME),
+        "DATABASE_URL": database_url or processes.database_url(application_name=APP_NAME),
         "PAAS_DB_POOL_MAX": str(POOL_MAX),
         # 60 concurrent requests share 3 connections: on a loaded 2-core machine the last of them waited
         # past the default 10 s (CI, stop 27). What this module checks is the bound, not that wait.
@@ -220,7 +204,7 @@ def test_sigterm_finishes_the_request_in_flight_then_exits(own_server):
 def test_alive_but_not_ready_without_its_database(django_db_setup, tmp_path):
     """The database is gone (here: nothing listens where it should be): the process is alive (a kubelet
     must not restart it for that) and not ready (no traffic is sent to it), saying why."""
-    gone = f"postgres://postgres@127.0.0.1:{_free_port()}/gone"
+    gone = f"postgres://postgres@127.0.0.1:{free_port()}/gone"
     # (/readyz waits for a pooled connection up to PAAS_DB_POOL_TIMEOUT, then says the database failed)
     with (
         _serve(tmp_path / "serve.log", database_url=gone, PAAS_DB_POOL_TIMEOUT="2") as served,
@@ -246,7 +230,7 @@ def _server_connections(dsn: str) -> int:
 def test_the_database_pool_bounds_connections_under_concurrent_requests(served):
     user = UserFactory(username="pool-user")
     _row, token = paas_services.api_token_create(actor=user, name="pool-test")
-    dsn = _database_url()
+    dsn = processes.database_url()
     peak = 0
     stop = threading.Event()
 
@@ -303,7 +287,7 @@ def test_tls_port_serves_https_beside_http_for_kubeconfigs(django_db_setup, tmp_
         env={**os.environ, "DJANGO_SETTINGS_MODULE": "paas.settings.test"},
     )
     assert oct((tls / "server.key").stat().st_mode & 0o777) == "0o600"
-    tls_port = _free_port()
+    tls_port = free_port()
     with _serve(
         tmp_path / "serve.log",
         "--tls-port",
