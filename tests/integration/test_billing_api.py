@@ -6,8 +6,10 @@ import datetime as dt
 import io
 
 import pytest
+import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from paas.models import TokenScope
 from paas.services import api_token_create
@@ -378,24 +380,27 @@ def test_csv_streams_through_the_asgi_server(api, billed, kube_proxy):
 def test_operators_see_every_orgs_totals_and_rows_only_with_a_support_access(api, billed):
     """The provider bills orgs: an operator's totals count every org; its instances (rows), and any
     total finer than an org's (by workspace or profile), only where a support access opens the org."""
-    from tenancy.support_models import SupportAccess
+    # November is the open period: a running instance accrues between two requests a second apart, so
+    # the clock stands still while the totals are compared (the full run once crossed a second).
+    with time_machine.travel(timezone.now(), tick=False):
+        from tenancy.support_models import SupportAccess
 
-    operator = billed["operator"]
-    client = api.as_user(operator)
-    with_support = client.get(URL, NOV).json()
-    SupportAccess.objects.filter(user=operator).delete()
-    client = api.as_user(operator)
-    body = client.get(URL, NOV).json()
-    assert body["results"] == [] and body["totals"] == with_support["totals"]
-    by_org = client.get(URL, {**NOV, "org": billed["zeta"].pk}).json()
-    assert by_org["results"] == [] and by_org["totals"][0]["reserved"]["instances"] == 1
-    assert by_org["totals"][0]["on_demand"]["instances"] == 0
-    finer = client.get(URL, {**NOV, "profile": "one-gpu"}).json()
-    assert finer["results"] == [] and finer["totals"] == []
-    assert client.get(URL, {**NOV, "project": billed["acme_lab"].pk}).status_code == 400  # unseen
+        operator = billed["operator"]
+        client = api.as_user(operator)
+        with_support = client.get(URL, NOV).json()
+        SupportAccess.objects.filter(user=operator).delete()
+        client = api.as_user(operator)
+        body = client.get(URL, NOV).json()
+        assert body["results"] == [] and body["totals"] == with_support["totals"]
+        by_org = client.get(URL, {**NOV, "org": billed["zeta"].pk}).json()
+        assert by_org["results"] == [] and by_org["totals"][0]["reserved"]["instances"] == 1
+        assert by_org["totals"][0]["on_demand"]["instances"] == 0
+        finer = client.get(URL, {**NOV, "profile": "one-gpu"}).json()
+        assert finer["results"] == [] and finer["totals"] == []
+        assert client.get(URL, {**NOV, "project": billed["acme_lab"].pk}).status_code == 400  # unseen
 
-    grant_support(operator=operator, org=billed["acme"], level="read")
-    client = api.as_user(operator)
-    body = client.get(URL, NOV).json()
-    assert sorted(r["instance"]["name"] for r in body["results"]) == ["dev", "train"]
-    assert body["totals"] == with_support["totals"]  # every org's, still
+        grant_support(operator=operator, org=billed["acme"], level="read")
+        client = api.as_user(operator)
+        body = client.get(URL, NOV).json()
+        assert sorted(r["instance"]["name"] for r in body["results"]) == ["dev", "train"]
+        assert body["totals"] == with_support["totals"]  # every org's, still
