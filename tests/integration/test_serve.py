@@ -18,7 +18,6 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -38,29 +37,8 @@ APP_NAME = "paas-serve-test"
 POOL_MAX = 3
 
 
-@dataclass
-class Served:
-    process: subprocess.Popen
-    port: int
-    log: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
-
-    def accepting(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                return True
-        except OSError:
-            return False
-
-
 @contextmanager
-def _serve(log: Path, *args: str, database_url: str = "", **extra_env: str) -> Iterator[Served]:
+def _serve(log: Path, *args: str, database_url: str = "", **extra_env: str) -> Iterator[processes.Process]:
     """``manage.py serve 127.0.0.1:<port> --no-worker`` on the test database (or ``database_url``), its
     pool at ``POOL_MAX``."""
     port = free_port()
@@ -86,7 +64,7 @@ def _serve(log: Path, *args: str, database_url: str = "", **extra_env: str) -> I
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    server = Served(process=process, port=port, log=log)
+    server = processes.Process(name="serve", process=process, log=log, port=port)
     try:
         wait_for(
             lambda: process.poll() is not None or server.accepting(),
@@ -103,21 +81,21 @@ def _serve(log: Path, *args: str, database_url: str = "", **extra_env: str) -> I
 
 
 @pytest.fixture(scope="module")
-def _module_server(django_db_setup, tmp_path_factory) -> Iterator[Served]:
+def _module_server(django_db_setup, tmp_path_factory) -> Iterator[processes.Process]:
     """One server for the tests that leave it running (the test database exists for the session)."""
     with _serve(tmp_path_factory.mktemp("serve") / "serve.log") as server:
         yield server
 
 
 @pytest.fixture
-def served(transactional_db, _module_server) -> Served:
+def served(transactional_db, _module_server) -> processes.Process:
     """The module's server; the test's rows are committed (``transactional_db``), so it sees them."""
     assert _module_server.process.poll() is None, _module_server.output()
     return _module_server
 
 
 @pytest.fixture
-def own_server(transactional_db, tmp_path) -> Iterator[Served]:
+def own_server(transactional_db, tmp_path) -> Iterator[processes.Process]:
     """A server of the test's own (for a test that stops it)."""
     with _serve(tmp_path / "serve.log") as server:
         yield server
