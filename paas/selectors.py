@@ -1,5 +1,7 @@
 """Reads of the platform core."""
 
+import threading
+
 from django.conf import settings
 from django.db import connection
 from django.db.models import QuerySet
@@ -60,18 +62,23 @@ def readiness(*, require_worker: bool = True) -> dict:
 
 
 _all_migrations_applied = False
+_migrations_lock = threading.Lock()
 
 
 def _unapplied_migrations() -> int:
     """How many migrations of this release's code the database lacks. Once none, the answer is kept for
     the process's life (its code does not change; a later release's migrations are not in its graph, so
-    an expand step run for the next release keeps it ready)."""
+    an expand step run for the next release keeps it ready). One thread at a time loads the graph: a
+    burst of probes on a fresh process waits for the first answer instead of each loading it."""
     global _all_migrations_applied
     if _all_migrations_applied:
         return 0
-    from django.db.migrations.executor import MigrationExecutor
+    with _migrations_lock:
+        if _all_migrations_applied:
+            return 0
+        from django.db.migrations.executor import MigrationExecutor
 
-    executor = MigrationExecutor(connection)
-    unapplied = len(executor.migration_plan(executor.loader.graph.leaf_nodes()))
-    _all_migrations_applied = unapplied == 0
-    return unapplied
+        executor = MigrationExecutor(connection)
+        unapplied = len(executor.migration_plan(executor.loader.graph.leaf_nodes()))
+        _all_migrations_applied = unapplied == 0
+        return unapplied
