@@ -26,6 +26,14 @@ def at(day: int, hour: int = 0, minute: int = 0, second: int = 0, month: int = 1
     return dt.datetime(2026, month, day, hour, minute, second, tzinfo=dt.UTC)
 
 
+@pytest.fixture(autouse=True)
+def _open_november():
+    """These tests read November 2026 as the open month (a running instance still accrues; the walk's
+    totals come with its first page): the clock stands on its last day, ticking, whatever today is."""
+    with time_machine.travel(dt.datetime(2026, 11, 30, 12, tzinfo=dt.UTC), tick=True):
+        yield
+
+
 def csv_rows(response) -> list[dict]:
     body = b"".join(response.streaming_content).decode()
     return list(csv.DictReader(io.StringIO(body)))
