@@ -46,7 +46,7 @@ from django.db import connection, transaction
 from instances.models import ComputeInstance, StandbyInstance
 from instances.selectors import STANDBY_HOLDING
 from instances.states import ACTIVE, STORAGE_ONLY, State
-from inventory.matchmaker import Placement, PlacementRequest, normalize_mig_profile
+from inventory.matchmaker import Placement, PlacementRequest, ResourceGroup, normalize_mig_profile
 from inventory.models import Cluster, Node
 from inventory.reservation_models import ClusterReservation
 from paas.errors import Conflict
@@ -89,6 +89,8 @@ def amounts(totals) -> Amounts:
     """The capacity in ``totals``: a dict as ``instances.quota.profile_totals`` gives it
     (``gpus_by_model``, ``mig_slices``, ``cpu_millis``, ``memory_gib``), a compute or standby instance
     (the same fields), or a :class:`PlacementRequest` (its groups)."""
+    if isinstance(totals, Amounts):
+        return totals
     if isinstance(totals, PlacementRequest):
         gpus, mig, cpu, memory = defaultdict(int), defaultdict(int), 0, 0
         for group in totals.groups:
@@ -476,12 +478,28 @@ def _start_refusal(instance: ComputeInstance) -> str:
 
     cluster = Cluster.objects.get(pk=instance.cluster_id)
     instance.cluster = cluster
-    placement = capacity_place(snapshot_placement_request(instance))
+    if (instance.snapshot or {}).get("resource_groups"):
+        request = snapshot_placement_request(instance)
+    else:  # no groups snapshotted: what it holds, as one group per GPU product or MIG profile
+        request = _held_request(instance, cluster.name)
+    placement = capacity_place(request)
     explanation = placement.explain() if placement.cluster is None else ""
     return (
         f"{instance.name} cannot start: its cluster {cluster.name} no longer has the free capacity it "
         "needs (a stopped instance keeps its cluster). " + explanation
     ).strip()
+
+
+def _held_request(instance: ComputeInstance, cluster: str) -> PlacementRequest:
+    held = amounts(instance)
+    groups = [ResourceGroup(gpu_model=model, gpu_count=n) for model, n in sorted(held.gpus.items())]
+    groups += [ResourceGroup(mig_profile=profile, mig_count=n) for profile, n in sorted(held.mig.items())]
+    groups.append(ResourceGroup(cpu_millis=held.cpu_millis, memory_bytes=held.memory_bytes))
+    return PlacementRequest(
+        groups=tuple(g for g in groups if not g.is_empty) or (ResourceGroup(cpu_millis=1),),
+        allowed_clusters=(cluster,),
+        org_id=instance.org_id,
+    )
 
 
 # --- warm pools' standby instances -------------------------------------------------------------------
