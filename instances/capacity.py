@@ -32,7 +32,9 @@ instances directly starts right); :func:`capacity_rebuild` recomputes every row 
 Lock order: a reservation takes one row lock, the cluster's, held to the end of the transaction.
 Callers take it before the org, workspace and user counter rows (``instances.counters``), so in the
 launch (:func:`capacity_place_and_reserve`) and in a start (the state hook below, connected before the
-counters' receiver).
+counters' receiver). A transaction that locks several clusters' rows (the pool loop's provisioning,
+:func:`capacity_rebuild`) first takes the advisory lock :data:`MULTI_CLUSTER_LOCK`, so that two of
+them never deadlock (a launch, a start, a stop or a delete locks one cluster's row only).
 """
 
 import json
@@ -61,6 +63,10 @@ HOLDING = frozenset(ACTIVE - STORAGE_ONLY)
 PLACE_ATTEMPTS = 3
 
 _MIG_PREFIX = r"^(nvidia\.com/)?(mig-)?"  # normalize_mig_profile, in SQL
+
+#: Advisory lock held by every transaction that locks several clusters' rows (the pool loop's
+#: provisioning, the rebuild), for the rest of its transaction: two of them never deadlock.
+MULTI_CLUSTER_LOCK = 0x57504F4C  # "WPOL"
 
 
 @dataclass(frozen=True)
@@ -319,6 +325,7 @@ def capacity_rebuild() -> int:
     number of instances). Returns the number of rows whose amounts changed."""
     table, clusters = _table(), Cluster._meta.db_table
     with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [MULTI_CLUSTER_LOCK])
         cursor.execute(
             f"INSERT INTO {table} (cluster_id, gpus, mig, cpu_millis, memory_bytes, updated_at) "  # noqa: S608
             f"SELECT id, '{{}}'::jsonb, '{{}}'::jsonb, 0, 0, now() FROM {clusters} "

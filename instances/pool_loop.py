@@ -18,8 +18,9 @@ One pass:
    the pool quota; and writes the pool's status with the exact reason when the target is out of reach.
 
 Provisioning reserves each standby's capacity as a launch does (``instances.capacity``: a conditional
-UPDATE of the cluster's reservation row, in the loop's transaction): loops, and launches, never place
-onto the same free GPUs.
+UPDATE of the cluster's reservation row, in the loop's transaction): loops and launches never place
+onto the same free GPUs. Loops provision one at a time (a transaction-scoped advisory lock): one loop
+may reserve on several clusters, and two doing so in opposite orders would deadlock.
 
 Every decision is a platform audit event (``warm_pool.provision``, ``warm_pool.retire``,
 ``warm_pool.redrive``, ``warm_pool.give_up``); the work on the clusters is enqueued on the cluster's agent
@@ -33,7 +34,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q, prefetch_related_objects
 from django.utils import timezone
 
@@ -387,6 +388,10 @@ def _provision(pool: WarmPool, profile: ComputeProfile, *, want: int, target: in
     """Create up to ``want`` standbys (PROVISIONING, deploy enqueued); returns (rows, why short or "")."""
     if profile.org_id is not None and pool.max_gpus == 0:
         return [], "tenant profile: an operator must set the pool quota"
+    # One loop provisions at a time (until its transaction ends): a loop may reserve on several
+    # clusters, in the matchmaker's order, and two doing so in opposite orders would deadlock.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [capacity.MULTI_CLUSTER_LOCK])
     allowed, why = _scope(pool, profile)
     if why:
         return [], why
