@@ -144,10 +144,14 @@ def capacity_reserve(*, cluster_id: int, totals) -> bool:
 def capacity_release(*, cluster_id: int, totals) -> None:
     """Give ``totals`` back on the cluster (never below zero): a stop, a delete, a retired standby.
     A cluster without a row has nothing to give back (its row, made later, re-sums what holds)."""
-    have = amounts(totals)
-    if have.empty:
+    _apply(cluster_id, amounts(totals), sign=-1)
+
+
+def _apply(cluster_id: int, change: Amounts, *, sign: int) -> None:
+    """Add (sign 1) or remove (sign -1, floored at zero) ``change`` on the cluster's row, unconditionally."""
+    sets, params = _set_clauses(change, sign=sign)
+    if not sets:
         return
-    sets, params = _set_clauses(have, sign=-1)
     params["cluster"] = cluster_id
     with connection.cursor() as cursor:
         cursor.execute(
@@ -455,7 +459,7 @@ def instance_state_changed(*, sender, instance, previous, state, **kwargs) -> No
         return
     if state != State.PROVISIONING:  # stopped -> deleting: taken back until the namespace is gone
         _ensure_row(instance.cluster_id, exclude_instance=instance.pk)
-        _take_unconditionally(instance)
+        _apply(instance.cluster_id, amounts(instance), sign=1)
         return
     want = amounts(instance)
     if want.empty:
@@ -465,19 +469,6 @@ def instance_state_changed(*, sender, instance, previous, state, **kwargs) -> No
     if _ensure_row(instance.cluster_id, exclude_instance=instance.pk) and _reserve(instance.cluster_id, want):
         return
     raise Conflict(_start_refusal(instance), code="no_capacity")
-
-
-def _take_unconditionally(instance) -> None:
-    sets, params = _set_clauses(amounts(instance), sign=1)
-    if not sets:
-        return
-    params["cluster"] = instance.cluster_id
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {_table()} AS r SET {', '.join(sets)}, updated_at = now() "  # noqa: S608
-            "WHERE r.cluster_id = %(cluster)s",
-            params,
-        )
 
 
 def _start_refusal(instance: ComputeInstance) -> str:
