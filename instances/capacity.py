@@ -46,11 +46,12 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 
 from instances.models import ComputeInstance, StandbyInstance
-from instances.selectors import STANDBY_HOLDING
+from instances.selectors import STANDBY_HOLDING, reservations
 from instances.states import ACTIVE, STORAGE_ONLY, State
 from inventory.matchmaker import Placement, PlacementRequest, ResourceGroup, normalize_mig_profile
 from inventory.models import Cluster, Node
 from inventory.reservation_models import ClusterReservation
+from inventory.selectors import placement_for
 from paas.errors import Conflict
 from paas.units import GIB
 
@@ -405,9 +406,6 @@ def _describe(held: dict) -> str:
 def capacity_place(request: PlacementRequest) -> Placement:
     """Where the matchmaker places ``request`` now, every cluster's reservation row subtracted (reads
     only: call it before the launch's critical section)."""
-    from instances.selectors import reservations
-    from inventory.selectors import placement_for
-
     return placement_for(request, reserved=reservations())
 
 
