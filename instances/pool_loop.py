@@ -13,12 +13,14 @@ One pass:
    standby a launch is claiming right now is never touched; re-drives provisioning and retiring
    standbys whose worker has been silent for ``INSTANCE_RUN_STALE_SECONDS`` (and gives a provisioning
    one up after ``MAX_ATTEMPTS``); provisions new standbys up to the target, each placed by the
-   matchmaker within the pool's scope with what is already held and placed this pass reserved (so a
+   matchmaker within the pool's scope and reserved on its cluster like a launch (so a
    pool never holds more GPUs of a model than its clusters have free after tenants' instances), within
    the pool quota; and writes the pool's status with the exact reason when the target is out of reach.
 
-Provisioning (placement) is serialised across loops by a transaction-scoped advisory lock: two loops
-working two pools of the same clusters never place onto the same free GPUs.
+Provisioning reserves each standby's capacity as a launch does (``instances.capacity``: a conditional
+UPDATE of the cluster's reservation row, in the loop's transaction): loops and launches never place
+onto the same free GPUs. Loops provision one at a time (a transaction-scoped advisory lock): one loop
+may reserve on several clusters, and two doing so in opposite orders would deadlock.
 
 Every decision is a platform audit event (``warm_pool.provision``, ``warm_pool.retire``,
 ``warm_pool.redrive``, ``warm_pool.give_up``); the work on the clusters is enqueued on the cluster's agent
@@ -27,7 +29,7 @@ Every decision is a platform audit event (``warm_pool.provision``, ``warm_pool.r
 
 import logging
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import replace
 from datetime import timedelta
 
@@ -37,16 +39,14 @@ from django.db.models import Q, prefetch_related_objects
 from django.utils import timezone
 
 from catalog.models import ComputeProfile
-from instances import pool_claims, pool_schedules, selectors
+from instances import capacity, pool_claims, pool_schedules, selectors
 from instances.baseline import standby_namespace_name
 from instances.models import StandbyInstance, WarmPool
 from instances.quota import profile_totals
 from inventory import mig
 from inventory.models import Cluster
 from inventory.routing import enqueue_for_cluster
-from inventory.selectors import Reservation, placement_for
 from paas.audit import audit_log
-from paas.units import GIB
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,6 @@ DEPLOY = "instances.tasks.standby_deploy"
 DELETE = "instances.tasks.standby_delete"
 #: Deploy attempts (counted by the worker) after which a silent provisioning standby is given up.
 MAX_ATTEMPTS = 3
-_PLACEMENT_LOCK = 0x57504F4C  # "WPOL": advisory lock serialising the loops' placements
 State = StandbyInstance.State
 LIVE = (State.PROVISIONING, State.READY)
 
@@ -378,21 +377,6 @@ def _scope(pool: WarmPool, profile: ComputeProfile) -> tuple[tuple[str, ...] | N
     return None, ""
 
 
-def _plus(reserved: dict[int, Reservation], cluster_id: int, totals: dict) -> None:
-    held = reserved.get(cluster_id, Reservation())
-    gpus, slices = defaultdict(int, held.gpus), defaultdict(int, held.mig)
-    for model, count in totals["gpus_by_model"].items():
-        gpus[model] += count
-    for profile, count in totals["mig_slices"].items():
-        slices[profile] += count
-    reserved[cluster_id] = Reservation(
-        gpus=dict(gpus),
-        mig=dict(slices),
-        cpu_millis=held.cpu_millis + totals["cpu_millis"],
-        memory_bytes=held.memory_bytes + totals["memory_gib"] * GIB,
-    )
-
-
 def _no_fit(placement) -> str:
     for line in placement.explain().splitlines():
         if line.startswith("No cluster fits"):
@@ -404,8 +388,10 @@ def _provision(pool: WarmPool, profile: ComputeProfile, *, want: int, target: in
     """Create up to ``want`` standbys (PROVISIONING, deploy enqueued); returns (rows, why short or "")."""
     if profile.org_id is not None and pool.max_gpus == 0:
         return [], "tenant profile: an operator must set the pool quota"
-    with connection.cursor() as cursor:  # one loop places at a time (until its transaction ends)
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_PLACEMENT_LOCK])
+    # One loop provisions at a time (until its transaction ends): a loop may reserve on several
+    # clusters, in the matchmaker's order, and two doing so in opposite orders would deadlock.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [capacity.MULTI_CLUSTER_LOCK])
     allowed, why = _scope(pool, profile)
     if why:
         return [], why
@@ -427,22 +413,22 @@ def _provision(pool: WarmPool, profile: ComputeProfile, *, want: int, target: in
     request = selectors.placement_request(profile, profile.org_id)
     if allowed is not None:
         request = replace(request, allowed_clusters=allowed)
-    reserved = dict(selectors.reservations())
     snapshot = pool_claims.launch_snapshot(profile)
     digest = pool_claims.snapshot_digest(snapshot)
     made: list[StandbyInstance] = []
-    clusters: dict[str, tuple[Cluster, dict]] = {}
+    clusters: dict[str, dict] = {}
     for _ in range(want):
-        placement = placement_for(request, reserved=reserved)
-        if placement.cluster is None:
+        # Placed and reserved as a launch is (instances.capacity): the cluster's reservation row is
+        # taken with a conditional UPDATE, so a standby never takes GPUs a launch has just taken.
+        placement, cluster = capacity.standby_place_and_reserve(request)
+        if cluster is None:
             short = (
                 short or f"no capacity for {target - have - len(made)} more of {target}: {_no_fit(placement)}"
             )
             break
-        if placement.cluster not in clusters:
-            cluster = Cluster.objects.get(name=placement.cluster)
-            clusters[placement.cluster] = (cluster, profile_totals(profile, cluster_id=cluster.pk))
-        cluster, totals = clusters[placement.cluster]
+        if cluster.name not in clusters:
+            clusters[cluster.name] = profile_totals(profile, cluster_id=cluster.pk)
+        totals = clusters[cluster.name]
         standby = StandbyInstance.objects.create(
             pool=pool,
             profile=profile,
@@ -458,7 +444,6 @@ def _provision(pool: WarmPool, profile: ComputeProfile, *, want: int, target: in
         standby.namespace = standby_namespace_name(profile.name, standby.pk)
         standby.save(update_fields=["namespace"])
         enqueue_for_cluster(cluster, DEPLOY, standby.pk)
-        _plus(reserved, cluster.pk, totals)
         made.append(standby)
     if made:
         audit_log(

@@ -23,7 +23,7 @@ from django_q.models import OrmQ
 
 from catalog import services as catalog_services
 from catalog.models import ComputeProfile
-from instances import pool_claims, selectors
+from instances import capacity, pool_claims, selectors
 from instances.models import ComputeInstance, Run, StandbyInstance, WarmPool
 from instances.quota import profile_totals
 from instances.selectors import workspace_summary
@@ -109,7 +109,7 @@ def _standbys(
     totals = profile_totals(profile, cluster_id=cluster.pk)
     pool = pool or _default_pool(profile)
     start = StandbyInstance.objects.count()
-    return [
+    made = [
         StandbyInstance.objects.create(
             pool=pool,
             profile=profile,
@@ -125,6 +125,8 @@ def _standbys(
         )
         for i in range(count)
     ]
+    capacity.capacity_rebuild()  # written directly: held on the cluster's row, as the loop reserves them
+    return made
 
 
 def _tenant(operator, name: str):
