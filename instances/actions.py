@@ -12,8 +12,9 @@ settings: a compute instance's action variables are fixed at the template's defa
 Stop and start (actions named ``stop`` and ``start``; a template without them offers none). A stopped
 compute instance or service keeps its storage (still counted) and releases its GPUs, CPU and memory
 (``instances.quota`` and ``instances.selectors.reservations`` count nothing else for it). Starting a
-compute instance takes them again under the same quota-row locks and checks as a launch, on its own
-cluster (it cannot move), and is refused with the numbers when they are gone.
+compute instance takes them again with the same checks and decision as a launch
+(``instances.launch_decision``), on its own cluster (it cannot move), and is refused with the numbers
+when they are gone.
 
 Who may: on a compute instance its owner, its collaborators (``use_instance``) and the workspace's
 admins (``manage_instances``); on a service whoever may manage it (``can_manage_service``: also the
@@ -30,13 +31,13 @@ from django.db import transaction
 from django.db.models import Q
 
 from catalog import secret_inputs, templating
+from instances import counters, launch_decision
 from instances.launch_checks import launch_checks_run
 from instances.models import ComputeInstance, Run, ServiceInstance
-from instances.quota import quota_problems, start_totals
+from instances.quota import start_totals
 from instances.selectors import reservations
 from instances.service_selectors import can_manage_service
 from instances.states import State, transition
-from instances.user_limits import limit_check
 from inventory import mig
 from inventory.matchmaker import PlacementRequest, ResourceGroup
 from inventory.routing import enqueue_for_cluster
@@ -45,7 +46,6 @@ from paas import authz
 from paas.audit import audit_log
 from paas.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from paas.units import GIB
-from tenancy.models import Quota
 
 STOP, START = "stop", "start"
 DAY2_LABEL = "ALLOW_DAY2_OPERATIONS"
@@ -252,18 +252,8 @@ def action_run(*, actor, target, action: str, variables: dict | None = None) -> 
     return _compute_action(actor=actor, instance=target, action=declared, values=values)
 
 
-def _lock_quotas(project) -> list[Quota]:
-    """The workspace's and org's quota rows, locked in the launch's order (project first, then org)."""
-    return list(
-        Quota.objects.select_for_update(of=("self",))
-        .filter(Q(project=project) | Q(org_id=project.org_id))
-        .order_by("project_id")
-    )
-
-
 def _compute_action(*, actor, instance: ComputeInstance, action: dict, values: dict) -> Run:
     name = action["name"]
-    quotas = _lock_quotas(instance.project) if name == START else None
     instance = (
         ComputeInstance.objects.select_for_update(of=("self",))
         .select_related("cluster", "project")
@@ -276,7 +266,7 @@ def _compute_action(*, actor, instance: ComputeInstance, action: dict, values: d
                 "instance can be started."
             )
         if instance.state == State.STOPPED:
-            _start_checks(actor=actor, instance=instance, quotas=quotas)
+            _start_checks(actor=actor, instance=instance)
         # (A failed instance, e.g. after a stop that failed half-way, holds its quota and capacity
         # already: its start only restores the namespace and scales back what a stop scaled down.)
         reason = f"Starting (requested by {actor})."
@@ -339,19 +329,12 @@ def snapshot_placement_request(instance: ComputeInstance) -> PlacementRequest:
     )
 
 
-def _start_checks(*, actor, instance: ComputeInstance, quotas: list[Quota]) -> None:
-    """A start takes the instance's compute again: the quotas (re-summed under their locks), the free
-    capacity of its own cluster and the higher layers' launch checks, as a launch does."""
+def _start_checks(*, actor, instance: ComputeInstance) -> None:
+    """A start takes the instance's compute again: the free capacity of its own cluster and the higher
+    layers' launch checks first (no lock), then the decision on the usage counters against the quotas
+    and the owner's per-user limits (``instances.launch_decision``), as a launch does. The counters then
+    hold the started instance: its transition moves nothing more (``counters.mark_counted``)."""
     want = start_totals(instance)
-    problems = quota_problems(
-        project=instance.project, wants={"start": want}, quotas=quotas, what="this start"
-    )["start"]
-    if problems:
-        raise Conflict(
-            f"{instance.name} cannot start: over quota: " + " ".join(problems), code="quota_exceeded"
-        )
-    # The owner's per-user GPU limit (as an instance, the stopped one counts already).
-    limit_check(project=instance.project, user=instance.owner, want=want, actor=actor, what="this start")
     if want["gpu_units"] or want["cpu_millis"] or want["memory_gib"]:
         placement = placement_for(snapshot_placement_request(instance), reserved=reservations())
         if placement.cluster is None:
@@ -368,6 +351,19 @@ def _start_checks(*, actor, instance: ComputeInstance, quotas: list[Quota]) -> N
         totals=want,
         instance=instance,
     )
+    launch_decision.take(
+        project=instance.project,
+        user=instance.owner,
+        want=want,
+        limits=launch_decision.limits_for(project=instance.project),
+        rows=counters.difference(
+            counters.holds(instance, State.PROVISIONING), counters.holds(instance, State.STOPPED)
+        ),
+        actor=actor,
+        what="this start",
+        prefix=f"{instance.name} cannot start: over quota: ",
+    )
+    counters.mark_counted(instance, State.PROVISIONING)
 
 
 # --- services -----------------------------------------------------------------------------------------

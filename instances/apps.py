@@ -33,3 +33,7 @@ class InstancesConfig(AppConfig):
         metrics.register_database_collector("warm_pools", instance_metrics.warm_pools)
         metrics.register_database_collector("quotas", instance_metrics.quotas)
         instance_state_changed.connect(receivers.instance_ready, dispatch_uid="instances.pull_secrets_ready")
+        from instances import counters
+
+        # Usage counters move with every state change, in its transaction (instances.counters).
+        instance_state_changed.connect(counters.state_changed, dispatch_uid="instances.usage_counters")
