@@ -23,7 +23,12 @@ class InstancesConfig(AppConfig):
         project_deleting.connect(receivers.project_deleting, dispatch_uid="instances.project_deleting")
 
         from catalog.signals import registry_changed
+        from instances import capacity
         from instances.signals import instance_state_changed
+
+        # Capacity first: its receiver takes the cluster's reservation row, before any receiver that
+        # takes org, workspace or user rows (the launch's lock order: cluster, org, workspace, user).
+        instance_state_changed.connect(capacity.instance_state_changed, dispatch_uid="instances.capacity")
 
         registry_changed.connect(receivers.registry_changed, dispatch_uid="instances.registry_changed")
 
