@@ -89,6 +89,8 @@ def amounts(totals) -> Amounts:
     """The capacity in ``totals``: a dict as ``instances.quota.profile_totals`` gives it
     (``gpus_by_model``, ``mig_slices``, ``cpu_millis``, ``memory_gib``), a compute or standby instance
     (the same fields), or a :class:`PlacementRequest` (its groups)."""
+    if isinstance(totals, Amounts):
+        return totals
     if isinstance(totals, PlacementRequest):
         gpus, mig, cpu, memory = defaultdict(int), defaultdict(int), 0, 0
         for group in totals.groups:
