@@ -35,13 +35,11 @@ from instances import counters, launch_decision
 from instances.launch_checks import launch_checks_run
 from instances.models import ComputeInstance, Run, ServiceInstance
 from instances.quota import start_totals
-from instances.selectors import reservations
 from instances.service_selectors import can_manage_service
 from instances.states import State, transition
 from inventory import mig
 from inventory.matchmaker import PlacementRequest, ResourceGroup
 from inventory.routing import enqueue_for_cluster
-from inventory.selectors import placement_for
 from paas import authz
 from paas.audit import audit_log
 from paas.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -253,7 +251,7 @@ def action_run(*, actor, target, action: str, variables: dict | None = None) -> 
 
 
 def _compute_action(*, actor, instance: ComputeInstance, action: dict, values: dict) -> Run:
-    name = action["name"]
+    name, starting = action["name"], False
     instance = (
         ComputeInstance.objects.select_for_update(of=("self",))
         .select_related("cluster", "project")
@@ -265,7 +263,8 @@ def _compute_action(*, actor, instance: ComputeInstance, action: dict, values: d
                 f"{instance.name} is {instance.get_state_display().lower()}; only a stopped (or failed) "
                 "instance can be started."
             )
-        if instance.state == State.STOPPED:
+        starting = instance.state == State.STOPPED
+        if starting:
             _start_checks(actor=actor, instance=instance)
         # (A failed instance, e.g. after a stop that failed half-way, holds its quota and capacity
         # already: its start only restores the namespace and scales back what a stop scaled down.)
@@ -289,6 +288,8 @@ def _compute_action(*, actor, instance: ComputeInstance, action: dict, values: d
             f"{instance.name} (or one of its services) has a run in progress; wait for it to finish."
         )
     transition(instance, State.PROVISIONING, reason)
+    if starting:
+        _start_decision(actor=actor, instance=instance)
     run = _queue(
         actor=actor,
         target=instance,
@@ -330,31 +331,29 @@ def snapshot_placement_request(instance: ComputeInstance) -> PlacementRequest:
 
 
 def _start_checks(*, actor, instance: ComputeInstance) -> None:
-    """A start takes the instance's compute again: the free capacity of its own cluster and the higher
-    layers' launch checks first (no lock), then the decision on the usage counters against the quotas
-    and the owner's per-user limits (``instances.launch_decision``), as a launch does. The counters then
-    hold the started instance: its transition moves nothing more (``counters.mark_counted``)."""
-    want = start_totals(instance)
-    if want["gpu_units"] or want["cpu_millis"] or want["memory_gib"]:
-        placement = placement_for(snapshot_placement_request(instance), reserved=reservations())
-        if placement.cluster is None:
-            raise Conflict(
-                f"{instance.name} cannot start: its cluster {instance.cluster.name} no longer has the free "
-                "capacity it needs (a stopped instance keeps its cluster). " + placement.explain(),
-                code="no_capacity",
-            )
+    """A start takes the instance's compute again, as a launch does: the higher layers' launch checks
+    first (no lock); then, in the transition to PROVISIONING, the free capacity of its own cluster
+    (``instances.capacity``'s receiver: the cluster's row first) and the decision on the usage
+    counters against the quotas and the owner's per-user limits (``instances.launch_decision``, via
+    :func:`_start_decision`): the counters hold the started instance before the transition moves it,
+    so the counters' receiver moves nothing more."""
     launch_checks_run(
         actor=actor,
         project=instance.project,
         profile=instance.profile,
         cluster=instance.cluster,
-        totals=want,
+        totals=start_totals(instance),
         instance=instance,
     )
+    counters.mark_counted(instance, State.PROVISIONING)
+
+
+def _start_decision(*, actor, instance: ComputeInstance) -> None:
+    """The start's decision (after the cluster's capacity was taken in its transition)."""
     launch_decision.take(
         project=instance.project,
         user=instance.owner,
-        want=want,
+        want=start_totals(instance),
         limits=launch_decision.limits_for(project=instance.project),
         rows=counters.difference(
             counters.holds(instance, State.PROVISIONING), counters.holds(instance, State.STOPPED)
@@ -363,7 +362,6 @@ def _start_checks(*, actor, instance: ComputeInstance) -> None:
         what="this start",
         prefix=f"{instance.name} cannot start: over quota: ",
     )
-    counters.mark_counted(instance, State.PROVISIONING)
 
 
 # --- services -----------------------------------------------------------------------------------------

@@ -60,3 +60,22 @@ class UsageCounter(models.Model):
     def __str__(self) -> str:
         scope = "/".join(str(x) for x in (self.org_id, self.project_id, self.user_id) if x is not None)
         return f"usage {scope}{' ' + self.gpu_model if self.gpu_model else ''}"
+
+
+class UsageCounterCheck(models.Model):
+    """One run of the drift check (``instances.counters.counters_check``): the usage counters and the
+    clusters' capacity reservations compared with a re-sum of the instances. The newest one is what the
+    studio home and the ``paas_usage_counter_drift`` gauge show; older ones are pruned."""
+
+    checked_at = models.DateTimeField("checked", auto_now_add=True)
+    drift = models.JSONField("drift", default=list, blank=True, help_text="One line per differing row.")
+    fixed = models.BooleanField("repaired", default=False)
+
+    class Meta:
+        verbose_name = "usage counter check"
+        verbose_name_plural = "usage counter checks"
+        ordering = ["-checked_at", "-pk"]
+        indexes = [models.Index(fields=["-checked_at"], name="instances_usagecheck_recent")]
+
+    def __str__(self) -> str:
+        return f"usage check {self.checked_at:%Y-%m-%d %H:%M}: {len(self.drift)} drifting"

@@ -384,3 +384,46 @@ def counters_drift() -> list[str]:
             )
             lines.append(f"{_label(key)}: {differs}")
     return lines
+
+
+#: Checks kept (the newest is shown; the rest is a short history for whoever investigates).
+CHECKS_KEPT = 50
+
+
+def counters_check(*, fix: bool = False, actor=None) -> list[str]:
+    """The periodic drift check (and ``manage.py usage_recount``): compare the usage counters and the
+    clusters' capacity reservations (``instances.capacity.capacity_drift``) with a re-sum; report each
+    difference as a WARNING log line, record the check (the studio home and the
+    ``paas_usage_counter_drift`` gauge show the newest). With ``fix``, rebuild both from the instances
+    and write a platform audit event naming what was repaired. Returns the drift lines."""
+    from instances.capacity import capacity_drift, capacity_rebuild
+    from instances.counter_models import UsageCounterCheck
+    from paas.audit import audit_log
+
+    lines = counters_drift() + [f"capacity: {line}" for line in capacity_drift()]
+    for line in lines:
+        log.warning("Usage counter drift: %s", line)
+    with transaction.atomic():
+        if fix and lines:
+            counters_rebuild()
+            capacity_rebuild()
+            audit_log(
+                actor=actor,
+                action="usage_counters.recount",
+                target_type="instances.usagecounter",
+                target_repr="usage counters",
+                details={"drift": lines[:100], "rows": len(lines)},
+            )
+        UsageCounterCheck.objects.create(drift=lines, fixed=bool(fix and lines))
+        stale = UsageCounterCheck.objects.order_by("-checked_at", "-pk").values_list("pk", flat=True)[
+            CHECKS_KEPT:
+        ]
+        UsageCounterCheck.objects.filter(pk__in=list(stale)).delete()
+    return lines
+
+
+def last_check():
+    """The newest drift check, or None (never checked)."""
+    from instances.counter_models import UsageCounterCheck
+
+    return UsageCounterCheck.objects.order_by("-checked_at", "-pk").first()

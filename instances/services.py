@@ -8,6 +8,7 @@ from catalog.models import ComputeProfile
 from catalog.selectors import catalog_for
 from instances import access, launch_decision, pool_claims, selectors
 from instances.applications import applications_deleting_with
+from instances.capacity import capacity_place, capacity_place_and_reserve
 from instances.launch_checks import launch_checks_run
 from instances.models import ComputeInstance, Run
 from instances.quota import profile_totals
@@ -16,7 +17,6 @@ from instances.service_instances import services_deleting_with
 from instances.states import State, transition
 from inventory.models import Cluster
 from inventory.routing import enqueue_for_cluster
-from inventory.selectors import placement_for
 from paas import authz, metrics
 from paas.audit import audit_log
 from paas.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -89,28 +89,32 @@ def instance_launch(
         standby = pool_claims.claim(
             profile, org_id=project.org_id, digest=pool_claims.snapshot_digest(snapshot)
         )
+    request = placement = None
     if standby is not None:
-        cluster, placement = standby.cluster, None
+        cluster = standby.cluster  # (its capacity moves to the instance: the cluster's row is unchanged)
     else:
-        # Placed first: the parent GPU model of a MIG slice (what per-model limits count) is known once
-        # the cluster is.
-        placement = placement_for(
-            selectors.placement_request(profile, project.org_id), reserved=selectors.reservations()
-        )
+        # Placed first (reads only): the parent GPU model of a MIG slice (what per-model limits count)
+        # is known once the cluster is.
+        request = selectors.placement_request(profile, project.org_id)
+        placement = capacity_place(request)
         cluster = Cluster.objects.get(name=placement.cluster) if placement.cluster else None
     want = profile_totals(profile, cluster_id=cluster.pk if cluster else None)
     if cluster is None:
-        # Over quota is said before "no capacity" (read from the counters, no lock: nothing is taken).
-        launch_decision.refuse_if_over(project=project, user=actor, want=want, limits=limits)
-        raise Conflict(
-            "No cluster has capacity for this profile now. " + placement.explain(), code="no_capacity"
-        )
+        _no_capacity(project=project, actor=actor, want=want, limits=limits, placement=placement)
     # Higher layers' rules (budgets, limits) that do not depend on concurrent launches
     # (instances.launch_checks): before the decision, outside any lock.
     launch_checks_run(
         actor=actor, project=project, profile=profile, cluster=cluster, totals=want, kind="compute"
     )
-    # The decision: last before the INSERTs (the quotas and the owner's limits, on the counters).
+    # The critical section, last before the INSERTs: the cluster's capacity (re-placed when it was
+    # taken meanwhile), then the quotas and the owner's limits on the counters (lock order: cluster,
+    # org, workspace, user).
+    if standby is None:
+        placement, reserved = capacity_place_and_reserve(request=request, placement=placement)
+        if reserved is None:
+            _no_capacity(project=project, actor=actor, want=want, limits=limits, placement=placement)
+        if reserved.pk != cluster.pk:  # placed elsewhere: its MIG slices' parents may differ
+            cluster, want = reserved, profile_totals(profile, cluster_id=reserved.pk)
     launch_decision.take(project=project, user=actor, want=want, limits=limits)
     try:
         instance = ComputeInstance.objects.create(
@@ -154,6 +158,13 @@ def instance_launch(
     if standby is None:
         enqueue_for_cluster(cluster, "instances.tasks.run_execute", run.pk)
     return instance
+
+
+def _no_capacity(*, project, actor, want, limits, placement) -> None:
+    """Refuse a launch nothing can place now: over quota is said first (read from the counters, nothing
+    taken), then "no capacity" with the matchmaker's explanation."""
+    launch_decision.refuse_if_over(project=project, user=actor, want=want, limits=limits)
+    raise Conflict("No cluster has capacity for this profile now. " + placement.explain(), code="no_capacity")
 
 
 def _claimed_placement(standby) -> dict:
