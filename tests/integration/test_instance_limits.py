@@ -12,7 +12,7 @@ from django.utils import timezone
 from catalog import services as catalog_services
 from catalog.models import ComputeProfile
 from instances import actions, pool_claims
-from instances.models import ComputeInstance, StandbyInstance, WarmPool
+from instances.models import ComputeInstance, Run, StandbyInstance, WarmPool
 from instances.quota import profile_totals
 from instances.services import instance_delete, instance_launch
 from instances.states import State
@@ -144,6 +144,7 @@ def test_the_gpu_limit_counts_gpus_held_and_stopped_instances_hold_none(lab):
         | {"actions": [{"name": "start", "description": "", "variables": []}]}
     }
     ComputeInstance.objects.filter(pk=big.pk).update(snapshot=snapshot)
+    Run.objects.filter(instance=big).update(outcome=Run.Outcome.SUCCEEDED)  # (deployed, then stopped)
     force_state(big, State.STOPPED)
     _launch(owner, team, one, "while-stopped")
     # ... and starting it again asks for its GPUs: 2 held + 2 > 3.
