@@ -16,13 +16,12 @@ pick any of them, so the slice counts against each of their limits (never agains
 from collections import defaultdict
 from decimal import Decimal
 
-from django.db.models import Q, Sum
+from django.db.models import Q
 
 from catalog.models import ComputeProfile
 from instances.counter_models import AMOUNTS
 from instances.counters import UNKNOWN_PARENT
 from instances.models import ComputeInstance
-from instances.states import ACTIVE, STORAGE_ONLY
 from inventory import mig
 from inventory.selectors import mig_parent_models
 from tenancy.models import Project, Quota
@@ -85,10 +84,6 @@ def model_units(model: str, gpus_by_model: dict, mig_slices: dict, mig_parents: 
         if model in parents or (not parents and mig.offers(model, profile)):
             units += mig.slice_units(profile) * count
     return units
-
-
-#: Instances holding their compute (GPUs, MIG slices, CPU, memory): a stopped one holds only its storage.
-HOLDS_COMPUTE = ~Q(state__in=STORAGE_ONLY)
 
 
 format_gpus = mig.format_gpus_exact
@@ -200,19 +195,18 @@ def _fmt(value) -> str:
 
 def usage_annotations(**kwargs) -> dict:
     """Receiver of ``tenancy.signals.quota_usage_annotations``: the GPU units in use in each quota's
-    scope, as one subquery (the studio's quota list shows it beside the limit)."""
-    from django.db.models import IntegerField, OuterRef, Subquery
+    scope, as one subquery on the usage counters (the studio's quota list shows it beside the limit)."""
+    from django.db.models import OuterRef, Subquery
     from django.db.models.functions import Coalesce
 
-    def used(scope: str):
-        rows = (
-            ComputeInstance.objects.filter(**{f"{scope}_id": OuterRef(f"{scope}_id")}, state__in=ACTIVE)
-            .exclude(state__in=STORAGE_ONLY)
-            .order_by()
-            .values(f"{scope}_id")
-            .annotate(units=Sum("gpu_units"))
-            .values("units")
-        )
-        return Subquery(rows, output_field=IntegerField())
+    from instances.counter_models import UsageCounter
 
-    return {"gpu_units_in_use": Coalesce(used("org"), used("project"), 0)}
+    def used(**scope):
+        rows = UsageCounter.objects.filter(**scope, user__isnull=True, gpu_model="").values("gpu_units")[:1]
+        return Subquery(rows)
+
+    return {
+        "gpu_units_in_use": Coalesce(
+            used(org_id=OuterRef("org_id"), project__isnull=True), used(project_id=OuterRef("project_id")), 0
+        )
+    }

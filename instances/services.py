@@ -2,6 +2,7 @@
 runs, collaborators and delete. Workers call the ``*_execute`` functions through ``instances.tasks``."""
 
 from django.db import IntegrityError, transaction
+from django.db.models import prefetch_related_objects
 from django.utils import timezone
 
 from catalog.models import ComputeProfile
@@ -81,6 +82,8 @@ def instance_launch(
             fields={"profile": "Choose a published profile of this workspace's catalog."},
         )
     limits = launch_decision.limits_for(project=project, user=actor)
+    # (Read once: the snapshot, the placement request and the totals all walk the resource groups.)
+    prefetch_related_objects([profile], "resource_groups")
     snapshot = pool_claims.launch_snapshot(profile)
     # A warm-pool profile claims a ready standby instance built from this very snapshot (skip-locked:
     # concurrent launches take different ones); none ready: on demand, placed by the matchmaker.
