@@ -47,10 +47,18 @@ def _request(url: str, token: str, body: dict | None = None) -> tuple[float, int
     start = time.perf_counter()
     try:
         with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310 - http://127.0.0.1
-            payload = response.read()
-            return time.perf_counter() - start, response.status, json.loads(payload or b"{}")
+            return time.perf_counter() - start, response.status, _body(response.read())
     except urllib.error.HTTPError as exc:
-        return time.perf_counter() - start, exc.code, json.loads(exc.read() or b"{}")
+        return time.perf_counter() - start, exc.code, _body(exc.read())
+    except (urllib.error.URLError, ConnectionError) as exc:
+        return time.perf_counter() - start, 0, {"error": repr(exc)}
+
+
+def _body(payload: bytes) -> dict:
+    try:
+        return json.loads(payload or b"{}")
+    except ValueError:  # (a 500 page, say: shown as it is)
+        return {"body": payload[:300].decode(errors="replace")}
 
 
 def _up(url: str) -> bool:
