@@ -3,7 +3,7 @@ a compute instance), their runs and collaborators.
 
 An instance keeps a *snapshot* of the profile it was launched from (spec, template version, inputs,
 price): later edits or the deletion of the profile never change it. Its resource totals are kept in
-columns so that quota usage is re-summed in SQL under the quota row locks.
+columns: the usage counters (``instances.counters``) move by them and are re-summed from them.
 """
 
 from django.db import models

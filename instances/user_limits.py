@@ -100,15 +100,6 @@ def limit_problems(
     return result
 
 
-def limit_check(*, project: Project, user, want: dict, actor=None, what: str = "this launch") -> None:
-    """Refuse (``InstanceLimitReached``, 400 ``instance_limit``) a launch or start past a limit of
-    ``user`` (the instance's owner). Call it under the quota row locks."""
-    who = "you" if actor is None or actor.pk == user.pk else str(user)
-    problems = limit_problems(project=project, user=user, wants={"want": want}, who=who, what=what)["want"]
-    if problems:
-        raise InstanceLimitReached("Instance limit reached: " + " ".join(problems))
-
-
 def launch_room(*, project: Project, user, wants: dict) -> dict[object, dict]:
     """For the size cards: how many more instances of each size ``user`` may launch in ``project``
     under the limits (``more``: None when no limit bounds it) and, at 0, why (``reason``)."""
