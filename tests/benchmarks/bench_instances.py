@@ -158,6 +158,32 @@ def main() -> int:
     with CaptureQueriesContext(connection) as queries:
         instance_launch(actor=owner, project=projects[0], name="counted", profile=profile)
     print(f"queries per launch (service call): {len(queries)}")
+    # How long a launch holds the rows other launches wait for: from its decision (the cluster's
+    # reservation, then the counters) to its commit, against the whole service call (in process).
+    from django.db import transaction
+
+    from instances import capacity, services
+
+    held, calls, place_and_reserve = [], [], capacity.capacity_place_and_reserve
+
+    def timed(**kwargs):
+        started = time.perf_counter()
+        transaction.on_commit(lambda: held.append(time.perf_counter() - started))
+        return place_and_reserve(**kwargs)
+
+    services.capacity_place_and_reserve = timed
+    try:
+        for index in range(20):
+            started = time.perf_counter()
+            instance_launch(actor=owner, project=projects[0], name=f"held-{index}", profile=profile)
+            calls.append(time.perf_counter() - started)
+    finally:
+        services.capacity_place_and_reserve = place_and_reserve
+    print(
+        f"in process, 20 launches: service call p50 {statistics.median(calls) * 1000:.1f} ms; critical "
+        f"section (reservation and decision to commit) p50 {statistics.median(held) * 1000:.1f} ms, "
+        f"p95 {pct(held, 0.95) * 1000:.1f} ms"
+    )
     if os.environ.get("BENCH_SHOW_QUERIES"):
         for query in queries.captured_queries:
             print("   ", query["sql"][:160])
