@@ -37,4 +37,9 @@ class InstancesConfig(AppConfig):
 
         metrics.register_database_collector("warm_pools", instance_metrics.warm_pools)
         metrics.register_database_collector("quotas", instance_metrics.quotas)
+        metrics.register_database_collector("usage_counter_drift", instance_metrics.usage_counter_drift)
         instance_state_changed.connect(receivers.instance_ready, dispatch_uid="instances.pull_secrets_ready")
+        from instances import counters
+
+        # Usage counters move with every state change, in its transaction (instances.counters).
+        instance_state_changed.connect(counters.state_changed, dispatch_uid="instances.usage_counters")

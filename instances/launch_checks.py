@@ -2,9 +2,9 @@
 
 A higher layer registers a check once (in its ``AppConfig.ready``) with :func:`launch_check_register`;
 ``instances.services.instance_launch`` calls every registered check through :func:`launch_checks_run`
-inside the launch's transaction, while it holds the workspace's and org's quota rows locked (so launches
-of a workspace are serialised while the checks count), after the quota and placement are known and
-before the instance is created. ``instances.service_instances`` calls them too when a service is
+inside the launch's transaction once placement is known, before the launch's decision on the usage
+counters and without a lock (``instances.launch_decision``): a check must not depend on concurrent
+launches (a budget's spend does not). ``instances.service_instances`` calls them too when a service is
 deployed onto a compute instance, under that instance's row lock. A check is called with keyword
 arguments ``actor``, ``project``, ``profile`` (a compute or a service profile), ``cluster``, ``totals``
 (what the instance will hold: gpus, gpu_units, cpu_millis, ...) and ``kind`` (``"compute"`` or

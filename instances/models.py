@@ -3,7 +3,7 @@ a compute instance), their runs and collaborators.
 
 An instance keeps a *snapshot* of the profile it was launched from (spec, template version, inputs,
 price): later edits or the deletion of the profile never change it. Its resource totals are kept in
-columns so that quota usage is re-summed in SQL under the quota row locks.
+columns: the usage counters (``instances.counters``) move by them and are re-summed from them.
 """
 
 from django.db import models
@@ -588,4 +588,5 @@ class StandbyInstance(HeldResources):
 # Applications and the kubectl proxy's records live in their own modules (this one holds the instances
 # and their runs); imported here so that Django registers them with the app.
 from instances.application_models import Application, ApplicationRevision  # noqa: E402, F401
+from instances.counter_models import UsageCounter, UsageCounterCheck  # noqa: E402, F401
 from instances.proxy_models import KubeCredential, ProxyRequestLog  # noqa: E402, F401

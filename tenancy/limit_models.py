@@ -7,7 +7,7 @@ user's instances that hold resources: every active state, stopped ones included,
 them) and ``max_gpus_per_user`` (the GPUs those instances hold, MIG slices as fractions of a GPU; a
 stopped instance holds none). The org's row counts the user's instances across the org, a workspace's
 row those in that workspace; where both apply, each is checked, so the stricter one refuses first.
-``instances.user_limits`` enforces them in the launch decision, under the quota row locks.
+``instances.launch_decision`` enforces them in the launch's decision on the usage counters.
 
 Org admins set both scopes in their org; operators set the org level as they set org quotas (the model
 lists ``authz_operator_codenames``; the service keeps workspace rows to org admins).

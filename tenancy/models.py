@@ -424,8 +424,8 @@ class IdpGroupMapping(models.Model):
 class Quota(models.Model):
     """Limits for an org or a project; an empty limit means unlimited.
 
-    Exactly one quota row exists per org and per project (created with it) so that a launch can lock
-    it with ``select_for_update`` and re-sum usage under the lock.
+    Exactly one quota row exists per org and per project (created with it). A launch reads it without
+    a lock and decides against the usage counters (``instances.launch_decision``).
     """
 
     org = models.OneToOneField(

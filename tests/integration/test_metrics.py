@@ -206,7 +206,7 @@ def test_the_database_gauges_at_scrape_time(client, token, world, django_assert_
     assert value(samples, "paas_queue_tasks", queue="default", state="waiting") == 1
     assert value(samples, "paas_queue_tasks", queue="agent-edge", state="waiting") == 0
     assert value(samples, "paas_queue_oldest_task_age_seconds", queue="default") >= 0
-    for collector in ("audit_sinks", "clusters", "queues", "warm_pools", "quotas"):
+    for collector in ("audit_sinks", "clusters", "queues", "warm_pools", "quotas", "usage_counter_drift"):
         assert value(samples, "paas_metrics_collector_up", collector=collector) == 1, collector
     database = [q["sql"] for q in queries.captured_queries]
     # More rows of each kind: not one query more.
@@ -214,7 +214,7 @@ def test_the_database_gauges_at_scrape_time(client, token, world, django_assert_
     pools.pool_create(actor=world.operator, profile=profile, desired=1)
     with django_assert_max_num_queries(len(database)):
         scrape(client)
-    assert len(database) == 9, database  # docs/operations.md "Metrics and logs" says so
+    assert len(database) == 10, database  # docs/operations.md "Metrics and logs" says so
 
 
 @pytest.mark.django_db
