@@ -111,6 +111,11 @@ def resource_groups_json() -> RawSQL:
     )
 
 
+def catalog_generation() -> int:
+    """The catalog generation (0 before the first catalog write): cached catalog pages are keyed by it."""
+    return CatalogGeneration.objects.filter(pk=1).values_list("value", flat=True).first() or 0
+
+
 def catalog_project_for(user, project_id) -> Project:
     """A project the user may see (404 otherwise), with the current ``catalog_generation``: one query."""
     generation = CatalogGeneration.objects.filter(pk=1).values("value")[:1]
