@@ -12,8 +12,7 @@ from django.urls import reverse
 from catalog import pricing
 from catalog.models import ServiceProfile
 from catalog.readme import render_readmes
-from catalog.selectors import catalog_for, catalog_generation
-from paas import authz
+from catalog.selectors import catalog_for, catalog_generation_and_perm
 from paas.portal import portal_page
 from tenancy.models import Project
 from tenancy.portal import use_workspace
@@ -21,11 +20,11 @@ from tenancy.portal import use_workspace
 SERVICE_TYPES = dict(ServiceProfile.ServiceType.choices)
 
 
-def service_cards(project: Project) -> list[dict]:
+def service_cards(project: Project, generation: int) -> list[dict]:
     """The workspace's service catalog as the page shows it: what each card says, prices worded and
     readmes rendered. Cached under the catalog generation (which every catalog write bumps in its own
     transaction), as the API's catalog pages are: a served page reads one counter, not the catalog."""
-    key = f"catalog:service-cards:{project.pk}:{catalog_generation()}"
+    key = f"catalog:service-cards:{project.pk}:{generation}"
     cards = cache.get(key)
     if cards is None:
         rows = list(
@@ -63,15 +62,15 @@ def service_cards(project: Project) -> list[dict]:
 def service_catalog(request: HttpRequest, project_id: int) -> HttpResponse:
     project = use_workspace(request, project_id)
     # Workspace admins and read-write collaborators deploy services; read-only members see no button
-    # (and the new-service page and the service layer refuse them). One query, nothing cached.
-    can_launch = authz.holds(request.user, "manage_services", Project, project.pk)
+    # (and the new-service page and the service layer refuse them). Read with the catalog generation.
+    generation, can_launch = catalog_generation_and_perm(request.user, "manage_services", project)
     return render(
         request,
         "catalog/services.html",
         {
             "nav": "services",
             "project": project,
-            "cards": service_cards(project),
+            "cards": service_cards(project, generation),
             "can_launch": can_launch,
             "launch_url": reverse("instances:service-launch", args=[project.pk]),
         },
