@@ -58,7 +58,6 @@ See [the documentation](https://docs.example.com/{name}) for details.
 
 def build(rng: random.Random):
     """The data set (bulk inserts); returns (reader, the reader's workspaces, operator)."""
-    from django.utils import timezone
 
     from catalog.models import (
         CatalogGeneration,
@@ -68,10 +67,9 @@ def build(rng: random.Random):
         ServiceProfile,
         TemplateVersion,
     )
-    from inventory.models import Cluster, Node
     from tenancy.models import Organization, Project, Quota
     from tenancy.roles import Role
-    from tests.factories import DEAD_KUBECONFIG, UserFactory, add_member, make_operator
+    from tests.factories import UserFactory, add_member, make_operator, make_synced_cluster
     from tests.support.support import grant_support
 
     operator = make_operator(username="bench")
@@ -193,37 +191,8 @@ def build(rng: random.Random):
             ]
         )
     CatalogGeneration.objects.update_or_create(pk=1, defaults={"value": 1})
-    now = timezone.now()
-    clusters = Cluster.objects.bulk_create(
-        [
-            Cluster(
-                name=f"c-{i}",
-                display_name=f"C {i}",
-                kubeconfig=DEAD_KUBECONFIG,
-                server="https://127.0.0.1:1",
-                status="reachable",
-            )
-            for i in range(20)
-        ]
-    )
-    Node.objects.bulk_create(
-        [
-            Node(
-                cluster=c,
-                name=f"n{j}",
-                gpu_product=gpu_models[i % 4],
-                gpu_count=8,
-                allocatable_gpus=8,
-                allocatable_cpu_millis=96_000,
-                allocatable_memory_bytes=1024 * 2**30,
-                ready=True,
-                schedulable=True,
-                synced_at=now,
-            )
-            for i, c in enumerate(clusters)
-            for j in range(4)
-        ]
-    )
+    for i in range(20):
+        make_synced_cluster(name=f"c-{i}", nodes=4)
     reader = UserFactory(username="reader")
     for org in orgs:  # the orgs have no admin: the operator acts as one through a support access
         grant_support(operator=operator, org=org, level="admin")

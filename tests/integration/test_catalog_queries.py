@@ -8,7 +8,6 @@ import re
 from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 
 from catalog.models import (
     CatalogGeneration,
@@ -18,8 +17,7 @@ from catalog.models import (
     ServiceProfile,
     TemplateVersion,
 )
-from inventory.models import Cluster, Node
-from tests.factories import DEAD_KUBECONFIG
+from tests.factories import make_synced_cluster
 
 
 def _grow(world, n: int, tag: str) -> None:
@@ -87,28 +85,8 @@ def _grow(world, n: int, tag: str) -> None:
                     for k in range(2)
                 ]
             )
-    clusters = Cluster.objects.bulk_create(
-        [
-            Cluster(name=f"c-{tag}-{i}", display_name="c", kubeconfig=DEAD_KUBECONFIG, status="reachable")
-            for i in range(n)
-        ]
-    )
-    Node.objects.bulk_create(
-        [
-            Node(
-                cluster=c,
-                name=f"n{k}",
-                gpu_product="A100-SXM4-40GB",
-                gpu_count=8,
-                allocatable_gpus=8,
-                ready=True,
-                schedulable=True,
-                synced_at=timezone.now(),
-            )
-            for c in clusters
-            for k in range(2)
-        ]
-    )
+    for i in range(n):
+        make_synced_cluster(name=f"c-{tag}-{i}", nodes=2)
     generation, _ = CatalogGeneration.objects.get_or_create(pk=1)  # (as a catalog write bumps it)
     CatalogGeneration.objects.filter(pk=1).update(value=generation.value + 1)
 
