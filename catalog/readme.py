@@ -1,6 +1,7 @@
 """Profile readmes: markdown rendered to HTML, then sanitised (no scripts, handlers or javascript: links)."""
 
 import re
+import threading
 
 import markdown
 import nh3
@@ -38,10 +39,24 @@ ALLOWED_TAGS = {
 }
 
 
+_local = threading.local()
+
+
+def _markdown() -> markdown.Markdown:
+    """This thread's converter, reset for each text: building one (its parser and patterns) cost more
+    than converting a readme. Not shared between threads: a converter keeps state while it converts."""
+    converter = getattr(_local, "converter", None)
+    if converter is None:
+        converter = _local.converter = markdown.Markdown(
+            extensions=["fenced_code", "tables"], output_format="html"
+        )
+    return converter.reset()
+
+
 def render_readme(text: str) -> str:
     if not text:
         return ""
-    html = markdown.markdown(text, extensions=["fenced_code", "tables"], output_format="html")
+    html = _markdown().convert(text)
     # A readme is shown under its page's or card's own title: its headings start two levels down.
     html = _HEADING.sub(lambda m: f"<{m.group(1)}h{min(6, int(m.group(2)) + 2)}", html)
     return nh3.clean(

@@ -26,6 +26,7 @@ from catalog.api.serializers import (
 )
 from catalog.models import ComputeProfile, ServiceProfile
 from catalog.pricing import COST_FIELDS
+from catalog.readme import render_readmes
 from paas.api.viewsets import (
     ScopedGenericViewSet,
     ServiceCreateMixin,
@@ -245,15 +246,16 @@ class ProjectCatalogView(generics.ListAPIView):
         total = rows[0]["_total"] if rows else 0
         for row in rows:
             del row["_total"]
-            self.shape(row)
+        self.shape(rows)
         return total, rows
 
     def extra_columns(self) -> dict:
         return {"groups_json": selectors.resource_groups_json()}
 
-    def shape(self, row: dict) -> None:
-        shape_cost(row)
-        row["resource_groups"] = row.pop("groups_json")
+    def shape(self, rows: "list[dict]") -> None:
+        for row in rows:
+            shape_cost(row)
+            row["resource_groups"] = row.pop("groups_json")
 
 
 class ServiceCatalogView(ProjectCatalogView):
@@ -273,11 +275,13 @@ class ServiceCatalogView(ProjectCatalogView):
     def extra_columns(self) -> dict:
         return {}
 
-    def shape(self, row: dict) -> None:
-        from catalog.readme import render_readme
-
-        shape_cost(row)
-        row["readme_html"] = render_readme(row.pop("readme"))
+    def shape(self, rows: "list[dict]") -> None:
+        # The page's readmes in one batch through the render cache (keyed by each text's digest): a page
+        # computed after a catalog write renders only the readmes that changed, not every one again.
+        readmes = render_readmes([row.pop("readme") for row in rows])
+        for row, html in zip(rows, readmes, strict=True):
+            shape_cost(row)
+            row["readme_html"] = html
 
 
 class AllowedCustomResourceViewSet(
