@@ -7,12 +7,12 @@ Every service that changes state calls :func:`audit_log` before it returns, insi
 import dataclasses
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.apps import apps
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Max, Model
 from django.utils import timezone
 
@@ -132,7 +132,7 @@ def audit_append_batch(*, org_id: int | None, entries: Sequence[Entry]) -> list[
     chain = org_id if org_id is not None else PLATFORM_CHAIN
     ctx = context.current()
     _lock_chain(chain)
-    last = AuditEvent.objects.filter(chain=chain).order_by("-seq").values_list("seq", "hash").first()
+    last = _sealed_head(chain)
     seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
     now = timezone.now()
     support = _support_accesses(org_id, {entry.actor_id for entry in entries if entry.actor_id}, now)
@@ -141,24 +141,8 @@ def audit_append_batch(*, org_id: int | None, entries: Sequence[Entry]) -> list[
         details = entry.details
         if entry.actor_id in support:
             details = {**details, "support_access": support[entry.actor_id]}
-        event = AuditEvent(
-            chain=chain,
-            seq=seq,
-            created_at=entry.created_at or now,
-            actor_id=entry.actor_id,
-            actor_repr=(entry.actor_repr or ("system" if entry.actor_id is None else ""))[:254],
-            org_id=org_id,
-            project_id=entry.project_id,
-            client=entry.client or ctx.client,
-            action=entry.action,
-            target_type=entry.target_type,
-            target_id=str(entry.target_id),
-            target_repr=entry.target_repr[:255],
-            details=_json_safe(details),
-            request_id=(entry.request_id or ctx.request_id)[:64],
-            cluster_id=entry.cluster_id,
-            prev_hash=prev_hash,
-        )
+        event = _event(entry, chain=chain, org_id=org_id, ctx=ctx, now=now, details=details)
+        event.seq, event.prev_hash = seq, prev_hash
         event.hash = compute_hash(event)
         events.append(event)
         seq, prev_hash = seq + 1, event.hash
@@ -167,6 +151,111 @@ def audit_append_batch(*, org_id: int | None, entries: Sequence[Entry]) -> list[
 
     checkpoint_on_commit(chain)
     return events
+
+
+def _event(entry: Entry, *, chain: int, org_id: int | None, ctx, now, details: dict) -> AuditEvent:
+    """The row for ``entry`` (not chained: no seq, prev_hash or hash yet)."""
+    return AuditEvent(
+        chain=chain,
+        created_at=entry.created_at or now,
+        actor_id=entry.actor_id,
+        actor_repr=(entry.actor_repr or ("system" if entry.actor_id is None else ""))[:254],
+        org_id=org_id,
+        project_id=entry.project_id,
+        client=entry.client or ctx.client,
+        action=entry.action,
+        target_type=entry.target_type,
+        target_id=str(entry.target_id),
+        target_repr=entry.target_repr[:255],
+        details=_json_safe(details),
+        request_id=(entry.request_id or ctx.request_id)[:64],
+        cluster_id=entry.cluster_id,
+    )
+
+
+def audit_import_sealed(*, chain: int, entries: Iterable[Entry], batch_size: int = 5000) -> int:
+    """Bulk-append ``entries`` to ``chain`` (an org's id, or ``PLATFORM_CHAIN``) already chained: seq,
+    prev_hash and hash are computed here, continuing the chain's sealed head, and the rows are written
+    with COPY in batches of ``batch_size``. Returns how many were written.
+
+    For loading large trails (generated data sets, migrations of an older trail), not for recording a
+    change: no support-access tagging, and each entry should carry its ``created_at`` (``now``
+    otherwise) and its ``client`` (the current context's otherwise). Runs in one transaction (the
+    caller's when there is one) holding the chain's lock until it commits, so no other writer of the
+    chain interleaves; the chain's checkpoint advances on commit. ``manage.py audit_verify`` passes on
+    the result. ``entries`` may be a generator: it is consumed batch by batch."""
+    org_id = None if chain == PLATFORM_CHAIN else chain
+    ctx = context.current()
+    now = timezone.now()
+    written = 0
+    with transaction.atomic():
+        _lock_chain(chain)
+        last = _sealed_head(chain)
+        seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
+        batch: list[AuditEvent] = []
+        for entry in entries:
+            event = _event(entry, chain=chain, org_id=org_id, ctx=ctx, now=now, details=entry.details)
+            event.seq, event.prev_hash = seq, prev_hash
+            event.hash = compute_hash(event)
+            batch.append(event)
+            seq, prev_hash = seq + 1, event.hash
+            if len(batch) >= batch_size:
+                _copy(batch)
+                written += len(batch)
+                batch = []
+        if batch:
+            _copy(batch)
+            written += len(batch)
+        if written:
+            from paas.checkpoints import checkpoint_on_commit
+
+            checkpoint_on_commit(chain)
+    return written
+
+
+_COPY_COLUMNS = (
+    "chain",
+    "seq",
+    "created_at",
+    "actor_id",
+    "actor_repr",
+    "org_id",
+    "project_id",
+    "client",
+    "action",
+    "target_type",
+    "target_id",
+    "target_repr",
+    "details",
+    "request_id",
+    "cluster_id",
+    "prev_hash",
+    "hash",
+)
+
+
+def _copy(events: Sequence[AuditEvent]) -> None:
+    """Write ``events`` (complete rows) with one COPY."""
+    from psycopg.types.json import Jsonb
+
+    table = AuditEvent._meta.db_table
+    with connection.cursor() as cursor:
+        raw = cursor.cursor  # psycopg's own cursor: Django's wrapper has no copy()
+        with raw.copy(f"COPY {table} ({', '.join(_COPY_COLUMNS)}) FROM STDIN") as copy:
+            for event in events:
+                row = [getattr(event, column) for column in _COPY_COLUMNS]
+                row[_COPY_COLUMNS.index("details")] = Jsonb(event.details)
+                copy.write_row(row)
+
+
+def _sealed_head(chain: int) -> tuple[int, str] | None:
+    """(seq, hash) of the chain's last sealed event, or None for an empty chain."""
+    return (
+        AuditEvent.objects.filter(chain=chain, seq__isnull=False)
+        .order_by("-seq")
+        .values_list("seq", "hash")
+        .first()
+    )
 
 
 def _support_accesses(org_id: int | None, actor_ids: set[int], now) -> dict[int, int]:
