@@ -58,10 +58,16 @@ def compute_hash(event: AuditEvent) -> str:
     return hashlib.sha256(_canonical(event)).hexdigest()
 
 
-def _lock_chain(chain: int) -> None:
-    """Serialise the sealers (and bulk importers) of one chain until their transaction ends."""
+def _lock_chain(chain: int, *, wait: bool = True, shared: bool = False) -> bool:
+    """Serialise the sealers (and bulk importers) of one chain until their transaction ends. ``wait=False``:
+    False at once when another holds it. ``shared``: only wait for the holder (sealers that merely wait
+    for one at work do not queue one behind another)."""
+    function = "pg_advisory_xact_lock" + ("_shared" if shared else "")
+    if not wait:
+        function = function.replace("pg_advisory", "pg_try_advisory")
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_CLASS, chain])
+        cursor.execute(f"SELECT {function}(%s, %s)", [_LOCK_CLASS, chain])
+        return cursor.fetchone()[0] is not False
 
 
 def _json_safe(details: dict) -> dict:
@@ -152,7 +158,7 @@ def audit_append_batch(*, org_id: int | None, entries: Sequence[Entry]) -> list[
             details = {**details, "support_access": support[entry.actor_id]}
         events.append(_event(entry, chain=chain, org_id=org_id, ctx=ctx, now=now, details=details))
     AuditEvent.objects.bulk_create(events)
-    seal_on_commit(chain)
+    seal_on_commit(chain, [event.pk for event in events])
     return events
 
 
@@ -186,18 +192,18 @@ def audit_seal_pending(*, chain: int | None = None, checkpoint: bool = True) -> 
     return sealed
 
 
-def _seal_chain(chain: int) -> int:
+def _seal_chain(chain: int, *, wait: bool = True) -> int | None:
+    """Seal ``chain``'s committed pending events, batch after batch; how many. ``wait=False``: None at
+    once when another sealer holds the chain (nothing done)."""
     sealed = 0
     while True:
         with transaction.atomic():
-            _lock_chain(chain)
-            pending = list(
-                AuditEvent.objects.filter(chain=chain, seq__isnull=True).order_by("pk")[:SEAL_BATCH]
-            )
+            if not _lock_chain(chain, wait=wait):
+                return sealed if sealed else None
+            last, pending = _head_and_pending(chain)
             if not pending:
                 return sealed
-            last = _sealed_head(chain)
-            seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
+            seq, prev_hash = (last.seq + 1, last.hash) if last else (1, GENESIS_HASH)
             for event in pending:
                 event.seq, event.prev_hash = seq, prev_hash
                 event.hash = compute_hash(event)
@@ -206,6 +212,22 @@ def _seal_chain(chain: int) -> int:
         sealed += len(pending)
         if len(pending) < SEAL_BATCH:
             return sealed
+
+
+def _head_and_pending(chain: int) -> tuple[AuditEvent | None, list[AuditEvent]]:
+    """In one query: the chain's sealed head (an event with only seq and hash) or None, and its first
+    ``SEAL_BATCH`` pending events in the order they were written."""
+    table = AuditEvent._meta.db_table
+    fields = [field.column for field in AuditEvent._meta.concrete_fields]
+    head = ", ".join(column if column in ("seq", "hash") else f"NULL AS {column}" for column in fields)
+    sql = f"""
+        (SELECT {head} FROM {table} WHERE chain = %s AND seq IS NOT NULL ORDER BY seq DESC LIMIT 1)
+        UNION ALL
+        (SELECT {", ".join(fields)} FROM {table} WHERE chain = %s AND seq IS NULL ORDER BY id LIMIT %s)
+    """  # noqa: S608 (fixed fragments: the table and its columns; every value is a parameter)
+    rows = list(AuditEvent.objects.raw(sql, [chain, chain, SEAL_BATCH]))
+    last = next((row for row in rows if row.pk is None), None)
+    return last, sorted((row for row in rows if row.pk is not None), key=lambda row: row.pk)
 
 
 def _write_seals(events: Sequence[AuditEvent]) -> None:
@@ -242,6 +264,7 @@ class _SealAfterCommit:
 
     def __init__(self, chain: int):
         self.chain = chain
+        self.ids: list[int] = []  # the events of this transaction (and level) in the chain
         self.done = False
 
     def __eq__(self, other) -> bool:
@@ -253,22 +276,40 @@ class _SealAfterCommit:
     def __call__(self) -> None:
         self.done = True
         try:
-            audit_seal_pending(chain=self.chain)
+            _seal_after_commit(self.chain, self.ids)
         except DatabaseError:
             # The change is committed; refusing now would only lose the response. The schedule seals.
             logger.exception("audit chain %s: sealing after commit failed (the schedule retries)", self.chain)
 
 
-def seal_on_commit(chain: int) -> None:
-    """Seal ``chain``'s pending events when the current transaction commits: once per chain and
-    savepoint level (a second sealer of a chain would find nothing left, so the dedup only saves the
-    work; it is per level so that a test capturing one savepoint's callbacks runs its own sealer)."""
-    callback = _SealAfterCommit(chain)
+def seal_on_commit(chain: int, ids: Sequence[int]) -> None:
+    """Seal ``chain``'s pending events (``ids`` among them) when the current transaction commits: once
+    per chain and savepoint level (a second sealer of a chain would find nothing left, so the dedup only
+    saves the work; it is per level so that a test capturing one savepoint's callbacks runs its own)."""
     db = transaction.get_connection()
     level = set(db.savepoint_ids)
-    if any(sids == level and func == callback and not func.done for sids, func, _ in db.run_on_commit):
-        return
+    for sids, func, _ in db.run_on_commit:
+        if sids == level and isinstance(func, _SealAfterCommit) and func.chain == chain and not func.done:
+            func.ids.extend(ids)
+            return
+    callback = _SealAfterCommit(chain)
+    callback.ids.extend(ids)
     transaction.on_commit(callback, robust=True)
+
+
+def _seal_after_commit(chain: int, ids: Sequence[int]) -> None:
+    """The on-commit sealer: returns once ``ids`` are sealed. Many writers of one chain commit at once,
+    so it does not queue for the chain behind every other one: when a sealer is at work it waits for
+    that one to finish (which seals every event committed before it looked, most often ours), and
+    seals itself only what is still pending."""
+    while AuditEvent.objects.filter(pk__in=ids, seq__isnull=True).exists():
+        count = _seal_chain(chain, wait=False)
+        if count is not None:  # we held the chain: everything committed before, ours included, is sealed
+            if count:
+                _checkpoint(chain)
+            return
+        with transaction.atomic():  # another sealer holds the chain: wait until it commits
+            _lock_chain(chain, shared=True)
 
 
 def _event(entry: Entry, *, chain: int, org_id: int | None, ctx, now, details: dict) -> AuditEvent:
