@@ -260,18 +260,12 @@ def _checkpoint(chain: int) -> None:
 
 
 class _SealAfterCommit:
-    """The on_commit callback for one chain; equal per chain so a transaction registers it once."""
+    """The on_commit callback for one chain (one per transaction and savepoint level: seal_on_commit)."""
 
     def __init__(self, chain: int):
         self.chain = chain
         self.ids: list[int] = []  # the events of this transaction (and level) in the chain
         self.done = False
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, _SealAfterCommit) and other.chain == self.chain
-
-    def __hash__(self) -> int:
-        return hash((type(self), self.chain))
 
     def __call__(self) -> None:
         self.done = True
