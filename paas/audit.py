@@ -334,9 +334,10 @@ def audit_import_sealed(*, chain: int, entries: Iterable[Entry], batch_size: int
     For loading large trails (generated data sets, migrations of an older trail), not for recording a
     change: no support-access tagging, and each entry should carry its ``created_at`` (``now``
     otherwise) and its ``client`` (the current context's otherwise). Runs in one transaction (the
-    caller's when there is one) holding the chain's lock until it commits, so no other writer of the
-    chain interleaves; the chain's checkpoint advances on commit. ``manage.py audit_verify`` passes on
-    the result. ``entries`` may be a generator: it is consumed batch by batch."""
+    caller's when there is one) holding the chain's lock until it commits, so no sealer of the chain
+    interleaves (they wait: load into chains nobody writes meanwhile); the chain's checkpoint advances
+    on commit. ``manage.py audit_verify`` passes on the result. ``entries`` may be a generator: it is
+    consumed batch by batch."""
     org_id = None if chain == PLATFORM_CHAIN else chain
     ctx = context.current()
     now = timezone.now()
