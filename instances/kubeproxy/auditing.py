@@ -3,9 +3,9 @@
 The proxy writes a :class:`~instances.models.ProxyRequestLog` row with a plain insert: a write (any
 verb but get, list and watch) before it is forwarded, its response code after; a read after its
 response (or not at all when the operators sample reads and this one is not in the sample:
-``paas.models.AuditSettings``). :func:`flush` chains the pending rows into each org's audit trail in
-batches (one transaction and one chain lock per org and batch, never per request), so kubectl calls
-never queue behind launches, and deletes them.
+``paas.models.AuditSettings``). :func:`flush` moves the pending rows into each org's audit trail in
+batches (one transaction per org and batch, never per request; the events are chained on commit like
+every event, paas/audit.py), so kubectl calls never queue behind launches, and deletes them.
 
 When: each server process runs a background flush on its event loop, started by the first request
 that leaves a row and woken by every later one (a batch every ``PAAS_KUBECTL_AUDIT_FLUSH_SECONDS``

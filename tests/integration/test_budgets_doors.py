@@ -104,7 +104,7 @@ def test_org_admin_sets_changes_and_deletes_with_audit(world, api):
     assert not Budget.objects.filter(pk=body["id"]).exists()
     actions = list(
         AuditEvent.objects.filter(target_id=str(body["id"]), action__startswith="budget.")
-        .order_by("seq")
+        .order_by("pk")
         .values_list("action", flat=True)
     )
     assert actions == ["budget.set", "budget.set", "budget.set", "budget.delete"]

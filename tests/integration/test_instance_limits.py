@@ -271,7 +271,7 @@ def test_who_sets_which_limit_and_every_change_is_audited(world):
     _set(admin, org=world.a.org, max_gpus_per_user=8)  # the same row, changed
     limit.refresh_from_db()
     assert (limit.max_active_instances_per_user, limit.max_gpus_per_user, limit.updated_by) == (4, 8, admin)
-    events = AuditEvent.objects.filter(action="instance_limit.set", target_id=str(limit.pk)).order_by("seq")
+    events = AuditEvent.objects.filter(action="instance_limit.set", target_id=str(limit.pk)).order_by("pk")
     assert [e.details["changes"] for e in events] == [
         {"max_active_instances_per_user": [None, 4]},
         {"max_gpus_per_user": [None, 8]},

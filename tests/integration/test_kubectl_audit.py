@@ -4,7 +4,7 @@ Requests go through the real proxy (the ``kube_proxy`` server) with a kubeconfig
 API, by the official Kubernetes Python client; ``auditing.flush`` chains them into the org's trail
 (the tests on the ``db`` fixture call it: the server shares their connection, so its background flush
 stands aside). The concurrency test runs on committed data: the proxy answers while another
-transaction holds the org's chain lock, and the background flush waits for it.
+transaction holds the org's chain lock, and the flushed events wait for it to be chained.
 """
 
 from __future__ import annotations
@@ -254,9 +254,9 @@ def test_the_cluster_is_in_the_hash_only_when_set(world):
 def test_the_proxy_answers_while_the_orgs_chain_lock_is_held_and_the_flush_waits(
     transactional_db, live, api, settings
 ):
-    """Auditing a proxied request never queues behind the org's audit chain lock (which launches take):
-    the request completes while another transaction holds it; the background flush waits for it, then
-    chains the requests."""
+    """Auditing a proxied request never queues behind the org's audit chain lock (which the sealers
+    take): the request completes while another transaction holds it; the background flush writes the
+    events, whose sealing waits for the lock, then chains them."""
     settings.PAAS_KUBECTL_AUDIT_FLUSH_SECONDS = 0.2
     world = live["world"]
     instance = launch_instance(live, "locked")
@@ -295,14 +295,17 @@ def test_the_proxy_answers_while_the_orgs_chain_lock_is_held_and_the_flush_waits
                 )
                 return cursor.fetchone()[0] > 0
 
-        wait_for(flush_waits_for_the_lock, timeout=30, what="the background flush waiting for the chain lock")
-        assert not AuditEvent.objects.filter(org_id=org_id, action=auditing.ACTION).exists()
+        wait_for(flush_waits_for_the_lock, timeout=30, what="the flushed events' sealer waiting for the lock")
+        flushed = AuditEvent.objects.filter(org_id=org_id, action=auditing.ACTION)
+        assert list(flushed.values_list("seq", flat=True)) == [None, None]  # in the trail, not chained yet
     finally:
         release.set()
         holder.join(timeout=30)
     assert not failures
     wait_for(
-        lambda: AuditEvent.objects.filter(org_id=org_id, action=auditing.ACTION).count() == 2,
+        lambda: (
+            AuditEvent.objects.filter(org_id=org_id, action=auditing.ACTION, seq__isnull=False).count() == 2
+        ),
         timeout=30,
         what="the requests chained once the lock was released",
     )

@@ -143,7 +143,7 @@ def test_an_org_requiring_mfa_makes_its_local_members_enrol_at_next_sign_in(worl
     assert refused.status_code in (403, 404)
     answer = api.as_user(a.users["org_admin"]).patch(f"/api/v1/orgs/{a.org.pk}/", {"mfa_required": True})
     assert answer.status_code == 200 and answer.json()["mfa_required"] is True
-    event = AuditEvent.objects.filter(action="org.update", org=a.org).latest("seq")
+    event = AuditEvent.objects.filter(action="org.update", org=a.org).latest("pk")
     assert event.details["changes"]["mfa_required"] == [False, True]
 
     with time_machine.travel(START, tick=False) as clock:
@@ -376,7 +376,7 @@ def test_a_passkey_is_removed_by_its_owner_with_the_recovery_codes_when_last(wor
         page = client.post("/account/security/", {"action": "delete_passkey", "device": passkey.pk})
         assert page.status_code == 302
     assert not StaticDevice.objects.filter(user=user).exists()
-    event = AuditEvent.objects.filter(action="mfa.device_delete", actor=user).latest("seq")
+    event = AuditEvent.objects.filter(action="mfa.device_delete", actor=user).latest("pk")
     assert event.details["kind"] == "passkey"
 
 

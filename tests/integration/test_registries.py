@@ -159,7 +159,7 @@ def test_credential_is_write_only_and_its_changes_rotate(world, changes):
     registries.registry_delete(actor=admin, registry=cleared)
     assert changes[-1] == (registry.pk, "deleted", [a.spare_project.pk])
     events = AuditEvent.objects.filter(target_type="catalog.containerregistry", target_id=str(registry.pk))
-    actions = list(events.order_by("seq").values_list("action", flat=True))
+    actions = list(events.order_by("pk").values_list("action", flat=True))
     assert actions == [
         "containerregistry.create",
         "containerregistry.update",
@@ -205,7 +205,7 @@ def test_check_token_flow_with_the_pull_only_robot(world, registry_token):
     assert "token server 127.0.0.1" in checked.check_message
     assert "refused the username or password (HTTP 401)" in checked.check_message
     audit = AuditEvent.objects.filter(action="containerregistry.check", target_id=str(registry.pk))
-    assert [e["ok"] for e in audit.order_by("seq").values_list("details", flat=True)] == [True, True, False]
+    assert [e["ok"] for e in audit.order_by("pk").values_list("details", flat=True)] == [True, True, False]
 
 
 @pytest.mark.toolchain

@@ -204,7 +204,7 @@ def test_the_credential_is_write_only(world, example_resolves):
     assert Repository.objects.get(pk=repository.pk).credential.reveal() == ""
     events = list(
         AuditEvent.objects.filter(action__startswith="repository.")
-        .order_by("seq")
+        .order_by("pk")
         .values_list("details", flat=True)
     )
     assert [e.get("credential") for e in events if "changed" in e] == [None, "replaced", "cleared"]
@@ -257,7 +257,7 @@ def test_checks_against_real_servers(world, git_server_auth, chart_repo_auth, he
         sources.render(source, release="r", namespace="ns")
     assert (GIT_USER, 200) in [(seen.user, seen.status) for seen in git_server_auth.requests_seen]
     assert git_repo.check_message == f"reached: 1 branches, 0 tags; HEAD is at {head[:12]}"
-    event = AuditEvent.objects.filter(action="repository.checked").latest("seq")
+    event = AuditEvent.objects.filter(action="repository.checked").latest("pk")
     assert event.details == {"ok": True, "message": git_repo.check_message}
 
     repositories.repository_update(actor=admin, repository=git_repo, credential=GIT_PASSWORD + "-wrong")

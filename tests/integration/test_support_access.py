@@ -31,7 +31,7 @@ def _ask(api, world, **data):
 
 
 def _events(org, action):
-    return AuditEvent.objects.filter(org=org, action=action).order_by("seq")
+    return AuditEvent.objects.filter(org=org, action=action).order_by("pk")
 
 
 def _sees_project(api, user, project) -> bool:
