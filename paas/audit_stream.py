@@ -7,7 +7,9 @@ replaced by the next minute's run).
 
 One pass (:func:`deliver_due`) takes each enabled sink whose retry time has come and whose chain has
 events past its ``cursor``, and :func:`deliver_sink` sends them in batches of ``batch_size`` in ``seq``
-order, starting after the cursor. The cursor moves to a batch's last ``seq`` only once the receiver
+order, starting after the cursor. Only sealed events have a ``seq`` (paas/audit.py): an event is
+streamed once it is chained, and the sealers of a chain commit one after another, so a reader never
+sees seq n+1 before seq n. The cursor moves to a batch's last ``seq`` only once the receiver
 accepted the whole batch; so a failure anywhere means the batch (and everything after it) is sent
 again later: at least once, in order, nothing skipped. One sink is delivered by one process at a time
 (a PostgreSQL advisory lock per sink; a second runner skips it), which is what keeps the order.
@@ -379,7 +381,7 @@ def with_head(queryset):
     """``queryset`` of sinks annotated with ``head``: the last seq of each sink's chain (one index
     lookup per sink on (chain, seq), however long the trail)."""
     chain = Coalesce(OuterRef("org_id"), Value(0), output_field=BigIntegerField())
-    head = AuditEvent.objects.filter(chain=chain).order_by("-seq").values("seq")[:1]
+    head = AuditEvent.objects.filter(chain=chain, seq__isnull=False).order_by("-seq").values("seq")[:1]
     return queryset.annotate(
         head=Coalesce(
             Subquery(head, output_field=BigIntegerField()), Value(0), output_field=BigIntegerField()

@@ -19,10 +19,12 @@ rewritten or cut chain is never laundered into a fresh checkpoint; until someone
 checkpoint stays where the honest chain was and ``audit_verify`` fails. Only the store directory is
 written: the application runs on a read-only root file system.
 
-The window: a transaction's events are checkpointed in its ``on_commit`` callback, before the request
-returns. Events a process committed and could not checkpoint (it died in between, or the store was
-unwritable, which is logged as an error) are covered by the ``audit checkpoint`` schedule (every five
-minutes, paas.tasks.audit_checkpoint); only those can be cut undetected, and only until it runs.
+The window: a transaction's events are sealed (chained) and checkpointed in its ``on_commit`` callback
+(paas/audit.py), before the request returns; only sealed events are checkpointed. Events a process
+committed and could not seal or checkpoint (it died in between, or the store was unwritable, which is
+logged as an error) are covered by the ``audit seal`` schedule (every minute, paas.tasks.audit_seal) and
+the ``audit checkpoint`` schedule (every five minutes, paas.tasks.audit_checkpoint); only those can be
+cut undetected, and only until they run.
 """
 
 import contextlib
@@ -193,7 +195,7 @@ def _new_head(chain: int, current: Checkpoint | None) -> AuditEvent | None:
     if current is None:
         # First checkpoint of this chain: anchored on the head as it is (``audit_verify --checkpoint``
         # verifies the whole chain before anchoring, for chains older than their checkpoints).
-        head = AuditEvent.objects.filter(chain=chain).order_by("-seq").first()
+        head = AuditEvent.objects.filter(chain=chain, seq__isnull=False).order_by("-seq").first()
         if head is not None and compute_hash(head) != head.hash:
             raise ChainDiverged(f"chain {chain}: head seq {head.seq} does not match its hash")
         return head

@@ -19,12 +19,17 @@ class AuditEvent(models.Model):
     UPDATE, DELETE and TRUNCATE on this table; each chain's head is also checkpointed, signed, outside
     the database (paas/checkpoints.py), so a cut tail or a re-hashed chain is found too.
 
+    An event is written *unsealed* (``seq``, ``prev_hash`` and ``hash`` empty: NULL, "", NULL) in the
+    transaction of the change it records, and *sealed* (given its place in the chain) right after that
+    commits (paas/audit.py): the one UPDATE the triggers let through sets exactly those three columns,
+    once.
+
     Org, project and actor are plain ids without foreign-key constraints: the trail outlives what it
     describes, and a cascade must never reach it.
     """
 
     chain = models.BigIntegerField("chain", db_index=True)
-    seq = models.BigIntegerField("sequence")
+    seq = models.BigIntegerField("sequence", null=True, blank=True)  # empty until sealed
     created_at = models.DateTimeField("time", default=timezone.now, db_index=True)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -64,8 +69,8 @@ class AuditEvent(models.Model):
     # The cluster a kubectl request went to (a plain id: paas knows no clusters; hashed only when set,
     # so the chains written before it existed still verify).
     cluster_id = models.BigIntegerField("cluster id", null=True, blank=True)
-    prev_hash = models.CharField("previous hash", max_length=64)
-    hash = models.CharField("hash", max_length=64, unique=True)
+    prev_hash = models.CharField("previous hash", max_length=64, blank=True)  # "" until sealed
+    hash = models.CharField("hash", max_length=64, unique=True, null=True, blank=True)
 
     class Meta:
         verbose_name = "audit event"
@@ -73,6 +78,11 @@ class AuditEvent(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(fields=["chain", "seq"], name="paas_auditevent_chain_seq_unique"),
+            models.CheckConstraint(
+                condition=models.Q(seq__isnull=True, prev_hash="", hash__isnull=True)
+                | (models.Q(seq__isnull=False, hash__isnull=False) & ~models.Q(prev_hash="")),
+                name="paas_auditevent_sealed_whole",
+            ),
         ]
         indexes = [
             models.Index(fields=["org", "created_at"], name="paas_audit_org_time_idx"),
@@ -81,6 +91,10 @@ class AuditEvent(models.Model):
                 fields=["cluster_id", "created_at"],
                 name="paas_audit_cluster_time_idx",
                 condition=models.Q(cluster_id__isnull=False),
+            ),
+            # The sealers' work list: a handful of rows at any time, however long the trail.
+            models.Index(
+                fields=["chain", "id"], name="paas_audit_unsealed_idx", condition=models.Q(seq__isnull=True)
             ),
         ]
 

@@ -22,6 +22,14 @@ def audit_checkpoint() -> None:
     checkpoint_all()
 
 
+def audit_seal() -> None:
+    """Scheduled every minute: chain the committed audit events still unsealed (their process ended
+    between its commit and its on-commit sealing) and checkpoint those chains."""
+    from paas.audit import audit_seal_pending
+
+    audit_seal_pending()
+
+
 def audit_stream() -> None:
     """Scheduled every minute: stream the audit chains to their sinks (paas/audit_stream.py), polling
     for new events for most of the minute."""

@@ -23,6 +23,12 @@ class Command(BaseCommand):
         result = audit_verify()
         if result.store_error:
             self.stderr.write(f"CHECKPOINTS UNAVAILABLE: {result.store_error}")
+        for chain, count in sorted(result.pending.items()):
+            self.stdout.write(
+                f"note: chain {chain} has {count} event(s) pending sealing (committed, not chained yet; "
+                f"the oldest from {result.oldest_pending:%Y-%m-%d %H:%M:%S %Z}: the 'audit seal' schedule "
+                "chains them)"
+            )
         for chain in result.unanchored:
             self.stdout.write(f"note: chain {chain} has no checkpoint yet (run with --checkpoint to anchor)")
         if not result.ok:
