@@ -12,8 +12,9 @@ settings: a compute instance's action variables are fixed at the template's defa
 Stop and start (actions named ``stop`` and ``start``; a template without them offers none). A stopped
 compute instance or service keeps its storage (still counted) and releases its GPUs, CPU and memory
 (``instances.quota`` and ``instances.selectors.reservations`` count nothing else for it). Starting a
-compute instance takes them again under the same quota-row locks and checks as a launch, on its own
-cluster (it cannot move), and is refused with the numbers when they are gone.
+compute instance takes them again with the same checks and decision as a launch
+(``instances.launch_decision``), on its own cluster (it cannot move), and is refused with the numbers
+when they are gone.
 
 Who may: on a compute instance its owner, its collaborators (``use_instance``) and the workspace's
 admins (``manage_instances``); on a service whoever may manage it (``can_manage_service``: also the
@@ -30,22 +31,19 @@ from django.db import transaction
 from django.db.models import Q
 
 from catalog import secret_inputs, templating
+from instances import counters, launch_decision
 from instances.launch_checks import launch_checks_run
 from instances.models import ComputeInstance, Run, ServiceInstance
-from instances.quota import quota_problems, start_totals
-from instances.selectors import reservations
+from instances.quota import start_totals
 from instances.service_selectors import can_manage_service
 from instances.states import State, transition
-from instances.user_limits import limit_check
 from inventory import mig
 from inventory.matchmaker import PlacementRequest, ResourceGroup
 from inventory.routing import enqueue_for_cluster
-from inventory.selectors import placement_for
 from paas import authz
 from paas.audit import audit_log
 from paas.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from paas.units import GIB
-from tenancy.models import Quota
 
 STOP, START = "stop", "start"
 DAY2_LABEL = "ALLOW_DAY2_OPERATIONS"
@@ -252,18 +250,8 @@ def action_run(*, actor, target, action: str, variables: dict | None = None) -> 
     return _compute_action(actor=actor, instance=target, action=declared, values=values)
 
 
-def _lock_quotas(project) -> list[Quota]:
-    """The workspace's and org's quota rows, locked in the launch's order (project first, then org)."""
-    return list(
-        Quota.objects.select_for_update(of=("self",))
-        .filter(Q(project=project) | Q(org_id=project.org_id))
-        .order_by("project_id")
-    )
-
-
 def _compute_action(*, actor, instance: ComputeInstance, action: dict, values: dict) -> Run:
-    name = action["name"]
-    quotas = _lock_quotas(instance.project) if name == START else None
+    name, starting = action["name"], False
     instance = (
         ComputeInstance.objects.select_for_update(of=("self",))
         .select_related("cluster", "project")
@@ -275,8 +263,9 @@ def _compute_action(*, actor, instance: ComputeInstance, action: dict, values: d
                 f"{instance.name} is {instance.get_state_display().lower()}; only a stopped (or failed) "
                 "instance can be started."
             )
-        if instance.state == State.STOPPED:
-            _start_checks(actor=actor, instance=instance, quotas=quotas)
+        starting = instance.state == State.STOPPED
+        if starting:
+            _start_checks(actor=actor, instance=instance)
         # (A failed instance, e.g. after a stop that failed half-way, holds its quota and capacity
         # already: its start only restores the namespace and scales back what a stop scaled down.)
         reason = f"Starting (requested by {actor})."
@@ -299,6 +288,8 @@ def _compute_action(*, actor, instance: ComputeInstance, action: dict, values: d
             f"{instance.name} (or one of its services) has a run in progress; wait for it to finish."
         )
     transition(instance, State.PROVISIONING, reason)
+    if starting:
+        _start_decision(actor=actor, instance=instance)
     run = _queue(
         actor=actor,
         target=instance,
@@ -339,34 +330,37 @@ def snapshot_placement_request(instance: ComputeInstance) -> PlacementRequest:
     )
 
 
-def _start_checks(*, actor, instance: ComputeInstance, quotas: list[Quota]) -> None:
-    """A start takes the instance's compute again: the quotas (re-summed under their locks), the free
-    capacity of its own cluster and the higher layers' launch checks, as a launch does."""
-    want = start_totals(instance)
-    problems = quota_problems(
-        project=instance.project, wants={"start": want}, quotas=quotas, what="this start"
-    )["start"]
-    if problems:
-        raise Conflict(
-            f"{instance.name} cannot start: over quota: " + " ".join(problems), code="quota_exceeded"
-        )
-    # The owner's per-user GPU limit (as an instance, the stopped one counts already).
-    limit_check(project=instance.project, user=instance.owner, want=want, actor=actor, what="this start")
-    if want["gpu_units"] or want["cpu_millis"] or want["memory_gib"]:
-        placement = placement_for(snapshot_placement_request(instance), reserved=reservations())
-        if placement.cluster is None:
-            raise Conflict(
-                f"{instance.name} cannot start: its cluster {instance.cluster.name} no longer has the free "
-                "capacity it needs (a stopped instance keeps its cluster). " + placement.explain(),
-                code="no_capacity",
-            )
+def _start_checks(*, actor, instance: ComputeInstance) -> None:
+    """A start takes the instance's compute again, as a launch does: the higher layers' launch checks
+    first (no lock); then, in the transition to PROVISIONING, the free capacity of its own cluster
+    (``instances.capacity``'s receiver: the cluster's row first) and the decision on the usage
+    counters against the quotas and the owner's per-user limits (``instances.launch_decision``, via
+    :func:`_start_decision`): the counters hold the started instance before the transition moves it,
+    so the counters' receiver moves nothing more."""
     launch_checks_run(
         actor=actor,
         project=instance.project,
         profile=instance.profile,
         cluster=instance.cluster,
-        totals=want,
+        totals=start_totals(instance),
         instance=instance,
+    )
+    counters.mark_counted(instance, State.PROVISIONING)
+
+
+def _start_decision(*, actor, instance: ComputeInstance) -> None:
+    """The start's decision (after the cluster's capacity was taken in its transition)."""
+    launch_decision.take(
+        project=instance.project,
+        user=instance.owner,
+        want=start_totals(instance),
+        limits=launch_decision.limits_for(project=instance.project),
+        rows=counters.difference(
+            counters.holds(instance, State.PROVISIONING), counters.holds(instance, State.STOPPED)
+        ),
+        actor=actor,
+        what="this start",
+        prefix=f"{instance.name} cannot start: over quota: ",
     )
 
 

@@ -18,3 +18,16 @@ def developer_hub(request) -> dict:
 
 
 admin.site.add_home_section(20, developer_hub)
+
+
+def usage_check(request) -> dict | None:
+    """Operators: the newest drift check of the usage counters and capacity reservations."""
+    from instances.counters import last_check
+    from paas import authz
+
+    if not authz.is_operator(request.user):
+        return None
+    return {"template": "admin/instances/home_usage_check.html", "check": last_check()}
+
+
+admin.site.add_home_section(40, usage_check)

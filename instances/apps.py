@@ -23,7 +23,12 @@ class InstancesConfig(AppConfig):
         project_deleting.connect(receivers.project_deleting, dispatch_uid="instances.project_deleting")
 
         from catalog.signals import registry_changed
+        from instances import capacity
         from instances.signals import instance_state_changed
+
+        # Capacity first: its receiver takes the cluster's reservation row, before any receiver that
+        # takes org, workspace or user rows (the launch's lock order: cluster, org, workspace, user).
+        instance_state_changed.connect(capacity.instance_state_changed, dispatch_uid="instances.capacity")
 
         registry_changed.connect(receivers.registry_changed, dispatch_uid="instances.registry_changed")
 
@@ -32,4 +37,9 @@ class InstancesConfig(AppConfig):
 
         metrics.register_database_collector("warm_pools", instance_metrics.warm_pools)
         metrics.register_database_collector("quotas", instance_metrics.quotas)
+        metrics.register_database_collector("usage_counter_drift", instance_metrics.usage_counter_drift)
         instance_state_changed.connect(receivers.instance_ready, dispatch_uid="instances.pull_secrets_ready")
+        from instances import counters
+
+        # Usage counters move with every state change, in its transaction (instances.counters).
+        instance_state_changed.connect(counters.state_changed, dispatch_uid="instances.usage_counters")

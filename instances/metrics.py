@@ -1,22 +1,22 @@
 """Instances' gauges read at scrape time (paas/metrics.py): warm-pool levels and quota usage per org.
 
 Warm pools: three queries (the pools with their profile and scope, their schedules, their standby
-instances counted by state). Quotas: two (the orgs' quota rows; the active instances' usage summed by
-org, as ``instances.quota.usage`` counts it: a stopped instance holds only its storage).
+instances counted by state). Quotas: two (the orgs' quota rows; the orgs' usage counters,
+``instances.counters``: a stopped instance holds only its storage). Usage counter drift: one (the
+newest drift check).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 
-from django.db.models import Count, Prefetch, Q, Sum
+from django.db.models import Count, Prefetch, Q
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
 
 from instances import pool_schedules
-from instances.models import ComputeInstance, PoolSchedule, StandbyInstance, WarmPool
-from instances.quota import HOLDS_COMPUTE
-from instances.states import ACTIVE
+from instances.counter_models import AMOUNTS, UsageCounter
+from instances.models import PoolSchedule, StandbyInstance, WarmPool
 from inventory import mig
 from tenancy.models import Quota
 
@@ -74,24 +74,16 @@ def quotas():
         .order_by("org_id")
     )
     used: dict[int, dict] = defaultdict(dict)
-    for row in (
-        ComputeInstance.objects.filter(state__in=ACTIVE)
-        .values("org_id")
-        .annotate(
-            units=Sum("gpu_units", filter=HOLDS_COMPUTE),
-            cpu=Sum("cpu_millis", filter=HOLDS_COMPUTE),
-            memory=Sum("memory_gib", filter=HOLDS_COMPUTE),
-            storage=Sum("storage_gib"),
-            count=Count("pk"),
-        )
-        .order_by()
-    ):
-        used[row["org_id"]] = {
-            "gpus": (row["units"] or 0) / mig.UNITS_PER_GPU,  # a MIG slice counts its fraction of a GPU
-            "cpu_cores": (row["cpu"] or 0) / 1000,
-            "memory_gib": row["memory"] or 0,
-            "storage_gib": row["storage"] or 0,
-            "instances": row["count"],
+    # The orgs' usage counters (instances.counters): one row per org, no re-sum.
+    for org_id, units, cpu, memory, storage, count in UsageCounter.objects.filter(
+        project__isnull=True, user__isnull=True, gpu_model=""
+    ).values_list("org_id", *AMOUNTS):
+        used[org_id] = {
+            "gpus": units / mig.UNITS_PER_GPU,  # a MIG slice counts its fraction of a GPU
+            "cpu_cores": cpu / 1000,
+            "memory_gib": memory,
+            "storage_gib": storage,
+            "instances": count,
         }
     labels = ["org", "resource"]
     in_use = GaugeMetricFamily(
@@ -109,3 +101,17 @@ def quotas():
             if value is not None:
                 limit.add_metric([org, resource], float(value))
     return [in_use, limit]
+
+
+def usage_counter_drift():
+    """The drift found by the newest check of the usage counters (``instances.counters.counters_check``)."""
+    from instances.counters import last_check
+
+    check = last_check()
+    gauge = GaugeMetricFamily(
+        "paas_usage_counter_drift",
+        "Rows where the usage counters or the clusters' capacity reservations differed from a re-sum of "
+        "the instances at the newest drift check (0: none; repair with manage.py usage_recount --fix).",
+    )
+    gauge.add_metric([], len(check.drift) if check else 0)
+    return [gauge]

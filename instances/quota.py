@@ -19,6 +19,8 @@ from decimal import Decimal
 from django.db.models import Q, Sum
 
 from catalog.models import ComputeProfile
+from instances.counter_models import AMOUNTS
+from instances.counters import UNKNOWN_PARENT
 from instances.models import ComputeInstance
 from instances.states import ACTIVE, STORAGE_ONLY
 from inventory import mig
@@ -89,46 +91,6 @@ def model_units(model: str, gpus_by_model: dict, mig_slices: dict, mig_parents: 
 HOLDS_COMPUTE = ~Q(state__in=STORAGE_ONLY)
 
 
-def usage(instances) -> dict:
-    """Usage of the active ``instances``, summed in SQL (plus what per-model limits need from the JSON
-    columns, grouped so that a limit's check is a sum over few rows). A stopped instance counts its
-    storage (and as an instance) only: its GPUs, CPU and memory are released."""
-    sums = instances.aggregate(
-        units=Sum("gpu_units", filter=HOLDS_COMPUTE),
-        cpu=Sum("cpu_millis", filter=HOLDS_COMPUTE),
-        memory=Sum("memory_gib", filter=HOLDS_COMPUTE),
-        storage=Sum("storage_gib"),
-    )
-    by_model: dict[str, int] = defaultdict(int)
-    slices: dict[tuple[str, tuple[str, ...]], int] = defaultdict(int)  # (profile, parents) -> count
-    rows = (
-        instances.filter(HOLDS_COMPUTE)
-        .exclude(gpus_by_model={}, mig_slices={})
-        .values_list("gpus_by_model", "mig_slices", "mig_parents")
-    )
-    for gpus_by_model, mig_slices, parents in rows:
-        for model, count in gpus_by_model.items():
-            by_model[model] += count
-        for profile, count in mig_slices.items():
-            slices[(profile, tuple(sorted((parents or {}).get(profile) or ())))] += count
-    return {
-        "gpu_units": sums["units"] or 0,
-        "cpu_cores": Decimal(sums["cpu"] or 0) / 1000,
-        "memory_gib": sums["memory"] or 0,
-        "storage_gib": sums["storage"] or 0,
-        "instances": instances.count(),
-        "gpus_by_model": dict(by_model),
-        "mig": dict(slices),
-    }
-
-
-def _used_model_units(model: str, used: dict) -> int:
-    units = mig.UNITS_PER_GPU * used["gpus_by_model"].get(model, 0)
-    for (profile, parents), count in used["mig"].items():
-        units += model_units(model, {}, {profile: count}, {profile: list(parents)})
-    return units
-
-
 format_gpus = mig.format_gpus_exact
 
 
@@ -163,7 +125,7 @@ def _check_quota(
             )
     for row in gpu_models:
         need = model_units(row.gpu_model, want["gpus_by_model"], want["mig_slices"], want["mig_parents"])
-        in_use = _used_model_units(row.gpu_model, used)
+        in_use = in_use_of_model(row.gpu_model, used)
         if need and in_use + need > row.gpus * mig.UNITS_PER_GPU:
             problems.append(
                 f"{scope} quota of {row.gpus} {row.gpu_model} GPUs: {format_gpus(in_use)} in use, "
@@ -172,23 +134,49 @@ def _check_quota(
     return problems
 
 
+def counted_usage(rows: dict[str, tuple]) -> dict:
+    """A scope's usage as the counters keep it (``instances.counters.scope_rows``: by ``gpu_model``),
+    in the form :func:`_check_quota` reads (as :func:`usage` re-sums it)."""
+    units, cpu, memory, storage, count = rows.get("", (0, 0, 0, 0, 0))
+    unknown = {
+        model[len(UNKNOWN_PARENT) :]: amounts[0]
+        for model, amounts in rows.items()
+        if model.startswith(UNKNOWN_PARENT)
+    }
+    return {
+        "gpu_units": units,
+        "cpu_cores": Decimal(cpu) / 1000,
+        "memory_gib": memory,
+        "storage_gib": storage,
+        "instances": count,
+        "model_units": {m: a[0] for m, a in rows.items() if m and not m.startswith(UNKNOWN_PARENT)},
+        "unknown_parent_units": unknown,
+    }
+
+
 def quota_problems(
     *, project: Project, wants: dict, quotas: list[Quota] | None = None, what: str = "this launch"
 ) -> dict[object, list]:
     """For each key of ``wants`` (resources as ``profile_totals`` gives them), what the workspace's and
-    the org's quotas would refuse with today's usage: the launch's check (under its lock), and the
-    portal's warning on each size card before anyone presses Launch. A refusal that involves GPUs ends
-    with the unit's explanation. ``what`` names the request in the messages ("this start")."""
+    the org's quotas would refuse with today's usage (read from the usage counters, one query): the
+    launch's message once its decision refused, and the portal's warning on each size card before
+    anyone presses Launch. A refusal that involves GPUs ends with the unit's explanation. ``what``
+    names the request in the messages ("this start")."""
     if quotas is None:
-        quotas = list(Quota.objects.filter(Q(project=project) | Q(org_id=project.org_id)))
+        quotas = list(
+            Quota.objects.filter(Q(project=project) | Q(org_id=project.org_id)).prefetch_related("gpu_models")
+        )
+    from instances.counter_models import UsageCounter
+
+    rows: dict[object, dict] = {None: {}, project.pk: {}}
+    for project_id, model, *amounts in UsageCounter.objects.filter(
+        Q(project__isnull=True) | Q(project=project), org_id=project.org_id, user__isnull=True
+    ).values_list("project_id", "gpu_model", *AMOUNTS):
+        rows[project_id][model] = tuple(amounts)
     result: dict[object, list] = {key: [] for key in wants}
     for quota in sorted(quotas, key=lambda q: q.project_id is None):
         scope = "Workspace" if quota.project_id else "Organization"
-        instances = ComputeInstance.objects.filter(state__in=ACTIVE)
-        instances = (
-            instances.filter(project=project) if quota.project_id else instances.filter(org_id=project.org_id)
-        )
-        used = usage(instances)
+        used = counted_usage(rows[project.pk if quota.project_id else None])
         gpu_models = list(quota.gpu_models.all())
         for key, want in wants.items():
             result[key] += _check_quota(quota, used, want, scope, gpu_models, what)
@@ -196,6 +184,14 @@ def quota_problems(
         if any(" GPUs: " in problem for problem in problems):
             problems.append(UNIT_NOTE)
     return result
+
+
+def in_use_of_model(model: str, used: dict) -> int:
+    """GPU units in use that count against a per-model limit of ``model``: the model's own counter
+    and the slices of unknown parent that the model offers."""
+    return used["model_units"].get(model, 0) + sum(
+        amount for profile, amount in used["unknown_parent_units"].items() if mig.offers(model, profile)
+    )
 
 
 def _fmt(value) -> str:

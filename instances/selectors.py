@@ -1,6 +1,5 @@
 """Permission-filtered reads of compute instances."""
 
-from collections import defaultdict
 from decimal import Decimal
 
 from django.db.models import CharField, Count, Q, QuerySet, Sum
@@ -11,6 +10,7 @@ from catalog.models import ComputeProfile
 from instances.models import ComputeInstance, StandbyInstance
 from instances.states import ACTIVE, STORAGE_ONLY, State
 from inventory.matchmaker import PlacementRequest, ResourceGroup
+from inventory.models import ClusterReservation
 from inventory.selectors import Reservation
 from paas import authz
 from paas.errors import NotFound
@@ -167,36 +167,25 @@ def workspaces_with_active_instances(user, *, exclude: Project | None = None) ->
     )
 
 
-# --- what a launch asks of the matchmaker (read under the launch's lock) ------------------------------
+# --- what a launch asks of the matchmaker ------------------------------------------------------------
 
 
 def reservations() -> dict[int, Reservation]:
-    """What active instances and warm pools' standby instances hold on each cluster (subtracted from
-    capacity before placing); a stopped instance holds nothing there (its pods are gone)."""
-    held: dict[int, dict] = {}
-    holding = ComputeInstance.objects.filter(state__in=ACTIVE, cluster__isnull=False).exclude(
-        state__in=STORAGE_ONLY
-    )
-    columns = ("cluster_id", "gpus_by_model", "mig_slices", "cpu_millis", "memory_gib")
-    # Warm pools' standby instances hold their capacity for real (placeholder pods) until claimed (the
-    # claiming instance holds it then) or deleted.
-    standbys = StandbyInstance.objects.filter(state__in=STANDBY_HOLDING)
-    rows = [*holding.values(*columns), *standbys.values(*columns)]
-    for row in rows:
-        entry = held.setdefault(
-            row["cluster_id"], {"gpus": defaultdict(int), "mig": defaultdict(int), "cpu": 0, "memory": 0}
-        )
-        for model, count in row["gpus_by_model"].items():
-            entry["gpus"][model] += count
-        for profile, count in row["mig_slices"].items():
-            entry["mig"][profile] += count
-        entry["cpu"] += row["cpu_millis"]
-        entry["memory"] += row["memory_gib"] * GIB
+    """What the platform's instances and warm pools' standby instances hold on each cluster (subtracted
+    from capacity before placing): the clusters' reservation rows (``inventory.ClusterReservation``,
+    kept by ``instances.capacity``), one query whatever the number of instances. Clusters holding
+    nothing are absent. A cluster without a row yet counts as holding nothing here; its first
+    reservation creates the row from the exact re-sum and refuses what no longer fits."""
+    rows = ClusterReservation.objects.values_list("cluster_id", "gpus", "mig", "cpu_millis", "memory_bytes")
     return {
         pk: Reservation(
-            gpus=dict(e["gpus"]), mig=dict(e["mig"]), cpu_millis=e["cpu"], memory_bytes=e["memory"]
+            gpus={k: v for k, v in gpus.items() if v},
+            mig={k: v for k, v in mig.items() if v},
+            cpu_millis=cpu,
+            memory_bytes=memory,
         )
-        for pk, e in held.items()
+        for pk, gpus, mig, cpu, memory in rows
+        if any(gpus.values()) or any(mig.values()) or cpu or memory
     }
 
 

@@ -1,28 +1,27 @@
 """Every write on compute instances: launch (quota-safe, placed by the matchmaker), state changes,
 runs, collaborators and delete. Workers call the ``*_execute`` functions through ``instances.tasks``."""
 
-from django.db import transaction
-from django.db.models import Q
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from catalog.models import ComputeProfile
 from catalog.selectors import catalog_for
-from instances import access, pool_claims, selectors, user_limits
+from instances import access, launch_decision, pool_claims, selectors
 from instances.applications import applications_deleting_with
+from instances.capacity import capacity_place, capacity_place_and_reserve
 from instances.launch_checks import launch_checks_run
 from instances.models import ComputeInstance, Run
-from instances.quota import profile_totals, quota_problems
+from instances.quota import profile_totals
 from instances.secret_outputs import read_secret_output
 from instances.service_instances import services_deleting_with
 from instances.states import State, transition
 from inventory.models import Cluster
 from inventory.routing import enqueue_for_cluster
-from inventory.selectors import placement_for
 from paas import authz, metrics
 from paas.audit import audit_log
 from paas.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from paas.validation import is_dns_label
-from tenancy.models import Project, Quota
+from tenancy.models import Project
 
 # What quotas count and refuse lives in instances.quota (GPU quotas count MIG slices as fractions of a
 # GPU); what active instances hold and what a profile asks of the matchmaker, in instances.selectors.
@@ -32,8 +31,8 @@ from tenancy.models import Project, Quota
 
 
 def instance_name_check(*, project: Project, name: str) -> str:
-    """The name, stripped, if it may name a new instance in the workspace (the launch checks it again
-    under the quota lock; the portal's first step asks early)."""
+    """The name, stripped, if it may name a new instance in the workspace (the portal's first step asks
+    early; a concurrent launch of the same name is refused by the unique constraint at the INSERT)."""
     name = (name or "").strip()
     if not is_dns_label(name):
         raise ValidationFailed(
@@ -57,16 +56,20 @@ def instance_launch(
 ) -> ComputeInstance:
     """Launch a compute profile into a workspace.
 
-    Inside one transaction: the project's and org's quota rows are locked, usage is re-summed and an
-    over-quota launch is refused naming the limit, as is one past the launching user's instance limits
-    (``instances.user_limits``); the profile is snapshotted; the matchmaker places
-    it; the instance and its first run are created; the deploy is enqueued on commit for the agent
-    that reaches the chosen cluster.
+    Everything that does not depend on concurrent launches runs first, without a lock: the name, the
+    catalog, the snapshot, the placement (or the claim of a warm-pool standby), what the instance will
+    hold, and the higher layers' launch checks (billing's budget stop). Then the decision, last: one
+    conditional statement on the usage counters (``instances.launch_decision``) against the
+    workspace's and org's quotas and the owner's instance limits; refused, it says which limit with
+    the numbers ("Over quota: Workspace quota of …"). Then the instance and its first run are
+    created, the audit event written and the deploy enqueued on commit for the agent that reaches the
+    chosen cluster. The counters' rows are the first rows this transaction locks (the standby's
+    ``SKIP LOCKED`` claim never waits), so launches wait for one another only for that decision.
 
     A profile with the warm-pool strategy first claims a ready standby instance built from the same
     snapshot (``instances.pool_claims``): the instance takes over its namespace and cluster, its first
     run is the hand-over (run at once on commit), and the loop is enqueued to refill the pool. The
-    quota checks and launch checks are the same either way.
+    decision and launch checks are the same either way.
     """
     authz.require(
         actor, "manage_instances", project, message="You may not launch instances in this workspace."
@@ -77,14 +80,7 @@ def instance_launch(
             "That compute profile is not in this workspace's catalog.",
             fields={"profile": "Choose a published profile of this workspace's catalog."},
         )
-    # Lock the quota rows (project first, then org, always in this order) and re-sum under the lock.
-    quotas = {
-        q.pk: q
-        for q in Quota.objects.select_for_update(of=("self",))
-        .filter(Q(project=project) | Q(org_id=project.org_id))
-        .order_by("project_id")
-    }
-    instance_name_check(project=project, name=name)  # again, now that launches here are serialised
+    limits = launch_decision.limits_for(project=project, user=actor)
     snapshot = pool_claims.launch_snapshot(profile)
     # A warm-pool profile claims a ready standby instance built from this very snapshot (skip-locked:
     # concurrent launches take different ones); none ready: on demand, placed by the matchmaker.
@@ -93,45 +89,55 @@ def instance_launch(
         standby = pool_claims.claim(
             profile, org_id=project.org_id, digest=pool_claims.snapshot_digest(snapshot)
         )
+    request = placement = None
     if standby is not None:
-        cluster, placement = standby.cluster, None
+        cluster = standby.cluster  # (its capacity moves to the instance: the cluster's row is unchanged)
     else:
-        # Placed first: the parent GPU model of a MIG slice (what per-model limits count) is known once
-        # the cluster is. Over quota is said before "no capacity" all the same.
-        placement = placement_for(
-            selectors.placement_request(profile, project.org_id), reserved=selectors.reservations()
-        )
+        # Placed first (reads only): the parent GPU model of a MIG slice (what per-model limits count)
+        # is known once the cluster is.
+        request = selectors.placement_request(profile, project.org_id)
+        placement = capacity_place(request)
         cluster = Cluster.objects.get(name=placement.cluster) if placement.cluster else None
     want = profile_totals(profile, cluster_id=cluster.pk if cluster else None)
-    problems = quota_problems(project=project, wants={profile.pk: want}, quotas=list(quotas.values()))[
-        profile.pk
-    ]
-    if problems:
-        raise Conflict("Over quota: " + " ".join(problems), code="quota_exceeded")
-    # The org's and the workspace's per-user limits (instances.user_limits), under the same locks.
-    user_limits.limit_check(project=project, user=actor, want=want)
     if cluster is None:
-        raise Conflict(
-            "No cluster has capacity for this profile now. " + placement.explain(), code="no_capacity"
-        )
-    # Higher layers' rules (budgets, limits), under the same locks (instances.launch_checks).
+        _no_capacity(project=project, actor=actor, want=want, limits=limits, placement=placement)
+    # Higher layers' rules (budgets, limits) that do not depend on concurrent launches
+    # (instances.launch_checks): before the decision, outside any lock.
     launch_checks_run(
         actor=actor, project=project, profile=profile, cluster=cluster, totals=want, kind="compute"
     )
-    instance = ComputeInstance.objects.create(
-        org_id=project.org_id,
-        project=project,
-        name=name,
-        description=description or "",
-        owner=actor,
-        profile=profile,
-        snapshot=snapshot,
-        cluster=cluster,
-        placement=placement.as_dict() if placement else _claimed_placement(standby),
-        namespace=standby.namespace if standby else "",
-        from_warm_pool=standby is not None,
-        **want,
-    )
+    # The critical section, last before the INSERTs: the cluster's capacity (re-placed when it was
+    # taken meanwhile), then the quotas and the owner's limits on the counters (lock order: cluster,
+    # org, workspace, user).
+    if standby is None:
+        placement, reserved = capacity_place_and_reserve(request=request, placement=placement)
+        if reserved is None:
+            _no_capacity(project=project, actor=actor, want=want, limits=limits, placement=placement)
+        if reserved.pk != cluster.pk:  # placed elsewhere: its MIG slices' parents may differ
+            cluster, want = reserved, profile_totals(profile, cluster_id=reserved.pk)
+    launch_decision.take(project=project, user=actor, want=want, limits=limits)
+    try:
+        instance = ComputeInstance.objects.create(
+            org_id=project.org_id,
+            project=project,
+            name=name,
+            description=description or "",
+            owner=actor,
+            profile=profile,
+            snapshot=snapshot,
+            cluster=cluster,
+            placement=placement.as_dict() if placement else _claimed_placement(standby),
+            namespace=standby.namespace if standby else "",
+            from_warm_pool=standby is not None,
+            **want,
+        )
+    except IntegrityError as exc:
+        # A concurrent launch took the name since the check above (the partial unique constraint).
+        if "instances_name_unique_in_project" not in str(exc):
+            raise
+        raise ValidationFailed(
+            "Invalid name.", fields={"name": f"An instance named {name!r} exists in this workspace already."}
+        ) from exc
     run = Run.objects.create(instance=instance, kind=Run.Kind.CLAIM if standby else Run.Kind.DEPLOY)
     access.grant(actor, instance)  # the owner's own access (and kubeconfig) to this instance
     details = {
@@ -152,6 +158,13 @@ def instance_launch(
     if standby is None:
         enqueue_for_cluster(cluster, "instances.tasks.run_execute", run.pk)
     return instance
+
+
+def _no_capacity(*, project, actor, want, limits, placement) -> None:
+    """Refuse a launch nothing can place now: over quota is said first (read from the counters, nothing
+    taken), then "no capacity" with the matchmaker's explanation."""
+    launch_decision.refuse_if_over(project=project, user=actor, want=want, limits=limits)
+    raise Conflict("No cluster has capacity for this profile now. " + placement.explain(), code="no_capacity")
 
 
 def _claimed_placement(standby) -> dict:

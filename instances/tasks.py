@@ -91,3 +91,12 @@ def standby_delete(standby_id: int) -> str:
 
     with client_context(client=Client.TASK):
         return pool_deployer.standby_delete(standby_id=standby_id)
+
+
+def usage_counters_check() -> int:
+    """The periodic drift check of the usage counters and capacity reservations (reports, repairs
+    nothing: ``manage.py usage_recount --fix`` does). Returns the number of drifting rows."""
+    from instances.counters import counters_check
+
+    with client_context(client=Client.TASK):
+        return len(counters_check())

@@ -10,16 +10,14 @@ quotas). Deleting an instance gives its place back once the delete has finished 
 resources while it is being deleted, as for the quotas).
 
 An org's limit counts the user's instances across the org, a workspace's those in the workspace; both
-are checked, so the stricter one refuses. The launch (``instances.services.instance_launch``, warm-pool
-claims included) and the start of a stopped instance call :func:`limit_check` while they hold the
-workspace's and the org's quota rows locked, so concurrent launches of one user cannot pass a limit
-(every launch in the org waits for the org's row).
+are checked, so the stricter one refuses. What a user holds is read from the usage counters
+(``instances.counters``: the user in the org, the user in the workspace). The launch
+(``instances.services.instance_launch``, warm-pool claims included) and the start of a stopped
+instance bound them in their decision (``instances.launch_decision``), one conditional statement on
+the counters, so concurrent launches of one user cannot pass a limit; :func:`limit_problems` explains
+a refusal.
 """
 
-from django.db.models import Count, Q, Sum
-
-from instances.models import ComputeInstance
-from instances.states import ACTIVE, STORAGE_ONLY
 from inventory import mig
 from paas.errors import ValidationFailed
 from tenancy.limit_selectors import instance_limits_applying
@@ -41,17 +39,18 @@ def _plural(count: int, word: str) -> str:
 
 
 def held(limit: InstanceLimit, user) -> dict:
-    """What ``user``'s instances hold in the limit's scope: instances and GPU units."""
-    instances = ComputeInstance.objects.filter(owner=user, state__in=ACTIVE)
-    instances = (
-        instances.filter(project_id=limit.project_id)
-        if limit.project_id
-        else instances.filter(org_id=limit.org_id)
-    )
-    sums = instances.aggregate(
-        instances=Count("pk"), units=Sum("gpu_units", filter=~Q(state__in=STORAGE_ONLY))
-    )
-    return {"instances": sums["instances"] or 0, "gpu_units": sums["units"] or 0}
+    """What ``user``'s instances hold in the limit's scope: instances and GPU units (the usage
+    counters of the user in the org or in the workspace, ``instances.counters``)."""
+    return held_many([limit], user)[limit.pk]
+
+
+def held_many(limits: list[InstanceLimit], user) -> dict[int, dict]:
+    """:func:`held` of each limit, in one query."""
+    from instances.counters import usage_of
+
+    keys = {limit.pk: (limit.org_id, limit.project_id, user.pk, "") for limit in limits}
+    rows = usage_of(keys.values())
+    return {pk: {"instances": rows[key][4], "gpu_units": rows[key][0]} for pk, key in keys.items()}
 
 
 def _scope(limit: InstanceLimit) -> str:
@@ -88,10 +87,14 @@ def limit_problems(
     org's and the workspace's limits would refuse ``user`` today."""
     limits = instance_limits_applying(project) if limits is None else limits
     result: dict[object, list[str]] = {key: [] for key in wants}
+    limits = [
+        limit
+        for limit in limits
+        if limit.max_active_instances_per_user is not None or limit.max_gpus_per_user is not None
+    ]
+    counts = held_many(limits, user)
     for limit in limits:
-        if limit.max_active_instances_per_user is None and limit.max_gpus_per_user is None:
-            continue
-        used = held(limit, user)
+        used = counts[limit.pk]
         for key, want in wants.items():
             result[key] += _problems(limit, used, want, who=who, what=what)
     return result
@@ -114,7 +117,7 @@ def launch_room(*, project: Project, user, wants: dict) -> dict[object, dict]:
         for limit in instance_limits_applying(project)
         if limit.max_active_instances_per_user is not None or limit.max_gpus_per_user is not None
     ]
-    used = {limit.pk: held(limit, user) for limit in limits}
+    used = held_many(limits, user)
     room: dict[object, dict] = {}
     for key, want in wants.items():
         more = None
@@ -140,8 +143,10 @@ def limits_summary(*, project: Project, user) -> list[dict]:
     """The limits bounding ``user`` in ``project`` with what they hold against each (the API's and the
     portal's workspace summary)."""
     rows = []
-    for limit in instance_limits_applying(project):
-        counts = held(limit, user)
+    limits = instance_limits_applying(project)
+    held_by_limit = held_many(limits, user)
+    for limit in limits:
+        counts = held_by_limit[limit.pk]
         rows.append(
             {
                 "scope": limit.scope,

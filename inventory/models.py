@@ -334,3 +334,8 @@ class Storage(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+# What the platform holds on each cluster (one row per cluster, kept by conditional UPDATEs): its own
+# module; imported here so that Django registers it with the app.
+from inventory.reservation_models import ClusterReservation  # noqa: E402, F401

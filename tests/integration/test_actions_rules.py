@@ -11,6 +11,7 @@ from paas.errors import Conflict, ValidationFailed
 from tenancy import services as tenancy_services
 from tenancy.roles import Role
 from tests.factories import ONE_A100, UserFactory, add_member, make_synced_cluster
+from tests.support.instances import force_state
 from tests.support.roles import WITH_SUPPORT, user_for
 
 MANIFESTS = """apiVersion: v1
@@ -255,13 +256,13 @@ def test_a_failed_instance_can_be_started_without_taking_its_quota_twice(world, 
     workloads possibly scaled down: start is its way back, with no second quota check."""
     instance, admin = setup["instance"], world.a.users["workspace_admin"]
     tenancy_services.quota_update(actor=world.a.users["org_admin"], quota=instance.project.quota, gpus=1)
-    ComputeInstance.objects.filter(pk=instance.pk).update(state=State.FAILED)
+    force_state(instance, State.FAILED)
     run = actions.action_run(actor=admin, target=ComputeInstance.objects.get(pk=instance.pk), action="start")
     assert run.action == "start" and ComputeInstance.objects.get(pk=instance.pk).state == State.PROVISIONING
     # A stopped one over the quota is refused with the numbers.
     run.outcome = Run.Outcome.SUCCEEDED
     run.save()
-    ComputeInstance.objects.filter(pk=instance.pk).update(state=State.STOPPED)
+    force_state(instance, State.STOPPED)
     tenancy_services.quota_update(actor=world.a.users["org_admin"], quota=instance.project.quota, gpus=0)
     with pytest.raises(Conflict, match="quota of 0 GPUs: 0 in use, this start needs 1"):
         actions.action_run(actor=admin, target=ComputeInstance.objects.get(pk=instance.pk), action="start")

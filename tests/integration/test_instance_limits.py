@@ -12,7 +12,7 @@ from django.utils import timezone
 from catalog import services as catalog_services
 from catalog.models import ComputeProfile
 from instances import actions, pool_claims
-from instances.models import ComputeInstance, StandbyInstance, WarmPool
+from instances.models import ComputeInstance, Run, StandbyInstance, WarmPool
 from instances.quota import profile_totals
 from instances.services import instance_delete, instance_launch
 from instances.states import State
@@ -32,6 +32,7 @@ from tests.factories import (
     make_profile,
     make_synced_cluster,
 )
+from tests.support.instances import force_state
 
 MANIFESTS = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ instance.name }}-info\ndata:\n  a: b\n"
 TWO_A100 = [dict(ONE_A100[0], gpu_count=2)]
@@ -106,15 +107,15 @@ def test_refused_at_the_limit_with_a_clear_message_and_allowed_after_a_delete(la
     add_member(admin=admin, user=colleague, role=Role.WORKSPACE_ADMIN, project=team)
     assert _launch(colleague, team, one, "theirs").owner == colleague
     # A stopped instance still counts (it keeps its namespace and storage).
-    ComputeInstance.objects.filter(pk=first.pk).update(state=State.STOPPED)
+    force_state(first, State.STOPPED)
     with pytest.raises(InstanceLimitReached):
         _launch(owner, team, one, "third")
     # Deleting holds the place until the namespace is gone (as for the quotas), then frees it.
-    ComputeInstance.objects.filter(pk=first.pk).update(state=State.READY)
+    force_state(first, State.READY)
     instance_delete(actor=owner, instance=first)
     with pytest.raises(InstanceLimitReached):
         _launch(owner, team, one, "third")
-    ComputeInstance.objects.filter(pk=first.pk).update(state=State.DELETED)  # the delete run finished
+    force_state(first, State.DELETED)  # the delete run finished
     assert _launch(owner, team, one, "third").state == State.PENDING
     # Raised: launches again; removed: no limit.
     _set(admin, org=world.a.org, max_active_instances_per_user=3)
@@ -142,7 +143,9 @@ def test_the_gpu_limit_counts_gpus_held_and_stopped_instances_hold_none(lab):
         "template": big.snapshot["template"]
         | {"actions": [{"name": "start", "description": "", "variables": []}]}
     }
-    ComputeInstance.objects.filter(pk=big.pk).update(state=State.STOPPED, snapshot=snapshot)
+    ComputeInstance.objects.filter(pk=big.pk).update(snapshot=snapshot)
+    Run.objects.filter(instance=big).update(outcome=Run.Outcome.SUCCEEDED)  # (deployed, then stopped)
+    force_state(big, State.STOPPED)
     _launch(owner, team, one, "while-stopped")
     # ... and starting it again asks for its GPUs: 2 held + 2 > 3.
     with pytest.raises(InstanceLimitReached) as start:

@@ -18,7 +18,7 @@ from paas.models import AuditEvent
 from tenancy import services as tenancy_services
 from tenancy.gpu_units import UNIT_NOTE
 from tests.factories import ONE_A100, make_profile, make_synced_cluster
-from tests.support.instances import launch
+from tests.support.instances import force_state, launch
 
 MANIFESTS = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ instance.name }}-info\ndata:\n  a: b\n"
 A100_80 = "NVIDIA-A100-SXM4-80GB"
@@ -95,7 +95,7 @@ def test_mig_launch_counts_against_the_org_gpu_quota_and_is_refused_over_it(worl
         launch(world, sizes["full"], "whole")  # and a whole GPU does not fit either
     assert not ComputeInstance.objects.filter(name__in=["eighth", "whole"]).exists()
     # Deleting frees the slices' share.
-    ComputeInstance.objects.filter(name="six").update(state="deleted")
+    force_state(ComputeInstance.objects.get(name="six"), "deleted")
     assert launch(world, sizes["big-slices"], "again").gpu_units == 24
 
 

@@ -27,3 +27,13 @@ def launch_instance(live: dict, name: str = "dev", *, actor=None, project=None) 
     assert deployer.execute(run.pk) == "ready", Run.objects.get(pk=run.pk).log
     instance.refresh_from_db()
     return instance
+
+
+def force_state(instance, state: str) -> None:
+    """Set ``instance``'s state in the database directly (no transition, no run: a test's shortcut to
+    a state the deployer would reach) and re-sum the usage counters, as ``manage.py usage_recount
+    --fix`` would after such a write (``instances.transition`` is what moves them in the platform)."""
+    from instances.counters import counters_rebuild
+
+    ComputeInstance.objects.filter(pk=instance.pk).update(state=state)
+    counters_rebuild()
