@@ -135,7 +135,7 @@ def measured(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
         for label, size in SIZES.items():
             with transaction.atomic():
-                data = generate(size=size, checkpoint=False)
+                data = generate(size=size)
                 verified[label] = (audit_verify(checkpoints=False), data)
                 # the org admin's first team workspace: what the workspace pages show
                 project = (

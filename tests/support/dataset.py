@@ -6,8 +6,9 @@ each org's audit chain, written with bulk inserts.
 tiny sizes (``Size(orgs=2, ...)``). The rows are those the services would leave (role assignments with
 their django-guardian permissions, a quota row per org and per workspace, a snapshot of the profile in
 every instance, one audit event per state change), but written set-wise: a service call per row would
-take hours. Every org's audit chain is a valid hash chain (``paas.audit.audit_verify`` passes) and is
-checkpointed; the derived usage rows are rebuilt at the end (``_rebuild_derived``).
+take hours. Every org's audit trail is imported as a sealed hash chain (``paas.audit.audit_import_sealed``:
+``audit_verify`` passes; checkpointed on commit); the usage counters and the clusters' capacity held
+are rebuilt from the instances at the end.
 
 Each call adds a new set of orgs (names carry a prefix unique to the call), so a test can grow the data
 (measure, generate again, measure) without colliding with what is there.
@@ -28,14 +29,15 @@ from django.utils import timezone
 
 from catalog import services as catalog_services
 from catalog.models import ComputeProfile, ServiceProfile
+from instances.capacity import capacity_rebuild
+from instances.counters import counters_rebuild
 from instances.models import ComputeInstance, ComputeInstanceUserObjectPermission, Run, ServiceInstance
 from instances.pool_claims import launch_snapshot
 from instances.quota import profile_totals
 from instances.service_instances import service_snapshot
 from instances.states import State
 from inventory.models import Cluster
-from paas.audit import GENESIS_HASH, compute_hash
-from paas.models import AuditEvent
+from paas.audit import Entry, audit_import_sealed
 from tenancy.models import (
     Organization,
     OrganizationUserObjectPermission,
@@ -108,11 +110,12 @@ class _Clock:
 
 
 class _Chain:
-    """One org's audit chain, built in memory: seq, prev_hash and hash as ``paas.audit`` computes them."""
+    """One org's audit trail, collected in time order: chained (seq, prev_hash, hash) when imported
+    (``paas.audit.audit_import_sealed``)."""
 
     def __init__(self, org_id: int):
-        self.org_id, self.seq, self.prev = org_id, 0, GENESIS_HASH
-        self.events: list[AuditEvent] = []
+        self.org_id = org_id
+        self.entries: list[Entry] = []
 
     def add(
         self,
@@ -126,27 +129,21 @@ class _Chain:
         project_id=None,
         details=None,
     ) -> None:
-        self.seq += 1
-        event = AuditEvent(
-            chain=self.org_id,
-            seq=self.seq,
-            created_at=at,
-            actor_id=actor.pk if actor else None,
-            actor_repr=actor.email if actor else "system",
-            org_id=self.org_id,
-            project_id=project_id,
-            client="api",
-            action=action,
-            target_type=target_type,
-            target_id=str(target_id),
-            target_repr=str(target_repr)[:255],
-            details=details or {},
-            request_id=uuid.uuid4().hex,
-            prev_hash=self.prev,
+        self.entries.append(
+            Entry(
+                action=action,
+                actor_id=actor.pk if actor else None,
+                actor_repr=actor.email if actor else "system",
+                target_type=target_type,
+                target_id=str(target_id),
+                target_repr=str(target_repr)[:255],
+                details=details or {},
+                project_id=project_id,
+                created_at=at,
+                client="api",
+                request_id=uuid.uuid4().hex,
+            )
         )
-        event.hash = compute_hash(event)
-        self.prev = event.hash
-        self.events.append(event)
 
 
 @dataclass
@@ -313,7 +310,7 @@ def _perms(model, codenames: set[str]) -> dict[str, Permission]:
     return {p.codename: p for p in Permission.objects.filter(content_type=ct, codename__in=codenames)}
 
 
-def generate(*, size: Size, prefix: str | None = None, checkpoint: bool = True, progress=None) -> Dataset:
+def generate(*, size: Size, prefix: str | None = None, progress=None) -> Dataset:
     """Write ``size`` worth of tenants with bulk inserts, in one transaction; returns their ids.
 
     ``progress(message)`` is told what is being written (the benchmark prints it)."""
@@ -621,8 +618,8 @@ def generate(*, size: Size, prefix: str | None = None, checkpoint: bool = True, 
                     project_id=i.project_id,
                     details={"services": [s.name for s in services_of.get(i.pk, [])]},
                 )
-        events = [e for chain in chains.values() for e in chain.events]
-        _audit_import(events)
+        # chained and written with COPY by the audit's own bulk path; checkpointed on commit
+        events = sum(audit_import_sealed(chain=c.org_id, entries=c.entries) for c in chains.values())
 
         say("usage counters and capacity")
         _rebuild_derived()
@@ -638,38 +635,13 @@ def generate(*, size: Size, prefix: str | None = None, checkpoint: bool = True, 
             "live_instances": sum(1 for i in instances if i.state != State.DELETED),
             "services": len(services),
             "runs": len(runs),
-            "audit_events": len(events),
+            "audit_events": events,
         }
-        if checkpoint:  # anchored once committed, as every audited change is (paas/checkpoints.py)
-            from paas.checkpoints import checkpoint_on_commit
-
-            for chain_id in chains:
-                checkpoint_on_commit(chain_id)
     return data
 
 
-def _audit_import(events: list[AuditEvent]) -> None:
-    """Insert already-chained events (seq, prev_hash and hash computed as ``paas.audit`` does).
-
-    TODO(p20-audit): use ``paas.audit.audit_import_sealed`` once that branch lands."""
-    _create(AuditEvent, events)
-
-
 def _rebuild_derived() -> None:
-    """Recompute what is derived from instances (usage counters, cluster capacity held).
-
-    TODO(p20-counters, p20-capacity): call ``instances.counters.counters_rebuild()`` and
-    ``instances.capacity.capacity_rebuild()`` once those branches land; until then usage is re-summed
-    from instances on each launch (main) and there is nothing to rebuild."""
-    try:
-        from instances import counters
-    except ImportError:
-        counters = None
-    try:
-        from instances import capacity
-    except ImportError:
-        capacity = None
-    if counters is not None:
-        counters.counters_rebuild()
-    if capacity is not None:
-        capacity.capacity_rebuild()
+    """Recompute what is derived from instances and was not moved by the bulk inserts: the usage
+    counters (``instances.counters``) and each cluster's capacity held (``instances.capacity``)."""
+    counters_rebuild()
+    capacity_rebuild()
