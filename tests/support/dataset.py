@@ -526,49 +526,51 @@ def generate(*, size: Size, prefix: str | None = None, progress=None) -> Dataset
         )
 
         say("runs")
-        ok = Run.Outcome.SUCCEEDED
+
+        def done(*, kind, at, until, **fields) -> Run:
+            return Run(
+                kind=kind,
+                outcome=Run.Outcome.SUCCEEDED,
+                attempt=1,
+                created_at=at,
+                started_at=at,
+                finished_at=until,
+                **fields,
+            )
+
         runs = []
         for i in instances:
             runs.append(
-                Run(
-                    instance=i,
+                done(
                     kind=Run.Kind.DEPLOY,
-                    outcome=ok,
-                    attempt=1,
+                    at=i.created_at,
+                    until=i.ready_at,
+                    instance=i,
                     requested_by_id=i.owner_id,
-                    created_at=i.created_at,
-                    started_at=i.created_at,
-                    finished_at=i.ready_at,
                     log=[{"step": "apply", "message": "applied"}],
                 )
             )
             if i.deleted_at:
                 runs.append(
-                    Run(
-                        instance=i,
+                    done(
                         kind=Run.Kind.DELETE,
-                        outcome=ok,
-                        attempt=1,
+                        at=i.deleted_at,
+                        until=i.deleted_at,
+                        instance=i,
                         requested_by_id=i.owner_id,
-                        created_at=i.deleted_at,
-                        started_at=i.deleted_at,
-                        finished_at=i.deleted_at,
                     )
                 )
-        for s in services:
-            runs.append(
-                Run(
-                    instance_id=s.compute_instance_id,
-                    service=s,
-                    kind=Run.Kind.DEPLOY,
-                    outcome=ok,
-                    attempt=1,
-                    requested_by_id=s.owner_id,
-                    created_at=s.created_at,
-                    started_at=s.created_at,
-                    finished_at=s.ready_at,
-                )
+        runs += [
+            done(
+                kind=Run.Kind.DEPLOY,
+                at=s.created_at,
+                until=s.ready_at,
+                instance_id=s.compute_instance_id,
+                service=s,
+                requested_by_id=s.owner_id,
             )
+            for s in services
+        ]
         runs = _create(Run, runs)
 
         say("audit chains")
