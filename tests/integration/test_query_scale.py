@@ -1,17 +1,19 @@
 """Constant-cost pages (issue 20): every API list, portal page and studio changelist runs the same number
 of queries at two data sizes and two page sizes.
 
-The endpoints are enumerated, not listed: every GET route of the API (``/api/v1/``) that is a viewset's
-list or a view of the whole collection or of one workspace (a ``project_id``), every portal page whose
-arguments are a workspace (and a deployment kind), and the changelist of every ModelAdmin registered on
-the studio. A new endpoint is measured without editing this file; one that does not answer 200 to the
-user measuring it fails until it is listed in ``NOT_MEASURED`` with the reason.
+The endpoints are enumerated (tests/support/endpoints.py), not listed: every GET route of the API
+(``/api/v1/``) that is a viewset's list or a view of the whole collection or of one workspace (a
+``project_id``), every portal page whose arguments are a workspace (and a deployment kind), and the
+changelist of every ModelAdmin registered on the studio. A new endpoint is measured without editing
+this file; one that does not answer 200 to the user measuring it fails until it is listed in
+``endpoints.NOT_MEASURED`` with the reason.
 
 Each endpoint is requested at two sizes of the bulk data set (tests/support/dataset.py; the larger has
 more orgs, workspaces, members, instances, services and audit events, also in the workspace and org
 measured) and at two page sizes (API ``page_size``, the portal's ``PAGE_SIZE``, the studio's
-``list_per_page``), the cache emptied before each request; the four query counts must be equal. Both
-data sets are built once for the module, each in a transaction rolled back after its measurements.
+``list_per_page``), the cache emptied before each request: small size at one page size, large size at
+both (three points cover both dimensions); the three query counts must be equal. Both data sets are
+built once for the module, each in a transaction rolled back after its measurements.
 """
 
 import re
