@@ -4,7 +4,7 @@ from rest_framework import serializers
 from catalog.models import ServiceProfile
 from catalog.service_inputs import shown_values
 from instances import service_instances
-from instances.api.serializers import LATEST_RUNS, RunSerializer
+from instances.api.serializers import LATEST_RUNS, run_data
 from instances.models import ServiceInstance
 from instances.selectors import instance_list_for
 from paas.api.fields import ScopedPrimaryKeyRelatedField
@@ -111,4 +111,4 @@ class ServiceInstanceSerializer(serializers.ModelSerializer):
             run = next(iter(getattr(obj, LATEST_RUNS)), None)
         else:
             run = obj.runs.order_by("-created_at").first()
-        return RunSerializer(run).data if run else None
+        return run_data(self, run)
