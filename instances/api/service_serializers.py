@@ -4,7 +4,7 @@ from rest_framework import serializers
 from catalog.models import ServiceProfile
 from catalog.service_inputs import shown_values
 from instances import service_instances
-from instances.api.serializers import RunSerializer
+from instances.api.serializers import LATEST_RUNS, run_data
 from instances.models import ServiceInstance
 from instances.selectors import instance_list_for
 from paas.api.fields import ScopedPrimaryKeyRelatedField
@@ -107,5 +107,8 @@ class ServiceInstanceSerializer(serializers.ModelSerializer):
         return ShownOutputSerializer(service_instances.shown_outputs(obj), many=True).data
 
     def get_latest_run(self, obj) -> dict | None:
-        run = obj.runs.order_by("-created_at").first()
-        return RunSerializer(run).data if run else None
+        if hasattr(obj, LATEST_RUNS):  # prefetched by the viewset (latest_runs)
+            run = next(iter(getattr(obj, LATEST_RUNS)), None)
+        else:
+            run = obj.runs.order_by("-created_at").first()
+        return run_data(self, run)
