@@ -36,9 +36,16 @@ class RunLog:
         self.run = run
 
     def __call__(self, message: str, **extra) -> None:
-        entry = {"time": timezone.now().isoformat(), "message": message, **extra}
-        self.run.log = [*self.run.log, entry]
-        Run.objects.filter(pk=self.run.pk).update(log=self.run.log, heartbeat_at=timezone.now())
+        self.many([(message, extra)])
+
+    def many(self, steps: list[tuple[str, dict]]) -> None:
+        """Several steps in one write (e.g. the namespace's events at the end of a deploy)."""
+        now = timezone.now()
+        entries = [{"time": now.isoformat(), "message": message, **extra} for message, extra in steps]
+        if not entries:
+            return
+        self.run.log = [*self.run.log, *entries]
+        Run.objects.filter(pk=self.run.pk).update(log=self.run.log, heartbeat_at=now)
 
 
 def _require_guardrails(instance: ComputeInstance) -> None:
@@ -81,9 +88,8 @@ def deploy(instance: ComputeInstance, step: RunLog) -> None:
     )
     _require_guardrails(instance)  # the cluster-wide rules (sandbox included) bind by the tenant labels
     base = baseline_objects(instance, namespace)
-    # The baseline goes first (the namespace must exist, and the quota and policies must be in force
-    # before the first template pod is admitted) and again after the template, under its own field
-    # manager, so that nothing the template rendered outlives it.
+    # The baseline goes first, under its own field manager (the namespace must exist, and the quota and
+    # policies must be in force before the first template pod is admitted).
     drift.apply_baseline(kubeconfig, base)
     step(f"Applied the isolation baseline ({len(base)} objects) to namespace {namespace}.")
     pulls = pull_secrets.ensure(instance, kubeconfig)  # the registries' pull secrets, for the template's pods
@@ -117,8 +123,9 @@ def deploy(instance: ComputeInstance, step: RunLog) -> None:
     step("Ready." + (" " + "; ".join(notes) if notes else ""))
     outputs = read_outputs(instance, kubeconfig, namespace, context)
     ComputeInstance.objects.filter(pk=instance.pk).update(outputs=outputs)
-    for event in kube.events(kubeconfig, namespace, limit=20):
-        step(f"event {event['type']} {event['reason']} {event['object']}: {event['message']}", kind="event")
+    events = kube.events(kubeconfig, namespace, limit=20)
+    lines = [f"event {e['type']} {e['reason']} {e['object']}: {e['message']}" for e in events]
+    step.many([(line, {"kind": "event"}) for line in lines])  # one write for all of them
 
 
 def read_outputs(
