@@ -163,6 +163,8 @@ def shared_session(kubeconfig: str) -> Session:
         found = _shared.get(key)
         if found is not None and found[0] > now and found[1] == pid:
             return found[2]  # another thread made one meanwhile: one session per cluster
+        for stale in [k for k, (expires, owner, _) in _shared.items() if expires <= now or owner != pid]:
+            del _shared[stale]  # expired, or a rotated kubeconfig's: not kept for ever
         _shared[key] = (now + SHARED_SESSION_TTL, pid, session)
     return session
 
