@@ -18,12 +18,33 @@ from instances.models import ComputeInstance, Run
 from instances.namespace import baseline_objects
 from instances.rendering import instance_render
 from inventory import kube
+from tests.factories import make_profile
 from tests.localkube.helpers import create_namespace, unique_name
 from tests.support.instances import launch, launch_instance
 from tests.support.kube_requests import counting
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.kube
+
+#: One small pod (a Deployment): every deploy waits for it, and eight of them fit on the shared cluster.
+AGENT = """apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ instance.name }}-agent
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec:
+      runtimeClassName: kata
+      securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}
+      containers:
+        - name: agent
+          image: registry.example/agent:1
+          resources: {limits: {cpu: 100m, memory: 128Mi}}
+          securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
+"""
 
 #: What a deploy may read besides its writes: one list per kind ``wait_ready`` judges (8), the pull
 #: secrets present (1) and the namespace's events for the run's log (1).
@@ -32,10 +53,25 @@ READS = 10
 WATCHES = 8
 
 
-def test_a_deploy_is_its_writes_one_wait_and_a_few_reads(live):
-    launch_instance(live, "warm")  # this process's client for the cluster exists from here on
+@pytest.fixture
+def agent(live) -> dict:
+    """``live`` with ``profile`` a small CPU profile whose template is :data:`AGENT`."""
+    world = live["world"]
+    profile = make_profile(
+        actor=world.a.users["org_admin"],
+        project=world.a.project,
+        manifests=AGENT,
+        name="agent",
+        template="agent",
+        resource_groups=[{"cpu_cores": "1", "memory_gib": 1, "storage_gib": 1}],
+    )
+    return {**live, "profile": profile}
+
+
+def test_a_deploy_is_its_writes_one_wait_and_a_few_reads(agent):
+    launch_instance(agent, "warm")  # this process's client for the cluster exists from here on
     with counting() as seen:
-        instance = launch_instance(live, "counted")
+        instance = launch_instance(agent, "counted")
     base = baseline_objects(instance, instance.namespace)
     objects, _ = instance_render(instance, instance.namespace)
     secrets = pull_secrets.desired(instance)
@@ -102,9 +138,9 @@ def test_wait_ready_wakes_on_the_change_it_watches_for(kube_cluster):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_run_taken_by_two_workers_at_once_is_applied_once(live):
-    instance = launch(live["world"], live["profile"], "twice")
-    launch_instance(live, "warm-twice")  # the shared client exists: both threads start equal
+def test_a_run_taken_by_two_workers_at_once_is_applied_once(agent):
+    instance = launch(agent["world"], agent["profile"], "twice")
+    launch_instance(agent, "warm-twice")  # the shared client exists: both threads start equal
     run = instance.runs.get()
     gate, outcomes = threading.Barrier(2), []
 
@@ -136,10 +172,10 @@ def test_a_run_taken_by_two_workers_at_once_is_applied_once(live):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_real_workers_deploy_several_runs_at_once_each_once(live):
+def test_two_real_workers_deploy_several_runs_at_once_each_once(agent):
     """Two ``manage.py qcluster`` processes of one worker each, four runs at a time per worker: eight
     launches all end ready, each run in one attempt, and more runs overlapped than there are workers."""
-    world, profile = live["world"], live["profile"]
+    world, profile = agent["world"], agent["profile"]
     db = django_settings.DATABASES["default"]
     env = {
         **os.environ,
