@@ -43,11 +43,15 @@ STOPPED_SERVICES = "stopped_services"  # the log entry key of a stop run naming 
 STOPPED_APPLICATIONS = "stopped_applications"  # ... and the applications
 
 
-def _claim(run_id: int) -> Run | None:
+def _claim(run_id: int) -> Run | str | None:
+    """As ``instances.deployer._claim``: None when finished, ``RUNNING_ELSEWHERE`` when another worker
+    is running it now."""
     with transaction.atomic():
         run = Run.objects.select_for_update().get(pk=run_id)
         if run.outcome in (Run.Outcome.SUCCEEDED, Run.Outcome.FAILED):
             return None
+        if deployer.taken_elsewhere(run):
+            return deployer.RUNNING_ELSEWHERE
         run.outcome, run.attempt = Run.Outcome.RUNNING, run.attempt + 1
         run.started_at = run.heartbeat_at = timezone.now()
         run.save(update_fields=["outcome", "attempt", "started_at", "heartbeat_at"])
@@ -63,6 +67,8 @@ def execute(run_id: int) -> str:
     run = _claim(run_id)
     if run is None:
         return "finished already"
+    if run == deployer.RUNNING_ELSEWHERE:
+        return deployer.RUNNING_ELSEWHERE
     instance = ComputeInstance.objects.select_related("cluster", "org", "project", "owner").get(
         pk=run.instance_id
     )
@@ -130,7 +136,7 @@ def _apply_template(instance: ComputeInstance, run: Run, step, values: dict, kub
 def compute_stop(instance: ComputeInstance, run: Run, step, values: dict) -> dict:
     """Returns the ids of the services and applications stopped with the instance (they go STOPPED on
     success): ``{"services": [...], "applications": [...]}``."""
-    kubeconfig, namespace = instance.cluster.kubeconfig.reveal(), namespace_for(instance)
+    kubeconfig, namespace = kube.shared_session(instance.cluster.kubeconfig.reveal()), namespace_for(instance)
     drift.apply_baseline(kubeconfig, baseline_objects(instance, namespace, stopped=True))
     step(
         "The namespace's quota is now zero CPU, memory, GPUs and MIG slices (storage kept): "
@@ -192,7 +198,7 @@ def _stopped_by_its_stop(instance: ComputeInstance) -> dict:
 def compute_start(instance: ComputeInstance, run: Run, step, values: dict) -> dict:
     """Returns the ids of the services and applications its stop stopped (they go READY again on
     success), as ``compute_stop`` does."""
-    kubeconfig, namespace = instance.cluster.kubeconfig.reveal(), namespace_for(instance)
+    kubeconfig, namespace = kube.shared_session(instance.cluster.kubeconfig.reveal()), namespace_for(instance)
     drift.apply_baseline(kubeconfig, baseline_objects(instance, namespace, stopped=False))
     step("The namespace's quota holds the instance's GPUs, CPU and memory again.")
     _apply_template(instance, run, step, values, kubeconfig, namespace)
@@ -205,7 +211,7 @@ def compute_start(instance: ComputeInstance, run: Run, step, values: dict) -> di
 
 
 def compute_action(instance: ComputeInstance, run: Run, step, values: dict) -> None:
-    kubeconfig, namespace = instance.cluster.kubeconfig.reveal(), namespace_for(instance)
+    kubeconfig, namespace = kube.shared_session(instance.cluster.kubeconfig.reveal()), namespace_for(instance)
     _apply_template(instance, run, step, values, kubeconfig, namespace)
     notes = kube.wait_ready(kubeconfig, namespace, timeout=deployer.READY_TIMEOUT)
     step("Ready." + (" " + "; ".join(notes) if notes else ""))
@@ -230,7 +236,7 @@ def service_run(run: Run, service: ServiceInstance, step, values: dict) -> tuple
         return State.READY, ""
     action = _action(run, values)
     compute = service.compute_instance
-    kubeconfig, namespace = compute.cluster.kubeconfig.reveal(), compute.namespace
+    kubeconfig, namespace = kube.shared_session(compute.cluster.kubeconfig.reveal()), compute.namespace
     selector = service_deployer.selector(service)
     if run.action == STOP:
         from instances.service_render import service_render

@@ -3,7 +3,6 @@ wait for readiness with a deadline, read outputs; and delete. Every step is idem
 run again converges on the same objects (server-side apply under our field manager)."""
 
 import logging
-import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -37,9 +36,16 @@ class RunLog:
         self.run = run
 
     def __call__(self, message: str, **extra) -> None:
-        entry = {"time": timezone.now().isoformat(), "message": message, **extra}
-        self.run.log = [*self.run.log, entry]
-        Run.objects.filter(pk=self.run.pk).update(log=self.run.log, heartbeat_at=timezone.now())
+        self.many([(message, extra)])
+
+    def many(self, steps: list[tuple[str, dict]]) -> None:
+        """Several steps in one write (e.g. the namespace's events at the end of a deploy)."""
+        now = timezone.now()
+        entries = [{"time": now.isoformat(), "message": message, **extra} for message, extra in steps]
+        if not entries:
+            return
+        self.run.log = [*self.run.log, *entries]
+        Run.objects.filter(pk=self.run.pk).update(log=self.run.log, heartbeat_at=now)
 
 
 def _require_guardrails(instance: ComputeInstance) -> None:
@@ -57,8 +63,20 @@ def require_guardrails(cluster: Cluster) -> None:
         raise kube.KubeUnreachable(record.get("error") or "The cluster's guardrails are not installed.")
 
 
+def overlaps_baseline(objects: list[dict], base: list[dict]) -> list[str]:
+    """``Kind/name`` of the rendered ``objects`` that are also baseline objects (same kind, name and
+    namespace): the only objects whose apply can change a baseline object (server-side apply touches
+    the object it names and no other). Templates may not render the baseline's reserved names, so this
+    is empty unless that check failed."""
+    keys = {(o["kind"], o["metadata"]["name"]) for o in base}
+    named = [(o["kind"], o["metadata"]["name"]) for o in objects]
+    return [f"{kind}/{name}" for kind, name in named if (kind, name) in keys]
+
+
 def deploy(instance: ComputeInstance, step: RunLog) -> None:
-    kubeconfig = instance.cluster.kubeconfig.reveal()
+    # One client per cluster for the whole process: its connections stay open and its API discovery
+    # is made once, so a deploy is its writes, one wait and a few reads (docs/architecture.md).
+    kubeconfig = kube.shared_session(instance.cluster.kubeconfig.reveal())
     namespace = namespace_for(instance)
     if instance.namespace != namespace:
         ComputeInstance.objects.filter(pk=instance.pk).update(namespace=namespace)
@@ -70,9 +88,8 @@ def deploy(instance: ComputeInstance, step: RunLog) -> None:
     )
     _require_guardrails(instance)  # the cluster-wide rules (sandbox included) bind by the tenant labels
     base = baseline_objects(instance, namespace)
-    # The baseline goes first (the namespace must exist, and the quota and policies must be in force
-    # before the first template pod is admitted) and again after the template, under its own field
-    # manager, so that nothing the template rendered outlives it.
+    # The baseline goes first, under its own field manager (the namespace must exist, and the quota and
+    # policies must be in force before the first template pod is admitted).
     drift.apply_baseline(kubeconfig, base)
     step(f"Applied the isolation baseline ({len(base)} objects) to namespace {namespace}.")
     pulls = pull_secrets.ensure(instance, kubeconfig)  # the registries' pull secrets, for the template's pods
@@ -89,17 +106,26 @@ def deploy(instance: ComputeInstance, step: RunLog) -> None:
     if leftovers:
         pool_deployer.delete_standby_objects(kubeconfig, instance, objects)
     step(f"Applied {len(objects)} template objects (server-side apply, field manager {kube.FIELD_MANAGER}).")
-    replaced = drift.apply_baseline(kubeconfig, base)
-    step(
-        f"Applied the isolation baseline again over the template (field manager {baseline.FIELD_MANAGER})"
-        + (f"; replaced {', '.join(replaced)}." if replaced else "; verified.")
-    )
+    # Server-side apply changes only the objects it names: the baseline can have been touched by the
+    # template only through an object of the same kind and name. Applied again (and verified) then;
+    # otherwise it stands as the first apply left it, and a dozen requests are saved.
+    overlapping = overlaps_baseline(objects, base)
+    if overlapping:
+        replaced = drift.apply_baseline(kubeconfig, base)
+        step(
+            f"Applied the isolation baseline again over the template (field manager "
+            f"{baseline.FIELD_MANAGER}; the template named {', '.join(overlapping)})"
+            + (f"; replaced {', '.join(replaced)}." if replaced else "; verified.")
+        )
+    else:
+        step("The isolation baseline stands over the template: no template object names a baseline object.")
     notes = kube.wait_ready(kubeconfig, namespace, timeout=READY_TIMEOUT)
     step("Ready." + (" " + "; ".join(notes) if notes else ""))
     outputs = read_outputs(instance, kubeconfig, namespace, context)
     ComputeInstance.objects.filter(pk=instance.pk).update(outputs=outputs)
-    for event in kube.events(kubeconfig, namespace, limit=20):
-        step(f"event {event['type']} {event['reason']} {event['object']}: {event['message']}", kind="event")
+    events = kube.events(kubeconfig, namespace, limit=20)
+    lines = [f"event {e['type']} {e['reason']} {e['object']}: {e['message']}" for e in events]
+    step.many([(line, {"kind": "event"}) for line in lines])  # one write for all of them
 
 
 def read_outputs(
@@ -142,24 +168,38 @@ def delete(instance: ComputeInstance, step: RunLog, *, timeout: float = 120) -> 
     from instances import service_deployer
 
     service_deployer.delete_services_of(instance, kubeconfig, step)  # its services and applications first
-    kube.delete_namespace(kubeconfig, namespace)
+    session = kube.shared_session(kubeconfig)
+    kube.delete_namespace(session, namespace)
     # Baseline objects a namespace deletion leaves behind (none today: the guardrails are cluster-wide).
-    kube.delete_objects(kubeconfig, baseline.cluster_scoped_objects(baseline_objects(instance, namespace)))
+    kube.delete_objects(session, baseline.cluster_scoped_objects(baseline_objects(instance, namespace)))
     step(f"Namespace {namespace} deletion requested.")
-    deadline = timezone.now() + timedelta(seconds=timeout)
-    while kube.namespace_exists(kubeconfig, namespace):
-        if timezone.now() > deadline:
-            raise TimeoutError(f"Namespace {namespace} still exists after {timeout:.0f} s.")
-        time.sleep(0.5)
+    kube.wait_namespace_gone(session, namespace, timeout=timeout)  # a watch: no poll
     step(f"Namespace {namespace} is gone.")
 
 
-def _claim(run_id: int) -> Run | None:
-    """Mark the run running (a new attempt), or None when it has finished already."""
+def taken_elsewhere(run: Run) -> bool:
+    """Whether another worker is running ``run`` now: running, with a heartbeat (a step written) within
+    ``settings.INSTANCE_RUN_STALE_SECONDS``. A run whose worker died has no fresh heartbeat; the
+    reconcile re-queues it (and a task delivered again after its worker died finds it stale)."""
+    if run.outcome != Run.Outcome.RUNNING or run.heartbeat_at is None:
+        return False
+    return run.heartbeat_at >= timezone.now() - timedelta(seconds=settings.INSTANCE_RUN_STALE_SECONDS)
+
+
+RUNNING_ELSEWHERE = "running elsewhere"
+
+
+def _claim(run_id: int) -> Run | str | None:
+    """Mark the run running (a new attempt); None when it has finished already, and
+    :data:`RUNNING_ELSEWHERE` when another worker is running it (the same task delivered twice, or to
+    two workers: the run is applied once, not twice)."""
     with transaction.atomic():
         run = Run.objects.select_for_update().select_related("instance").get(pk=run_id)
         if run.outcome in (Run.Outcome.SUCCEEDED, Run.Outcome.FAILED):
             return None
+        if taken_elsewhere(run):
+            log.info("Run %s is being run by another worker (attempt %s): not run twice", run.pk, run.attempt)
+            return RUNNING_ELSEWHERE
         run.outcome, run.attempt = Run.Outcome.RUNNING, run.attempt + 1
         run.started_at = run.heartbeat_at = timezone.now()
         run.save(update_fields=["outcome", "attempt", "started_at", "heartbeat_at"])
@@ -202,6 +242,8 @@ def execute(run_id: int) -> str:
     run = _claim(run_id)
     if run is None:
         return "finished already"
+    if run == RUNNING_ELSEWHERE:
+        return RUNNING_ELSEWHERE
     if run.service_id:  # a run of a service instance (instance is the compute instance it runs on)
         from instances import service_deployer
 

@@ -119,7 +119,7 @@ def selector(service: ServiceInstance) -> str:
 
 def deploy(service: ServiceInstance, step: deployer.RunLog, *, action: dict | None = None) -> None:
     compute = service.compute_instance
-    kubeconfig, namespace = compute.cluster.kubeconfig.reveal(), compute.namespace
+    kubeconfig, namespace = kube.shared_session(compute.cluster.kubeconfig.reveal()), compute.namespace
     objects, context = service_render(service, action=action)
     decorate(objects, service, pull_secret_names=[])  # the pull secrets after the checks below
     template = service.snapshot["template"]
@@ -146,8 +146,7 @@ def deploy(service: ServiceInstance, step: deployer.RunLog, *, action: dict | No
         kube.delete_objects(kubeconfig, as_objects(stale, namespace))
         step(f"Removed {len(stale)} objects the template no longer renders.")
     ServiceInstance.objects.filter(pk=service.pk).update(objects_applied=refs)
-    # Polled more often than a compute instance's namespace: a service is a few objects, and its
-    # launch-to-ready time is what users wait on (one poll lists a handful of kinds by label).
+    # Watched (one list per kind by label, then a watch on each kind not ready yet).
     notes = kube.wait_ready(
         kubeconfig,
         namespace,

@@ -1,12 +1,12 @@
 """django-q2 entry points for instances: take ids, call the worker side (deployer, access, drift)."""
 
-from instances import deployer
+from instances import deployer, run_pool
 from paas.context import Client, client_context
 
 
 def run_execute(run_id: int) -> str:
-    with client_context(client=Client.TASK):
-        return deployer.execute(run_id)
+    """Execute a run: on this worker's pool of threads, several at once (``instances.run_pool``)."""
+    return run_pool.submit(run_id)
 
 
 def application_status(application_id: int) -> dict:

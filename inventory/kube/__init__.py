@@ -5,8 +5,10 @@ short timeouts. Failures to reach or authenticate raise :class:`KubeUnreachable`
 for the studio; nothing here knows about Django models.
 
 Modules (this package re-exports their public names; import it as ``from inventory import kube``):
-``clients`` kubeconfigs, API clients, :func:`probe` and token kubeconfigs; ``objects`` writes (apply,
-delete, prune); ``reads`` nodes, readiness, fields, events and what the server says about itself.
+``clients`` kubeconfigs, API clients (and the process's shared session per cluster), :func:`probe` and
+token kubeconfigs; ``objects`` writes (apply, delete, prune); ``reads`` nodes, fields, events and what the
+server says about itself; ``readiness`` waiting (by watching) for workloads to be ready and for a
+namespace to be gone.
 """
 
 from inventory.kube.clients import (
@@ -24,6 +26,8 @@ from inventory.kube.clients import (
     kubeconfig_server,
     parse_kubeconfig,
     probe,
+    shared_session,
+    shared_sessions_clear,
 )
 from inventory.kube.objects import (
     FIELD_MANAGER,
@@ -39,6 +43,7 @@ from inventory.kube.objects import (
     quantity,
     serves,
 )
+from inventory.kube.readiness import wait_namespace_gone, wait_ready
 from inventory.kube.reads import (
     GFD,
     NodeFacts,
@@ -56,7 +61,6 @@ from inventory.kube.reads import (
     read_secret_key,
     runtime_class,
     server_version,
-    wait_ready,
     whoami,
 )
 
@@ -103,6 +107,9 @@ __all__ = [
     "runtime_class",
     "server_version",
     "serves",
+    "shared_session",
+    "shared_sessions_clear",
+    "wait_namespace_gone",
     "wait_ready",
     "whoami",
 ]

@@ -4,6 +4,7 @@ policy, reachability (:func:`probe`), and kubeconfigs built for a token."""
 import hashlib
 import os
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -103,8 +104,8 @@ class Session:
     session opens; it lives only as long as the ``with`` block. Its discovery is kept for the next
     sessions of the process (:func:`_discovery_file`)."""
 
-    def __init__(self, kubeconfig: str):
-        self.api = api_client(kubeconfig)
+    def __init__(self, kubeconfig: str, *, maxsize: int | None = None):
+        self.api = api_client(kubeconfig, maxsize=maxsize)
         self.api._paas_discovery_file = _discovery_file(self.api)
 
     def __enter__(self) -> "Session":
@@ -127,7 +128,54 @@ class _Borrowed:
         return None
 
 
-def api_client(kubeconfig: "str | Session") -> k8s.ApiClient:
+#: How long a process reuses one :func:`shared_session` of a cluster before it builds a new one (which
+#: runs the kubeconfig's credential rules and the outbound check of its server's addresses again).
+SHARED_SESSION_TTL = 300
+#: Connections a shared session keeps open to its API server: a worker runs several deploys at once,
+#: each holding one for its watch while the others apply (urllib3 discards, rather than keeps, any
+#: connection past this number, so the next request would pay a new TLS handshake).
+SHARED_SESSION_CONNECTIONS = 32
+_shared: dict[str, tuple[float, int, "Session"]] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_session(kubeconfig: str) -> Session:
+    """The process's :class:`Session` for this kubeconfig: one API client, its pool of kept-alive
+    connections and its API discovery, reused by every call of this process (and its threads) that
+    talks to the same cluster with the same credentials, for :data:`SHARED_SESSION_TTL` seconds.
+
+    For the hot paths that make many short calls in a row (a deploy: a dozen server-side applies, a
+    watch, a few reads); pass it wherever a function of this package takes a kubeconfig, and do not
+    close it (no ``with``). Keyed by a digest of the kubeconfig's text, so rotated credentials get a
+    session of their own, and by process id, so a forked worker never shares its parent's sockets.
+    Every new connection still goes through the outbound check (:func:`api_client`). An expired
+    session is dropped from the cache, not closed: a thread may still be using it (its sockets close
+    when it is garbage-collected)."""
+    key = hashlib.sha256(kubeconfig.encode()).hexdigest()
+    now, pid = time.monotonic(), os.getpid()
+    with _shared_lock:
+        found = _shared.get(key)
+        if found is not None and found[0] > now and found[1] == pid:
+            return found[2]
+    session = Session(kubeconfig, maxsize=SHARED_SESSION_CONNECTIONS)  # the checks run here
+    _dynamic(session.api)  # built once here, not by two threads racing on first use
+    with _shared_lock:
+        found = _shared.get(key)
+        if found is not None and found[0] > now and found[1] == pid:
+            return found[2]  # another thread made one meanwhile: one session per cluster
+        for stale in [k for k, (expires, owner, _) in _shared.items() if expires <= now or owner != pid]:
+            del _shared[stale]  # expired, or a rotated kubeconfig's: not kept for ever
+        _shared[key] = (now + SHARED_SESSION_TTL, pid, session)
+    return session
+
+
+def shared_sessions_clear() -> None:
+    """Forget every shared session of this process (tests that change the outbound policy)."""
+    with _shared_lock:
+        _shared.clear()
+
+
+def api_client(kubeconfig: "str | Session", *, maxsize: int | None = None) -> k8s.ApiClient:
     """A client for the kubeconfig's current context, under the outbound-address policy (or the open
     client of a :class:`Session`, which stays open after the call).
 
@@ -149,8 +197,11 @@ def api_client(kubeconfig: "str | Session") -> k8s.ApiClient:
     # The client built its pool manager already (from the kubeconfig's TLS settings, and any proxy of
     # the environment): replaced by a checked one with the same TLS settings and retries (redirect=0).
     unchecked = api.rest_client.pool_manager
+    pool_kw = dict(unchecked.connection_pool_kw)
+    if maxsize is not None:
+        pool_kw["maxsize"] = maxsize
     api.rest_client.pool_manager = outbound.checked_pool_manager(
-        purpose=kubeconfig_policy.SERVER_PURPOSE, **unchecked.connection_pool_kw
+        purpose=kubeconfig_policy.SERVER_PURPOSE, **pool_kw
     )
     unchecked.clear()
     return api

@@ -110,9 +110,14 @@ def apply(
                 prepared.append(_prepare(dynamic, obj, namespace))
             for resource, body in prepared:
                 current = body
+                # serialize=False: the answer's JSON as it is (a dict), not wrapped field by field into
+                # the dynamic client's ResourceInstance and unwrapped again (most of a write's CPU).
                 if replace:
                     result = resource.replace(
-                        body=body, namespace=body["metadata"].get("namespace"), field_manager=field_manager
+                        body=body,
+                        namespace=body["metadata"].get("namespace"),
+                        field_manager=field_manager,
+                        serialize=False,
                     )
                 else:
                     result = resource.server_side_apply(
@@ -121,8 +126,9 @@ def apply(
                         namespace=body["metadata"].get("namespace"),
                         field_manager=field_manager,
                         force_conflicts=True,
+                        serialize=False,
                     )
-                applied.append(result.to_dict())
+                applied.append(json.loads(result.data))
         except ApiException as exc:
             if _is_auth_failure(exc) or exc.status is None or not 400 <= exc.status < 500:
                 raise _unreachable(exc) from exc

@@ -3,7 +3,6 @@ objects, events, and what the API server says about itself (whoami, version, Run
 
 import base64
 import re
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -115,115 +114,6 @@ def _pod_problem(pod) -> str:
     return ""
 
 
-def _claim_events(core: k8s.CoreV1Api, namespace: str) -> dict[str, list[tuple[str, str]]]:
-    """(reason, message) of the events about each claim, oldest first (why a claim is not bound)."""
-    items = core.list_namespaced_event(
-        namespace, field_selector="involvedObject.kind=PersistentVolumeClaim", _request_timeout=TIMEOUT
-    ).items
-    items.sort(key=lambda e: e.last_timestamp or e.event_time or e.metadata.creation_timestamp or _EPOCH)
-    by_claim: dict[str, list[tuple[str, str]]] = {}
-    for event in items:
-        by_claim.setdefault(event.involved_object.name, []).append((event.reason or "", event.message or ""))
-    return by_claim
-
-
-def _ready_notes(
-    core: k8s.CoreV1Api, apps: k8s.AppsV1Api, batch: k8s.BatchV1Api, namespace: str, label_selector: str = ""
-):
-    """One readiness pass: (notes about what is ready, notes about what is not); workloads, pods and
-    claims only those matching ``label_selector`` (when given)."""
-    ready: list[str] = []
-    waiting: list[str] = []
-
-    def note(ok: bool, text: str) -> None:
-        (ready if ok else waiting).append(text)
-
-    kw = {"_request_timeout": TIMEOUT}
-    accounts = core.list_namespaced_service_account(namespace, field_selector="metadata.name=default", **kw)
-    if label_selector:
-        kw["label_selector"] = label_selector
-    note(
-        bool(accounts.items),
-        "ServiceAccount default: " + ("present" if accounts.items else "not created yet"),
-    )
-    for quota in core.list_namespaced_resource_quota(namespace, **kw).items:
-        hard = dict(quota.spec.hard or {}) if quota.spec else {}
-        computed = quota.status is not None and set(hard) <= set(quota.status.hard or {})
-        note(
-            computed,
-            f"ResourceQuota {quota.metadata.name}: " + ("in force" if computed else "not computed yet"),
-        )
-    for kind, items in (
-        ("Deployment", apps.list_namespaced_deployment(namespace, **kw).items),
-        ("StatefulSet", apps.list_namespaced_stateful_set(namespace, **kw).items),
-    ):
-        for item in items:
-            status = item.status
-            wanted = 1 if item.spec.replicas is None else item.spec.replicas
-            ready_count = (status.ready_replicas or 0) if status else 0
-            updated = (status.updated_replicas or 0) if status else 0
-            observed = bool(status) and (status.observed_generation or 0) >= (item.metadata.generation or 0)
-            ok = observed and ready_count == wanted and updated >= wanted
-            failure = next(
-                (
-                    c.message
-                    for c in (status.conditions or [] if status else [])
-                    if c.type == "ReplicaFailure" and c.status == "True"
-                ),
-                None,
-            )
-            detail = f" ({_shorten(failure)})" if failure and not ok else ""
-            note(ok, f"{kind} {item.metadata.name}: {ready_count}/{wanted} ready{detail}")
-    for item in apps.list_namespaced_daemon_set(namespace, **kw).items:
-        wanted = (item.status.desired_number_scheduled or 0) if item.status else 0
-        ready_count = (item.status.number_ready or 0) if item.status else 0
-        observed = bool(item.status) and (item.status.observed_generation or 0) >= (
-            item.metadata.generation or 0
-        )
-        note(
-            observed and ready_count == wanted,
-            f"DaemonSet {item.metadata.name}: {ready_count}/{wanted} ready",
-        )
-    for job in batch.list_namespaced_job(namespace, **kw).items:
-        conditions = {c.type: c for c in (job.status.conditions or [])} if job.status else {}
-        failed = conditions.get("Failed")
-        if failed is not None and failed.status == "True":
-            note(False, f"Job {job.metadata.name}: failed ({failed.reason}: {failed.message or ''})".rstrip())
-        else:
-            complete = "Complete" in conditions and conditions["Complete"].status == "True"
-            note(True, f"Job {job.metadata.name}: " + ("complete" if complete else "running"))
-    for pod in core.list_namespaced_pod(namespace, **kw).items:
-        owners = {ref.kind for ref in (pod.metadata.owner_references or []) if ref.controller}
-        phase = pod.status.phase if pod.status else "Unknown"
-        if pod.metadata.deletion_timestamp or "Job" in owners:
-            continue  # going away, or judged by its Job
-        if phase == "Failed" and owners:
-            continue  # a leftover (e.g. evicted) its controller replaces; the controller is judged
-        conditions = {c.type: c.status for c in (pod.status.conditions or [])} if pod.status else {}
-        ok = phase == "Succeeded" or (phase == "Running" and conditions.get("Ready") == "True")
-        state = "Ready" if ok and phase == "Running" else "not Ready" if phase == "Running" else ""
-        problem = "" if ok else _pod_problem(pod)
-        note(ok, f"Pod {pod.metadata.name}: {phase} {state}".rstrip() + (f" ({problem})" if problem else ""))
-    claims = core.list_namespaced_persistent_volume_claim(namespace, **kw).items
-    pending = [c for c in claims if (c.status.phase if c.status else "Pending") != "Bound"]
-    events = _claim_events(core, namespace) if pending else {}
-    for claim in claims:
-        phase = claim.status.phase if claim.status else "Pending"
-        name = claim.metadata.name
-        if phase == "Bound":
-            note(True, f"PersistentVolumeClaim {name}: Bound")
-            continue
-        reasons = events.get(name, [])
-        selected = (claim.metadata.annotations or {}).get("volume.kubernetes.io/selected-node")
-        if not selected and reasons and reasons[-1][0] == "WaitForFirstConsumer":
-            # A WaitForFirstConsumer class binds when a pod uses the claim; that pod is judged above.
-            note(True, f"PersistentVolumeClaim {name}: {phase} (waits for its first consumer)")
-            continue
-        why = f" ({_shorten(reasons[-1][1])})" if reasons and reasons[-1][1] else ""
-        note(False, f"PersistentVolumeClaim {name}: {phase}, not bound{why}")
-    return ready, waiting
-
-
 #: ``status.state`` values of custom resources that count as ready (KubeRay's RayCluster says
 #: ``ready``; a suspended one is as ready as it is meant to be).
 _READY_STATES = {"ready", "running", "suspended"}
@@ -248,69 +138,6 @@ def custom_resource_note(obj: dict) -> tuple[bool, str]:
     if isinstance(state, str) and state:
         return state.lower() in _READY_STATES, f"{label}: {state}"
     return False, f"{label}: no status from its operator yet"
-
-
-def _custom_notes(api, namespace: str, kinds, label_selector: str) -> tuple[list[str], list[str]]:
-    ready: list[str] = []
-    waiting: list[str] = []
-    if not kinds:
-        return ready, waiting
-    dynamic = _dynamic(api)
-    for api_version, kind in kinds:
-        try:
-            resource = _resource(dynamic, api_version, kind)
-        except (ResourceNotFoundError, ResourceNotUniqueError):
-            waiting.append(f"{kind}: the cluster does not serve {api_version} (is its operator installed?)")
-            continue
-        for item in resource.get(namespace=namespace, label_selector=label_selector or None).items:
-            ok, text = custom_resource_note(item.to_dict())
-            (ready if ok else waiting).append(text)
-    return ready, waiting
-
-
-def wait_ready(
-    kubeconfig: str,
-    namespace: str,
-    *,
-    timeout: float = 60,
-    poll: float = 0.5,
-    label_selector: str = "",
-    custom_resources=(),
-) -> list[str]:
-    """Wait until the namespace's workloads are ready; return readiness notes.
-
-    Ready means: the ``default`` ServiceAccount exists and every ResourceQuota is computed (pods are
-    admitted only then); every Deployment and StatefulSet has ``replicas`` ready and up to date,
-    every DaemonSet its desired pods ready; no Job has failed; every other pod is Running and Ready
-    or Succeeded; every PersistentVolumeClaim is Bound (an unbound one is named with the reason its
-    events give, e.g. a missing StorageClass), except one of a WaitForFirstConsumer class that no pod
-    uses yet (it binds with its first pod, which is judged as a pod).
-    Raises ``TimeoutError`` naming what is not ready after ``timeout`` seconds. With ``label_selector``
-    only the workloads, pods and claims it matches are judged (one service's objects in a namespace).
-    ``custom_resources`` (a template's declarations: ``{"apiVersion", "kind"}`` dicts or pairs) are
-    judged too, as their operators report them (:func:`custom_resource_note`).
-    """
-    kinds = [
-        (item["apiVersion"], item["kind"]) if isinstance(item, dict) else tuple(item)
-        for item in custom_resources
-    ]
-    deadline = time.monotonic() + timeout
-    with api_client(kubeconfig) as api:
-        core, apps, batch = k8s.CoreV1Api(api), k8s.AppsV1Api(api), k8s.BatchV1Api(api)
-        while True:
-            try:
-                ready, waiting = _ready_notes(core, apps, batch, namespace, label_selector)
-                custom_ready, custom_waiting = _custom_notes(api, namespace, kinds, label_selector)
-                ready, waiting = ready + custom_ready, waiting + custom_waiting
-            except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
-                raise _unreachable(exc) from exc
-            if not waiting:
-                return ready
-            if time.monotonic() >= deadline:
-                raise TimeoutError(
-                    f"Not ready in namespace {namespace} after {timeout:g}s: " + "; ".join(waiting)
-                )
-            time.sleep(poll)
 
 
 _PATH_TOKEN = re.compile(r"""\.?([^.\[\]]+)|\[(\d+)\]|\[(["'])(.*?)\3\]""")

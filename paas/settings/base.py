@@ -377,6 +377,9 @@ Q_CLUSTER = {
     # django-q2 requires the key whenever a worker runs under another queue name.
     "ALT_CLUSTERS": {},
 }
+# Runs (deploys, deletes, actions) one worker process executes at once, on threads (instances/run_pool.py):
+# a deploy mostly waits on the API server. 1: inside the task, one at a time.
+PAAS_RUN_CONCURRENCY = env_int("PAAS_RUN_CONCURRENCY", 8)
 # A running deploy/delete whose worker has not written for this long is re-driven by the reconcile.
 INSTANCE_RUN_STALE_SECONDS = env_int("INSTANCE_RUN_STALE_SECONDS", 300)
 # How old the newest worker heartbeat may be before /readyz calls the worker down (and the process unready).

@@ -34,6 +34,7 @@ def pct(values, q):
 def main() -> int:
     from tests.benchmarks._db import fresh_database
     from tests.benchmarks._workers import start_workers, stop_workers
+    from tests.benchmarks._world import bench_world
 
     db_url = fresh_database()
     from django.core.servers.basehttp import (
@@ -42,30 +43,17 @@ def main() -> int:
         get_internal_wsgi_application,
     )
 
-    from catalog import system
     from catalog.models import ComputeProfile, ServiceProfile
     from instances.models import ComputeInstance, ServiceInstance
-    from inventory import services as inventory_services
-    from inventory import tasks as inventory_tasks
     from paas.services import api_token_create
-    from tenancy import services as tenancy_services
-    from tenancy.roles import Role
-    from tests.factories import UserFactory, add_member, make_operator, make_org
     from tests.localkube import LocalCluster
     from tests.localkube.inventory import A100_40GB, NodeSpec
 
     nodes = [NodeSpec(f"a100-{i}", cpu=96, memory_gib=1152, gpu=A100_40GB) for i in range(4)]
     with LocalCluster(name="bench-services", nodes=nodes, kata=True) as cluster:
-        operator = make_operator(username="bench-op")
-        system.load(actor=operator)
-        org, admin = make_org(operator=operator, name="bench")
-        project = tenancy_services.project_create(actor=admin, org=org, name="lab")
-        owner = UserFactory(username="bench-owner")
-        add_member(admin=admin, user=owner, role=Role.WORKSPACE_ADMIN, project=project)
-        registered = inventory_services.cluster_register(
-            actor=operator, name="local", kubeconfig=Path(cluster.kubeconfig_path).read_text()
-        )
-        inventory_tasks.cluster_refresh(registered.pk)
+        world = bench_world(cluster, system_catalog=True)
+        project = world.project
+        owner = world.owner
         small = ComputeProfile.objects.get(org__isnull=True, name="small")
         notebook = ServiceProfile.objects.get(org__isnull=True, name="jupyter-notebook")
         _, token = api_token_create(actor=owner, name="bench", expires_in_days=1)

@@ -105,10 +105,11 @@ def test_a_service_account_with_a_narrow_role_bound_to_it_deploys(world, kube_cl
     assert [(s.kind, s.name) for s in binding.subjects] == [("ServiceAccount", "spark-driver")]
     core = k8s.CoreV1Api(kube_cluster.api_client())
     assert core.read_namespaced_service_account("spark-driver", instance.namespace)
-    # The baseline went on again after the template, under its own field manager, and won.
+    # The baseline stands after the template, under its own field manager alone (the template named
+    # none of its objects, so it was not applied again: instances.deployer.overlaps_baseline).
     quota = core.read_namespaced_resource_quota("paas-quota", instance.namespace)
     assert {e.manager for e in quota.metadata.managed_fields if not e.subresource} == {"gpu-paas-baseline"}
-    assert any("again over the template" in step["message"] for step in Run.objects.get(pk=run.pk).log)
+    assert any("stands over the template" in step["message"] for step in Run.objects.get(pk=run.pk).log)
 
 
 def test_reconcile_repairs_a_tampered_baseline_and_audits_it(
