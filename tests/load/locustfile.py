@@ -12,7 +12,8 @@ Two kinds of simulated user, each taking the next person of the plan in turn:
 
 * ``PortalUser`` signs in through the login form (session, CSRF) and reads the developer hub: home,
   the workspace, its instances, the launch form with the catalog, the service catalog, *My deployments*,
-  the ready instance's page and its live status fragment, and downloads a kubeconfig of it.
+  the ready instance's page and its live status fragment, and downloads a kubeconfig of it (the page's
+  form: a POST with the session's CSRF token).
 * ``ApiUser`` works with an API token: the workspace's catalogs, lists and summary, launches (keeping
   at most ``MAX_LIVE`` of its own launched, deleting the oldest first), services onto the ready instance
   (at most ``MAX_SERVICES``, likewise), kubeconfig downloads, and ``/api/v1/me/`` (the trivial endpoint
@@ -168,7 +169,15 @@ class PortalUser(_Checked, FastHttpUser):
 
     @task(1)
     def kubeconfig(self):
-        self.page(f"/instances/{self.person['ready_instance']}/kubeconfig/", "portal: kubeconfig download")
+        """The instance page's *Download kubeconfig* button: a POST with the session's CSRF token."""
+        if self.signed_in:
+            token = next((c.value for c in self.client.cookiejar if c.name == "csrftoken"), "")
+            self.call(
+                "POST",
+                f"/instances/{self.person['ready_instance']}/kubeconfig/",
+                "portal: kubeconfig download",
+                form={"csrfmiddlewaretoken": token},
+            )
 
 
 class ApiUser(_Checked, FastHttpUser):
