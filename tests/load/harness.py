@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -53,7 +54,7 @@ def seed(*, kubeconfig: str, orgs: int, workspaces: int, prefix: str = "load") -
     """Through the services: an operator, the local cluster registered and synced, system compute and
     service profiles shared with every org, ``orgs`` orgs of ``workspaces`` workspaces each, one person
     per workspace (its workspace admin, with a password and a personal API token); their ready
-    instances come from :func:`launch_ready` once the workers run. The last workspace is ``tight``: a
+    instances come from :func:`launch_ready` once the workers run. The first workspace is ``tight``: a
     quota of two instances (its ready one and one more). Returns the plan for the locustfile (secrets in
     it: :func:`run_locust` writes it to a private file)."""
     from inventory import services as inventory_services
@@ -114,13 +115,13 @@ def seed_catalog(operator, *, prefix: str) -> dict:
 
 def seed_people(operator, *, orgs: int, workspaces: int, prefix: str) -> dict:
     """``orgs`` orgs onboarded by the operator, ``workspaces`` workspaces each, a person per workspace
-    (invited as its workspace admin; a password and an API token); the last workspace's quota tight."""
+    (invited as its workspace admin; a password and an API token); the first workspace's quota tight."""
     from paas.services import api_token_create
     from tenancy import services as tenancy_services
     from tenancy.roles import Role
     from tests.factories import PASSWORD, UserFactory, add_member, make_org
 
-    people = []
+    people, tight = [], None
     for o in range(orgs):
         org, admin = make_org(operator=operator, name=f"{prefix}{o}")
         for w in range(workspaces):
@@ -131,8 +132,9 @@ def seed_people(operator, *, orgs: int, workspaces: int, prefix: str) -> dict:
             people.append(
                 {"username": user.username, "password": PASSWORD, "token": token, "project": project.pk}
             )
-    tenancy_services.quota_update(actor=admin, quota=project.quota, instances=2)
-    people[-1]["tight"] = True
+            tight = tight or (admin, project)
+    tenancy_services.quota_update(actor=tight[0], quota=tight[1].quota, instances=2)
+    people[0]["tight"] = True
     return {"people": people, "orgs": [f"{prefix}{o}" for o in range(orgs)]}
 
 
@@ -186,11 +188,18 @@ def start_stack(log_dir: Path, *, web_workers: int = 2, workers: int = 2, pool: 
     return Stack(web=web, workers=clusters)
 
 
-def stop_stack(stack: Stack) -> None:
-    from tests.support import processes
-
+def stop_stack(stack: Stack, *, grace: float = 20) -> None:
+    """SIGTERM every process group at once (a graceful stop), SIGKILL what is left after ``grace`` s."""
+    deadline = time.monotonic() + grace
     for process in stack.everyone:
-        processes.stop(process.process, grace=20)
+        if process.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+    for process in stack.everyone:
+        try:
+            process.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 @contextlib.contextmanager

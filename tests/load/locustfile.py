@@ -8,7 +8,8 @@ mode 0600: passwords and API tokens never reach the command line): the people (o
 their password, API token, workspace and one ready compute instance of theirs), the profiles to launch
 and the file to write the outcome to.
 
-Two kinds of simulated user, each taking the next person of the plan in turn:
+Two kinds of simulated user, each taking the next person of the plan in turn (API users from the first,
+portal users from the last):
 
 * ``PortalUser`` signs in through the login form (session, CSRF) and reads the developer hub: home,
   the workspace, its instances, the launch form with the catalog, the service catalog, *My deployments*,
@@ -43,8 +44,10 @@ MAX_SERVICES = int(PLAN.get("max_services", 2))
 WAIT = tuple(PLAN.get("wait_seconds", (0.5, 1.5)))
 CSRF = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 
-_portal_people = itertools.cycle(PLAN["people"])
+# API users take the people from the first (the tight workspace's), portal users from the last: with
+# fewer users of a kind than people, every workspace still gets traffic.
 _api_people = itertools.cycle(PLAN["people"])
+_portal_people = itertools.cycle(PLAN["people"][::-1])
 _names = itertools.count(1)  # one locust process: names unique across its users
 statuses: dict[str, Counter] = defaultdict(Counter)
 unexpected: dict[str, Counter] = defaultdict(Counter)
