@@ -9,7 +9,8 @@ catalogs, launches and deletes in every workspace, services deployed onto the re
 kubeconfig downloads. It prints requests per second, p50/p95 per kind and the errors (shown with ``-s``,
 and in the message of a failure), and fails on any 5xx, on any answer a kind may not give
 (tests/load/kinds.py: the only refusal designed in is the tight workspace's quota, a 409), on a request
-left without an answer, and on a kind the run never sent.
+left without an answer, on a kind the run never sent, and on a launched instance or service the workers
+left failed.
 
 Longer runs with their figures: ``python -m tests.benchmarks.bench_load``.
 """
@@ -47,10 +48,15 @@ def test_mixed_traffic_on_the_production_server_answers_no_5xx(transactional_db,
                 timeout=180,
             )
             stack.check_alive()
+            outcomes = harness.launch_outcomes()
     finally:
         harness.remove_namespaces(api, orgs)
         api.close()
     print(f"\nload test: {USERS} users for {RUN_TIME}, {ORGS * WORKSPACES} workspaces\n{result.table()}")
+    print(f"launched by the load, by state when it ended: {outcomes}")
     assert result.total.count > 0
     assert result.server_errors() == {}, result.table()
     assert result.problems() == [], result.table()
+    # What the workers did with the accepted launches: none failed (deploys and deletes still queued or
+    # running when the workers stopped are left so).
+    assert all("failed" not in states for states in outcomes.values()), outcomes
