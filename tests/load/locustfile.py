@@ -43,6 +43,7 @@ MAX_LIVE = int(PLAN.get("max_live", 2))
 MAX_SERVICES = int(PLAN.get("max_services", 2))
 WAIT = tuple(PLAN.get("wait_seconds", (0.5, 1.5)))
 CSRF = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+TITLE = re.compile(r"<title>(.*?)</title>", re.S)
 
 # API users take the people from the first (the tight workspace's), portal users from the last: with
 # fewer users of a kind than people, every workspace still gets traffic.
@@ -51,6 +52,7 @@ _portal_people = itertools.cycle(PLAN["people"][::-1])
 _names = itertools.count(1)  # one locust process: names unique across its users
 statuses: dict[str, Counter] = defaultdict(Counter)
 unexpected: dict[str, Counter] = defaultdict(Counter)
+request_ids: dict[str, list[str]] = defaultdict(list)  # a few unexpected answers' X-Request-ID per kind
 times: dict[str, list[float]] = defaultdict(list)  # response times (ms) per kind
 span = [float("inf"), 0.0]  # first request's start, last answer's end (epoch seconds)
 
@@ -74,10 +76,17 @@ def _write_result(environment, **kwargs):
                 "seconds": max(span[1] - span[0], 0.0),
                 "statuses": {name: dict(counts) for name, counts in statuses.items()},
                 "unexpected": {name: dict(counts) for name, counts in unexpected.items()},
+                "request_ids": request_ids,
                 "times": times,
             },
             out,
         )
+
+
+def _gist(text: str) -> str:
+    """An answer's body in a line: an HTML page's title, else the start of the text (JSON errors)."""
+    title = TITLE.search(text) if text.lstrip().startswith("<") else None
+    return " ".join((title.group(1) if title else text).split())[:160]
 
 
 class _Checked:
@@ -107,8 +116,10 @@ class _Checked:
             if ok:
                 response.success()
             else:
-                why = f"{status} {' '.join(text.split())[:160]}" if status else f"no answer: {response.error}"
+                why = f"{status} {_gist(text)}" if status else f"no answer: {response.error}"
                 unexpected[kind][why] += 1
+                if status and len(request_ids[kind]) < 3:
+                    request_ids[kind].append(response.headers.get("X-Request-ID", ""))
                 response.failure(why)
             return status, text
 

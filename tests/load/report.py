@@ -32,6 +32,7 @@ class Result:
     total: Row
     unexpected: dict[str, dict[str, int]]
     seconds: float  # from the first request to the last answer
+    request_ids: dict[str, list[str]] = field(default_factory=dict)  # (to find them in the server's log)
 
     def row(self, kind: str) -> Row | None:
         return next((row for row in self.rows if row.kind == kind), None)
@@ -52,6 +53,8 @@ class Result:
         problems = [f"{kind}: server errors {errors}" for kind, errors in self.server_errors().items()]
         for kind, answers in sorted(self.unexpected.items()):  # (a 5xx among them with its body)
             problems += [f"{kind}: {n} x {answer}" for answer, n in sorted(answers.items())]
+            if self.request_ids.get(kind):
+                problems.append(f"{kind}: request ids {', '.join(self.request_ids[kind])}")
         seen = {row.kind for row in self.rows if row.count}
         problems += [f"{kind}: never sent" for kind in EXPECTED if kind not in seen]
         problems += [f"{kind}: not a known kind" for kind in sorted(seen - set(EXPECTED))]
@@ -120,4 +123,10 @@ def read(result_file: Path) -> Result:
             everything[status] = everything.get(status, 0) + n
     total = row("all", [t for times in outcome["times"].values() for t in times], everything)
     total.failures = sum(sum(answers.values()) for answers in outcome["unexpected"].values())
-    return Result(rows=rows, total=total, unexpected=outcome["unexpected"], seconds=seconds)
+    return Result(
+        rows=rows,
+        total=total,
+        unexpected=outcome["unexpected"],
+        seconds=seconds,
+        request_ids=outcome.get("request_ids", {}),
+    )
