@@ -119,7 +119,7 @@ class _Checked:
                 why = f"{status} {_gist(text)}" if status else f"no answer: {response.error}"
                 unexpected[kind][why] += 1
                 if status and len(request_ids[kind]) < 3:
-                    request_ids[kind].append(response.headers.get("X-Request-ID", ""))
+                    request_ids[kind].append((response.headers or {}).get("X-Request-ID", ""))
                 response.failure(why)
             return status, text
 
