@@ -36,7 +36,7 @@ def test_mixed_traffic_on_the_production_server_answers_no_5xx(transactional_db,
                 kubeconfig=Path(kube_cluster.kubeconfig_path).read_text(), orgs=ORGS, workspaces=WORKSPACES
             )
             orgs = plan["orgs"]
-            harness.launch_ready(plan, check=stack.check_alive)
+            harness.launch_ready(plan, check=stack.check_alive, timeout=300)
             harness.wait_served(stack)
             result = harness.run_locust(
                 plan,
