@@ -211,7 +211,7 @@ def running(log_dir: Path, **options) -> Iterator[Stack]:
         stop_stack(stack)
 
 
-def wait_served(stack: Stack, timeout: float = 120) -> None:
+def wait_served(stack: Stack, timeout: float = 300) -> None:
     """Until the web process answers a request through Django (``/api/v1/me/`` without a token: 401);
     uvicorn binds before its workers import the application, so accepting is not enough."""
     import httpx
