@@ -26,6 +26,7 @@ from paas.audit import audit_verify
 from paas.audit_settings import audit_settings_update
 from paas.models import AuditEvent
 from tenancy import selectors as tenancy_selectors
+from tests.support.audit import committed
 from tests.support.instances import launch_instance
 from tests.support.wait import wait_for
 
@@ -233,7 +234,7 @@ def test_the_cluster_is_in_the_hash_only_when_set(world):
     without breaking its hash."""
     from paas.audit import Entry, audit_append_batch, compute_hash
 
-    with transaction.atomic():
+    with committed():  # (events are chained when their transaction commits)
         plain = audit.audit_log(actor=world.operator, action="test.plain", org=world.a.org)
         (batched,) = audit_append_batch(
             org_id=world.a.org.pk,
@@ -241,6 +242,8 @@ def test_the_cluster_is_in_the_hash_only_when_set(world):
                 Entry(action="test.batched", actor_id=None, actor_repr="", target_type="x", cluster_id=3)
             ],
         )
+    plain.refresh_from_db()
+    batched.refresh_from_db()
     assert "cluster_id" not in audit._canonical(plain).decode()
     assert batched.prev_hash == plain.hash and batched.seq == plain.seq + 1
     assert batched.actor_repr == "system"
@@ -349,6 +352,7 @@ def test_flush_goes_org_by_org_into_each_orgs_own_chain_within_its_limit(world):
     assert auditing.flush(limit=4) == 4
     assert ProxyRequestLog.objects.count() == 2
     assert auditing.flush() == 2
+    audit.audit_seal_pending()  # (the flushes' commits would have chained them; the test's never commits)
     for tenant in (world.a, world.b):
         events = _kubectl_events(tenant.org)
         assert len(events) == 3 and {e.chain for e in events} == {tenant.org.pk}
