@@ -119,7 +119,7 @@ def selector(service: ServiceInstance) -> str:
 
 def deploy(service: ServiceInstance, step: deployer.RunLog, *, action: dict | None = None) -> None:
     compute = service.compute_instance
-    kubeconfig, namespace = kube.shared_session(compute.cluster.kubeconfig.reveal()), compute.namespace
+    namespace = compute.namespace
     objects, context = service_render(service, action=action)
     decorate(objects, service, pull_secret_names=[])  # the pull secrets after the checks below
     template = service.snapshot["template"]
@@ -137,7 +137,9 @@ def deploy(service: ServiceInstance, step: deployer.RunLog, *, action: dict | No
         ServiceInstance.objects.filter(pk=service.pk).update(
             objects_applied=refs + [r for r in previous if r not in refs]
         )
-    # The registries' pull secrets once the checks passed: a refused service never touches the cluster.
+    # The cluster's client and the registries' pull secrets once the checks passed: a refused service
+    # never touches the cluster.
+    kubeconfig = kube.shared_session(compute.cluster.kubeconfig.reveal())
     pull_secrets.inject(objects, pull_secrets.ensure(compute, kubeconfig))
     kube.apply(kubeconfig, objects, namespace=namespace)
     step(f"Applied {len(objects)} objects to namespace {namespace} (server-side apply).")

@@ -158,7 +158,11 @@ def shared_session(kubeconfig: str) -> Session:
         if found is not None and found[0] > now and found[1] == pid:
             return found[2]
     session = Session(kubeconfig, maxsize=SHARED_SESSION_CONNECTIONS)  # the checks run here
-    _dynamic(session.api)  # built once here, not by two threads racing on first use
+    try:
+        _dynamic(session.api)  # built once here, not by two threads racing on first use
+    except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:  # (discovery: the first request)
+        session.api.close()
+        raise _unreachable(exc) from exc
     with _shared_lock:
         found = _shared.get(key)
         if found is not None and found[0] > now and found[1] == pid:

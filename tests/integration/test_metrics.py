@@ -26,7 +26,7 @@ from instances import pools
 from instances.models import Run, StandbyInstance
 from inventory.models import Agent
 from paas import metrics
-from paas.audit import audit_log
+from paas.audit import audit_log, audit_seal_pending
 from paas.audit_sinks import audit_sink_create
 from paas.errors import ValidationFailed
 from paas.models import AuditEvent
@@ -184,6 +184,7 @@ def test_the_database_gauges_at_scrape_time(client, token, world, django_assert_
     Agent.objects.create(name="edge")
     for n in range(3):
         audit_log(actor=None, action="test.event", target=org, org=org, details={"n": n})
+    audit_seal_pending()  # (chained as their transactions commit, which a test's never does)
     with CaptureQueriesContext(connection) as queries:
         samples = scrape(client)
     assert value(samples, "paas_cluster_reachable", cluster="gpu-east") == 1
