@@ -334,6 +334,8 @@ def wait_ready(
                 # Only a custom kind the cluster does not serve gets here (every other kind was watched
                 # to readiness): look again in a moment.
                 time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+        except TimeoutError:
+            raise  # (ours, naming what is not ready: an OSError, but not a connection's)
         except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise _unreachable(exc) from exc
 
@@ -353,5 +355,7 @@ def wait_namespace_gone(kubeconfig, name: str, *, timeout: float = 120) -> None:
             kind.list()
             if kind.items and not kind.watch({}, deadline):
                 raise TimeoutError(f"Namespace {name} still exists after {timeout:.0f} s.")
+        except TimeoutError:
+            raise  # (ours: an OSError, but not a connection's)
         except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise _unreachable(exc) from exc
