@@ -76,7 +76,6 @@ def overlaps_baseline(objects: list[dict], base: list[dict]) -> list[str]:
 def deploy(instance: ComputeInstance, step: RunLog) -> None:
     # One client per cluster for the whole process: its connections stay open and its API discovery
     # is made once, so a deploy is its writes, one wait and a few reads (docs/architecture.md).
-    kubeconfig = kube.shared_session(instance.cluster.kubeconfig.reveal())
     namespace = namespace_for(instance)
     if instance.namespace != namespace:
         ComputeInstance.objects.filter(pk=instance.pk).update(namespace=namespace)
@@ -87,6 +86,8 @@ def deploy(instance: ComputeInstance, step: RunLog) -> None:
         f"{instance.snapshot['template']['version']}."
     )
     _require_guardrails(instance)  # the cluster-wide rules (sandbox included) bind by the tenant labels
+    kubeconfig = kube.shared_session(instance.cluster.kubeconfig.reveal())  # (once rendered: a bad
+    # snapshot fails as itself, before the cluster is reached)
     base = baseline_objects(instance, namespace)
     # The baseline goes first, under its own field manager (the namespace must exist, and the quota and
     # policies must be in force before the first template pod is admitted).
