@@ -97,6 +97,8 @@ def _meter_fields(instance) -> dict:
 
 #: Fields known only once the instance is placed and deployed (a namespace is named by the deploy).
 PLACEMENT = ("cluster", "cluster_name", "namespace")
+#: What an instance holds, as its meter copies it (followed when a launch is placed again).
+RESOURCES = ("gpus", "gpu_units", "gpus_by_model", "mig_slices", "cpu_millis", "memory_gib", "storage_gib")
 
 
 def meter_for(instance) -> Meter:
@@ -119,9 +121,24 @@ def instance_saved(sender, instance, created: bool, raw: bool = False, **kwargs)
     """Receiver of ``post_save`` of compute and service instances: the meter is created with the
     instance, in its launch transaction, so that a period holds every instance that existed in it from
     the moment it was launched (a reserved price bills from then), whenever its first state change
-    comes. Services are saved when they are deployed, with what they use of their compute instance."""
-    if created and not raw:
-        Meter.objects.get_or_create(instance_key=instance_key(instance), defaults=_meter_fields(instance))
+    comes. Services are saved when they are deployed, with what they use of their compute instance.
+    A compute instance placed again within its launch (saved with ``cluster`` among its
+    ``update_fields``) moves its meter's cluster and resources with it."""
+    if raw:
+        return
+    if created:
+        # One statement in the launch's hot path (a meter of this key exists only if created already).
+        Meter.objects.bulk_create(
+            [Meter(instance_key=instance_key(instance), **_meter_fields(instance))], ignore_conflicts=True
+        )
+        return
+    if "cluster" in (kwargs.get("update_fields") or ()) and isinstance(instance, ComputeInstance):
+        # Placed again within its launch (the first cluster's capacity was taken meanwhile): the meter
+        # follows the cluster and what the instance holds there.
+        fields = _meter_fields(instance)
+        Meter.objects.filter(instance_key=instance_key(instance)).update(
+            **{f: fields[f] for f in ("cluster", "cluster_name", *RESOURCES)}
+        )
 
 
 def state_changed(sender, instance, previous: str, state: str, reason: str = "", **kwargs) -> None:

@@ -21,6 +21,7 @@ same stale ServiceAccounts. Instance-collaborator invitations riding on workspac
 change revoked (``revoked_invitations``) are dropped, audited.
 """
 
+from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
@@ -46,23 +47,27 @@ OWNER_PERMISSIONS = (
 
 def grant(user, instance: ComputeInstance) -> None:
     """The owner's permissions on this instance (its owner and each collaborator hold them): the rows
-    django-guardian's ``assign_perm`` would write one by one, in one insert (a launch's hot path)."""
+    django-guardian's ``assign_perm`` would write one by one, in one statement (a launch's hot path)."""
     from django.contrib.auth.models import Permission
     from django.contrib.contenttypes.models import ContentType
 
     from instances.models import ComputeInstanceUserObjectPermission
 
-    permissions = Permission.objects.filter(
-        content_type=ContentType.objects.get_for_model(ComputeInstance), codename__in=OWNER_PERMISSIONS
-    )
-    ComputeInstanceUserObjectPermission.objects.bulk_create(
-        [
-            ComputeInstanceUserObjectPermission(permission=p, user=user, content_object=instance)
-            for p in permissions
-        ],
-        ignore_conflicts=True,  # granted already (a collaborator added again)
-    )
-    authz.forget(user)
+    table = ComputeInstanceUserObjectPermission._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (permission_id, user_id, content_object_id) "  # noqa: S608 (model tables)
+            f"SELECT p.id, %s, %s FROM {Permission._meta.db_table} p "
+            "WHERE p.content_type_id = %s AND p.codename = ANY(%s) "
+            "ON CONFLICT DO NOTHING",  # granted already (a collaborator added again)
+            [
+                user.pk,
+                instance.pk,
+                ContentType.objects.get_for_model(ComputeInstance).pk,
+                list(OWNER_PERMISSIONS),
+            ],
+        )
+    authz.forget(user, support=False)  # (support grants are not changed by this)
 
 
 def revoke(user, instance: ComputeInstance) -> None:

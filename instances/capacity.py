@@ -123,7 +123,7 @@ def amounts(totals) -> Amounts:
 # --- the two statements a launch runs under its lock -------------------------------------------------
 
 
-def capacity_reserve(*, cluster_id: int, totals) -> bool:
+def capacity_reserve(*, cluster_id: int, totals, exclude_instance: int | None = None) -> bool:
     """Take ``totals`` (see :func:`amounts`) on the cluster if every resource asked for fits in what its
     schedulable nodes declare allocatable minus what is held there: one conditional UPDATE of the
     cluster's row (it stays locked until the caller's transaction ends). True when taken; False when
@@ -131,13 +131,16 @@ def capacity_reserve(*, cluster_id: int, totals) -> bool:
 
     Concurrent reservations on one cluster queue on its row: the second UPDATE waits for the first
     transaction to end and re-checks its condition against the row as the first left it
-    (PostgreSQL's READ COMMITTED re-evaluation), so two never take the same last GPUs."""
+    (PostgreSQL's READ COMMITTED re-evaluation), so two never take the same last GPUs.
+
+    ``exclude_instance``: the instance this reservation is for, when its row exists already (a launch
+    writes it first): the cluster's first row, re-summed, must not count it besides ``totals``."""
     want = amounts(totals)
     if want.empty:
         return True
     if _reserve(cluster_id, want):
         return True
-    if _ensure_row(cluster_id):  # the cluster's first reservation: the row exists now, try again
+    if _ensure_row(cluster_id, exclude_instance=exclude_instance):  # its first reservation: try again
         return _reserve(cluster_id, want)
     return False
 
@@ -410,13 +413,20 @@ def capacity_place(request: PlacementRequest) -> Placement:
 
 
 def capacity_place_and_reserve(
-    *, request: PlacementRequest, placement: Placement | None = None, attempts: int = PLACE_ATTEMPTS
+    *,
+    request: PlacementRequest,
+    placement: Placement | None = None,
+    cluster: Cluster | None = None,
+    instance_id: int | None = None,
+    attempts: int = PLACE_ATTEMPTS,
 ) -> tuple[Placement, Cluster | None]:
     """Reserve ``request`` on the cluster ``placement`` chose (placed now when not given): the
     launch's capacity decision, inside its transaction. Should that cluster have been taken meanwhile
     (:func:`capacity_reserve` refused), place again with fresh reservations and try there, up to
-    ``attempts`` placements in all. Returns (the placement, the cluster reserved on) or (a placement
-    explaining why nothing fits now, None): say "no capacity" with ``placement.explain()``.
+    ``attempts`` placements in all (``cluster``: the placement's cluster, when the caller has read it
+    already; ``instance_id``: the launch's instance, when its row is written already). Returns (the
+    placement, the cluster reserved on) or (a placement explaining why nothing fits now, None): say
+    "no capacity" with ``placement.explain()``.
 
     Holds at most one cluster's row lock when it returns a cluster (none when it returns None)."""
     want = amounts(request)
@@ -424,8 +434,9 @@ def capacity_place_and_reserve(
     for attempt in range(attempts):
         if placement.cluster is None:
             return placement, None
-        cluster = Cluster.objects.get(name=placement.cluster)
-        if capacity_reserve(cluster_id=cluster.pk, totals=want):
+        if cluster is None or cluster.name != placement.cluster:
+            cluster = Cluster.objects.get(name=placement.cluster)
+        if capacity_reserve(cluster_id=cluster.pk, totals=want, exclude_instance=instance_id):
             return placement, cluster
         log.info(
             "Capacity on %s was taken meanwhile (attempt %s of %s): placing again",

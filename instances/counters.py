@@ -12,8 +12,8 @@ Who moves them:
 - a launch (a warm-pool claim included) takes what its new PENDING instance holds with
   :func:`counters_take`, a conditional upsert that is the launch's decision: every counter row grows
   only if each bounded amount stays within its limit, or nothing grows and the caller is told which
-  rows refused. It is the last statement of the launch before its INSERTs and takes the first row
-  locks of the transaction;
+  rows refused. It is the launch's last statement but the audit event's INSERT (after the instance's
+  own rows and the cluster's reservation), so its locks are held only until the commit that follows;
 - every state change, through ``instances.states.transition`` (the only mover), in the same
   transaction: :func:`state_changed` (a receiver of ``instance_state_changed``) moves the difference
   between what the instance holds in its new state and in its old one. A start (STOPPED to

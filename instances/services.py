@@ -17,7 +17,7 @@ from instances.secret_outputs import read_secret_output
 from instances.service_instances import services_deleting_with
 from instances.states import State, transition
 from inventory.models import Cluster
-from inventory.routing import enqueue_for_cluster
+from inventory.routing import enqueue_for_cluster, enqueue_on, queue_for_cluster
 from paas import authz, metrics
 from paas.audit import audit_log
 from paas.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -59,13 +59,16 @@ def instance_launch(
 
     Everything that does not depend on concurrent launches runs first, without a lock: the name, the
     catalog, the snapshot, the placement (or the claim of a warm-pool standby), what the instance will
-    hold, and the higher layers' launch checks (billing's budget stop). Then the decision, last: one
-    conditional statement on the usage counters (``instances.launch_decision``) against the
-    workspace's and org's quotas and the owner's instance limits; refused, it says which limit with
-    the numbers ("Over quota: Workspace quota of …"). Then the instance and its first run are
-    created, the audit event written and the deploy enqueued on commit for the agent that reaches the
-    chosen cluster. The counters' rows are the first rows this transaction locks (the standby's
-    ``SKIP LOCKED`` claim never waits), so launches wait for one another only for that decision.
+    hold, and the higher layers' launch checks (billing's budget stop). Then the rows that concern no
+    other launch: the instance (its meter with it), its first run and the owner's permissions. Then
+    the decision, last: the chosen cluster's capacity reservation (re-placed when another launch took
+    it meanwhile) and one conditional statement on the usage counters (``instances.launch_decision``)
+    against the workspace's and org's quotas and the owner's instance limits; refused, it says which
+    limit with the numbers ("Over quota: Workspace quota of …") and everything rolls back. The audit
+    event (one INSERT, sealed after commit) and the deploy, enqueued on commit for the agent that
+    reaches the cluster, follow. The reservation and counter rows are the only rows this transaction
+    locks that other launches wait for (lock order: cluster, org, workspace, user; the standby's ``SKIP
+    LOCKED`` claim never waits), so launches wait for one another only for that decision and the commit.
 
     A profile with the warm-pool strategy first claims a ready standby instance built from the same
     snapshot (``instances.pool_claims``): the instance takes over its namespace and cluster, its first
@@ -109,19 +112,9 @@ def instance_launch(
     launch_checks_run(
         actor=actor, project=project, profile=profile, cluster=cluster, totals=want, kind="compute"
     )
-    # The critical section, last before the INSERTs: the cluster's capacity (re-placed when it was
-    # taken meanwhile), then the quotas and the owner's limits on the counters (lock order: cluster,
-    # org, workspace, user).
-    if standby is None:
-        placement, reserved = capacity_place_and_reserve(request=request, placement=placement)
-        if reserved is None:
-            _no_capacity(project=project, actor=actor, want=want, limits=limits, placement=placement)
-        if reserved.pk != cluster.pk:  # placed elsewhere: its MIG slices' parents may differ
-            cluster, want = reserved, profile_totals(profile, cluster_id=reserved.pk)
-    launch_decision.take(project=project, user=actor, want=want, limits=limits)
     try:
         instance = ComputeInstance.objects.create(
-            org_id=project.org_id,
+            org=project.org,
             project=project,
             name=name,
             description=description or "",
@@ -143,6 +136,26 @@ def instance_launch(
         ) from exc
     run = Run.objects.create(instance=instance, kind=Run.Kind.CLAIM if standby else Run.Kind.DEPLOY)
     access.grant(actor, instance)  # the owner's own access (and kubeconfig) to this instance
+    if standby is not None:
+        pool_claims.mark_claimed(standby, instance)
+        # Registered before the audit event's checkpoint callback: the hand-over runs first on commit
+        # (the instance is ready sooner), the checkpoint is still written before the request answers.
+        pool_claims.after_claim(run, cluster)
+    else:  # the deploy's queue: read now, outside the critical section
+        queue = queue_for_cluster(cluster)
+    # The critical section, last: the cluster's capacity, then the quotas and the owner's limits on
+    # the counters.
+    if standby is None:
+        placement, reserved = capacity_place_and_reserve(
+            request=request, placement=placement, cluster=cluster, instance_id=instance.pk
+        )
+        if reserved is None:
+            _no_capacity(project=project, actor=actor, want=want, limits=limits, placement=placement)
+        if reserved.pk != cluster.pk:  # placed elsewhere meanwhile: its MIG slices' parents may differ
+            cluster, want = reserved, profile_totals(profile, cluster_id=reserved.pk)
+            queue = queue_for_cluster(cluster)
+            _moved(instance, cluster=cluster, placement=placement, want=want)
+    launch_decision.take(project=project, user=actor, want=want, limits=limits)
     details = {
         "profile": profile.name,
         "cluster": cluster.name,
@@ -150,17 +163,23 @@ def instance_launch(
         "gpu_units": want["gpu_units"],
     }
     if standby is not None:
-        pool_claims.mark_claimed(standby, instance)
-        # Registered before the audit event's checkpoint callback: the hand-over runs first on commit
-        # (the instance is ready sooner), the checkpoint is still written before the request answers.
-        pool_claims.after_claim(run, cluster)
         details["warm_pool"] = {"standby": standby.namespace, "pool": standby.pool_id}
     elif profile.allocation_strategy == ComputeProfile.Allocation.WARM_POOL:
         details["warm_pool"] = {"standby": None}  # a miss: no standby ready, launched on demand
     audit_log(actor=actor, action="instance.launch", target=instance, project=project, details=details)
     if standby is None:
-        enqueue_for_cluster(cluster, "instances.tasks.run_execute", run.pk)
+        enqueue_on(queue, "instances.tasks.run_execute", run.pk)
     return instance
+
+
+def _moved(instance: ComputeInstance, *, cluster: Cluster, placement, want: dict) -> None:
+    """The launch was placed again (its first cluster's capacity was taken meanwhile): the new
+    instance's row follows, before anything reads it (its meter follows its ``post_save``)."""
+    instance.cluster = cluster
+    instance.placement = placement.as_dict()
+    for field, value in want.items():
+        setattr(instance, field, value)
+    instance.save(update_fields=["cluster", "placement", *want])
 
 
 def _no_capacity(*, project, actor, want, limits, placement) -> None:

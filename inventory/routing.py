@@ -30,7 +30,12 @@ def queue_for_datacenter(datacenter_id: int | None) -> str:
 
 def enqueue_for_datacenter(datacenter_id: int | None, func: str, *args) -> None:
     """Enqueue ``func(*args)`` on commit, for the workers of the agent serving the datacenter."""
-    queue = queue_for_datacenter(datacenter_id)
+    enqueue_on(queue_for_datacenter(datacenter_id), func, *args)
+
+
+def enqueue_on(queue: str, func: str, *args) -> None:
+    """Enqueue ``func(*args)`` on commit on ``queue`` (read with :func:`queue_for_cluster` or
+    :func:`queue_for_datacenter` earlier, outside the caller's critical section)."""
     transaction.on_commit(lambda: async_task(func, *args, cluster=queue))
 
 

@@ -88,9 +88,14 @@ def _holds_directly(user, codename: str, obj: Model) -> bool:
     return codename in cache[key]
 
 
-def forget(user) -> None:
-    """Drop the permission caches on this user object (after its roles or support grants changed)."""
-    for key in ("_authz_checker", "_authz_direct", "_authz_support"):
+def forget(user, *, support: bool = True) -> None:
+    """Drop the permission caches on this user object (after its roles or support grants changed;
+    ``support=False`` keeps what it read of support grants, when only its own permissions changed)."""
+    for key in (
+        ("_authz_checker", "_authz_direct", "_authz_support")
+        if support
+        else ("_authz_checker", "_authz_direct")
+    ):
         user.__dict__.pop(key, None)
 
 
