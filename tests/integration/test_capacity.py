@@ -314,3 +314,46 @@ def test_standbys_hold_capacity_and_hand_it_over_on_claim(tenants, monkeypatch):
     assert _held(cluster) == {A100: 8} and capacity.capacity_drift() == []
     _move(instance, State.DELETING, State.DELETED)
     assert _held(cluster) == {}
+
+
+# --- a launch placed again -----------------------------------------------------------------------------
+
+
+def test_a_launch_whose_cluster_was_taken_meanwhile_is_placed_again_with_its_rows_and_meter(
+    tenants, monkeypatch
+):
+    """The launch writes its instance (and meter) on the cluster it placed first, then reserves: when
+    another launch took that cluster's last GPUs in between, it reserves elsewhere and the instance's
+    row, placement and meter follow; the first cluster's row (created by that reservation, from a
+    re-sum) does not count the new instance."""
+    from billing.models import Meter
+    from catalog import services as catalog_services
+    from catalog.models import ComputeProfile
+    from instances import services
+    from tenancy.roles import Role
+    from tests.factories import UserFactory, add_member
+
+    org, admin, project = tenants["orgs"][0]
+    owner = UserFactory(username="cap-mover")
+    add_member(admin=admin, user=owner, role=Role.WORKSPACE_ADMIN, project=project)
+    profile = make_profile(
+        actor=admin, project=project, name="eight-here", manifests=MANIFESTS, resource_groups=EIGHT
+    )
+    catalog_services.item_share(actor=admin, item=profile, sharing="all")
+    profile = ComputeProfile.objects.get(pk=profile.pk)
+    first = make_synced_cluster(name="cap-first", nodes=1)
+    second = make_synced_cluster(name="cap-second", nodes=2)
+    stale = capacity.capacity_place(placement_request(profile, org.pk))
+    assert stale.cluster == first.name  # best fit: the smaller cluster
+    ComputeInstance.objects.create(  # its 8 GPUs taken since, by an instance the row does not know yet
+        org=org, project=project, name="taker", owner=admin, cluster=first, state=State.READY, gpus=8,
+        gpus_by_model={A100: 8},
+    )  # fmt: skip
+    monkeypatch.setattr(services, "capacity_place", lambda request: stale)
+    instance = services.instance_launch(actor=owner, project=project, name="moved", profile=profile)
+    instance.refresh_from_db()
+    assert instance.cluster == second and instance.placement["cluster"] == second.name
+    meter = Meter.objects.get(instance_key=f"compute:{instance.pk}")
+    assert (meter.cluster_id, meter.cluster_name, meter.gpus) == (second.pk, second.name, 8)
+    assert _held(first) == {A100: 8} and _held(second) == {A100: 8}
+    assert capacity.capacity_drift() == []
