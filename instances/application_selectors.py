@@ -13,7 +13,7 @@ from paas import authz
 def application_list_for(user) -> QuerySet[Application]:
     """Applications on the compute instances the user may see."""
     return Application.objects.filter(
-        compute_instance__in=instance_list_for(user).values("pk")
+        authz.among("compute_instance_id", instance_list_for(user).values("pk"))
     ).select_related("project__org", "owner", "compute_instance__cluster", "catalog_item")
 
 

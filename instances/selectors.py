@@ -28,9 +28,7 @@ STANDBY_HOLDING = (
 
 def instance_list_for(user) -> QuerySet[ComputeInstance]:
     """Instances of workspaces the user may view, and those shared with them as collaborator."""
-    visible = authz.permission_q(user, "view_computeinstance", ComputeInstance) | authz.permission_q(
-        user, "use_instance", ComputeInstance
-    )
+    visible = authz.permission_any_q(user, ("view_computeinstance", "use_instance"), ComputeInstance)
     return ComputeInstance.objects.filter(visible).select_related(
         "project__org", "owner", "cluster", "profile"
     )

@@ -12,7 +12,7 @@ def service_list_for(user) -> QuerySet[ServiceInstance]:
     """Services on the compute instances the user may see (workspace readers see every service of the
     workspace; an instance's collaborators see the services on that instance)."""
     return ServiceInstance.objects.filter(
-        compute_instance__in=instance_list_for(user).values("pk")
+        authz.among("compute_instance_id", instance_list_for(user).values("pk"))
     ).select_related("project__org", "owner", "profile", "compute_instance__cluster")
 
 

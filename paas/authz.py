@@ -27,14 +27,16 @@ id, a member of the org (and no one else) is told why: ``OrgDeactivated`` (403 `
 instead of the 404 (:func:`get_visible` and :func:`get_for` given the user).
 """
 
-from functools import cache
+import operator
+from collections.abc import Sequence
+from functools import cache, reduce
 
 from django.apps import apps
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.db.models import Model, Q, QuerySet
+from django.db.models import BooleanField, F, Func, Model, Q, QuerySet, Subquery
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from guardian.core import ObjectPermissionChecker
@@ -355,6 +357,41 @@ def permission_q(user, perm: str, model: type[Model], *, prefix: str = "") -> Q:
         return granted
     table, pk = model._meta.db_table, model._meta.pk.column
     return granted | Q(**{f"{prefix}pk__in": RawSQL(f"SELECT t.{pk} FROM {table} t WHERE {platform}", [])})
+
+
+def permission_any_q(user, perms: Sequence[str], model: type[Model], *, prefix: str = "") -> Q:
+    """:func:`permission_q` of any of ``perms`` (``permission_q(a) | permission_q(b)``), as one
+    ``pk IN`` over the ``UNION ALL`` of their SQL: PostgreSQL joins that to the table by its primary key,
+    where an OR of two ``IN`` conditions makes it test both on every row of the table."""
+    if not is_active_user(user):
+        return Q(pk__in=[])
+    if is_operator(user):  # (platform rules per permission: the plain OR)
+        return reduce(operator.or_, (permission_q(user, perm, model, prefix=prefix) for perm in perms))
+    sqls, params = [], []
+    for perm in perms:
+        sql, sql_params = _permission_sql(user, model, _codename(perm))
+        sqls.append(sql)
+        params += sql_params
+    return Q(**{f"{prefix}pk__in": RawSQL(" UNION ALL ".join(sqls), params)}) & _active_org_q(model, prefix)
+
+
+class _AmongIds(Func):
+    """``column = ANY(ARRAY(subquery))`` (see :func:`among`)."""
+
+    output_field = BooleanField()
+
+    def as_sql(self, compiler, connection, **extra):
+        column, column_params = compiler.compile(self.source_expressions[0])
+        ids, ids_params = compiler.compile(self.source_expressions[1])
+        return f"{column} = ANY(ARRAY{ids})", (*column_params, *ids_params)
+
+
+def among(column: str, ids: QuerySet) -> _AmongIds:
+    """A filter: ``column`` (a foreign key's ``*_id``) is one of ``ids`` (a ``values("pk")`` of a list a
+    user may see, e.g. ``instance_list_for(user)``). The ids are read once, then the rows by the
+    column's index; ``column__in=ids`` would let PostgreSQL hash every row of the (large) table
+    against the (small) visible set instead."""
+    return _AmongIds(F(column), Subquery(ids))
 
 
 def _active_org_sql(model: type[Model]) -> str:
