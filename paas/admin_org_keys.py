@@ -5,6 +5,7 @@ services (permissions and audit there)."""
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.paginator import Paginator
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -56,8 +57,10 @@ class OrgDataKeyAdmin(ScopedModelAdmin):
         }
 
     def changelist_view(self, request, extra_context=None):
-        rows = org_keys.org_key_list_for(request.user)
-        context = self._context(request, "Organization data keys", rows=rows)
+        orgs = org_keys.org_key_orgs_for(request.user).order_by("name")
+        page = Paginator(orgs, self.list_per_page).get_page(request.GET.get("p"))
+        rows = org_keys.org_key_rows(request.user, page.object_list)
+        context = self._context(request, "Organization data keys", rows=rows, page=page)
         return TemplateResponse(request, "admin/paas/org_keys.html", context)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):

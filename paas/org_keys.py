@@ -48,8 +48,15 @@ def org_key_orgs_for(user):
 
 
 def org_key_list_for(user, *, org_ids=None) -> list[OrgKeyRow]:
+    """The key rows of every org ``user`` may see (of ``org_ids`` among them when given), by name."""
     orgs = org_key_orgs_for(user).order_by("name")
-    orgs = list(orgs if org_ids is None else orgs.filter(pk__in=org_ids))
+    return org_key_rows(user, orgs if org_ids is None else orgs.filter(pk__in=org_ids))
+
+
+def org_key_rows(user, orgs) -> list[OrgKeyRow]:
+    """The key rows of ``orgs`` (a page of :func:`org_key_orgs_for`), in their order: their keys and
+    secret counts read for those orgs only."""
+    orgs = list(orgs)
     keys: dict[int, OrgDataKey] = {}
     destroyed: set[int] = set()
     for key in OrgDataKey.objects.filter(org__in=[o.pk for o in orgs]).order_by("version"):
@@ -57,7 +64,7 @@ def org_key_list_for(user, *, org_ids=None) -> list[OrgKeyRow]:
             keys[key.org_id] = key
         elif key.state == KeyState.DESTROYED:
             destroyed.add(key.org_id)
-    counts = keyring.secrets_count_by_org()
+    counts = keyring.secrets_count_by_org(org_ids=[o.pk for o in orgs])
     operator = authz.is_operator(user)
     rows = []
     for org in orgs:

@@ -49,8 +49,9 @@ class OrgKeyViewSet(viewsets.GenericViewSet):
 
     @extend_schema(responses=OrgKeySerializer(many=True))
     def list(self, request):
-        page = self.paginate_queryset(org_keys.org_key_list_for(request.user))
-        return self.get_paginated_response(OrgKeySerializer(page, many=True).data)
+        page = self.paginate_queryset(org_keys.org_key_orgs_for(request.user).order_by("name"))
+        rows = org_keys.org_key_rows(request.user, page)
+        return self.get_paginated_response(OrgKeySerializer(rows, many=True).data)
 
     @extend_schema(parameters=[ORG_ID], responses=OrgKeySerializer)
     def retrieve(self, request, pk=None):

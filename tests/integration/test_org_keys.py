@@ -2,6 +2,8 @@
 (crypto-shredded) on their own; platform-key tokens stored before keep reading; platform-key rotation
 re-wraps the data keys."""
 
+import re
+
 import pytest
 from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
@@ -15,6 +17,7 @@ from paas.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from paas.keyring_models import KeyState, OrgDataKey
 from paas.models import AuditEvent
 from paas.org_keys import org_key_destroy, org_key_list_for, org_key_rotate
+from tenancy.models import Organization
 from tenancy.services.orgs import org_update
 from tests.factories import ONE_A100
 
@@ -391,3 +394,34 @@ def test_a_shredded_orgs_instance_fails_to_render_with_the_reason(world):
     org_key_destroy(actor=world.operator, org=world.b.org, confirm="orgb")
     with pytest.raises(keyring.SecretUnreadable, match="encryption keys were destroyed"):
         deployer.render(ComputeInstance.objects.get(pk=instance.pk), "ns")
+
+
+def test_org_keys_pages_are_paged_and_count_secrets_of_the_page_only(world, client, api, monkeypatch):
+    """Studio (``list_per_page``) and API (``page_size``) show one page of orgs, each with its own
+    count of records holding a secret, whatever the other orgs hold."""
+    from paas.admin_org_keys import OrgDataKeyAdmin
+
+    _registry(world.a)
+    _registry(world.b)
+    _registry(world.b, name="second")
+    monkeypatch.setattr(OrgDataKeyAdmin, "list_per_page", 1)
+    client.force_login(world.operator)
+    first = client.get("/studio/paas/orgdatakey/").content.decode()
+    total = Organization.objects.count()
+    assert f"Page 1 of {total} ({total} organizations)" in first and "Previous" not in first
+    shown = []
+    for number in range(1, total + 1):
+        page = client.get(f"/studio/paas/orgdatakey/?p={number}").content.decode()
+        rows = re.findall(r'<th scope="row">([^<(]+?)(?: \(deactivated\))?</th>', page)
+        assert len(rows) == 1, rows
+        shown += rows
+    assert shown == [str(org) for org in Organization.objects.order_by("name")]
+    assert client.get("/studio/paas/orgdatakey/?p=x").status_code == 200  # a bad page: the first
+    operator = api.as_user(world.operator)
+    body = operator.get("/api/v1/org-keys/?page_size=1").json()
+    assert body["count"] >= 2 and len(body["results"]) == 1
+    rows = {}
+    for page in range(1, body["count"] + 1):
+        for row in operator.get(f"/api/v1/org-keys/?page_size=1&page={page}").json()["results"]:
+            rows[row["org"]] = row
+    assert (rows[world.a.org.pk]["secrets"], rows[world.b.org.pk]["secrets"]) == (1, 2)
