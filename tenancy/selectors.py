@@ -129,7 +129,7 @@ def audit_event_list_for(user) -> QuerySet[AuditEvent]:
     """Org admins their orgs' events; operators the platform's events (in no org) and the events of
     the orgs a support access opens to them (``view_audit``: read or admin); others none."""
     orgs = authz.filter_for(user, "view_audit", Organization.objects.all()).values("pk")
-    visible = Q(org__in=orgs)
+    visible = Q(authz.among("org_id", orgs))  # (with the operators' OR below: two index scans, ORed)
     if authz.is_operator(user):
         visible |= Q(org__isnull=True)
     return AuditEvent.objects.filter(visible)
