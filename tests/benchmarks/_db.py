@@ -23,3 +23,25 @@ def fresh_database(name: str = "gpupaas_bench") -> str:
 
     call_command("migrate", verbosity=0)
     return url
+
+
+def existing_database(name: str) -> str | None:
+    """Point Django at ``name`` as a previous run left it (set up and migrated, nothing dropped) and
+    return its URL; None when there is no such database."""
+    import psycopg
+
+    from tests.support import postgres
+
+    base = postgres.ensure().rsplit("/", 1)[0]
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is None:
+            return None
+    url = f"{base}/{name}"
+    os.environ.update(DATABASE_URL=url, DJANGO_SETTINGS_MODULE="paas.settings.test")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    return url

@@ -1,7 +1,7 @@
 """Benchmark: every API list, portal page and studio changelist at the full data set (issue 20), on the
 production server (``manage.py serve``, uvicorn, two web processes, no worker).
 
-Run on purpose:  .venv/bin/python -m tests.benchmarks.bench_pages [--orgs N] [--runs N]
+Run on purpose:  .venv/bin/python -m tests.benchmarks.bench_pages [--orgs N] [--runs N] [--reuse]
 
 Builds the data set of tests/support/dataset.py (default: 1,000 orgs, 10,000 workspaces, 100,000
 instances of which 90,000 deleted, 100,000 services, their runs and audit chains) in a fresh database
@@ -28,16 +28,54 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
+def found(size):
+    """The data set a previous run left (its orgs, each org's admin and workspace admin), if it has
+    ``size``'s orgs, workspaces and instances; else None."""
+    from types import SimpleNamespace
+
+    from instances.models import ComputeInstance
+    from tenancy.models import Organization, Project, User
+
+    counts = {
+        "orgs": Organization.objects.count(),
+        "workspaces": Project.objects.filter(kind=Project.Kind.TEAM).count(),
+        "instances": ComputeInstance.objects.count(),
+    }
+    first = User.objects.filter(username__endswith="-o0-u0").first()
+    if first is None or not User.objects.filter(username="bench-operator").exists():
+        return None
+    if (counts["orgs"], counts["instances"]) != (size.orgs, size.instances):
+        return None
+    prefix = first.username.removesuffix("-o0-u0")
+    orgs = list(Organization.objects.filter(name__startswith=f"{prefix}-o").order_by("pk"))
+    users = {u.username: u.pk for u in User.objects.filter(username__startswith=f"{prefix}-o")}
+    index = {org.pk: int(org.name.rsplit("-o", 1)[1]) for org in orgs}
+    return SimpleNamespace(
+        counts=counts,
+        org_ids=[org.pk for org in orgs],
+        admin_ids=[users[f"{prefix}-o{index[org.pk]}-u0"] for org in orgs],
+        workspace_admin_ids=[users[f"{prefix}-o{index[org.pk]}-u{1 % size.members}"] for org in orgs],
+    )
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--orgs", type=int, default=1000, help="orgs of the data set (1,000: the full set)")
     parser.add_argument("--runs", type=int, default=30, help="timed requests per endpoint")
     parser.add_argument("--workers", type=int, default=2, help="web processes of manage.py serve")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="measure the data set a previous run left in gpupaas_bench_pages (migrated, not rebuilt) "
+        "when it has the size asked for; built anew otherwise",
+    )
     args = parser.parse_args(argv)
 
-    from tests.benchmarks._db import fresh_database
+    from tests.benchmarks._db import existing_database, fresh_database
 
-    fresh_database("gpupaas_bench_pages")
+    reused = args.reuse and existing_database("gpupaas_bench_pages")
+    if not reused:
+        fresh_database("gpupaas_bench_pages")
     import httpx
     from django.test import Client
 
@@ -49,13 +87,23 @@ def main(argv: list[str]) -> int:
     from tests.support.endpoints import ENDPOINTS, EXPECTED_STATUS, SERVICE_KINDS, url_of
     from tests.support.wait import wait_for
 
-    make_operator(username="bench-operator", email="bench-operator@example.com")
     size = Size(orgs=args.orgs)
     started = time.perf_counter()
-    data = generate(
-        size=size, progress=lambda what: print(f"  {time.perf_counter() - started:6.1f} s  {what}")
-    )
-    print(f"data set: {data.counts}; built in {time.perf_counter() - started:.1f} s")
+    data = found(size) if reused else None
+    if data is None:
+        if reused:
+            print("the data set left in gpupaas_bench_pages is not of that size: built anew")
+            from django.db import connections
+
+            connections.close_all()
+            fresh_database("gpupaas_bench_pages")
+        make_operator(username="bench-operator", email="bench-operator@example.com")
+        data = generate(
+            size=size, progress=lambda what: print(f"  {time.perf_counter() - started:6.1f} s  {what}")
+        )
+        print(f"data set: {data.counts}; built in {time.perf_counter() - started:.1f} s")
+    else:
+        print(f"data set: reused from the previous run ({data.counts})")
     started = time.perf_counter()
     verified = audit_verify(checkpoints=True)
     print(
