@@ -129,7 +129,11 @@ def _claim_room(
     applying: a delete after a failed apply still finds whatever was created)."""
     compute = application.compute_instance
     with transaction.atomic():
-        list(ComputeInstance.objects.select_for_update(of=("self",)).filter(pk=compute.pk).values_list("pk"))
+        list(
+            ComputeInstance.objects.select_for_update(of=("self",), no_key=True)
+            .filter(pk=compute.pk)
+            .values_list("pk")
+        )
         taken = service_objects.conflicts(compute, refs, exclude=application)
         if taken:
             raise templating.TemplateError({"objects": taken})

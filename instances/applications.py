@@ -180,7 +180,7 @@ def application_create(
 @transaction.atomic
 def _create(*, actor, compute_instance, name, description, package_type, source, item) -> Application:
     compute_instance = (
-        ComputeInstance.objects.select_for_update(of=("self",))
+        ComputeInstance.objects.select_for_update(of=("self",), no_key=True)
         .select_related("project", "cluster")
         .get(pk=compute_instance.pk)
     )

@@ -212,9 +212,8 @@ def _claim(run_id: int) -> Run | str | None:
             else (ComputeInstance, run.instance_id)
         )
         target = model.objects.select_for_update().get(pk=pk)
-        on_instance = bool(run.service_id or run.application_id)
-        if on_instance and run.kind != Run.Kind.DELETE and target.state in (State.DELETING, State.DELETED):
-            # A service (application) deleted before this run got its turn: nothing to deploy any more.
+        if run.kind != Run.Kind.DELETE and target.state in (State.DELETING, State.DELETED):
+            # Deleted before this run (or its retry) got its turn: nothing to deploy any more.
             message = f"Not run: the {_noun(target)} is {target.get_state_display().lower()}."
             Run.objects.filter(pk=run.pk).update(
                 outcome=Run.Outcome.FAILED, message=message, finished_at=timezone.now()
@@ -328,9 +327,25 @@ def run_observed(run: Run, outcome: str) -> None:
     )
 
 
+def _superseded(run: Run, instance, outcome: str, message: str) -> bool:
+    """A deploy run that ends after a delete of its target was requested (the target is DELETING or
+    DELETED): the run ends with ``outcome`` and says so, the target's state is the delete's to move
+    (neither READY nor FAILED over a delete). Inside the run's end transaction, the target locked."""
+    if run.kind == Run.Kind.DELETE or instance.state not in (State.DELETING, State.DELETED):
+        return False
+    note = f"The {_noun(instance)} was deleted meanwhile: its delete run removes what this run applied."
+    Run.objects.filter(pk=run.pk).update(
+        outcome=outcome, message=f"{message} {note}".strip(), finished_at=timezone.now()
+    )
+    run_observed(run, outcome)
+    return True
+
+
 def _succeeded(run: Run, instance, step: RunLog) -> str:
     with transaction.atomic():
         instance = type(instance).objects.select_for_update().get(pk=instance.pk)
+        if _superseded(run, instance, Run.Outcome.SUCCEEDED, ""):
+            return instance.state
         target = State.DELETED if run.kind == Run.Kind.DELETE else State.READY
         transition(instance, target, "")
         Run.objects.filter(pk=run.pk).update(outcome=Run.Outcome.SUCCEEDED, finished_at=timezone.now())
@@ -402,6 +417,8 @@ def _failed(run: Run, instance, step: RunLog, exc: Exception) -> str:
         return "retrying"
     with transaction.atomic():
         instance = type(instance).objects.select_for_update().get(pk=instance.pk)
+        if _superseded(run, instance, Run.Outcome.FAILED, message):
+            return instance.state
         transition(instance, State.FAILED, message)
         Run.objects.filter(pk=run.pk).update(
             outcome=Run.Outcome.FAILED, message=message, finished_at=timezone.now()

@@ -129,8 +129,14 @@ def deploy(service: ServiceInstance, step: deployer.RunLog, *, action: dict | No
     with transaction.atomic():
         # Checked and recorded under the instance's row lock, so two services deploying at once cannot
         # both claim an object. Recorded before applying: a delete after a failed apply still finds
-        # whatever was created.
-        list(ComputeInstance.objects.select_for_update(of=("self",)).filter(pk=compute.pk).values_list("pk"))
+        # whatever was created. FOR NO KEY UPDATE: it excludes the other claims (and state changes) but
+        # not the rows that reference the instance (a service delete's run, written while it holds the
+        # service's row: with FOR UPDATE the two waited on each other, a deadlock the load test found).
+        list(
+            ComputeInstance.objects.select_for_update(of=("self",), no_key=True)
+            .filter(pk=compute.pk)
+            .values_list("pk")
+        )
         taken = service_objects.conflicts(compute, refs, exclude=service)
         if taken:  # another service (or the instance) has these objects: applying would take them over
             raise templating.TemplateError({"manifests": taken})

@@ -410,7 +410,7 @@ def _service_create(
     """The launch decision, under the compute instance's row lock: the checks that can change between
     the render and now are made again, then the rows are written."""
     compute_instance = (
-        ComputeInstance.objects.select_for_update(of=("self",))
+        ComputeInstance.objects.select_for_update(of=("self",), no_key=True)
         .select_related("project", "cluster")
         .get(pk=service.compute_instance_id)
     )
