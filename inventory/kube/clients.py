@@ -291,7 +291,8 @@ _discovery_dir: str | None = None
 
 def _discovery_file(api: k8s.ApiClient) -> str:
     """Where a :class:`Session` keeps the discovery of its API server: a directory private to this
-    process (created 0700, never shared with another process or user), one file per server and CA;
+    process (created 0700, never shared with another process or user), one file per server, CA and
+    thread;
     a file older than :data:`DISCOVERY_TTL` is removed first, so the session discovers afresh.
 
     Discovery is half a dozen requests (the server's version, its API groups, then each group version
@@ -305,7 +306,9 @@ def _discovery_file(api: k8s.ApiClient) -> str:
         with open(configuration.ssl_ca_cert, "rb") as handle:
             ca = hashlib.sha256(handle.read()).hexdigest()
     key = hashlib.sha256(f"{configuration.host}|{ca}".encode()).hexdigest()[:32]
-    path = os.path.join(_discovery_dir, f"{key}.json")
+    # One file per thread as well: the client writes it in place (truncate, then write), so a thread
+    # reading it while another writes would read half a file (the run pool deploys in threads).
+    path = os.path.join(_discovery_dir, f"{key}-{threading.get_ident()}.json")
     try:
         if time.time() - os.path.getmtime(path) > DISCOVERY_TTL:
             os.remove(path)
