@@ -42,7 +42,7 @@ def registered(world, kubeconfig, django_capture_on_commit_callbacks) -> Cluster
             labels={"region": "lab"},
         )
     # the refresh is enqueued on commit, for the cluster's agent (beside it: the audit event's sealer)
-    assert len([c for c in callbacks if "enqueue_for" in getattr(c, "__qualname__", "")]) == 1
+    assert len([c for c in callbacks if "enqueue_on" in getattr(c, "__qualname__", "")]) == 1
     tasks.cluster_refresh(cluster.pk)  # run it here, as the worker would
     cluster.refresh_from_db()
     return cluster
