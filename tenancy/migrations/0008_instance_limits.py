@@ -6,90 +6,28 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("tenancy", "0007_mfa"),
+        ('tenancy', '0007_mfa'),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="InstanceLimit",
+            name='InstanceLimit',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "max_active_instances_per_user",
-                    models.PositiveIntegerField(
-                        blank=True,
-                        help_text="At most this many instances per user (stopped ones count: they keep their storage). Empty: no limit.",
-                        null=True,
-                        verbose_name="active instances per user",
-                    ),
-                ),
-                (
-                    "max_gpus_per_user",
-                    models.PositiveIntegerField(
-                        blank=True,
-                        help_text="At most this many GPUs held by one user's instances (a MIG slice counts its fraction of a GPU; stopped instances hold none). Empty: no limit.",
-                        null=True,
-                        verbose_name="GPUs per user",
-                    ),
-                ),
-                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated")),
-                (
-                    "org",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="instance_limits",
-                        to="tenancy.organization",
-                        verbose_name="organization",
-                    ),
-                ),
-                (
-                    "project",
-                    models.ForeignKey(
-                        blank=True,
-                        help_text="Empty: the organization's limit (every workspace of it). Set: this workspace's.",
-                        null=True,
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="instance_limits",
-                        to="tenancy.project",
-                        verbose_name="workspace",
-                    ),
-                ),
-                (
-                    "updated_by",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="updated by",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('max_active_instances_per_user', models.PositiveIntegerField(blank=True, help_text='At most this many instances per user (stopped ones count: they keep their storage). Empty: no limit.', null=True, verbose_name='active instances per user')),
+                ('max_gpus_per_user', models.PositiveIntegerField(blank=True, help_text="At most this many GPUs held by one user's instances (a MIG slice counts its fraction of a GPU; stopped instances hold none). Empty: no limit.", null=True, verbose_name='GPUs per user')),
+                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated')),
+                ('org', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='instance_limits', to='tenancy.organization', verbose_name='organization')),
+                ('project', models.ForeignKey(blank=True, help_text="Empty: the organization's limit (every workspace of it). Set: this workspace's.", null=True, on_delete=django.db.models.deletion.CASCADE, related_name='instance_limits', to='tenancy.project', verbose_name='workspace')),
+                ('updated_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='updated by')),
             ],
             options={
-                "verbose_name": "instance limit",
-                "verbose_name_plural": "instance limits",
-                "ordering": ["org__name", "project__name", "pk"],
-                "constraints": [
-                    models.UniqueConstraint(
-                        condition=models.Q(("project__isnull", True)),
-                        fields=("org",),
-                        name="tenancy_instancelimit_one_per_org",
-                        violation_error_message="This organization has an instance limit already.",
-                    ),
-                    models.UniqueConstraint(
-                        condition=models.Q(("project__isnull", False)),
-                        fields=("project",),
-                        name="tenancy_instancelimit_one_per_project",
-                        violation_error_message="This workspace has an instance limit already.",
-                    ),
-                ],
+                'verbose_name': 'instance limit',
+                'verbose_name_plural': 'instance limits',
+                'ordering': ['org__name', 'project__name', 'pk'],
+                'constraints': [models.UniqueConstraint(condition=models.Q(('project__isnull', True)), fields=('org',), name='tenancy_instancelimit_one_per_org', violation_error_message='This organization has an instance limit already.'), models.UniqueConstraint(condition=models.Q(('project__isnull', False)), fields=('project',), name='tenancy_instancelimit_one_per_project', violation_error_message='This workspace has an instance limit already.')],
             },
         ),
     ]
