@@ -38,13 +38,17 @@ def found(size):
 
     counts = {
         "orgs": Organization.objects.count(),
-        "workspaces": Project.objects.filter(kind=Project.Kind.TEAM).count(),
+        "workspaces": Project.objects.count(),  # (personal and team, as the data set counts them)
         "instances": ComputeInstance.objects.count(),
     }
     first = User.objects.filter(username__endswith="-o0-u0").first()
     if first is None or not User.objects.filter(username="bench-operator").exists():
         return None
-    if (counts["orgs"], counts["instances"]) != (size.orgs, size.instances):
+    if (counts["orgs"], counts["workspaces"], counts["instances"]) != (
+        size.orgs,
+        size.workspaces,
+        size.instances,
+    ):
         return None
     prefix = first.username.removesuffix("-o0-u0")
     orgs = list(Organization.objects.filter(name__startswith=f"{prefix}-o").order_by("pk"))
