@@ -7,6 +7,7 @@ or chart holds, so every object is judged on its own, by kind (a workload by its
 phase and Ready condition, a claim by being bound, a Job by not having failed, a custom resource as its
 operator reports it; any other object by existing)."""
 
+from datetime import datetime
 from typing import Any
 
 import urllib3
@@ -114,6 +115,16 @@ def _selector(obj: dict) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
 
+def _moment(text: str) -> datetime:
+    """An event's time as an aware datetime, whichever way it is written: the API server writes
+    ``lastTimestamp`` to the second ("...:54Z") and ``eventTime`` to the microsecond ("...:54.758642Z"),
+    which as strings do not sort in time order."""
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return _EPOCH
+
+
 def _event_rows(items: list[dict]) -> dict[tuple[str, str], list[dict]]:
     by_object: dict[tuple[str, str], list[dict]] = {}
     for event in items:
@@ -138,15 +149,23 @@ def _event_rows(items: list[dict]) -> dict[tuple[str, str], list[dict]]:
             }
         )
     for rows in by_object.values():
-        rows.sort(key=lambda row: row["last"])
+        rows.sort(key=lambda row: _moment(row["last"]))
     return by_object
+
+
+def recent(events: list[dict], limit: int = EVENTS_PER_OBJECT) -> list[dict]:
+    """The ``limit`` most recent of ``events``, warnings kept before the others (they say why an
+    object is not ready, and a scheduling failure can share its second with a rollout's many routine
+    events), oldest first."""
+    kept = sorted(events, key=lambda e: (e["type"] == "Warning", _moment(e["last"])))[-limit:]
+    return sorted(kept, key=lambda e: _moment(e["last"]))
 
 
 def object_status(kubeconfig: str, namespace: str, refs: list[dict]) -> list[dict]:
     """Per ``{apiVersion, kind, name}`` of ``refs``, in order: ``{apiVersion, kind, name, ready, message,
-    events}``; ``events`` (oldest first, at most :data:`EVENTS_PER_OBJECT`, each ``{object, type, reason,
-    message, count, last}``) only for objects that are not ready: their own, and for a workload those of
-    the ReplicaSets and pods its selector matches. A missing object is not ready ("not found")."""
+    events}``; ``events`` (as :func:`recent` picks them, each ``{object, type, reason, message, count,
+    last}``) only for objects that are not ready: their own, and for a workload those of the ReplicaSets
+    and pods its selector matches. A missing object is not ready ("not found")."""
     rows: list[dict] = []
     with api_client(kubeconfig) as api:
         try:
@@ -182,9 +201,7 @@ def object_status(kubeconfig: str, namespace: str, refs: list[dict]) -> list[dic
                             related += [
                                 (kind, item["metadata"]["name"]) for item in listed.to_dict()["items"]
                             ]
-                    found = [e for key in related for e in events.get(key, [])]
-                    found.sort(key=lambda e: e["last"])
-                    row["events"] = found[-EVENTS_PER_OBJECT:]
+                    row["events"] = recent([e for key in related for e in events.get(key, [])])
                 rows.append(row)
         except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise _unreachable(exc) from exc
