@@ -55,7 +55,7 @@ def budget_orgs_for(user) -> QuerySet[Organization]:
 
 
 def may_manage_budgets(user) -> bool:
-    return budget_orgs_for(user).exists()
+    return authz.remembered(user, "manages_budgets", lambda: budget_orgs_for(user).exists())
 
 
 def budgets_for_workspace(user, project: Project) -> list[Budget]:

@@ -57,10 +57,14 @@ class CatalogAdmin(ScopedModelAdmin):
     """Visible to operators and catalog managers (org admins, PaaS admins)."""
 
     def _is_catalog_manager(self, request) -> bool:
-        return (
-            authz.is_operator(request.user)
-            or selectors.managed_projects(request.user).exists()
-            or (authz.filter_for(request.user, "manage_catalog", Organization.objects.all()).exists())
+        user = request.user
+        return authz.is_operator(user) or authz.remembered(
+            user,
+            "manages_catalog",
+            lambda: (
+                selectors.managed_projects(user).exists()
+                or authz.filter_for(user, "manage_catalog", Organization.objects.all()).exists()
+            ),
         )
 
     def has_module_permission(self, request) -> bool:

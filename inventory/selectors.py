@@ -35,10 +35,13 @@ def _admin_org_ids(user) -> QuerySet:
 
 def _reads_inventory(user) -> bool:
     # A PaaS admin held on one project only also picks the datacenter and storage of its profiles.
-    return (
-        authz.is_operator(user)
-        or _admin_org_ids(user).exists()
-        or authz.filter_for(user, "manage_catalog", Project.objects.all()).exists()
+    return authz.is_operator(user) or authz.remembered(
+        user,
+        "reads_inventory",
+        lambda: (
+            _admin_org_ids(user).exists()
+            or authz.filter_for(user, "manage_catalog", Project.objects.all()).exists()
+        ),
     )
 
 

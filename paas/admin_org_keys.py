@@ -10,7 +10,7 @@ from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from paas import org_keys
+from paas import authz, org_keys
 from paas.admin import ScopedModelAdmin
 from paas.errors import ApplicationError
 from paas.forms import apply_error
@@ -35,7 +35,10 @@ class OrgDataKeyAdmin(ScopedModelAdmin):
     selector = staticmethod(_keys_for)
 
     def has_module_permission(self, request) -> bool:
-        return super().has_module_permission(request) and org_keys.org_key_orgs_for(request.user).exists()
+        user = request.user
+        return super().has_module_permission(request) and authz.remembered(
+            user, "sees_org_keys", org_keys.org_key_orgs_for(user).exists
+        )
 
     def has_view_permission(self, request, obj=None) -> bool:
         return self.has_module_permission(request)

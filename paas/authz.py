@@ -28,7 +28,7 @@ instead of the 404 (:func:`get_visible` and :func:`get_for` given the user).
 """
 
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache, reduce
 
 from django.apps import apps
@@ -94,11 +94,22 @@ def forget(user, *, support: bool = True) -> None:
     """Drop the permission caches on this user object (after its roles or support grants changed;
     ``support=False`` keeps what it read of support grants, when only its own permissions changed)."""
     for key in (
-        ("_authz_checker", "_authz_direct", "_authz_support")
+        ("_authz_checker", "_authz_direct", "_authz_memo", "_authz_support")
         if support
-        else ("_authz_checker", "_authz_direct")
+        else ("_authz_checker", "_authz_direct", "_authz_memo")
     ):
         user.__dict__.pop(key, None)
+
+
+def remembered(user, key: str, compute: Callable[[], bool]) -> bool:
+    """``compute()``, asked once per user object and ``key``: for the role-wide questions a page asks
+    many times (may this user open the studio's sections? every section of the sidebar asks). A
+    request's user object lives for that request, so this is a per-request memo, and :func:`forget`
+    (called whenever roles or grants change) drops it with the other caches."""
+    memo = user.__dict__.setdefault("_authz_memo", {})
+    if key not in memo:
+        memo[key] = bool(compute())
+    return memo[key]
 
 
 def in_inactive_org(obj: Model) -> bool:

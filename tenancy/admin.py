@@ -52,7 +52,8 @@ class AdministeredScopeAdmin(TenancyAdmin):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def has_add_permission(self, request) -> bool:
-        return _administered_orgs(request.user).exists()
+        user = request.user
+        return authz.remembered(user, "administers_orgs", lambda: _administered_orgs(user).exists())
 
 
 # --- organizations ----------------------------------------------------------------------------------

@@ -10,9 +10,15 @@ from paas.admin import AuditEventAdminBase
 from paas.context import Client
 from paas.models import AuditEvent
 from tenancy import selectors
-from tenancy.models import Organization, Project
+from tenancy.models import Organization, Project, RoleAssignment
 
 # --- audit trail ------------------------------------------------------------------------------------
+
+
+# A filter lists its choices while they are few enough to read; past that (an operator's thousands of
+# projects and users) it lists those of the organization chosen in the organization filter, and until one
+# is chosen it is not shown. Its parameter filters either way (the list is the viewer's events only).
+CHOICES_SHOWN = 100
 
 
 class _ScopedFilter(admin.SimpleListFilter):
@@ -22,28 +28,51 @@ class _ScopedFilter(admin.SimpleListFilter):
         return queryset.filter(**{self.field: self.value()}) if self.value() else queryset
 
 
+def _audited_orgs(request):
+    return authz.filter_for(request.user, "view_audit", Organization.objects.all())
+
+
+def _chosen_org(request) -> int | None:
+    value = request.GET.get(OrgFilter.parameter_name, "")
+    return int(value) if value.isdigit() else None
+
+
+def _few(rows, request, in_org) -> list:
+    """The choices of ``rows`` (``(pk, label)`` pairs, a query): all of them when at most
+    :data:`CHOICES_SHOWN`, else those ``in_org(org_id)`` narrows to when an organization is chosen."""
+    listed = list(rows[: CHOICES_SHOWN + 1])
+    if len(listed) <= CHOICES_SHOWN:
+        return listed
+    org_id = _chosen_org(request)
+    return list(in_org(org_id)[: CHOICES_SHOWN * 10]) if org_id is not None else []
+
+
 class OrgFilter(_ScopedFilter):
     title, parameter_name, field = "organization", "org", "org_id"
 
     def lookups(self, request, model_admin):
-        return [
-            (o.pk, str(o)) for o in authz.filter_for(request.user, "view_audit", Organization.objects.all())
-        ]
+        return [(o.pk, str(o)) for o in _audited_orgs(request).order_by("name")]
 
 
 class ProjectFilter(_ScopedFilter):
     title, parameter_name, field = "project", "project", "project_id"
 
     def lookups(self, request, model_admin):
-        orgs = authz.filter_for(request.user, "view_audit", Organization.objects.all())
-        return [(p.pk, str(p)) for p in Project.objects.filter(org__in=orgs).select_related("org")]
+        projects = Project.objects.filter(org__in=_audited_orgs(request)).order_by("org__name", "name")
+        rows = projects.values_list("pk", "org__name", "name")
+        choices = _few(rows, request, lambda org_id: rows.filter(org_id=org_id))
+        return [(pk, f"{org}/{name}") for pk, org, name in choices]
 
 
 class UserFilter(_ScopedFilter):
     title, parameter_name, field = "user", "user", "actor_id"
 
     def lookups(self, request, model_admin):
-        return [(u.pk, str(u)) for u in selectors.user_list_for(request.user)]
+        users = selectors.user_list_for(request.user).order_by("username")
+        members = lambda org_id: users.filter(  # noqa: E731
+            pk__in=RoleAssignment.objects.filter(org_id=org_id).values("user_id")
+        )
+        return [(u.pk, str(u)) for u in _few(users, request, members)]
 
 
 class ClientFilter(_ScopedFilter):

@@ -99,7 +99,10 @@ class SupportAccessAdmin(ScopedModelAdmin):
 
     def _may_use(self, request) -> bool:
         user = request.user
-        return authz.is_operator(user) or (authz.is_active_user(user) and admin_org_ids(user).exists())
+        return authz.is_operator(user) or (
+            authz.is_active_user(user)
+            and authz.remembered(user, "support_admin_orgs", lambda: admin_org_ids(user).exists())
+        )
 
     def has_module_permission(self, request) -> bool:
         return self._may_use(request)

@@ -156,7 +156,7 @@ def can_view_audit(user) -> bool:
     """Operators (the platform's events) and whoever holds ``view_audit`` on an org (org admins, a
     support access; never a PaaS admin)."""
     orgs = authz.filter_for(user, "view_audit", Organization.objects.all())
-    return authz.is_operator(user) or orgs.exists()
+    return authz.is_operator(user) or authz.remembered(user, "view_audit_any", orgs.exists)
 
 
 def audit_event_get_for(user, pk) -> AuditEvent:
@@ -183,7 +183,9 @@ def deactivated_orgs_of(user) -> QuerySet[Organization]:
 def administers_any_org(user) -> bool:
     """Operators and org admins: who may open the tenancy and inventory sections of the studio (a
     PaaS admin sees the catalog sections and nothing else)."""
-    return authz.is_operator(user) or administered_org_ids(user).exists()
+    return authz.is_operator(user) or authz.remembered(
+        user, "administers_any_org", lambda: administered_org_ids(user).exists()
+    )
 
 
 def can_see_workspace_activity(user, project: Project) -> bool:
