@@ -13,7 +13,8 @@ again and goes on from the new version. On timeout one more full pass of lists s
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -273,6 +274,18 @@ def _judge(kinds: list[_Kind], context: dict, unserved: list[str]) -> Notes:
     return ready, waiting + unserved
 
 
+@contextmanager
+def _waiting() -> Iterator[None]:
+    """The API server's refusals and lost connections as the cluster being unreachable; a wait's own
+    ``TimeoutError`` (an ``OSError``, but not a connection's: it names what is not ready) as it is."""
+    try:
+        yield
+    except TimeoutError:
+        raise
+    except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+        raise _unreachable(exc) from exc
+
+
 def wait_ready(
     kubeconfig,
     namespace: str,
@@ -307,7 +320,7 @@ def wait_ready(
     with api_client(kubeconfig) as api:
         core = k8s.CoreV1Api(api)
         context = {"core": core, "namespace": namespace}
-        try:
+        with _waiting():
             while True:
                 kinds, unserved = _kinds(api, core, namespace, label_selector, custom_kinds)
                 for kind in kinds:
@@ -334,10 +347,6 @@ def wait_ready(
                 # Only a custom kind the cluster does not serve gets here (every other kind was watched
                 # to readiness): look again in a moment.
                 time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
-        except TimeoutError:
-            raise  # (ours, naming what is not ready: an OSError, but not a connection's)
-        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise _unreachable(exc) from exc
 
 
 def wait_namespace_gone(kubeconfig, name: str, *, timeout: float = 120) -> None:
@@ -351,11 +360,7 @@ def wait_namespace_gone(kubeconfig, name: str, *, timeout: float = 120) -> None:
             {"field_selector": f"metadata.name={name}"},
             lambda items, _context: ([], ["exists"]) if items else (["gone"], []),
         )
-        try:
+        with _waiting():
             kind.list()
             if kind.items and not kind.watch({}, deadline):
                 raise TimeoutError(f"Namespace {name} still exists after {timeout:.0f} s.")
-        except TimeoutError:
-            raise  # (ours: an OSError, but not a connection's)
-        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise _unreachable(exc) from exc

@@ -16,7 +16,8 @@ Run on purpose:  .venv/bin/python -m tests.benchmarks.bench_deploy [--instances 
    until ready: what the API server and its controllers can do on this machine with nothing of ours in
    between.
 
-The profile's template has a Deployment, so "ready" waits for a (KWOK) pod.
+The profile's template (tests/support/instances.ONE_POD, as in test_deploy_parallel) has a Deployment, so
+"ready" waits for a (KWOK) pod.
 """
 
 import argparse
@@ -31,24 +32,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
-MANIFESTS = """apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: {{ instance.name }}-agent
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: agent}}
-  template:
-    metadata: {labels: {app: agent}}
-    spec:
-      runtimeClassName: kata
-      securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}
-      containers:
-        - name: agent
-          image: registry.example/agent:1
-          resources: {limits: {cpu: "1", memory: 1Gi}}
-          securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
-"""
 TARGET = 400  # instances a minute, two workers
 WORKERS = 2
 
@@ -184,6 +167,7 @@ def main() -> int:
     from tests.factories import make_profile
     from tests.localkube import LocalCluster
     from tests.localkube.inventory import NodeSpec
+    from tests.support.instances import ONE_POD
 
     concurrency = getattr(settings, "PAAS_RUN_CONCURRENCY", 1)
     nodes = [NodeSpec(f"cpu-{i}", cpu=512, memory_gib=4096) for i in range(8)]
@@ -195,7 +179,7 @@ def main() -> int:
         profile_ = make_profile(
             actor=admin,
             project=project,
-            manifests=MANIFESTS,
+            manifests=ONE_POD,
             name="cpu",
             template="agent",
             resource_groups=[{"cpu_cores": "2", "memory_gib": 4, "storage_gib": 1}],

@@ -20,31 +20,14 @@ from instances.rendering import instance_render
 from inventory import kube
 from tests.factories import make_profile
 from tests.localkube.helpers import create_namespace, unique_name
-from tests.support.instances import launch, launch_instance
+from tests.support.instances import ONE_POD, launch, launch_instance
 from tests.support.kube_requests import counting
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.kube
 
-#: One small pod (a Deployment): every deploy waits for it, and eight of them fit on the shared cluster.
-AGENT = """apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: {{ instance.name }}-agent
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: agent}}
-  template:
-    metadata: {labels: {app: agent}}
-    spec:
-      runtimeClassName: kata
-      securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}
-      containers:
-        - name: agent
-          image: registry.example/agent:1
-          resources: {limits: {cpu: 100m, memory: 128Mi}}
-          securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
-"""
+#: One small pod: every deploy waits for it, and eight of them fit on the shared cluster.
+AGENT = ONE_POD
 
 #: What a deploy may read besides its writes: one list per kind ``wait_ready`` judges (8), the pull
 #: secrets present (1) and the namespace's events for the run's log (1).

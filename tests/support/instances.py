@@ -8,6 +8,27 @@
 from instances import deployer, services
 from instances.models import ComputeInstance, Run
 
+#: A template of one small pod (a Deployment): every deploy of it waits for that pod (KWOK runs it).
+#: The deploy tests (test_deploy_parallel) and the deploy benchmark (bench_deploy) launch it.
+ONE_POD = """apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ instance.name }}-agent
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec:
+      runtimeClassName: kata
+      securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}
+      containers:
+        - name: agent
+          image: registry.example/agent:1
+          resources: {limits: {cpu: 100m, memory: 128Mi}}
+          securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
+"""
+
 
 def launch(world, profile, name: str = "dev", *, actor=None, project=None) -> ComputeInstance:
     """Launch ``profile`` as ``name`` in tenant A's 'team' workspace (or ``project``), by its workspace
