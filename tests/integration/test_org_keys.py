@@ -425,3 +425,19 @@ def test_org_keys_pages_are_paged_and_count_secrets_of_the_page_only(world, clie
         for row in operator.get(f"/api/v1/org-keys/?page_size=1&page={page}").json()["results"]:
             rows[row["org"]] = row
     assert (rows[world.a.org.pk]["secrets"], rows[world.b.org.pk]["secrets"]) == (1, 2)
+
+
+def test_the_secrets_count_finds_a_sealed_value_at_any_depth_and_nothing_else(world):
+    """Counted by a JSON path over each document (``{"encrypted": token}`` anywhere), not its text."""
+    profile = _secret_profile(world.a, "pw-a")
+    before = keyring.secrets_count_by_org(org_ids=[world.a.org.pk]).get(world.a.org.pk, 0)
+    sealed = {"encrypted": "ok1:1:token"}
+    for values, counted in (
+        ({"nested": [{"deeper": {"x": 1}}, {"deeper": sealed}]}, True),
+        ({"list": [1, "two", [sealed]]}, True),
+        ({"password": 'a text holding "encrypted": in it'}, False),
+        ({"password": {"not_it": "x"}, "n": 3}, False),
+    ):
+        ComputeProfile.objects.filter(pk=profile.pk).update(input_values=values)
+        after = keyring.secrets_count_by_org(org_ids=[world.a.org.pk]).get(world.a.org.pk, 0)
+        assert after - before == (1 if counted else 0) - 1, values  # (the profile counted once before)
