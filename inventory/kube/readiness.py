@@ -6,9 +6,12 @@ other, each from the ``resourceVersion`` of its own list, with the server-side `
 what is left of the deadline. A watch from a list's version replays every change made since that list,
 so watching kind B after kind A became ready misses nothing that happened to B meanwhile; each event
 updates that kind's objects and the kind is judged again, so the wait ends on the event that makes it
-ready (no sleep, no poll interval), and a wait of any length costs one list per kind and one watch per
-kind that was waiting. A watch whose version the server no longer keeps (410 Gone) lists that kind
-again and goes on from the new version. On timeout one more full pass of lists says what is not ready.
+ready (no sleep, no poll interval). The kinds that workloads make (pods, claims) are listed again
+after a wait for an earlier kind: the first list may predate a Deployment's second pod, and a replayed
+watch may be judged ready on the first pod's event before the second pod's. A wait of any length
+costs one list per kind, two more lists after a wait, and one watch per kind that was waiting. A watch
+whose version the server no longer keeps (410 Gone) lists that kind again and goes on from the new
+version. On timeout one more full pass of lists says what is not ready.
 """
 
 import math
@@ -168,6 +171,7 @@ class _Kind:
     kwargs: dict
     judge: Callable[[list, dict], Notes]
     typed: bool = True
+    made_by_controllers: bool = False  # pods and claims: workloads make more of them while judged
     items: dict[str, Any] = field(default_factory=dict)  # name -> object
     version: str = ""  # the resourceVersion the objects are current at
 
@@ -245,8 +249,8 @@ def _kinds(api, core, namespace: str, label_selector: str, custom_kinds) -> tupl
         _Kind(apps.list_namespaced_stateful_set, selected, _replicated("StatefulSet")),
         _Kind(apps.list_namespaced_daemon_set, selected, _daemon_sets),
         _Kind(batch.list_namespaced_job, selected, _jobs),
-        _Kind(core.list_namespaced_pod, selected, _pods),
-        _Kind(core.list_namespaced_persistent_volume_claim, selected, _claims),
+        _Kind(core.list_namespaced_pod, selected, _pods, made_by_controllers=True),
+        _Kind(core.list_namespaced_persistent_volume_claim, selected, _claims, made_by_controllers=True),
     ]
     unserved = []
     if custom_kinds:
@@ -327,6 +331,11 @@ def wait_ready(
                     kind.list()
                 watched = False
                 for kind in kinds:
+                    if watched and kind.made_by_controllers:
+                        # Listed before an earlier kind was waited for, while its workloads made more
+                        # (a Deployment's second pod): judged on what is there now, so that the notes
+                        # name every pod, and a new pod that is not ready yet is waited for.
+                        kind.list()
                     if kind.notes(context)[1]:
                         watched = True
                         if not kind.watch(context, deadline):

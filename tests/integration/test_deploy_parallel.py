@@ -29,9 +29,10 @@ pytestmark = pytest.mark.kube
 #: One small pod: every deploy waits for it, and eight of them fit on the shared cluster.
 AGENT = ONE_POD
 
-#: What a deploy may read besides its writes: one list per kind ``wait_ready`` judges (8), the pull
-#: secrets present (1) and the namespace's events for the run's log (1).
-READS = 10
+#: What a deploy may read besides its writes: one list per kind ``wait_ready`` judges (8), pods and
+#: claims once more after it waited for a workload (2), the pull secrets present (1) and the
+#: namespace's events for the run's log (1).
+READS = 12
 #: Watches: at most one per judged kind that was not ready at its list.
 WATCHES = 8
 
@@ -74,7 +75,8 @@ def test_a_deploy_is_its_writes_one_wait_and_a_few_reads(agent):
 
 def test_wait_ready_wakes_on_the_change_it_watches_for(kube_cluster):
     """The Deployment cannot be scheduled until the test lets it: the wait lists once, then watches;
-    with ``poll`` 10 ms a polling wait would have listed every kind dozens of times meanwhile."""
+    with ``poll`` 10 ms a polling wait would have listed every kind dozens of times meanwhile. After
+    the wait the pods are judged on a new list: they name the pod made meanwhile."""
     admin = kube_cluster.api_client()
     namespace = unique_name("watched")
     create_namespace(admin, namespace)
@@ -116,7 +118,13 @@ def test_wait_ready_wakes_on_the_change_it_watches_for(kube_cluster):
         waiter.join(timeout=60)
     assert "error" not in result, result
     assert "Deployment held: 1/1 ready" in result["notes"], result
-    assert seen.verb("LIST") <= 8 and 1 <= seen.verb("WATCH") <= 8, seen.counts
+    pods = k8s.CoreV1Api(admin).list_namespaced_pod(namespace).items
+    running = [
+        p.metadata.name for p in pods if p.status.phase == "Running" and not p.metadata.deletion_timestamp
+    ]
+    assert any(f"Pod {name}: Running Ready" in result["notes"] for name in running), result
+    # One list per kind (8), and pods and claims once more after the wait (2).
+    assert seen.verb("LIST") <= 10 and 1 <= seen.verb("WATCH") <= 8, seen.counts
     k8s.CoreV1Api(admin).delete_namespace(namespace)
 
 
