@@ -17,7 +17,7 @@ from tenancy.models import Organization, Project, RoleAssignment
 
 # A filter lists its choices while they are few enough to read; past that (an operator's thousands of
 # projects and users) it lists those of the organization chosen in the organization filter, and until one
-# is chosen it is not shown. Its parameter filters either way (the list is the viewer's events only).
+# is chosen only the value chosen in it, if any (the list is the viewer's events only either way).
 CHOICES_SHOWN = 100
 
 
@@ -25,7 +25,16 @@ class _ScopedFilter(admin.SimpleListFilter):
     """A list filter whose choices are only what the user may see (no other tenant's names)."""
 
     def queryset(self, request, queryset):
-        return queryset.filter(**{self.field: self.value()}) if self.value() else queryset
+        value = self.value()
+        if not value:
+            return queryset
+        if self.field.endswith("_id") and not _is_id(value):
+            return queryset.none()  # not an id (?org=x): nothing matches, never a 500
+        return queryset.filter(**{self.field: value})
+
+
+def _is_id(value: str) -> bool:
+    return value.isascii() and value.isdigit()  # ("²".isdigit() too)
 
 
 def _audited_orgs(request):
@@ -34,17 +43,21 @@ def _audited_orgs(request):
 
 def _chosen_org(request) -> int | None:
     value = request.GET.get(OrgFilter.parameter_name, "")
-    return int(value) if value.isdigit() else None
+    return int(value) if _is_id(value) else None
 
 
-def _few(rows, request, in_org) -> list:
-    """The choices of ``rows`` (``(pk, label)`` pairs, a query): all of them when at most
-    :data:`CHOICES_SHOWN`, else those ``in_org(org_id)`` narrows to when an organization is chosen."""
+def _few(rows, request, in_org, chosen: str | None) -> list:
+    """The choices of ``rows`` (a query of the viewer's): all of them when at most
+    :data:`CHOICES_SHOWN`; else those ``in_org(org_id)`` narrows to when an organization is chosen; else
+    only the filter's own ``chosen`` value, if it is one of them (a filter with no choice is not shown,
+    and Django then ignores its parameter: a chosen project must stay listed to filter the list)."""
     listed = list(rows[: CHOICES_SHOWN + 1])
     if len(listed) <= CHOICES_SHOWN:
         return listed
     org_id = _chosen_org(request)
-    return list(in_org(org_id)[: CHOICES_SHOWN * 10]) if org_id is not None else []
+    if org_id is not None:
+        return list(in_org(org_id)[: CHOICES_SHOWN * 10])
+    return list(rows.filter(pk=int(chosen))) if chosen and _is_id(chosen) else []
 
 
 class OrgFilter(_ScopedFilter):
@@ -60,7 +73,7 @@ class ProjectFilter(_ScopedFilter):
     def lookups(self, request, model_admin):
         projects = Project.objects.filter(org__in=_audited_orgs(request)).order_by("org__name", "name")
         rows = projects.values_list("pk", "org__name", "name")
-        choices = _few(rows, request, lambda org_id: rows.filter(org_id=org_id))
+        choices = _few(rows, request, lambda org_id: rows.filter(org_id=org_id), self.value())
         return [(pk, f"{org}/{name}") for pk, org, name in choices]
 
 
@@ -69,10 +82,11 @@ class UserFilter(_ScopedFilter):
 
     def lookups(self, request, model_admin):
         users = selectors.user_list_for(request.user).order_by("username")
-        members = lambda org_id: users.filter(  # noqa: E731
-            pk__in=RoleAssignment.objects.filter(org_id=org_id).values("user_id")
-        )
-        return [(u.pk, str(u)) for u in _few(users, request, members)]
+
+        def members(org_id: int):
+            return users.filter(pk__in=RoleAssignment.objects.filter(org_id=org_id).values("user_id"))
+
+        return [(u.pk, str(u)) for u in _few(users, request, members, self.value())]
 
 
 class ClientFilter(_ScopedFilter):

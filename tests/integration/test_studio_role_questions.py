@@ -9,6 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from paas import authz
+from paas.models import AuditEvent
 from tenancy import admin_audit, selectors
 from tenancy.models import Project
 from tenancy.roles import Role
@@ -57,6 +58,18 @@ def test_the_audit_filters_list_an_orgs_choices_once_they_are_many(world, client
     assert _choices(page, "project") == projects_of_a
     members = {str(u.pk) for u in a.users.values()}
     assert _choices(page, "user") and _choices(page, "user") <= members
+
+    # A project or person chosen while the choices are many: still listed, and the list filtered by it.
+    page = client.get(f"/studio/paas/auditevent/?project={a.project.pk}").content.decode()
+    assert _choices(page, "project") == {str(a.project.pk)} and "orga/team" in page
+    events = AuditEvent.objects.filter(project=a.project).count()
+    assert events and f"{events} audit event" in page
+    # Another org's project, or not an id at all: nothing of it, never an error.
+    for parameter in ("org", "project", "user", "cluster"):
+        for junk in ("%C2%B2", "x", "-1", "99999999999999999999999", str(b.project.pk)):
+            page = client.get(f"/studio/paas/auditevent/?{parameter}={junk}")
+            assert page.status_code == 200, (parameter, junk)
+            assert f"{b.org.name}/" not in page.content.decode(), (parameter, junk)
 
     # Another org's id chosen by hand lists none of its projects or people.
     page = client.get(f"/studio/paas/auditevent/?org={b.org.pk}").content.decode()
