@@ -7,7 +7,7 @@ or chart holds, so every object is judged on its own, by kind (a workload by its
 phase and Ready condition, a claim by being bound, a Job by not having failed, a custom resource as its
 operator reports it; any other object by existing)."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import urllib3
@@ -120,9 +120,10 @@ def _moment(text: str) -> datetime:
     ``lastTimestamp`` to the second ("...:54Z") and ``eventTime`` to the microsecond ("...:54.758642Z"),
     which as strings do not sort in time order."""
     try:
-        return datetime.fromisoformat(text)
+        moment = datetime.fromisoformat(text)
     except ValueError:
         return _EPOCH
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # (never compared naive with aware)
 
 
 def _event_rows(items: list[dict]) -> dict[tuple[str, str], list[dict]]:

@@ -48,5 +48,7 @@ def test_a_warning_is_kept_over_routine_events_of_the_same_moment():
 
 
 def test_an_unreadable_time_sorts_first_and_does_not_fail():
-    shown = status.recent([_event("2026-12-01T02:41:54Z"), _event("yesterday")])
-    assert [e["last"] for e in shown] == ["yesterday", "2026-12-01T02:41:54Z"]
+    shown = status.recent(
+        [_event("2026-12-01T02:41:54Z"), _event("yesterday"), _event("2026-12-01T02:41:53")]
+    )
+    assert [e["last"] for e in shown] == ["yesterday", "2026-12-01T02:41:53", "2026-12-01T02:41:54Z"]
