@@ -4,6 +4,8 @@ import sys
 from django.apps import AppConfig
 from django.contrib.admin import apps as admin_apps
 
+from paas.heap import freeze_startup_objects
+
 
 class PaasConfig(AppConfig):
     default = True
@@ -23,6 +25,7 @@ class PaasConfig(AppConfig):
         metrics.register_database_collector("audit_sinks", metrics_collectors.audit_sinks)
         if sys.argv[1:2] == ["qcluster"] and multiprocessing.parent_process() is None:
             metrics_views.start_worker_server()  # PAAS_WORKER_METRICS_PORT, when set
+            freeze_startup_objects()  # before django-q forks its workers (paas/heap.py)
 
 
 class StudioAdminConfig(admin_apps.AdminConfig):

@@ -23,8 +23,10 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
+from django.urls import get_resolver  # noqa: E402
 from django.utils.module_loading import import_string  # noqa: E402
 
+from paas.heap import freeze_startup_objects  # noqa: E402
 from paas.probes import LIVENESS_PATH, asgi_liveness  # noqa: E402
 
 
@@ -42,6 +44,9 @@ _websockets = AllowedHostsOriginValidator(
     AuthMiddlewareStack(URLRouter(import_string(settings.PAAS_WEBSOCKET_ROUTES)))
 )
 _shutdown = [import_string(path) for path in settings.PAAS_ASGI_SHUTDOWN]
+
+get_resolver().url_patterns  # noqa: B018 - imports every view and admin now, not on the first request
+freeze_startup_objects()
 
 
 async def _lifespan(receive, send) -> None:
