@@ -9,10 +9,13 @@ from collections.abc import Callable
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.auth.models import Group
 from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpResponseRedirect
+from django.utils.html import format_html
+from django.utils.translation import gettext
 
 from paas import admin_queue, authz, mfa_policy, selectors
 from paas.errors import ApplicationError
@@ -42,6 +45,9 @@ class ScopedModelAdmin(admin.ModelAdmin):
     """Base for every studio page of ours. Subclasses set ``selector`` (user -> queryset)."""
 
     selector: Callable[..., QuerySet] | None = None
+    #: Rows a page: the API's default page size too (Django's 100 rows spend most of a page's time
+    #: rendering cells; "Show all" still lists up to ``list_max_show_all``).
+    list_per_page = 50
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def get_queryset(self, request) -> QuerySet:
@@ -68,6 +74,17 @@ class ScopedModelAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+    def action_checkbox(self, obj):
+        """Django's row checkbox, the same markup, written directly: Django renders a ``CheckboxInput``
+        through the form template renderer on every row, a fifth of a 100-row changelist's time."""
+        label = format_html(gettext("Select this object for an action - {}"), str(obj))
+        return format_html(
+            '<input type="checkbox" name="{}" value="{}" class="action-select" aria-label="{}">',
+            helpers.ACTION_CHECKBOX_NAME,
+            str(obj.pk),
+            label,
+        )
 
     #: Service field names that the form calls otherwise (a write-only secret's ``new_...`` field), so
     #: that a service's field error is shown beside the field the person filled in.

@@ -16,6 +16,8 @@ from paas.errors import ApplicationError
 
 
 class ReadOnlyQueueAdmin:
+    list_per_page = 50  # as the studio's own pages (paas/admin.py)
+
     def has_module_permission(self, request) -> bool:
         return authz.is_operator(request.user)
 
