@@ -10,9 +10,11 @@ In ``paas`` because the API token service asks it; ``paas`` imports no tenancy m
 read through ``authz.MEMBERSHIP_MODEL``. The devices are django-otp's (``tenancy/mfa.py`` writes them).
 """
 
+import functools
+
 from django.apps import apps
 from django.conf import settings
-from django.contrib.auth import get_user_model
+from django.db import connection
 
 from paas import authz
 
@@ -21,24 +23,38 @@ def _local(user) -> bool:
     return bool(user is not None and user.is_authenticated and getattr(user, "source", "local") == "local")
 
 
+@functools.cache
+def _answer_sql() -> str:
+    """The statement of :func:`_answer`, written once a process from the models' tables: the ORM took
+    about 9 ms to build and compile its four subqueries on each request, the database 1 ms to run it."""
+    from django_otp import device_classes
+
+    memberships = apps.get_model(authz.MEMBERSHIP_MODEL)
+    orgs = memberships._meta.get_field("org").related_model
+    quote = connection.ops.quote_name
+    # Table names from the models; the user id is a parameter.
+    required = (
+        f"EXISTS (SELECT 1 FROM {quote(memberships._meta.db_table)} m"  # noqa: S608
+        f" JOIN {quote(orgs._meta.db_table)} o ON o.id = m.org_id"
+        " WHERE m.user_id = %(user)s AND o.is_active AND o.mfa_required)"
+    )
+    devices = " OR ".join(
+        f"EXISTS (SELECT 1 FROM {quote(model._meta.db_table)} d"  # noqa: S608
+        " WHERE d.user_id = %(user)s AND d.confirmed)"
+        for model in device_classes()
+    )
+    return f"SELECT {required}, {devices or 'false'}"
+
+
 def _answer(user) -> None:
     """Both answers of this module for ``user`` in ONE query (the gate asks them on every request):
     whether a membership of an active org requires MFA and whether any confirmed device exists."""
-    from django.db.models import Exists, OuterRef, Value
-    from django_otp import device_classes
-
-    memberships = apps.get_model(authz.MEMBERSHIP_MODEL).objects
-    required = Exists(memberships.filter(user=OuterRef("pk"), org__is_active=True, org__mfa_required=True))
-    device = Value(False)
-    for model in device_classes():
-        exists = Exists(model.objects.filter(user=OuterRef("pk"), confirmed=True))
-        device = exists if isinstance(device, Value) else (device | exists)
-    row = get_user_model().objects.filter(pk=user.pk).annotate(required=required, device=device)
-    answer = row.values_list("required", "device").first() or (False, False)
-    user._mfa_required = bool(answer[0]) or (
-        authz.is_operator(user) and settings.PAAS_MFA_REQUIRED_FOR_OPERATORS
-    )
-    user._mfa_has_device = bool(answer[1])
+    with connection.cursor() as cursor:
+        cursor.execute(_answer_sql(), {"user": user.pk})
+        required, device = cursor.fetchone()
+    operator_rule = authz.is_operator(user) and settings.PAAS_MFA_REQUIRED_FOR_OPERATORS
+    user._mfa_required = bool(required) or operator_rule
+    user._mfa_has_device = bool(device)
 
 
 def mfa_required_for(user) -> bool:
