@@ -79,8 +79,20 @@ def banner_for(user) -> dict:
     person) and ``given`` (active grants to the orgs they administer, for the org's admins)."""
     if not authz.is_active_user(user) or not user.is_staff:  # operators and org admins are staff
         return {"using": [], "given": []}
+    # Every studio page asks, and grants in force are few and short: whether any is in force at all
+    # is a small query; both lists then come in one (their own grants when an operator, and the
+    # others' grants to the orgs they administer).
     now = timezone.now()
-    active = SupportAccess.objects.filter(active_q(now)).select_related("org", "user").order_by("expires_at")
-    using = list(active.filter(user=user)) if authz.is_operator(user) else []
-    given = list(active.filter(org_id__in=admin_org_ids(user)).exclude(user=user))
-    return {"using": using, "given": given}
+    if not SupportAccess.objects.filter(active_q(now)).exists():
+        return {"using": [], "given": []}
+    theirs = Q(org_id__in=admin_org_ids(user)) & ~Q(user=user)
+    shown = (Q(user=user) | theirs) if authz.is_operator(user) else theirs
+    grants = list(
+        SupportAccess.objects.filter(active_q(now), shown)
+        .select_related("org", "user")
+        .order_by("expires_at", "pk")
+    )
+    return {
+        "using": [grant for grant in grants if grant.user_id == user.pk],
+        "given": [grant for grant in grants if grant.user_id != user.pk],
+    }
