@@ -13,6 +13,7 @@ from guardian.models import UserObjectPermissionBase
 from catalog.models import ComputeProfile, ServiceProfile
 from instances.states import State
 from inventory.models import Cluster, Datacenter
+from paas.keyring import holds_sealed
 from tenancy.models import Organization, Project, User
 
 
@@ -117,7 +118,13 @@ class ComputeInstance(HeldResources):
                 name="instances_name_unique_in_project",
             ),
         ]
-        indexes = [models.Index(fields=["project", "state"], name="instances_project_state_idx")]
+        indexes = [
+            models.Index(fields=["project", "state"], name="instances_project_state_idx"),
+            # The rows whose snapshot holds a sealed secret input, by org (the key pages' counts).
+            models.Index(
+                fields=["org"], condition=Q(holds_sealed("snapshot")), name="instances_ci_sealed_org"
+            ),
+        ]
         permissions = [("use_instance", "Use the instance as its owner does (collaborator)")]
 
     def __str__(self) -> str:
@@ -224,6 +231,12 @@ class Run(models.Model):
         verbose_name = "run"
         verbose_name_plural = "runs"
         ordering = ["-created_at"]
+        indexes = [
+            # The runs whose variables hold a sealed secret (the key pages' counts, by the instance).
+            models.Index(
+                fields=["instance"], condition=Q(holds_sealed("variables")), name="instances_run_sealed"
+            ),
+        ]
 
     def __str__(self) -> str:
         target = self.service or self.application or self.instance
@@ -379,6 +392,13 @@ class ServiceInstance(UsedOfInstance):
         indexes = [
             models.Index(fields=["project", "state"], name="instances_service_proj_state"),
             models.Index(fields=["compute_instance", "state"], name="instances_service_ci_state"),
+            # The rows holding a sealed secret in either column, by org (the key pages' counts: the
+            # same condition as their query's, so PostgreSQL proves it and reads only these rows).
+            models.Index(
+                fields=["org"],
+                condition=Q(holds_sealed("snapshot")) | Q(holds_sealed("input_values")),
+                name="instances_svc_sealed_org",
+            ),
         ]
 
     def __str__(self) -> str:

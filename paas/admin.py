@@ -48,6 +48,9 @@ class ScopedModelAdmin(admin.ModelAdmin):
     #: Rows a page: the API's default page size too (Django's 100 rows spend most of a page's time
     #: rendering cells; "Show all" still lists up to ``list_max_show_all``).
     list_per_page = 50
+    #: No second count of the whole visible set beside the filtered one (Django's "N total", counted
+    #: on every view even unfiltered); a filtered list links "Show all" instead.
+    show_full_result_count = False
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def get_queryset(self, request) -> QuerySet:
@@ -218,7 +221,6 @@ class AuditEventAdminBase(ScopedModelAdmin):
     # this month, this year) and the newest-first order cost nothing of the kind.
     list_select_related = ["org", "project"]
     readonly_fields = [f.name for f in AuditEvent._meta.fields]
-    show_full_result_count = False
 
     @admin.display(description="cluster")
     def cluster(self, obj) -> str:

@@ -17,6 +17,7 @@ from paas.errors import ApplicationError
 
 class ReadOnlyQueueAdmin:
     list_per_page = 50  # as the studio's own pages (paas/admin.py)
+    show_full_result_count = False
 
     def has_module_permission(self, request) -> bool:
         return authz.is_operator(request.user)
