@@ -11,6 +11,8 @@ from django.core.exceptions import PermissionDenied
 from django.http import QueryDict
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
 
 from billing.admin_dashboards import ReportAdmin
 from billing.api import usage_query
@@ -79,6 +81,18 @@ class InstanceUsageAdmin(ReportAdmin):
                 "next_url": f"?{following.urlencode()}" if following else "",
                 "first_url": f"?{shown.urlencode()}" if query.after is not None else "",
                 "csv_url": reverse("billing-usage") + "?" + csv.urlencode(),
-                "orgs": org_list_for(user).order_by("name") if authz.is_operator(user) else None,
+                "org_options": _org_options(user, params.get("org", "")) if authz.is_operator(user) else None,
             }
         return TemplateResponse(request, "admin/billing/instance_usage.html", context, status=status)
+
+
+def _org_options(user, chosen: str) -> str:
+    """The organization filter's ``<option>``s for an operator, written at once: with a thousand orgs,
+    the template's loop over model objects took most of the page's time."""
+    rows = org_list_for(user).order_by("name").values_list("pk", "display_name", "name")
+    selected = mark_safe(" selected")
+    return format_html_join(
+        "",
+        '<option value="{}"{}>{}</option>',
+        ((pk, selected if str(pk) == chosen else "", display or name) for pk, display, name in rows),
+    )

@@ -119,3 +119,19 @@ def test_the_workspace_cost_page_lists_its_instances_with_the_api_figures(histor
     ]
     html = response.content.decode()
     assert not _names(html, "b1") and f"/api/v1/billing/usage/?project={project.pk}" in html
+
+
+def test_the_operators_organization_filter_lists_the_orgs_and_keeps_the_chosen_one(history):
+    """The options are written in Python (a thousand orgs made the template's loop the page's cost):
+    the same choices, the chosen one selected, names escaped."""
+    from tenancy.models import Organization
+
+    op = _supported(history["operator"])
+    org = Organization.objects.get(pk=Meter.objects.order_by("org_id").values_list("org_id", flat=True)[0])
+    Organization.objects.filter(pk=org.pk).update(display_name="<b>Acme</b> & co")
+    html = _page(op, org=str(org.pk), **OCTOBER).content.decode()
+    options = re.findall(r'<option value="(\d+)"( selected)?>([^<]*)</option>', html)
+    assert {int(pk) for pk, _, _ in options} == set(Organization.objects.values_list("pk", flat=True))
+    chosen = [(pk, label) for pk, selected, label in options if selected]
+    assert chosen == [(str(org.pk), "&lt;b&gt;Acme&lt;/b&gt; &amp; co")]
+    assert "<b>Acme</b>" not in html
