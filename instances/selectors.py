@@ -75,21 +75,22 @@ def instance_detail_for(user, pk) -> ComputeInstance:
     return authz.get_visible(queryset, pk, user=user)
 
 
-def workspace_summary(user, project_id, *, with_limits: bool = False) -> dict:
+def workspace_summary(user, project_id: "int | Project", *, with_limits: bool = False) -> dict:
     """Landing-page data: instances by state and resources in use against the workspace quota.
 
     For the people who work in the workspace (``view_instances``): a PaaS admin manages its catalog
     but does not see its activity (404, like a workspace they cannot see). GPUs in use count MIG slices
     as fractions of a GPU: ``gpu_units`` is exact (28ths of a GPU), ``gpus`` the same amount with two
     decimals. ``with_limits`` (the API's): ``instance_limits``, the limits bounding the user there and
-    what their instances hold (the portal says it on the size cards).
+    what their instances hold (the portal says it on the size cards). A page that holds the workspace
+    already passes it instead of its id (the permission is asked all the same).
     """
     from instances import user_limits
     from instances.quota import UNIT_NOTE
     from inventory import mig
     from tenancy.selectors import project_get_for
 
-    project: Project = project_get_for(user, project_id)
+    project = project_id if isinstance(project_id, Project) else project_get_for(user, project_id)
     if not authz.has_perm(user, "view_instances", project):
         raise NotFound("No such project.")
     instances = ComputeInstance.objects.filter(project=project)
@@ -101,6 +102,7 @@ def workspace_summary(user, project_id, *, with_limits: bool = False) -> dict:
         cpu=Sum("cpu_millis", filter=computing),
         memory=Sum("memory_gib", filter=computing),
         storage=Sum("storage_gib"),
+        count=Count("pk"),
     )
     units = used["units"] or 0
     quota = project.quota
@@ -115,7 +117,7 @@ def workspace_summary(user, project_id, *, with_limits: bool = False) -> dict:
             "cpu_cores": (used["cpu"] or 0) / 1000,
             "memory_gib": used["memory"] or 0,
             "storage_gib": used["storage"] or 0,
-            "instances": active.count(),
+            "instances": used["count"],
         },
         "quota": {
             field: (float(v) if v is not None and field == "cpu_cores" else v)

@@ -446,7 +446,7 @@ def workspace(request: HttpRequest, project_id: int) -> HttpResponse:
     }
     if not can["view_instances"]:
         return render(request, "instances/workspace.html", context)
-    summary = selectors.workspace_summary(request.user, project.pk)
+    summary = selectors.workspace_summary(request.user, project)
     usage = [
         _usage_row("GPUs", summary["in_use"]["gpus"], summary["quota"]["gpus"])
         | {"note": "MIG slices count as fractions of a GPU: 1g.10gb = 1/7 GPU"},
