@@ -75,22 +75,23 @@ def instance_detail_for(user, pk) -> ComputeInstance:
     return authz.get_visible(queryset, pk, user=user)
 
 
-def workspace_summary(user, project_id: "int | Project", *, with_limits: bool = False) -> dict:
+def workspace_summary(user, project: "int | Project", *, with_limits: bool = False) -> dict:
     """Landing-page data: instances by state and resources in use against the workspace quota.
 
     For the people who work in the workspace (``view_instances``): a PaaS admin manages its catalog
     but does not see its activity (404, like a workspace they cannot see). GPUs in use count MIG slices
     as fractions of a GPU: ``gpu_units`` is exact (28ths of a GPU), ``gpus`` the same amount with two
     decimals. ``with_limits`` (the API's): ``instance_limits``, the limits bounding the user there and
-    what their instances hold (the portal says it on the size cards). A page that holds the workspace
-    already passes it instead of its id (the permission is asked all the same).
+    what their instances hold (the portal says it on the size cards). ``project`` is the workspace's id,
+    or the workspace itself from a page that holds it already (the permission is asked all the same).
     """
     from instances import user_limits
     from instances.quota import UNIT_NOTE
     from inventory import mig
     from tenancy.selectors import project_get_for
 
-    project = project_id if isinstance(project_id, Project) else project_get_for(user, project_id)
+    if not isinstance(project, Project):
+        project = project_get_for(user, project)
     if not authz.has_perm(user, "view_instances", project):
         raise NotFound("No such project.")
     instances = ComputeInstance.objects.filter(project=project)
