@@ -17,6 +17,7 @@ from billing import cost_profile_selectors, cost_profiles
 from billing.models import CostProfile
 from catalog.admin_base import JSONText
 from paas.admin import OperatorOnlyAdmin
+from paas.validation import is_id
 
 FORM_FIELDS = list(cost_profiles.INPUT_FIELDS)
 
@@ -110,7 +111,7 @@ class CostProfileAdmin(OperatorOnlyAdmin):
     def get_changeform_initial_data(self, request):
         initial = super().get_changeform_initial_data(request)
         cluster = request.GET.get("cluster")
-        if cluster and cluster.isascii() and cluster.isdigit() and len(cluster) < 19:
+        if cluster and is_id(cluster):
             current = (
                 cost_profile_selectors.cost_profile_list_for(request.user)
                 .filter(pk__in=cost_profile_selectors.in_force_ids([int(cluster)]))

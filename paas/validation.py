@@ -11,6 +11,12 @@ DNS_LABEL_MAX_LENGTH = 63
 _DNS_LABEL = re.compile(DNS_LABEL_PATTERN)
 
 
+def is_id(text: str) -> bool:
+    """Whether ``text`` (from an address or a form) is a row id: ASCII digits only ("²" is a digit to
+    ``str.isdigit``) and fewer than 19 of them, so that it fits a bigint column."""
+    return text.isascii() and text.isdigit() and len(text) < 19
+
+
 def is_dns_label(value: object) -> bool:
     """Whether ``value`` is a DNS label: the pattern above, 1 to 63 characters, nothing after it (not
     even a newline, which ``$`` alone would let through)."""

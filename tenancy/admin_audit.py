@@ -9,6 +9,7 @@ from paas import authz
 from paas.admin import AuditEventAdminBase
 from paas.context import Client
 from paas.models import AuditEvent
+from paas.validation import is_id
 from tenancy import selectors
 from tenancy.models import Organization, Project, RoleAssignment
 
@@ -28,13 +29,9 @@ class _ScopedFilter(admin.SimpleListFilter):
         value = self.value()
         if not value:
             return queryset
-        if self.field.endswith("_id") and not _is_id(value):
+        if self.field.endswith("_id") and not is_id(value):
             return queryset.none()  # not an id (?org=x): nothing matches, never a 500
         return queryset.filter(**{self.field: value})
-
-
-def _is_id(value: str) -> bool:
-    return value.isascii() and value.isdigit()  # ("²".isdigit() too)
 
 
 def _audited_orgs(request):
@@ -43,7 +40,7 @@ def _audited_orgs(request):
 
 def _chosen_org(request) -> int | None:
     value = request.GET.get(OrgFilter.parameter_name, "")
-    return int(value) if _is_id(value) else None
+    return int(value) if is_id(value) else None
 
 
 def _few(rows, request, in_org, chosen: str | None) -> list:
@@ -57,7 +54,7 @@ def _few(rows, request, in_org, chosen: str | None) -> list:
     org_id = _chosen_org(request)
     if org_id is not None:
         return list(in_org(org_id)[: CHOICES_SHOWN * 10])
-    return list(rows.filter(pk=int(chosen))) if chosen and _is_id(chosen) else []
+    return list(rows.filter(pk=int(chosen))) if chosen and is_id(chosen) else []
 
 
 class OrgFilter(_ScopedFilter):

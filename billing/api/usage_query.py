@@ -34,6 +34,7 @@ from billing.selectors import (
 from catalog.models import ComputeProfile
 from inventory.selectors import cluster_list_for
 from paas.errors import ValidationFailed
+from paas.validation import is_id
 from tenancy.selectors import org_list_for, project_list_for
 
 PLACES = Decimal("0.000001")
@@ -92,7 +93,7 @@ def _number(params, name: str, errors: dict, *, what: str = "An id (a number).")
     raw = params.get(name)
     if raw is None or raw == "":
         return None
-    if not (raw.isascii() and raw.isdigit() and len(raw) < 19):
+    if not is_id(raw):
         errors[name] = what
         return None
     return int(raw)

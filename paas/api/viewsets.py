@@ -8,6 +8,7 @@ from rest_framework.response import Response
 
 from paas import authz
 from paas.errors import ValidationFailed
+from paas.validation import is_id
 
 
 class ScopedViewSetMixin:
@@ -127,6 +128,6 @@ def query_id(request, name: str) -> int | None:
     raw = request.query_params.get(name)
     if raw in (None, ""):
         return None
-    if not (raw.isascii() and raw.isdigit() and len(raw) < 19):
+    if not is_id(raw):
         raise ValidationFailed("Invalid filter.", fields={name: "An id (a number)."})
     return int(raw)
