@@ -10,7 +10,10 @@ fresh database, then measures over real HTTP with a personal API token:
 - 50 concurrent launches in one workspace (target: p95 under 2 s);
 
 each beside the trivial endpoint ``GET /api/v1/me/`` measured the same way in the same run (one client,
-then 50 concurrent). It also counts the SQL queries of one launch (the service called in this process).
+then 50 concurrent), with where the machine's CPU went in each window (tests/benchmarks/_cpu.py: the
+web server, PostgreSQL, the benchmark's client threads; per launch; and the least wall time the window's
+CPU needs on this machine's cores). It also counts the SQL queries of one launch (the service called
+in this process).
 Launches only enqueue their deploy (no worker runs here: deploy throughput is
 ``tests/benchmarks/bench_deploy.py``'s), so the cluster is an inventory record with synced nodes.
 """
@@ -102,6 +105,7 @@ def _line(label: str, times: list[float], baseline: list[float], target: float |
 
 
 def main() -> int:
+    from tests.benchmarks._cpu import CpuWindow, settle
     from tests.benchmarks._db import fresh_database
 
     db_url = fresh_database("gpupaas_bench_instances")
@@ -208,30 +212,39 @@ def main() -> int:
             time.sleep(0.2)
         base = server.url
         me, launches = f"{base}/api/v1/me/", f"{base}/api/v1/instances/"
-        for _ in range(10):  # warm both processes' connections and imports
-            _request(me, token)
+        for _ in range(2):  # warm both processes' connections and imports (a burst reaches both)
+            _burst(10, lambda i: _request(me, token))
+        settle(server_group=server.pid)
         print(f"production server: manage.py serve --workers 2 --no-worker ({base}), fresh database")
 
         def launch(project, name):
             return _request(launches, token, {"project": project.pk, "name": name, "profile": profile.pk})
 
         # One client.
-        baseline = [_request(me, token)[0] for _ in range(SEQUENTIAL)]
+        with CpuWindow(server_group=server.pid) as me_cpu:
+            baseline = [_request(me, token)[0] for _ in range(SEQUENTIAL)]
         single = []
-        for index in range(SEQUENTIAL):
-            elapsed, status, body = launch(projects[0], f"seq-{index}")
-            assert status == 201, body
-            single.append(elapsed)
+        with CpuWindow(server_group=server.pid) as launch_cpu:
+            for index in range(SEQUENTIAL):
+                elapsed, status, body = launch(projects[0], f"seq-{index}")
+                assert status == 201, body
+                single.append(elapsed)
         print(_line(f"launch API, one client ({SEQUENTIAL} launches)", single, baseline, TARGETS["one"], 0.5))
+        print(launch_cpu.summary(per=SEQUENTIAL, what="launch"))
+        print(me_cpu.summary(per=SEQUENTIAL, what="/api/v1/me/"))
 
         # 50 concurrent, each burst beside the trivial endpoint at the same concurrency just before.
         def concurrent(label: str, project_of, prefix: str, target: float) -> list:
-            me_burst = [r[0] for r in _burst(BURST, lambda i: _request(me, token))]
-            results = _burst(BURST, lambda i: launch(project_of(i), f"{prefix}-{i}"))
+            with CpuWindow(server_group=server.pid) as me_cpu:
+                me_burst = [r[0] for r in _burst(BURST, lambda i: _request(me, token))]
+            with CpuWindow(server_group=server.pid) as launch_cpu:
+                results = _burst(BURST, lambda i: launch(project_of(i), f"{prefix}-{i}"))
             accepted = sum(1 for _, status, _ in results if status == 201)
             statuses = sorted({status for _, status, _ in results})
             label = f"{label} ({accepted}/{BURST} accepted, statuses {statuses})"
             print(_line(label, [r[0] for r in results], me_burst, target, 0.95))
+            print(launch_cpu.summary(per=BURST, what="launch"))
+            print(me_cpu.summary(per=BURST, what="/api/v1/me/"))
             return [body for _, status, body in results if status != 201]
 
         errors = concurrent(
