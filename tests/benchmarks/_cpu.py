@@ -1,6 +1,7 @@
 """Where a benchmark's CPU time goes: every process's CPU time on this machine (``/proc/<pid>/stat``),
-sampled before and after a window and grouped (the web server's process group, PostgreSQL, the
-benchmark's own client threads, the rest), beside the machine's busy time (``/proc/stat``).
+sampled before and after a window and grouped (processes the benchmark started, with their
+descendants, under the names it gives them; the benchmark itself; every other process by its command:
+postgres, kube-apiserver, etcd...), beside the machine's busy time (``/proc/stat``).
 
 A burst whose busy time is close to ``cores x wall time`` is bound by the machine's CPU: its wall time
 cannot go below ``busy / cores`` however the work is scheduled. The launch benchmark prints this to
@@ -15,7 +16,7 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _process_times() -> dict[int, tuple[str, int, float]]:
-    """{pid: (command, process group, CPU seconds so far)} of every process that can be read."""
+    """{pid: (command, parent pid, CPU seconds so far)} of every process that can be read."""
     found = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -28,7 +29,7 @@ def _process_times() -> dict[int, tuple[str, int, float]]:
         command = text[text.index("(") + 1 : text.rindex(")")]
         fields = text[text.rindex(")") + 2 :].split()
         # After the command: state, ppid, pgrp, ... utime (14th field of the line), stime (15th).
-        found[int(entry.name)] = (command, int(fields[2]), (int(fields[11]) + int(fields[12])) / TICKS)
+        found[int(entry.name)] = (command, int(fields[1]), (int(fields[11]) + int(fields[12])) / TICKS)
     return found
 
 
@@ -42,10 +43,13 @@ def _machine_busy() -> float:
 
 @dataclass
 class CpuWindow:
-    """``with CpuWindow(server_group=pid) as window: ...``; then ``window.groups`` (CPU seconds by
-    group), ``window.busy`` (the machine's busy CPU seconds) and ``window.wall`` (seconds)."""
+    """``with CpuWindow(named={server.pid: "web server"}) as window: ...``; then ``window.groups`` (CPU
+    seconds by group), ``window.busy`` (the machine's busy CPU seconds) and ``window.wall`` (seconds).
+    ``named``: processes the benchmark started; each counts with its descendants under that name.
+    PostgreSQL's processes are ``PostgreSQL``, the benchmark's own ``clients (this benchmark)``, any
+    other by its command. A process that ended inside the window is not counted."""
 
-    server_group: int | None = None
+    named: dict[int, str] = field(default_factory=dict)
     groups: Counter = field(default_factory=Counter)
     busy: float = 0.0
     wall: float = 0.0
@@ -57,39 +61,41 @@ class CpuWindow:
     def __exit__(self, *exc) -> None:
         self.wall = time.perf_counter() - self._started
         self.busy = _machine_busy() - self._busy
-        me = os.getpid()
-        for pid, (command, group, seconds) in _process_times().items():
-            used = seconds - self._before.get(pid, (command, group, 0.0))[2]
-            if pid == me:
-                name = "clients (this benchmark)"
-            elif self.server_group is not None and group == self.server_group:
-                name = "web server"
-            elif command == "postgres":
-                name = "PostgreSQL"
-            else:
-                name = "other"
-            self.groups[name] += used
+        after = _process_times()
+        for pid, (command, _, seconds) in after.items():
+            used = seconds - self._before.get(pid, (command, 0, 0.0))[2]
+            self.groups[self._name(pid, command, after)] += used
 
-    def summary(self, *, per: int, what: str) -> str:
+    def _name(self, pid: int, command: str, processes: dict) -> str:
+        if pid == os.getpid():
+            return "clients (this benchmark)"
+        ancestor, seen = pid, set()
+        while ancestor in processes and ancestor not in seen:
+            if ancestor in self.named:
+                return self.named[ancestor]
+            seen.add(ancestor)
+            ancestor = processes[ancestor][1]
+        return "PostgreSQL" if command == "postgres" else command
+
+    def summary(self, *, per: int, what: str, detail: tuple[str, ...] = ("web server", "PostgreSQL")) -> str:
         """One line: the CPU by group, per ``what`` (``per`` of them in the window), and the floor."""
         cores = os.cpu_count() or 1
-        parts = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in self.groups.most_common())
+        parts = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in self.groups.most_common(8))
+        shares = " and ".join(f"{name} {1000 * self.groups[name] / per:.1f} ms" for name in detail)
         return (
             f"  CPU in this window ({self.wall:.2f} s wall, {cores} cores): machine busy {self.busy:.2f} s "
             f"({100 * self.busy / (cores * self.wall):.0f}% of the cores); {parts}. Per {what}: "
-            f"{1000 * self.busy / per:.1f} ms of machine CPU, of which web server "
-            f"{1000 * self.groups['web server'] / per:.1f} ms and PostgreSQL "
-            f"{1000 * self.groups['PostgreSQL'] / per:.1f} ms; at that cost {per} of them need at least "
-            f"{self.busy / cores:.2f} s on {cores} cores"
+            f"{1000 * self.busy / per:.1f} ms of machine CPU, of which {shares}; at that cost {per} of "
+            f"them need at least {self.busy / cores:.2f} s on {cores} cores"
         )
 
 
-def settle(*, server_group: int, timeout: float = 120.0, window: float = 0.3) -> float:
+def settle(*, server: int, timeout: float = 120.0, window: float = 0.3) -> float:
     """Wait until the web server's processes are idle (under 10% of a core over ``window`` seconds),
     so that a measured window does not carry a worker still starting; returns the seconds waited."""
     started = time.perf_counter()
     while time.perf_counter() - started < timeout:
-        with CpuWindow(server_group=server_group) as sample:
+        with CpuWindow(named={server: "web server"}) as sample:
             time.sleep(window)  # (a sampling window, not a wait for an event)
         if sample.groups["web server"] < 0.1 * window:
             break

@@ -9,12 +9,14 @@ Run on purpose:  .venv/bin/python -m tests.benchmarks.bench_deploy [--instances 
 2. Throughput: ``--instances`` N instances are launched with no worker running (their runs wait on the
    queue), then two real ``manage.py qcluster`` processes (one worker each, tests/benchmarks/_workers.py)
    deploy them. Instances per minute = N / (last run finished - first run started), from the runs' own
-   timestamps. Target: at least 400 a minute.
+   timestamps. Target: at least 400 a minute. Printed with it: where the machine's CPU went from the first
+   run's start to the last one's end (tests/benchmarks/_cpu.py: the workers, kube-apiserver, etcd,
+   PostgreSQL...), per deploy, and the least wall time that CPU needs on this machine's cores.
 3. Baseline (the ceiling, same run, same cluster): the same objects (each instance's isolation baseline
    and its rendered template, in new namespaces) server-side applied straight with the Python client,
    one client, as many threads as the two workers have in all, each namespace's Deployment then watched
    until ready: what the API server and its controllers can do on this machine with nothing of ours in
-   between.
+   between (its CPU printed the same way).
 
 The profile's template (tests/support/instances.ONE_POD, as in test_deploy_parallel) has a Deployment, so
 "ready" waits for a (KWOK) pod.
@@ -34,6 +36,7 @@ from datetime import datetime
 
 TARGET = 400  # instances a minute, two workers
 WORKERS = 2
+CPU_DETAIL = ("qcluster workers", "kube-apiserver", "etcd", "PostgreSQL")  # shares printed per deploy
 
 
 def _step_name(message: str) -> str:
@@ -154,6 +157,7 @@ def main() -> int:
     parser.add_argument("--no-ceiling", action="store_true")
     args = parser.parse_args()
 
+    from tests.benchmarks._cpu import CpuWindow
     from tests.benchmarks._db import fresh_database
     from tests.benchmarks._workers import start_workers, stop_workers
     from tests.benchmarks._world import bench_world
@@ -203,13 +207,19 @@ def main() -> int:
         instances = launch("bench", args.instances)
         ids = [i.pk for i in instances]
         workers = start_workers(db_url, count=WORKERS)
+        window = CpuWindow(named={worker.pid: "qcluster workers" for worker in workers})
         try:
             deadline = time.monotonic() + 600
-            while time.monotonic() < deadline:
-                done = ComputeInstance.objects.filter(pk__in=ids, state__in=("ready", "failed")).count()
-                if done == len(ids):
-                    break
-                time.sleep(0.2)
+            # The CPU window opens when the first run starts (the workers' own start-up is not a deploy's).
+            pending = Run.objects.filter(instance_id__in=ids, started_at__isnull=True)
+            while pending.count() == len(ids) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            with window:
+                while time.monotonic() < deadline:
+                    done = ComputeInstance.objects.filter(pk__in=ids, state__in=("ready", "failed")).count()
+                    if done == len(ids):
+                        break
+                    time.sleep(0.2)
         finally:
             stop_workers(workers)
         failed = ComputeInstance.objects.filter(pk__in=ids, state="failed").count()
@@ -232,16 +242,21 @@ def main() -> int:
             f"{attempts} attempts for {len(finished)} runs; a run took p50 "
             f"{statistics.median(durations):.2f} s, p95 {p95:.2f} s"
         )
+        print(window.summary(per=len(finished), what="deploy", detail=CPU_DETAIL))
         if not args.no_ceiling:
             template = ComputeInstance.objects.select_related("cluster", "org", "project", "owner").get(
                 pk=ids[0]
             )
             threads = 16
-            best = ceiling(template, args.instances, threads)
+            with CpuWindow() as straight:
+                best = ceiling(template, args.instances, threads)
             print(
                 f"baseline (same run): the same objects applied straight with the Python client, "
                 f"{threads} threads, each Deployment watched to ready: {best:.0f} instances per minute "
                 f"(ours is {rate / best * 100:.0f}% of it)"
+            )
+            print(
+                straight.summary(per=args.instances, what="instance applied straight", detail=CPU_DETAIL[1:])
             )
     return 0
 

@@ -214,17 +214,17 @@ def main() -> int:
         me, launches = f"{base}/api/v1/me/", f"{base}/api/v1/instances/"
         for _ in range(2):  # warm both processes' connections and imports (a burst reaches both)
             _burst(10, lambda i: _request(me, token))
-        settle(server_group=server.pid)
+        settle(server=server.pid)
         print(f"production server: manage.py serve --workers 2 --no-worker ({base}), fresh database")
 
         def launch(project, name):
             return _request(launches, token, {"project": project.pk, "name": name, "profile": profile.pk})
 
         # One client.
-        with CpuWindow(server_group=server.pid) as me_cpu:
+        with CpuWindow(named={server.pid: "web server"}) as me_cpu:
             baseline = [_request(me, token)[0] for _ in range(SEQUENTIAL)]
         single = []
-        with CpuWindow(server_group=server.pid) as launch_cpu:
+        with CpuWindow(named={server.pid: "web server"}) as launch_cpu:
             for index in range(SEQUENTIAL):
                 elapsed, status, body = launch(projects[0], f"seq-{index}")
                 assert status == 201, body
@@ -235,9 +235,9 @@ def main() -> int:
 
         # 50 concurrent, each burst beside the trivial endpoint at the same concurrency just before.
         def concurrent(label: str, project_of, prefix: str, target: float) -> list:
-            with CpuWindow(server_group=server.pid) as me_cpu:
+            with CpuWindow(named={server.pid: "web server"}) as me_cpu:
                 me_burst = [r[0] for r in _burst(BURST, lambda i: _request(me, token))]
-            with CpuWindow(server_group=server.pid) as launch_cpu:
+            with CpuWindow(named={server.pid: "web server"}) as launch_cpu:
                 results = _burst(BURST, lambda i: launch(project_of(i), f"{prefix}-{i}"))
             accepted = sum(1 for _, status, _ in results if status == 201)
             statuses = sorted({status for _, status, _ in results})
