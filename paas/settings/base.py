@@ -151,6 +151,13 @@ def database_options(database: dict, *, pool: bool | None = None) -> dict:
     request waits for one of them before it fails."""
     options = database.setdefault("OPTIONS", {})
     options.setdefault("options", "-c jit=off")
+    # Parameters bound by the server and statements prepared once a connection has run them
+    # ``PAAS_DB_PREPARE_THRESHOLD`` times (``0``: off, Django's default of values interpolated into the
+    # text). PostgreSQL then plans a query shape once per connection instead of on every execution.
+    prepare = env_int("PAAS_DB_PREPARE_THRESHOLD", 2)
+    if prepare > 0:
+        options.setdefault("server_side_binding", True)
+        options.setdefault("prepare_threshold", prepare)
     pool_max = env_int("PAAS_DB_POOL_MAX", 16)
     if pool_max > 0 and (serves_asgi() if pool is None else pool):
         options.setdefault(
@@ -162,6 +169,12 @@ def database_options(database: dict, *, pool: bool | None = None) -> dict:
 
 if DATABASES:
     database_options(DATABASES["default"])
+# How many statements a connection keeps prepared, and how many it counts towards the threshold (one
+# LRU each, psycopg's ``prepared_max``; set on each connection by paas.apps). Its default of 100 is
+# too few here: every savepoint has a name of its own, so each atomic block adds two one-off
+# statements, and the pool hands its connections out in turn, so the statements of a launch come back
+# to a connection only after many others had pushed them out and they were never prepared.
+PAAS_DB_PREPARED_MAX = env_int("PAAS_DB_PREPARED_MAX", 500)
 
 
 def require_postgresql(databases: dict, hint: str) -> None:

@@ -212,13 +212,17 @@ def main() -> int:
             time.sleep(0.2)
         base = server.url
         me, launches = f"{base}/api/v1/me/", f"{base}/api/v1/instances/"
-        for _ in range(2):  # warm both processes' connections and imports (a burst reaches both)
-            _burst(10, lambda i: _request(me, token))
-        settle(server=server.pid)
-        print(f"production server: manage.py serve --workers 2 --no-worker ({base}), fresh database")
 
         def launch(project, name):
             return _request(launches, token, {"project": project.pk, "name": name, "profile": profile.pk})
+
+        # Warm both processes (a burst reaches both): imports, and each pooled connection's prepared
+        # statements (a server that has run a while has them; a launch's run them all).
+        for round_ in range(3):
+            _burst(10, lambda i: _request(me, token))
+            _burst(10, lambda i, r=round_: launch(projects[i % WORKSPACES], f"warm-{r}-{i}"))
+        settle(server=server.pid)
+        print(f"production server: manage.py serve --workers 2 --no-worker ({base}), fresh database")
 
         # One client.
         with CpuWindow(named={server.pid: "web server"}) as me_cpu:
