@@ -14,10 +14,12 @@ from tenancy.models import Organization
 pytestmark = pytest.mark.django_db
 
 
-def _prepared_texts() -> list[str]:
+def _prepared_org_queries() -> list[str]:
+    """The texts of this connection's prepared statements on the org table that bind a parameter."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT statement FROM pg_prepared_statements")
-        return [row[0] for row in cursor.fetchall()]
+        texts = [row[0] for row in cursor.fetchall()]
+    return [text for text in texts if "tenancy_organization" in text and "$1" in text]
 
 
 def test_a_query_run_twice_is_prepared_on_the_connection():
@@ -33,10 +35,10 @@ def test_a_query_run_twice_is_prepared_on_the_connection():
         list(rows.values_list("pk", flat=True))
 
     probe()
-    assert not [text for text in _prepared_texts() if "tenancy_organization" in text and "$1" in text]
+    assert not _prepared_org_queries()
     probe()
     probe()
-    prepared = [text for text in _prepared_texts() if "tenancy_organization" in text and "$1" in text]
+    prepared = _prepared_org_queries()
     assert prepared, "the query run three times was not prepared"
     assert all(marker not in text for text in prepared), "the value was interpolated, not bound"
 
