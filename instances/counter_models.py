@@ -79,3 +79,34 @@ class UsageCounterCheck(models.Model):
 
     def __str__(self) -> str:
         return f"usage check {self.checked_at:%Y-%m-%d %H:%M}: {len(self.drift)} drifting"
+
+
+class WarmPoolUsage(models.Model):
+    """What one warm pool's standby instances hold against its pool quota (``WarmPool.max_gpus``): the
+    GPU units of its standbys in ``STANDBY_HOLDING`` (``instances.pool_quota``). The loop takes with one
+    conditional UPDATE against the quota; a claim and a standby's deletion give back, in the
+    transaction of their state change; the drift check compares it with a re-sum of the standbys.
+    A row of its own, not a column of the pool: the loop holds the pool's row for its whole pass, and a
+    claim must not wait for that."""
+
+    pool = models.OneToOneField(
+        "instances.WarmPool",
+        verbose_name="warm pool",
+        primary_key=True,
+        on_delete=models.CASCADE,
+        related_name="usage",
+    )
+    gpu_units = models.BigIntegerField("GPU units (28ths of a GPU)", default=0, db_default=0)
+    updated_at = models.DateTimeField("updated", auto_now=True)
+
+    class Meta:
+        verbose_name = "warm pool usage"
+        verbose_name_plural = "warm pool usage"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(gpu_units__gte=0), name="instances_warmpoolusage_gpu_units_not_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"usage of pool {self.pool_id}: {self.gpu_units} GPU units"

@@ -391,22 +391,26 @@ CHECKS_KEPT = 50
 
 
 def counters_check(*, fix: bool = False, actor=None) -> list[str]:
-    """The periodic drift check (and ``manage.py usage_recount``): compare the usage counters and the
-    clusters' capacity reservations (``instances.capacity.capacity_drift``) with a re-sum; report each
-    difference as a WARNING log line, record the check (the studio home and the
-    ``paas_usage_counter_drift`` gauge show the newest). With ``fix``, rebuild both from the instances
-    and write a platform audit event naming what was repaired. Returns the drift lines."""
+    """The periodic drift check (and ``manage.py usage_recount``): compare the usage counters, the
+    clusters' capacity reservations (``instances.capacity.capacity_drift``) and the warm pools' usage
+    rows (``instances.pool_quota.pool_quota_drift``) with a re-sum; report each difference as a
+    WARNING log line, record the check (the studio home and the ``paas_usage_counter_drift`` gauge
+    show the newest). With ``fix``, rebuild all three from the instances and standbys and write a
+    platform audit event naming what was repaired. Returns the drift lines."""
     from instances.capacity import capacity_drift, capacity_rebuild
     from instances.counter_models import UsageCounterCheck
+    from instances.pool_quota import pool_quota_drift, pool_quota_rebuild
     from paas.audit import audit_log
 
     lines = counters_drift() + [f"capacity: {line}" for line in capacity_drift()]
+    lines += [f"pool quota: {line}" for line in pool_quota_drift()]
     for line in lines:
         log.warning("Usage counter drift: %s", line)
     with transaction.atomic():
         if fix and lines:
             counters_rebuild()
             capacity_rebuild()
+            pool_quota_rebuild()
             audit_log(
                 actor=actor,
                 action="usage_counters.recount",

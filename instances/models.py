@@ -608,5 +608,5 @@ class StandbyInstance(HeldResources):
 # Applications and the kubectl proxy's records live in their own modules (this one holds the instances
 # and their runs); imported here so that Django registers them with the app.
 from instances.application_models import Application, ApplicationRevision  # noqa: E402, F401
-from instances.counter_models import UsageCounter, UsageCounterCheck  # noqa: E402, F401
+from instances.counter_models import UsageCounter, UsageCounterCheck, WarmPoolUsage  # noqa: E402, F401
 from instances.proxy_models import KubeCredential, ProxyRequestLog  # noqa: E402, F401

@@ -38,7 +38,17 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from catalog import templating
-from instances import baseline, capacity, deployer, drift, placeholders, pull_secrets, rendering, workloads
+from instances import (
+    baseline,
+    capacity,
+    deployer,
+    drift,
+    placeholders,
+    pool_quota,
+    pull_secrets,
+    rendering,
+    workloads,
+)
 from instances.models import ComputeInstance, Run, StandbyInstance
 from instances.namespace import baseline_objects, held_resources
 from inventory import guardrails, kube
@@ -250,11 +260,12 @@ def standby_delete(*, standby_id: int) -> str:
         log.warning("Standby instance %s: deletion not finished: %s", standby.namespace, exc)
         return State.RETIRING
     now = timezone.now()
-    with transaction.atomic():  # its capacity goes back to the cluster with the move to DELETED
+    with transaction.atomic():  # its capacity goes back to the cluster and its pool with the move
         if StandbyInstance.objects.filter(pk=standby_id, state=State.RETIRING).update(
             state=State.DELETED, retired_at=Coalesce("retired_at", Value(now)), heartbeat_at=now
         ):
             capacity.standby_released(standby)
+            pool_quota.standby_left(standby)
     return StandbyInstance.objects.get(pk=standby_id).state
 
 

@@ -19,8 +19,10 @@ One pass:
 
 Provisioning reserves each standby's capacity as a launch does (``instances.capacity``: a conditional
 UPDATE of the cluster's reservation row, in the loop's transaction): loops and launches never place
-onto the same free GPUs. Loops provision one at a time (a transaction-scoped advisory lock): one loop
-may reserve on several clusters, and two doing so in opposite orders would deadlock.
+onto the same free GPUs. The batch then takes the pool quota (``instances.pool_quota``: a conditional
+UPDATE of the pool's usage row); refused, it rolls back to its savepoint. Loops provision one at a
+time (a transaction-scoped advisory lock): one loop may reserve on several clusters, and two doing so
+in opposite orders would deadlock.
 
 Every decision is a platform audit event (``warm_pool.provision``, ``warm_pool.retire``,
 ``warm_pool.redrive``, ``warm_pool.give_up``); the work on the clusters is enqueued on the cluster's agent
@@ -39,7 +41,7 @@ from django.db.models import Q, prefetch_related_objects
 from django.utils import timezone
 
 from catalog.models import ComputeProfile
-from instances import capacity, pool_claims, pool_schedules, selectors
+from instances import capacity, pool_claims, pool_quota, pool_schedules, selectors
 from instances.baseline import standby_namespace_name
 from instances.models import StandbyInstance, WarmPool
 from instances.quota import profile_totals
@@ -398,10 +400,11 @@ def _provision(pool: WarmPool, profile: ComputeProfile, *, want: int, target: in
     base = profile_totals(profile)
     per_units = base["gpu_units"]
     short = ""
+    # What the pool holds, from its usage row (made now from the re-sum if it has none): an upper
+    # bound, as only a loop raises it and this one holds the advisory lock. The take after the batch is
+    # the decision (instances.pool_quota).
+    held = pool_quota.pool_held(pool.pk) if per_units else 0
     if pool.max_gpus is not None and per_units:
-        held = sum(
-            pool.standbys.filter(state__in=selectors.STANDBY_HOLDING).values_list("gpu_units", flat=True)
-        )
         room = pool.max_gpus * mig.UNITS_PER_GPU - held
         fits = max(room // per_units, 0)
         if fits < want:
@@ -415,6 +418,45 @@ def _provision(pool: WarmPool, profile: ComputeProfile, *, want: int, target: in
         request = replace(request, allowed_clusters=allowed)
     snapshot = pool_claims.launch_snapshot(profile)
     digest = pool_claims.snapshot_digest(snapshot)
+    try:
+        with transaction.atomic():  # a savepoint: a refused take rolls back the batch, its deploys too
+            made, no_fit = _provision_batch(
+                pool, profile, request=request, snapshot=snapshot, digest=digest, want=want
+            )
+            if no_fit:
+                short = short or f"no capacity for {target - have - len(made)} more of {target}: {no_fit}"
+            if not pool_quota.pool_take(pool_id=pool.pk, units=sum(s.gpu_units for s in made)):
+                raise _QuotaRefused
+    except _QuotaRefused:
+        log.warning("Warm pool %s: the pool quota refused %s new standbys (drift?)", pool.pk, len(made))
+        return [], (
+            f"pool quota {pool.max_gpus} GPUs refused {len(made)} more standby instances: the pool's usage "
+            "row disagrees with its standbys (the drift check reports it)"
+        )
+    if made:
+        audit_log(
+            actor=None,
+            action="warm_pool.provision",
+            target=pool,
+            details={
+                "count": len(made),
+                "target": target,
+                "had": have,
+                "clusters": dict(Counter(s.cluster.name for s in made)),
+                "standbys": [s.namespace for s in made],
+                "short": short,
+            },
+        )
+    return made, short
+
+
+class _QuotaRefused(Exception):
+    """The pool quota's take refused the loop's batch (rolled back to its savepoint)."""
+
+
+def _provision_batch(pool, profile, *, request, snapshot, digest, want: int) -> tuple[list, str]:
+    """Place, reserve and create up to ``want`` standbys (PROVISIONING, deploy enqueued on commit);
+    returns them and, if fewer than ``want`` fit on the clusters, the matchmaker's reason."""
     made: list[StandbyInstance] = []
     clusters: dict[str, dict] = {}
     for _ in range(want):
@@ -422,10 +464,7 @@ def _provision(pool: WarmPool, profile: ComputeProfile, *, want: int, target: in
         # taken with a conditional UPDATE, so a standby never takes GPUs a launch has just taken.
         placement, cluster = capacity.standby_place_and_reserve(request)
         if cluster is None:
-            short = (
-                short or f"no capacity for {target - have - len(made)} more of {target}: {_no_fit(placement)}"
-            )
-            break
+            return made, _no_fit(placement)
         if cluster.name not in clusters:
             clusters[cluster.name] = profile_totals(profile, cluster_id=cluster.pk)
         totals = clusters[cluster.name]
@@ -445,18 +484,4 @@ def _provision(pool: WarmPool, profile: ComputeProfile, *, want: int, target: in
         standby.save(update_fields=["namespace"])
         enqueue_for_cluster(cluster, DEPLOY, standby.pk)
         made.append(standby)
-    if made:
-        audit_log(
-            actor=None,
-            action="warm_pool.provision",
-            target=pool,
-            details={
-                "count": len(made),
-                "target": target,
-                "had": have,
-                "clusters": dict(Counter(s.cluster.name for s in made)),
-                "standbys": [s.namespace for s in made],
-                "short": short,
-            },
-        )
-    return made, short
+    return made, ""

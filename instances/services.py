@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from catalog.models import ComputeProfile
 from catalog.selectors import catalog_for
-from instances import access, launch_decision, pool_claims, selectors
+from instances import access, launch_decision, pool_claims, pool_quota, selectors
 from instances.applications import applications_deleting_with
 from instances.capacity import capacity_place, capacity_place_and_reserve
 from instances.launch_checks import launch_checks_run
@@ -156,6 +156,10 @@ def instance_launch(
             queue = queue_for_cluster(cluster)
             _moved(instance, cluster=cluster, placement=placement, want=want)
     launch_decision.take(project=project, user=actor, want=want, limits=limits)
+    if standby is not None:
+        # Its GPUs leave the pool quota with the claim: after the decision, so that the pool's usage
+        # row is locked from here to the commit only.
+        pool_quota.standby_left(standby)
     details = {
         "profile": profile.name,
         "cluster": cluster.name,

@@ -23,7 +23,8 @@ from django_q.models import OrmQ
 
 from catalog import services as catalog_services
 from catalog.models import ComputeProfile
-from instances import capacity, pool_claims, selectors
+from instances import capacity, pool_claims, pool_quota, selectors
+from instances.counter_models import WarmPoolUsage
 from instances.models import ComputeInstance, Run, StandbyInstance, WarmPool
 from instances.quota import profile_totals
 from instances.selectors import workspace_summary
@@ -126,7 +127,13 @@ def _standbys(
         for i in range(count)
     ]
     capacity.capacity_rebuild()  # written directly: held on the cluster's row, as the loop reserves them
+    pool_quota.pool_quota_rebuild()  # and on the pool's usage row, as the loop takes them
     return made
+
+
+def _pool_held(pool: WarmPool) -> int:
+    """The GPU units the pool's usage row says its standbys hold."""
+    return WarmPoolUsage.objects.get(pool=pool).gpu_units
 
 
 def _tenant(operator, name: str):
@@ -163,6 +170,7 @@ def test_fifty_concurrent_launches_claim_exactly_the_ten_ready_standbys():
     profile = _system_profile(operator)
     pool = _default_pool(profile)
     standbys = {s.pk: s for s in _standbys(profile, cluster, 10, pool=pool)}
+    assert _pool_held(pool) == 10 * 28
     OrmQ.objects.all().delete()
     results, barrier = {}, threading.Barrier(50)
 
@@ -213,6 +221,8 @@ def test_fifty_concurrent_launches_claim_exactly_the_ten_ready_standbys():
     }
     assert all(facts[pk]["warm_pool"] == {"standby": None} for pk in misses)
     assert audit_verify().ok
+    # The pool quota gave back each claimed standby's GPU, in its claim's transaction: no drift.
+    assert _pool_held(pool) == 0 and pool_quota.pool_quota_drift() == []
 
     # The hand-overs went to the agent's queue only (nothing ran here), the deploys too; the loop was
     # enqueued on the default queue after each claim.
@@ -389,6 +399,7 @@ def test_an_over_quota_launch_is_refused_and_the_standby_stays_ready(pooled):
     standby.refresh_from_db()
     assert (standby.state, standby.instance, standby.claimed_at) == ("ready", None, None)
     assert not ComputeInstance.objects.filter(name="too-much").exists()
+    assert _pool_held(standby.pool) == 28  # the refused claim gave nothing back (it rolled back)
     # Standby GPUs are the provider's, not a tenant's: org B's launch claims it within its own quota.
     tenancy_services.quota_update(actor=world.operator, quota=world.b.org.quota, gpus=1)
     assert _launch(world, profile, "fits", tenant="b").standby == standby
@@ -402,6 +413,7 @@ def test_a_claimed_standby_is_counted_once_as_the_instance(pooled):
     assert selectors.reservations()[cluster.pk].gpus == {"A100-SXM4-40GB": 1}  # but holds its GPU
     instance = _launch(world, profile, "claimer")
     assert instance.standby == standby
+    assert _pool_held(standby.pool) == 0  # no longer the pool's: it left the pool quota
     # Held once: as the instance's (against the tenant's quota), no longer as the standby's.
     assert selectors.reservations()[cluster.pk].gpus == {"A100-SXM4-40GB": 1}
     assert selectors.reservations()[cluster.pk].cpu_millis == 4000

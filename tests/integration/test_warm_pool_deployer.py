@@ -14,8 +14,8 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from catalog.models import ComputeProfile
-from instances import baseline, deployer, placeholders, pool_deployer, services
-from instances.models import ComputeInstance, Run, StandbyInstance
+from instances import baseline, deployer, placeholders, pool_deployer, pool_quota, services
+from instances.models import ComputeInstance, Run, StandbyInstance, WarmPool
 from inventory.models import Cluster
 from paas.models import AuditEvent
 from tests.support.guardrails import OTHER_RUNTIME
@@ -203,7 +203,9 @@ def test_a_failed_handover_then_a_retry_deploys_it_fully(live, kube_cluster):
 def test_a_mig_standby_holds_its_slice_and_a_retired_one_is_deleted(live):
     core = live["core"]
     mig = ComputeProfile.objects.get(org__isnull=True, name="mig-small")
-    standby = ready_standby(live, profile=mig)
+    pool = WarmPool.objects.create(profile=mig, cluster=live["cluster"], desired=0)
+    standby = ready_standby(live, profile=mig, pool=pool)
+    assert pool_quota.pool_held(pool.pk) == standby.gpu_units == 4  # one 1g.10gb slice: 1/7 of a GPU
     (pod,) = _placeholder_pods(core, standby.namespace)
     requests = pod.spec.containers[0].resources.requests
     assert requests["nvidia.com/mig-1g.10gb"] == "1" and "nvidia.com/gpu" not in requests
@@ -216,6 +218,7 @@ def test_a_mig_standby_holds_its_slice_and_a_retired_one_is_deleted(live):
     assert pool_deployer.standby_delete(standby_id=standby.pk) == "deleted"
     standby.refresh_from_db()
     assert standby.retired_at is not None
+    assert pool_quota.pool_held(pool.pk) == 0  # given back to the pool quota with the move to deleted
     with pytest.raises(ApiException) as gone:
         core.read_namespace(standby.namespace)
     assert gone.value.status == 404

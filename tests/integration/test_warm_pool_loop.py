@@ -19,7 +19,7 @@ from django_q.models import OrmQ
 
 from catalog import services as catalog_services
 from catalog.models import ComputeProfile
-from instances import capacity, pool_claims, pool_loop, pools
+from instances import capacity, pool_claims, pool_loop, pool_quota, pools
 from instances.models import PoolSchedule, StandbyInstance, WarmPool
 from instances.selectors import reservations
 from inventory.models import Cluster, Datacenter
@@ -179,6 +179,7 @@ def test_pool_quota_stops_the_loop_with_the_reason(world, cluster, django_captur
     pool = default_pool(profile)
     pool.standbys.all().delete()
     capacity.capacity_rebuild()  # deleted directly: their GPUs given back, as their deletion would
+    pool_quota.pool_quota_rebuild()  # (to the cluster and to the pool quota)
     pools.pool_update(actor=world.operator, pool=pool, max_gpus=4)
     assert converge(django_capture_on_commit_callbacks)[pool.pk] == "short"
     pool.refresh_from_db()
