@@ -50,6 +50,16 @@ def _waiting_on_pool_usage() -> int:
         return cursor.fetchone()[0]
 
 
+def _release_once_waiting(release: threading.Event, threads: list[threading.Thread], *, what: str) -> None:
+    """Once a statement is seen waiting on a pool's usage row, let the holder go and join everyone."""
+    try:
+        wait_for(lambda: _waiting_on_pool_usage() >= 1, timeout=30, what=what)
+    finally:
+        release.set()
+        for thread in threads:
+            thread.join(60)
+
+
 def _holding(
     sql: str, params: list, *, locked: threading.Event, release: threading.Event
 ) -> threading.Thread:
@@ -128,12 +138,7 @@ def test_a_refused_take_rolls_the_loops_batch_back(world):
 
     looper = threading.Thread(target=loop)
     looper.start()
-    try:
-        wait_for(lambda: _waiting_on_pool_usage() >= 1, timeout=30, what="the loop's take waiting on the row")
-    finally:
-        release.set()
-        raiser.join(30)
-        looper.join(60)
+    _release_once_waiting(release, [raiser, looper], what="the loop's take waiting on the row")
     assert errors == [] and statuses[pool.pk] == "short"
     pool.refresh_from_db()
     assert pool.status_reason == (
@@ -179,12 +184,7 @@ def test_two_takes_at_once_never_pass_the_pool_quota(world):
     assert first_in.wait(30)
     second = threading.Thread(target=take, args=("second", False))
     second.start()
-    try:
-        wait_for(lambda: _waiting_on_pool_usage() >= 1, timeout=30, what="the second take waiting")
-    finally:
-        release.set()
-        first.join(30)
-        second.join(30)
+    _release_once_waiting(release, [first, second], what="the second take waiting on the row")
     assert results == {"first": True, "second": False} and held(pool) == ONE_GPU
     assert pool_quota.pool_take(pool_id=pool.pk, units=0)  # nothing asked: always
     WarmPool.objects.filter(pk=pool.pk).update(max_gpus=None)  # no quota: only the clusters limit it
