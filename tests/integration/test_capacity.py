@@ -19,7 +19,7 @@ from inventory.models import ClusterReservation, Node
 from paas.errors import Conflict
 from tenancy import services as tenancy_services
 from tests.factories import make_operator, make_org, make_profile, make_synced_cluster
-from tests.support.wait import wait_for
+from tests.support.wait import lock_waiters, wait_for
 
 A100 = "A100-SXM4-40GB"
 EIGHT = [{"gpu_model": A100, "gpu_count": 8, "cpu_cores": "8", "memory_gib": 64, "storage_gib": 10}]
@@ -86,15 +86,6 @@ def _move(instance, *states) -> None:
 # --- the race -----------------------------------------------------------------------------------------
 
 
-def _waiting_on_reservations() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND wait_event_type = 'Lock' AND query LIKE 'UPDATE %%clusterreservation%%'"
-        )
-        return cursor.fetchone()[0]
-
-
 @pytest.mark.django_db(transaction=True)
 def test_launches_of_three_orgs_never_take_the_same_last_gpus():
     """Three orgs place an 8-GPU request at once: every placement (outside any lock) picks cluster
@@ -125,7 +116,11 @@ def test_launches_of_three_orgs_never_take_the_same_last_gpus():
     threads = [threading.Thread(target=launch, args=(org_id,)) for org_id in (101, 102, 103)]
     for thread in threads:
         thread.start()
-    wait_for(lambda: _waiting_on_reservations() >= 2, timeout=30, what="two reservations waiting on a row")
+    wait_for(
+        lambda: lock_waiters("UPDATE %clusterreservation%") >= 2,
+        timeout=30,
+        what="two reservations waiting on a row",
+    )
     assert len(results) == 1, results  # only the holder of race-a's row got through
     release.set()
     for thread in threads:

@@ -6,14 +6,14 @@ import datetime as dt
 import threading
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from billing import cost_profiles
 from billing.models import CostProfile, RollupState
 from paas.errors import ApplicationError
 from tests.factories import make_operator, make_synced_cluster
-from tests.support.wait import wait_for
+from tests.support.wait import lock_waiters, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -88,15 +88,7 @@ def test_a_rollup_closing_the_hours_first_wins():
     adder = threading.Thread(target=_run, args=(add_rates, results, "rates"))
     adder.start()
 
-    def waiting_on_a_lock() -> bool:
-        with connections["default"].cursor() as cursor:
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = "
-                "current_database()"
-            )
-            return cursor.fetchone()[0] > 0
-
-    wait_for(waiting_on_a_lock, what="the rates to wait for the roll-up's lock")
+    wait_for(lambda: lock_waiters() > 0, what="the rates to wait for the roll-up's lock")
     release.set()
     rollup.join()
     adder.join()

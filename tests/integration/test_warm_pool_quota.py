@@ -26,7 +26,7 @@ from instances.selectors import reservations
 from paas.models import AuditEvent
 from tests.factories import make_synced_cluster
 from tests.integration.test_warm_pool_loop import default_pool, gpus, make_ready, standing, system_profile
-from tests.support.wait import wait_for
+from tests.support.wait import lock_waiters, wait_for
 
 S = StandbyInstance.State
 ONE_GPU = 28  # GPU units
@@ -41,19 +41,10 @@ def deploys() -> int:
     return sum(1 for row in OrmQ.objects.all() if row.task.get("func") == "instances.tasks.standby_deploy")
 
 
-def _waiting_on_pool_usage() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND wait_event_type = 'Lock' AND query LIKE '%%instances_warmpoolusage%%'"
-        )
-        return cursor.fetchone()[0]
-
-
 def _release_once_waiting(release: threading.Event, threads: list[threading.Thread], *, what: str) -> None:
     """Once a statement is seen waiting on a pool's usage row, let the holder go and join everyone."""
     try:
-        wait_for(lambda: _waiting_on_pool_usage() >= 1, timeout=30, what=what)
+        wait_for(lambda: lock_waiters("%instances_warmpoolusage%") >= 1, timeout=30, what=what)
     finally:
         release.set()
         for thread in threads:

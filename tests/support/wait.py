@@ -33,3 +33,17 @@ def wait_for(
         if time.monotonic() > deadline:
             raise WaitTimedOut(f"timed out after {timeout:g}s waiting for {what or probe}")
         sleep(interval)
+
+
+def lock_waiters(query_like: str = "%") -> int:
+    """How many sessions of this database wait on a lock now, running a statement ``LIKE query_like``
+    (all of them by default): what a race test polls for before it lets the holder go."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND query LIKE %s",
+            [query_like],
+        )
+        return cursor.fetchone()[0]
