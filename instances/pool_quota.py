@@ -37,12 +37,10 @@ def _tables() -> tuple[str, str, str]:
 
 def _resum_sql(*, one_pool: bool) -> str:
     """The GPU units each pool's standbys hold now (parameters: ``%(holding)s``, ``%(pool)s``)."""
-    _usage, pools, standbys = _tables()
-    where = "s.pool_id = %(pool)s AND " if one_pool else "s.pool_id IS NOT NULL AND "
+    where = "s.pool_id = %(pool)s" if one_pool else "s.pool_id IS NOT NULL"
     return (
-        f"SELECT s.pool_id, COALESCE(SUM(s.gpu_units), 0) FROM {standbys} s "  # noqa: S608 (no input)
-        f"JOIN {pools} p ON p.id = s.pool_id "
-        f"WHERE {where}s.state = ANY(%(holding)s) GROUP BY s.pool_id"
+        f"SELECT s.pool_id, COALESCE(SUM(s.gpu_units), 0) FROM {_tables()[2]} s "  # noqa: S608 (no input)
+        f"WHERE {where} AND s.state = ANY(%(holding)s) GROUP BY s.pool_id"
     )
 
 
