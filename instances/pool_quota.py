@@ -30,16 +30,14 @@ from instances.models import StandbyInstance, WarmPool
 from instances.selectors import STANDBY_HOLDING
 from inventory import mig
 
-
-def _tables() -> tuple[str, str, str]:
-    return WarmPoolUsage._meta.db_table, WarmPool._meta.db_table, StandbyInstance._meta.db_table
+USAGE, POOLS, STANDBYS = (m._meta.db_table for m in (WarmPoolUsage, WarmPool, StandbyInstance))
 
 
 def _resum_sql(*, one_pool: bool) -> str:
     """The GPU units each pool's standbys hold now (parameters: ``%(holding)s``, ``%(pool)s``)."""
     where = "s.pool_id = %(pool)s" if one_pool else "s.pool_id IS NOT NULL"
     return (
-        f"SELECT s.pool_id, COALESCE(SUM(s.gpu_units), 0) FROM {_tables()[2]} s "  # noqa: S608 (no input)
+        f"SELECT s.pool_id, COALESCE(SUM(s.gpu_units), 0) FROM {STANDBYS} s "  # noqa: S608 (no input)
         f"WHERE {where} AND s.state = ANY(%(holding)s) GROUP BY s.pool_id"
     )
 
@@ -53,15 +51,14 @@ def pool_held(pool_id: int) -> int:
     none). Only a loop raises the row, one at a time (``capacity.MULTI_CLUSTER_LOCK``): read by the
     loop, it is an upper bound of what the pool will hold when the loop takes (claims and deletions
     only lower it meanwhile)."""
-    usage, pools, _standbys = _tables()
-    select = f"SELECT gpu_units FROM {usage} WHERE pool_id = %s"  # noqa: S608 (no input)
+    select = f"SELECT gpu_units FROM {USAGE} WHERE pool_id = %s"  # noqa: S608 (no input)
     with connection.cursor() as cursor:
         cursor.execute(select, [pool_id])  # (a plain read: it never waits for a claim's row lock)
         row = cursor.fetchone()
         if row is None:
             cursor.execute(
-                f"""INSERT INTO {usage} (pool_id, gpu_units, updated_at)
-                    SELECT p.id, COALESCE(h.units, 0), now() FROM {pools} p
+                f"""INSERT INTO {USAGE} (pool_id, gpu_units, updated_at)
+                    SELECT p.id, COALESCE(h.units, 0), now() FROM {POOLS} p
                       LEFT JOIN ({_resum_sql(one_pool=True)}) AS h (pool_id, units) ON h.pool_id = p.id
                      WHERE p.id = %(pool)s
                     ON CONFLICT (pool_id) DO NOTHING""",  # noqa: S608 (no input)
@@ -79,11 +76,10 @@ def pool_take(*, pool_id: int, units: int) -> bool:
     :func:`pool_held` first). Call it inside a transaction."""
     if units <= 0:
         return True
-    usage, pools, _standbys = _tables()
     with connection.cursor() as cursor:
         cursor.execute(
-            f"""UPDATE {usage} AS u SET gpu_units = u.gpu_units + %(units)s, updated_at = now()
-                  FROM {pools} p
+            f"""UPDATE {USAGE} AS u SET gpu_units = u.gpu_units + %(units)s, updated_at = now()
+                  FROM {POOLS} p
                  WHERE u.pool_id = %(pool)s AND p.id = u.pool_id
                    AND (p.max_gpus IS NULL OR u.gpu_units + %(units)s <= p.max_gpus * %(per_gpu)s)
                 RETURNING 1""",  # noqa: S608 (no input)
@@ -100,7 +96,7 @@ def standby_left(standby: StandbyInstance) -> None:
         return
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {_tables()[0]} SET gpu_units = GREATEST(gpu_units - %s, 0), updated_at = now() "  # noqa: S608
+            f"UPDATE {USAGE} SET gpu_units = GREATEST(gpu_units - %s, 0), updated_at = now() "  # noqa: S608
             "WHERE pool_id = %s",
             [standby.gpu_units, standby.pool_id],
         )
@@ -110,14 +106,13 @@ def pool_quota_drift() -> list[str]:
     """One line per pool whose row differs from the re-sum of its standbys (a pool holding nothing
     without a row is fine: its row starts from the re-sum). Empty: no drift. Read in one REPEATABLE READ
     snapshot (the rows and the standbys as of one moment)."""
-    usage = _tables()[0]
     outer = connection.in_atomic_block
     with transaction.atomic(), connection.cursor() as cursor:
         if not outer:
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         cursor.execute(_resum_sql(one_pool=False), _params())
         truth = {pk: int(units) for pk, units in cursor.fetchall()}
-        cursor.execute(f"SELECT pool_id, gpu_units FROM {usage}")  # noqa: S608 (no input)
+        cursor.execute(f"SELECT pool_id, gpu_units FROM {USAGE}")  # noqa: S608 (no input)
         kept = {pk: int(units) for pk, units in cursor.fetchall()}
     names = {
         pool.pk: str(pool)
@@ -147,16 +142,15 @@ def pool_quota_rebuild() -> int:
     """Recompute every pool's row from its standbys, in one transaction: rows are created for every
     pool, locked (loops, claims and deletions of those pools wait), then set to the re-sum read after
     the locks (set-based SQL). Returns the number of rows whose amount changed."""
-    usage, pools, _standbys = _tables()
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {usage} (pool_id, gpu_units, updated_at) SELECT id, 0, now() FROM {pools} "  # noqa: S608
+            f"INSERT INTO {USAGE} (pool_id, gpu_units, updated_at) SELECT id, 0, now() FROM {POOLS} "  # noqa: S608
             "ON CONFLICT (pool_id) DO NOTHING"
         )
-        cursor.execute(f"SELECT pool_id FROM {usage} ORDER BY pool_id FOR UPDATE")  # noqa: S608
+        cursor.execute(f"SELECT pool_id FROM {USAGE} ORDER BY pool_id FOR UPDATE")  # noqa: S608
         cursor.execute(
-            f"""UPDATE {usage} AS u SET gpu_units = COALESCE(h.units, 0), updated_at = now()
-                  FROM {usage} AS v
+            f"""UPDATE {USAGE} AS u SET gpu_units = COALESCE(h.units, 0), updated_at = now()
+                  FROM {USAGE} AS v
                   LEFT JOIN ({_resum_sql(one_pool=False)}) AS h (pool_id, units) ON h.pool_id = v.pool_id
                  WHERE u.pool_id = v.pool_id AND u.gpu_units <> COALESCE(h.units, 0)""",  # noqa: S608
             _params(),
