@@ -389,19 +389,25 @@ async def websocket(scope, receive, send) -> None:
         command=app.header(scope, b"kubectl-command"),
         request_id=context.new_request_id(),
     )
-    code, audited = 502, False
+    audited = False
+
+    async def refuse(refusal: Refusal) -> None:
+        # The status is recorded before the client hears it: whoever reads the audit records after
+        # the refusal finds it there.
+        nonlocal audited
+        audited = True
+        await auditing.done(record, refusal.status)
+        await deny(scope, send, refusal)
+
     try:
         protocols, dropped = offered_subprotocols(scope)
         if dropped and not protocols:
-            code = 400
-            await deny(
-                scope,
-                send,
+            await refuse(
                 Refusal.status_of(
                     400,
                     "BadRequest",
                     f"No WebSocket subprotocol of the Kubernetes API was offered (got {', '.join(dropped)}).",
-                ),
+                )
             )
             return
         try:
@@ -410,23 +416,21 @@ async def websocket(scope, receive, send) -> None:
                 scope, grant=grant, conn=conn, path=path, query=query, protocols=protocols
             )
         except upstream.UpstreamRefused as exc:
-            await deny(scope, send, Refusal.status_of(502, "BadGateway", str(exc)))
+            await refuse(Refusal.status_of(502, "BadGateway", str(exc)))
             return
         except HandshakeRefused as refused:
-            code = refused.refusal.status
             _remember(_refusal_key(grant, path, query), refused.refusal)
-            await deny(scope, send, refused.refusal)
+            await refuse(refused.refusal)
             return
         try:
             await send({"type": "websocket.accept", "subprotocol": ws.protocol})
-            code = 101
-            await auditing.done(record, code)
             audited = True
+            await auditing.done(record, 101)
             await relay(receive, send, ws, token=app.bearer(scope), grant=grant)
         finally:
             if not ws.closed:
                 await ws.close()
             await session.close()
     finally:
-        if not audited:
-            await auditing.done(record, code)
+        if not audited:  # failed before an answer (502: the stream could not be opened)
+            await auditing.done(record, 502)
